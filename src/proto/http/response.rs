@@ -1,0 +1,277 @@
+//! Deciding a request's response and writing its head: lookup, conditionals
+//! (RFC 9110 §13), ranges (§14), and the header block. Pure: it reads the request,
+//! the snapshot and the date, and writes into the caller's buffer.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::error::reason;
+use super::{Context, Error, Settings};
+use crate::store::BootFile;
+use crate::wire::http::range::{self, Spec};
+use crate::wire::http::{target, Method, Request, Version};
+
+/// What the connection sends after the head that [`respond`] wrote.
+#[derive(Debug)]
+pub(super) struct Plan {
+    pub(super) status: u16,
+    pub(super) close: bool,
+    /// File bytes that follow the head: (file, first offset, length).
+    pub(super) body: Option<(Arc<BootFile>, u64, u64)>,
+    /// Bytes of `out` that are body (an error's text), for the access log.
+    pub(super) inline_body: u64,
+    pub(super) error: Option<Error>,
+}
+
+/// Writes the response head for `req` into `out` (cleared first). `path` is the
+/// caller's reusable decode buffer.
+pub(super) fn respond(
+    req: &Request<'_>,
+    ctx: &Context<'_>,
+    settings: &Settings,
+    path: &mut String,
+    out: &mut Vec<u8>,
+) -> Plan {
+    let close = req.close || (req.version == Version::Http10 && !req.keep_alive);
+    match choose(req, ctx, settings, path) {
+        Ok(Choice::File {
+            file,
+            status,
+            first,
+            len,
+        }) => {
+            let head_only = req.method == Method::Head;
+            write_file_head(out, ctx, req.version, close, &file, status, first, len);
+            let body = (!head_only && len > 0).then_some((file, first, len));
+            Plan {
+                status,
+                close,
+                body,
+                inline_body: 0,
+                error: None,
+            }
+        }
+        Ok(Choice::NotModified(file)) => {
+            out.clear();
+            status_line(out, 304, ctx);
+            validators(out, &file);
+            connection(out, req.version, close);
+            out.extend_from_slice(b"\r\n");
+            Plan {
+                status: 304,
+                close,
+                body: None,
+                inline_body: 0,
+                error: None,
+            }
+        }
+        Err((e, file_len)) => {
+            let mut plan = error(out, ctx, e, req.version, close, req.method == Method::Head);
+            if let Some(len) = file_len {
+                // RFC 9110 §15.5.17: a 416 says the current length.
+                insert_before_blank_line(out, format_args!("Content-Range: bytes */{len}\r\n"));
+            }
+            plan.close |= close;
+            plan
+        }
+    }
+}
+
+enum Choice {
+    File {
+        file: Arc<BootFile>,
+        status: u16,
+        first: u64,
+        len: u64,
+    },
+    NotModified(Arc<BootFile>),
+}
+
+fn choose(
+    req: &Request<'_>,
+    ctx: &Context<'_>,
+    settings: &Settings,
+    path: &mut String,
+) -> Result<Choice, (Error, Option<u64>)> {
+    if req.transfer_encoding {
+        return Err((Error::TransferEncoding, None));
+    }
+    if let Some(n) = req.content_length.filter(|&n| n > settings.max_discard) {
+        return Err((Error::BodyTooLarge(n), None));
+    }
+    target::decode_path(req.target, path).map_err(|e| (Error::from(e), None))?;
+    if req.method == Method::Other {
+        return Err((Error::Method, None));
+    }
+    let file = ctx.snapshot.get(path).ok_or((Error::NotFound, None))?;
+    if not_modified(req, file) {
+        return Ok(Choice::NotModified(Arc::clone(file)));
+    }
+    let full = Choice::File {
+        file: Arc::clone(file),
+        status: 200,
+        first: 0,
+        len: file.len(),
+    };
+    // RFC 9110 §14.2: Range is defined for GET only.
+    let (Method::Get, Some(value)) = (req.method, req.range) else {
+        return Ok(full);
+    };
+    if req.if_range.is_some_and(|v| !if_range_matches(v, file)) {
+        return Ok(full);
+    }
+    match range::resolve(value, file.len()) {
+        Spec::Whole => Ok(full),
+        Spec::Part { first, last } => Ok(Choice::File {
+            file: Arc::clone(file),
+            status: 206,
+            first,
+            len: last - first + 1,
+        }),
+        Spec::Unsatisfiable => Err((Error::RangeNotSatisfiable, Some(file.len()))),
+    }
+}
+
+/// RFC 9110 §13.2.2 steps 3-4: If-None-Match (weak comparison), else If-Modified-Since.
+fn not_modified(req: &Request<'_>, file: &BootFile) -> bool {
+    if let Some(list) = req.if_none_match {
+        return list == b"*"
+            || list.split(|&b| b == b',').any(|tag| {
+                let tag = crate::wire::http::trim(tag);
+                tag.strip_prefix(b"W/").unwrap_or(tag) == file.etag().as_bytes()
+            });
+    }
+    match req.if_modified_since.and_then(parse_date) {
+        Some(since) => whole_seconds(file.mtime()) <= since,
+        None => false,
+    }
+}
+
+/// RFC 9110 §13.1.5: a strong ETag equal to ours, or a date equal to Last-Modified.
+fn if_range_matches(value: &[u8], file: &BootFile) -> bool {
+    if value.starts_with(b"\"") {
+        return value == file.etag().as_bytes();
+    }
+    if value.starts_with(b"W/") {
+        return false;
+    }
+    parse_date(value).is_some_and(|d| d == whole_seconds(file.mtime()))
+}
+
+fn parse_date(v: &[u8]) -> Option<u64> {
+    let t = httpdate::parse_http_date(std::str::from_utf8(v).ok()?).ok()?;
+    Some(whole_seconds(t))
+}
+
+fn whole_seconds(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one flat call per response; a struct would only rename them"
+)]
+fn write_file_head(
+    out: &mut Vec<u8>,
+    ctx: &Context<'_>,
+    version: Version,
+    close: bool,
+    file: &BootFile,
+    status: u16,
+    first: u64,
+    len: u64,
+) {
+    out.clear();
+    status_line(out, status, ctx);
+    let _ = write!(
+        out,
+        "Content-Type: {}\r\nContent-Length: {len}\r\n",
+        file.content_type()
+    );
+    validators(out, file);
+    out.extend_from_slice(b"Accept-Ranges: bytes\r\n");
+    if status == 206 {
+        let _ = write!(
+            out,
+            "Content-Range: bytes {first}-{}/{}\r\n",
+            first + len - 1,
+            file.len()
+        );
+    }
+    connection(out, version, close);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes an error response (a short text body unless `head_only`).
+pub(super) fn error(
+    out: &mut Vec<u8>,
+    ctx: &Context<'_>,
+    e: Error,
+    version: Version,
+    close: bool,
+    head_only: bool,
+) -> Plan {
+    let status = e.status();
+    let close = close || e.closes();
+    let text = reason(status);
+    out.clear();
+    status_line(out, status, ctx);
+    let body_len = text.len() + 1;
+    let _ = write!(
+        out,
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Length: {body_len}\r\n"
+    );
+    if status == 405 {
+        out.extend_from_slice(b"Allow: GET, HEAD\r\n");
+    }
+    connection(out, version, close);
+    out.extend_from_slice(b"\r\n");
+    let mut inline_body = 0;
+    if !head_only {
+        let _ = writeln!(out, "{text}");
+        inline_body = body_len as u64;
+    }
+    Plan {
+        status,
+        close,
+        body: None,
+        inline_body,
+        error: Some(e),
+    }
+}
+
+fn status_line(out: &mut Vec<u8>, status: u16, ctx: &Context<'_>) {
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status} {}\r\nServer: rackboot\r\nDate: {}\r\n",
+        reason(status),
+        ctx.date
+    );
+}
+
+fn validators(out: &mut Vec<u8>, file: &BootFile) {
+    let _ = write!(
+        out,
+        "Last-Modified: {}\r\nETag: {}\r\n",
+        file.last_modified(),
+        file.etag()
+    );
+}
+
+fn connection(out: &mut Vec<u8>, version: Version, close: bool) {
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if version == Version::Http10 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+}
+
+fn insert_before_blank_line(out: &mut Vec<u8>, line: std::fmt::Arguments<'_>) {
+    let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return;
+    };
+    let tail = out.split_off(end + 2);
+    let _ = out.write_fmt(line);
+    out.extend_from_slice(&tail);
+}

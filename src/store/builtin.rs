@@ -1,0 +1,87 @@
+//! The built-in demo set: what `rackboot serve` offers when no root is given, so a
+//! first run needs no files. Sizes match a real Debian netboot (an 850 KB iPXE
+//! binary, an 8 MB kernel, a 40 MB initrd); contents are deterministic filler, so
+//! that every run, and every server, serves the same bytes under the same ETags.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::{Error, Options, Snapshot};
+
+/// The demo boot script: chains to the demo kernel and initrd by relative URL.
+pub const SCRIPT: &str = "#!ipxe\n\
+    # rackboot built-in demo: serve your own files with `rackboot serve --root DIR`\n\
+    kernel demo/vmlinuz initrd=initrd.gz console=ttyS0 auto=true priority=critical\n\
+    initrd demo/initrd.gz\n\
+    boot\n";
+
+/// The demo preseed.
+pub const PRESEED: &str =
+    "# rackboot built-in demo preseed\nd-i debian-installer/locale string en_US.UTF-8\n";
+
+/// (URL path, length) of the generated binaries.
+pub const BINARIES: [(&str, usize); 4] = [
+    ("/ipxe.efi", 850_528),
+    ("/undionly.kpxe", 70_000),
+    ("/demo/vmlinuz", 8_200_000),
+    ("/demo/initrd.gz", 40_800_000),
+];
+
+/// 2026-01-01T00:00:00Z: a fixed date, so the demo's validators never change.
+const MTIME_SECS: u64 = 1_767_225_600;
+
+pub(super) fn snapshot(options: &Options) -> Result<Snapshot, Error> {
+    let mtime = UNIX_EPOCH + Duration::from_secs(MTIME_SECS);
+    let binaries: Vec<(&str, Vec<u8>)> = BINARIES
+        .iter()
+        .zip(1..)
+        .map(|(&(url, len), seed)| (url, filler(len, seed)))
+        .collect();
+    let texts = [
+        ("/boot.ipxe", SCRIPT.as_bytes()),
+        ("/preseed.cfg", PRESEED.as_bytes()),
+    ];
+    let all = texts
+        .into_iter()
+        .chain(binaries.iter().map(|(url, bytes)| (*url, bytes.as_slice())));
+    Snapshot::from_memory(all.map(|(url, bytes)| (url, bytes, mtime)), options)
+}
+
+/// `len` pseudo-random bytes from a fixed seed (xorshift64*): incompressible, so
+/// that no layer can make the demo look faster than real files.
+pub fn filler(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_set_has_its_script_and_realistic_sizes() {
+        let s = snapshot(&Options {
+            max_bytes: u64::MAX,
+            mlock: false,
+        })
+        .unwrap();
+        assert_eq!(s.get("/boot.ipxe").unwrap().bytes(), SCRIPT.as_bytes());
+        assert_eq!(s.get("/ipxe.efi").unwrap().len(), 850_528);
+        assert_eq!(s.get("/demo/initrd.gz").unwrap().len(), 40_800_000);
+        assert_eq!(s.len(), 2 + BINARIES.len());
+    }
+
+    #[test]
+    fn filler_is_deterministic_per_seed() {
+        assert_eq!(filler(100, 1), filler(100, 1));
+        assert_ne!(filler(100, 1), filler(100, 2));
+        assert_eq!(filler(13, 3).len(), 13);
+    }
+}

@@ -1,0 +1,263 @@
+//! Walking the served root: which files are served under which URL paths (the
+//! plan, also printed by `rackboot check`), then loading them into memory.
+//!
+//! Symlinks are resolved to their canonical target and followed only while that
+//! target is inside the canonical root; a link leading out is skipped with a warning,
+//! so nothing outside the root is ever loaded, let alone served. Directory loops
+//! through links are cut by remembering canonical directories already walked.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::{memfd, BootFile, Error, Locker, Options, Snapshot};
+
+/// One file the root would serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    /// URL path (`/dir/name`).
+    pub url: String,
+    /// Where it is read from (the canonical target of any link).
+    pub source: PathBuf,
+    /// Length in bytes when walked.
+    pub len: u64,
+}
+
+/// What a root would serve, sorted by URL path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// The canonical root.
+    pub root: PathBuf,
+    /// The files.
+    pub files: Vec<Planned>,
+    /// Sum of their lengths.
+    pub total_bytes: u64,
+    /// Links skipped because they lead out of the root (shown relative to the root).
+    pub skipped_links: Vec<String>,
+}
+
+/// Walks `root` without reading file contents.
+///
+/// # Errors
+/// The root or a directory under it cannot be read, a name is not UTF-8, or the
+/// total passes `max_bytes`.
+pub fn plan(root: &Path, max_bytes: u64) -> Result<Plan, Error> {
+    let canon = fs::canonicalize(root).map_err(|source| Error::Root {
+        path: root.into(),
+        source,
+    })?;
+    if !canon.is_dir() {
+        let source = std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory");
+        return Err(Error::Root {
+            path: root.into(),
+            source,
+        });
+    }
+    let mut walk = Walk {
+        root: canon.clone(),
+        max_bytes,
+        plan: Plan {
+            root: canon.clone(),
+            ..Plan::default()
+        },
+        seen: HashSet::new(),
+    };
+    walk.dir(&canon, &canon, String::new())?;
+    let mut plan = walk.plan;
+    plan.files.sort_by(|a, b| a.url.cmp(&b.url));
+    Ok(plan)
+}
+
+struct Walk {
+    root: PathBuf,
+    max_bytes: u64,
+    plan: Plan,
+    seen: HashSet<PathBuf>,
+}
+
+impl Walk {
+    /// Walks directory `real` (canonical), whose URL prefix is `url`. `shown` is the
+    /// path as reached through the root, for messages.
+    fn dir(&mut self, real: &Path, shown: &Path, url: String) -> Result<(), Error> {
+        if !self.seen.insert(real.to_path_buf()) {
+            return Ok(());
+        }
+        let read_err = |source| Error::Read {
+            path: shown.to_path_buf(),
+            source,
+        };
+        let mut entries: Vec<_> = fs::read_dir(real)
+            .map_err(read_err)?
+            .collect::<Result<_, _>>()
+            .map_err(read_err)?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let path = entry.path();
+            let shown = shown.join(entry.file_name());
+            let name = entry
+                .file_name()
+                .into_string()
+                .map_err(|_| Error::NotUtf8 {
+                    path: shown.clone(),
+                })?;
+            let url = format!("{url}/{name}");
+            let kind = entry.file_type().map_err(|source| Error::Read {
+                path: shown.clone(),
+                source,
+            })?;
+            let target = if kind.is_symlink() {
+                match fs::canonicalize(&path) {
+                    Ok(t) if t.starts_with(&self.root) => t,
+                    Ok(_) => {
+                        tracing::warn!(path = %url, "symlink leads outside the root; not served");
+                        self.plan.skipped_links.push(url);
+                        continue;
+                    }
+                    Err(source) => {
+                        return Err(Error::Read {
+                            path: shown,
+                            source,
+                        })
+                    }
+                }
+            } else {
+                path
+            };
+            let meta = fs::metadata(&target).map_err(|source| Error::Read {
+                path: shown.clone(),
+                source,
+            })?;
+            if meta.is_dir() {
+                self.dir(&target, &shown, url)?;
+            } else if meta.is_file() {
+                self.plan.total_bytes = self.plan.total_bytes.saturating_add(meta.len());
+                if self.plan.total_bytes > self.max_bytes {
+                    return Err(Error::TooLarge {
+                        total: self.plan.total_bytes,
+                        cap: self.max_bytes,
+                        path: shown,
+                    });
+                }
+                self.plan.files.push(Planned {
+                    url,
+                    source: target,
+                    len: meta.len(),
+                });
+            } else {
+                tracing::debug!(path = %url, "not a regular file; not served");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Loads every planned file into sealed memory.
+pub(super) fn load(plan: &Plan, options: &Options) -> Result<Snapshot, Error> {
+    let mut snapshot = Snapshot::default();
+    let mut locker = Locker::new(options.mlock);
+    for f in &plan.files {
+        let read_err = |source| Error::Read {
+            path: f.source.clone(),
+            source,
+        };
+        let mut file = fs::File::open(&f.source).map_err(read_err)?;
+        let meta = file.metadata().map_err(read_err)?;
+        let mtime = meta.modified().map_err(read_err)?;
+        let mut memory =
+            memfd::Sealed::copy_from(&f.url, &mut file, meta.len()).map_err(|source| {
+                Error::Memory {
+                    path: f.source.clone(),
+                    source,
+                }
+            })?;
+        locker.lock(&mut memory);
+        snapshot.insert(BootFile::new(f.url.as_str().into(), mtime, memory));
+    }
+    locker.finish();
+    Ok(snapshot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn tree() -> tempdir::Dir {
+        let d = tempdir::Dir::new("load");
+        fs::create_dir_all(d.0.join("root/efi")).unwrap();
+        fs::write(d.0.join("root/boot.ipxe"), b"#!ipxe\n").unwrap();
+        fs::write(d.0.join("root/efi/ipxe.efi"), vec![7u8; 3000]).unwrap();
+        fs::write(d.0.join("secret"), b"outside").unwrap();
+        symlink(d.0.join("secret"), d.0.join("root/leak")).unwrap();
+        symlink("efi/ipxe.efi", d.0.join("root/snp.efi")).unwrap();
+        symlink("..", d.0.join("root/efi/up")).unwrap();
+        d
+    }
+
+    #[test]
+    fn links_inside_the_root_are_served_and_links_out_are_not() {
+        let d = tree();
+        let p = plan(&d.0.join("root"), u64::MAX).unwrap();
+        let urls: Vec<_> = p.files.iter().map(|f| f.url.as_str()).collect();
+        assert_eq!(urls, ["/boot.ipxe", "/efi/ipxe.efi", "/snp.efi"]);
+        assert_eq!(p.skipped_links, ["/leak"]);
+        assert_eq!(p.total_bytes, 7 + 3000 + 3000);
+    }
+
+    #[test]
+    fn a_loaded_snapshot_holds_the_bytes() {
+        let d = tree();
+        let opts = Options {
+            max_bytes: u64::MAX,
+            mlock: false,
+        };
+        let s = Snapshot::load(&d.0.join("root"), &opts).unwrap();
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.get("/boot.ipxe").unwrap().bytes(), b"#!ipxe\n");
+        assert_eq!(s.get("/snp.efi").unwrap().len(), 3000);
+        assert!(s.get("/leak").is_none());
+        assert_eq!(
+            s.get("/boot.ipxe").unwrap().content_type(),
+            "text/plain; charset=utf-8"
+        );
+    }
+
+    #[test]
+    fn the_cap_fails_the_start_naming_the_file() {
+        let d = tree();
+        let err = plan(&d.0.join("root"), 100).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("ipxe.efi") && msg.contains("store.max_mib"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_missing_root_names_the_key_to_fix() {
+        let err = plan(Path::new("/nonexistent/rackboot-root"), u64::MAX).unwrap_err();
+        assert!(err.to_string().contains("--root"), "{err}");
+    }
+
+    /// A temporary directory removed on drop (tests only).
+    mod tempdir {
+        use std::path::PathBuf;
+        pub(super) struct Dir(pub(super) PathBuf);
+        impl Dir {
+            pub(super) fn new(tag: &str) -> Self {
+                static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let p =
+                    std::env::temp_dir().join(format!("rackboot-{tag}-{}-{n}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&p);
+                std::fs::create_dir_all(&p).unwrap();
+                Self(p)
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+}

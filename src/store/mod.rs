@@ -1,0 +1,230 @@
+//! Boot files held in memory. At start every regular file under the served root is
+//! copied once into a sealed memfd and mapped read-only; a [`Snapshot`] maps URL
+//! paths to `Arc<BootFile>`. Engines hold an `Arc<BootFile>` for as long as they send
+//! from it, so a later snapshot can replace this one without cutting a transfer.
+//!
+//! Data flow: `config` says where and how much; `store` loads; `proto` names byte
+//! ranges of a `BootFile`; `io` sends them (the fd for sendfile, the mapping for
+//! vectored writes).
+
+pub mod builtin;
+mod error;
+mod load;
+mod memfd;
+pub mod mime;
+
+use std::collections::HashMap;
+use std::os::fd::BorrowedFd;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use error::Error;
+pub use load::{plan, Plan, Planned};
+
+/// How a root is loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// The start fails when the root holds more than this many bytes.
+    pub max_bytes: u64,
+    /// Lock the files' pages in memory (warns once where the limit refuses).
+    pub mlock: bool,
+}
+
+/// One boot file in memory, with the validators HTTP needs precomputed.
+#[derive(Debug)]
+pub struct BootFile {
+    path: Box<str>,
+    mtime: SystemTime,
+    etag: Box<str>,
+    last_modified: Box<str>,
+    content_type: &'static str,
+    memory: memfd::Sealed,
+}
+
+impl BootFile {
+    fn new(path: Box<str>, mtime: SystemTime, memory: memfd::Sealed) -> Self {
+        let len = memory.bytes().len() as u64;
+        // Strong validator from what identifies this content in the snapshot: the
+        // modification time (to the nanosecond) and the length, as nginx does. Two
+        // servers loading the same tree give the same tags.
+        let since = mtime.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let etag = format!(
+            "\"{:x}.{:x}-{len:x}\"",
+            since.as_secs(),
+            since.subsec_nanos()
+        )
+        .into();
+        let last_modified = httpdate::fmt_http_date(mtime).into();
+        let content_type = mime::for_path(&path);
+        Self {
+            path,
+            mtime,
+            etag,
+            last_modified,
+            content_type,
+            memory,
+        }
+    }
+
+    /// URL path, `/` separated, starting with `/`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+    /// Length in bytes.
+    pub fn len(&self) -> u64 {
+        self.memory.bytes().len() as u64
+    }
+    /// Whether the file is empty.
+    pub fn is_empty(&self) -> bool {
+        self.memory.bytes().is_empty()
+    }
+    /// The whole content, from the read-only mapping.
+    pub fn bytes(&self) -> &[u8] {
+        self.memory.bytes()
+    }
+    /// The sealed memfd holding the content (for sendfile/splice).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.memory.fd()
+    }
+    /// Modification time of the source file.
+    pub fn mtime(&self) -> SystemTime {
+        self.mtime
+    }
+    /// Strong entity tag, quoted.
+    pub fn etag(&self) -> &str {
+        &self.etag
+    }
+    /// `Last-Modified` value (IMF-fixdate).
+    pub fn last_modified(&self) -> &str {
+        &self.last_modified
+    }
+    /// `Content-Type` value.
+    pub fn content_type(&self) -> &'static str {
+        self.content_type
+    }
+    /// Whether the pages are locked in memory.
+    pub fn is_locked(&self) -> bool {
+        self.memory.is_locked()
+    }
+}
+
+/// An immutable set of boot files, looked up by URL path.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    files: HashMap<Box<str>, Arc<BootFile>>,
+    total_bytes: u64,
+}
+
+impl Snapshot {
+    /// Loads every regular file under `root` (symlinks only while they stay inside).
+    ///
+    /// # Errors
+    /// The root is missing or unreadable, a file cannot be read (the error names it),
+    /// or the total passes `options.max_bytes`.
+    pub fn load(root: &Path, options: &Options) -> Result<Self, Error> {
+        let plan = load::plan(root, options.max_bytes)?;
+        load::load(&plan, options)
+    }
+
+    /// The built-in demo set (see [`builtin`]), for a first run with no root.
+    ///
+    /// # Errors
+    /// Only a failure to create memory files.
+    pub fn builtin(options: &Options) -> Result<Self, Error> {
+        builtin::snapshot(options)
+    }
+
+    /// A snapshot of files given as bytes: (URL path, content, modification time).
+    ///
+    /// # Errors
+    /// Only a failure to create memory files.
+    pub fn from_memory<'a>(
+        files: impl IntoIterator<Item = (&'a str, &'a [u8], SystemTime)>,
+        options: &Options,
+    ) -> Result<Self, Error> {
+        let mut snapshot = Snapshot::default();
+        let mut locker = Locker::new(options.mlock);
+        for (url, bytes, mtime) in files {
+            let mut memory =
+                memfd::Sealed::from_bytes(url, bytes).map_err(|source| Error::Memory {
+                    path: url.into(),
+                    source,
+                })?;
+            locker.lock(&mut memory);
+            snapshot.insert(BootFile::new(url.into(), mtime, memory));
+        }
+        locker.finish();
+        Ok(snapshot)
+    }
+
+    fn insert(&mut self, file: BootFile) {
+        self.total_bytes += file.len();
+        self.files.insert(file.path.clone(), Arc::new(file));
+    }
+
+    /// The file served at `path` (as produced by `wire::http::target::decode_path`).
+    pub fn get(&self, path: &str) -> Option<&Arc<BootFile>> {
+        self.files.get(path)
+    }
+    /// Number of files.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+    /// Whether the snapshot holds no file.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+    /// Sum of the files' lengths.
+    pub fn total_bytes(&self) -> u64 {
+        self.total_bytes
+    }
+    /// The files, sorted by path.
+    pub fn files(&self) -> Vec<&Arc<BootFile>> {
+        let mut v: Vec<_> = self.files.values().collect();
+        v.sort_by(|a, b| a.path.cmp(&b.path));
+        v
+    }
+}
+
+/// Tries `mlock` for each file until the first refusal, then warns once.
+#[derive(Debug)]
+struct Locker {
+    enabled: bool,
+    refused: Option<std::io::Error>,
+    unlocked_bytes: u64,
+}
+
+impl Locker {
+    fn new(enabled: bool) -> Self {
+        Self {
+            enabled,
+            refused: None,
+            unlocked_bytes: 0,
+        }
+    }
+
+    fn lock(&mut self, memory: &mut memfd::Sealed) {
+        if !self.enabled || memory.bytes().is_empty() {
+            return;
+        }
+        if self.refused.is_none() {
+            match memory.lock() {
+                Ok(()) => return,
+                Err(e) => self.refused = Some(e),
+            }
+        }
+        self.unlocked_bytes += memory.bytes().len() as u64;
+    }
+
+    fn finish(self) {
+        if let Some(e) = self.refused {
+            tracing::warn!(
+                unlocked_bytes = self.unlocked_bytes,
+                error = %e,
+                "boot files could not all be locked in memory (RLIMIT_MEMLOCK); they may be \
+                 swapped out under memory pressure: grant CAP_IPC_LOCK or raise LimitMEMLOCK"
+            );
+        }
+    }
+}
