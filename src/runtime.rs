@@ -1,1 +1,50 @@
-//! placeholder
+//! Thread-per-core: one pinned worker per core, each with its own SO_REUSEPORT
+//! listener and poll loop. Workers share only the read-only snapshot; the first
+//! worker to fail ends the server, so a supervisor can restart it whole.
+#![forbid(unsafe_code)]
+
+use std::sync::{mpsc, Arc};
+
+use crate::config::Config;
+use crate::io::{self, http::Worker, socket};
+use crate::store::Snapshot;
+
+/// Binds the listeners, logs where it listens, and serves until a worker fails.
+///
+/// # Errors
+/// A listener cannot be bound, or a worker's poller failed.
+pub fn serve(config: &Config, snapshot: Arc<Snapshot>) -> Result<(), io::Error> {
+    let listeners = socket::reuseport_listeners(config.http.listen, config.workers)?;
+    let addr = listeners
+        .first()
+        .and_then(|l| l.local_addr().ok())
+        .unwrap_or(config.http.listen);
+    tracing::info!(%addr, workers = listeners.len(), files = snapshot.len(), bytes = snapshot.total_bytes(), "http listening");
+    let cores = socket::allowed_cores();
+    let (done, failed) = mpsc::channel();
+    for (id, listener) in listeners.into_iter().enumerate() {
+        let (snapshot, http, done) = (Arc::clone(&snapshot), config.http, done.clone());
+        let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
+        let spawned = std::thread::Builder::new().name(format!("rackboot-w{id}")).spawn(move || {
+            if let Some(core) = core {
+                if let Err(e) = socket::pin_current_thread(core) {
+                    tracing::warn!(worker = id, core, error = %e, "cannot pin worker to its core; running unpinned");
+                }
+            }
+            let result = Worker::new(id, listener, snapshot, http).and_then(Worker::run);
+            let _ = done.send(result);
+        });
+        if let Err(source) = spawned {
+            return Err(io::Error::Poll {
+                worker: id,
+                op: "spawn worker thread",
+                source,
+            });
+        }
+    }
+    drop(done);
+    match failed.recv() {
+        Ok(result) => result,
+        Err(_) => Ok(()),
+    }
+}

@@ -1,1 +1,420 @@
-//! placeholder
+//! Configuration: the TOML file (file.rs) validated into typed runtime values, with
+//! command-line overrides. Every error names the key (or flag), the line, and the fix.
+#![forbid(unsafe_code)]
+
+pub mod file;
+
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use file::{Level, LogFormat};
+use toml::Spanned;
+
+use crate::proto::http::Settings;
+use crate::store;
+use crate::wire::http::{Limits, MAX_HEADERS_CAP};
+
+/// The default HTTP address: every interface, port 80, as iPXE scripts expect.
+pub const DEFAULT_HTTP: &str = "0.0.0.0:80";
+
+/// A configuration that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has an unknown key or a value of the wrong type.
+    #[error("config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message: line, column, key and what was expected.
+        message: String,
+    },
+    /// A value has the right type but cannot be used.
+    #[error("{at}: `{key}` {problem} ({fix})")]
+    Invalid {
+        /// `file:line`, or `command line`.
+        at: String,
+        /// The key or flag.
+        key: &'static str,
+        /// What is wrong, with the value.
+        problem: String,
+        /// What to write instead.
+        fix: String,
+    },
+}
+
+/// Values from the command line; each wins over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--root`
+    pub root: Option<PathBuf>,
+    /// `--http`
+    pub http: Option<SocketAddr>,
+    /// `--workers`
+    pub workers: Option<usize>,
+    /// `--log-format`
+    pub log_format: Option<LogFormat>,
+    /// `--log-level`
+    pub log_level: Option<Level>,
+    /// `--no-access-log`
+    pub no_access_log: bool,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Served directory; `None` serves the built-in demo set.
+    pub root: Option<PathBuf>,
+    /// Worker threads (at least 1).
+    pub workers: usize,
+    /// HTTP listener.
+    pub http: Http,
+    /// Store options.
+    pub store: store::Options,
+    /// Logging.
+    pub log: Log,
+}
+
+/// HTTP settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Http {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Per-connection engine settings.
+    pub settings: Settings,
+    /// Open connections per worker; more are answered 503 and closed.
+    pub max_connections: usize,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Log {
+    /// Line format.
+    pub format: LogFormat,
+    /// Verbosity.
+    pub level: Level,
+    /// One line per request.
+    pub access: bool,
+}
+
+impl Config {
+    /// Reads and validates `path` (or only defaults when `None`), then applies `cli`.
+    ///
+    /// # Errors
+    /// See [`Error`]: each names the key or flag and the fix.
+    pub fn load(path: Option<&Path>, cli: &Overrides) -> Result<Self, Error> {
+        let Some(path) = path else {
+            return Self::validate(file::File::default(), "", Path::new("(defaults)"), cli);
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::parse(&text, path, cli)
+    }
+
+    /// Parses and validates TOML `text` read from `path`.
+    ///
+    /// # Errors
+    /// See [`Error`].
+    pub fn parse(text: &str, path: &Path, cli: &Overrides) -> Result<Self, Error> {
+        let raw: file::File = toml::from_str(text).map_err(|e| Error::Parse {
+            path: path.into(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        Self::validate(raw, text, path, cli)
+    }
+
+    fn validate(raw: file::File, text: &str, path: &Path, cli: &Overrides) -> Result<Self, Error> {
+        let v = Validator { text, path };
+        let root = match (&cli.root, &raw.root) {
+            (Some(p), _) => Some(v.dir(None, "--root", p)?),
+            (None, Some(s)) => Some(v.dir(Some(s), "root", Path::new(s.get_ref()))?),
+            (None, None) => None,
+        };
+        let workers = match (cli.workers, &raw.workers) {
+            (Some(0), _) => {
+                return Err(v.invalid(
+                    None,
+                    "--workers",
+                    "is 0".into(),
+                    "give at least 1, or leave it out for one per core",
+                ))
+            }
+            (Some(n), _) => n,
+            (None, Some(n)) => v.int(
+                n,
+                "workers",
+                0..=1024,
+                "a count from 1 to 1024, or 0 for one per core",
+            )? as usize,
+            (None, None) => 0,
+        };
+        let workers = if workers == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            workers
+        };
+        let h = &raw.http;
+        let listen = match (cli.http, &h.listen) {
+            (Some(a), _) => a,
+            (None, Some(s)) => s.get_ref().parse().map_err(|_| {
+                v.invalid(
+                    Some(s.span().start),
+                    "http.listen",
+                    format!("is {:?}, not an address", s.get_ref()),
+                    "write ADDR:PORT, e.g. \"0.0.0.0:80\"",
+                )
+            })?,
+            (None, None) => DEFAULT_HTTP
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 80))),
+        };
+        let d = Settings::default();
+        let max_head = v.opt_int(
+            &h.max_head_bytes,
+            "http.max_head_bytes",
+            1024..=1 << 20,
+            d.limits.max_head as i64,
+        )? as usize;
+        let max_target = v.opt_int(
+            &h.max_target_bytes,
+            "http.max_target_bytes",
+            16..=max_head as i64,
+            d.limits.max_target as i64,
+        )? as usize;
+        let max_headers = v.opt_int(
+            &h.max_headers,
+            "http.max_headers",
+            1..=MAX_HEADERS_CAP as i64,
+            d.limits.max_headers as i64,
+        )? as usize;
+        let secs = |s, key, default: Duration| {
+            v.opt_int(s, key, 1..=86_400, default.as_secs() as i64)
+                .map(|n| Duration::from_secs(n as u64))
+        };
+        let settings = Settings {
+            limits: Limits {
+                max_head,
+                max_headers,
+                max_target,
+            },
+            idle_timeout: secs(&h.idle_secs, "http.idle_secs", d.idle_timeout)?,
+            head_timeout: secs(&h.head_secs, "http.head_secs", d.head_timeout)?,
+            send_timeout: secs(&h.send_secs, "http.send_secs", d.send_timeout)?,
+            access_log: !cli.no_access_log && raw.log.access.unwrap_or(true),
+            ..d
+        };
+        let max_connections = v.opt_int(
+            &h.max_connections,
+            "http.max_connections",
+            1..=1_000_000,
+            10_000,
+        )? as usize;
+        let max_mib = v.opt_int(&raw.store.max_mib, "store.max_mib", 1..=1 << 20, 8192)? as u64;
+        Ok(Config {
+            root,
+            workers,
+            http: Http {
+                listen,
+                settings,
+                max_connections,
+            },
+            store: store::Options {
+                max_bytes: max_mib << 20,
+                mlock: raw.store.mlock.unwrap_or(true),
+            },
+            log: Log {
+                format: cli.log_format.or(raw.log.format).unwrap_or_default(),
+                level: cli.log_level.or(raw.log.level).unwrap_or_default(),
+                access: settings.access_log,
+            },
+        })
+    }
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+impl Validator<'_> {
+    fn invalid(
+        &self,
+        at: Option<usize>,
+        key: &'static str,
+        problem: String,
+        fix: impl Into<String>,
+    ) -> Error {
+        let at = match at {
+            Some(offset) => {
+                let line = self
+                    .text
+                    .get(..offset)
+                    .map_or(1, |t| t.matches('\n').count() + 1);
+                format!("{}:{line}", self.path.display())
+            }
+            None => "command line".to_owned(),
+        };
+        Error::Invalid {
+            at,
+            key,
+            problem,
+            fix: fix.into(),
+        }
+    }
+
+    fn int(
+        &self,
+        s: &Spanned<i64>,
+        key: &'static str,
+        range: RangeInclusive<i64>,
+        fix: &str,
+    ) -> Result<i64, Error> {
+        let n = *s.get_ref();
+        if range.contains(&n) {
+            Ok(n)
+        } else {
+            Err(self.invalid(Some(s.span().start), key, format!("is {n}"), fix))
+        }
+    }
+
+    fn opt_int(
+        &self,
+        s: &Option<Spanned<i64>>,
+        key: &'static str,
+        range: RangeInclusive<i64>,
+        default: i64,
+    ) -> Result<i64, Error> {
+        match s {
+            None => Ok(default),
+            Some(s) => {
+                let fix = format!(
+                    "give a whole number from {} to {}, or leave it out for {default}",
+                    range.start(),
+                    range.end()
+                );
+                self.int(s, key, range, &fix)
+            }
+        }
+    }
+
+    fn dir(
+        &self,
+        at: Option<&Spanned<String>>,
+        key: &'static str,
+        p: &Path,
+    ) -> Result<PathBuf, Error> {
+        if p.is_dir() {
+            return Ok(p.to_path_buf());
+        }
+        let problem = match std::fs::metadata(p) {
+            Ok(_) => format!("is {}, which is not a directory", p.display()),
+            Err(e) => format!("is {}: {e}", p.display()),
+        };
+        Err(self.invalid(
+            at.map(|s| s.span().start),
+            key,
+            problem,
+            "name the directory that holds the boot files",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, Error> {
+        Config::parse(text, Path::new("rackboot.toml"), &Overrides::default())
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.root, None);
+        assert_eq!(c.http.listen.port(), 80);
+        assert_eq!(c.http.settings, Settings::default());
+        assert!(c.workers >= 1);
+        assert_eq!(c.store.max_bytes, 8192 << 20);
+    }
+
+    #[test]
+    fn a_full_file_is_read() {
+        let c = parse(
+            "root = \"/tmp\"\nworkers = 3\n[http]\nlisten = \"127.0.0.1:8080\"\nidle_secs = 5\nmax_headers = 10\n\
+             [store]\nmax_mib = 100\nmlock = false\n[log]\nformat = \"json\"\naccess = false\nlevel = \"debug\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.root.as_deref(), Some(Path::new("/tmp")));
+        assert_eq!(c.workers, 3);
+        assert_eq!(c.http.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.http.settings.idle_timeout, Duration::from_secs(5));
+        assert_eq!(c.http.settings.limits.max_headers, 10);
+        assert!(!c.http.settings.access_log && !c.store.mlock);
+        assert_eq!((c.log.format, c.log.level), (LogFormat::Json, Level::Debug));
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_line() {
+        let msg = parse("[http]\nlisten = \"0.0.0.0:80\"\nlisen = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("line 3") && msg.contains("lisen"), "{msg}");
+    }
+
+    #[test]
+    fn a_bad_value_names_key_line_and_fix() {
+        let msg = parse("\n[http]\nlisten = \"nowhere\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with("rackboot.toml:3: `http.listen`") && msg.contains("ADDR:PORT"),
+            "{msg}"
+        );
+        let msg = parse("[http]\nmax_headers = 0\n").unwrap_err().to_string();
+        assert!(
+            msg.contains(":2: `http.max_headers` is 0") && msg.contains("from 1 to 256"),
+            "{msg}"
+        );
+        let msg = parse("root = \"/nonexistent/boot\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains(":1: `root`"), "{msg}");
+        let msg = parse("[log]\nformat = \"xml\"\n").unwrap_err().to_string();
+        assert!(msg.contains("line 2") && msg.contains("json"), "{msg}");
+    }
+
+    #[test]
+    fn the_command_line_wins_and_is_checked_too() {
+        let cli = Overrides {
+            http: Some("127.0.0.1:9".parse().unwrap()),
+            workers: Some(2),
+            ..Overrides::default()
+        };
+        let c = Config::parse(
+            "workers = 7\n[http]\nlisten = \"0.0.0.0:1\"\n",
+            Path::new("f"),
+            &cli,
+        )
+        .unwrap();
+        assert_eq!((c.workers, c.http.listen.port()), (2, 9));
+        let cli = Overrides {
+            root: Some("/nonexistent".into()),
+            ..Overrides::default()
+        };
+        let msg = Config::parse("", Path::new("f"), &cli)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.starts_with("command line: `--root`"), "{msg}");
+    }
+}

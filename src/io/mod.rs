@@ -1,1 +1,12 @@
-//! placeholder
+//! I/O backends: they own the sockets and the clock and drive the sans-IO engines.
+//! Today one backend, mio (epoll); io_uring slots in beside it with the same
+//! engines. All unsafe code of the server outside `store/` lives here, in small
+//! wrappers (sendfile.rs, socket.rs).
+
+pub mod clock;
+mod error;
+pub mod http;
+mod sendfile;
+pub mod socket;
+
+pub use error::Error;

@@ -93,8 +93,6 @@ pub struct Connection {
     state: State,
     rx: Box<[u8]>,
     rx_len: usize,
-    /// Request body bytes still to skip before the next head.
-    discard: u64,
     peer_eof: bool,
     out: Vec<u8>,
     out_sent: usize,
@@ -116,7 +114,6 @@ impl Connection {
             },
             rx: vec![0; settings.limits.max_head.max(1)].into_boxed_slice(),
             rx_len: 0,
-            discard: 0,
             peer_eof: false,
             out: Vec::with_capacity(512),
             out_sent: 0,
@@ -155,7 +152,6 @@ impl Connection {
             State::Closed | State::Lingering { .. } => {}
             _ => {
                 self.rx_len = (self.rx_len + n).min(self.rx.len());
-                self.skip_discarded();
                 if let (State::Idle { .. }, true) = (self.state, self.rx_len > 0) {
                     self.state = State::Reading {
                         head_at: now + self.settings.head_timeout,
@@ -252,7 +248,6 @@ impl Connection {
     }
 
     fn next_request(&mut self, now: Instant, ctx: &Context<'_>) {
-        self.skip_discarded();
         let Self {
             rx,
             rx_len,
@@ -263,7 +258,7 @@ impl Connection {
         } = self;
         let (plan, access, consumed) = match wire_http::parse(&rx[..*rx_len], &settings.limits) {
             Ok(Parse::Complete { request, head_len }) => {
-                let plan = response::respond(&request, ctx, settings, path, out);
+                let plan = response::respond(&request, ctx, path, out);
                 let access = settings.access_log.then(|| Access {
                     method: request.method,
                     target: request.target.into(),
@@ -276,7 +271,6 @@ impl Connection {
                         .map(|ua| String::from_utf8_lossy(ua).into()),
                     error: plan.error.map(|e| e.kind()),
                 });
-                self.discard = request.content_length.unwrap_or(0);
                 (plan, access, head_len)
             }
             Ok(Parse::Partial) => {
@@ -303,7 +297,6 @@ impl Connection {
         };
         self.rx.copy_within(consumed..self.rx_len, 0);
         self.rx_len -= consumed;
-        self.skip_discarded();
         self.start_response(now, plan, access);
     }
 
@@ -340,16 +333,6 @@ impl Connection {
                 idle_at: now + self.settings.idle_timeout,
             };
         }
-    }
-
-    fn skip_discarded(&mut self) {
-        if self.discard == 0 || self.rx_len == 0 {
-            return;
-        }
-        let n = self.discard.min(self.rx_len as u64) as usize;
-        self.rx.copy_within(n..self.rx_len, 0);
-        self.rx_len -= n;
-        self.discard -= n as u64;
     }
 
     /// Emits the access record of the response in flight, if one is kept.

@@ -18,9 +18,9 @@ pub enum Error {
     /// A `Transfer-Encoding` on a request: its framing is not supported.
     #[error("request bodies with Transfer-Encoding are not accepted")]
     TransferEncoding,
-    /// A body larger than the server reads and ignores.
-    #[error("request body of {0} bytes is too large")]
-    BodyTooLarge(u64),
+    /// A body on GET or HEAD: no meaning (RFC 9110 §9.3.1), and this server reads none.
+    #[error("request body of {0} bytes on a GET or HEAD")]
+    Body(u64),
     /// A `Range` that selects no byte.
     #[error("range not satisfiable")]
     RangeNotSatisfiable,
@@ -37,7 +37,7 @@ impl Error {
             Error::Wire(_) | Error::TransferEncoding => 400,
             Error::Method => 405,
             Error::NotFound => 404,
-            Error::BodyTooLarge(_) => 413,
+            Error::Body(_) => 400,
             Error::RangeNotSatisfiable => 416,
         }
     }
@@ -47,7 +47,7 @@ impl Error {
     pub fn closes(&self) -> bool {
         match self {
             Error::Wire(wire::Error::BadTarget(_)) => false,
-            Error::Wire(_) | Error::TransferEncoding | Error::BodyTooLarge(_) => true,
+            Error::Wire(_) | Error::TransferEncoding | Error::Body(_) => true,
             Error::Method | Error::NotFound | Error::RangeNotSatisfiable => false,
         }
     }
@@ -64,7 +64,7 @@ impl Error {
             Error::Method => "method",
             Error::NotFound => "not_found",
             Error::TransferEncoding => "transfer_encoding",
-            Error::BodyTooLarge(_) => "body_too_large",
+            Error::Body(_) => "body",
             Error::RangeNotSatisfiable => "range_not_satisfiable",
         }
     }
@@ -79,7 +79,6 @@ pub(super) fn reason(status: u16) -> &'static str {
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
-        413 => "Content Too Large",
         414 => "URI Too Long",
         416 => "Range Not Satisfiable",
         431 => "Request Header Fields Too Large",

@@ -37,8 +37,6 @@ pub struct Settings {
     /// After the last response, unread input is drained for at most this long, so
     /// that the close does not reset the connection before the client reads it.
     pub linger: Duration,
-    /// A body on GET/HEAD up to this size is read and ignored; larger gets 413.
-    pub max_discard: u64,
     /// Record one [`Access`] per request.
     pub access_log: bool,
 }
@@ -55,7 +53,6 @@ impl Default for Settings {
             head_timeout: Duration::from_secs(10),
             send_timeout: Duration::from_secs(60),
             linger: Duration::from_secs(5),
-            max_discard: 64 * 1024,
             access_log: true,
         }
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::error::reason;
-use super::{Context, Error, Settings};
+use super::{Context, Error};
 use crate::store::BootFile;
 use crate::wire::http::range::{self, Spec};
 use crate::wire::http::{target, Method, Request, Version};
@@ -29,12 +29,11 @@ pub(super) struct Plan {
 pub(super) fn respond(
     req: &Request<'_>,
     ctx: &Context<'_>,
-    settings: &Settings,
     path: &mut String,
     out: &mut Vec<u8>,
 ) -> Plan {
-    let close = req.close || (req.version == Version::Http10 && !req.keep_alive);
-    match choose(req, ctx, settings, path) {
+    let close = req.close || (req.version == Version::Http10 && !req.keep_alive) || has_body(req);
+    match choose(req, ctx, path) {
         Ok(Choice::File {
             file,
             status,
@@ -78,6 +77,13 @@ pub(super) fn respond(
     }
 }
 
+/// Requests with a body are answered and then the connection closes: this server
+/// reads no bodies, and a body it skipped by its length is how requests are
+/// smuggled past proxies that frame differently.
+fn has_body(req: &Request<'_>) -> bool {
+    req.transfer_encoding || req.content_length.is_some_and(|n| n > 0)
+}
+
 enum Choice {
     File {
         file: Arc<BootFile>,
@@ -91,18 +97,17 @@ enum Choice {
 fn choose(
     req: &Request<'_>,
     ctx: &Context<'_>,
-    settings: &Settings,
     path: &mut String,
 ) -> Result<Choice, (Error, Option<u64>)> {
     if req.transfer_encoding {
         return Err((Error::TransferEncoding, None));
     }
-    if let Some(n) = req.content_length.filter(|&n| n > settings.max_discard) {
-        return Err((Error::BodyTooLarge(n), None));
-    }
     target::decode_path(req.target, path).map_err(|e| (Error::from(e), None))?;
     if req.method == Method::Other {
         return Err((Error::Method, None));
+    }
+    if let Some(n) = req.content_length.filter(|&n| n > 0) {
+        return Err((Error::Body(n), None));
     }
     let file = ctx.snapshot.get(path).ok_or((Error::NotFound, None))?;
     if not_modified(req, file) {

@@ -287,26 +287,37 @@ fn connection_close_half_closes_then_lingers_until_eof_or_deadline() {
 #[test]
 fn other_methods_get_405_with_allow() {
     let mut h = Harness::new();
+    let w = h.request(b"DELETE /linux HTTP/1.1\r\n\r\n");
+    assert_eq!(status(&w), 405);
+    assert_eq!(header(&w, "Allow"), Some("GET, HEAD"));
+    assert_eq!(
+        header(&w, "Connection"),
+        None,
+        "no body, so the connection stays"
+    );
     let w = h.request(
         b"POST /linux HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /empty HTTP/1.1\r\n\r\n",
     );
     assert_eq!(status(&w), 405);
-    assert_eq!(header(&w, "Allow"), Some("GET, HEAD"));
     assert_eq!(
-        w.text.matches("HTTP/1.1 200").count(),
-        1,
-        "the body was skipped, the next request served"
+        header(&w, "Connection"),
+        Some("close"),
+        "its body is never read as a request"
     );
+    assert_eq!(w.text.matches("HTTP/1.1").count(), 1);
 }
 
 #[test]
-fn a_body_on_get_is_skipped_even_when_it_arrives_late() {
+fn a_body_on_get_gets_400_and_the_connection_closes() {
     let mut h = Harness::new();
-    let w = h.request(b"GET /empty HTTP/1.1\r\nContent-Length: 10\r\n\r\n12345");
-    assert_eq!(status(&w), 200);
-    let w = h.request(b"67890GET /boot.ipxe HTTP/1.1\r\n\r\n");
-    assert_eq!(status(&w), 200);
-    assert_eq!(header(&w, "Content-Length"), Some("20"));
+    let w = h.request(b"GET /boot.ipxe HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
+    assert_eq!(status(&w), 400);
+    assert_eq!(w.events.last(), Some(&Event::HalfClose));
+    let mut h = Harness::new();
+    assert_eq!(
+        status(&h.request(b"GET /boot.ipxe HTTP/1.1\r\nContent-Length: 0\r\n\r\n")),
+        200
+    );
 }
 
 #[test]
@@ -317,7 +328,10 @@ fn framing_errors_answer_and_close() {
             400,
         ),
         (b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n", 413),
+        (
+            b"GET /linux HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n",
+            400,
+        ),
         (b"\x00\x01garbage\r\n\r\n", 400),
     ] {
         let mut h = Harness::new();

@@ -1,0 +1,191 @@
+//! Subcommands: `serve` runs the server, `check` validates a configuration and
+//! prints what would be served. Raw arguments are parsed by clap, then validated
+//! into a typed `Config` together with the file (ripgrep's two steps).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use rackboot::config::{self, Config, Level, LogFormat, Overrides};
+use rackboot::store::{self, Snapshot};
+
+/// rackboot: a network boot server that serves boot files from memory.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the boot files of a directory (or the built-in demo set) over HTTP.
+    Serve(Common),
+    /// Validate a configuration and print what it would serve, with totals.
+    Check(Common),
+}
+
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory of boot files to serve (without it: the built-in demo set).
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// HTTP listen address [default: 0.0.0.0:80].
+    #[arg(long, value_name = "ADDR:PORT")]
+    http: Option<std::net::SocketAddr>,
+    /// Worker threads [default: one per core].
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// Log line format: text or json [default: text].
+    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+    log_format: Option<LogFormat>,
+    /// Log level: error, warn, info, debug or trace [default: info].
+    #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
+    log_level: Option<Level>,
+    /// Do not log one line per HTTP request.
+    #[arg(long)]
+    no_access_log: bool,
+}
+
+fn parse_format(s: &str) -> Result<LogFormat, String> {
+    match s {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err("expected `text` or `json`".into()),
+    }
+}
+
+fn parse_level(s: &str) -> Result<Level, String> {
+    Ok(match s {
+        "error" => Level::Error,
+        "warn" => Level::Warn,
+        "info" => Level::Info,
+        "debug" => Level::Debug,
+        "trace" => Level::Trace,
+        _ => return Err("expected one of error, warn, info, debug, trace".into()),
+    })
+}
+
+impl Args {
+    fn common(&self) -> &Common {
+        match &self.command {
+            Command::Serve(c) | Command::Check(c) => c,
+        }
+    }
+}
+
+/// Reads and validates the configuration the arguments name.
+pub(crate) fn load_config(args: &Args) -> Result<Config, config::Error> {
+    let c = args.common();
+    let overrides = Overrides {
+        root: c.root.clone(),
+        http: c.http,
+        workers: c.workers,
+        log_format: c.log_format,
+        log_level: c.log_level,
+        no_access_log: c.no_access_log,
+    };
+    Config::load(c.config.as_deref(), &overrides)
+}
+
+/// Runs the subcommand; the exit code is 0 on success, 1 on a runtime failure.
+pub(crate) fn run(args: Args, config: Config) -> ExitCode {
+    let result = match args.command {
+        Command::Serve(_) => serve(&config),
+        Command::Check(ref c) => check(&config, c.config.as_deref()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("rackboot: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_snapshot(config: &Config) -> Result<Snapshot, store::Error> {
+    match &config.root {
+        Some(root) => Snapshot::load(root, &config.store),
+        None => {
+            tracing::warn!("no --root and no `root` in the config: serving the built-in demo set (/boot.ipxe, /demo/...)");
+            Snapshot::builtin(&config.store)
+        }
+    }
+}
+
+fn serve(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
+    let snapshot = load_snapshot(config)?;
+    let locked = snapshot.files().iter().filter(|f| f.is_locked()).count();
+    tracing::info!(
+        files = snapshot.len(),
+        bytes = snapshot.total_bytes(),
+        locked,
+        "boot files loaded into memory"
+    );
+    rackboot::runtime::serve(config, Arc::new(snapshot))?;
+    Ok(())
+}
+
+fn check(
+    config: &Config,
+    path: Option<&std::path::Path>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    println!(
+        "config: {}",
+        path.map_or_else(
+            || "none (defaults)".to_owned(),
+            |p| format!("{} is valid", p.display())
+        )
+    );
+    println!(
+        "http: {} with {} workers, {} connections per worker",
+        config.http.listen, config.workers, config.http.max_connections
+    );
+    let cap = config.store.max_bytes;
+    let Some(root) = &config.root else {
+        let s = Snapshot::builtin(&store::Options {
+            mlock: false,
+            ..config.store
+        })?;
+        println!("root: none: the built-in demo set");
+        for f in s.files() {
+            println!("{:>12}  {:<32}  {}", f.len(), f.content_type(), f.path());
+        }
+        println!("total: {} files, {} bytes", s.len(), s.total_bytes());
+        return Ok(());
+    };
+    let plan = store::plan(root, cap)?;
+    println!("root: {}", plan.root.display());
+    for f in &plan.files {
+        // Readable now? The server would fail its start on this file otherwise.
+        std::fs::File::open(&f.source).map_err(|source| store::Error::Read {
+            path: f.source.clone(),
+            source,
+        })?;
+        println!(
+            "{:>12}  {:<32}  {}",
+            f.len,
+            store::mime::for_path(&f.url),
+            f.url
+        );
+    }
+    for l in &plan.skipped_links {
+        println!(
+            "{:>12}  {:<32}  {l}",
+            "skipped", "(symlink leads outside the root)"
+        );
+    }
+    println!(
+        "total: {} files, {} bytes ({:.1} MiB of the {} MiB cap)",
+        plan.files.len(),
+        plan.total_bytes,
+        plan.total_bytes as f64 / f64::from(1 << 20),
+        cap >> 20
+    );
+    Ok(())
+}

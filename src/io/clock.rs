@@ -1,0 +1,52 @@
+//! The backends' only clock reads: a monotonic `now` per loop turn, and the wall
+//! time as the HTTP `Date` value, reformatted once per second.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// The monotonic time, read once per loop turn and handed to every engine.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the backends' one monotonic clock read"
+)]
+pub fn now() -> Instant {
+    Instant::now()
+}
+
+/// The current `Date` header value, cached for the second it names.
+#[derive(Debug)]
+pub struct DateCache {
+    secs: u64,
+    text: String,
+}
+
+impl Default for DateCache {
+    fn default() -> Self {
+        let mut d = Self {
+            secs: u64::MAX,
+            text: String::new(),
+        };
+        d.refresh();
+        d
+    }
+}
+
+impl DateCache {
+    /// Re-reads the wall clock; reformats only when the second changed.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the backends' one wall-clock read"
+    )]
+    pub fn refresh(&mut self) {
+        let now = SystemTime::now();
+        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if secs != self.secs {
+            self.secs = secs;
+            self.text = httpdate::fmt_http_date(now);
+        }
+    }
+
+    /// The IMF-fixdate of the last refresh.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}

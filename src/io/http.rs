@@ -1,0 +1,358 @@
+//! The mio (epoll) HTTP worker: one per core, with its own SO_REUSEPORT listener,
+//! its own connections and its own timers; nothing mutable is shared with other
+//! workers. Each turn: wait for readiness or the next deadline, read the clock
+//! once, drive every ready connection's engine (write what it names, read what it
+//! can take, act on its events), then fire due timers.
+//!
+//! Fairness: a connection is driven for at most [`TURN_BUDGET`] bytes per turn,
+//! then parked on a ready list for the next turn, so that one fast reader on
+//! loopback cannot hold the worker while slower connections wait.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+
+use super::clock::{self, DateCache};
+use super::sendfile::sendfile;
+use super::Error;
+use crate::config;
+use crate::proto::http::{Access, Connection, Context, Event, Transmit};
+use crate::store::Snapshot;
+
+/// Bytes one connection may move per turn before others get theirs.
+pub const TURN_BUDGET: usize = 4 << 20;
+/// Bodies up to this size go out in one writev with the head (copied by the kernel
+/// from the mapping); larger ones use sendfile after the head.
+const INLINE_BODY: u64 = 32 << 10;
+/// Largest single sendfile call.
+const SENDFILE_CHUNK: usize = 1 << 20;
+const LISTENER: Token = Token(usize::MAX);
+
+struct Slot {
+    stream: TcpStream,
+    peer: SocketAddr,
+    conn: Connection,
+    /// Deadline of this slot's live entry in the timer heap.
+    armed: Option<Instant>,
+}
+
+/// One HTTP worker.
+pub struct Worker {
+    id: usize,
+    poll: Poll,
+    listener: TcpListener,
+    slots: Vec<Option<Slot>>,
+    free: Vec<usize>,
+    live: usize,
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    ready: Vec<usize>,
+    snapshot: Arc<Snapshot>,
+    config: config::Http,
+    date: DateCache,
+    accept_warned_at: Option<Instant>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("id", &self.id)
+            .field("live", &self.live)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    /// A worker serving `snapshot` on `listener`.
+    ///
+    /// # Errors
+    /// The poller cannot be created or the listener registered.
+    pub fn new(
+        id: usize,
+        listener: std::net::TcpListener,
+        snapshot: Arc<Snapshot>,
+        config: config::Http,
+    ) -> Result<Self, Error> {
+        let err = |op| {
+            move |source| Error::Poll {
+                worker: id,
+                op,
+                source,
+            }
+        };
+        let poll = Poll::new().map_err(err("epoll_create"))?;
+        let mut listener = TcpListener::from_std(listener);
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(err("register listener"))?;
+        Ok(Self {
+            id,
+            poll,
+            listener,
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            timers: BinaryHeap::new(),
+            ready: Vec::new(),
+            snapshot,
+            config,
+            date: DateCache::default(),
+            accept_warned_at: None,
+        })
+    }
+
+    /// Serves until the poller fails.
+    ///
+    /// # Errors
+    /// Only a failure of the poller itself; connection errors end that connection.
+    pub fn run(mut self) -> Result<(), Error> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = if self.ready.is_empty() {
+                self.timers
+                    .peek()
+                    .map(|Reverse((at, _))| at.saturating_duration_since(clock::now()))
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(Error::Poll {
+                    worker: self.id,
+                    op: "epoll_wait",
+                    source: e,
+                });
+            }
+            let now = clock::now();
+            self.date.refresh();
+            for token in std::mem::take(&mut self.ready) {
+                self.drive(token, now);
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept(now),
+                    Token(i) => self.drive(i, now),
+                }
+            }
+            self.fire_timers(now);
+        }
+    }
+
+    fn accept(&mut self, now: Instant) {
+        loop {
+            let (mut stream, peer) = match self.listener.accept() {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE/ENFILE/ENOBUFS: the queue keeps the client until a slot frees.
+                    if self
+                        .accept_warned_at
+                        .is_none_or(|t| now.saturating_duration_since(t) > Duration::from_secs(10))
+                    {
+                        tracing::warn!(worker = self.id, error = %e, "accept failed; clients wait in the queue");
+                        self.accept_warned_at = Some(now);
+                    }
+                    return;
+                }
+            };
+            if self.live >= self.config.max_connections {
+                let _ = (&stream).write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n");
+                tracing::debug!(worker = self.id, %peer, "connection limit reached; refused with 503");
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let token = self.free.pop().unwrap_or_else(|| {
+                self.slots.push(None);
+                self.slots.len() - 1
+            });
+            if let Err(e) = self.poll.registry().register(
+                &mut stream,
+                Token(token),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                tracing::debug!(worker = self.id, %peer, error = %e, "register failed; connection dropped");
+                self.free.push(token);
+                continue;
+            }
+            self.slots[token] = Some(Slot {
+                stream,
+                peer,
+                conn: Connection::new(now, self.config.settings),
+                armed: None,
+            });
+            self.live += 1;
+            // A request may already be waiting (edge-triggered: no event would say so).
+            self.drive(token, now);
+        }
+    }
+
+    /// Moves one connection as far as its socket and the turn budget allow.
+    fn drive(&mut self, token: usize, now: Instant) {
+        let Some(Some(slot)) = self.slots.get_mut(token) else {
+            return;
+        };
+        let ctx = Context {
+            snapshot: &self.snapshot,
+            date: self.date.text(),
+        };
+        let mut budget = TURN_BUDGET;
+        let mut closed = false;
+        loop {
+            let mut progress = false;
+            while let Some(t) = slot.conn.poll_transmit(now, &ctx) {
+                match send(&slot.stream, &t) {
+                    Ok(n) => {
+                        slot.conn.sent(now, n);
+                        budget = budget.saturating_sub(n);
+                        progress = true;
+                        if budget == 0 {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        tracing::debug!(worker = self.id, peer = %slot.peer, error = %e, "send failed");
+                        slot.conn.abort(now);
+                        break;
+                    }
+                }
+            }
+            if slot.conn.wants_read() && budget > 0 {
+                match (&slot.stream).read(slot.conn.recv_buf()) {
+                    Ok(0) => {
+                        slot.conn.handle_eof(now);
+                        progress = true;
+                    }
+                    Ok(n) => {
+                        slot.conn.handle_recv(now, n);
+                        budget = budget.saturating_sub(n);
+                        progress = true;
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                        ) => {}
+                    Err(e) => {
+                        tracing::debug!(worker = self.id, peer = %slot.peer, error = %e, "receive failed");
+                        slot.conn.abort(now);
+                    }
+                }
+            }
+            while let Some(ev) = slot.conn.poll_event() {
+                match ev {
+                    Event::Access(a) => log_access(self.id, slot.peer, &a),
+                    Event::HalfClose => {
+                        let _ = slot.stream.shutdown(Shutdown::Write);
+                    }
+                    Event::Close => closed = true,
+                }
+            }
+            if closed || !progress {
+                break;
+            }
+            if budget == 0 {
+                self.ready.push(token);
+                break;
+            }
+        }
+        if closed {
+            self.remove(token);
+        } else {
+            self.rearm(token);
+        }
+    }
+
+    fn rearm(&mut self, token: usize) {
+        let Some(Some(slot)) = self.slots.get_mut(token) else {
+            return;
+        };
+        let Some(at) = slot.conn.poll_timeout() else {
+            return;
+        };
+        // A later deadline reuses the armed entry: when it fires early, the slot
+        // re-arms at its real deadline. This bounds the heap to ~1 entry per slot.
+        if slot.armed.is_none_or(|armed| at < armed) {
+            slot.armed = Some(at);
+            self.timers.push(Reverse((at, token)));
+        }
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(&Reverse((at, token))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(Some(slot)) = self.slots.get_mut(token) else {
+                continue;
+            };
+            if slot.armed == Some(at) {
+                slot.armed = None;
+            }
+            if slot.conn.poll_timeout().is_some_and(|t| t <= now) {
+                slot.conn.handle_timeout(now);
+                self.drive(token, now);
+            } else {
+                self.rearm(token);
+            }
+        }
+    }
+
+    fn remove(&mut self, token: usize) {
+        if let Some(mut slot) = self.slots.get_mut(token).and_then(Option::take) {
+            let _ = self.poll.registry().deregister(&mut slot.stream);
+            self.free.push(token);
+            self.live -= 1;
+        }
+    }
+}
+
+/// Writes what `t` names: head and a small body in one writev; a large body by
+/// sendfile after the head (sent with MSG_MORE so that it shares a segment with
+/// the first body bytes).
+fn send(stream: &TcpStream, t: &Transmit<'_>) -> io::Result<usize> {
+    let Some(f) = t.file.filter(|f| f.len > 0) else {
+        return (&*stream).write(t.bytes);
+    };
+    if f.len <= INLINE_BODY {
+        let body = usize::try_from(f.offset)
+            .ok()
+            .and_then(|start| f.file.bytes().get(start..start + f.len as usize))
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        return (&*stream).write_vectored(&[IoSlice::new(t.bytes), IoSlice::new(body)]);
+    }
+    if !t.bytes.is_empty() {
+        return socket2::SockRef::from(stream).send_with_flags(t.bytes, libc::MSG_MORE);
+    }
+    let count = usize::try_from(f.len)
+        .unwrap_or(usize::MAX)
+        .min(SENDFILE_CHUNK);
+    sendfile(stream.as_fd(), f.file.fd(), f.offset, count)
+}
+
+fn log_access(worker: usize, peer: SocketAddr, a: &Access) {
+    tracing::info!(
+        target: "rackboot::access",
+        worker,
+        %peer,
+        method = %a.method.as_str(),
+        target = %a.target,
+        status = a.status,
+        bytes = a.bytes,
+        ms = a.duration.as_secs_f64() * 1000.0,
+        agent = %a.user_agent.as_deref().unwrap_or("-"),
+        error = %a.error.unwrap_or("-"),
+        "request"
+    );
+}
