@@ -31,8 +31,6 @@ pub const TURN_BUDGET: usize = 4 << 20;
 /// Bodies up to this size go out in one writev with the head (copied by the kernel
 /// from the mapping); larger ones use sendfile after the head.
 const INLINE_BODY: u64 = 32 << 10;
-/// Largest single sendfile call.
-const SENDFILE_CHUNK: usize = 1 << 20;
 const LISTENER: Token = Token(usize::MAX);
 
 struct Slot {
@@ -41,6 +39,10 @@ struct Slot {
     conn: Connection,
     /// Deadline of this slot's live entry in the timer heap.
     armed: Option<Instant>,
+    /// Edge-triggered readiness not yet used up (cleared by `WouldBlock`): a
+    /// writable edge must not cost a read that can only say EAGAIN, and back.
+    readable: bool,
+    writable: bool,
 }
 
 /// One HTTP worker.
@@ -139,7 +141,15 @@ impl Worker {
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.accept(now),
-                    Token(i) => self.drive(i, now),
+                    Token(i) => {
+                        if let Some(Some(slot)) = self.slots.get_mut(i) {
+                            slot.readable |=
+                                ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                            slot.writable |=
+                                ev.is_writable() || ev.is_write_closed() || ev.is_error();
+                        }
+                        self.drive(i, now);
+                    }
                 }
             }
             self.fire_timers(now);
@@ -188,6 +198,8 @@ impl Worker {
                 peer,
                 conn: Connection::new(now, self.config.settings),
                 armed: None,
+                readable: true,
+                writable: true,
             });
             self.live += 1;
             // A request may already be waiting (edge-triggered: no event would say so).
@@ -208,9 +220,15 @@ impl Worker {
         let mut closed = false;
         loop {
             let mut progress = false;
-            while let Some(t) = slot.conn.poll_transmit(now, &ctx) {
+            while slot.writable {
+                let Some(t) = slot.conn.poll_transmit(now, &ctx) else {
+                    break;
+                };
                 match send(&slot.stream, &t) {
-                    Ok(n) => {
+                    Ok((n, asked)) => {
+                        // A short write means the socket buffer is full; epoll fires
+                        // again when space frees, so no EAGAIN call is needed to learn it.
+                        slot.writable = n == asked;
                         slot.conn.sent(now, n);
                         budget = budget.saturating_sub(n);
                         progress = true;
@@ -218,7 +236,7 @@ impl Worker {
                             break;
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => slot.writable = false,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
                         tracing::debug!(worker = self.id, peer = %slot.peer, error = %e, "send failed");
@@ -227,22 +245,23 @@ impl Worker {
                     }
                 }
             }
-            if slot.conn.wants_read() && budget > 0 {
-                match (&slot.stream).read(slot.conn.recv_buf()) {
+            if slot.readable && slot.conn.wants_read() && budget > 0 {
+                let buf = slot.conn.recv_buf();
+                let room = buf.len();
+                match (&slot.stream).read(buf) {
                     Ok(0) => {
                         slot.conn.handle_eof(now);
                         progress = true;
                     }
                     Ok(n) => {
+                        // A short read drained the socket; new data brings a new event.
+                        slot.readable = n == room;
                         slot.conn.handle_recv(now, n);
                         budget = budget.saturating_sub(n);
                         progress = true;
                     }
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                        ) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => slot.readable = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
                         tracing::debug!(worker = self.id, peer = %slot.peer, error = %e, "receive failed");
                         slot.conn.abort(now);
@@ -320,25 +339,30 @@ impl Worker {
 
 /// Writes what `t` names: head and a small body in one writev; a large body by
 /// sendfile after the head (sent with MSG_MORE so that it shares a segment with
-/// the first body bytes).
-fn send(stream: &TcpStream, t: &Transmit<'_>) -> io::Result<usize> {
+/// the first body bytes). Returns (bytes written, bytes offered).
+fn send(stream: &TcpStream, t: &Transmit<'_>) -> io::Result<(usize, usize)> {
     let Some(f) = t.file.filter(|f| f.len > 0) else {
-        return (&*stream).write(t.bytes);
+        return Ok(((&*stream).write(t.bytes)?, t.bytes.len()));
     };
     if f.len <= INLINE_BODY {
         let body = usize::try_from(f.offset)
             .ok()
             .and_then(|start| f.file.bytes().get(start..start + f.len as usize))
             .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-        return (&*stream).write_vectored(&[IoSlice::new(t.bytes), IoSlice::new(body)]);
+        let n = (&*stream).write_vectored(&[IoSlice::new(t.bytes), IoSlice::new(body)])?;
+        return Ok((n, t.bytes.len() + body.len()));
     }
     if !t.bytes.is_empty() {
-        return socket2::SockRef::from(stream).send_with_flags(t.bytes, libc::MSG_MORE);
+        let n = socket2::SockRef::from(stream).send_with_flags(t.bytes, libc::MSG_MORE)?;
+        return Ok((n, t.bytes.len()));
     }
     let count = usize::try_from(f.len)
         .unwrap_or(usize::MAX)
-        .min(SENDFILE_CHUNK);
-    sendfile(stream.as_fd(), f.file.fd(), f.offset, count)
+        .min(TURN_BUDGET);
+    Ok((
+        sendfile(stream.as_fd(), f.file.fd(), f.offset, count)?,
+        count,
+    ))
 }
 
 fn log_access(worker: usize, peer: SocketAddr, a: &Access) {

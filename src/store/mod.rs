@@ -39,6 +39,7 @@ pub struct BootFile {
     etag: Box<str>,
     last_modified: Box<str>,
     content_type: &'static str,
+    header_block: Box<str>,
     memory: memfd::Sealed,
 }
 
@@ -49,20 +50,25 @@ impl BootFile {
         // modification time (to the nanosecond) and the length, as nginx does. Two
         // servers loading the same tree give the same tags.
         let since = mtime.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let etag = format!(
+        let etag: Box<str> = format!(
             "\"{:x}.{:x}-{len:x}\"",
             since.as_secs(),
             since.subsec_nanos()
         )
         .into();
-        let last_modified = httpdate::fmt_http_date(mtime).into();
+        let last_modified: Box<str> = httpdate::fmt_http_date(mtime).into();
         let content_type = mime::for_path(&path);
+        let header_block = format!(
+            "Content-Type: {content_type}\r\nLast-Modified: {last_modified}\r\nETag: {etag}\r\nAccept-Ranges: bytes\r\n"
+        )
+        .into();
         Self {
             path,
             mtime,
             etag,
             last_modified,
             content_type,
+            header_block,
             memory,
         }
     }
@@ -102,6 +108,11 @@ impl BootFile {
     /// `Content-Type` value.
     pub fn content_type(&self) -> &'static str {
         self.content_type
+    }
+    /// The response header lines that never change for this file (type,
+    /// validators, `Accept-Ranges`), each ending in CRLF: built once at load.
+    pub fn header_block(&self) -> &str {
+        &self.header_block
     }
     /// Whether the pages are locked in memory.
     pub fn is_locked(&self) -> bool {

@@ -189,13 +189,10 @@ fn write_file_head(
 ) {
     out.clear();
     status_line(out, status, ctx);
-    let _ = write!(
-        out,
-        "Content-Type: {}\r\nContent-Length: {len}\r\n",
-        file.content_type()
-    );
-    validators(out, file);
-    out.extend_from_slice(b"Accept-Ranges: bytes\r\n");
+    out.extend_from_slice(b"Content-Length: ");
+    push_decimal(out, len);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(file.header_block().as_bytes());
     if status == 206 {
         let _ = write!(
             out,
@@ -247,12 +244,28 @@ pub(super) fn error(
 }
 
 fn status_line(out: &mut Vec<u8>, status: u16, ctx: &Context<'_>) {
-    let _ = write!(
-        out,
-        "HTTP/1.1 {status} {}\r\nServer: rackboot\r\nDate: {}\r\n",
-        reason(status),
-        ctx.date
-    );
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_decimal(out, u64::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason(status).as_bytes());
+    out.extend_from_slice(b"\r\nServer: rackboot\r\nDate: ");
+    out.extend_from_slice(ctx.date.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `n` in decimal without the formatting machinery (it runs per response).
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 fn validators(out: &mut Vec<u8>, file: &BootFile) {

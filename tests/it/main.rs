@@ -1,0 +1,13 @@
+//! Integration tests: a real `rackboot` process on loopback, real clients (curl),
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests wait on real processes with deadlines"
+)]
+//! real sockets. One binary with one module per area, as ripgrep's tests are.
+//! A missing tool fails the test and says what to install; nothing is skipped.
+
+mod bad_input;
+mod check;
+mod concurrency;
+mod loopback;
+mod support;

@@ -1,0 +1,229 @@
+//! Test support: a fixture root, a running server, and client helpers.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+/// Length of the big fixture: a 40 MB kernel+initrd-sized file.
+pub(crate) const BIG_LEN: usize = 40 * 1000 * 1000;
+/// Written in a file outside the served root; no response may ever contain it.
+pub(crate) const SECRET: &[u8] = b"TOP-SECRET-OUTSIDE-THE-ROOT";
+
+/// A temporary directory, removed on drop.
+pub(crate) struct TempDir(pub(crate) PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(tag: &str) -> Self {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("rackboot-it-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A served root beside a secret file:
+/// `root/{big.bin, boot.ipxe, efi/ipxe.efi, inside -> big.bin, leak -> ../secret.txt}`.
+pub(crate) struct Fixture {
+    pub(crate) dir: TempDir,
+    pub(crate) big: Vec<u8>,
+}
+
+impl Fixture {
+    pub(crate) fn new() -> Self {
+        let dir = TempDir::new("root");
+        let root = dir.0.join("root");
+        std::fs::create_dir_all(root.join("efi")).unwrap();
+        let big = rackboot::store::builtin::filler(BIG_LEN, 42);
+        std::fs::write(root.join("big.bin"), &big).unwrap();
+        std::fs::write(root.join("boot.ipxe"), b"#!ipxe\nkernel big.bin\nboot\n").unwrap();
+        std::fs::write(
+            root.join("efi/ipxe.efi"),
+            rackboot::store::builtin::filler(850_528, 7),
+        )
+        .unwrap();
+        std::fs::write(dir.0.join("secret.txt"), SECRET).unwrap();
+        std::os::unix::fs::symlink("big.bin", root.join("inside")).unwrap();
+        std::os::unix::fs::symlink(dir.0.join("secret.txt"), root.join("leak")).unwrap();
+        Self { dir, big }
+    }
+
+    pub(crate) fn root(&self) -> PathBuf {
+        self.dir.0.join("root")
+    }
+}
+
+/// A running `rackboot serve` on 127.0.0.1 and a free port; killed on drop.
+pub(crate) struct Server {
+    child: Child,
+    pub(crate) addr: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    pub(crate) fn start(root: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rackboot"))
+            .args(["serve", "--http", "127.0.0.1:0", "--workers", "2", "--root"])
+            .arg(root)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start rackboot");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&log);
+        // Keep draining the log for the server's whole life, so it never blocks on it.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = listening_addr(&line) {
+                    let _ = tx.send(addr);
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "rackboot did not start listening:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+        };
+        Self { child, addr, log }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub(crate) fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Whether the process is still running.
+    pub(crate) fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The address in an `http listening addr=...` line (text or JSON log).
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    if !line.contains("http listening") {
+        return None;
+    }
+    let at = line
+        .find("addr=")
+        .map(|i| i + 5)
+        .or_else(|| line.find("\"addr\":\"").map(|i| i + 8))?;
+    line[at..].split([' ', '"']).next()?.parse().ok()
+}
+
+/// Runs `tool` with `args`; a missing tool fails with what to install.
+pub(crate) fn run(tool: &str, args: &[&str]) -> Output {
+    match Command::new(tool).args(args).stdin(Stdio::null()).output() {
+        Ok(o) => o,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            panic!(
+                "`{tool}` is not installed: run `apt-get install {tool}` (tests/run installs it)"
+            )
+        }
+        Err(e) => panic!("{tool}: {e}"),
+    }
+}
+
+/// curl with `args`; returns (status code, headers text, body bytes).
+pub(crate) fn curl(args: &[&str]) -> (u16, String, Vec<u8>) {
+    let dir = TempDir::new("curl");
+    let head = dir.0.join("head");
+    let mut all = vec![
+        "-s",
+        "-S",
+        "-D",
+        head.to_str().unwrap(),
+        "-w",
+        "%{http_code}",
+    ];
+    all.extend_from_slice(args);
+    let out = run("curl", &all);
+    let code_at = out.stdout.len().saturating_sub(3);
+    let code = std::str::from_utf8(&out.stdout[code_at..])
+        .unwrap()
+        .parse()
+        .unwrap_or(0);
+    let headers = std::fs::read_to_string(&head).unwrap_or_default();
+    (code, headers, out.stdout[..code_at].to_vec())
+}
+
+/// The value of header `name` in the last response of a curl `-D` dump.
+pub(crate) fn header(headers: &str, name: &str) -> Option<String> {
+    let last = headers.rsplit("HTTP/").next().unwrap_or(headers);
+    last.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_owned())
+    })
+}
+
+pub(crate) fn sha256(b: &[u8]) -> String {
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+/// Sends raw bytes, then reads until the server closes or `wait` passes.
+/// Returns what was read and whether the server closed the connection.
+pub(crate) fn raw(addr: SocketAddr, request: &[u8], wait: Duration) -> (Vec<u8>, bool) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    // The server may answer and close before it has read everything: ignore write errors.
+    let _ = s.write_all(request);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (out, true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return (out, false)
+            }
+            Err(_) => return (out, true),
+        }
+    }
+}
+
+/// The status code of the first response in `bytes`.
+pub(crate) fn status_of(bytes: &[u8]) -> Option<u16> {
+    let line = bytes.strip_prefix(b"HTTP/1.1 ")?;
+    std::str::from_utf8(line.get(..3)?).ok()?.parse().ok()
+}
