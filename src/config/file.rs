@@ -45,6 +45,8 @@ pub struct Http {
     pub send_secs: Option<Spanned<i64>>,
     /// Open connections per worker.
     pub max_connections: Option<Spanned<i64>>,
+    /// Microseconds a worker keeps polling after activity before it sleeps.
+    pub busy_poll_us: Option<Spanned<i64>>,
 }
 
 /// `[store]`

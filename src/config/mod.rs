@@ -19,6 +19,12 @@ use crate::wire::http::{Limits, MAX_HEADERS_CAP};
 /// The default HTTP address: every interface, port 80, as iPXE scripts expect.
 pub const DEFAULT_HTTP: &str = "0.0.0.0:80";
 
+/// Default busy-poll window. bench/http, 1 KB script over one keep-alive
+/// connection, server and client on different cores of this 2-vCPU VM: 10,269
+/// req/s without it, 35,386 with 50 us, 43,852 with 200 us; the window bounds the
+/// CPU spent after the last event, and an idle server never spins.
+pub const DEFAULT_BUSY_POLL_US: i64 = 50;
+
 /// A configuration that could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -93,6 +99,9 @@ pub struct Http {
     pub settings: Settings,
     /// Open connections per worker; more are answered 503 and closed.
     pub max_connections: usize,
+    /// After activity, a worker polls without sleeping for this long before it
+    /// blocks (zero: never spins).
+    pub busy_poll: Duration,
 }
 
 /// Logging settings.
@@ -220,6 +229,13 @@ impl Config {
             1..=1_000_000,
             10_000,
         )? as usize;
+        let busy_poll_us = v.opt_int(
+            &h.busy_poll_us,
+            "http.busy_poll_us",
+            0..=10_000,
+            DEFAULT_BUSY_POLL_US,
+        )?;
+        let busy_poll = Duration::from_micros(busy_poll_us as u64);
         let max_mib = v.opt_int(&raw.store.max_mib, "store.max_mib", 1..=1 << 20, 8192)? as u64;
         Ok(Config {
             root,
@@ -228,6 +244,7 @@ impl Config {
                 listen,
                 settings,
                 max_connections,
+                busy_poll,
             },
             store: store::Options {
                 max_bytes: max_mib << 20,
@@ -346,6 +363,7 @@ mod tests {
         assert_eq!(c.http.settings, Settings::default());
         assert!(c.workers >= 1);
         assert_eq!(c.store.max_bytes, 8192 << 20);
+        assert_eq!(c.http.busy_poll, Duration::from_micros(50));
     }
 
     #[test]

@@ -9,5 +9,6 @@
 mod bad_input;
 mod check;
 mod concurrency;
+mod fuzz_replay;
 mod loopback;
 mod support;

@@ -1,0 +1,126 @@
+//! The invariants the fuzz targets assert, shared with the stable corpus replay
+//! (tests/it/fuzz_replay.rs includes this file too).
+#![allow(dead_code, unreachable_pub, reason = "each includer uses part of it")]
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use rackboot::proto::http::{Connection, Context, Event, Settings};
+use rackboot::store::{Options, Snapshot};
+use rackboot::wire::http::{self, range, target, Limits, Parse};
+
+/// Parser, Range and target decoding on one input.
+pub fn head(data: &[u8]) {
+    let limits = Limits {
+        max_head: 8192,
+        max_headers: 32,
+        max_target: 2048,
+    };
+    if let Ok(Parse::Complete { request, head_len }) = http::parse(data, &limits) {
+        assert!(head_len <= data.len() && head_len <= limits.max_head);
+        let mut path = String::new();
+        if target::decode_path(request.target, &mut path).is_ok() {
+            assert!(path.starts_with('/'), "{path:?}");
+            assert!(path.split('/').all(|s| s != ".." && s != "."), "{path:?}");
+            assert!(!path.contains('\0') && !path.contains('\\'), "{path:?}");
+        }
+        if let Some(r) = request.range {
+            for len in [0, 1, 1000, u64::MAX] {
+                if let range::Spec::Part { first, last } = range::resolve(r, len) {
+                    assert!(first <= last && last < len);
+                }
+            }
+        }
+    }
+}
+
+fn snapshot() -> &'static Snapshot {
+    static S: OnceLock<Snapshot> = OnceLock::new();
+    S.get_or_init(|| {
+        let mtime = UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+        let big = vec![7u8; 100_000];
+        let files = [
+            ("/boot.ipxe", &b"#!ipxe\n"[..]),
+            ("/big", &big[..]),
+            ("/empty", &b""[..]),
+        ];
+        Snapshot::from_memory(
+            files.map(|(u, b)| (u, b, mtime)),
+            &Options {
+                max_bytes: u64::MAX,
+                mlock: false,
+            },
+        )
+        .expect("memfd")
+    })
+}
+
+/// The engine fed `data`: the first byte of each chunk says how many bytes follow
+/// (1..=64), how many the "socket" accepts per write, and whether a timer fires.
+pub fn engine(data: &[u8]) {
+    let snapshot = snapshot();
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a base instant; the fuzz clock only adds to it"
+    )]
+    let mut now = Instant::now();
+    let settings = Settings {
+        limits: Limits {
+            max_head: 512,
+            max_headers: 16,
+            max_target: 128,
+        },
+        ..Settings::default()
+    };
+    let mut conn = Connection::new(now, settings);
+    let ctx = Context {
+        snapshot,
+        date: "Wed, 25 Nov 2026 00:00:00 GMT",
+    };
+    let mut rest = data;
+    while let Some((&ctl, tail)) = rest.split_first() {
+        let take = (usize::from(ctl & 0x3f) + 1).min(tail.len());
+        let (chunk, tail) = tail.split_at(take);
+        rest = tail;
+        let buf = conn.recv_buf();
+        let n = chunk.len().min(buf.len());
+        buf[..n].copy_from_slice(&chunk[..n]);
+        if n > 0 {
+            conn.handle_recv(now, n);
+        } else if ctl & 0x40 != 0 {
+            conn.handle_eof(now);
+        }
+        let per_write = 1 + usize::from(ctl) * 97;
+        let mut writes = 0;
+        while let Some(t) = conn.poll_transmit(now, &ctx) {
+            if let Some(f) = t.file {
+                assert!(
+                    f.offset + f.len <= f.file.len(),
+                    "engine named bytes past the end"
+                );
+            }
+            let offered = t.bytes.len() as u64 + t.file.map_or(0, |f| f.len);
+            let n = per_write.min(offered as usize);
+            conn.sent(now, n);
+            writes += 1;
+            if writes > 10_000 {
+                break; // a slow socket: leave the rest for the next turn
+            }
+        }
+        while let Some(e) = conn.poll_event() {
+            if let Event::Access(a) = e {
+                assert!((100..600).contains(&a.status));
+            }
+        }
+        if ctl & 0x80 != 0 {
+            if let Some(at) = conn.poll_timeout() {
+                now = at;
+                conn.handle_timeout(now);
+            }
+        }
+        if conn.is_closed() {
+            assert!(conn.recv_buf().is_empty() && conn.poll_timeout().is_none());
+            return;
+        }
+    }
+}
