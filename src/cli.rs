@@ -37,6 +37,12 @@ struct Common {
     /// HTTP listen address [default: 0.0.0.0:80].
     #[arg(long, value_name = "ADDR:PORT")]
     http: Option<std::net::SocketAddr>,
+    /// Answer TFTP on ADDR[:PORT] (port 69 when left out) [default: off].
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    tftp: Option<String>,
+    /// Answer every TFTP transfer from the TFTP port (clients behind NAT or strict firewalls).
+    #[arg(long)]
+    tftp_single_port: bool,
     /// Worker threads [default: one per core].
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
@@ -88,6 +94,8 @@ pub(crate) fn load_config(args: &Args) -> Result<Config, config::Error> {
         log_format: c.log_format,
         log_level: c.log_level,
         no_access_log: c.no_access_log,
+        tftp: c.tftp.clone(),
+        tftp_single_port: c.tftp_single_port,
     };
     Config::load(c.config.as_deref(), &overrides)
 }

@@ -42,6 +42,41 @@ pub fn serve(config: &Config, snapshot: Arc<Snapshot>) -> Result<(), io::Error> 
             });
         }
     }
+    if let Some(tftp) = config.tftp {
+        let sockets = io::tftp::reuseport_sockets(tftp.listen, config.workers)?;
+        let addr = sockets
+            .first()
+            .and_then(|s| s.local_addr().ok())
+            .unwrap_or(tftp.listen);
+        tracing::info!(%addr, workers = sockets.len(), single_port = tftp.single_port, "tftp listening");
+        // An absolute file name inside the root is served, as dnsmasq does.
+        let root = config
+            .root
+            .as_ref()
+            .and_then(|r| std::fs::canonicalize(r).ok())
+            .and_then(|r| r.to_str().map(str::to_owned));
+        for (id, socket) in sockets.into_iter().enumerate() {
+            let (snapshot, root, done) = (Arc::clone(&snapshot), root.clone(), done.clone());
+            let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
+            let spawned = std::thread::Builder::new()
+                .name(format!("rackboot-t{id}"))
+                .spawn(move || {
+                    if let Some(core) = core {
+                        let _ = socket::pin_current_thread(core);
+                    }
+                    let result = io::tftp::Worker::new(id, socket, snapshot, tftp, root)
+                        .and_then(io::tftp::Worker::run);
+                    let _ = done.send(result);
+                });
+            if let Err(source) = spawned {
+                return Err(io::Error::Poll {
+                    worker: id,
+                    op: "spawn tftp thread",
+                    source,
+                });
+            }
+        }
+    }
     drop(done);
     match failed.recv() {
         Ok(result) => result,

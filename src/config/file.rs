@@ -17,6 +17,8 @@ pub struct File {
     /// `[http]`
     #[serde(default)]
     pub http: Http,
+    /// `[tftp]`; TFTP is off unless this table (or `--tftp`) says where.
+    pub tftp: Option<Tftp>,
     /// `[store]`
     #[serde(default)]
     pub store: Store,
@@ -47,6 +49,26 @@ pub struct Http {
     pub max_connections: Option<Spanned<i64>>,
     /// Microseconds a worker keeps polling after activity before it sleeps.
     pub busy_poll_us: Option<Spanned<i64>>,
+}
+
+/// `[tftp]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tftp {
+    /// Address and port to answer on (`ADDR` alone means port 69).
+    pub listen: Option<Spanned<String>>,
+    /// Answer every transfer from the listening port (clients behind NAT).
+    pub single_port: Option<bool>,
+    /// First retransmission timeout, seconds.
+    pub timeout_secs: Option<Spanned<i64>>,
+    /// Retransmissions of one window before a transfer is abandoned.
+    pub retries: Option<Spanned<i64>>,
+    /// Largest window granted.
+    pub max_windowsize: Option<Spanned<i64>>,
+    /// Live transfers per worker.
+    pub max_transfers: Option<Spanned<i64>>,
+    /// Live transfers per client address.
+    pub max_per_client: Option<Spanned<i64>>,
 }
 
 /// `[store]`

@@ -73,6 +73,10 @@ pub struct Overrides {
     pub log_level: Option<Level>,
     /// `--no-access-log`
     pub no_access_log: bool,
+    /// `--tftp ADDR[:PORT]`
+    pub tftp: Option<String>,
+    /// `--tftp-single-port`
+    pub tftp_single_port: bool,
 }
 
 /// Validated configuration.
@@ -84,6 +88,8 @@ pub struct Config {
     pub workers: usize,
     /// HTTP listener.
     pub http: Http,
+    /// TFTP, when enabled.
+    pub tftp: Option<Tftp>,
     /// Store options.
     pub store: store::Options,
     /// Logging.
@@ -101,6 +107,23 @@ pub struct Http {
     pub max_connections: usize,
     /// After activity, a worker polls without sleeping for this long before it
     /// blocks (zero: never spins).
+    pub busy_poll: Duration,
+}
+
+/// TFTP settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Tftp {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Answer every transfer from the listening port.
+    pub single_port: bool,
+    /// Transfer engine settings.
+    pub settings: crate::proto::tftp::Settings,
+    /// Live transfers per worker; more are refused with an ERROR.
+    pub max_transfers: usize,
+    /// Live transfers per client address.
+    pub max_per_client: u32,
+    /// Busy-poll window after activity (shared with HTTP's setting).
     pub busy_poll: Duration,
 }
 
@@ -236,6 +259,7 @@ impl Config {
             DEFAULT_BUSY_POLL_US,
         )?;
         let busy_poll = Duration::from_micros(busy_poll_us as u64);
+        let tftp = v.tftp(raw.tftp.as_ref(), cli, busy_poll)?;
         let max_mib = v.opt_int(&raw.store.max_mib, "store.max_mib", 1..=1 << 20, 8192)? as u64;
         Ok(Config {
             root,
@@ -246,6 +270,7 @@ impl Config {
                 max_connections,
                 busy_poll,
             },
+            tftp,
             store: store::Options {
                 max_bytes: max_mib << 20,
                 mlock: raw.store.mlock.unwrap_or(true),
@@ -257,6 +282,15 @@ impl Config {
             },
         })
     }
+}
+
+/// `ADDR:PORT`, or `ADDR` alone for the TFTP port 69.
+fn tftp_addr(s: &str) -> Option<SocketAddr> {
+    s.parse().ok().or_else(|| {
+        s.parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, 69))
+    })
 }
 
 struct Validator<'a> {
@@ -323,6 +357,72 @@ impl Validator<'_> {
                 self.int(s, key, range, &fix)
             }
         }
+    }
+
+    fn tftp(
+        &self,
+        raw: Option<&file::Tftp>,
+        cli: &Overrides,
+        busy_poll: Duration,
+    ) -> Result<Option<Tftp>, Error> {
+        let empty = file::Tftp::default();
+        let t = raw.unwrap_or(&empty);
+        let listen = match (&cli.tftp, &t.listen) {
+            (Some(a), _) => tftp_addr(a).ok_or_else(|| {
+                self.invalid(
+                    None,
+                    "--tftp",
+                    format!("is {a:?}, not an address"),
+                    "write ADDR or ADDR:PORT, e.g. 10.0.0.1 or 0.0.0.0:69",
+                )
+            })?,
+            (None, Some(s)) => tftp_addr(s.get_ref()).ok_or_else(|| {
+                self.invalid(
+                    Some(s.span().start),
+                    "tftp.listen",
+                    format!("is {:?}, not an address", s.get_ref()),
+                    "write \"ADDR\" or \"ADDR:PORT\", e.g. \"0.0.0.0:69\"",
+                )
+            })?,
+            (None, None) if raw.is_some() => SocketAddr::from(([0, 0, 0, 0], 69)),
+            (None, None) => return Ok(None),
+        };
+        let d = crate::proto::tftp::Settings::default();
+        let timeout = self.opt_int(
+            &t.timeout_secs,
+            "tftp.timeout_secs",
+            1..=255,
+            d.timeout.as_secs() as i64,
+        )?;
+        let settings = crate::proto::tftp::Settings {
+            timeout: Duration::from_secs(timeout as u64),
+            max_timeout: d.max_timeout.max(Duration::from_secs(timeout as u64)),
+            retries: self.opt_int(&t.retries, "tftp.retries", 1..=50, i64::from(d.retries))? as u32,
+            max_windowsize: self.opt_int(
+                &t.max_windowsize,
+                "tftp.max_windowsize",
+                1..=64,
+                i64::from(d.max_windowsize),
+            )? as u16,
+        };
+        Ok(Some(Tftp {
+            listen,
+            single_port: cli.tftp_single_port || t.single_port.unwrap_or(false),
+            settings,
+            max_transfers: self.opt_int(
+                &t.max_transfers,
+                "tftp.max_transfers",
+                1..=100_000,
+                10_000,
+            )? as usize,
+            max_per_client: self.opt_int(
+                &t.max_per_client,
+                "tftp.max_per_client",
+                1..=10_000,
+                16,
+            )? as u32,
+            busy_poll,
+        }))
     }
 
     fn dir(
@@ -410,6 +510,38 @@ mod tests {
         assert!(msg.contains(":1: `root`"), "{msg}");
         let msg = parse("[log]\nformat = \"xml\"\n").unwrap_err().to_string();
         assert!(msg.contains("line 2") && msg.contains("json"), "{msg}");
+    }
+
+    #[test]
+    fn tftp_is_off_until_asked_for_and_defaults_to_port_69() {
+        assert!(parse("").unwrap().tftp.is_none());
+        let t = parse("[tftp]\n").unwrap().tftp.unwrap();
+        assert_eq!(t.listen, "0.0.0.0:69".parse().unwrap());
+        let t = parse("[tftp]\nlisten = \"10.0.0.1\"\nsingle_port = true\nmax_windowsize = 16\n")
+            .unwrap()
+            .tftp
+            .unwrap();
+        assert_eq!(
+            (t.listen.port(), t.single_port, t.settings.max_windowsize),
+            (69, true, 16)
+        );
+        let msg = parse("[tftp]\nmax_windowsize = 100\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains(":2: `tftp.max_windowsize` is 100"), "{msg}");
+        let cli = Overrides {
+            tftp: Some("127.0.0.1:6969".into()),
+            ..Overrides::default()
+        };
+        assert_eq!(
+            Config::parse("", Path::new("f"), &cli)
+                .unwrap()
+                .tftp
+                .unwrap()
+                .listen
+                .port(),
+            6969
+        );
     }
 
     #[test]

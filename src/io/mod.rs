@@ -8,5 +8,7 @@ mod error;
 pub mod http;
 mod sendfile;
 pub mod socket;
+pub mod tftp;
+pub(crate) mod udp;
 
 pub use error::Error;

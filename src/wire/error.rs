@@ -31,4 +31,39 @@ pub enum Error {
     /// The request target cannot name a file under the served root.
     #[error("request target rejected: {0}")]
     BadTarget(&'static str),
+    /// A datagram shorter than its fixed fields.
+    #[error("truncated: need {need} bytes, have {have}")]
+    Truncated {
+        /// Bytes the fixed fields need.
+        need: usize,
+        /// Bytes received.
+        have: usize,
+    },
+    /// A NUL-terminated field (TFTP filename, mode, option) has no NUL.
+    #[error("{0} is not NUL-terminated")]
+    Unterminated(&'static str),
+    /// A TFTP option name came without its value.
+    #[error("option without a value")]
+    OptionWithoutValue,
+    /// An emitter's buffer is too small for the message.
+    #[error("no room in the output buffer")]
+    NoRoom,
+}
+
+impl Error {
+    /// A short label for logs and drop counters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Malformed(_) => "malformed",
+            Error::HeadTooLarge { .. } => "head_too_large",
+            Error::TooManyHeaders { .. } => "too_many_headers",
+            Error::TargetTooLong { .. } => "target_too_long",
+            Error::BadContentLength => "bad_content_length",
+            Error::BadTarget(_) => "bad_target",
+            Error::Truncated { .. } => "truncated",
+            Error::Unterminated(_) => "unterminated",
+            Error::OptionWithoutValue => "option_without_value",
+            Error::NoRoom => "no_room",
+        }
+    }
 }

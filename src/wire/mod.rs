@@ -9,5 +9,6 @@
 
 pub mod error;
 pub mod http;
+pub mod tftp;
 
 pub use error::Error;

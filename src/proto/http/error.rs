@@ -55,12 +55,7 @@ impl Error {
     /// A short label for logs and counters.
     pub fn kind(&self) -> &'static str {
         match self {
-            Error::Wire(wire::Error::Malformed(_)) => "malformed",
-            Error::Wire(wire::Error::HeadTooLarge { .. }) => "head_too_large",
-            Error::Wire(wire::Error::TooManyHeaders { .. }) => "too_many_headers",
-            Error::Wire(wire::Error::TargetTooLong { .. }) => "target_too_long",
-            Error::Wire(wire::Error::BadContentLength) => "bad_content_length",
-            Error::Wire(wire::Error::BadTarget(_)) => "bad_target",
+            Error::Wire(e) => e.kind(),
             Error::Method => "method",
             Error::NotFound => "not_found",
             Error::TransferEncoding => "transfer_encoding",

@@ -1,0 +1,493 @@
+//! The mio TFTP worker: one per core, with its own SO_REUSEPORT socket on the
+//! TFTP port (a client's datagrams always hash to the same member) and one
+//! ephemeral socket per transfer (the RFC's TID), bound to the address the request
+//! arrived on. Windows go out as one GSO sendmsg over the file's mapping; where the
+//! kernel refuses GSO, as one sendmmsg. In single-port mode every transfer is
+//! answered from the listening socket and datagrams are routed by client address.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token};
+
+use super::clock;
+use super::udp::{self, Received};
+use super::Error;
+use crate::config;
+use crate::proto::tftp::{self, Event, Failure, Transfer, Transmit, Where};
+use crate::store::Snapshot;
+use crate::wire::tftp::{data_header, write_error, Opcode, Packet};
+
+const LISTENER: Token = Token(usize::MAX);
+/// Largest datagram read; a longer one is truncated and refused.
+const RX: usize = 65_536;
+/// Requests longer than this are refused (RFC 2347 keeps them under 512).
+const MAX_REQUEST: usize = 2048;
+
+struct Slot {
+    /// The transfer's own socket; `None` in single-port mode.
+    socket: Option<mio::net::UdpSocket>,
+    peer: SocketAddr,
+    transfer: Transfer,
+    path: Box<str>,
+    started: Instant,
+    armed: Option<Instant>,
+}
+
+/// One TFTP worker.
+pub struct Worker {
+    id: usize,
+    poll: Poll,
+    listener: mio::net::UdpSocket,
+    slots: Vec<Option<Slot>>,
+    free: Vec<usize>,
+    by_peer: HashMap<SocketAddr, usize>,
+    per_ip: HashMap<IpAddr, u32>,
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    snapshot: Arc<Snapshot>,
+    config: config::Tftp,
+    root: Option<String>,
+    gso: bool,
+    rx: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("id", &self.id)
+            .field("transfers", &self.by_peer.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    /// A worker answering on `listener` (a reuseport member, IP_PKTINFO on).
+    ///
+    /// # Errors
+    /// The poller cannot be created or the socket registered.
+    pub fn new(
+        id: usize,
+        listener: UdpSocket,
+        snapshot: Arc<Snapshot>,
+        config: config::Tftp,
+        root: Option<String>,
+    ) -> Result<Self, Error> {
+        let err = |op| {
+            move |source| Error::Poll {
+                worker: id,
+                op,
+                source,
+            }
+        };
+        let poll = Poll::new().map_err(err("epoll_create"))?;
+        let mut listener = mio::net::UdpSocket::from_std(listener);
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(err("register tftp socket"))?;
+        Ok(Self {
+            id,
+            poll,
+            listener,
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_peer: HashMap::new(),
+            per_ip: HashMap::new(),
+            timers: BinaryHeap::new(),
+            snapshot,
+            config,
+            root,
+            gso: true,
+            rx: vec![0; RX],
+            scratch: vec![0; 1024],
+        })
+    }
+
+    /// Serves until the poller fails.
+    ///
+    /// # Errors
+    /// Only a failure of the poller itself.
+    pub fn run(mut self) -> Result<(), Error> {
+        let mut events = Events::with_capacity(1024);
+        let mut active_at = clock::now();
+        loop {
+            let spinning =
+                clock::now().saturating_duration_since(active_at) < self.config.busy_poll;
+            let timeout = if spinning {
+                Some(Duration::ZERO)
+            } else {
+                self.timers
+                    .peek()
+                    .map(|Reverse((at, _))| at.saturating_duration_since(clock::now()))
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(Error::Poll {
+                    worker: self.id,
+                    op: "epoll_wait",
+                    source: e,
+                });
+            }
+            let now = clock::now();
+            if !events.is_empty() {
+                active_at = now;
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.on_listener(now),
+                    Token(i) => self.on_transfer_socket(i, now),
+                }
+            }
+            self.fire_timers(now);
+        }
+    }
+
+    fn on_listener(&mut self, now: Instant) {
+        loop {
+            let r = match udp::recv(&self.listener, &mut self.rx) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::debug!(worker = self.id, error = %e, "tftp receive failed");
+                    return;
+                }
+            };
+            if let Some(&token) = self.by_peer.get(&r.peer) {
+                if self.config.single_port {
+                    self.deliver(token, now, r.len);
+                } else {
+                    // Firmware repeats its RRQ while the first answer is in flight:
+                    // the live transfer's own timer resends; nothing new starts.
+                    tracing::debug!(peer = %r.peer, "repeated request for a live transfer ignored");
+                }
+                continue;
+            }
+            self.on_request(now, r);
+        }
+    }
+
+    fn on_request(&mut self, now: Instant, r: Received) {
+        let datagram = &self.rx[..r.len];
+        if let Ok(p) = Packet::new_checked(datagram) {
+            if !matches!(p.opcode(), Opcode::Rrq | Opcode::Wrq) {
+                tracing::debug!(peer = %r.peer, opcode = ?p.opcode(), "stray packet on the request port dropped");
+                return;
+            }
+        }
+        let local = r.local.map(IpAddr::V4).unwrap_or(self.config.listen.ip());
+        let refuse = |w: &mut Self, e: tftp::Error| {
+            tracing::info!(target: "rackboot::access", proto = %"tftp", peer = %r.peer, result = %"refused", reason = %e.kind(), error = %e, "transfer");
+            if let Some((code, msg)) = e.reply() {
+                if let Ok(n) = write_error(&mut w.scratch, code, msg) {
+                    let _ = w.listener.send_to(&w.scratch[..n], r.peer);
+                }
+            }
+        };
+        if r.truncated || r.len > MAX_REQUEST {
+            return refuse(
+                self,
+                tftp::Error::Wire(crate::wire::Error::Malformed(
+                    "request longer than 2048 bytes",
+                )),
+            );
+        }
+        if self.by_peer.len() >= self.config.max_transfers {
+            return refuse(
+                self,
+                tftp::Error::Busy("server busy: too many transfers, retry later"),
+            );
+        }
+        if self
+            .per_ip
+            .get(&r.peer.ip())
+            .is_some_and(|&n| n >= self.config.max_per_client)
+        {
+            return refuse(
+                self,
+                tftp::Error::Busy("too many transfers from this address, retry later"),
+            );
+        }
+        // The transfer's socket first: its route tells the path MTU the blocks must fit.
+        let socket = if self.config.single_port {
+            None
+        } else {
+            match UdpSocket::bind(SocketAddr::new(local, 0))
+                .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(worker = self.id, %local, error = %e, "cannot open a transfer socket");
+                    return refuse(
+                        self,
+                        tftp::Error::Busy("server cannot open a socket, retry later"),
+                    );
+                }
+            }
+        };
+        let path_mtu = match &socket {
+            Some(s) => udp::path_mtu(s, r.peer),
+            None => UdpSocket::bind(SocketAddr::new(local, 0))
+                .ok()
+                .and_then(|s| udp::path_mtu(&s, r.peer)),
+        };
+        let at = Where {
+            root: self.root.as_deref(),
+            path_mtu,
+        };
+        let accepted =
+            match tftp::accept(&self.rx[..r.len], &self.snapshot, &self.config.settings, at) {
+                Ok(a) => a,
+                Err(e) => return refuse(self, e),
+            };
+        let path = accepted.path.clone();
+        let transfer = Transfer::new(now, accepted, &self.config.settings);
+        let token = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        let mut socket = socket.map(mio::net::UdpSocket::from_std);
+        if let Some(s) = &mut socket {
+            if let Err(e) = self
+                .poll
+                .registry()
+                .register(s, Token(token), Interest::READABLE)
+            {
+                self.free.push(token);
+                tracing::warn!(worker = self.id, error = %e, "cannot register a transfer socket");
+                return;
+            }
+        }
+        self.slots[token] = Some(Slot {
+            socket,
+            peer: r.peer,
+            transfer,
+            path,
+            started: now,
+            armed: None,
+        });
+        self.by_peer.insert(r.peer, token);
+        *self.per_ip.entry(r.peer.ip()).or_default() += 1;
+        self.drive(token, now);
+    }
+
+    /// Reads every datagram waiting on a transfer's own socket.
+    fn on_transfer_socket(&mut self, token: usize, now: Instant) {
+        loop {
+            let Some(Some(slot)) = self.slots.get(token) else {
+                return;
+            };
+            let Some(socket) = &slot.socket else { return };
+            let (len, from) = match socket.recv_from(&mut self.rx) {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::debug!(peer = %slot.peer, error = %e, "tftp transfer receive failed");
+                    break;
+                }
+            };
+            if from != slot.peer {
+                // RFC 1350 §4: a packet from another TID gets ERROR 5; the transfer goes on.
+                if let Ok(n) = write_error(&mut self.scratch, 5, "unknown transfer ID") {
+                    let _ = socket.send_to(&self.scratch[..n], from);
+                }
+                continue;
+            }
+            self.deliver(token, now, len);
+            if !matches!(self.slots.get(token), Some(Some(_))) {
+                return;
+            }
+        }
+    }
+
+    /// Hands `rx[..len]` to a transfer's engine, then drives it.
+    fn deliver(&mut self, token: usize, now: Instant, len: usize) {
+        let Some(Some(slot)) = self.slots.get_mut(token) else {
+            return;
+        };
+        if let Err(e) = slot.transfer.handle(now, &self.rx[..len]) {
+            tracing::debug!(peer = %slot.peer, reason = e.kind(), error = %e, "tftp datagram dropped");
+        }
+        self.drive(token, now);
+    }
+
+    fn drive(&mut self, token: usize, now: Instant) {
+        let Some(Some(slot)) = self.slots.get_mut(token) else {
+            return;
+        };
+        while let Some(t) = slot.transfer.poll_transmit(now, &mut self.scratch) {
+            let socket: &mio::net::UdpSocket = slot.socket.as_ref().unwrap_or(&self.listener);
+            let sent = match t {
+                Transmit::Control { len } => {
+                    socket.send_to(&self.scratch[..len], slot.peer).map(drop)
+                }
+                Transmit::Window {
+                    first,
+                    count,
+                    blksize,
+                } => send_window(socket, slot, first, count, blksize, &mut self.gso),
+            };
+            if let Err(e) = sent {
+                // A window that did not go out is resent by the transfer's timer.
+                tracing::debug!(peer = %slot.peer, error = %e, "tftp send failed");
+            }
+        }
+        if let Some(event) = slot.transfer.poll_event() {
+            log_end(slot, now, event);
+            self.remove(token);
+            return;
+        }
+        if let Some(at) = slot.transfer.poll_timeout() {
+            if slot.armed.is_none_or(|armed| at < armed) {
+                slot.armed = Some(at);
+                self.timers.push(Reverse((at, token)));
+            }
+        }
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(&Reverse((at, token))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(Some(slot)) = self.slots.get_mut(token) else {
+                continue;
+            };
+            if slot.armed == Some(at) {
+                slot.armed = None;
+            }
+            slot.transfer.handle_timeout(now);
+            self.drive(token, now);
+        }
+    }
+
+    fn remove(&mut self, token: usize) {
+        let Some(mut slot) = self.slots.get_mut(token).and_then(Option::take) else {
+            return;
+        };
+        if let Some(s) = &mut slot.socket {
+            let _ = self.poll.registry().deregister(s);
+        }
+        self.by_peer.remove(&slot.peer);
+        if let Some(n) = self.per_ip.get_mut(&slot.peer.ip()) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&slot.peer.ip());
+            }
+        }
+        self.free.push(token);
+    }
+}
+
+/// One window: 4-byte headers interleaved with slices of the payload.
+fn send_window(
+    socket: &mio::net::UdpSocket,
+    slot: &Slot,
+    first: u64,
+    count: u16,
+    blksize: u16,
+    gso: &mut bool,
+) -> io::Result<()> {
+    let payload = slot.transfer.payload();
+    let count = usize::from(count).min(udp::MAX_BLOCKS);
+    let mut heads = [[0u8; 4]; udp::MAX_BLOCKS];
+    let mut parts: [(&[u8], &[u8]); udp::MAX_BLOCKS] = [(&[], &[]); udp::MAX_BLOCKS];
+    for (i, head) in heads.iter_mut().enumerate().take(count) {
+        *head = data_header((first + i as u64) as u16); // the wire number wraps past 65535
+    }
+    for (i, part) in parts.iter_mut().enumerate().take(count) {
+        *part = (
+            &heads[i],
+            payload
+                .get(slot.transfer.block(first + i as u64))
+                .unwrap_or(&[]),
+        );
+    }
+    let parts = &parts[..count];
+    if count > 1 && *gso {
+        match udp::send_gso(socket, slot.peer, parts, Some(blksize + 4)) {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
+                ) =>
+            {
+                tracing::warn!(error = %e, "UDP GSO refused by the kernel; sending windows with sendmmsg");
+                *gso = false;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if count == 1 {
+        udp::send_gso(socket, slot.peer, parts, None).map(drop)
+    } else {
+        udp::send_each(socket, slot.peer, parts).map(drop)
+    }
+}
+
+fn log_end(slot: &Slot, now: Instant, event: Event) {
+    let result = match event {
+        Event::Done { probe: false } => "done",
+        Event::Done { probe: true } => "size_probe",
+        Event::Failed(Failure::Timeout) => "timeout",
+        Event::Failed(Failure::ClientError { .. }) => "client_error",
+    };
+    let (blksize, windowsize) = slot.transfer.sizes();
+    let stats = slot.transfer.stats();
+    let bytes = if result == "done" {
+        slot.transfer.payload().len()
+    } else {
+        0
+    };
+    tracing::info!(
+        target: "rackboot::access",
+        proto = %"tftp",
+        peer = %slot.peer,
+        file = %slot.path,
+        result = %result,
+        bytes,
+        blksize,
+        windowsize,
+        resent = stats.resent,
+        ms = now.saturating_duration_since(slot.started).as_secs_f64() * 1000.0,
+        "transfer"
+    );
+}
+
+/// `count` UDP sockets bound to `addr` with SO_REUSEPORT, IP_PKTINFO on and a
+/// large receive buffer (a rack's requests arrive in one burst).
+///
+/// # Errors
+/// [`Error::Listen`] naming the address and a hint.
+pub fn reuseport_sockets(addr: SocketAddr, count: usize) -> Result<Vec<UdpSocket>, Error> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let mut bound = addr;
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count.max(1) {
+        let make = || -> io::Result<UdpSocket> {
+            let s = Socket::new(Domain::for_address(bound), Type::DGRAM, Some(Protocol::UDP))?;
+            s.set_reuse_address(true)?;
+            s.set_reuse_port(true)?;
+            s.set_nonblocking(true)?;
+            let _ = s.set_recv_buffer_size(4 << 20);
+            s.bind(&bound.into())?;
+            if bound.is_ipv4() {
+                udp::enable_pktinfo(&s)?;
+            }
+            Ok(s.into())
+        };
+        let s = make().map_err(|e| Error::listen(bound, e))?;
+        bound = s.local_addr().map_err(|e| Error::listen(bound, e))?;
+        out.push(s);
+    }
+    Ok(out)
+}

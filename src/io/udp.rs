@@ -1,0 +1,288 @@
+//! UDP syscalls the socket crates do not offer: receiving with the local
+//! destination address (IP_PKTINFO), sending a window of TFTP blocks as one GSO
+//! datagram train (UDP_SEGMENT) or, where GSO is unavailable, as one sendmmsg,
+//! and reading a path's MTU. Each unsafe block builds a msghdr over buffers that
+//! outlive the call.
+
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::os::fd::AsRawFd;
+
+/// Most iovecs one send uses: a header and a slice per block.
+pub(crate) const MAX_BLOCKS: usize = 128;
+
+/// Asks the kernel to report each datagram's destination address.
+pub(crate) fn enable_pktinfo(sock: &impl AsRawFd) -> io::Result<()> {
+    setsockopt_int(sock, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)
+}
+
+fn setsockopt_int(sock: &impl AsRawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
+    // SAFETY: `value` is a live local int of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
+            (&value as *const i32).cast(),
+            size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A received datagram: length, sender, the local address it was sent to (the
+/// address replies should come from), and whether it was cut to fit `buf`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Received {
+    pub(crate) len: usize,
+    pub(crate) peer: SocketAddr,
+    pub(crate) local: Option<Ipv4Addr>,
+    pub(crate) truncated: bool,
+}
+
+/// recvmsg with IP_PKTINFO.
+pub(crate) fn recv(sock: &impl AsRawFd, buf: &mut [u8]) -> io::Result<Received> {
+    // SAFETY: sockaddr_storage and the cmsg buffer are plain data; zeroed is valid.
+    let mut name: libc::sockaddr_storage = unsafe { zeroed() };
+    let mut control = [0u64; 16]; // 128 bytes, 8-aligned: room for in_pktinfo
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: msghdr is plain data; zeroed is valid before the fields are set.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
+    msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = size_of::<[u64; 16]>();
+    // SAFETY: every pointer in `msg` refers to a live local or to `buf`, with the
+    // lengths given; the kernel writes only within them.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let peer = sockaddr_to_std(&name).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))?;
+    let mut local = None;
+    // SAFETY: the CMSG_* macros walk the control buffer the kernel filled, within
+    // `msg_controllen`; in_pktinfo is read unaligned from a cmsg of that type.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::IPPROTO_IP && (*c).cmsg_type == libc::IP_PKTINFO {
+                let info: libc::in_pktinfo = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                local = Some(Ipv4Addr::from(u32::from_be(info.ipi_spec_dst.s_addr)));
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok(Received {
+        len: n as usize,
+        peer,
+        local,
+        truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
+    })
+}
+
+/// Sends `parts` (header, payload pairs) to `peer` as one sendmsg. With `segment`,
+/// the kernel cuts the train into datagrams of that many bytes (UDP GSO; the last
+/// may be shorter), so a whole window costs one syscall.
+pub(crate) fn send_gso(
+    sock: &impl AsRawFd,
+    peer: SocketAddr,
+    parts: &[(&[u8], &[u8])],
+    segment: Option<u16>,
+) -> io::Result<usize> {
+    let mut iov = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; 2 * MAX_BLOCKS];
+    let parts = parts.get(..MAX_BLOCKS.min(parts.len())).unwrap_or(parts);
+    for (i, (head, body)) in parts.iter().enumerate() {
+        iov[2 * i] = libc::iovec {
+            iov_base: head.as_ptr().cast_mut().cast(),
+            iov_len: head.len(),
+        };
+        iov[2 * i + 1] = libc::iovec {
+            iov_base: body.as_ptr().cast_mut().cast(),
+            iov_len: body.len(),
+        };
+    }
+    let (mut name, namelen) = std_to_sockaddr(peer);
+    let mut control = [0u64; 4];
+    // SAFETY: msghdr is plain data; zeroed is valid before the fields are set.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
+    msg.msg_namelen = namelen;
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = 2 * parts.len();
+    if let Some(size) = segment {
+        msg.msg_control = control.as_mut_ptr().cast();
+        // SAFETY: CMSG_SPACE is a pure size computation.
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as usize;
+        // SAFETY: the control buffer (32 bytes, 8-aligned) holds one cmsg with a
+        // u16, which is what msg_controllen says; the writes stay inside it.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_UDP;
+            (*c).cmsg_type = libc::UDP_SEGMENT;
+            (*c).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), size);
+        }
+    }
+    // SAFETY: every pointer in `msg` refers to live locals or to the borrowed
+    // `parts`, which outlive the call; the kernel only reads them.
+    let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// Sends each (header, payload) pair as its own datagram with one sendmmsg;
+/// returns how many datagrams went out.
+pub(crate) fn send_each(
+    sock: &impl AsRawFd,
+    peer: SocketAddr,
+    parts: &[(&[u8], &[u8])],
+) -> io::Result<usize> {
+    let parts = parts.get(..MAX_BLOCKS.min(parts.len())).unwrap_or(parts);
+    let (mut name, namelen) = std_to_sockaddr(peer);
+    let mut iov = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; 2 * MAX_BLOCKS];
+    // SAFETY: mmsghdr is plain data; zeroed is valid before the fields are set.
+    let mut msgs: [libc::mmsghdr; MAX_BLOCKS] = unsafe { zeroed() };
+    for (i, (head, body)) in parts.iter().enumerate() {
+        iov[2 * i] = libc::iovec {
+            iov_base: head.as_ptr().cast_mut().cast(),
+            iov_len: head.len(),
+        };
+        iov[2 * i + 1] = libc::iovec {
+            iov_base: body.as_ptr().cast_mut().cast(),
+            iov_len: body.len(),
+        };
+    }
+    for (i, m) in msgs.iter_mut().enumerate().take(parts.len()) {
+        m.msg_hdr.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
+        m.msg_hdr.msg_namelen = namelen;
+        m.msg_hdr.msg_iov = iov[2 * i..].as_mut_ptr();
+        m.msg_hdr.msg_iovlen = 2;
+    }
+    // SAFETY: each mmsghdr points at live locals (`name`, `iov`) and the borrowed
+    // `parts`; the count passed is the number initialised.
+    let n = unsafe { libc::sendmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), parts.len() as u32, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// The MTU of the route to `peer`, learnt by connecting `sock` briefly (IP_MTU
+/// needs a connected socket); the socket is left unconnected.
+pub(crate) fn path_mtu(sock: &UdpSocket, peer: SocketAddr) -> Option<u32> {
+    sock.connect(peer).ok()?;
+    let mut mtu: i32 = 0;
+    let mut len = size_of::<i32>() as libc::socklen_t;
+    // SAFETY: `mtu` and `len` are live locals of the sizes passed.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MTU,
+            (&mut mtu as *mut i32).cast(),
+            &mut len,
+        )
+    };
+    // Dissolve the association (connect to AF_UNSPEC), so any source can reach us.
+    // SAFETY: a zeroed sockaddr with family AF_UNSPEC is the documented way.
+    let mut unspec: libc::sockaddr = unsafe { zeroed() };
+    unspec.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
+    // SAFETY: `unspec` is a live local of the size passed.
+    unsafe {
+        libc::connect(
+            sock.as_raw_fd(),
+            &unspec,
+            size_of::<libc::sockaddr>() as libc::socklen_t,
+        )
+    };
+    (rc == 0 && mtu > 0).then_some(mtu as u32)
+}
+
+fn std_to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    let s = socket2::SockAddr::from(addr);
+    // SAFETY: SockAddr holds a valid sockaddr_storage of length `s.len()`.
+    let storage = unsafe { std::ptr::read(s.as_ptr().cast::<libc::sockaddr_storage>()) };
+    (storage, s.len())
+}
+
+fn sockaddr_to_std(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match i32::from(s.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says this storage holds a sockaddr_in.
+            let a: &libc::sockaddr_in = unsafe { &*(s as *const libc::sockaddr_storage).cast() };
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says this storage holds a sockaddr_in6.
+            let a: &libc::sockaddr_in6 = unsafe { &*(s as *const libc::sockaddr_storage).cast() };
+            Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                a.sin6_addr.s6_addr.into(),
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gso_window_arrives_as_separate_datagrams_with_the_local_address() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        enable_pktinfo(&rx).unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let blocks = [[1u8; 100], [2u8; 100], [3u8; 100]];
+        let heads = [[0, 3, 0, 1], [0, 3, 0, 2], [0, 3, 0, 3]];
+        let parts: Vec<(&[u8], &[u8])> = vec![
+            (&heads[0], &blocks[0]),
+            (&heads[1], &blocks[1]),
+            (&heads[2], &blocks[2][..40]),
+        ];
+        let sent = send_gso(&tx, rx.local_addr().unwrap(), &parts, Some(104)).unwrap();
+        assert_eq!(sent, 104 + 104 + 44);
+        let mut buf = [0u8; 2048];
+        for (i, want) in [104, 104, 44].into_iter().enumerate() {
+            let r = recv(&rx, &mut buf).unwrap();
+            assert_eq!(r.len, want);
+            assert_eq!(buf[3], i as u8 + 1);
+            assert_eq!(r.local, Some(Ipv4Addr::LOCALHOST));
+            assert_eq!(r.peer, tx.local_addr().unwrap());
+        }
+        assert_eq!(send_each(&tx, rx.local_addr().unwrap(), &parts).unwrap(), 3);
+        assert_eq!(recv(&rx, &mut buf).unwrap().len, 104);
+    }
+
+    #[test]
+    fn the_path_mtu_of_loopback_is_read_and_the_socket_stays_unconnected() {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let other = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mtu = path_mtu(&s, other.local_addr().unwrap()).unwrap();
+        assert!((65_000..=65_536).contains(&mtu), "loopback MTU {mtu}");
+        assert!(s.peer_addr().is_err(), "left unconnected");
+    }
+}

@@ -1,0 +1,50 @@
+//! TFTP read transfers (RFC 1350, options RFC 2347-2349, windows RFC 7440), sans-IO.
+//!
+//! [`accept`] turns a request datagram into a [`Transfer`] or a refusal with its
+//! ERROR code; a `Transfer` is driven like every engine here: `handle` each
+//! datagram from the client and `handle_timeout` at `poll_timeout`, then
+//! `poll_transmit` until `None` (a [`Transmit::Window`] names absolute blocks; the
+//! backend gathers their bytes from [`Transfer::payload`]), then `poll_event`.
+
+mod error;
+mod request;
+#[cfg(test)]
+mod tests;
+mod transfer;
+
+use std::time::Duration;
+
+pub use error::Error;
+pub use request::{accept, Accepted, Negotiated, Payload, Where};
+pub use transfer::{Event, Failure, Stats, Transfer, Transmit};
+
+/// Most blocks one GSO send carries (the kernel's UDP_MAX_SEGMENTS).
+pub const GSO_MAX_SEGMENTS: u64 = 128;
+/// Most bytes one UDP send carries, all segments together.
+pub const GSO_MAX_BYTES: u64 = 65_507;
+/// IPv4 + UDP + TFTP DATA headers: a block of `mtu - 32` fills one frame.
+pub const HEADERS: u32 = 20 + 8 + 4;
+
+/// Transfer policy shared by a worker's transfers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// First retransmission timeout (a client's `timeout` option replaces it).
+    pub timeout: Duration,
+    /// Back-off stops doubling here.
+    pub max_timeout: Duration,
+    /// Retransmissions of one window before the transfer fails.
+    pub retries: u32,
+    /// Largest window granted (RFC 7440 allows up to 65535).
+    pub max_windowsize: u16,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(1),
+            max_timeout: Duration::from_secs(8),
+            retries: 6,
+            max_windowsize: 64,
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! Accepting a read request: the filename as a path under the root, the mode, and
+//! the options the server grants (RFC 2347-2349, RFC 7440).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Error, Settings, GSO_MAX_BYTES, GSO_MAX_SEGMENTS, HEADERS};
+use crate::store::{BootFile, Snapshot};
+use crate::wire::tftp::{Opcode, Packet, DATA_HEADER, MAX_BLKSIZE};
+use crate::wire::{self, http::digits};
+
+/// The bytes a transfer sends: a boot file as stored, or its netascii form.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// The file's own mapping (octet mode): nothing is copied.
+    File(Arc<BootFile>),
+    /// The file converted to netascii (CR LF line ends, CR NUL for a bare CR).
+    Converted(Arc<[u8]>),
+}
+
+impl Payload {
+    /// The bytes to send.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Payload::File(f) => f.bytes(),
+            Payload::Converted(b) => b,
+        }
+    }
+}
+
+/// What the server granted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Negotiated {
+    /// Block size (512 unless negotiated).
+    pub blksize: u16,
+    /// Window size (1 unless negotiated).
+    pub windowsize: u16,
+    /// Retransmission timeout the client asked for, if valid.
+    pub timeout: Option<Duration>,
+    /// The OACK to send, in the client's order; empty when no option was granted.
+    pub oack: Vec<(&'static str, u64)>,
+    /// The client asked for `tsize` (an EDK2 size probe ends after the OACK).
+    pub tsize: bool,
+}
+
+/// A request turned into what a transfer needs.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// URL-style path of the file served (`/efi/ipxe.efi`), for logs.
+    pub path: Box<str>,
+    /// The bytes to send.
+    pub payload: Payload,
+    /// The granted options.
+    pub negotiated: Negotiated,
+}
+
+/// Where the request arrived: facts the backend knows and the engine needs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Where<'a> {
+    /// The canonical root directory, so that an absolute name inside it
+    /// (`/srv/tftp/ipxe.efi`, as dnsmasq allows) is served.
+    pub root: Option<&'a str>,
+    /// MTU of the path to the client; blocks are clamped to fit one frame.
+    pub path_mtu: Option<u32>,
+}
+
+/// Turns a request datagram into an accepted transfer.
+///
+/// # Errors
+/// The refusal, whose [`Error::reply`] is the ERROR to send (or a silent drop).
+pub fn accept(
+    datagram: &[u8],
+    snapshot: &Snapshot,
+    settings: &Settings,
+    at: Where<'_>,
+) -> Result<Accepted, Error> {
+    let packet = Packet::new_checked(datagram)?;
+    match packet.opcode() {
+        Opcode::Rrq => {}
+        Opcode::Wrq => return Err(Error::WriteRefused),
+        other => return Err(Error::Unexpected(other)),
+    }
+    let request = packet.request()?;
+    let netascii = if request.mode.eq_ignore_ascii_case(b"octet") {
+        false
+    } else if request.mode.eq_ignore_ascii_case(b"netascii") {
+        true
+    } else {
+        return Err(Error::Mode);
+    };
+    let path = resolve(request.filename, at.root)?;
+    let file = match snapshot.get(&path.name) {
+        Some(f) => f,
+        None if path.absolute => {
+            return Err(Error::AccessViolation(
+                "absolute path outside the served root",
+            ))
+        }
+        None => return Err(Error::NotFound(path.name.into())),
+    };
+    let payload = if netascii {
+        Payload::Converted(to_netascii(file.bytes()).into())
+    } else {
+        Payload::File(Arc::clone(file))
+    };
+    let len = payload.bytes().len() as u64;
+    let negotiated = negotiate(request.options(), len, settings, at.path_mtu)?;
+    Ok(Accepted {
+        path: path.name.into(),
+        payload,
+        negotiated,
+    })
+}
+
+struct Resolved {
+    name: String,
+    absolute: bool,
+}
+
+/// A TFTP filename as a snapshot path. Backslashes are separators (Windows
+/// deployment clients send `boot\x64\wdsnbp.com`); `..` is refused outright.
+fn resolve(raw: &[u8], root: Option<&str>) -> Result<Resolved, Error> {
+    let name =
+        std::str::from_utf8(raw).map_err(|_| Error::AccessViolation("file name is not UTF-8"))?;
+    let name = name.replace('\\', "/");
+    let (rest, absolute) = match root.and_then(|r| name.strip_prefix(r.trim_end_matches('/'))) {
+        Some(inside) if inside.starts_with('/') => (inside, false),
+        _ => (name.as_str(), name.starts_with('/')),
+    };
+    let mut out = String::with_capacity(rest.len() + 1);
+    for segment in rest.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => return Err(Error::AccessViolation("`..` in file name")),
+            s => {
+                out.push('/');
+                out.push_str(s);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::NotFound("/".into()));
+    }
+    Ok(Resolved {
+        name: out,
+        absolute,
+    })
+}
+
+/// Grants options (RFC 2347: unknown ones are left out of the OACK).
+fn negotiate<'a>(
+    options: impl Iterator<Item = Result<(&'a [u8], &'a [u8]), wire::Error>>,
+    len: u64,
+    settings: &Settings,
+    path_mtu: Option<u32>,
+) -> Result<Negotiated, Error> {
+    let mut n = Negotiated {
+        blksize: 512,
+        windowsize: 1,
+        timeout: None,
+        oack: Vec::new(),
+        tsize: false,
+    };
+    let mut seen = [false; 4];
+    // Largest block that fits one frame of the path (and so one GSO segment).
+    let frame_max = path_mtu.map_or(MAX_BLKSIZE, |mtu| {
+        mtu.saturating_sub(HEADERS).clamp(8, u32::from(MAX_BLKSIZE)) as u16
+    });
+    for option in options {
+        let (name, value) = option?;
+        let Some(slot) = [&b"blksize"[..], b"tsize", b"timeout", b"windowsize"]
+            .iter()
+            .position(|k| name.eq_ignore_ascii_case(k))
+        else {
+            continue;
+        };
+        if std::mem::replace(&mut seen[slot], true) {
+            continue; // the first of a repeated option counts
+        }
+        let v = digits(value);
+        match slot {
+            0 => {
+                // RFC 2348: 8..65464; the server may grant less, never more.
+                let asked = v
+                    .filter(|&v| v >= 8)
+                    .ok_or(Error::Option("blksize must be at least 8"))?;
+                n.blksize = asked.min(u64::from(frame_max)) as u16;
+                n.oack.push(("blksize", u64::from(n.blksize)));
+            }
+            1 => {
+                v.ok_or(Error::Option("tsize must be a number"))?;
+                n.tsize = true;
+                n.oack.push(("tsize", len));
+            }
+            2 => {
+                // RFC 2349: 1..255 seconds; an invalid value is ignored.
+                if let Some(secs) = v.filter(|s| (1..=255).contains(s)) {
+                    n.timeout = Some(Duration::from_secs(secs));
+                    n.oack.push(("timeout", secs));
+                }
+            }
+            _ => {
+                let asked = v
+                    .filter(|&v| v >= 1)
+                    .ok_or(Error::Option("windowsize must be at least 1"))?;
+                n.windowsize = asked.min(u64::from(settings.max_windowsize.max(1))) as u16;
+                n.oack.push(("windowsize", 0)); // value set below, once blksize is known
+            }
+        }
+    }
+    // A window goes out as one GSO send: cap it at what one send carries.
+    let per_send =
+        (GSO_MAX_BYTES / (u64::from(n.blksize) + DATA_HEADER as u64)).clamp(1, GSO_MAX_SEGMENTS);
+    n.windowsize = n.windowsize.min(per_send as u16).max(1);
+    for (name, value) in &mut n.oack {
+        if *name == "windowsize" {
+            *value = u64::from(n.windowsize);
+        }
+    }
+    Ok(n)
+}
+
+/// RFC 764 netascii: CR LF for every LF, CR NUL for a bare CR.
+fn to_netascii(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 16);
+    for &b in bytes {
+        match b {
+            b'\n' => out.extend_from_slice(b"\r\n"),
+            b'\r' => out.extend_from_slice(b"\r\0"),
+            b => out.push(b),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+pub(super) mod unit {
+    use super::*;
+
+    #[test]
+    fn names_resolve_inside_the_root_only() {
+        let ok = |raw: &str, root| resolve(raw.as_bytes(), root).map(|r| (r.name, r.absolute));
+        assert_eq!(ok("ipxe.efi", None), Ok(("/ipxe.efi".into(), false)));
+        assert_eq!(ok("/ipxe.efi", None), Ok(("/ipxe.efi".into(), true)));
+        assert_eq!(
+            ok("efi\\boot\\bootx64.efi", None),
+            Ok(("/efi/boot/bootx64.efi".into(), false))
+        );
+        assert_eq!(
+            ok("/srv/tftp/efi/ipxe.efi", Some("/srv/tftp")),
+            Ok(("/efi/ipxe.efi".into(), false))
+        );
+        assert_eq!(
+            ok("/srv/tftpx/a", Some("/srv/tftp")),
+            Ok(("/srv/tftpx/a".into(), true))
+        );
+        for bad in ["../etc/passwd", "a/../../b", "..\\..\\x", "/.."] {
+            assert!(
+                matches!(
+                    resolve(bad.as_bytes(), None),
+                    Err(Error::AccessViolation(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert!(resolve(b"\xff\xfe", None).is_err());
+    }
+
+    fn grant(opts: &[(&str, &str)], mtu: Option<u32>) -> Result<Negotiated, Error> {
+        let pairs: Vec<_> = opts
+            .iter()
+            .map(|(k, v)| Ok((k.as_bytes(), v.as_bytes())))
+            .collect();
+        negotiate(pairs.into_iter(), 850_528, &Settings::default(), mtu)
+    }
+
+    #[test]
+    fn edk2s_options_are_granted_within_one_frame_and_one_gso_send() {
+        let n = grant(
+            &[("tsize", "0"), ("blksize", "1468"), ("windowsize", "4")],
+            Some(1500),
+        )
+        .unwrap();
+        assert_eq!((n.blksize, n.windowsize, n.tsize), (1468, 4, true));
+        assert_eq!(
+            n.oack,
+            [("tsize", 850_528), ("blksize", 1468), ("windowsize", 4)]
+        );
+        // A block is clamped to the frame; a window to one GSO send (44 x 1472 bytes).
+        let n = grant(&[("blksize", "9000"), ("windowsize", "64")], Some(1500)).unwrap();
+        assert_eq!((n.blksize, n.windowsize), (1468, 44));
+        let n = grant(&[("windowsize", "1000")], None).unwrap();
+        assert_eq!(n.windowsize, 64);
+        let n = grant(&[("blksize", "70000")], None).unwrap();
+        assert_eq!(n.blksize, MAX_BLKSIZE);
+    }
+
+    #[test]
+    fn invalid_values_are_refused_or_ignored_as_the_rfcs_say() {
+        assert!(matches!(
+            grant(&[("blksize", "0")], None),
+            Err(Error::Option(_))
+        ));
+        assert!(matches!(
+            grant(&[("windowsize", "0")], None),
+            Err(Error::Option(_))
+        ));
+        assert!(matches!(
+            grant(&[("tsize", "x")], None),
+            Err(Error::Option(_))
+        ));
+        let n = grant(
+            &[
+                ("timeout", "0"),
+                ("multicast", ""),
+                ("BLKSIZE", "1024"),
+                ("blksize", "8"),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(n.oack, [("blksize", 1024)]);
+    }
+
+    #[test]
+    fn netascii_converts_line_ends() {
+        assert_eq!(to_netascii(b"a\nb\rc"), b"a\r\nb\r\0c");
+    }
+}
