@@ -12,3 +12,4 @@ mod concurrency;
 mod fuzz_replay;
 mod loopback;
 mod support;
+mod tftp;

@@ -69,6 +69,8 @@ impl Fixture {
 pub(crate) struct Server {
     child: Child,
     pub(crate) addr: SocketAddr,
+    /// The TFTP address, when started with `--tftp`.
+    pub(crate) tftp: Option<SocketAddr>,
     log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -90,23 +92,27 @@ impl Server {
         // Keep draining the log for the server's whole life, so it never blocks on it.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = listening_addr(&line) {
-                    let _ = tx.send(addr);
+                for kind in ["http", "tftp"] {
+                    if let Some(addr) = listening_addr(&line, kind) {
+                        let _ = tx.send((kind, addr));
+                    }
                 }
                 sink.lock().unwrap().push(line);
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "rackboot did not start listening:\n{}",
-                    log.lock().unwrap().join("\n")
-                );
+        let wants_tftp = extra.contains(&"--tftp");
+        let (mut addr, mut tftp) = (None, None);
+        while addr.is_none() || (wants_tftp && tftp.is_none()) {
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(("http", a)) => addr = Some(a),
+                Ok((_, a)) => tftp = Some(a),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("rackboot did not start listening:\n{}", log.lock().unwrap().join("\n"));
+                }
             }
-        };
-        Self { child, addr, log }
+        }
+        Self { child, addr: addr.unwrap(), tftp, log }
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -130,9 +136,9 @@ impl Drop for Server {
     }
 }
 
-/// The address in an `http listening addr=...` line (text or JSON log).
-fn listening_addr(line: &str) -> Option<SocketAddr> {
-    if !line.contains("http listening") {
+/// The address in a `KIND listening addr=...` line (text or JSON log).
+fn listening_addr(line: &str, kind: &str) -> Option<SocketAddr> {
+    if !line.contains(&format!("{kind} listening")) {
         return None;
     }
     let at = line
