@@ -419,7 +419,7 @@ impl Validator<'_> {
                 &t.max_per_client,
                 "tftp.max_per_client",
                 1..=10_000,
-                16,
+                256,
             )? as u32,
             busy_poll,
         }))

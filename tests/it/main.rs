@@ -11,5 +11,6 @@ mod check;
 mod concurrency;
 mod fuzz_replay;
 mod loopback;
+mod netns;
 mod support;
 mod tftp;

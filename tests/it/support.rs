@@ -76,8 +76,30 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start(root: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rackboot"))
-            .args(["serve", "--http", "127.0.0.1:0", "--workers", "2", "--root"])
+        Self::start_in(None, "127.0.0.1", root, extra)
+    }
+
+    /// Starts the server inside network namespace `netns` (when given), with HTTP
+    /// on `ip` and a free port.
+    pub(crate) fn start_in(netns: Option<&str>, ip: &str, root: &Path, extra: &[&str]) -> Self {
+        let bin = env!("CARGO_BIN_EXE_rackboot");
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, bin]);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let mut child = cmd
+            .args([
+                "serve",
+                "--http",
+                &format!("{ip}:0"),
+                "--workers",
+                "2",
+                "--root",
+            ])
             .arg(root)
             .args(extra)
             .stdin(Stdio::null())
@@ -108,11 +130,19 @@ impl Server {
                 Ok((_, a)) => tftp = Some(a),
                 Err(_) => {
                     let _ = child.kill();
-                    panic!("rackboot did not start listening:\n{}", log.lock().unwrap().join("\n"));
+                    panic!(
+                        "rackboot did not start listening:\n{}",
+                        log.lock().unwrap().join("\n")
+                    );
                 }
             }
         }
-        Self { child, addr: addr.unwrap(), tftp, log }
+        Self {
+            child,
+            addr: addr.unwrap(),
+            tftp,
+            log,
+        }
     }
 
     pub(crate) fn url(&self, path: &str) -> String {

@@ -27,18 +27,90 @@ fn real_clients_fetch_both_sizes_intact() {
         // tftp-hpa: lock-step at the default 512-byte blocks; the 40 MB file is
         // 78,125 blocks, so the block number rolls over past 65535.
         let hpa = out.0.join(format!("hpa-{name}"));
-        let o = run("tftp", &[&host, &port, "-m", "binary", "-c", "get", remote, hpa.to_str().unwrap()]);
-        assert_eq!(sha256(&read(&hpa)), sha256(want), "tftp-hpa {remote}: {}", String::from_utf8_lossy(&o.stderr));
+        let o = run(
+            "tftp",
+            &[
+                &host,
+                &port,
+                "-m",
+                "binary",
+                "-c",
+                "get",
+                remote,
+                hpa.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(
+            sha256(&read(&hpa)),
+            sha256(want),
+            "tftp-hpa {remote}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let at = out.0.join(format!("atftp-{name}"));
-        let o = run("atftp", &["--option", "blksize 1468", "--option", "windowsize 8", "-g", "-r", remote, "-l", at.to_str().unwrap(), &host, &port]);
-        assert_eq!(sha256(&read(&at)), sha256(want), "atftp {remote}: {}", String::from_utf8_lossy(&o.stderr));
+        let o = run(
+            "atftp",
+            &[
+                "--option",
+                "blksize 1468",
+                "--option",
+                "windowsize 8",
+                "-g",
+                "-r",
+                remote,
+                "-l",
+                at.to_str().unwrap(),
+                &host,
+                &port,
+            ],
+        );
+        assert_eq!(
+            sha256(&read(&at)),
+            sha256(want),
+            "atftp {remote}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let cu = out.0.join(format!("curl-{name}"));
         let url = format!("tftp://{t}/{remote}");
-        let o = run("curl", &["-s", "-S", "--tftp-blksize", "1468", "-o", cu.to_str().unwrap(), &url]);
-        assert_eq!(sha256(&read(&cu)), sha256(want), "curl {remote}: {}", String::from_utf8_lossy(&o.stderr));
+        let o = run(
+            "curl",
+            &[
+                "-s",
+                "-S",
+                "--tftp-blksize",
+                "1468",
+                "-o",
+                cu.to_str().unwrap(),
+                &url,
+            ],
+        );
+        assert_eq!(
+            sha256(&read(&cu)),
+            sha256(want),
+            "curl {remote}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let bb = out.0.join(format!("busybox-{name}"));
-        let o = run("busybox", &["tftp", "-g", "-r", remote, "-l", bb.to_str().unwrap(), "-b", "1468", &host, &port]);
-        assert_eq!(sha256(&read(&bb)), sha256(want), "busybox {remote}: {}", String::from_utf8_lossy(&o.stderr));
+        let o = run(
+            "busybox",
+            &[
+                "tftp",
+                "-g",
+                "-r",
+                remote,
+                "-l",
+                bb.to_str().unwrap(),
+                "-b",
+                "1468",
+                &host,
+                &port,
+            ],
+        );
+        assert_eq!(
+            sha256(&read(&bb)),
+            sha256(want),
+            "busybox {remote}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 }
 
@@ -53,7 +125,11 @@ impl Client {
     fn new(server: SocketAddr) -> Self {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
         sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        Self { sock, server, buf: vec![0; 70_000] }
+        Self {
+            sock,
+            server,
+            buf: vec![0; 70_000],
+        }
     }
 
     fn rrq(&self, name: &str, opts: &[(&str, &str)]) {
@@ -90,16 +166,26 @@ fn edk2s_probe_then_windowed_download_replays_exactly() {
     let efi = std::fs::read(f.root().join("efi/ipxe.efi")).unwrap();
     let mut c = Client::new(t);
     // 1. The size probe: tsize=0 blksize=1468 windowsize=4, then ERROR 8 after the OACK.
-    c.rrq("efi/ipxe.efi", &[("tsize", "0"), ("blksize", "1468"), ("windowsize", "4")]);
+    c.rrq(
+        "efi/ipxe.efi",
+        &[("tsize", "0"), ("blksize", "1468"), ("windowsize", "4")],
+    );
     let (oack, tid) = c.recv().expect("OACK");
-    assert_eq!(oack, b"\x00\x06tsize\x00850528\x00blksize\x001468\x00windowsize\x004\x00");
+    assert_eq!(
+        oack,
+        b"\x00\x06tsize\x00850528\x00blksize\x001468\x00windowsize\x004\x00"
+    );
     c.send(tid, b"\x00\x05\x00\x08User aborted the transfer\x00");
     // 2. The download: blksize=1468 windowsize=4.
     let mut c = Client::new(t);
     c.rrq("efi/ipxe.efi", &[("blksize", "1468"), ("windowsize", "4")]);
     let (oack, tid) = c.recv().expect("OACK");
     assert_eq!(oack, b"\x00\x06blksize\x001468\x00windowsize\x004\x00");
-    assert_ne!(tid.port(), t.port(), "answered from the transfer's own port");
+    assert_ne!(
+        tid.port(),
+        t.port(),
+        "answered from the transfer's own port"
+    );
     c.send(tid, &ack(0));
     let mut file = Vec::new();
     let mut windows = Vec::new();
@@ -128,10 +214,14 @@ fn edk2s_probe_then_windowed_download_replays_exactly() {
     assert_eq!(windows.len(), 145, "580 blocks in windows of 4");
     assert!(windows.iter().all(|&w| w == 4));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !s.log().iter().any(|l| l.contains("size_probe")) && std::time::Instant::now() < deadline {
+    while !s.log().iter().any(|l| l.contains("size_probe")) && std::time::Instant::now() < deadline
+    {
         std::thread::yield_now();
     }
-    assert!(s.log().iter().any(|l| l.contains("result=size_probe")), "the probe is counted as a probe");
+    assert!(
+        s.log().iter().any(|l| l.contains("result=size_probe")),
+        "the probe is counted as a probe"
+    );
 }
 
 #[test]
@@ -140,32 +230,62 @@ fn hostile_requests_get_the_rfc_answer_and_transfers_go_on() {
     let (_s, t) = start(&f);
     let mut c = Client::new(t);
     let long_name = "a".repeat(10_000);
-    let many: Vec<(String, String)> = (0..100).map(|i| (format!("x-opt{i}"), "1".to_owned())).collect();
+    let many: Vec<(String, String)> = (0..100)
+        .map(|i| (format!("x-opt{i}"), "1".to_owned()))
+        .collect();
     let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     for (what, opts, name, want) in [
         ("blksize 0", vec![("blksize", "0")], "boot.ipxe", Some(8)),
-        ("windowsize 0", vec![("windowsize", "0")], "boot.ipxe", Some(8)),
+        (
+            "windowsize 0",
+            vec![("windowsize", "0")],
+            "boot.ipxe",
+            Some(8),
+        ),
         ("a missing file", vec![], "nope.efi", Some(1)),
         ("a dot-dot path", vec![], "../secret.txt", Some(2)),
-        ("an absolute path outside the root", vec![], "/etc/passwd", Some(2)),
+        (
+            "an absolute path outside the root",
+            vec![],
+            "/etc/passwd",
+            Some(2),
+        ),
         ("a 10 KB file name", vec![], long_name.as_str(), Some(4)),
     ] {
         c.rrq(name, &opts);
         let (d, _) = c.recv().unwrap_or_else(|| panic!("{what}: no answer"));
         assert_eq!(error_code(&d), want, "{what}: {d:?}");
     }
-    for (what, opts, want_blksize, want_window) in
-        [("blksize 70000", vec![("blksize", "70000")], Some(65464), None), ("windowsize 1000", vec![("windowsize", "1000")], None, Some(64)), ("100 options", many, None, None)]
-    {
+    for (what, opts, want_blksize, want_window) in [
+        (
+            "blksize 70000",
+            vec![("blksize", "70000")],
+            Some(65464),
+            None,
+        ),
+        (
+            "windowsize 1000",
+            vec![("windowsize", "1000")],
+            None,
+            Some(64),
+        ),
+        ("100 options", many, None, None),
+    ] {
         let mut c = Client::new(t);
         c.rrq("boot.ipxe", &opts);
         let (d, tid) = c.recv().unwrap_or_else(|| panic!("{what}: no answer"));
         let text = String::from_utf8_lossy(&d).into_owned();
         if let Some(b) = want_blksize {
-            assert!(d.starts_with(b"\x00\x06") && text.contains(&format!("blksize\0{b}\0")), "{what}: {text:?}");
+            assert!(
+                d.starts_with(b"\x00\x06") && text.contains(&format!("blksize\0{b}\0")),
+                "{what}: {text:?}"
+            );
         }
         if let Some(w) = want_window {
-            assert!(d.starts_with(b"\x00\x06") && text.contains(&format!("windowsize\0{w}\0")), "{what}: {text:?}");
+            assert!(
+                d.starts_with(b"\x00\x06") && text.contains(&format!("windowsize\0{w}\0")),
+                "{what}: {text:?}"
+            );
         }
         if d.starts_with(b"\x00\x06") {
             c.send(tid, &ack(0));
@@ -180,10 +300,23 @@ fn hostile_requests_get_the_rfc_answer_and_transfers_go_on() {
     c.send(t, b"\x00\x02file\x00octet\x00");
     assert_eq!(error_code(&c.recv().unwrap().0), Some(2));
     c.send(t, b"\x00\x01boot.ipxe\x00octet\x00blksize\x00");
-    assert_eq!(error_code(&c.recv().unwrap().0), Some(4), "an option without a value");
+    assert_eq!(
+        error_code(&c.recv().unwrap().0),
+        Some(4),
+        "an option without a value"
+    );
     c.send(t, b"\x00\x01boot.ipxe");
-    assert_eq!(error_code(&c.recv().unwrap().0), Some(4), "truncated request");
-    for junk in [&b"\x00"[..], b"\x00\x09abc", b"\x00\x03\x00\x01data", b"\x00\x04\x00\x01"] {
+    assert_eq!(
+        error_code(&c.recv().unwrap().0),
+        Some(4),
+        "truncated request"
+    );
+    for junk in [
+        &b"\x00"[..],
+        b"\x00\x09abc",
+        b"\x00\x03\x00\x01data",
+        b"\x00\x04\x00\x01",
+    ] {
         c.send(t, junk); // dropped: no answer, no crash
     }
 
@@ -217,7 +350,10 @@ fn hostile_requests_get_the_rfc_answer_and_transfers_go_on() {
             break;
         }
     }
-    assert_eq!(sha256(&file), sha256(&std::fs::read(f.root().join("efi/ipxe.efi")).unwrap()));
+    assert_eq!(
+        sha256(&file),
+        sha256(&std::fs::read(f.root().join("efi/ipxe.efi")).unwrap())
+    );
 
     // An ERROR mid-transfer ends it; the server keeps serving.
     let mut c = Client::new(t);
@@ -226,6 +362,18 @@ fn hostile_requests_get_the_rfc_answer_and_transfers_go_on() {
     c.send(tid, b"\x00\x05\x00\x00stop\x00");
     let out = TempDir::new("tftp-after");
     let dst = out.0.join("boot.ipxe");
-    run("tftp", &[&t.ip().to_string(), &t.port().to_string(), "-m", "binary", "-c", "get", "boot.ipxe", dst.to_str().unwrap()]);
+    run(
+        "tftp",
+        &[
+            &t.ip().to_string(),
+            &t.port().to_string(),
+            "-m",
+            "binary",
+            "-c",
+            "get",
+            "boot.ipxe",
+            dst.to_str().unwrap(),
+        ],
+    );
     assert_eq!(read(&dst), b"#!ipxe\nkernel big.bin\nboot\n");
 }
