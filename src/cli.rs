@@ -143,39 +143,76 @@ fn check(
     config: &Config,
     path: Option<&std::path::Path>,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    println!(
+    let mut out = String::new();
+    let result = check_into(config, path, &mut out);
+    // One write; a reader that stops early (`| head`) ends the output, not the process.
+    let mut stdout = std::io::stdout().lock();
+    match std::io::Write::write_all(&mut stdout, out.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
+    }
+    result
+}
+
+fn check_into(
+    config: &Config,
+    path: Option<&std::path::Path>,
+    out: &mut String,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        out,
         "config: {}",
         path.map_or_else(
             || "none (defaults)".to_owned(),
             |p| format!("{} is valid", p.display())
         )
     );
-    println!(
+    let _ = writeln!(
+        out,
         "http: {} with {} workers, {} connections per worker",
         config.http.listen, config.workers, config.http.max_connections
     );
+    let _ = match &config.tftp {
+        Some(t) => writeln!(
+            out,
+            "tftp: {}{}, windows up to {}, {} transfers per worker",
+            t.listen,
+            if t.single_port { " (single port)" } else { "" },
+            t.settings.max_windowsize,
+            t.max_transfers
+        ),
+        None => writeln!(out, "tftp: off"),
+    };
     let cap = config.store.max_bytes;
     let Some(root) = &config.root else {
         let s = Snapshot::builtin(&store::Options {
             mlock: false,
             ..config.store
         })?;
-        println!("root: none: the built-in demo set");
+        let _ = writeln!(out, "root: none: the built-in demo set");
         for f in s.files() {
-            println!("{:>12}  {:<32}  {}", f.len(), f.content_type(), f.path());
+            let _ = writeln!(
+                out,
+                "{:>12}  {:<32}  {}",
+                f.len(),
+                f.content_type(),
+                f.path()
+            );
         }
-        println!("total: {} files, {} bytes", s.len(), s.total_bytes());
+        let _ = writeln!(out, "total: {} files, {} bytes", s.len(), s.total_bytes());
         return Ok(());
     };
     let plan = store::plan(root, cap)?;
-    println!("root: {}", plan.root.display());
+    let _ = writeln!(out, "root: {}", plan.root.display());
     for f in &plan.files {
         // Readable now? The server would fail its start on this file otherwise.
         std::fs::File::open(&f.source).map_err(|source| store::Error::Read {
             path: f.source.clone(),
             source,
         })?;
-        println!(
+        let _ = writeln!(
+            out,
             "{:>12}  {:<32}  {}",
             f.len,
             store::mime::for_path(&f.url),
@@ -183,12 +220,14 @@ fn check(
         );
     }
     for l in &plan.skipped_links {
-        println!(
+        let _ = writeln!(
+            out,
             "{:>12}  {:<32}  {l}",
             "skipped", "(symlink leads outside the root)"
         );
     }
-    println!(
+    let _ = writeln!(
+        out,
         "total: {} files, {} bytes ({:.1} MiB of the {} MiB cap)",
         plan.files.len(),
         plan.total_bytes,

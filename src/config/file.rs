@@ -67,7 +67,7 @@ pub struct Tftp {
     pub max_windowsize: Option<Spanned<i64>>,
     /// Live transfers per worker.
     pub max_transfers: Option<Spanned<i64>>,
-    /// Live transfers per client address.
+    /// Live transfers per client address, per worker.
     pub max_per_client: Option<Spanned<i64>>,
 }
 

@@ -121,7 +121,7 @@ pub struct Tftp {
     pub settings: crate::proto::tftp::Settings,
     /// Live transfers per worker; more are refused with an ERROR.
     pub max_transfers: usize,
-    /// Live transfers per client address.
+    /// Live transfers per client address, per worker (workers share nothing).
     pub max_per_client: u32,
     /// Busy-poll window after activity (shared with HTTP's setting).
     pub busy_poll: Duration,

@@ -107,4 +107,5 @@ fn the_shipped_example_config_is_valid() {
         out.contains("0.0.0.0:80") && out.contains("/boot.ipxe"),
         "{out}"
     );
+    assert!(out.contains("tftp: 0.0.0.0:69, windows up to 64"), "{out}");
 }

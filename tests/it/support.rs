@@ -92,16 +92,14 @@ impl Server {
             None => Command::new(bin),
         };
         let mut child = cmd
-            .args([
-                "serve",
-                "--http",
-                &format!("{ip}:0"),
-                "--workers",
-                "2",
-                "--root",
-            ])
+            .args(["serve", "--http", &format!("{ip}:0"), "--root"])
             .arg(root)
             .args(extra)
+            .args(if extra.contains(&"--workers") {
+                &[][..]
+            } else {
+                &["--workers", "2"][..]
+            })
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -377,3 +377,104 @@ fn hostile_requests_get_the_rfc_answer_and_transfers_go_on() {
     );
     assert_eq!(read(&dst), b"#!ipxe\nkernel big.bin\nboot\n");
 }
+
+#[test]
+fn single_port_mode_answers_from_the_tftp_port_with_real_clients() {
+    let f = Fixture::new();
+    let s = Server::start(&f.root(), &["--tftp", "127.0.0.1:0", "--tftp-single-port"]);
+    let t = s.tftp.unwrap();
+    let mut c = Client::new(t);
+    c.rrq("boot.ipxe", &[("blksize", "1468")]);
+    let (_, from) = c.recv().expect("OACK");
+    assert_eq!(from, t, "answered from the TFTP port itself");
+    let out = TempDir::new("single-port");
+    let at = out.0.join("efi");
+    run(
+        "atftp",
+        &[
+            "--option",
+            "blksize 1468",
+            "--option",
+            "windowsize 8",
+            "-g",
+            "-r",
+            "efi/ipxe.efi",
+            "-l",
+            at.to_str().unwrap(),
+            &t.ip().to_string(),
+            &t.port().to_string(),
+        ],
+    );
+    assert_eq!(
+        sha256(&read(&at)),
+        sha256(&std::fs::read(f.root().join("efi/ipxe.efi")).unwrap())
+    );
+}
+
+#[test]
+fn a_repeated_request_is_a_retransmission_not_a_second_transfer() {
+    let f = Fixture::new();
+    let (_s, t) = start(&f);
+    let mut c = Client::new(t);
+    c.rrq("efi/ipxe.efi", &[("blksize", "1468")]);
+    c.rrq("efi/ipxe.efi", &[("blksize", "1468")]);
+    let (first, tid) = c.recv().expect("OACK");
+    assert!(first.starts_with(b"\x00\x06"));
+    // Only one transfer answers: nothing comes from a second TID before the
+    // first one's retransmission timer (1 s) would fire.
+    c.sock
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    while let Some((_, from)) = c.recv() {
+        assert_eq!(from, tid, "a second transfer was started");
+    }
+}
+
+#[test]
+fn the_per_client_limit_answers_busy_and_netascii_round_trips() {
+    let f = Fixture::new();
+    let dir = TempDir::new("tftp-limit");
+    let cfg = dir.0.join("rackboot.toml");
+    std::fs::write(&cfg, "[tftp]\nmax_per_client = 1\n").unwrap();
+    // The limit is per worker (workers share nothing): one worker sees every client.
+    let s = Server::start(
+        &f.root(),
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--tftp",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+        ],
+    );
+    let t = s.tftp.unwrap();
+    let mut a = Client::new(t);
+    a.rrq("big.bin", &[]);
+    assert!(a.recv().is_some(), "the first transfer starts");
+    let mut b = Client::new(t);
+    b.rrq("boot.ipxe", &[]);
+    let (d, _) = b.recv().expect("an answer, never silence");
+    assert_eq!(error_code(&d), Some(0));
+    assert!(String::from_utf8_lossy(&d).contains("too many transfers"));
+    // tftp-hpa in ascii mode converts netascii back: the same text arrives.
+    let out = dir.0.join("ascii");
+    a.send(t, b"\x00\x05\x00\x00bye\x00"); // free the one slot (sent to the listener: ignored)
+    drop(a);
+    let s2 = Server::start(&f.root(), &["--tftp", "127.0.0.1:0"]);
+    let t2 = s2.tftp.unwrap();
+    run(
+        "tftp",
+        &[
+            &t2.ip().to_string(),
+            &t2.port().to_string(),
+            "-m",
+            "ascii",
+            "-c",
+            "get",
+            "boot.ipxe",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(read(&out), b"#!ipxe\nkernel big.bin\nboot\n");
+}
