@@ -124,3 +124,78 @@ pub fn engine(data: &[u8]) {
         }
     }
 }
+
+/// TFTP request acceptance on one datagram: a refusal or a transfer, never a
+/// panic, and never a path outside the root.
+pub fn tftp_request(data: &[u8]) {
+    use rackboot::proto::tftp::{accept, Settings, Where};
+    for path_mtu in [None, Some(1500), Some(576)] {
+        if let Ok(a) = accept(
+            data,
+            snapshot(),
+            &Settings::default(),
+            Where {
+                root: Some("/srv/tftp"),
+                path_mtu,
+            },
+        ) {
+            assert!(
+                a.path.starts_with('/') && !a.path.split('/').any(|s| s == ".."),
+                "{}",
+                a.path
+            );
+            let n = &a.negotiated;
+            assert!((8..=65464).contains(&n.blksize) && (1..=64).contains(&n.windowsize));
+            if let Some(mtu) = path_mtu {
+                assert!(u32::from(n.blksize) + 32 <= mtu.max(40));
+            }
+        }
+    }
+}
+
+/// A TFTP transfer fed arbitrary datagrams and timer firings: never a panic,
+/// never a window past the file, and it always ends within its retry budget.
+pub fn tftp_transfer(data: &[u8]) {
+    use rackboot::proto::tftp::{accept, Settings, Transfer, Transmit, Where};
+    let rrq = b"\x00\x01big\x00octet\x00blksize\x00512\x00windowsize\x008\x00";
+    let Ok(accepted) = accept(rrq, snapshot(), &Settings::default(), Where::default()) else {
+        return;
+    };
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a base instant; the fuzz clock only adds to it"
+    )]
+    let mut now = Instant::now();
+    let mut t = Transfer::new(now, accepted, &Settings::default());
+    let mut scratch = [0u8; 512];
+    let mut rest = data;
+    while let Some((&ctl, tail)) = rest.split_first() {
+        let take = usize::from(ctl & 0x0f).min(tail.len());
+        let (datagram, tail) = tail.split_at(take);
+        rest = tail;
+        let _ = t.handle(now, datagram);
+        if ctl & 0x80 != 0 {
+            if let Some(at) = t.poll_timeout() {
+                now = at;
+                t.handle_timeout(now);
+            }
+        }
+        while let Some(x) = t.poll_transmit(now, &mut scratch) {
+            if let Transmit::Window { first, count, .. } = x {
+                assert!(first >= 1 && first + u64::from(count) - 1 <= t.blocks());
+            }
+        }
+        let _ = t.poll_event();
+    }
+    // Silence from now on: the retry budget ends it.
+    for _ in 0..64 {
+        let Some(at) = t.poll_timeout() else { break };
+        now = at;
+        t.handle_timeout(now);
+        while t.poll_transmit(now, &mut scratch).is_some() {}
+    }
+    assert!(
+        t.poll_timeout().is_none(),
+        "a silent client must end the transfer"
+    );
+}

@@ -5,16 +5,18 @@
 mod checks;
 
 #[test]
-fn the_fuzz_corpus_replays_through_parser_and_engine() {
+fn the_fuzz_corpus_replays_through_parsers_and_engines() {
     let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz/corpus");
     let mut replayed = 0;
-    for target in ["http_head", "http_engine"] {
+    for target in ["http_head", "http_engine", "tftp_request", "tftp_transfer"] {
         let dir = std::path::Path::new(corpus).join(target);
         for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
             let data = std::fs::read(entry.unwrap().path()).unwrap();
-            // Both checks take any bytes; each input exercises both.
+            // Every check takes any bytes; each input exercises all of them.
             checks::head(&data);
             checks::engine(&data);
+            checks::tftp_request(&data);
+            checks::tftp_transfer(&data);
             replayed += 1;
         }
     }
