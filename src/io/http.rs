@@ -13,8 +13,6 @@
 //! then parked on a ready list for the next turn, so that one fast reader on
 //! loopback cannot hold the worker while slower connections wait.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsFd;
@@ -26,6 +24,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::clock::{self, DateCache};
 use super::sendfile::sendfile;
+use super::timers::{Armed, Timers};
 use super::Error;
 use crate::config;
 use crate::proto::http::{Access, Connection, Context, Event, Transmit};
@@ -43,7 +42,7 @@ struct Slot {
     peer: SocketAddr,
     conn: Connection,
     /// Deadline of this slot's live entry in the timer heap.
-    armed: Option<Instant>,
+    armed: Armed,
     /// Edge-triggered readiness not yet used up (cleared by `WouldBlock`): a
     /// writable edge must not cost a read that can only say EAGAIN, and back.
     readable: bool,
@@ -58,7 +57,7 @@ pub struct Worker {
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
     live: usize,
-    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    timers: Timers,
     ready: Vec<usize>,
     snapshot: Arc<Snapshot>,
     config: config::Http,
@@ -105,7 +104,7 @@ impl Worker {
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
-            timers: BinaryHeap::new(),
+            timers: Timers::default(),
             ready: Vec::new(),
             snapshot,
             config,
@@ -126,8 +125,8 @@ impl Worker {
                 clock::now().saturating_duration_since(active_at) < self.config.busy_poll;
             let timeout = if self.ready.is_empty() && !spinning {
                 self.timers
-                    .peek()
-                    .map(|Reverse((at, _))| at.saturating_duration_since(clock::now()))
+                    .next()
+                    .map(|at| at.saturating_duration_since(clock::now()))
             } else {
                 Some(Duration::ZERO)
             };
@@ -208,7 +207,7 @@ impl Worker {
                 stream,
                 peer,
                 conn: Connection::new(now, self.config.settings),
-                armed: None,
+                armed: Armed::default(),
                 readable: true,
                 writable: true,
             });
@@ -304,32 +303,18 @@ impl Worker {
     }
 
     fn rearm(&mut self, token: usize) {
-        let Some(Some(slot)) = self.slots.get_mut(token) else {
-            return;
-        };
-        let Some(at) = slot.conn.poll_timeout() else {
-            return;
-        };
-        // A later deadline reuses the armed entry: when it fires early, the slot
-        // re-arms at its real deadline. This bounds the heap to ~1 entry per slot.
-        if slot.armed.is_none_or(|armed| at < armed) {
-            slot.armed = Some(at);
-            self.timers.push(Reverse((at, token)));
+        if let Some(Some(slot)) = self.slots.get_mut(token) {
+            self.timers
+                .arm(&mut slot.armed, token, slot.conn.poll_timeout());
         }
     }
 
     fn fire_timers(&mut self, now: Instant) {
-        while let Some(&Reverse((at, token))) = self.timers.peek() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
+        while let Some((token, at)) = self.timers.pop_due(now) {
             let Some(Some(slot)) = self.slots.get_mut(token) else {
                 continue;
             };
-            if slot.armed == Some(at) {
-                slot.armed = None;
-            }
+            slot.armed.fired(at);
             if slot.conn.poll_timeout().is_some_and(|t| t <= now) {
                 slot.conn.handle_timeout(now);
                 self.drive(token, now);

@@ -9,6 +9,7 @@ pub mod http;
 mod sendfile;
 pub mod socket;
 pub mod tftp;
+mod timers;
 pub(crate) mod udp;
 
 pub use error::Error;

@@ -5,8 +5,7 @@
 //! kernel refuses GSO, as one sendmmsg. In single-port mode every transfer is
 //! answered from the listening socket and datagrams are routed by client address.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -15,6 +14,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 
 use super::clock;
+use super::timers::{Armed, Timers};
 use super::udp::{self, Received};
 use super::Error;
 use crate::config;
@@ -35,7 +35,7 @@ struct Slot {
     transfer: Transfer,
     path: Box<str>,
     started: Instant,
-    armed: Option<Instant>,
+    armed: Armed,
 }
 
 /// One TFTP worker.
@@ -47,7 +47,7 @@ pub struct Worker {
     free: Vec<usize>,
     by_peer: HashMap<SocketAddr, usize>,
     per_ip: HashMap<IpAddr, u32>,
-    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    timers: Timers,
     snapshot: Arc<Snapshot>,
     config: config::Tftp,
     root: Option<String>,
@@ -97,7 +97,7 @@ impl Worker {
             free: Vec::new(),
             by_peer: HashMap::new(),
             per_ip: HashMap::new(),
-            timers: BinaryHeap::new(),
+            timers: Timers::default(),
             snapshot,
             config,
             root,
@@ -121,8 +121,8 @@ impl Worker {
                 Some(Duration::ZERO)
             } else {
                 self.timers
-                    .peek()
-                    .map(|Reverse((at, _))| at.saturating_duration_since(clock::now()))
+                    .next()
+                    .map(|at| at.saturating_duration_since(clock::now()))
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -270,7 +270,7 @@ impl Worker {
             transfer,
             path,
             started: now,
-            armed: None,
+            armed: Armed::default(),
         });
         self.by_peer.insert(r.peer, token);
         *self.per_ip.entry(r.peer.ip()).or_default() += 1;
@@ -344,26 +344,16 @@ impl Worker {
             self.remove(token);
             return;
         }
-        if let Some(at) = slot.transfer.poll_timeout() {
-            if slot.armed.is_none_or(|armed| at < armed) {
-                slot.armed = Some(at);
-                self.timers.push(Reverse((at, token)));
-            }
-        }
+        self.timers
+            .arm(&mut slot.armed, token, slot.transfer.poll_timeout());
     }
 
     fn fire_timers(&mut self, now: Instant) {
-        while let Some(&Reverse((at, token))) = self.timers.peek() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
+        while let Some((token, at)) = self.timers.pop_due(now) {
             let Some(Some(slot)) = self.slots.get_mut(token) else {
                 continue;
             };
-            if slot.armed == Some(at) {
-                slot.armed = None;
-            }
+            slot.armed.fired(at);
             slot.transfer.handle_timeout(now);
             self.drive(token, now);
         }

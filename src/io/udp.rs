@@ -99,21 +99,8 @@ pub(crate) fn send_gso(
     parts: &[(&[u8], &[u8])],
     segment: Option<u16>,
 ) -> io::Result<usize> {
-    let mut iov = [libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    }; 2 * MAX_BLOCKS];
+    let mut iov = iovecs(parts);
     let parts = parts.get(..MAX_BLOCKS.min(parts.len())).unwrap_or(parts);
-    for (i, (head, body)) in parts.iter().enumerate() {
-        iov[2 * i] = libc::iovec {
-            iov_base: head.as_ptr().cast_mut().cast(),
-            iov_len: head.len(),
-        };
-        iov[2 * i + 1] = libc::iovec {
-            iov_base: body.as_ptr().cast_mut().cast(),
-            iov_len: body.len(),
-        };
-    }
     let (mut name, namelen) = std_to_sockaddr(peer);
     let mut control = [0u64; 4];
     // SAFETY: msghdr is plain data; zeroed is valid before the fields are set.
@@ -154,22 +141,9 @@ pub(crate) fn send_each(
 ) -> io::Result<usize> {
     let parts = parts.get(..MAX_BLOCKS.min(parts.len())).unwrap_or(parts);
     let (mut name, namelen) = std_to_sockaddr(peer);
-    let mut iov = [libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    }; 2 * MAX_BLOCKS];
+    let mut iov = iovecs(parts);
     // SAFETY: mmsghdr is plain data; zeroed is valid before the fields are set.
     let mut msgs: [libc::mmsghdr; MAX_BLOCKS] = unsafe { zeroed() };
-    for (i, (head, body)) in parts.iter().enumerate() {
-        iov[2 * i] = libc::iovec {
-            iov_base: head.as_ptr().cast_mut().cast(),
-            iov_len: head.len(),
-        };
-        iov[2 * i + 1] = libc::iovec {
-            iov_base: body.as_ptr().cast_mut().cast(),
-            iov_len: body.len(),
-        };
-    }
     for (i, m) in msgs.iter_mut().enumerate().take(parts.len()) {
         m.msg_hdr.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
         m.msg_hdr.msg_namelen = namelen;
@@ -214,6 +188,26 @@ pub(crate) fn path_mtu(sock: &UdpSocket, peer: SocketAddr) -> Option<u32> {
         )
     };
     (rc == 0 && mtu > 0).then_some(mtu as u32)
+}
+
+/// One iovec per header and per payload slice, in order. The iovecs point into
+/// `parts`, which must outlive the syscall that reads them.
+fn iovecs(parts: &[(&[u8], &[u8])]) -> [libc::iovec; 2 * MAX_BLOCKS] {
+    let mut iov = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; 2 * MAX_BLOCKS];
+    for (i, (head, body)) in parts.iter().take(MAX_BLOCKS).enumerate() {
+        iov[2 * i] = libc::iovec {
+            iov_base: head.as_ptr().cast_mut().cast(),
+            iov_len: head.len(),
+        };
+        iov[2 * i + 1] = libc::iovec {
+            iov_base: body.as_ptr().cast_mut().cast(),
+            iov_len: body.len(),
+        };
+    }
+    iov
 }
 
 fn std_to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {

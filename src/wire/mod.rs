@@ -12,3 +12,17 @@ pub mod http;
 pub mod tftp;
 
 pub use error::Error;
+
+/// `v` in decimal ASCII, written into `digits` without the formatting machinery
+/// (it runs per response and per OACK).
+pub fn decimal(mut v: u64, digits: &mut [u8; 20]) -> &[u8] {
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return &digits[at..];
+        }
+    }
+}

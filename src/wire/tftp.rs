@@ -229,7 +229,7 @@ pub fn write_oack(buf: &mut [u8], options: &[(&str, u64)]) -> Result<usize, Erro
     for (name, value) in options {
         n = put(buf, n, name.as_bytes())?;
         n = put(buf, n, &[0])?;
-        n = put(buf, n, decimal(*value, &mut digits))?;
+        n = put(buf, n, crate::wire::decimal(*value, &mut digits))?;
         n = put(buf, n, &[0])?;
     }
     Ok(n)
@@ -262,18 +262,6 @@ fn put(buf: &mut [u8], at: usize, bytes: &[u8]) -> Result<usize, Error> {
         .ok_or(Error::NoRoom)?
         .copy_from_slice(bytes);
     Ok(end)
-}
-
-fn decimal(mut v: u64, digits: &mut [u8; 20]) -> &[u8] {
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            return &digits[at..];
-        }
-    }
 }
 
 #[cfg(test)]

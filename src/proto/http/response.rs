@@ -253,19 +253,9 @@ fn status_line(out: &mut Vec<u8>, status: u16, ctx: &Context<'_>) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Appends `n` in decimal without the formatting machinery (it runs per response).
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(crate::wire::decimal(n, &mut [0; 20]));
 }
 
 fn validators(out: &mut Vec<u8>, file: &BootFile) {
