@@ -1,13 +1,8 @@
 //! The mio (epoll) HTTP worker: one per core, with its own SO_REUSEPORT listener,
 //! its own connections and its own timers; nothing mutable is shared with other
-//! workers. Each turn: wait for readiness or the next deadline, read the clock
-//! once, drive every ready connection's engine (write what it names, read what it
-//! can take, act on its events), then fire due timers.
-//!
-//! Busy polling: for `http.busy_poll_us` after the last event the worker polls
-//! with a zero timeout instead of sleeping, so a request that arrives soon after
-//! another does not pay for waking a halted core (measured: 3.4x the requests/s
-//! of one keep-alive connection on this VM; see config::DEFAULT_BUSY_POLL_US).
+//! workers. Each turn (io/turn.rs: wait, busy-polling after activity, read the
+//! clock once): drive every ready connection's engine (write what it names, read
+//! what it can take, act on its events), then fire due timers.
 //!
 //! Fairness: a connection is driven for at most [`TURN_BUDGET`] bytes per turn,
 //! then parked on a ready list for the next turn, so that one fast reader on
@@ -20,11 +15,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token};
+use mio::{Interest, Poll, Token};
 
-use super::clock::{self, DateCache};
+use super::clock::DateCache;
 use super::sendfile::sendfile;
 use super::timers::{Armed, Timers};
+use super::turn::Turn;
 use super::Error;
 use crate::config;
 use crate::proto::http::{Access, Connection, Context, Event, Transmit};
@@ -118,37 +114,14 @@ impl Worker {
     /// # Errors
     /// Only a failure of the poller itself; connection errors end that connection.
     pub fn run(mut self) -> Result<(), Error> {
-        let mut events = Events::with_capacity(1024);
-        let mut active_at = clock::now();
+        let mut turn = Turn::new(self.id, self.config.busy_poll);
         loop {
-            let spinning =
-                clock::now().saturating_duration_since(active_at) < self.config.busy_poll;
-            let timeout = if self.ready.is_empty() && !spinning {
-                self.timers
-                    .next()
-                    .map(|at| at.saturating_duration_since(clock::now()))
-            } else {
-                Some(Duration::ZERO)
-            };
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(Error::Poll {
-                    worker: self.id,
-                    op: "epoll_wait",
-                    source: e,
-                });
-            }
-            let now = clock::now();
-            if !events.is_empty() {
-                active_at = now;
-            }
+            let now = turn.wait(&mut self.poll, self.timers.next(), !self.ready.is_empty())?;
             self.date.refresh();
             for token in std::mem::take(&mut self.ready) {
                 self.drive(token, now);
             }
-            for ev in events.iter() {
+            for ev in turn.events().iter() {
                 match ev.token() {
                     LISTENER => self.accept(now),
                     Token(i) => {

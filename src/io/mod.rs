@@ -10,6 +10,7 @@ mod sendfile;
 pub mod socket;
 pub mod tftp;
 mod timers;
+mod turn;
 pub(crate) mod udp;
 
 pub use error::Error;

@@ -9,12 +9,12 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use mio::{Events, Interest, Poll, Token};
+use mio::{Interest, Poll, Token};
 
-use super::clock;
 use super::timers::{Armed, Timers};
+use super::turn::Turn;
 use super::udp::{self, Received};
 use super::Error;
 use crate::config;
@@ -112,33 +112,10 @@ impl Worker {
     /// # Errors
     /// Only a failure of the poller itself.
     pub fn run(mut self) -> Result<(), Error> {
-        let mut events = Events::with_capacity(1024);
-        let mut active_at = clock::now();
+        let mut turn = Turn::new(self.id, self.config.busy_poll);
         loop {
-            let spinning =
-                clock::now().saturating_duration_since(active_at) < self.config.busy_poll;
-            let timeout = if spinning {
-                Some(Duration::ZERO)
-            } else {
-                self.timers
-                    .next()
-                    .map(|at| at.saturating_duration_since(clock::now()))
-            };
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(Error::Poll {
-                    worker: self.id,
-                    op: "epoll_wait",
-                    source: e,
-                });
-            }
-            let now = clock::now();
-            if !events.is_empty() {
-                active_at = now;
-            }
-            for ev in events.iter() {
+            let now = turn.wait(&mut self.poll, self.timers.next(), false)?;
+            for ev in turn.events().iter() {
                 match ev.token() {
                     LISTENER => self.on_listener(now),
                     Token(i) => self.on_transfer_socket(i, now),
