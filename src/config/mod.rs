@@ -134,8 +134,6 @@ pub struct Log {
     pub format: LogFormat,
     /// Verbosity.
     pub level: Level,
-    /// One line per request.
-    pub access: bool,
 }
 
 impl Config {
@@ -278,7 +276,6 @@ impl Config {
             log: Log {
                 format: cli.log_format.or(raw.log.format).unwrap_or_default(),
                 level: cli.log_level.or(raw.log.level).unwrap_or_default(),
-                access: settings.access_log,
             },
         })
     }

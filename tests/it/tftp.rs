@@ -12,6 +12,28 @@ fn start(f: &Fixture) -> (Server, SocketAddr) {
     (s, t)
 }
 
+/// tftp-hpa fetching `remote` from `t` into `dst` in `mode` (binary or ascii).
+fn tftp_hpa(
+    t: SocketAddr,
+    mode: &str,
+    remote: &str,
+    dst: &std::path::Path,
+) -> std::process::Output {
+    run(
+        "tftp",
+        &[
+            &t.ip().to_string(),
+            &t.port().to_string(),
+            "-m",
+            mode,
+            "-c",
+            "get",
+            remote,
+            dst.to_str().unwrap(),
+        ],
+    )
+}
+
 fn read(path: &std::path::Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_default()
 }
@@ -27,19 +49,7 @@ fn real_clients_fetch_both_sizes_intact() {
         // tftp-hpa: lock-step at the default 512-byte blocks; the 40 MB file is
         // 78,125 blocks, so the block number rolls over past 65535.
         let hpa = out.0.join(format!("hpa-{name}"));
-        let o = run(
-            "tftp",
-            &[
-                &host,
-                &port,
-                "-m",
-                "binary",
-                "-c",
-                "get",
-                remote,
-                hpa.to_str().unwrap(),
-            ],
-        );
+        let o = tftp_hpa(t, "binary", remote, &hpa);
         assert_eq!(
             sha256(&read(&hpa)),
             sha256(want),
@@ -362,19 +372,7 @@ fn hostile_requests_get_the_rfc_answer_and_transfers_go_on() {
     c.send(tid, b"\x00\x05\x00\x00stop\x00");
     let out = TempDir::new("tftp-after");
     let dst = out.0.join("boot.ipxe");
-    run(
-        "tftp",
-        &[
-            &t.ip().to_string(),
-            &t.port().to_string(),
-            "-m",
-            "binary",
-            "-c",
-            "get",
-            "boot.ipxe",
-            dst.to_str().unwrap(),
-        ],
-    );
+    tftp_hpa(t, "binary", "boot.ipxe", &dst);
     assert_eq!(read(&dst), b"#!ipxe\nkernel big.bin\nboot\n");
 }
 
@@ -459,22 +457,8 @@ fn the_per_client_limit_answers_busy_and_netascii_round_trips() {
     assert!(String::from_utf8_lossy(&d).contains("too many transfers"));
     // tftp-hpa in ascii mode converts netascii back: the same text arrives.
     let out = dir.0.join("ascii");
-    a.send(t, b"\x00\x05\x00\x00bye\x00"); // free the one slot (sent to the listener: ignored)
-    drop(a);
     let s2 = Server::start(&f.root(), &["--tftp", "127.0.0.1:0"]);
     let t2 = s2.tftp.unwrap();
-    run(
-        "tftp",
-        &[
-            &t2.ip().to_string(),
-            &t2.port().to_string(),
-            "-m",
-            "ascii",
-            "-c",
-            "get",
-            "boot.ipxe",
-            out.to_str().unwrap(),
-        ],
-    );
+    tftp_hpa(t2, "ascii", "boot.ipxe", &out);
     assert_eq!(read(&out), b"#!ipxe\nkernel big.bin\nboot\n");
 }

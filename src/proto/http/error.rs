@@ -22,8 +22,11 @@ pub enum Error {
     #[error("request body of {0} bytes on a GET or HEAD")]
     Body(u64),
     /// A `Range` that selects no byte.
-    #[error("range not satisfiable")]
-    RangeNotSatisfiable,
+    #[error("range not satisfiable for {len} bytes")]
+    RangeNotSatisfiable {
+        /// The representation's length, sent back as `Content-Range: bytes */len`.
+        len: u64,
+    },
 }
 
 impl Error {
@@ -38,7 +41,7 @@ impl Error {
             Error::Method => 405,
             Error::NotFound => 404,
             Error::Body(_) => 400,
-            Error::RangeNotSatisfiable => 416,
+            Error::RangeNotSatisfiable { .. } => 416,
         }
     }
 
@@ -48,7 +51,7 @@ impl Error {
         match self {
             Error::Wire(wire::Error::BadTarget(_)) => false,
             Error::Wire(_) | Error::TransferEncoding | Error::Body(_) => true,
-            Error::Method | Error::NotFound | Error::RangeNotSatisfiable => false,
+            Error::Method | Error::NotFound | Error::RangeNotSatisfiable { .. } => false,
         }
     }
 
@@ -60,7 +63,7 @@ impl Error {
             Error::NotFound => "not_found",
             Error::TransferEncoding => "transfer_encoding",
             Error::Body(_) => "body",
-            Error::RangeNotSatisfiable => "range_not_satisfiable",
+            Error::RangeNotSatisfiable { .. } => "range_not_satisfiable",
         }
     }
 }

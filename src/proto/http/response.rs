@@ -65,15 +65,7 @@ pub(super) fn respond(
                 error: None,
             }
         }
-        Err((e, file_len)) => {
-            let mut plan = error(out, ctx, e, req.version, close, req.method == Method::Head);
-            if let Some(len) = file_len {
-                // RFC 9110 §15.5.17: a 416 says the current length.
-                insert_before_blank_line(out, format_args!("Content-Range: bytes */{len}\r\n"));
-            }
-            plan.close |= close;
-            plan
-        }
+        Err(e) => error(out, ctx, e, req.version, close, req.method == Method::Head),
     }
 }
 
@@ -94,22 +86,18 @@ enum Choice {
     NotModified(Arc<BootFile>),
 }
 
-fn choose(
-    req: &Request<'_>,
-    ctx: &Context<'_>,
-    path: &mut String,
-) -> Result<Choice, (Error, Option<u64>)> {
+fn choose(req: &Request<'_>, ctx: &Context<'_>, path: &mut String) -> Result<Choice, Error> {
     if req.transfer_encoding {
-        return Err((Error::TransferEncoding, None));
+        return Err(Error::TransferEncoding);
     }
-    target::decode_path(req.target, path).map_err(|e| (Error::from(e), None))?;
+    target::decode_path(req.target, path)?;
     if req.method == Method::Other {
-        return Err((Error::Method, None));
+        return Err(Error::Method);
     }
     if let Some(n) = req.content_length.filter(|&n| n > 0) {
-        return Err((Error::Body(n), None));
+        return Err(Error::Body(n));
     }
-    let file = ctx.snapshot.get(path).ok_or((Error::NotFound, None))?;
+    let file = ctx.snapshot.get(path).ok_or(Error::NotFound)?;
     if not_modified(req, file) {
         return Ok(Choice::NotModified(Arc::clone(file)));
     }
@@ -134,7 +122,7 @@ fn choose(
             first,
             len: last - first + 1,
         }),
-        Spec::Unsatisfiable => Err((Error::RangeNotSatisfiable, Some(file.len()))),
+        Spec::Unsatisfiable => Err(Error::RangeNotSatisfiable { len: file.len() }),
     }
 }
 
@@ -224,8 +212,15 @@ pub(super) fn error(
         out,
         "Content-Type: text/plain; charset=utf-8\r\nContent-Length: {body_len}\r\n"
     );
-    if status == 405 {
-        out.extend_from_slice(b"Allow: GET, HEAD\r\n");
+    match e {
+        Error::Method => out.extend_from_slice(b"Allow: GET, HEAD\r\n"),
+        // RFC 9110 §15.5.17: a 416 says the current length.
+        Error::RangeNotSatisfiable { len } => {
+            out.extend_from_slice(b"Content-Range: bytes */");
+            push_decimal(out, len);
+            out.extend_from_slice(b"\r\n");
+        }
+        _ => {}
     }
     connection(out, version, close);
     out.extend_from_slice(b"\r\n");
@@ -273,13 +268,4 @@ fn connection(out: &mut Vec<u8>, version: Version, close: bool) {
     } else if version == Version::Http10 {
         out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
-}
-
-fn insert_before_blank_line(out: &mut Vec<u8>, line: std::fmt::Arguments<'_>) {
-    let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return;
-    };
-    let tail = out.split_off(end + 2);
-    let _ = out.write_fmt(line);
-    out.extend_from_slice(&tail);
 }

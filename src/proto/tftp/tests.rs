@@ -38,6 +38,13 @@ fn plain() -> Negotiated {
     }
 }
 
+fn windowed(windowsize: u16) -> Negotiated {
+    Negotiated {
+        windowsize,
+        ..plain()
+    }
+}
+
 /// EDK2's download request: blksize 1468, windowsize 4 (CLIENTS.md).
 fn edk2(tsize: bool) -> Negotiated {
     let mut oack = vec![("blksize", 1468), ("windowsize", 4)];
@@ -120,13 +127,7 @@ fn edk2_download_goes_in_windows_of_four() {
 #[test]
 fn an_unacked_window_is_resent_with_back_off_then_abandoned() {
     let t0 = testutil::t0();
-    let mut x = transfer(
-        10_000,
-        Negotiated {
-            windowsize: 4,
-            ..plain()
-        },
-    );
+    let mut x = transfer(10_000, windowed(4));
     let mut s = [0u8; 64];
     assert_eq!(x.poll_transmit(t0, &mut s), window(1, 4, 512));
     assert_eq!(x.poll_timeout(), Some(t0 + SEC));
@@ -163,13 +164,7 @@ fn progress_resets_the_back_off() {
 #[test]
 fn an_ack_inside_the_window_restarts_it_after_that_block() {
     let t0 = testutil::t0();
-    let mut x = transfer(
-        10_000,
-        Negotiated {
-            windowsize: 4,
-            ..plain()
-        },
-    );
+    let mut x = transfer(10_000, windowed(4));
     let mut s = [0u8; 64];
     assert_eq!(x.poll_transmit(t0, &mut s), window(1, 4, 512));
     x.handle(t0, &ack(2)).unwrap(); // 3 and 4 were lost
@@ -179,13 +174,7 @@ fn an_ack_inside_the_window_restarts_it_after_that_block() {
 #[test]
 fn duplicate_acks_are_ignored_and_never_cause_a_resend() {
     let t0 = testutil::t0();
-    let mut x = transfer(
-        10_000,
-        Negotiated {
-            windowsize: 4,
-            ..plain()
-        },
-    );
+    let mut x = transfer(10_000, windowed(4));
     let mut s = [0u8; 64];
     let _ = x.poll_transmit(t0, &mut s);
     x.handle(t0, &ack(4)).unwrap();
@@ -198,13 +187,7 @@ fn duplicate_acks_are_ignored_and_never_cause_a_resend() {
 #[test]
 fn acks_for_blocks_never_sent_and_stray_packets_are_dropped() {
     let t0 = testutil::t0();
-    let mut x = transfer(
-        10_000,
-        Negotiated {
-            windowsize: 2,
-            ..plain()
-        },
-    );
+    let mut x = transfer(10_000, windowed(2));
     let mut s = [0u8; 64];
     let _ = x.poll_transmit(t0, &mut s);
     assert_eq!(x.handle(t0, &ack(9)), Err(Error::AckNotSent(9)));
