@@ -48,6 +48,12 @@ pub enum Error {
     /// An emitter's buffer is too small for the message.
     #[error("no room in the output buffer")]
     NoRoom,
+    /// A DHCP message carried more option fragments than allowed.
+    #[error("more than {limit} options")]
+    TooManyOptions {
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl Error {
@@ -64,6 +70,7 @@ impl Error {
             Error::Unterminated(_) => "unterminated",
             Error::OptionWithoutValue => "option_without_value",
             Error::NoRoom => "no_room",
+            Error::TooManyOptions { .. } => "too_many_options",
         }
     }
 }

@@ -7,8 +7,10 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod dhcp;
 pub mod error;
 pub mod http;
+pub mod ipv4;
 pub mod tftp;
 
 pub use error::Error;

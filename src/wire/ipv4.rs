@@ -1,0 +1,89 @@
+//! The IPv4 + UDP headers of a datagram sent as a raw link-layer frame: the DHCP
+//! server reaches a client that has no address yet by writing to its MAC
+//! directly (RFC 2131 §4.1), so it builds these headers itself.
+
+use std::net::Ipv4Addr;
+
+/// Bytes of an IPv4 header without options plus a UDP header.
+pub const HEADERS: usize = 28;
+
+/// Writes the IPv4 and UDP headers for `payload` from `src:sport` to `dst:dport`,
+/// with both checksums.
+pub fn udp_headers(
+    src: Ipv4Addr,
+    sport: u16,
+    dst: Ipv4Addr,
+    dport: u16,
+    payload: &[u8],
+) -> [u8; HEADERS] {
+    let mut h = [0u8; HEADERS];
+    let total = (HEADERS + payload.len()) as u16;
+    let udp_len = (8 + payload.len()) as u16;
+    h[0] = 0x45; // version 4, 5 words
+    h[2..4].copy_from_slice(&total.to_be_bytes());
+    h[6] = 0x40; // don't fragment
+    h[8] = 64; // ttl
+    h[9] = 17; // UDP
+    h[12..16].copy_from_slice(&src.octets());
+    h[16..20].copy_from_slice(&dst.octets());
+    let ip_sum = !fold(sum(&h[..20], 0));
+    h[10..12].copy_from_slice(&ip_sum.to_be_bytes());
+    h[20..22].copy_from_slice(&sport.to_be_bytes());
+    h[22..24].copy_from_slice(&dport.to_be_bytes());
+    h[24..26].copy_from_slice(&udp_len.to_be_bytes());
+    // Pseudo-header, UDP header, payload (RFC 768).
+    let mut acc = sum(&h[12..20], 0) + 17 + u32::from(udp_len);
+    acc = sum(&h[20..26], acc);
+    acc = sum(payload, acc);
+    let udp_sum = match !fold(acc) {
+        0 => 0xffff,
+        s => s,
+    };
+    h[26..28].copy_from_slice(&udp_sum.to_be_bytes());
+    h
+}
+
+fn sum(b: &[u8], mut acc: u32) -> u32 {
+    let mut chunks = b.chunks_exact(2);
+    for c in &mut chunks {
+        acc += u32::from(u16::from_be_bytes([c[0], c[1]]));
+    }
+    if let [last] = chunks.remainder() {
+        acc += u32::from(*last) << 8;
+    }
+    // Fold early so that large payloads never overflow.
+    (acc & 0xffff) + (acc >> 16)
+}
+
+fn fold(mut acc: u32) -> u16 {
+    while acc >> 16 != 0 {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksums_verify_to_zero() {
+        let payload = b"hello, odd length";
+        let h = udp_headers(
+            Ipv4Addr::new(10, 0, 0, 1),
+            67,
+            Ipv4Addr::new(10, 0, 0, 99),
+            68,
+            payload,
+        );
+        assert_eq!(fold(sum(&h[..20], 0)), 0xffff);
+        let mut acc = sum(&h[12..20], 0) + 17 + u32::from(u16::from_be_bytes([h[24], h[25]]));
+        acc = sum(&h[20..28], acc);
+        acc = sum(payload, acc);
+        assert_eq!(fold(acc), 0xffff);
+        assert_eq!(
+            u16::from_be_bytes([h[2], h[3]]) as usize,
+            28 + payload.len()
+        );
+    }
+}
