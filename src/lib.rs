@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod io;
+pub mod lease;
 pub mod proto;
 pub mod runtime;
 pub mod store;

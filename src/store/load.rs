@@ -182,22 +182,22 @@ mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
 
-    fn tree() -> tempdir::Dir {
-        let d = tempdir::Dir::new("load");
-        fs::create_dir_all(d.0.join("root/efi")).unwrap();
-        fs::write(d.0.join("root/boot.ipxe"), b"#!ipxe\n").unwrap();
-        fs::write(d.0.join("root/efi/ipxe.efi"), vec![7u8; 3000]).unwrap();
-        fs::write(d.0.join("secret"), b"outside").unwrap();
-        symlink(d.0.join("secret"), d.0.join("root/leak")).unwrap();
-        symlink("efi/ipxe.efi", d.0.join("root/snp.efi")).unwrap();
-        symlink("..", d.0.join("root/efi/up")).unwrap();
+    fn tree() -> crate::testutil::TempDir {
+        let d = crate::testutil::TempDir::new("load");
+        fs::create_dir_all(d.path().join("root/efi")).unwrap();
+        fs::write(d.path().join("root/boot.ipxe"), b"#!ipxe\n").unwrap();
+        fs::write(d.path().join("root/efi/ipxe.efi"), vec![7u8; 3000]).unwrap();
+        fs::write(d.path().join("secret"), b"outside").unwrap();
+        symlink(d.path().join("secret"), d.path().join("root/leak")).unwrap();
+        symlink("efi/ipxe.efi", d.path().join("root/snp.efi")).unwrap();
+        symlink("..", d.path().join("root/efi/up")).unwrap();
         d
     }
 
     #[test]
     fn links_inside_the_root_are_served_and_links_out_are_not() {
         let d = tree();
-        let p = plan(&d.0.join("root"), u64::MAX).unwrap();
+        let p = plan(&d.path().join("root"), u64::MAX).unwrap();
         let urls: Vec<_> = p.files.iter().map(|f| f.url.as_str()).collect();
         assert_eq!(urls, ["/boot.ipxe", "/efi/ipxe.efi", "/snp.efi"]);
         assert_eq!(p.skipped_links, ["/leak"]);
@@ -211,7 +211,7 @@ mod tests {
             max_bytes: u64::MAX,
             mlock: false,
         };
-        let s = Snapshot::load(&d.0.join("root"), &opts).unwrap();
+        let s = Snapshot::load(&d.path().join("root"), &opts).unwrap();
         assert_eq!(s.len(), 3);
         assert_eq!(s.get("/boot.ipxe").unwrap().bytes(), b"#!ipxe\n");
         assert_eq!(s.get("/snp.efi").unwrap().len(), 3000);
@@ -225,7 +225,7 @@ mod tests {
     #[test]
     fn the_cap_fails_the_start_naming_the_file() {
         let d = tree();
-        let err = plan(&d.0.join("root"), 100).unwrap_err();
+        let err = plan(&d.path().join("root"), 100).unwrap_err();
         let msg = err.to_string();
         assert!(
             msg.contains("ipxe.efi") && msg.contains("store.max_mib"),
@@ -237,27 +237,5 @@ mod tests {
     fn a_missing_root_names_the_key_to_fix() {
         let err = plan(Path::new("/nonexistent/rackboot-root"), u64::MAX).unwrap_err();
         assert!(err.to_string().contains("--root"), "{err}");
-    }
-
-    /// A temporary directory removed on drop (tests only).
-    mod tempdir {
-        use std::path::PathBuf;
-        pub(super) struct Dir(pub(super) PathBuf);
-        impl Dir {
-            pub(super) fn new(tag: &str) -> Self {
-                static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-                let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let p =
-                    std::env::temp_dir().join(format!("rackboot-{tag}-{}-{n}", std::process::id()));
-                let _ = std::fs::remove_dir_all(&p);
-                std::fs::create_dir_all(&p).unwrap();
-                Self(p)
-            }
-        }
-        impl Drop for Dir {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(&self.0);
-            }
-        }
     }
 }
