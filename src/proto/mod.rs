@@ -7,5 +7,6 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod dhcp;
 pub mod http;
 pub mod tftp;

@@ -1,0 +1,260 @@
+//! The boot policy: an ordered list of rules, evaluated per request. A rule that
+//! matches adds its tags; the first matching rule with a boot action decides
+//! what the client boots (dnsmasq's `dhcp-match`/`tag:` model, in one list).
+
+use std::net::Ipv4Addr;
+
+use crate::wire::dhcp::{code, relay, Options};
+
+/// What a rule looks at. Every field given must match; an empty `Match` matches
+/// every client.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Match {
+    /// Client architectures (option 93), any of.
+    pub arch: Vec<u16>,
+    /// Vendor class (option 60) prefix, e.g. `PXEClient`, `HTTPClient`, `d-i`.
+    pub vendor: Option<Vec<u8>>,
+    /// A user class (option 77) item.
+    pub user_class: Option<Vec<u8>>,
+    /// Whether the client is iPXE (user class `iPXE` or option 175).
+    pub ipxe: Option<bool>,
+    /// MAC address prefix (all six bytes for one machine).
+    pub mac: Option<Vec<u8>>,
+    /// Client UUID (option 97's 16 bytes).
+    pub uuid: Option<[u8; 16]>,
+    /// Relay agent address (giaddr).
+    pub relay: Option<Ipv4Addr>,
+    /// Relay agent circuit id (option 82.1).
+    pub circuit_id: Option<Vec<u8>>,
+    /// Relay agent remote id (option 82.2).
+    pub remote_id: Option<Vec<u8>>,
+    /// Tags set by earlier rules, all of.
+    pub tags: Vec<String>,
+    /// Tags that must not be set.
+    pub not_tags: Vec<String>,
+}
+
+/// What a matching rule makes the server answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Action {
+    /// Boot file: a TFTP file name, or an `http://` URL. `{server}` becomes the
+    /// server's address, `{http}` its HTTP `host:port`, `{mac}` the client's MAC.
+    pub file: Option<String>,
+    /// Next server (siaddr) for a TFTP file; the server itself when unset.
+    pub next_server: Option<Ipv4Addr>,
+    /// Send iPXE option 175.176 (`no-pxedhcp`), so iPXE skips its ProxyDHCP wait.
+    pub no_pxedhcp: bool,
+    /// Extra options, by number, as raw values.
+    pub options: Vec<(u8, Vec<u8>)>,
+}
+
+/// One rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rule {
+    /// A name for logs (`boot[3]` when the config gives none).
+    pub name: String,
+    /// When it applies.
+    pub when: Match,
+    /// Tags it sets when it matches.
+    pub set_tags: Vec<String>,
+    /// Its answer; a rule without one only sets tags.
+    pub action: Option<Action>,
+}
+
+/// The facts of one request that rules look at.
+#[derive(Debug, Clone)]
+pub struct Facts<'a> {
+    /// Option 93.
+    pub arch: Option<u16>,
+    /// Option 60.
+    pub vendor: Option<std::borrow::Cow<'a, [u8]>>,
+    /// iPXE (user class or 175).
+    pub ipxe: bool,
+    /// chaddr.
+    pub mac: &'a [u8],
+    /// giaddr, when relayed.
+    pub relay: Option<Ipv4Addr>,
+    options: &'a Options<'a>,
+}
+
+impl<'a> Facts<'a> {
+    /// The facts of a request.
+    pub fn of(options: &'a Options<'a>, chaddr: &'a [u8], giaddr: Ipv4Addr) -> Self {
+        Self {
+            arch: options.client_arch(),
+            vendor: options.get(code::VENDOR_CLASS),
+            ipxe: options.is_ipxe(),
+            mac: chaddr,
+            relay: (!giaddr.is_unspecified()).then_some(giaddr),
+            options,
+        }
+    }
+
+    /// Whether the vendor class starts with `prefix`.
+    pub fn vendor_is(&self, prefix: &[u8]) -> bool {
+        self.vendor
+            .as_deref()
+            .is_some_and(|v| v.starts_with(prefix))
+    }
+
+    /// A PXE or UEFI HTTP boot client (the ones proxyDHCP answers).
+    pub fn is_pxe(&self) -> bool {
+        self.vendor_is(b"PXEClient") || self.vendor_is(b"HTTPClient")
+    }
+
+    /// A UEFI HTTP boot client.
+    pub fn is_http_client(&self) -> bool {
+        self.vendor_is(b"HTTPClient")
+    }
+}
+
+impl Match {
+    fn matches(&self, f: &Facts<'_>, tags: &[&str]) -> bool {
+        if !self.arch.is_empty() && !f.arch.is_some_and(|a| self.arch.contains(&a)) {
+            return false;
+        }
+        if let Some(v) = &self.vendor {
+            if !f.vendor_is(v) {
+                return false;
+            }
+        }
+        if let Some(u) = &self.user_class {
+            if !f.options.has_user_class(u) {
+                return false;
+            }
+        }
+        if self.ipxe.is_some_and(|want| want != f.ipxe) {
+            return false;
+        }
+        if let Some(m) = &self.mac {
+            if !f.mac.starts_with(m) {
+                return false;
+            }
+        }
+        if let Some(u) = &self.uuid {
+            // Option 97: a type byte (0) then the 16-byte UUID.
+            let got = f.options.get(code::UUID);
+            if got.as_deref().and_then(|v| v.get(1..17)) != Some(&u[..]) {
+                return false;
+            }
+        }
+        if self.relay.is_some() && self.relay != f.relay {
+            return false;
+        }
+        for (want, sub) in [
+            (&self.circuit_id, relay::CIRCUIT_ID),
+            (&self.remote_id, relay::REMOTE_ID),
+        ] {
+            if let Some(want) = want {
+                if f.options.sub(code::RELAY_AGENT, sub).as_ref() != Some(want) {
+                    return false;
+                }
+            }
+        }
+        self.tags.iter().all(|t| tags.contains(&t.as_str()))
+            && !self.not_tags.iter().any(|t| tags.contains(&t.as_str()))
+    }
+}
+
+/// Evaluates `rules` in order; returns the first matching rule that has an action.
+pub fn decide<'r>(rules: &'r [Rule], f: &Facts<'_>) -> Option<(&'r Rule, &'r Action)> {
+    let mut tags: Vec<&str> = Vec::new();
+    for r in rules {
+        if !r.when.matches(f, &tags) {
+            continue;
+        }
+        tags.extend(r.set_tags.iter().map(String::as_str));
+        if let Some(a) = &r.action {
+            return Some((r, a));
+        }
+    }
+    None
+}
+
+/// The rules used when the configuration gives none: iPXE gets the boot script
+/// over HTTP (and no ProxyDHCP wait), UEFI HTTP boot gets ipxe.efi by URL, PXE
+/// firmware gets the iPXE binary for its architecture over TFTP; anything else
+/// (an installer, an OS) gets a plain lease.
+pub fn defaults() -> Vec<Rule> {
+    let rule = |name: &str, when: Match, file: &str, no_pxedhcp: bool| Rule {
+        name: name.into(),
+        when,
+        set_tags: Vec::new(),
+        action: Some(Action {
+            file: Some(file.into()),
+            no_pxedhcp,
+            ..Action::default()
+        }),
+    };
+    vec![
+        rule(
+            "ipxe",
+            Match {
+                ipxe: Some(true),
+                ..Match::default()
+            },
+            "http://{http}/boot.ipxe",
+            true,
+        ),
+        rule(
+            "uefi-http",
+            Match {
+                vendor: Some(b"HTTPClient".to_vec()),
+                ..Match::default()
+            },
+            "http://{http}/ipxe.efi",
+            false,
+        ),
+        rule(
+            "bios-pxe",
+            Match {
+                vendor: Some(b"PXEClient".to_vec()),
+                arch: vec![0],
+                ..Match::default()
+            },
+            "undionly.kpxe",
+            false,
+        ),
+        rule(
+            "uefi-pxe",
+            Match {
+                vendor: Some(b"PXEClient".to_vec()),
+                arch: vec![6, 7, 9],
+                ..Match::default()
+            },
+            "ipxe.efi",
+            false,
+        ),
+        rule(
+            "arm64-pxe",
+            Match {
+                vendor: Some(b"PXEClient".to_vec()),
+                arch: vec![11],
+                ..Match::default()
+            },
+            "ipxe-arm64.efi",
+            false,
+        ),
+    ]
+}
+
+/// `template` with `{server}`, `{http}` and `{mac}` filled in.
+pub fn render(template: &str, server: Ipv4Addr, http_port: u16, mac: &[u8]) -> String {
+    if !template.contains('{') {
+        return template.to_owned();
+    }
+    let http = if http_port == 80 {
+        server.to_string()
+    } else {
+        format!("{server}:{http_port}")
+    };
+    let mac = mac
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    template
+        .replace("{server}", &server.to_string())
+        .replace("{http}", &http)
+        .replace("{mac}", &mac)
+}

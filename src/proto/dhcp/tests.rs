@@ -1,0 +1,547 @@
+use std::collections::HashSet;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use super::policy::{Action, Match, Rule};
+use super::*;
+use crate::lease::journal;
+use crate::wire::dhcp::{MessageType as T, MAGIC};
+
+const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+const NOW: u64 = 1_800_000_000;
+
+fn subnet(net: [u8; 3], first: u8, last: u8) -> Subnet {
+    Subnet {
+        network: Ipv4Addr::new(net[0], net[1], net[2], 0),
+        prefix: 24,
+        ranges: vec![(
+            Ipv4Addr::new(net[0], net[1], net[2], first),
+            Ipv4Addr::new(net[0], net[1], net[2], last),
+        )],
+        exclude: Vec::new(),
+        lease_secs: 3600,
+        router: Some(Ipv4Addr::new(net[0], net[1], net[2], 1)),
+        dns: vec![Ipv4Addr::new(net[0], net[1], net[2], 1)],
+        domain: Some("rack.lan".into()),
+        ntp: Vec::new(),
+        mtu: None,
+        options: vec![(252, b"x".to_vec())],
+    }
+}
+
+fn settings() -> Settings {
+    Settings {
+        subnets: vec![subnet([10, 77, 0], 100, 199), subnet([10, 88, 0], 10, 20)],
+        ..Settings::default()
+    }
+}
+
+fn engine() -> Engine {
+    Engine::new(settings(), Table::default())
+}
+
+/// A client message: type, MAC (last byte), extra raw options, ciaddr, giaddr.
+struct Msg {
+    t: T,
+    mac: u8,
+    options: Vec<u8>,
+    ciaddr: Ipv4Addr,
+    giaddr: Ipv4Addr,
+    broadcast: bool,
+}
+
+impl Msg {
+    fn new(t: T, mac: u8) -> Self {
+        Self {
+            t,
+            mac,
+            options: Vec::new(),
+            ciaddr: Ipv4Addr::UNSPECIFIED,
+            giaddr: Ipv4Addr::UNSPECIFIED,
+            broadcast: false,
+        }
+    }
+    fn opt(mut self, code: u8, v: &[u8]) -> Self {
+        self.options.extend_from_slice(&[code, v.len() as u8]);
+        self.options.extend_from_slice(v);
+        self
+    }
+    fn requested(self, ip: Ipv4Addr) -> Self {
+        self.opt(code::REQUESTED_IP, &ip.octets())
+    }
+    fn server_id(self, ip: Ipv4Addr) -> Self {
+        self.opt(code::SERVER_ID, &ip.octets())
+    }
+    fn bytes(&self) -> Vec<u8> {
+        let mut b = vec![0u8; 240];
+        b[0] = 1;
+        b[1] = 1;
+        b[2] = 6;
+        b[4..8].copy_from_slice(&(0x1000 + u32::from(self.mac)).to_be_bytes());
+        if self.broadcast {
+            b[10] = 0x80;
+        }
+        b[12..16].copy_from_slice(&self.ciaddr.octets());
+        b[24..28].copy_from_slice(&self.giaddr.octets());
+        b[28..34].copy_from_slice(&[0x52, 0x54, 0, 0, 0, self.mac]);
+        b[236..240].copy_from_slice(&MAGIC);
+        b.extend_from_slice(&[53, 1, self.t.as_u8()]);
+        b.extend_from_slice(&self.options);
+        b.push(255);
+        b
+    }
+}
+
+struct Got {
+    outcome: Outcome,
+    bytes: Vec<u8>,
+}
+
+impl Got {
+    fn reply(&self) -> Reply {
+        match self.outcome {
+            Outcome::Reply(r) => r,
+            other => panic!("expected a reply, got {other:?}"),
+        }
+    }
+    fn packet(&self) -> Packet<'_> {
+        Packet::new_checked(&self.bytes[..self.reply().len]).unwrap()
+    }
+    fn opt(&self, c: u8) -> Option<Vec<u8>> {
+        self.packet()
+            .options()
+            .unwrap()
+            .get(c)
+            .map(|v| v.into_owned())
+    }
+}
+
+fn send_at(e: &mut Engine, bytes: &[u8], port: u16, now: u64) -> Got {
+    let mut out = vec![0u8; 1500];
+    let input = Input {
+        bytes,
+        server: SERVER,
+        port,
+        peer: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+    };
+    let outcome = e.handle(&input, now, &mut out);
+    Got {
+        outcome,
+        bytes: out,
+    }
+}
+
+fn send(e: &mut Engine, m: &Msg) -> Got {
+    send_at(e, &m.bytes(), 67, NOW)
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/dhcp/{name}.bin",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// DISCOVER then REQUEST; returns the address ACKed.
+fn dora(e: &mut Engine, mac: u8) -> Ipv4Addr {
+    let offer = send(e, &Msg::new(T::Discover, mac)).reply();
+    let ack = send(
+        e,
+        &Msg::new(T::Request, mac)
+            .requested(offer.ip)
+            .server_id(SERVER),
+    )
+    .reply();
+    assert_eq!((ack.kind, ack.ip), (T::Ack, offer.ip));
+    ack.ip
+}
+
+#[test]
+fn discover_request_gives_a_durable_lease_with_the_subnet_options() {
+    let mut e = engine();
+    let offer = send(&mut e, &Msg::new(T::Discover, 1));
+    let r = offer.reply();
+    assert_eq!(r.kind, T::Offer);
+    assert_eq!(r.ip, Ipv4Addr::new(10, 77, 0, 100));
+    assert_eq!(
+        r.to,
+        Dest::Link {
+            mac: [0x52, 0x54, 0, 0, 0, 1],
+            ip: r.ip
+        }
+    );
+    assert_eq!(offer.opt(code::SUBNET_MASK), Some(vec![255, 255, 255, 0]));
+    assert_eq!(offer.opt(code::DNS), Some(vec![10, 77, 0, 1]));
+    assert_eq!(
+        offer.opt(code::LEASE_TIME),
+        Some(3600u32.to_be_bytes().to_vec())
+    );
+    assert_eq!(offer.opt(252), Some(b"x".to_vec()));
+    assert!(e.take_journal().is_empty(), "an OFFER writes nothing");
+    let ack = send(
+        &mut e,
+        &Msg::new(T::Request, 1).requested(r.ip).server_id(SERVER),
+    );
+    assert_eq!(ack.reply().kind, T::Ack);
+    let (records, _) = journal::decode(&e.take_journal());
+    assert!(
+        matches!(&records[..], [journal::Record::Bound(l)] if l.ip == r.ip && l.expires == NOW + 3600)
+    );
+}
+
+#[test]
+fn the_broadcast_flag_and_a_known_address_choose_the_destination() {
+    let mut e = engine();
+    let mut m = Msg::new(T::Discover, 1);
+    m.broadcast = true;
+    assert_eq!(send(&mut e, &m).reply().to, Dest::Broadcast);
+    let ip = dora(&mut e, 2);
+    let mut renew = Msg::new(T::Request, 2);
+    renew.ciaddr = ip;
+    let r = send(&mut e, &renew).reply();
+    assert_eq!((r.kind, r.ip), (T::Ack, ip));
+    assert_eq!(r.to, Dest::Unicast(SocketAddrV4::new(ip, 68)));
+}
+
+#[test]
+fn a_rack_bursting_discovers_gets_distinct_addresses_from_an_exact_pool() {
+    let mut s = settings();
+    s.subnets[0].ranges = vec![(Ipv4Addr::new(10, 77, 0, 10), Ipv4Addr::new(10, 77, 0, 209))];
+    let mut e = Engine::new(s, Table::default());
+    let mut seen = HashSet::new();
+    // Every machine sends its DISCOVER twice (a firmware retry) before anyone
+    // requests; 200 machines, 200 addresses.
+    for round in 0..2 {
+        for mac in 0..200u8 {
+            let r = send(&mut e, &Msg::new(T::Discover, mac)).reply();
+            if round == 0 {
+                assert!(seen.insert(r.ip), "{} offered twice", r.ip);
+            } else {
+                assert!(seen.contains(&r.ip));
+            }
+        }
+    }
+    let acked: HashSet<_> = (0..200u8).map(|mac| dora(&mut e, mac)).collect();
+    assert_eq!(acked.len(), 200);
+    // Addresses go out in order.
+    assert!(
+        acked.contains(&Ipv4Addr::new(10, 77, 0, 10))
+            && acked.contains(&Ipv4Addr::new(10, 77, 0, 209))
+    );
+    assert_eq!(
+        send(&mut e, &Msg::new(T::Discover, 250)).outcome,
+        Outcome::Quiet("pool exhausted")
+    );
+}
+
+#[test]
+fn a_request_for_another_servers_offer_leaves_nothing_behind() {
+    let mut e = engine();
+    let offer = send(&mut e, &Msg::new(T::Discover, 1)).reply();
+    assert_eq!(e.offers(NOW), 1);
+    let other = Ipv4Addr::new(10, 77, 0, 2);
+    let got = send(
+        &mut e,
+        &Msg::new(T::Request, 1)
+            .requested(Ipv4Addr::new(10, 77, 0, 50))
+            .server_id(other),
+    );
+    assert_eq!(got.outcome, Outcome::Quiet("client chose another server"));
+    assert_eq!(e.offers(NOW), 0);
+    assert!(e.table().is_empty() && e.take_journal().is_empty());
+    // The address is free for the next machine at once.
+    assert_eq!(send(&mut e, &Msg::new(T::Discover, 2)).reply().ip, offer.ip);
+}
+
+#[test]
+fn leases_survive_a_restart_and_init_reboot_is_acked() {
+    let mut e = engine();
+    let ip = dora(&mut e, 7);
+    let records = journal::decode(&e.take_journal()).0;
+    let mut e = Engine::new(settings(), Table::from_records(records));
+    let r = send(&mut e, &Msg::new(T::Request, 7).requested(ip)).reply();
+    assert_eq!((r.kind, r.ip), (T::Ack, ip));
+    // Another machine never gets it, and asking for it is refused.
+    assert_ne!(send(&mut e, &Msg::new(T::Discover, 8)).reply().ip, ip);
+    let nak = send(&mut e, &Msg::new(T::Request, 8).requested(ip)).reply();
+    assert_eq!(nak.kind, T::Nak);
+    // A DISCOVER from the same machine is offered its old address.
+    assert_eq!(send(&mut e, &Msg::new(T::Discover, 7)).reply().ip, ip);
+}
+
+#[test]
+fn init_reboot_elsewhere_is_nakked_unless_not_authoritative() {
+    let mut e = engine();
+    let m = Msg::new(T::Request, 3).requested(Ipv4Addr::new(192, 168, 1, 5));
+    let r = send(&mut e, &m).reply();
+    assert_eq!((r.kind, r.to), (T::Nak, Dest::Broadcast));
+    // Unknown client asking for a free pool address: authoritative grants it.
+    let m = Msg::new(T::Request, 3).requested(Ipv4Addr::new(10, 77, 0, 150));
+    assert_eq!(send(&mut e, &m).reply().kind, T::Ack);
+    let mut s = settings();
+    s.authoritative = false;
+    let mut e = Engine::new(s, Table::default());
+    let m = Msg::new(T::Request, 4).requested(Ipv4Addr::new(10, 77, 0, 151));
+    assert!(matches!(send(&mut e, &m).outcome, Outcome::Quiet(_)));
+}
+
+#[test]
+fn decline_quarantines_and_release_frees() {
+    let mut e = engine();
+    let ip = dora(&mut e, 1);
+    let got = send(&mut e, &Msg::new(T::Decline, 1).requested(ip));
+    assert_eq!(got.outcome, Outcome::Quiet("declined"));
+    let next = send(&mut e, &Msg::new(T::Discover, 1)).reply().ip;
+    assert_ne!(next, ip, "a declined address is not offered again");
+    let asks = Msg::new(T::Discover, 9).requested(ip);
+    assert_ne!(send(&mut e, &asks).reply().ip, ip);
+    let later = send_at(&mut e, &asks.bytes(), 67, NOW + 601);
+    assert_eq!(
+        later.reply().ip,
+        ip,
+        "after the quarantine it is usable again"
+    );
+
+    let mut e = engine();
+    let ip = dora(&mut e, 1);
+    let mut rel = Msg::new(T::Release, 1);
+    rel.ciaddr = ip;
+    assert_eq!(send(&mut e, &rel).outcome, Outcome::Quiet("released"));
+    assert!(e
+        .table()
+        .of_client(&[1, 1, 0x52, 0x54, 0, 0, 0, 1])
+        .is_none());
+    // Another client may have it now.
+    let _ = send(&mut e, &Msg::new(T::Discover, 2));
+    let m = Msg::new(T::Request, 2).requested(ip).server_id(SERVER);
+    assert_eq!(send(&mut e, &m).reply().ip, ip);
+}
+
+#[test]
+fn inform_is_answered_without_a_lease() {
+    let mut e = engine();
+    let mut m = Msg::new(T::Inform, 1);
+    m.ciaddr = Ipv4Addr::new(10, 77, 0, 9);
+    let got = send(&mut e, &m);
+    let r = got.reply();
+    assert_eq!((r.kind, r.ip), (T::Ack, Ipv4Addr::UNSPECIFIED));
+    assert_eq!(r.to, Dest::Unicast(SocketAddrV4::new(m.ciaddr, 68)));
+    assert_eq!(got.opt(code::LEASE_TIME), None);
+    assert!(got.opt(code::DNS).is_some());
+    assert!(e.table().is_empty());
+}
+
+#[test]
+fn relayed_requests_get_their_subnet_and_option_82_back() {
+    let mut e = engine();
+    let mut m = Msg::new(T::Discover, 1).opt(code::RELAY_AGENT, &[1, 3, b'p', b'1', b'7']);
+    m.giaddr = Ipv4Addr::new(10, 88, 0, 1);
+    let got = send(&mut e, &m);
+    let r = got.reply();
+    assert_eq!(r.ip, Ipv4Addr::new(10, 88, 0, 10));
+    assert_eq!(r.to, Dest::Relay(SocketAddrV4::new(m.giaddr, 67)));
+    assert_eq!(
+        got.opt(code::RELAY_AGENT),
+        Some(vec![1, 3, b'p', b'1', b'7'])
+    );
+    assert_eq!(got.opt(code::ROUTER), Some(vec![10, 88, 0, 1]));
+    m.giaddr = Ipv4Addr::new(172, 16, 0, 1);
+    assert!(matches!(send(&mut e, &m).outcome, Outcome::Quiet(_)));
+}
+
+#[test]
+fn edk2_gets_ipxe_efi_over_tftp_without_a_bare_pxeclient() {
+    let mut e = engine();
+    let got = send_at(&mut e, &fixture("edk2-discover"), 67, NOW);
+    let p = got.packet();
+    assert_eq!(p.file(), b"ipxe.efi");
+    assert_eq!(p.siaddr(), SERVER);
+    assert_eq!(
+        got.opt(code::VENDOR_CLASS),
+        None,
+        "a PXEClient offer sends EDK2 to port 4011"
+    );
+}
+
+#[test]
+fn ipxe_gets_the_script_url_never_the_binary_again() {
+    let mut e = engine();
+    for name in ["ipxe-bios-discover", "ipxe-efi-discover"] {
+        let got = send_at(&mut e, &fixture(name), 67, NOW);
+        assert_eq!(got.packet().file(), b"http://10.77.0.1/boot.ipxe", "{name}");
+        assert_eq!(got.opt(code::IPXE), Some(vec![176, 1, 1]), "{name}");
+    }
+    let mut s = settings();
+    s.http_port = 8080;
+    let mut e = Engine::new(s, Table::default());
+    let got = send_at(&mut e, &fixture("ipxe-efi-discover"), 67, NOW);
+    assert_eq!(got.packet().file(), b"http://10.77.0.1:8080/boot.ipxe");
+}
+
+#[test]
+fn uefi_http_boot_gets_httpclient_and_a_url() {
+    let mut e = engine();
+    let m = Msg::new(T::Discover, 1)
+        .opt(code::CLIENT_ARCH, &[0, 16])
+        .opt(code::VENDOR_CLASS, b"HTTPClient:Arch:00016:UNDI:003001");
+    let got = send(&mut e, &m);
+    assert_eq!(got.opt(code::VENDOR_CLASS), Some(b"HTTPClient".to_vec()));
+    assert_eq!(got.packet().file(), b"http://10.77.0.1/ipxe.efi");
+    assert_eq!(
+        got.opt(code::BOOTFILE),
+        Some(b"http://10.77.0.1/ipxe.efi".to_vec())
+    );
+}
+
+#[test]
+fn the_installer_gets_a_plain_lease_with_dns() {
+    let mut e = engine();
+    let got = send_at(&mut e, &fixture("d-i-discover"), 67, NOW);
+    assert_eq!(got.packet().file(), b"");
+    assert_eq!(got.opt(code::BOOTFILE), None);
+    assert_eq!(got.opt(code::DNS), Some(vec![10, 77, 0, 1]));
+}
+
+#[test]
+fn rules_match_in_order_and_tags_carry_forward() {
+    let mut s = settings();
+    s.rules = vec![
+        Rule {
+            name: "rack7".into(),
+            when: Match {
+                mac: Some(vec![0x52, 0x54, 0, 0]),
+                ..Match::default()
+            },
+            set_tags: vec!["rack7".into()],
+            action: None,
+        },
+        Rule {
+            name: "rack7-ipxe".into(),
+            when: Match {
+                ipxe: Some(true),
+                tags: vec!["rack7".into()],
+                ..Match::default()
+            },
+            set_tags: Vec::new(),
+            action: Some(Action {
+                file: Some("http://{server}/rack7/{mac}.ipxe".into()),
+                ..Action::default()
+            }),
+        },
+    ];
+    s.rules.extend(policy::defaults());
+    let mut e = Engine::new(s, Table::default());
+    let m = Msg::new(T::Discover, 0x2a).opt(code::USER_CLASS, b"iPXE");
+    let got = send(&mut e, &m);
+    assert_eq!(
+        got.packet().file(),
+        b"http://10.77.0.1/rack7/52:54:00:00:00:2a.ipxe"
+    );
+    assert_eq!(
+        got.opt(code::IPXE),
+        None,
+        "the matching rule did not ask for 175"
+    );
+}
+
+#[test]
+fn reservations_win_and_are_kept_from_others() {
+    let mut s = settings();
+    s.hosts = vec![Host {
+        mac: [0x52, 0x54, 0, 0, 0, 5],
+        ip: Some(Ipv4Addr::new(10, 77, 0, 100)),
+        hostname: Some("node05".into()),
+        options: Vec::new(),
+    }];
+    let mut e = Engine::new(s, Table::default());
+    let other = send(&mut e, &Msg::new(T::Discover, 1)).reply();
+    assert_eq!(other.ip, Ipv4Addr::new(10, 77, 0, 101));
+    let got = send(&mut e, &Msg::new(T::Discover, 5));
+    assert_eq!(got.reply().ip, Ipv4Addr::new(10, 77, 0, 100));
+    assert_eq!(got.opt(code::HOSTNAME), Some(b"node05".to_vec()));
+}
+
+#[test]
+fn proxy_answers_pxe_clients_only_and_without_an_address() {
+    let s = Settings {
+        mode: Mode::Proxy,
+        ..Settings::default()
+    };
+    let mut e = Engine::new(s, Table::default());
+    let got = send_at(&mut e, &fixture("edk2-discover"), 67, NOW);
+    let r = got.reply();
+    assert_eq!((r.kind, r.to), (T::Offer, Dest::Broadcast));
+    let p = got.packet();
+    assert_eq!((p.yiaddr(), p.siaddr()), (Ipv4Addr::UNSPECIFIED, SERVER));
+    assert_eq!(p.file(), b"ipxe.efi");
+    assert_eq!(got.opt(code::VENDOR_CLASS), Some(b"PXEClient".to_vec()));
+    assert_eq!(got.opt(code::VENDOR), Some(vec![6, 1, 8, 255]));
+    assert_eq!(got.opt(code::UUID).map(|u| u.len()), Some(17));
+    assert!(matches!(
+        send_at(&mut e, &fixture("d-i-discover"), 67, NOW).outcome,
+        Outcome::Quiet(_)
+    ));
+    assert!(matches!(
+        send_at(&mut e, &fixture("edk2-request"), 67, NOW).outcome,
+        Outcome::Quiet(_)
+    ));
+    // The port-4011 REQUEST is answered to where it came from.
+    let mut out = vec![0u8; 1500];
+    let peer = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 145), 68);
+    let req = fixture("edk2-request");
+    let input = Input {
+        bytes: &req,
+        server: SERVER,
+        port: 4011,
+        peer,
+    };
+    let Outcome::Reply(r) = e.handle(&input, NOW, &mut out) else {
+        panic!("no ACK on 4011")
+    };
+    assert_eq!((r.kind, r.to), (T::Ack, Dest::Unicast(peer)));
+    assert!(e.table().is_empty() && e.take_journal().is_empty());
+}
+
+#[test]
+fn bad_input_is_dropped_and_counted() {
+    let mut e = engine();
+    let good = Msg::new(T::Discover, 1).bytes();
+    let mut cases: Vec<Vec<u8>> = vec![good[..100].to_vec(), Vec::new()];
+    let mut cookie = good.clone();
+    cookie[236] = 1;
+    cases.push(cookie);
+    let mut hlen = good.clone();
+    hlen[2] = 100;
+    cases.push(hlen);
+    let mut past = good[..240].to_vec();
+    past.extend_from_slice(&[53, 1, 1, 12, 250, 1, 2]);
+    cases.push(past);
+    let many: Vec<u8> = (0..300).flat_map(|_| [12u8, 1, b'a']).collect();
+    cases.push(
+        Msg::new(T::Discover, 1).opt(0, &[]).bytes()[..240]
+            .iter()
+            .chain(&[53, 1, 1])
+            .chain(&many)
+            .copied()
+            .collect(),
+    );
+    let mut loop52 = Msg::new(T::Discover, 1).opt(code::OVERLOAD, &[3]).bytes();
+    loop52[108..111].copy_from_slice(&[52, 1, 3]);
+    loop52[44..47].copy_from_slice(&[52, 1, 3]);
+    for c in &cases {
+        assert!(
+            matches!(send_at(&mut e, c, 67, NOW).outcome, Outcome::Dropped(_)),
+            "{c:?}"
+        );
+    }
+    // An overload loop is read once and answered.
+    assert_eq!(send_at(&mut e, &loop52, 67, NOW).reply().kind, T::Offer);
+    let long_id = Msg::new(T::Discover, 2).opt(code::CLIENT_ID, &[7u8; 255]);
+    assert_eq!(send(&mut e, &long_id).reply().kind, T::Offer);
+    assert_eq!(
+        e.counters().dropped.values().sum::<u64>(),
+        cases.len() as u64
+    );
+    // Service goes on.
+    assert_eq!(dora(&mut e, 3).octets()[..3], [10, 77, 0]);
+}
