@@ -43,6 +43,18 @@ struct Common {
     /// Answer every TFTP transfer from the TFTP port (clients behind NAT or strict firewalls).
     #[arg(long)]
     tftp_single_port: bool,
+    /// Answer DHCP on this interface (the boot network) [default: off].
+    #[arg(long, value_name = "IF")]
+    interface: Option<String>,
+    /// Give addresses FIRST to LAST on the interface's network (repeatable).
+    #[arg(long, value_name = "FIRST,LAST[,LEASE_SECS]")]
+    dhcp_range: Vec<String>,
+    /// ProxyDHCP: another server gives addresses; answer PXE clients with what to boot.
+    #[arg(long)]
+    dhcp_proxy: bool,
+    /// The lease journal [default: /var/lib/rackboot/dhcp.leases].
+    #[arg(long, value_name = "FILE")]
+    dhcp_lease_file: Option<PathBuf>,
     /// Worker threads [default: one per core].
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
@@ -96,6 +108,10 @@ pub(crate) fn load_config(args: &Args) -> Result<Config, config::Error> {
         no_access_log: c.no_access_log,
         tftp: c.tftp.clone(),
         tftp_single_port: c.tftp_single_port,
+        interface: c.interface.clone(),
+        dhcp_ranges: c.dhcp_range.clone(),
+        dhcp_proxy: c.dhcp_proxy,
+        dhcp_lease_file: c.dhcp_lease_file.clone(),
     };
     Config::load(c.config.as_deref(), &overrides)
 }

@@ -77,6 +77,24 @@ pub fn serve(config: &Config, snapshot: Arc<Snapshot>) -> Result<(), io::Error> 
             }
         }
     }
+    if let Some(dhcp) = &config.dhcp {
+        // One DHCP worker: the lease table has one owner. It starts before the
+        // others report anything, so a bad interface fails the start at once.
+        let worker = io::dhcp::Worker::new(dhcp).map_err(io::Error::Dhcp)?;
+        let done = done.clone();
+        let spawned = std::thread::Builder::new()
+            .name("rackboot-dhcp".into())
+            .spawn(move || {
+                let _ = done.send(worker.run());
+            });
+        if let Err(source) = spawned {
+            return Err(io::Error::Poll {
+                worker: 0,
+                op: "spawn dhcp thread",
+                source,
+            });
+        }
+    }
     drop(done);
     match failed.recv() {
         Ok(result) => result,

@@ -19,6 +19,8 @@ pub struct File {
     pub http: Http,
     /// `[tftp]`; TFTP is off unless this table (or `--tftp`) says where.
     pub tftp: Option<Tftp>,
+    /// `[dhcp]`; DHCP is off unless this table (or `--interface`) says where.
+    pub dhcp: Option<Dhcp>,
     /// `[store]`
     #[serde(default)]
     pub store: Store,
@@ -69,6 +71,139 @@ pub struct Tftp {
     pub max_transfers: Option<Spanned<i64>>,
     /// Live transfers per client address, per worker.
     pub max_per_client: Option<Spanned<i64>>,
+}
+
+/// `[dhcp]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dhcp {
+    /// Interface to answer on.
+    pub interface: Option<Spanned<String>>,
+    /// `server` (owns addresses) or `proxy` (boot answers only).
+    pub mode: Option<Spanned<String>>,
+    /// NAK requests for unknown addresses on its subnets.
+    pub authoritative: Option<bool>,
+    /// The lease journal.
+    pub lease_file: Option<Spanned<String>>,
+    /// Seconds an offered address is held for its client.
+    pub offer_secs: Option<Spanned<i64>>,
+    /// Seconds a declined address stays out of use.
+    pub decline_secs: Option<Spanned<i64>>,
+    /// Append the built-in boot rules after `[[dhcp.boot]]`.
+    pub default_rules: Option<bool>,
+    /// `[[dhcp.subnet]]`
+    #[serde(default)]
+    pub subnet: Vec<Subnet>,
+    /// `[[dhcp.host]]`
+    #[serde(default)]
+    pub host: Vec<Host>,
+    /// `[[dhcp.boot]]`
+    #[serde(default)]
+    pub boot: Vec<Boot>,
+}
+
+/// `[[dhcp.subnet]]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subnet {
+    /// `ADDR/PREFIX`; the interface's own network when left out.
+    pub network: Option<Spanned<String>>,
+    /// `FIRST-LAST` address ranges.
+    #[serde(default)]
+    pub ranges: Vec<Spanned<String>>,
+    /// Addresses never handed out.
+    #[serde(default)]
+    pub exclude: Vec<Spanned<String>>,
+    /// Lease time, seconds.
+    pub lease_secs: Option<Spanned<i64>>,
+    /// Default gateway.
+    pub router: Option<Spanned<String>>,
+    /// Name servers.
+    pub dns: Option<Vec<Spanned<String>>>,
+    /// Domain name.
+    pub domain: Option<String>,
+    /// NTP servers.
+    #[serde(default)]
+    pub ntp: Vec<Spanned<String>>,
+    /// Interface MTU for clients.
+    pub mtu: Option<Spanned<i64>>,
+    /// Raw options.
+    #[serde(default)]
+    pub options: Vec<RawOption>,
+}
+
+/// `[[dhcp.host]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Host {
+    /// MAC address.
+    pub mac: Spanned<String>,
+    /// Fixed address.
+    pub ip: Option<Spanned<String>>,
+    /// Host name sent as option 12.
+    pub hostname: Option<String>,
+    /// Raw options.
+    #[serde(default)]
+    pub options: Vec<RawOption>,
+}
+
+/// `[[dhcp.boot]]`: match keys, then tags and the action.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Boot {
+    /// Name for logs.
+    pub name: Option<String>,
+    /// Client architectures (option 93).
+    #[serde(default)]
+    pub arch: Vec<Spanned<i64>>,
+    /// Vendor class prefix.
+    pub vendor: Option<String>,
+    /// User class item.
+    pub user_class: Option<String>,
+    /// iPXE or not.
+    pub ipxe: Option<bool>,
+    /// MAC prefix, `52:54:00` or a whole MAC.
+    pub mac: Option<Spanned<String>>,
+    /// Client UUID.
+    pub uuid: Option<Spanned<String>>,
+    /// Relay agent address (giaddr).
+    pub relay: Option<Spanned<String>>,
+    /// Relay circuit id (text).
+    pub circuit_id: Option<String>,
+    /// Relay remote id (text).
+    pub remote_id: Option<String>,
+    /// Tags required.
+    #[serde(default)]
+    pub tag: Vec<String>,
+    /// Tags forbidden.
+    #[serde(default)]
+    pub not_tag: Vec<String>,
+    /// Tags set.
+    #[serde(default)]
+    pub set_tag: Vec<String>,
+    /// Boot file name or URL.
+    pub file: Option<String>,
+    /// Next server for TFTP.
+    pub next_server: Option<Spanned<String>>,
+    /// Send iPXE 175.176.
+    pub no_pxedhcp: Option<bool>,
+    /// Raw options.
+    #[serde(default)]
+    pub options: Vec<RawOption>,
+}
+
+/// A raw option: `code` and exactly one of `text`, `ip`, `hex`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOption {
+    /// Option number, 1 to 254.
+    pub code: Spanned<i64>,
+    /// A text value.
+    pub text: Option<String>,
+    /// A list of IPv4 addresses.
+    pub ip: Option<Vec<String>>,
+    /// Raw bytes in hex.
+    pub hex: Option<String>,
 }
 
 /// `[store]`

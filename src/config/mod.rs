@@ -2,6 +2,7 @@
 //! command-line overrides. Every error names the key (or flag), the line, and the fix.
 #![forbid(unsafe_code)]
 
+pub mod dhcp;
 pub mod file;
 
 use std::net::SocketAddr;
@@ -77,6 +78,14 @@ pub struct Overrides {
     pub tftp: Option<String>,
     /// `--tftp-single-port`
     pub tftp_single_port: bool,
+    /// `--interface`
+    pub interface: Option<String>,
+    /// `--dhcp-range`, each `FIRST,LAST[,LEASE_SECS]`
+    pub dhcp_ranges: Vec<String>,
+    /// `--dhcp-proxy`
+    pub dhcp_proxy: bool,
+    /// `--dhcp-lease-file`
+    pub dhcp_lease_file: Option<PathBuf>,
 }
 
 /// Validated configuration.
@@ -90,6 +99,8 @@ pub struct Config {
     pub http: Http,
     /// TFTP, when enabled.
     pub tftp: Option<Tftp>,
+    /// DHCP, when enabled.
+    pub dhcp: Option<dhcp::Dhcp>,
     /// Store options.
     pub store: store::Options,
     /// Logging.
@@ -257,7 +268,13 @@ impl Config {
             DEFAULT_BUSY_POLL_US,
         )?;
         let busy_poll = Duration::from_micros(busy_poll_us as u64);
-        let tftp = v.tftp(raw.tftp.as_ref(), cli, busy_poll)?;
+        let dhcp = v.dhcp(raw.dhcp.as_ref(), cli, listen.port())?;
+        // PXE firmware fetches its first file over TFTP: a boot server that
+        // answers DHCP turns TFTP on unless told where.
+        let wants_tftp = dhcp.is_some() && raw.tftp.is_none();
+        let empty = file::Tftp::default();
+        let tftp_raw = raw.tftp.as_ref().or(wants_tftp.then_some(&empty));
+        let tftp = v.tftp(tftp_raw, cli, busy_poll)?;
         let max_mib = v.opt_int(&raw.store.max_mib, "store.max_mib", 1..=1 << 20, 8192)? as u64;
         Ok(Config {
             root,
@@ -269,6 +286,7 @@ impl Config {
                 busy_poll,
             },
             tftp,
+            dhcp,
             store: store::Options {
                 max_bytes: max_mib << 20,
                 mlock: raw.store.mlock.unwrap_or(true),

@@ -12,6 +12,18 @@ pub fn now() -> Instant {
     Instant::now()
 }
 
+/// The wall clock in unix seconds: DHCP leases outlive the process, so they are
+/// kept in wall time.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the backends' one wall-clock read for leases"
+)]
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// The current `Date` header value, cached for the second it names.
 #[derive(Debug)]
 pub struct DateCache {

@@ -15,6 +15,10 @@ pub enum Error {
         /// What to try, when the cause is a usual one.
         hint: &'static str,
     },
+    /// DHCP could not start (interface, sockets, lease file); the text says why
+    /// and what to do.
+    #[error("{0}")]
+    Dhcp(String),
     /// The poller failed.
     #[error("worker {worker}: {op}: {source}")]
     Poll {

@@ -4,6 +4,7 @@
 //! wrappers (sendfile.rs, socket.rs).
 
 pub mod clock;
+pub mod dhcp;
 mod error;
 pub mod http;
 mod sendfile;

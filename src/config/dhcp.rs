@@ -1,0 +1,527 @@
+//! `[dhcp]` and the DHCP flags, validated into the engine's settings. Subnets may
+//! leave their network out (then it is the interface's, learnt at start, as
+//! `--dhcp-range` does); everything else is checked here, naming the key.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use toml::Spanned;
+
+use super::{file, Error, Overrides, Validator};
+use crate::proto::dhcp::{
+    policy::{self, Action, Match, Rule},
+    Host, Mode, Settings, Subnet,
+};
+
+/// The default lease journal.
+pub const DEFAULT_LEASE_FILE: &str = "/var/lib/rackboot/dhcp.leases";
+/// Default lease time, seconds (dnsmasq's default).
+pub const DEFAULT_LEASE_SECS: i64 = 3600;
+
+/// DHCP settings.
+#[derive(Debug, Clone)]
+pub struct Dhcp {
+    /// The interface answered on.
+    pub interface: String,
+    /// The lease journal.
+    pub lease_file: PathBuf,
+    /// Engine settings; subnets listed in `on_interface` get their network,
+    /// router and DNS from the interface at start.
+    pub settings: Settings,
+    /// One flag per subnet: the network is the interface's.
+    pub on_interface: Vec<bool>,
+    /// One flag per subnet: no `router` given.
+    pub default_router: Vec<bool>,
+    /// One flag per subnet: no `dns` given.
+    pub default_dns: Vec<bool>,
+}
+
+impl Dhcp {
+    /// The settings with the interface's address and network filled in, and
+    /// every range checked against its network.
+    ///
+    /// # Errors
+    /// A range outside its subnet, named.
+    pub fn resolve(&self, addr: Ipv4Addr, prefix: u8) -> Result<Settings, String> {
+        let mut s = self.settings.clone();
+        let net = |ip: Ipv4Addr| {
+            Ipv4Addr::from(
+                u32::from(ip) & u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0),
+            )
+        };
+        for (i, sub) in s.subnets.iter_mut().enumerate() {
+            if self.on_interface[i] {
+                sub.network = net(addr);
+                sub.prefix = prefix;
+            }
+            if self.default_router[i] && sub.contains(addr) {
+                sub.router = Some(addr);
+            }
+            if self.default_dns[i] {
+                sub.dns = vec![addr];
+            }
+            for (a, b) in &sub.ranges {
+                if !sub.contains(*a) || !sub.contains(*b) {
+                    return Err(format!(
+                        "dhcp range {a}-{b} is outside {}/{} (the {}): give a range inside it",
+                        sub.network,
+                        sub.prefix,
+                        if self.on_interface[i] {
+                            format!("network of {}", self.interface)
+                        } else {
+                            "subnet's `network`".to_owned()
+                        }
+                    ));
+                }
+            }
+        }
+        Ok(s)
+    }
+}
+
+impl Validator<'_> {
+    pub(super) fn dhcp(
+        &self,
+        raw: Option<&file::Dhcp>,
+        cli: &Overrides,
+        http_port: u16,
+    ) -> Result<Option<Dhcp>, Error> {
+        let asked = raw.is_some()
+            || cli.interface.is_some()
+            || !cli.dhcp_ranges.is_empty()
+            || cli.dhcp_proxy;
+        if !asked {
+            return Ok(None);
+        }
+        let empty = file::Dhcp::default();
+        let d = raw.unwrap_or(&empty);
+        let interface = match (&cli.interface, &d.interface) {
+            (Some(i), _) => i.clone(),
+            (None, Some(i)) => i.get_ref().clone(),
+            (None, None) => {
+                return Err(self.invalid(
+                    None,
+                    "dhcp.interface",
+                    "is missing".into(),
+                    "name the boot network's interface: --interface IF or `interface = \"eth1\"` in [dhcp]",
+                ))
+            }
+        };
+        if interface.is_empty() || interface.len() > 15 || interface.contains(['/', ' ']) {
+            return Err(self.invalid(
+                d.interface.as_ref().map(|s| s.span().start),
+                "dhcp.interface",
+                format!("is {interface:?}, not an interface name"),
+                "give a name as `ip link` shows it, e.g. eth1",
+            ));
+        }
+        let mode = match (cli.dhcp_proxy, &d.mode) {
+            (true, _) => Mode::Proxy,
+            (false, None) => Mode::Server,
+            (false, Some(m)) => match m.get_ref().as_str() {
+                "server" => Mode::Server,
+                "proxy" => Mode::Proxy,
+                other => {
+                    return Err(self.invalid(
+                        Some(m.span().start),
+                        "dhcp.mode",
+                        format!("is {other:?}"),
+                        "write \"server\" (rackboot gives addresses) or \"proxy\" (another server does)",
+                    ))
+                }
+            },
+        };
+        let mut subnets = Vec::new();
+        let (mut on_interface, mut default_router, mut default_dns) =
+            (Vec::new(), Vec::new(), Vec::new());
+        for s in &d.subnet {
+            let (sub, on_if) = self.subnet(s)?;
+            default_router.push(s.router.is_none());
+            default_dns.push(s.dns.is_none());
+            subnets.push(sub);
+            on_interface.push(on_if);
+        }
+        if !cli.dhcp_ranges.is_empty() {
+            // `--dhcp-range` replaces the file's subnets, as dnsmasq's flag would.
+            subnets.clear();
+            on_interface.clear();
+            default_router.clear();
+            default_dns.clear();
+            for r in &cli.dhcp_ranges {
+                subnets.push(self.cli_range(r)?);
+                on_interface.push(true);
+                default_router.push(true);
+                default_dns.push(true);
+            }
+        }
+        if mode == Mode::Server && subnets.is_empty() {
+            return Err(self.invalid(
+                None,
+                "dhcp.subnet",
+                "is missing: a full DHCP server needs addresses to give".into(),
+                "add --dhcp-range FIRST,LAST (or a [[dhcp.subnet]] with `ranges`), or run --dhcp-proxy beside the existing DHCP server",
+            ));
+        }
+        let hosts = d
+            .host
+            .iter()
+            .map(|h| self.host(h))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut rules = Vec::new();
+        for (i, b) in d.boot.iter().enumerate() {
+            rules.push(self.rule(i, b)?);
+        }
+        if d.default_rules.unwrap_or(true) {
+            rules.extend(policy::defaults());
+        }
+        let secs = |s: &Option<Spanned<i64>>, key, default| {
+            self.opt_int(s, key, 1..=86_400 * 365, default)
+        };
+        let lease_file = match (&cli.dhcp_lease_file, &d.lease_file) {
+            (Some(p), _) => p.clone(),
+            (None, Some(p)) => PathBuf::from(p.get_ref()),
+            (None, None) => PathBuf::from(DEFAULT_LEASE_FILE),
+        };
+        Ok(Some(Dhcp {
+            interface,
+            lease_file,
+            settings: Settings {
+                mode,
+                authoritative: d.authoritative.unwrap_or(true),
+                offer_secs: secs(&d.offer_secs, "dhcp.offer_secs", 30)? as u64,
+                decline_secs: secs(&d.decline_secs, "dhcp.decline_secs", 600)? as u64,
+                subnets,
+                hosts,
+                rules,
+                http_port,
+            },
+            on_interface,
+            default_router,
+            default_dns,
+        }))
+    }
+
+    fn ip(&self, s: &Spanned<String>, key: &'static str) -> Result<Ipv4Addr, Error> {
+        s.get_ref().trim().parse().map_err(|_| {
+            self.invalid(
+                Some(s.span().start),
+                key,
+                format!("is {:?}, not an IPv4 address", s.get_ref()),
+                "write a dotted address, e.g. \"10.0.0.1\"",
+            )
+        })
+    }
+
+    fn subnet(&self, s: &file::Subnet) -> Result<(Subnet, bool), Error> {
+        let (network, prefix, on_if) = match &s.network {
+            None => (Ipv4Addr::UNSPECIFIED, 0, true),
+            Some(n) => {
+                let bad = || {
+                    self.invalid(
+                        Some(n.span().start),
+                        "dhcp.subnet.network",
+                        format!("is {:?}", n.get_ref()),
+                        "write ADDR/PREFIX, e.g. \"10.0.0.0/24\", or leave it out for the interface's network",
+                    )
+                };
+                let (a, p) = n.get_ref().split_once('/').ok_or_else(bad)?;
+                let a: Ipv4Addr = a.parse().map_err(|_| bad())?;
+                let p: u8 = p
+                    .parse()
+                    .ok()
+                    .filter(|p| (8..=30).contains(p))
+                    .ok_or_else(bad)?;
+                (a, p, false)
+            }
+        };
+        let mut ranges = Vec::new();
+        for r in &s.ranges {
+            ranges.push(self.range(r)?);
+        }
+        if ranges.is_empty() {
+            return Err(self.invalid(
+                s.network.as_ref().map(|n| n.span().start),
+                "dhcp.subnet.ranges",
+                "is empty".into(),
+                "give at least one range, e.g. ranges = [\"10.0.0.100-10.0.0.199\"]",
+            ));
+        }
+        let ips = |v: &[Spanned<String>], key| {
+            v.iter()
+                .map(|s| self.ip(s, key))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let sub = Subnet {
+            network,
+            prefix,
+            ranges,
+            exclude: ips(&s.exclude, "dhcp.subnet.exclude")?,
+            lease_secs: self.opt_int(
+                &s.lease_secs,
+                "dhcp.subnet.lease_secs",
+                60..=u32::MAX as i64 / 2,
+                DEFAULT_LEASE_SECS,
+            )? as u32,
+            router: s
+                .router
+                .as_ref()
+                .map(|r| self.ip(r, "dhcp.subnet.router"))
+                .transpose()?,
+            dns: ips(s.dns.as_deref().unwrap_or(&[]), "dhcp.subnet.dns")?,
+            domain: s.domain.clone(),
+            ntp: ips(&s.ntp, "dhcp.subnet.ntp")?,
+            mtu: s
+                .mtu
+                .as_ref()
+                .map(|m| {
+                    self.int(
+                        m,
+                        "dhcp.subnet.mtu",
+                        576..=65535,
+                        "give an MTU from 576 to 65535",
+                    )
+                })
+                .transpose()?
+                .map(|m| m as u16),
+            options: self.raw_options(&s.options)?,
+        };
+        if !on_if {
+            for (a, b) in &sub.ranges {
+                if !sub.contains(*a) || !sub.contains(*b) {
+                    return Err(self.invalid(
+                        s.ranges.first().map(|r| r.span().start),
+                        "dhcp.subnet.ranges",
+                        format!("has {a}-{b}, outside {network}/{prefix}"),
+                        "give ranges inside the subnet's `network`",
+                    ));
+                }
+            }
+        }
+        Ok((sub, on_if))
+    }
+
+    fn range(&self, r: &Spanned<String>) -> Result<(Ipv4Addr, Ipv4Addr), Error> {
+        let bad = |why: &str| {
+            self.invalid(
+                Some(r.span().start),
+                "dhcp.subnet.ranges",
+                format!("has {:?}{why}", r.get_ref()),
+                "write \"FIRST-LAST\", e.g. \"10.0.0.100-10.0.0.199\", FIRST not above LAST",
+            )
+        };
+        let (a, b) = r.get_ref().split_once('-').ok_or_else(|| bad(""))?;
+        let a: Ipv4Addr = a.trim().parse().map_err(|_| bad(""))?;
+        let b: Ipv4Addr = b.trim().parse().map_err(|_| bad(""))?;
+        if a > b {
+            return Err(bad(", which runs backwards"));
+        }
+        Ok((a, b))
+    }
+
+    fn cli_range(&self, r: &str) -> Result<Subnet, Error> {
+        let bad = || {
+            self.invalid(
+                None,
+                "--dhcp-range",
+                format!("is {r:?}"),
+                "write FIRST,LAST[,LEASE_SECS], e.g. 10.0.0.100,10.0.0.199,3600",
+            )
+        };
+        let mut parts = r.split(',');
+        let a: Ipv4Addr = parts
+            .next()
+            .and_then(|p| p.trim().parse().ok())
+            .ok_or_else(bad)?;
+        let b: Ipv4Addr = parts
+            .next()
+            .and_then(|p| p.trim().parse().ok())
+            .ok_or_else(bad)?;
+        let lease = match parts.next() {
+            None => DEFAULT_LEASE_SECS as u32,
+            Some(p) => p.trim().parse().ok().filter(|n| *n >= 60).ok_or_else(bad)?,
+        };
+        if parts.next().is_some() || a > b {
+            return Err(bad());
+        }
+        Ok(Subnet {
+            network: Ipv4Addr::UNSPECIFIED,
+            prefix: 0,
+            ranges: vec![(a, b)],
+            exclude: Vec::new(),
+            lease_secs: lease,
+            router: None,
+            dns: Vec::new(),
+            domain: None,
+            ntp: Vec::new(),
+            mtu: None,
+            options: Vec::new(),
+        })
+    }
+
+    fn mac(&self, s: &Spanned<String>, key: &'static str, whole: bool) -> Result<Vec<u8>, Error> {
+        let bytes: Option<Vec<u8>> = s
+            .get_ref()
+            .split([':', '-'])
+            .map(|b| {
+                (b.len() == 2)
+                    .then(|| u8::from_str_radix(b, 16).ok())
+                    .flatten()
+            })
+            .collect();
+        match bytes {
+            Some(b) if (whole && b.len() == 6) || (!whole && (1..=6).contains(&b.len())) => Ok(b),
+            _ => Err(self.invalid(
+                Some(s.span().start),
+                key,
+                format!("is {:?}", s.get_ref()),
+                if whole {
+                    "write six hex bytes, e.g. \"52:54:00:12:34:56\""
+                } else {
+                    "write one to six hex bytes, e.g. \"52:54:00\""
+                },
+            )),
+        }
+    }
+
+    fn host(&self, h: &file::Host) -> Result<Host, Error> {
+        let mac = self.mac(&h.mac, "dhcp.host.mac", true)?;
+        let mut m = [0u8; 6];
+        m.copy_from_slice(&mac);
+        Ok(Host {
+            mac: m,
+            ip: h
+                .ip
+                .as_ref()
+                .map(|i| self.ip(i, "dhcp.host.ip"))
+                .transpose()?,
+            hostname: h.hostname.clone(),
+            options: self.raw_options(&h.options)?,
+        })
+    }
+
+    fn rule(&self, i: usize, b: &file::Boot) -> Result<Rule, Error> {
+        let arch = b
+            .arch
+            .iter()
+            .map(|a| {
+                self.int(
+                    a,
+                    "dhcp.boot.arch",
+                    0..=65535,
+                    "give option 93 types, e.g. [7, 9]",
+                )
+                .map(|v| v as u16)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let uuid = match &b.uuid {
+            None => None,
+            Some(u) => {
+                let hex: String = u.get_ref().chars().filter(|c| *c != '-').collect();
+                let bytes = decode_hex(&hex).filter(|v| v.len() == 16).ok_or_else(|| {
+                    self.invalid(
+                        Some(u.span().start),
+                        "dhcp.boot.uuid",
+                        format!("is {:?}", u.get_ref()),
+                        "write 32 hex digits, dashes allowed",
+                    )
+                })?;
+                let mut a = [0u8; 16];
+                a.copy_from_slice(&bytes);
+                Some(a)
+            }
+        };
+        let has_action = b.file.is_some()
+            || b.next_server.is_some()
+            || b.no_pxedhcp.is_some()
+            || !b.options.is_empty();
+        Ok(Rule {
+            name: b.name.clone().unwrap_or_else(|| format!("boot[{i}]")),
+            when: Match {
+                arch,
+                vendor: b.vendor.as_ref().map(|v| v.as_bytes().to_vec()),
+                user_class: b.user_class.as_ref().map(|v| v.as_bytes().to_vec()),
+                ipxe: b.ipxe,
+                mac: b
+                    .mac
+                    .as_ref()
+                    .map(|m| self.mac(m, "dhcp.boot.mac", false))
+                    .transpose()?,
+                uuid,
+                relay: b
+                    .relay
+                    .as_ref()
+                    .map(|r| self.ip(r, "dhcp.boot.relay"))
+                    .transpose()?,
+                circuit_id: b.circuit_id.as_ref().map(|v| v.as_bytes().to_vec()),
+                remote_id: b.remote_id.as_ref().map(|v| v.as_bytes().to_vec()),
+                tags: b.tag.clone(),
+                not_tags: b.not_tag.clone(),
+            },
+            set_tags: b.set_tag.clone(),
+            action: has_action
+                .then(|| -> Result<Action, Error> {
+                    Ok(Action {
+                        file: b.file.clone(),
+                        next_server: b
+                            .next_server
+                            .as_ref()
+                            .map(|n| self.ip(n, "dhcp.boot.next_server"))
+                            .transpose()?,
+                        no_pxedhcp: b.no_pxedhcp.unwrap_or(false),
+                        options: self.raw_options(&b.options)?,
+                    })
+                })
+                .transpose()?,
+        })
+    }
+
+    fn raw_options(&self, opts: &[file::RawOption]) -> Result<Vec<(u8, Vec<u8>)>, Error> {
+        let mut out = Vec::new();
+        for o in opts {
+            let c = self.int(
+                &o.code,
+                "options.code",
+                1..=254,
+                "give an option number from 1 to 254",
+            )? as u8;
+            let bad = |problem: String| {
+                self.invalid(
+                    Some(o.code.span().start),
+                    "options",
+                    problem,
+                    "give exactly one of text = \"...\", ip = [\"10.0.0.1\"], hex = \"0a0b\"",
+                )
+            };
+            let value = match (&o.text, &o.ip, &o.hex) {
+                (Some(t), None, None) => t.as_bytes().to_vec(),
+                (None, Some(ips), None) => {
+                    let mut v = Vec::new();
+                    for ip in ips {
+                        let ip: Ipv4Addr = ip.parse().map_err(|_| {
+                            bad(format!("option {c} has {ip:?}, not an IPv4 address"))
+                        })?;
+                        v.extend_from_slice(&ip.octets());
+                    }
+                    v
+                }
+                (None, None, Some(h)) => {
+                    decode_hex(h).ok_or_else(|| bad(format!("option {c} has hex {h:?}")))?
+                }
+                _ => return Err(bad(format!("option {c} needs one value"))),
+            };
+            out.push((c, value));
+        }
+        Ok(out)
+    }
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    let s: String = s.chars().filter(|c| *c != ':' && *c != ' ').collect();
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}

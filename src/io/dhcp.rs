@@ -1,0 +1,425 @@
+//! The DHCP worker: one thread owns the one socket on :67 (bound to the boot
+//! interface; a broadcast reaches every member of a reuseport group, so there is
+//! exactly one), the :4011 socket in proxy mode, a send-only AF_PACKET socket for
+//! frames to clients without an address, the engine and its lease journal.
+//!
+//! Each turn drains what the sockets hold (up to a batch), lets the engine
+//! answer each datagram, writes and syncs the journal records of the whole
+//! batch once (group commit), and only then sends the replies: an ACK never
+//! leaves before its lease is on disk.
+
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use mio::{Interest, Poll, Token};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::{clock, turn::Turn, udp, Error};
+use crate::config::dhcp::Dhcp;
+use crate::lease::{Journal, Table};
+use crate::proto::dhcp::{Dest, Engine, Input, Mode, Outcome};
+use crate::wire::dhcp::{MessageType, CLIENT_PORT, PXE_PORT, SERVER_PORT};
+use crate::wire::ipv4;
+
+/// Most datagrams handled per turn (and per journal sync).
+const BATCH: usize = 256;
+/// Compact the journal when it is this many times the live table, and large.
+const COMPACT_RATIO: u64 = 4;
+const COMPACT_MIN: u64 = 1 << 20;
+
+/// The boot interface as the kernel reports it.
+#[derive(Debug, Clone)]
+pub struct Iface {
+    /// Name.
+    pub name: String,
+    /// Index.
+    pub index: i32,
+    /// First IPv4 address.
+    pub addr: Ipv4Addr,
+    /// Its prefix length.
+    pub prefix: u8,
+    /// Hardware address.
+    pub mac: [u8; 6],
+}
+
+/// Looks `name` up: index, first IPv4 address with prefix, MAC.
+///
+/// # Errors
+/// No such interface, or it has no IPv4 address.
+pub fn interface(name: &str) -> io::Result<Iface> {
+    let mut addrs: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head into `addrs`, freed below.
+    if unsafe { libc::getifaddrs(&mut addrs) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let (mut v4, mut mac, mut index) = (None, None, None);
+    let mut at = addrs;
+    while !at.is_null() {
+        // SAFETY: `at` is a node of the list getifaddrs returned, alive until freeifaddrs.
+        let ifa = unsafe { &*at };
+        at = ifa.ifa_next;
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let n = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
+        if n.to_bytes() != name.as_bytes() || ifa.ifa_addr.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_addr is non-null and points at a sockaddr of its family.
+        let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
+        if family == libc::AF_INET && v4.is_none() {
+            // SAFETY: an AF_INET address is a sockaddr_in; the netmask is too.
+            let (a, m) = unsafe {
+                let a = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                let m = &*(ifa.ifa_netmask as *const libc::sockaddr_in);
+                (
+                    u32::from_be(a.sin_addr.s_addr),
+                    u32::from_be(m.sin_addr.s_addr),
+                )
+            };
+            v4 = Some((Ipv4Addr::from(a), m.count_ones() as u8));
+        } else if family == libc::AF_PACKET {
+            // SAFETY: an AF_PACKET address is a sockaddr_ll.
+            let ll = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_ll) };
+            index = Some(ll.sll_ifindex);
+            if ll.sll_halen == 6 {
+                let mut m = [0u8; 6];
+                m.copy_from_slice(&ll.sll_addr[..6]);
+                mac = Some(m);
+            }
+        }
+    }
+    // SAFETY: the list came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(addrs) };
+    let index = index.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no interface named {name} (see `ip link`)"),
+        )
+    })?;
+    let (addr, prefix) = v4.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            format!("{name} has no IPv4 address: give it the boot network's server address (ip addr add ... dev {name})"),
+        )
+    })?;
+    Ok(Iface {
+        name: name.to_owned(),
+        index,
+        addr,
+        prefix,
+        mac: mac.unwrap_or_default(),
+    })
+}
+
+fn udp_socket(iface: &Iface, port: u16) -> io::Result<UdpSocket> {
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_reuse_address(true)?;
+    s.set_broadcast(true)?;
+    s.bind_device(Some(iface.name.as_bytes()))?;
+    // A rack powering on is a burst: hold it in the queue rather than drop it
+    // (a lost DISCOVER costs the client 4 s or more).
+    let _ = s.set_recv_buffer_size(4 << 20);
+    s.bind(&SocketAddr::from(([0, 0, 0, 0], port)).into())?;
+    s.set_nonblocking(true)?;
+    let s: UdpSocket = s.into();
+    udp::enable_pktinfo(&s)?;
+    Ok(s)
+}
+
+/// A send-only link-layer socket (protocol 0: the kernel delivers it nothing).
+fn link_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call; the fd is owned below.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn send_link(fd: &OwnedFd, ifindex: i32, mac: [u8; 6], frame: &[&[u8]]) -> io::Result<()> {
+    // SAFETY: sockaddr_ll is plain data; zeroed is valid before the fields are set.
+    let mut to: libc::sockaddr_ll = unsafe { zeroed() };
+    to.sll_family = libc::AF_PACKET as u16;
+    to.sll_protocol = (libc::ETH_P_IP as u16).to_be();
+    to.sll_ifindex = ifindex;
+    to.sll_halen = 6;
+    to.sll_addr[..6].copy_from_slice(&mac);
+    let mut iov: Vec<libc::iovec> = frame
+        .iter()
+        .map(|p| libc::iovec {
+            iov_base: p.as_ptr() as *mut libc::c_void,
+            iov_len: p.len(),
+        })
+        .collect();
+    // SAFETY: msghdr is plain data; zeroed is valid before the fields are set.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_name = (&mut to as *mut libc::sockaddr_ll).cast();
+    msg.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = iov.len();
+    // SAFETY: `msg` points at `to`, `iov` and the borrowed frame parts, all alive
+    // for the call; the kernel only reads them.
+    let n = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+struct Pending {
+    len: usize,
+    to: Dest,
+    from_pxe_port: bool,
+    kind: MessageType,
+    ip: Ipv4Addr,
+    mac: String,
+}
+
+/// The DHCP worker.
+#[derive(Debug)]
+pub struct Worker {
+    iface: Iface,
+    main: mio::net::UdpSocket,
+    pxe: Option<mio::net::UdpSocket>,
+    link: OwnedFd,
+    engine: Engine,
+    journal: Option<Journal>,
+    poll: Poll,
+    turn: Turn,
+}
+
+const MAIN: Token = Token(0);
+const PXE: Token = Token(1);
+
+impl Worker {
+    /// Opens the sockets on the configured interface, replays the lease journal.
+    ///
+    /// # Errors
+    /// The interface is missing or has no address, a socket cannot be bound, the
+    /// journal cannot be opened, or a range lies outside the interface's network.
+    pub fn new(config: &Dhcp) -> Result<Self, String> {
+        let iface = interface(&config.interface).map_err(|e| format!("dhcp: {e}"))?;
+        let settings = config
+            .resolve(iface.addr, iface.prefix)
+            .map_err(|e| format!("dhcp: {e}"))?;
+        let listen = |port| {
+            udp_socket(&iface, port).map_err(|e| {
+                let hint = match e.kind() {
+                    io::ErrorKind::PermissionDenied => " (DHCP needs root, or CAP_NET_BIND_SERVICE and CAP_NET_RAW)",
+                    io::ErrorKind::AddrInUse => " (another DHCP server holds it: stop it, or run rackboot with --dhcp-proxy beside it)",
+                    _ => "",
+                };
+                format!("dhcp: cannot listen on {}:{port}: {e}{hint}", iface.name)
+            })
+        };
+        let main = listen(SERVER_PORT)?;
+        let pxe = if settings.mode == Mode::Proxy {
+            Some(listen(PXE_PORT)?)
+        } else {
+            None
+        };
+        let link = link_socket().map_err(|e| {
+            format!("dhcp: cannot open a raw socket to reach clients without an address: {e} (needs CAP_NET_RAW)")
+        })?;
+        // A proxy gives no addresses, so it keeps no journal.
+        let (journal, records, torn) = if settings.mode == Mode::Server {
+            let (j, r, t) = Journal::open(&config.lease_file)
+                .map_err(|e| format!("dhcp: lease file {}: {e}", config.lease_file.display()))?;
+            (Some(j), r, t)
+        } else {
+            (None, Vec::new(), 0)
+        };
+        if torn > 0 {
+            tracing::warn!(file = %config.lease_file.display(), bytes = torn, "lease journal had a torn tail (a crash mid-write); cut it off");
+        }
+        let table = Table::from_records(records);
+        let now = clock::unix_now();
+        tracing::info!(
+            interface = %iface.name,
+            addr = %iface.addr,
+            mode = ?settings.mode,
+            leases = table.active(now).count(),
+            pool = settings.subnets.iter().map(|s| s.size()).sum::<u64>(),
+            file = %config.lease_file.display(),
+            "dhcp listening"
+        );
+        let poll = Poll::new().map_err(|e| format!("dhcp: epoll: {e}"))?;
+        let mut main = mio::net::UdpSocket::from_std(main);
+        poll.registry()
+            .register(&mut main, MAIN, Interest::READABLE)
+            .map_err(|e| format!("dhcp: epoll: {e}"))?;
+        let pxe = match pxe {
+            Some(s) => {
+                let mut s = mio::net::UdpSocket::from_std(s);
+                poll.registry()
+                    .register(&mut s, PXE, Interest::READABLE)
+                    .map_err(|e| format!("dhcp: epoll: {e}"))?;
+                Some(s)
+            }
+            None => None,
+        };
+        Ok(Self {
+            iface,
+            main,
+            pxe,
+            link,
+            engine: Engine::new(settings, table),
+            journal,
+            poll,
+            turn: Turn::new(0, std::time::Duration::ZERO),
+        })
+    }
+
+    /// Serves until a fatal error.
+    ///
+    /// # Errors
+    /// Only a failure of the poller.
+    pub fn run(mut self) -> Result<(), Error> {
+        let mut bufs = vec![[0u8; 1500]; BATCH];
+        let mut rx = [0u8; 2048];
+        let mut pending: Vec<Pending> = Vec::with_capacity(BATCH);
+        loop {
+            self.turn.wait(&mut self.poll, None, false)?;
+            loop {
+                pending.clear();
+                self.drain(&mut rx, &mut bufs, &mut pending);
+                if pending.is_empty() {
+                    break;
+                }
+                self.commit(&mut pending);
+                for (p, buf) in pending.iter().zip(&bufs) {
+                    self.send(p, &buf[..p.len]);
+                }
+                if pending.len() < BATCH {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Reads up to a batch from both sockets and lets the engine answer.
+    fn drain(&mut self, rx: &mut [u8], bufs: &mut [[u8; 1500]], pending: &mut Vec<Pending>) {
+        let now = clock::unix_now();
+        let mut idle = [false, self.pxe.is_none()];
+        while pending.len() < BATCH && !(idle[0] && idle[1]) {
+            for (i, done) in idle.iter_mut().enumerate() {
+                if *done || pending.len() >= BATCH {
+                    continue;
+                }
+                let sock: &mio::net::UdpSocket = match (i, &self.pxe) {
+                    (0, _) => &self.main,
+                    (_, Some(p)) => p,
+                    _ => continue,
+                };
+                let got = match udp::recv(sock, rx) {
+                    Ok(r) => r,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        *done = true;
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "dhcp recv");
+                        *done = true;
+                        continue;
+                    }
+                };
+                let SocketAddr::V4(peer) = got.peer else {
+                    continue;
+                };
+                if got.truncated {
+                    tracing::debug!(%peer, "dhcp datagram over 2048 bytes dropped");
+                    continue;
+                }
+                let input = Input {
+                    bytes: &rx[..got.len],
+                    server: self.iface.addr,
+                    port: if i == 0 { SERVER_PORT } else { PXE_PORT },
+                    peer,
+                };
+                let out = &mut bufs[pending.len()];
+                match self.engine.handle(&input, now, out) {
+                    Outcome::Reply(r) => pending.push(Pending {
+                        len: r.len,
+                        to: r.to,
+                        from_pxe_port: i == 1,
+                        kind: r.kind,
+                        ip: r.ip,
+                        mac: mac_text(&rx[28..28 + usize::from(rx[2].min(16))]),
+                    }),
+                    Outcome::Quiet(why) => tracing::debug!(%peer, why, "dhcp: no reply"),
+                    Outcome::Dropped(why) => tracing::debug!(%peer, why, "dhcp: dropped"),
+                }
+            }
+        }
+    }
+
+    /// Makes the batch's lease changes durable; on failure the ACKs are held
+    /// back (the clients retry) and the records are kept for the next batch.
+    fn commit(&mut self, pending: &mut Vec<Pending>) {
+        let bytes = self.engine.take_journal();
+        if bytes.is_empty() {
+            return;
+        }
+        let Some(journal) = self.journal.as_mut() else {
+            return;
+        };
+        if let Err(e) = journal.append(&bytes) {
+            tracing::error!(error = %e, "dhcp: cannot write the lease journal; ACKs held back until it can");
+            self.engine.restore_journal(bytes);
+            pending.retain(|p| p.kind != MessageType::Ack || p.ip.is_unspecified());
+            return;
+        }
+        let now = clock::unix_now();
+        let live = self.engine.table().len() as u64 * 64;
+        if journal.len() > COMPACT_MIN && journal.len() > COMPACT_RATIO * live {
+            match journal.compact(&self.engine.table().snapshot(now)) {
+                Ok(()) => tracing::info!(bytes = journal.len(), "dhcp: lease journal compacted"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "dhcp: lease journal compaction failed; still appending")
+                }
+            }
+        }
+    }
+
+    fn send(&self, p: &Pending, bytes: &[u8]) {
+        let result = match p.to {
+            Dest::Relay(a) => self.main.send_to(bytes, SocketAddr::V4(a)).map(drop),
+            Dest::Unicast(a) if p.from_pxe_port => match &self.pxe {
+                Some(s) => s.send_to(bytes, SocketAddr::V4(a)).map(drop),
+                None => Ok(()),
+            },
+            Dest::Unicast(a) => self.main.send_to(bytes, SocketAddr::V4(a)).map(drop),
+            Dest::Broadcast => self
+                .main
+                .send_to(
+                    bytes,
+                    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT)),
+                )
+                .map(drop),
+            Dest::Link { mac, ip } => {
+                let headers =
+                    ipv4::udp_headers(self.iface.addr, SERVER_PORT, ip, CLIENT_PORT, bytes);
+                send_link(&self.link, self.iface.index, mac, &[&headers, bytes])
+            }
+        };
+        match (&result, p.kind) {
+            (Err(e), _) => tracing::warn!(error = %e, to = ?p.to, "dhcp: send failed"),
+            (Ok(()), MessageType::Ack) if !p.ip.is_unspecified() => {
+                tracing::info!(mac = %p.mac, ip = %p.ip, "dhcp ACK")
+            }
+            (Ok(()), MessageType::Nak) => tracing::info!(mac = %p.mac, "dhcp NAK"),
+            (Ok(()), kind) => {
+                tracing::debug!(mac = %p.mac, ip = %p.ip, kind = kind.name(), "dhcp reply")
+            }
+        }
+    }
+}
+
+fn mac_text(b: &[u8]) -> String {
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
