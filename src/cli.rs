@@ -24,6 +24,8 @@ enum Command {
     Serve(Common),
     /// Validate a configuration and print what it would serve, with totals.
     Check(Common),
+    /// List the DHCP leases in the lease journal (read-only; safe while serving).
+    Leases(Common),
 }
 
 #[derive(Debug, clap::Args)]
@@ -91,7 +93,7 @@ fn parse_level(s: &str) -> Result<Level, String> {
 impl Args {
     fn common(&self) -> &Common {
         match &self.command {
-            Command::Serve(c) | Command::Check(c) => c,
+            Command::Serve(c) | Command::Check(c) | Command::Leases(c) => c,
         }
     }
 }
@@ -121,6 +123,7 @@ pub(crate) fn run(args: Args, config: Config) -> ExitCode {
     let result = match args.command {
         Command::Serve(_) => serve(&config),
         Command::Check(ref c) => check(&config, c.config.as_deref()),
+        Command::Leases(ref c) => leases(&config, c.dhcp_lease_file.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -153,6 +156,46 @@ fn serve(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     );
     rackboot::runtime::serve(config, Arc::new(snapshot))?;
     Ok(())
+}
+
+fn leases(
+    config: &Config,
+    flag: Option<&std::path::Path>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use std::fmt::Write as _;
+    let path = match (&config.dhcp, flag) {
+        (Some(d), _) => d.lease_file.clone(),
+        (None, Some(p)) => p.to_path_buf(),
+        (None, None) => config::dhcp::DEFAULT_LEASE_FILE.into(),
+    };
+    let records = rackboot::lease::journal::read(&path)
+        .map_err(|e| format!("lease file {}: {e}", path.display()))?;
+    let table = rackboot::lease::Table::from_records(records);
+    let now = rackboot::io::clock::unix_now();
+    let mut rows: Vec<_> = table.bound().collect();
+    rows.sort_by_key(|l| l.ip);
+    let mut out = String::new();
+    for l in rows {
+        let mac: Vec<String> = l.hw.iter().map(|b| format!("{b:02x}")).collect();
+        let state = if l.expires > now { "active" } else { "expired" };
+        let name = if l.hostname.is_empty() {
+            "*"
+        } else {
+            &l.hostname
+        };
+        let _ = writeln!(
+            out,
+            "{} {} {} {state} {name}",
+            l.ip,
+            mac.join(":"),
+            l.expires
+        );
+    }
+    let mut stdout = std::io::stdout().lock();
+    match std::io::Write::write_all(&mut stdout, out.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 fn check(
@@ -199,6 +242,23 @@ fn check_into(
             t.max_transfers
         ),
         None => writeln!(out, "tftp: off"),
+    };
+    let _ = match &config.dhcp {
+        Some(d) => {
+            let s = &d.settings;
+            let pool: u64 = s.subnets.iter().map(|n| n.size()).sum();
+            writeln!(
+                out,
+                "dhcp: {:?} on {}, {} subnets, {pool} addresses, {} reservations, {} boot rules, leases in {}",
+                s.mode,
+                d.interface,
+                s.subnets.len(),
+                s.hosts.len(),
+                s.rules.len(),
+                d.lease_file.display()
+            )
+        }
+        None => writeln!(out, "dhcp: off"),
     };
     let cap = config.store.max_bytes;
     let Some(root) = &config.root else {

@@ -114,6 +114,22 @@ fn parse(p: &[u8]) -> Option<Record> {
     }
 }
 
+/// The records of the journal at `path`, read without changing it (a torn
+/// tail is left for the server to cut).
+///
+/// # Errors
+/// The file cannot be read or is not a lease journal.
+pub fn read(path: &Path) -> io::Result<Vec<Record>> {
+    let bytes = std::fs::read(path)?;
+    if bytes.get(..MAGIC.len()) != Some(&MAGIC[..]) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a rackboot lease journal",
+        ));
+    }
+    Ok(decode(&bytes[MAGIC.len()..]).0)
+}
+
 /// The journal file, open for appending.
 #[derive(Debug)]
 pub struct Journal {

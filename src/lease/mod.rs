@@ -137,6 +137,14 @@ impl Table {
         })
     }
 
+    /// Every binding, expired or not.
+    pub fn bound(&self) -> impl Iterator<Item = &Lease> {
+        self.by_ip.values().filter_map(|e| match e {
+            Entry::Bound(l) => Some(l),
+            Entry::Declined(_) => None,
+        })
+    }
+
     /// Journal records written since the last call, to be made durable before
     /// the replies they stand behind are sent.
     pub fn take_pending(&mut self) -> Vec<u8> {
