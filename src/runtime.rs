@@ -80,7 +80,8 @@ pub fn serve(config: &Config, snapshot: Arc<Snapshot>) -> Result<(), io::Error> 
     if let Some(dhcp) = &config.dhcp {
         // One DHCP worker: the lease table has one owner. It starts before the
         // others report anything, so a bad interface fails the start at once.
-        let worker = io::dhcp::Worker::new(dhcp).map_err(io::Error::Dhcp)?;
+        let worker = io::dhcp::Worker::new(dhcp, addr.port(), config.http.settings.access_log)
+            .map_err(io::Error::Dhcp)?;
         let done = done.clone();
         let spawned = std::thread::Builder::new()
             .name("rackboot-dhcp".into())

@@ -188,6 +188,7 @@ pub struct Worker {
     journal: Option<Journal>,
     poll: Poll,
     turn: Turn,
+    access_log: bool,
 }
 
 const MAIN: Token = Token(0);
@@ -199,11 +200,13 @@ impl Worker {
     /// # Errors
     /// The interface is missing or has no address, a socket cannot be bound, the
     /// journal cannot be opened, or a range lies outside the interface's network.
-    pub fn new(config: &Dhcp) -> Result<Self, String> {
+    pub fn new(config: &Dhcp, http_port: u16, access_log: bool) -> Result<Self, String> {
         let iface = interface(&config.interface).map_err(|e| format!("dhcp: {e}"))?;
-        let settings = config
+        let mut settings = config
             .resolve(iface.addr, iface.prefix)
             .map_err(|e| format!("dhcp: {e}"))?;
+        // Boot URLs name the port HTTP really listens on (it may be picked at bind).
+        settings.http_port = http_port;
         let listen = |port| {
             udp_socket(&iface, port).map_err(|e| {
                 let hint = match e.kind() {
@@ -269,6 +272,7 @@ impl Worker {
             journal,
             poll,
             turn: Turn::new(0, std::time::Duration::ZERO),
+            access_log,
         })
     }
 
@@ -285,10 +289,12 @@ impl Worker {
             loop {
                 pending.clear();
                 self.drain(&mut rx, &mut bufs, &mut pending);
+                // A batch of RELEASEs and DECLINEs has no replies but still
+                // changes leases: commit before deciding the turn is over.
+                self.commit(&mut pending);
                 if pending.is_empty() {
                     break;
                 }
-                self.commit(&mut pending);
                 for (p, buf) in pending.iter().zip(&bufs) {
                     self.send(p, &buf[..p.len]);
                 }
@@ -406,10 +412,13 @@ impl Worker {
         };
         match (&result, p.kind) {
             (Err(e), _) => tracing::warn!(error = %e, to = ?p.to, "dhcp: send failed"),
-            (Ok(()), MessageType::Ack) if !p.ip.is_unspecified() => {
+            // ACKs and NAKs are the DHCP access log.
+            (Ok(()), MessageType::Ack) if self.access_log && !p.ip.is_unspecified() => {
                 tracing::info!(mac = %p.mac, ip = %p.ip, "dhcp ACK")
             }
-            (Ok(()), MessageType::Nak) => tracing::info!(mac = %p.mac, "dhcp NAK"),
+            (Ok(()), MessageType::Nak) if self.access_log => {
+                tracing::info!(mac = %p.mac, "dhcp NAK")
+            }
             (Ok(()), kind) => {
                 tracing::debug!(mac = %p.mac, ip = %p.ip, kind = kind.name(), "dhcp reply")
             }

@@ -9,6 +9,7 @@
 mod bad_input;
 mod check;
 mod concurrency;
+mod dhcp;
 mod fuzz_replay;
 mod loopback;
 mod netns;

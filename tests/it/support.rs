@@ -112,6 +112,9 @@ impl Server {
         // Keep draining the log for the server's whole life, so it never blocks on it.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("dhcp listening") {
+                    let _ = tx.send(("dhcp", SocketAddr::from(([0, 0, 0, 0], 67))));
+                }
                 for kind in ["http", "tftp"] {
                     if let Some(addr) = listening_addr(&line, kind) {
                         let _ = tx.send((kind, addr));
@@ -121,10 +124,12 @@ impl Server {
             }
         });
         let wants_tftp = extra.contains(&"--tftp");
-        let (mut addr, mut tftp) = (None, None);
-        while addr.is_none() || (wants_tftp && tftp.is_none()) {
+        let wants_dhcp = extra.contains(&"--interface");
+        let (mut addr, mut tftp, mut dhcp) = (None, None, false);
+        while addr.is_none() || (wants_tftp && tftp.is_none()) || (wants_dhcp && !dhcp) {
             match rx.recv_timeout(Duration::from_secs(60)) {
                 Ok(("http", a)) => addr = Some(a),
+                Ok(("dhcp", _)) => dhcp = true,
                 Ok((_, a)) => tftp = Some(a),
                 Err(_) => {
                     let _ = child.kill();

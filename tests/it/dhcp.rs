@@ -1,0 +1,708 @@
+//! DHCP across real links: network namespaces joined by veth pairs (and a bridge
+//! where several hosts share a segment), rackboot in one, real clients (busybox
+//! udhcpc, dhclient, dnsmasq, dhcrelay, perfdhcp) and a scripted firmware-like
+//! client (dhcp_client.py) in the others. Needs root.
+
+use std::collections::{HashMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{run, Fixture, Server, TempDir};
+
+/// Namespaces made for one test, removed on drop.
+struct Net {
+    tag: String,
+    spaces: Vec<String>,
+}
+
+impl Net {
+    fn new(tag: &str) -> Self {
+        assert!(
+            run("id", &["-u"]).stdout.starts_with(b"0\n"),
+            "network namespace tests need root: run tests/run as root (CI does)"
+        );
+        Self {
+            tag: format!("rbd{tag}{}", std::process::id()),
+            spaces: Vec::new(),
+        }
+    }
+
+    /// A namespace with loopback up.
+    fn ns(&mut self, name: &str) -> String {
+        let ns = format!("{}{name}", self.tag);
+        let _ = run("ip", &["netns", "del", &ns]);
+        sh(&format!("ip netns add {ns} && ip -n {ns} link set lo up"));
+        self.spaces.push(ns.clone());
+        ns
+    }
+
+    /// A veth pair between `a` and `b` (made inside `a`, so no name ever meets
+    /// another test's in the root namespace), with optional addresses.
+    fn veth(a: &str, a_if: &str, a_ip: Option<&str>, b: &str, b_if: &str, b_ip: Option<&str>) {
+        sh(&format!(
+            "ip -n {a} link add {a_if} type veth peer name {b_if} netns {b}"
+        ));
+        for (ns, ifname, ip) in [(a, a_if, a_ip), (b, b_if, b_ip)] {
+            if let Some(ip) = ip {
+                sh(&format!("ip -n {ns} addr add {ip} dev {ifname}"));
+            }
+            sh(&format!("ip -n {ns} link set {ifname} up"));
+        }
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for ns in &self.spaces {
+            let _ = run("ip", &["netns", "del", ns]);
+        }
+    }
+}
+
+fn sh(cmd: &str) -> String {
+    let o = run("sh", &["-c", cmd]);
+    assert!(
+        o.status.success(),
+        "{cmd}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn in_ns(ns: &str, cmd: &str) -> std::process::Output {
+    run("ip", &["netns", "exec", ns, "sh", "-c", cmd])
+}
+
+/// The scripted client's JSON lines, as one string (it prints offers and the ACK).
+fn client(ns: &str, args: &str) -> (bool, String) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/dhcp_client.py");
+    let o = in_ns(ns, &format!("python3 {script} {args}"));
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+/// A field of the ACK line, e.g. `"yiaddr"`, as the text after it.
+fn ack_field(out: &str, key: &str) -> Option<String> {
+    let line = out.lines().find(|l| l.starts_with("{\"ack\": {"))?;
+    let at = line.find(&format!("\"{key}\": \""))? + key.len() + 5;
+    Some(line[at..].split('"').next()?.to_owned())
+}
+
+/// busybox udhcpc once (`-q`): the variables its script saw at `bound`.
+fn udhcpc(ns: &str, ifname: &str, dir: &TempDir, extra: &str) -> HashMap<String, String> {
+    let script = dir.0.join("udhcpc.sh");
+    let env = dir.0.join("udhcpc.env");
+    let _ = std::fs::remove_file(&env);
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in\n deconfig) ip addr flush dev \"$interface\" ;;\n bound) env > {}; ip addr add \"$ip/$mask\" dev \"$interface\" ;;\nesac\nexit 0\n",
+            env.display()
+        ),
+    )
+    .unwrap();
+    sh(&format!("chmod +x {}", script.display()));
+    let run = format!(
+        "busybox udhcpc -i {ifname} -n -f -t 5 -T 1 -s {} {extra}",
+        script.display()
+    );
+    // `-q` quits without a RELEASE even with `-R`: to release, stop the bound
+    // client with SIGTERM instead, as an init system would.
+    let cmd = if extra.contains("-R") {
+        format!(
+            "timeout 30 {run} & pid=$!; for i in $(seq 300); do [ -s {0} ] && break; sleep 0.1; done; \
+             kill -TERM $pid; wait $pid",
+            env.display()
+        )
+    } else {
+        format!("timeout 30 {run} -q")
+    };
+    let o = in_ns(ns, &cmd);
+    assert!(
+        o.status.success(),
+        "udhcpc got no lease (apt-get install busybox): {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::read_to_string(&env)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// dhclient once (`-1`) with its own lease file; returns the address it holds.
+fn dhclient(ns: &str, ifname: &str, dir: &TempDir) -> String {
+    let lf = dir.0.join("dhclient.leases");
+    let o = in_ns(
+        ns,
+        &format!(
+            "timeout 60 dhclient -4 -1 -v -sf /bin/true -lf {} -pf {} {ifname}; r=$?; dhclient -x -pf {} -sf /bin/true {ifname} 2>/dev/null; exit $r",
+            lf.display(),
+            dir.0.join("dhclient.pid").display(),
+            dir.0.join("dhclient.pid").display(),
+        ),
+    );
+    let text = std::fs::read_to_string(&lf).unwrap_or_default();
+    assert!(
+        o.status.success() && text.contains("fixed-address"),
+        "dhclient got no lease (apt-get install isc-dhcp-client): {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        text.contains("option domain-name-servers 10.201.0.1"),
+        "{text}"
+    );
+    let last = text.rsplit("lease {").next().unwrap_or("");
+    last.split("fixed-address ")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .unwrap()
+        .to_owned()
+}
+
+fn leases(file: &std::path::Path) -> Vec<(String, String)> {
+    let o = run(
+        env!("CARGO_BIN_EXE_rackboot"),
+        &["leases", "--dhcp-lease-file", file.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.contains(" active "))
+        .map(|l| {
+            let mut f = l.split(' ');
+            (f.next().unwrap().to_owned(), f.next().unwrap().to_owned())
+        })
+        .collect()
+}
+
+/// Server 10.201.0.1 on `eth0` of one namespace, clients on `eth0` of another.
+fn pair(net: &mut Net) -> (String, String) {
+    let (s, c) = (net.ns("s"), net.ns("c"));
+    Net::veth(&s, "eth0", Some("10.201.0.1/24"), &c, "eth0", None);
+    (s, c)
+}
+
+fn start(s: &str, f: &Fixture, leases: &std::path::Path, extra: &[&str]) -> Server {
+    let mut args = vec![
+        "--interface",
+        "eth0",
+        "--dhcp-lease-file",
+        leases.to_str().unwrap(),
+        "--no-access-log",
+    ];
+    args.extend_from_slice(extra);
+    Server::start_in(Some(s), "10.201.0.1", &f.root(), &args)
+}
+
+#[test]
+fn udhcpc_and_dhclient_get_leases_that_survive_a_restart() {
+    let mut net = Net::new("a");
+    let (s, c) = pair(&mut net);
+    let f = Fixture::new();
+    let dir = TempDir::new("dhcp-restart");
+    let file = dir.0.join("leases");
+    let range = ["--dhcp-range", "10.201.0.100,10.201.0.199,600"];
+    let server = start(&s, &f, &file, &range);
+    let env = udhcpc(&c, "eth0", &dir, "");
+    let ip = env["ip"].clone();
+    assert!(ip.starts_with("10.201.0.1"), "{env:?}");
+    assert_eq!(env["subnet"], "255.255.255.0");
+    assert_eq!(env["router"], "10.201.0.1");
+    assert_eq!(env["dns"], "10.201.0.1");
+    assert_eq!(env["lease"], "600");
+    assert_eq!(env["serverid"], "10.201.0.1");
+    let held = dhclient(&c, "eth0", &dir);
+    assert_ne!(held, ip, "two clients, two addresses");
+    let before = leases(&file);
+    assert_eq!(before.len(), 2, "{before:?}");
+
+    // kill -9 and start again: both leases are still there and honoured.
+    drop(server);
+    let _server = start(&s, &f, &file, &range);
+    assert_eq!(leases(&file), before);
+    assert_eq!(
+        dhclient(&c, "eth0", &dir),
+        held,
+        "INIT-REBOOT keeps the address"
+    );
+    let env = udhcpc(&c, "eth0", &dir, &format!("-r {ip}"));
+    assert_eq!(env["ip"], ip);
+    // A new machine gets neither.
+    let (ok, out) = client(&c, "eth0 52:54:00:aa:00:01 dora --wait 1");
+    assert!(ok, "{out}");
+    let other = ack_field(&out, "yiaddr").unwrap();
+    assert!(other != ip && other != held, "{out}");
+}
+
+#[test]
+fn release_frees_and_decline_quarantines() {
+    let mut net = Net::new("r");
+    let (s, c) = pair(&mut net);
+    let f = Fixture::new();
+    let dir = TempDir::new("dhcp-release");
+    let file = dir.0.join("leases");
+    let _server = start(
+        &s,
+        &f,
+        &file,
+        &["--dhcp-range", "10.201.0.100,10.201.0.199"],
+    );
+    // udhcpc -R releases its lease when it quits.
+    let env = udhcpc(&c, "eth0", &dir, "-R");
+    assert_eq!(env["ip"], "10.201.0.100");
+    // The RELEASE is unicast and unanswered: give the server a moment to log it.
+    let freed = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        leases(&file).is_empty()
+    });
+    assert!(freed, "RELEASE freed the lease: {:?}", leases(&file));
+    let (ok, out) = client(&c, "eth0 52:54:00:bb:00:01 dora");
+    assert!(ok, "{out}");
+    assert_eq!(ack_field(&out, "yiaddr").as_deref(), Some("10.201.0.100"));
+
+    let (ok, out) = client(&c, "eth0 52:54:00:bb:00:02 dora");
+    assert!(ok, "{out}");
+    let bad = ack_field(&out, "yiaddr").unwrap();
+    let (ok, out) = client(
+        &c,
+        &format!("eth0 52:54:00:bb:00:02 decline {bad} 10.201.0.1"),
+    );
+    assert!(ok, "{out}");
+    for mac in ["52:54:00:bb:00:02", "52:54:00:bb:00:03"] {
+        let (ok, out) = client(&c, &format!("eth0 {mac} dora"));
+        assert!(ok, "{out}");
+        assert_ne!(
+            ack_field(&out, "yiaddr").unwrap(),
+            bad,
+            "declined address handed out again"
+        );
+    }
+}
+
+#[test]
+fn firmware_identities_get_what_the_boot_policy_says() {
+    let mut net = Net::new("p");
+    let (s, c) = pair(&mut net);
+    let f = Fixture::new();
+    let dir = TempDir::new("dhcp-policy");
+    let server = start(
+        &s,
+        &f,
+        &dir.0.join("leases"),
+        &["--dhcp-range", "10.201.0.100,10.201.0.199"],
+    );
+    let http = server.addr.port();
+    let edk2 = "--arch 7 --vendor PXEClient:Arch:00007:UNDI:003000 --uuid";
+    let (ok, out) = client(&c, &format!("eth0 52:54:00:cc:00:01 dora {edk2}"));
+    assert!(ok, "{out}");
+    assert_eq!(
+        ack_field(&out, "file").as_deref(),
+        Some("ipxe.efi"),
+        "{out}"
+    );
+    assert_eq!(ack_field(&out, "siaddr").as_deref(), Some("10.201.0.1"));
+    assert!(
+        !out.contains("\"60\":"),
+        "no bare PXEClient in a full offer: {out}"
+    );
+
+    let ipxe = "--arch 7 --vendor PXEClient:Arch:00007:UNDI:003010 --user-class iPXE --ipxe";
+    let (ok, out) = client(&c, &format!("eth0 52:54:00:cc:00:01 dora {ipxe}"));
+    assert!(ok, "{out}");
+    assert_eq!(
+        ack_field(&out, "file"),
+        Some(format!("http://10.201.0.1:{http}/boot.ipxe")),
+        "iPXE gets the script, never the binary again: {out}"
+    );
+    assert!(
+        out.contains("\"175\": \"b00101\""),
+        "no-pxedhcp sent: {out}"
+    );
+
+    let http_boot = "--arch 16 --vendor HTTPClient:Arch:00016:UNDI:003001";
+    let (ok, out) = client(&c, &format!("eth0 52:54:00:cc:00:02 dora {http_boot}"));
+    assert!(ok, "{out}");
+    assert_eq!(
+        ack_field(&out, "file"),
+        Some(format!("http://10.201.0.1:{http}/ipxe.efi"))
+    );
+    assert!(
+        out.contains("\"60\": \"48545450436c69656e74\""),
+        "HTTPClient echoed: {out}"
+    );
+
+    let bios = "--arch 0 --vendor PXEClient:Arch:00000:UNDI:002001";
+    let (ok, out) = client(&c, &format!("eth0 52:54:00:cc:00:03 dora {bios}"));
+    assert!(ok, "{out}");
+    assert_eq!(ack_field(&out, "file").as_deref(), Some("undionly.kpxe"));
+
+    let (ok, out) = client(&c, "eth0 52:54:00:cc:00:01 dora --vendor d-i");
+    assert!(ok, "{out}");
+    assert_eq!(ack_field(&out, "file").as_deref(), Some(""), "{out}");
+    assert!(
+        out.contains("\"6\": \"0ac90001\""),
+        "DNS for the installer: {out}"
+    );
+
+    // Garbage on :67 is dropped and service goes on.
+    sh(&format!("ip -n {c} addr add 10.201.0.9/24 dev eth0"));
+    let (ok, out) = client(&c, "eth0 52:54:00:cc:00:09 garbage 10.201.0.1");
+    assert!(ok, "{out}");
+    sh(&format!("ip -n {c} addr del 10.201.0.9/24 dev eth0"));
+    let (ok, out) = client(&c, "eth0 52:54:00:cc:00:04 dora");
+    assert!(ok, "{out}");
+}
+
+fn spawn_in(ns: &str, cmd: &str) -> Child {
+    Command::new("ip")
+        .args(["netns", "exec", ns, "sh", "-c", cmd])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn proxy_dhcp_beside_dnsmasq_gives_the_boot_file_and_answers_on_4011() {
+    let mut net = Net::new("x");
+    let (s, d, c, sw) = (net.ns("s"), net.ns("d"), net.ns("c"), net.ns("w"));
+    sh(&format!(
+        "ip -n {sw} link add br0 type bridge && ip -n {sw} link set br0 up"
+    ));
+    for (ns, ip, port) in [
+        (&s, Some("10.202.0.1/24"), "p1"),
+        (&d, Some("10.202.0.2/24"), "p2"),
+        (&c, None, "p3"),
+    ] {
+        Net::veth(&sw, port, None, ns, "eth0", ip);
+        sh(&format!("ip -n {sw} link set {port} master br0"));
+    }
+    let dir = TempDir::new("dhcp-proxy");
+    let dnsmasq = format!(
+        "dnsmasq --keep-in-foreground --conf-file=/dev/null --port=0 --user=root --interface=eth0 --bind-interfaces \
+         --dhcp-range=10.202.0.50,10.202.0.99,600 --no-ping --dhcp-leasefile={0}/dnsmasq.leases --pid-file={0}/dnsmasq.pid",
+        dir.0.display()
+    );
+    assert!(
+        run("sh", &["-c", "command -v dnsmasq"]).status.success(),
+        "dnsmasq is not installed: apt-get install dnsmasq-base"
+    );
+    let _dnsmasq = Kill(spawn_in(&d, &dnsmasq));
+    let f = Fixture::new();
+    let _server = Server::start_in(
+        Some(&s),
+        "10.202.0.1",
+        &f.root(),
+        &["--interface", "eth0", "--dhcp-proxy", "--no-access-log"],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let edk2 =
+        "--arch 7 --vendor PXEClient:Arch:00007:UNDI:003000 --uuid --prefer 10.202.0.2 --wait 2";
+    let (ok, out) = client(&c, &format!("eth0 52:54:00:dd:00:01 dora {edk2}"));
+    assert!(ok, "{out}");
+    let offers = out.lines().next().unwrap();
+    assert!(
+        offers.contains("\"server\": \"10.202.0.1\"") && offers.contains("\"yiaddr\": \"0.0.0.0\""),
+        "rackboot's proxy offer carries no address: {offers}"
+    );
+    assert!(offers.contains("\"file\": \"ipxe.efi\""), "{offers}");
+    let ip = ack_field(&out, "yiaddr").unwrap();
+    assert!(ip.starts_with("10.202.0."), "address from dnsmasq: {out}");
+    sh(&format!("ip -n {c} addr add {ip}/24 dev eth0"));
+    let (ok, out) = client(
+        &c,
+        &format!("eth0 52:54:00:dd:00:01 pxe4011 10.202.0.1 {edk2}"),
+    );
+    assert!(ok, "no answer on 4011: {out}");
+    assert_eq!(ack_field(&out, "file").as_deref(), Some("ipxe.efi"));
+    assert_eq!(ack_field(&out, "yiaddr").as_deref(), Some("0.0.0.0"));
+    sh(&format!("ip -n {c} addr del {ip}/24 dev eth0"));
+    // A client that is not PXE is left to dnsmasq alone.
+    let (ok, out) = client(&c, "eth0 52:54:00:dd:00:02 dora --vendor d-i --wait 2");
+    assert!(ok, "{out}");
+    assert!(
+        !out.contains("10.202.0.1\""),
+        "proxy answered a non-PXE client: {out}"
+    );
+}
+
+#[test]
+fn a_relayed_client_gets_an_address_in_its_own_subnet_and_option_82_back() {
+    let mut net = Net::new("y");
+    let (s, r, c) = (net.ns("s"), net.ns("r"), net.ns("c"));
+    Net::veth(
+        &s,
+        "eth0",
+        Some("10.203.0.1/24"),
+        &r,
+        "up0",
+        Some("10.203.0.2/24"),
+    );
+    Net::veth(&r, "down0", Some("10.204.0.1/24"), &c, "eth0", None);
+    sh(&format!("ip -n {s} route add 10.204.0.0/24 via 10.203.0.2"));
+    let dir = TempDir::new("dhcp-relay");
+    let config = dir.0.join("rackboot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[dhcp]\ninterface = \"eth0\"\nlease_file = \"{}/leases\"\n\
+             [[dhcp.subnet]]\nranges = [\"10.203.0.100-10.203.0.150\"]\n\
+             [[dhcp.subnet]]\nnetwork = \"10.204.0.0/24\"\nranges = [\"10.204.0.100-10.204.0.150\"]\nrouter = \"10.204.0.1\"\n",
+            dir.0.display()
+        ),
+    )
+    .unwrap();
+    let f = Fixture::new();
+    let _server = Server::start_in(
+        Some(&s),
+        "10.203.0.1",
+        &f.root(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--interface",
+            "eth0",
+            "--no-access-log",
+        ],
+    );
+    let pcap = dir.0.join("relay.pcap");
+    let _capture = Kill(spawn_in(
+        &r,
+        &format!(
+            "exec tshark -q -i up0 -f 'udp port 67' -w {}",
+            pcap.display()
+        ),
+    ));
+    assert!(
+        run("sh", &["-c", "command -v dhcrelay && command -v tshark"])
+            .status
+            .success(),
+        "dhcrelay or tshark is missing: apt-get install isc-dhcp-relay tshark"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let _relay = Kill(spawn_in(
+        &r,
+        "exec dhcrelay -4 -d -a -iu up0 -id down0 10.203.0.1",
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+    let env = udhcpc(&c, "eth0", &dir, "");
+    assert_eq!(env["ip"], "10.204.0.100", "{env:?}");
+    assert_eq!(env["router"], "10.204.0.1");
+    std::thread::sleep(Duration::from_secs(1));
+    drop(_capture);
+    let o = run(
+        "tshark",
+        &[
+            "-r",
+            pcap.to_str().unwrap(),
+            "-Y",
+            "dhcp.option.dhcp == 5",
+            "-T",
+            "fields",
+            "-e",
+            "dhcp.option.agent_information_option.agent_circuit_id",
+        ],
+    );
+    let circuit = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        circuit.trim().len() >= 2,
+        "the ACK to the relay carries option 82 with the relay's circuit id: {circuit:?} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// perfdhcp's figures: (sent, received, drops) per exchange kind.
+fn perfdhcp(ns: &str, rate: u32, count: u32, extra: &str) -> (String, Vec<(u64, u64, u64)>) {
+    assert!(
+        run("sh", &["-c", "command -v perfdhcp"]).status.success(),
+        "perfdhcp is not installed: apt-get install kea-admin"
+    );
+    let o = in_ns(
+        ns,
+        &format!(
+            "perfdhcp -4 -l 10.205.0.2 -r {rate} -R {count} -n {count} -p {} -W 2000000 {extra} 10.205.0.1 2>&1",
+            count / rate + 10
+        ),
+    );
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let num = |line: &str| -> u64 {
+        line.rsplit(':')
+            .next()
+            .unwrap()
+            .trim()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap_or(0)
+    };
+    let mut out = Vec::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, l) in lines.iter().enumerate() {
+        if l.trim_start().starts_with("sent packets:") {
+            let get = |name: &str| {
+                lines[i..]
+                    .iter()
+                    .find(|x| x.trim_start().starts_with(name))
+                    .map_or(0, |x| num(x))
+            };
+            out.push((num(l), get("received packets:"), get("drops:")));
+        }
+    }
+    (text, out)
+}
+
+fn perf_pair(net: &mut Net) -> (String, String) {
+    let (s, c) = (net.ns("s"), net.ns("c"));
+    Net::veth(
+        &s,
+        "eth0",
+        Some("10.205.0.1/16"),
+        &c,
+        "eth0",
+        Some("10.205.0.2/16"),
+    );
+    (s, c)
+}
+
+fn perf_config(dir: &TempDir) -> std::path::PathBuf {
+    let config = dir.0.join("rackboot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[dhcp]\ninterface = \"eth0\"\nlease_file = \"{}/leases\"\n\
+             [[dhcp.subnet]]\nranges = [\"10.205.1.0-10.205.80.255\"]\nlease_secs = 3600\n",
+            dir.0.display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn perfdhcp_ten_thousand_clients_dora_without_a_drop() {
+    let mut net = Net::new("f");
+    let (s, c) = perf_pair(&mut net);
+    let dir = TempDir::new("dhcp-perf");
+    let config = perf_config(&dir);
+    let f = Fixture::new();
+    let _server = Server::start_in(
+        Some(&s),
+        "10.205.0.1",
+        &f.root(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--interface",
+            "eth0",
+            "--no-access-log",
+        ],
+    );
+    let (text, stats) = perfdhcp(&c, 1000, 10_000, "");
+    assert_eq!(stats.len(), 2, "{text}");
+    for (sent, received, drops) in &stats {
+        assert_eq!((*sent, *drops), (10_000, 0), "{text}");
+        assert_eq!(*received, 10_000, "{text}");
+    }
+    let held = leases(&dir.0.join("leases"));
+    assert_eq!(held.len(), 10_000);
+    let ips: HashSet<_> = held.iter().map(|(ip, _)| ip).collect();
+    assert_eq!(ips.len(), 10_000, "no address twice");
+}
+
+#[test]
+fn kill_9_in_the_middle_of_a_storm_loses_no_acked_lease() {
+    let mut net = Net::new("k");
+    let (s, c) = perf_pair(&mut net);
+    let dir = TempDir::new("dhcp-kill");
+    let config = perf_config(&dir);
+    let f = Fixture::new();
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--interface",
+        "eth0",
+        "--no-access-log",
+    ];
+    let server = Server::start_in(Some(&s), "10.205.0.1", &f.root(), &args);
+    let pcap = dir.0.join("acks.pcap");
+    let capture = Kill(spawn_in(
+        &c,
+        &format!(
+            "exec tshark -q -i eth0 -f 'udp src port 67' -w {}",
+            pcap.display()
+        ),
+    ));
+    std::thread::sleep(Duration::from_secs(2));
+    let storm = {
+        let script =
+            "perfdhcp -4 -l 10.205.0.2 -r 500 -R 6000 -n 6000 -p 20 10.205.0.1 >/dev/null 2>&1";
+        Kill(spawn_in(&c, script))
+    };
+    std::thread::sleep(Duration::from_secs(4));
+    drop(server); // SIGKILL
+    let _server = Server::start_in(Some(&s), "10.205.0.1", &f.root(), &args);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut storm = storm;
+    while storm.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    drop(capture);
+    let o = run(
+        "tshark",
+        &[
+            "-r",
+            pcap.to_str().unwrap(),
+            "-Y",
+            "dhcp.option.dhcp == 5",
+            "-T",
+            "fields",
+            "-e",
+            "dhcp.hw.mac_addr",
+            "-e",
+            "dhcp.ip.your",
+        ],
+    );
+    let acks: Vec<(String, String)> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(m, ip)| (ip.to_owned(), m.to_owned()))
+        .collect();
+    assert!(
+        acks.len() > 500,
+        "the storm ran on both sides of the kill: {} ACKs",
+        acks.len()
+    );
+    let mut owner: HashMap<&str, &str> = HashMap::new();
+    for (ip, mac) in &acks {
+        let prev = owner.insert(ip, mac);
+        assert!(
+            prev.is_none_or(|p| p == mac),
+            "{ip} ACKed to {} and {mac}",
+            prev.unwrap()
+        );
+    }
+    let held: HashMap<String, String> = leases(&dir.0.join("leases")).into_iter().collect();
+    for (ip, mac) in &acks {
+        assert_eq!(held.get(ip), Some(mac), "ACKed lease {ip} -> {mac} lost");
+    }
+}
