@@ -12,6 +12,7 @@ use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 use mio::{Interest, Poll, Token};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -189,7 +190,14 @@ pub struct Worker {
     poll: Poll,
     turn: Turn,
     access_log: bool,
+    /// Drops already reported, and when the next summary is due.
+    reported: u64,
+    report_at: Option<Instant>,
 }
+
+/// How long drops are gathered before one summary line reports them (a storm of
+/// bad datagrams is one line per interval, never one per packet).
+const REPORT_EVERY: Duration = Duration::from_secs(5);
 
 const MAIN: Token = Token(0);
 const PXE: Token = Token(1);
@@ -273,6 +281,8 @@ impl Worker {
             poll,
             turn: Turn::new(0, std::time::Duration::ZERO),
             access_log,
+            reported: 0,
+            report_at: None,
         })
     }
 
@@ -285,7 +295,7 @@ impl Worker {
         let mut rx = [0u8; 2048];
         let mut pending: Vec<Pending> = Vec::with_capacity(BATCH);
         loop {
-            self.turn.wait(&mut self.poll, None, false)?;
+            let now = self.turn.wait(&mut self.poll, self.report_at, false)?;
             loop {
                 pending.clear();
                 self.drain(&mut rx, &mut bufs, &mut pending);
@@ -302,6 +312,35 @@ impl Worker {
                     break;
                 }
             }
+            self.report(now);
+        }
+    }
+
+    /// Logs one summary of the datagrams dropped since the last one, at most
+    /// once per [`REPORT_EVERY`].
+    fn report(&mut self, now: Instant) {
+        let dropped = &self.engine.counters().dropped;
+        let total: u64 = dropped.values().sum();
+        match self.report_at {
+            None if total > self.reported => self.report_at = Some(now + REPORT_EVERY),
+            Some(at) if at <= now => {
+                let mut reasons: Vec<_> = dropped.iter().collect();
+                reasons.sort();
+                let reasons = reasons
+                    .iter()
+                    .map(|(why, n)| format!("{why}={n}"))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                tracing::info!(
+                    new = total - self.reported,
+                    total,
+                    reasons,
+                    "dhcp: datagrams dropped"
+                );
+                self.reported = total;
+                self.report_at = None;
+            }
+            _ => {}
         }
     }
 

@@ -360,6 +360,20 @@ fn firmware_identities_get_what_the_boot_policy_says() {
     sh(&format!("ip -n {c} addr del 10.201.0.9/24 dev eth0"));
     let (ok, out) = client(&c, "eth0 52:54:00:cc:00:04 dora");
     assert!(ok, "{out}");
+    // The six unusable datagrams (empty, truncated, bad cookie, hlen 100, an
+    // option past the end, 300 options) are counted in one summary line; the
+    // REQUEST for an address on no network was NAKed and the 255-byte client id
+    // was offered an address.
+    let summary = (0..100).find_map(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        server
+            .log()
+            .into_iter()
+            .find(|l| l.contains("datagrams dropped"))
+    });
+    let summary =
+        summary.unwrap_or_else(|| panic!("no drop summary:\n{}", server.log().join("\n")));
+    assert!(summary.contains("total=6"), "{summary}");
 }
 
 fn spawn_in(ns: &str, cmd: &str) -> Child {
@@ -380,32 +394,97 @@ impl Drop for Kill {
     }
 }
 
-#[test]
-fn proxy_dhcp_beside_dnsmasq_gives_the_boot_file_and_answers_on_4011() {
-    let mut net = Net::new("x");
+/// Server `s` (.1), dnsmasq `d` (.2) and client `c` (no address) on one bridge
+/// in `10.NET.0.0/24`.
+fn shared_segment(net: &mut Net, subnet: u8) -> (String, String, String) {
     let (s, d, c, sw) = (net.ns("s"), net.ns("d"), net.ns("c"), net.ns("w"));
     sh(&format!(
         "ip -n {sw} link add br0 type bridge && ip -n {sw} link set br0 up"
     ));
+    let (a, b) = (format!("10.{subnet}.0.1/24"), format!("10.{subnet}.0.2/24"));
     for (ns, ip, port) in [
-        (&s, Some("10.202.0.1/24"), "p1"),
-        (&d, Some("10.202.0.2/24"), "p2"),
+        (&s, Some(&*a), "p1"),
+        (&d, Some(&*b), "p2"),
         (&c, None, "p3"),
     ] {
         Net::veth(&sw, port, None, ns, "eth0", ip);
         sh(&format!("ip -n {sw} link set {port} master br0"));
     }
-    let dir = TempDir::new("dhcp-proxy");
-    let dnsmasq = format!(
-        "dnsmasq --keep-in-foreground --conf-file=/dev/null --port=0 --user=root --interface=eth0 --bind-interfaces \
-         --dhcp-range=10.202.0.50,10.202.0.99,600 --no-ping --dhcp-leasefile={0}/dnsmasq.leases --pid-file={0}/dnsmasq.pid",
-        dir.0.display()
-    );
+    (s, d, c)
+}
+
+/// dnsmasq as a full DHCP server on `eth0` of `ns`, handing out `range`.
+fn dnsmasq(ns: &str, dir: &TempDir, range: &str) -> Kill {
     assert!(
         run("sh", &["-c", "command -v dnsmasq"]).status.success(),
         "dnsmasq is not installed: apt-get install dnsmasq-base"
     );
-    let _dnsmasq = Kill(spawn_in(&d, &dnsmasq));
+    let cmd = format!(
+        "exec dnsmasq --keep-in-foreground --conf-file=/dev/null --port=0 --user=root --interface=eth0 --bind-interfaces \
+         --dhcp-range={range},600 --no-ping --dhcp-leasefile={0}/dnsmasq.leases --pid-file={0}/dnsmasq.pid",
+        dir.0.display()
+    );
+    Kill(spawn_in(ns, &cmd))
+}
+
+#[test]
+fn a_request_for_dnsmasqs_offer_leaves_no_lease_and_no_hold_behind() {
+    let mut net = Net::new("o");
+    let (s, d, c) = shared_segment(&mut net, 206);
+    let dir = TempDir::new("dhcp-two");
+    let _dnsmasq = dnsmasq(&d, &dir, "10.206.0.150,10.206.0.199");
+    let f = Fixture::new();
+    let file = dir.0.join("leases");
+    let _server = Server::start_in(
+        Some(&s),
+        "10.206.0.1",
+        &f.root(),
+        &[
+            "--interface",
+            "eth0",
+            "--dhcp-range",
+            "10.206.0.100,10.206.0.149",
+            "--dhcp-lease-file",
+            file.to_str().unwrap(),
+            "--no-access-log",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok, out) = client(
+        &c,
+        "eth0 52:54:00:ee:00:01 dora --prefer 10.206.0.2 --wait 2",
+    );
+    assert!(ok, "{out}");
+    let offers = out.lines().next().unwrap();
+    assert!(
+        offers.contains("\"yiaddr\": \"10.206.0.100\""),
+        "both servers offered: {offers}"
+    );
+    let ip = ack_field(&out, "yiaddr").unwrap();
+    assert!(
+        ip.starts_with("10.206.0.1") && ip.as_str() >= "10.206.0.150",
+        "{out}"
+    );
+    assert!(
+        leases(&file).is_empty(),
+        "no lease for a client that chose dnsmasq"
+    );
+    // The address rackboot held for that offer went back to the pool at once.
+    let (ok, out) = client(
+        &c,
+        "eth0 52:54:00:ee:00:02 dora --prefer 10.206.0.1 --wait 2",
+    );
+    assert!(ok, "{out}");
+    assert_eq!(ack_field(&out, "yiaddr").as_deref(), Some("10.206.0.100"));
+    assert_eq!(leases(&file).len(), 1);
+}
+
+#[test]
+fn proxy_dhcp_beside_dnsmasq_gives_the_boot_file_and_answers_on_4011() {
+    let mut net = Net::new("x");
+    let (s, d, c) = shared_segment(&mut net, 202);
+    let dir = TempDir::new("dhcp-proxy");
+    let _dnsmasq = dnsmasq(&d, &dir, "10.202.0.50,10.202.0.99");
     let f = Fixture::new();
     let _server = Server::start_in(
         Some(&s),
