@@ -3,10 +3,13 @@
 //! exactly one), the :4011 socket in proxy mode, a send-only AF_PACKET socket for
 //! frames to clients without an address, the engine and its lease journal.
 //!
-//! Each turn drains what the sockets hold (up to a batch), lets the engine
-//! answer each datagram, writes and syncs the journal records of the whole
-//! batch once (group commit), and only then sends the replies: an ACK never
-//! leaves before its lease is on disk.
+//! Each turn drains what the sockets hold (up to a batch) and lets the engine
+//! answer each datagram. The batch's journal records are written at once;
+//! replies that promise nothing durable (OFFER, NAK, proxy answers) leave at
+//! once, and ACKs wait for the `fdatasync` that covers their record, which a
+//! second thread runs while this one goes on serving (journal_sync.rs): an ACK
+//! never leaves before its lease is on disk, and one sync covers every ACK
+//! written while the previous sync ran (group commit).
 
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -17,6 +20,7 @@ use std::time::{Duration, Instant};
 use mio::{Interest, Poll, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::journal_sync::Syncer;
 use super::{clock, turn::Turn, udp, Error};
 use crate::config::dhcp::Dhcp;
 use crate::lease::{Journal, Table};
@@ -169,6 +173,7 @@ fn send_link(fd: &OwnedFd, ifindex: i32, mac: [u8; 6], frame: &[&[u8]]) -> io::R
     Ok(())
 }
 
+#[derive(Debug, Clone)]
 struct Pending {
     len: usize,
     to: Dest,
@@ -190,6 +195,11 @@ pub struct Worker {
     poll: Poll,
     turn: Turn,
     access_log: bool,
+    /// Syncs the journal beside the loop (server mode).
+    syncer: Option<Syncer>,
+    /// ACKs the sync in flight covers, and ACKs written after it started.
+    in_sync: Vec<(Pending, Vec<u8>)>,
+    next: Vec<(Pending, Vec<u8>)>,
     /// Drops already reported, and when the next summary is due.
     reported: u64,
     report_at: Option<Instant>,
@@ -201,6 +211,7 @@ const REPORT_EVERY: Duration = Duration::from_secs(5);
 
 const MAIN: Token = Token(0);
 const PXE: Token = Token(1);
+const SYNCED: Token = Token(2);
 
 impl Worker {
     /// Opens the sockets on the configured interface, replays the lease journal.
@@ -271,6 +282,17 @@ impl Worker {
             }
             None => None,
         };
+        let syncer = match &journal {
+            Some(_) => {
+                let waker = mio::Waker::new(poll.registry(), SYNCED)
+                    .map_err(|e| format!("dhcp: epoll: {e}"))?;
+                Some(
+                    Syncer::start(std::sync::Arc::new(waker))
+                        .map_err(|e| format!("dhcp: cannot start the journal sync thread: {e}"))?,
+                )
+            }
+            None => None,
+        };
         Ok(Self {
             iface,
             main,
@@ -281,6 +303,9 @@ impl Worker {
             poll,
             turn: Turn::new(0, std::time::Duration::ZERO),
             access_log,
+            syncer,
+            in_sync: Vec::new(),
+            next: Vec::new(),
             reported: 0,
             report_at: None,
         })
@@ -296,23 +321,95 @@ impl Worker {
         let mut pending: Vec<Pending> = Vec::with_capacity(BATCH);
         loop {
             let now = self.turn.wait(&mut self.poll, self.report_at, false)?;
+            self.collect_sync();
             loop {
                 pending.clear();
                 self.drain(&mut rx, &mut bufs, &mut pending);
-                // A batch of RELEASEs and DECLINEs has no replies but still
-                // changes leases: commit before deciding the turn is over.
-                self.commit(&mut pending);
-                if pending.is_empty() {
-                    break;
-                }
+                self.write_journal(&mut pending);
                 for (p, buf) in pending.iter().zip(&bufs) {
-                    self.send(p, &buf[..p.len]);
+                    if self.needs_sync(p) {
+                        self.next.push((p.clone(), buf[..p.len].to_vec()));
+                    } else {
+                        self.send(p, &buf[..p.len]);
+                    }
                 }
                 if pending.len() < BATCH {
                     break;
                 }
             }
+            self.start_sync();
             self.report(now);
+        }
+    }
+
+    /// Whether `p` promises a lease, so must wait until its record is on disk.
+    fn needs_sync(&self, p: &Pending) -> bool {
+        self.syncer.is_some() && p.kind == MessageType::Ack && !p.ip.is_unspecified()
+    }
+
+    /// Sends the ACKs of a finished sync (or holds them back if it failed: the
+    /// clients retry, and their retries write the records again).
+    fn collect_sync(&mut self) {
+        let Some(result) = self.syncer.as_mut().and_then(Syncer::poll) else {
+            return;
+        };
+        let acks = std::mem::take(&mut self.in_sync);
+        match result {
+            Ok(()) => {
+                for (p, bytes) in &acks {
+                    self.send(p, bytes);
+                }
+            }
+            Err(e) => tracing::error!(
+                error = %e,
+                held_back = acks.len(),
+                "dhcp: cannot sync the lease journal; ACKs held back until it can"
+            ),
+        }
+    }
+
+    /// Starts a sync for the ACKs waiting, unless one is running (its end
+    /// starts the next). Compacts the journal first when it has grown large.
+    fn start_sync(&mut self) {
+        let (Some(syncer), Some(journal)) = (self.syncer.as_mut(), self.journal.as_mut()) else {
+            return;
+        };
+        if syncer.busy() || self.next.is_empty() {
+            return;
+        }
+        let live = self.engine.table().len() as u64 * 64;
+        if journal.len() > COMPACT_MIN && journal.len() > COMPACT_RATIO * live {
+            // No sync is running, so the file may be replaced; the new file is
+            // synced whole, records of the waiting ACKs included.
+            match journal.compact(&self.engine.table().snapshot(clock::unix_now())) {
+                Ok(()) => {
+                    tracing::info!(bytes = journal.len(), "dhcp: lease journal compacted");
+                    for (p, bytes) in std::mem::take(&mut self.next) {
+                        self.send(&p, &bytes);
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "dhcp: lease journal compaction failed; still appending")
+                }
+            }
+        }
+        let started = journal
+            .sync_handle()
+            .and_then(|file| syncer.start_sync(file));
+        match started {
+            Ok(()) => self.in_sync = std::mem::take(&mut self.next),
+            // No second thread: sync here, as the loop did before group commit.
+            Err(e) => {
+                tracing::warn!(error = %e, "dhcp: syncing the lease journal in the loop");
+                let acks = std::mem::take(&mut self.next);
+                match journal.append(&[]) {
+                    Ok(()) => acks.iter().for_each(|(p, bytes)| self.send(p, bytes)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "dhcp: cannot sync the lease journal; ACKs held back until it can")
+                    }
+                }
+            }
         }
     }
 
@@ -400,9 +497,10 @@ impl Worker {
         }
     }
 
-    /// Makes the batch's lease changes durable; on failure the ACKs are held
-    /// back (the clients retry) and the records are kept for the next batch.
-    fn commit(&mut self, pending: &mut Vec<Pending>) {
+    /// Writes the batch's lease changes to the journal (the sync comes later);
+    /// if the write fails, the batch's ACKs are held back (the clients retry)
+    /// and the records are kept for the next batch.
+    fn write_journal(&mut self, pending: &mut Vec<Pending>) {
         let bytes = self.engine.take_journal();
         if bytes.is_empty() {
             return;
@@ -410,21 +508,10 @@ impl Worker {
         let Some(journal) = self.journal.as_mut() else {
             return;
         };
-        if let Err(e) = journal.append(&bytes) {
+        if let Err(e) = journal.write(&bytes) {
             tracing::error!(error = %e, "dhcp: cannot write the lease journal; ACKs held back until it can");
             self.engine.restore_journal(bytes);
             pending.retain(|p| p.kind != MessageType::Ack || p.ip.is_unspecified());
-            return;
-        }
-        let now = clock::unix_now();
-        let live = self.engine.table().len() as u64 * 64;
-        if journal.len() > COMPACT_MIN && journal.len() > COMPACT_RATIO * live {
-            match journal.compact(&self.engine.table().snapshot(now)) {
-                Ok(()) => tracing::info!(bytes = journal.len(), "dhcp: lease journal compacted"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "dhcp: lease journal compaction failed; still appending")
-                }
-            }
         }
     }
 

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod dhcp;
 mod error;
 pub mod http;
+mod journal_sync;
 mod sendfile;
 pub mod socket;
 pub mod tftp;

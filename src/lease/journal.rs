@@ -195,21 +195,37 @@ impl Journal {
     /// # Errors
     /// The write or the sync failed; the caller must not send the ACKs.
     pub fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.write(bytes)?;
+        self.file.sync_data()
+    }
+
+    /// Writes `bytes` (encoded records) without waiting for the disk: they are
+    /// durable only once a later `sync_data` on [`Self::sync_handle`] (or on this
+    /// file) returns. A failed write is cut off, so the file stays whole.
+    ///
+    /// # Errors
+    /// The write failed; nothing of `bytes` is kept.
+    pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         if bytes.is_empty() {
             return Ok(());
         }
-        if let Err(e) = self
-            .file
-            .write_all(bytes)
-            .and_then(|()| self.file.sync_data())
-        {
-            // Drop whatever part landed, so that the file stays whole.
+        if let Err(e) = self.file.write_all(bytes) {
             let _ = self.file.set_len(self.len);
             let _ = self.file.seek(SeekFrom::Start(self.len));
             return Err(e);
         }
         self.len += bytes.len() as u64;
         Ok(())
+    }
+
+    /// A second handle on the file, for a thread that syncs it while this one
+    /// goes on writing (group commit). [`Self::compact`] replaces the file, so a
+    /// handle taken before a compaction must not be used after it.
+    ///
+    /// # Errors
+    /// The descriptor cannot be duplicated.
+    pub fn sync_handle(&self) -> io::Result<File> {
+        self.file.try_clone()
     }
 
     /// The file's length in bytes.
