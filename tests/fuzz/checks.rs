@@ -199,3 +199,108 @@ pub fn tftp_transfer(data: &[u8]) {
         "a silent client must end the transfer"
     );
 }
+
+/// DHCP view and option index on one datagram, and a reply written for it.
+pub fn dhcp_packet(data: &[u8]) {
+    use rackboot::wire::dhcp::{MessageType, Packet, Writer};
+    let Ok(p) = Packet::new_checked(data) else {
+        return;
+    };
+    let _ = (p.mac(), p.xid(), p.ciaddr(), p.giaddr(), p.file());
+    assert!(p.chaddr().len() <= 16);
+    let Ok(o) = p.options() else {
+        return;
+    };
+    let codes: Vec<u8> = o.codes().collect();
+    for c in &codes {
+        assert!(o.get(*c).is_some(), "listed code {c} has a value");
+    }
+    let _ = (
+        o.message_type(),
+        o.client_arch(),
+        o.is_ipxe(),
+        o.has_user_class(b"iPXE"),
+    );
+    // A reply to any request fits its buffer and parses back with the same xid.
+    let mut out = [0xa5u8; 1500];
+    let written = (|| {
+        let mut w = Writer::reply(&mut out, &p)?;
+        w.message_type(MessageType::Offer)?;
+        for c in &codes {
+            if let Some(v) = o.get(*c) {
+                w.option(*c, &v)?;
+            }
+        }
+        w.finish()
+    })();
+    if let Ok(len) = written {
+        assert!(len <= out.len());
+        let back = Packet::new_checked(&out[..len]).expect("our reply parses");
+        assert_eq!(back.xid(), p.xid());
+        let bo = back.options().expect("our options parse");
+        assert_eq!(bo.message_type(), Some(MessageType::Offer));
+    }
+}
+
+/// The DHCP engine on a run of datagrams (the input split at each 0xFD byte),
+/// at advancing times and on both ports: never a panic, replies fit their
+/// buffer and parse, and the table's two indexes agree (each active lease is
+/// its client's one lease), so no address is held for two clients.
+pub fn dhcp_engine(data: &[u8]) {
+    use std::collections::HashMap;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    use rackboot::lease::Table;
+    use rackboot::proto::dhcp::{Engine, Input, Outcome, Settings, Subnet};
+    use rackboot::wire::dhcp::Packet;
+
+    let subnet = Subnet {
+        network: Ipv4Addr::new(10, 77, 0, 0),
+        prefix: 24,
+        ranges: vec![(Ipv4Addr::new(10, 77, 0, 100), Ipv4Addr::new(10, 77, 0, 103))],
+        exclude: vec![Ipv4Addr::new(10, 77, 0, 101)],
+        lease_secs: 60,
+        router: None,
+        dns: vec![Ipv4Addr::new(10, 77, 0, 1)],
+        domain: None,
+        ntp: Vec::new(),
+        mtu: None,
+        options: Vec::new(),
+    };
+    let settings = Settings {
+        subnets: vec![subnet],
+        ..Settings::default()
+    };
+    let mut engine = Engine::new(settings, Table::default());
+    let mut out = [0u8; 1500];
+    let mut now = 1_800_000_000u64;
+    let mut i = 0;
+    for chunk in data.split(|b| *b == 0xfd) {
+        i += 1;
+        now += u64::from(chunk.first().copied().unwrap_or(0) % 8) * 10;
+        let input = Input {
+            bytes: chunk,
+            server: Ipv4Addr::new(10, 77, 0, 1),
+            port: if i % 5 == 0 { 4011 } else { 67 },
+            peer: SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 9), 68),
+        };
+        if let Outcome::Reply(r) = engine.handle(&input, now, &mut out) {
+            assert!(r.len <= out.len());
+            assert!(Packet::new_checked(&out[..r.len]).is_ok(), "reply parses");
+        }
+        let _ = engine.take_journal();
+        let mut clients: HashMap<&[u8], Ipv4Addr> = HashMap::new();
+        for l in engine.table().active(now) {
+            let mine = engine.table().of_client(&l.client).map(|x| x.ip);
+            assert_eq!(
+                mine,
+                Some(l.ip),
+                "the client's lease is the address's lease"
+            );
+            assert!(
+                clients.insert(&l.client, l.ip).is_none(),
+                "one lease per client"
+            );
+        }
+    }
+}

@@ -8,7 +8,14 @@ mod checks;
 fn the_fuzz_corpus_replays_through_parsers_and_engines() {
     let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz/corpus");
     let mut replayed = 0;
-    for target in ["http_head", "http_engine", "tftp_request", "tftp_transfer"] {
+    for target in [
+        "http_head",
+        "http_engine",
+        "tftp_request",
+        "tftp_transfer",
+        "dhcp_packet",
+        "dhcp_engine",
+    ] {
         let dir = std::path::Path::new(corpus).join(target);
         for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
             let data = std::fs::read(entry.unwrap().path()).unwrap();
@@ -17,11 +24,13 @@ fn the_fuzz_corpus_replays_through_parsers_and_engines() {
             checks::engine(&data);
             checks::tftp_request(&data);
             checks::tftp_transfer(&data);
+            checks::dhcp_packet(&data);
+            checks::dhcp_engine(&data);
             replayed += 1;
         }
     }
     assert!(
-        replayed >= 9,
+        replayed >= 14,
         "the corpus lost its seeds: {replayed} inputs"
     );
 }
