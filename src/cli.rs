@@ -302,6 +302,15 @@ fn check_into(
             "skipped", "(symlink leads outside the root)"
         );
     }
+    if let Some(d) = &config.dhcp {
+        let have = |p: &str| plan.files.iter().any(|f| f.url == p);
+        for (rule, path) in rackboot::proto::dhcp::policy::missing_files(&d.settings.rules, have) {
+            let _ = writeln!(
+                out,
+                "warning: boot rule {rule} names {path}, which the root does not hold: clients it matches will not boot (add the file, or change the rule's `file`)"
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "total: {} files, {} bytes ({:.1} MiB of the {} MiB cap)",

@@ -78,6 +78,14 @@ pub fn serve(config: &Config, snapshot: Arc<Snapshot>) -> Result<(), io::Error> 
         }
     }
     if let Some(dhcp) = &config.dhcp {
+        let have = |p: &str| snapshot.get(p).is_some();
+        for (rule, path) in crate::proto::dhcp::policy::missing_files(&dhcp.settings.rules, have) {
+            tracing::warn!(
+                rule,
+                path,
+                "boot rule names a file the root does not hold: clients it matches will not boot"
+            );
+        }
         // One DHCP worker: the lease table has one owner. It starts before the
         // others report anything, so a bad interface fails the start at once.
         let worker = io::dhcp::Worker::new(dhcp, addr.port(), config.http.settings.access_log)

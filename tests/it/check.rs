@@ -109,3 +109,19 @@ fn the_shipped_example_config_is_valid() {
     );
     assert!(out.contains("tftp: 0.0.0.0:69, windows up to 64"), "{out}");
 }
+
+#[test]
+fn the_shipped_dhcp_example_config_is_valid() {
+    let f = Fixture::new();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/tuning/rackboot-dhcp.toml");
+    let (code, out, err) = check(&["--config", example, "--root", f.root().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("dhcp: Server on eth1, 2 subnets") && out.contains("1 reservations"),
+        "{out}"
+    );
+    assert!(
+        out.contains("tftp: 0.0.0.0:69"),
+        "DHCP turns TFTP on: {out}"
+    );
+}

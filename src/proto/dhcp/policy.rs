@@ -238,6 +238,30 @@ pub fn defaults() -> Vec<Rule> {
     ]
 }
 
+/// Boot files the rules name that rackboot itself must serve but `have` (a
+/// lookup of URL paths in the served root) does not hold: `(rule, path)` pairs,
+/// for `rackboot check` and the start-up log. A file on another next-server,
+/// a URL on another host, or a name built per machine (`{mac}`) is not checked.
+pub fn missing_files(rules: &[Rule], have: impl Fn(&str) -> bool) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for r in rules {
+        let Some(a) = &r.action else { continue };
+        let (Some(file), None) = (&a.file, a.next_server) else {
+            continue;
+        };
+        let path = ["http://{http}", "http://{server}"]
+            .iter()
+            .find_map(|p| file.strip_prefix(p))
+            .map(|rest| rest.split(['?', '#']).next().unwrap_or(rest).to_owned())
+            .or_else(|| (!file.contains("://")).then(|| format!("/{}", file.replace('\\', "/"))));
+        match path {
+            Some(p) if !p.contains('{') && !have(&p) => out.push((r.name.clone(), p)),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// `template` with `{server}`, `{http}` and `{mac}` filled in.
 pub fn render(template: &str, server: Ipv4Addr, http_port: u16, mac: &[u8]) -> String {
     if !template.contains('{') {

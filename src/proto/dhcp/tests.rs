@@ -545,3 +545,36 @@ fn bad_input_is_dropped_and_counted() {
     // Service goes on.
     assert_eq!(dora(&mut e, 3).octets()[..3], [10, 77, 0]);
 }
+
+#[test]
+fn check_names_boot_files_the_root_lacks_and_skips_what_others_serve() {
+    let mut rules = policy::defaults();
+    rules.push(Rule {
+        name: "elsewhere".into(),
+        when: Match::default(),
+        set_tags: Vec::new(),
+        action: Some(Action {
+            file: Some("pxelinux.0".into()),
+            next_server: Some(Ipv4Addr::new(10, 0, 0, 9)),
+            ..Action::default()
+        }),
+    });
+    rules.push(Rule {
+        name: "per-mac".into(),
+        when: Match::default(),
+        set_tags: Vec::new(),
+        action: Some(Action {
+            file: Some("http://{http}/m/{mac}.ipxe".into()),
+            ..Action::default()
+        }),
+    });
+    let have = |p: &str| ["/boot.ipxe", "/ipxe.efi"].contains(&p);
+    let missing = policy::missing_files(&rules, have);
+    assert_eq!(
+        missing,
+        vec![
+            ("bios-pxe".to_owned(), "/undionly.kpxe".to_owned()),
+            ("arm64-pxe".to_owned(), "/ipxe-arm64.efi".to_owned()),
+        ]
+    );
+}
