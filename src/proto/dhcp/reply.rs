@@ -1,0 +1,244 @@
+//! Writing the engine's answers: OFFER/ACK with the subnet's options and the
+//! boot policy's answer, NAK, the proxyDHCP answer, and where each goes (RFC
+//! 2131 §4.1). The decisions (which address, whether to answer) are in mod.rs.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use super::policy::{self, Facts};
+use super::{Boot, Dest, Engine, Input, Mode, Outcome, Reply};
+use crate::wire::dhcp::{
+    self, code, ipxe, MessageType, Options, Packet, Writer, CLIENT_PORT, PXE_PORT, SERVER_PORT,
+};
+
+impl Engine {
+    pub(super) fn proxy(
+        &mut self,
+        p: &Packet<'_>,
+        o: &Options<'_>,
+        t: MessageType,
+        input: &Input<'_>,
+        out: &mut [u8],
+    ) -> Outcome {
+        let facts = Facts::of(o, p.chaddr(), p.giaddr());
+        if !facts.is_pxe() {
+            return Outcome::Quiet("not a PXE client (proxy mode)");
+        }
+        let kind = match (t, input.port) {
+            (MessageType::Discover, SERVER_PORT) => MessageType::Offer,
+            (MessageType::Request | MessageType::Inform, PXE_PORT) => MessageType::Ack,
+            _ => return Outcome::Quiet("proxy mode answers DISCOVER and port-4011 REQUEST"),
+        };
+        let Some(boot) = self.boot(&facts, input.server) else {
+            return Outcome::Quiet("no boot rule for this client");
+        };
+        let result = (|| -> Result<usize, crate::wire::Error> {
+            let mut w = Writer::reply(out, p)?;
+            w.message_type(kind)?;
+            w.option(code::SERVER_ID, &input.server.octets())?;
+            let class: &[u8] = if facts.is_http_client() {
+                b"HTTPClient"
+            } else {
+                b"PXEClient"
+            };
+            w.option(code::VENDOR_CLASS, class)?;
+            // PXE discovery control: boot file present, no boot server discovery.
+            w.option(code::VENDOR, &[6, 1, 8, 255])?;
+            if let Some(uuid) = o.get(code::UUID) {
+                w.option(code::UUID, &uuid)?;
+            }
+            self.write_boot(&mut w, o, &facts, &boot, input.server)?;
+            if let Some(r) = o.get(code::RELAY_AGENT) {
+                w.option(code::RELAY_AGENT, &r)?;
+            }
+            w.finish()
+        })();
+        let Ok(len) = result else {
+            return Outcome::Dropped("reply too large");
+        };
+        let to = if input.port == PXE_PORT {
+            Dest::Unicast(input.peer)
+        } else {
+            destination(p, MessageType::Offer, Ipv4Addr::UNSPECIFIED)
+        };
+        Outcome::Reply(Reply {
+            len,
+            to,
+            kind,
+            ip: Ipv4Addr::UNSPECIFIED,
+        })
+    }
+
+    fn boot(&self, facts: &Facts<'_>, server: Ipv4Addr) -> Option<Boot<'_>> {
+        let (rule, action) = policy::decide(&self.settings.rules, facts)?;
+        let file = action
+            .file
+            .as_deref()
+            .map(|f| policy::render(f, server, self.settings.http_port, facts.mac));
+        Some(Boot { rule, action, file })
+    }
+
+    fn write_boot(
+        &self,
+        w: &mut Writer<'_>,
+        o: &Options<'_>,
+        facts: &Facts<'_>,
+        boot: &Boot<'_>,
+        server: Ipv4Addr,
+    ) -> Result<(), crate::wire::Error> {
+        let asked = |c: u8| o.get(code::PARAMS).is_some_and(|l| l.contains(&c));
+        if let Some(file) = &boot.file {
+            let url = file.starts_with("http://") || file.starts_with("https://");
+            let in_field = w.file(file.as_bytes());
+            if !in_field || asked(code::BOOTFILE) || url {
+                w.option(code::BOOTFILE, file.as_bytes())?;
+            }
+            if !url {
+                let next = boot.action.next_server.unwrap_or(server);
+                w.siaddr(next);
+                if asked(code::TFTP_SERVER) {
+                    w.option(code::TFTP_SERVER, next.to_string().as_bytes())?;
+                }
+            } else {
+                w.siaddr(server);
+            }
+            if url && facts.is_http_client() && self.settings.mode == Mode::Server {
+                // UEFI HTTP boot takes only an offer that says HTTPClient.
+                w.option(code::VENDOR_CLASS, b"HTTPClient")?;
+            }
+        }
+        if boot.action.no_pxedhcp && facts.ipxe {
+            w.option(code::IPXE, &[ipxe::NO_PXEDHCP, 1, 1])?;
+        }
+        for (c, v) in &boot.action.options {
+            w.option(*c, v)?;
+        }
+        tracing::debug!(rule = %boot.rule.name, file = ?boot.file, "boot policy");
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn answer(
+        &mut self,
+        p: &Packet<'_>,
+        o: &Options<'_>,
+        input: &Input<'_>,
+        subnet: usize,
+        kind: MessageType,
+        ip: Ipv4Addr,
+        out: &mut [u8],
+    ) -> Outcome {
+        let inform = ip.is_unspecified();
+        let facts = Facts::of(o, p.chaddr(), p.giaddr());
+        let boot = self.boot(&facts, input.server);
+        let s = &self.settings.subnets[subnet];
+        let host = self.host_of(p.mac());
+        let result = (|| -> Result<usize, crate::wire::Error> {
+            let mut w = Writer::reply(out, p)?;
+            w.yiaddr(ip);
+            if inform || kind == MessageType::Ack {
+                w.ciaddr(p.ciaddr());
+            }
+            w.message_type(kind)?;
+            w.option(code::SERVER_ID, &input.server.octets())?;
+            if !inform {
+                let l = s.lease_secs;
+                w.option(code::LEASE_TIME, &l.to_be_bytes())?;
+                w.option(code::RENEWAL, &(l / 2).to_be_bytes())?;
+                w.option(code::REBINDING, &(l / 8 * 7).to_be_bytes())?;
+            }
+            w.option(code::SUBNET_MASK, &s.mask().octets())?;
+            w.option(code::BROADCAST, &s.broadcast().octets())?;
+            if let Some(r) = s.router {
+                w.option(code::ROUTER, &r.octets())?;
+            }
+            if !s.dns.is_empty() {
+                w.option_ips(code::DNS, &s.dns)?;
+            }
+            if let Some(d) = &s.domain {
+                w.option(code::DOMAIN, d.as_bytes())?;
+            }
+            if !s.ntp.is_empty() {
+                w.option_ips(code::NTP, &s.ntp)?;
+            }
+            if let Some(m) = s.mtu {
+                w.option(code::MTU, &m.to_be_bytes())?;
+            }
+            if let Some(name) = host.and_then(|h| h.hostname.as_deref()) {
+                w.option(code::HOSTNAME, name.as_bytes())?;
+            }
+            if let Some(b) = &boot {
+                self.write_boot(&mut w, o, &facts, b, input.server)?;
+            }
+            for (c, v) in s.options.iter().chain(host.map_or(&[][..], |h| &h.options)) {
+                w.option(*c, v)?;
+            }
+            if let Some(r) = o.get(code::RELAY_AGENT) {
+                w.option(code::RELAY_AGENT, &r)?;
+            }
+            w.finish()
+        })();
+        let Ok(len) = result else {
+            return Outcome::Dropped("reply too large");
+        };
+        let to = if inform && p.giaddr().is_unspecified() && !p.ciaddr().is_unspecified() {
+            Dest::Unicast(SocketAddrV4::new(p.ciaddr(), CLIENT_PORT))
+        } else {
+            destination(p, kind, ip)
+        };
+        Outcome::Reply(Reply { len, to, kind, ip })
+    }
+
+    pub(super) fn nak(
+        &mut self,
+        p: &Packet<'_>,
+        o: &Options<'_>,
+        input: &Input<'_>,
+        why: &'static str,
+        out: &mut [u8],
+    ) -> Outcome {
+        let result = (|| -> Result<usize, crate::wire::Error> {
+            let mut w = Writer::reply(out, p)?;
+            if !p.giaddr().is_unspecified() {
+                w.broadcast_flag();
+            }
+            w.message_type(MessageType::Nak)?;
+            w.option(code::SERVER_ID, &input.server.octets())?;
+            w.option(code::MESSAGE, why.as_bytes())?;
+            if let Some(r) = o.get(code::RELAY_AGENT) {
+                w.option(code::RELAY_AGENT, &r)?;
+            }
+            w.finish()
+        })();
+        let Ok(len) = result else {
+            return Outcome::Dropped("reply too large");
+        };
+        tracing::debug!(why, "NAK");
+        Outcome::Reply(Reply {
+            len,
+            to: destination(p, MessageType::Nak, Ipv4Addr::UNSPECIFIED),
+            kind: MessageType::Nak,
+            ip: Ipv4Addr::UNSPECIFIED,
+        })
+    }
+}
+
+/// RFC 2131 §4.1: relay, else the client's address, else broadcast when asked
+/// (or for a NAK), else a frame to the MAC.
+fn destination(p: &Packet<'_>, kind: MessageType, ip: Ipv4Addr) -> Dest {
+    if !p.giaddr().is_unspecified() {
+        return Dest::Relay(SocketAddrV4::new(p.giaddr(), SERVER_PORT));
+    }
+    if kind == MessageType::Nak {
+        return Dest::Broadcast;
+    }
+    if !p.ciaddr().is_unspecified() {
+        return Dest::Unicast(SocketAddrV4::new(p.ciaddr(), CLIENT_PORT));
+    }
+    if p.flags() & dhcp::BROADCAST_FLAG != 0 || ip.is_unspecified() {
+        return Dest::Broadcast;
+    }
+    match p.mac() {
+        Some(mac) => Dest::Link { mac, ip },
+        None => Dest::Broadcast,
+    }
+}

@@ -1,0 +1,102 @@
+//! What the server is told about its networks: a subnet (pools, options) and a
+//! static reservation, with the address arithmetic allocation needs.
+
+use std::net::Ipv4Addr;
+
+/// One subnet the server gives addresses in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subnet {
+    /// Network address.
+    pub network: Ipv4Addr,
+    /// Prefix length.
+    pub prefix: u8,
+    /// Address ranges handed out, inclusive, in allocation order.
+    pub ranges: Vec<(Ipv4Addr, Ipv4Addr)>,
+    /// Addresses in the ranges never handed out.
+    pub exclude: Vec<Ipv4Addr>,
+    /// Lease time, seconds.
+    pub lease_secs: u32,
+    /// Option 3.
+    pub router: Option<Ipv4Addr>,
+    /// Option 6 (sent whenever set: the Debian installer needs it).
+    pub dns: Vec<Ipv4Addr>,
+    /// Option 15.
+    pub domain: Option<String>,
+    /// Option 42.
+    pub ntp: Vec<Ipv4Addr>,
+    /// Option 26.
+    pub mtu: Option<u16>,
+    /// Raw options by number.
+    pub options: Vec<(u8, Vec<u8>)>,
+}
+
+impl Subnet {
+    /// Whether `ip` is inside the network.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let mask = self.mask_bits();
+        u32::from(ip) & mask == u32::from(self.network) & mask
+    }
+
+    fn mask_bits(&self) -> u32 {
+        u32::MAX
+            .checked_shl(32 - u32::from(self.prefix))
+            .unwrap_or(0)
+    }
+
+    /// The subnet mask.
+    pub fn mask(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.mask_bits())
+    }
+
+    /// The broadcast address.
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) | !self.mask_bits())
+    }
+
+    /// Addresses in the ranges.
+    pub fn size(&self) -> u64 {
+        self.ranges
+            .iter()
+            .map(|(a, b)| u64::from(u32::from(*b)) - u64::from(u32::from(*a)) + 1)
+            .sum()
+    }
+
+    pub(super) fn in_ranges(&self, ip: Ipv4Addr) -> bool {
+        self.ranges.iter().any(|(a, b)| (*a..=*b).contains(&ip))
+    }
+
+    pub(super) fn index(&self, ip: Ipv4Addr) -> Option<u64> {
+        let mut before = 0;
+        for (a, b) in &self.ranges {
+            if (*a..=*b).contains(&ip) {
+                return Some(before + u64::from(u32::from(ip) - u32::from(*a)));
+            }
+            before += u64::from(u32::from(*b)) - u64::from(u32::from(*a)) + 1;
+        }
+        None
+    }
+
+    pub(super) fn nth(&self, mut i: u64) -> Option<Ipv4Addr> {
+        for (a, b) in &self.ranges {
+            let n = u64::from(u32::from(*b)) - u64::from(u32::from(*a)) + 1;
+            if i < n {
+                return Some(Ipv4Addr::from(u32::from(*a) + i as u32));
+            }
+            i -= n;
+        }
+        None
+    }
+}
+
+/// A static reservation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    /// The machine's MAC.
+    pub mac: [u8; 6],
+    /// Its address (in one of the subnets; may be outside the ranges).
+    pub ip: Option<Ipv4Addr>,
+    /// Option 12.
+    pub hostname: Option<String>,
+    /// Raw options by number.
+    pub options: Vec<(u8, Vec<u8>)>,
+}
