@@ -34,6 +34,8 @@ pub struct Dhcp {
     pub default_router: Vec<bool>,
     /// One flag per subnet: no `dns` given.
     pub default_dns: Vec<bool>,
+    /// How long a conflict probe waits for an answer (zero: no probe).
+    pub probe: std::time::Duration,
 }
 
 impl Dhcp {
@@ -177,6 +179,7 @@ impl Validator<'_> {
         let secs = |s: &Option<Spanned<i64>>, key, default| {
             self.opt_int(s, key, 1..=86_400 * 365, default)
         };
+        let probe_ms = self.opt_int(&d.probe_ms, "dhcp.probe_ms", 0..=5000, 0)?;
         let lease_file = match (&cli.dhcp_lease_file, &d.lease_file) {
             (Some(p), _) => p.clone(),
             (None, Some(p)) => PathBuf::from(p.get_ref()),
@@ -194,10 +197,12 @@ impl Validator<'_> {
                 hosts,
                 rules,
                 http_port,
+                probe: probe_ms > 0,
             },
             on_interface,
             default_router,
             default_dns,
+            probe: std::time::Duration::from_millis(probe_ms as u64),
         }))
     }
 

@@ -89,6 +89,9 @@ pub struct Dhcp {
     pub offer_secs: Option<Spanned<i64>>,
     /// Seconds a declined address stays out of use.
     pub decline_secs: Option<Spanned<i64>>,
+    /// Milliseconds to wait for an ICMP echo reply before first offering an
+    /// address (conflict detection); 0 = no probe.
+    pub probe_ms: Option<Spanned<i64>>,
     /// Append the built-in boot rules after `[[dhcp.boot]]`.
     pub default_rules: Option<bool>,
     /// `[[dhcp.subnet]]`

@@ -21,6 +21,7 @@ use mio::{Interest, Poll, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::journal_sync::Syncer;
+use super::probe::Prober;
 use super::{clock, turn::Turn, udp, Error};
 use crate::config::dhcp::Dhcp;
 use crate::lease::{Journal, Table};
@@ -195,6 +196,8 @@ pub struct Worker {
     poll: Poll,
     turn: Turn,
     access_log: bool,
+    /// Conflict probes, when `dhcp.probe_ms` asks for them.
+    prober: Option<Prober>,
     /// Syncs the journal beside the loop (server mode).
     syncer: Option<Syncer>,
     /// ACKs the sync in flight covers, and ACKs written after it started.
@@ -212,6 +215,7 @@ const REPORT_EVERY: Duration = Duration::from_secs(5);
 const MAIN: Token = Token(0);
 const PXE: Token = Token(1);
 const SYNCED: Token = Token(2);
+const PROBE: Token = Token(3);
 
 impl Worker {
     /// Opens the sockets on the configured interface, replays the lease journal.
@@ -282,6 +286,17 @@ impl Worker {
             }
             None => None,
         };
+        let prober = if settings.probe {
+            let p = Prober::open(&iface.name, config.probe).map_err(|e| {
+                format!("dhcp: cannot open the ICMP socket for conflict probes: {e} (needs CAP_NET_RAW; or set dhcp.probe_ms = 0)")
+            })?;
+            poll.registry()
+                .register(&mut mio::unix::SourceFd(&p.fd()), PROBE, Interest::READABLE)
+                .map_err(|e| format!("dhcp: epoll: {e}"))?;
+            Some(p)
+        } else {
+            None
+        };
         let syncer = match &journal {
             Some(_) => {
                 let waker = mio::Waker::new(poll.registry(), SYNCED)
@@ -303,6 +318,7 @@ impl Worker {
             poll,
             turn: Turn::new(0, std::time::Duration::ZERO),
             access_log,
+            prober,
             syncer,
             in_sync: Vec::new(),
             next: Vec::new(),
@@ -320,8 +336,16 @@ impl Worker {
         let mut rx = [0u8; 2048];
         let mut pending: Vec<Pending> = Vec::with_capacity(BATCH);
         loop {
-            let now = self.turn.wait(&mut self.poll, self.report_at, false)?;
+            let deadline = match (
+                self.report_at,
+                self.prober.as_ref().and_then(Prober::next_due),
+            ) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let now = self.turn.wait(&mut self.poll, deadline, false)?;
             self.collect_sync();
+            self.finish_probes(now);
             loop {
                 pending.clear();
                 self.drain(&mut rx, &mut bufs, &mut pending);
@@ -339,6 +363,54 @@ impl Worker {
             }
             self.start_sync();
             self.report(now);
+        }
+    }
+
+    /// Hands the engine the probes that were answered or timed out; the
+    /// DISCOVERs they held are answered now (an OFFER never waits for the disk).
+    fn finish_probes(&mut self, now: Instant) {
+        let Some(prober) = self.prober.as_mut() else {
+            return;
+        };
+        let done: Vec<(Ipv4Addr, bool)> = prober
+            .answered()
+            .into_iter()
+            .map(|ip| (ip, true))
+            .chain(prober.expired(now).into_iter().map(|ip| (ip, false)))
+            .collect();
+        let mut out = [0u8; 1500];
+        for (ip, in_use) in done {
+            if in_use {
+                tracing::warn!(%ip, "dhcp: address answers a ping but has no lease here (a static address?); kept out of use for dhcp.decline_secs");
+            }
+            match self
+                .engine
+                .probe_result(ip, in_use, clock::unix_now(), &mut out)
+            {
+                Outcome::Reply(r) => {
+                    let p = Pending {
+                        len: r.len,
+                        to: r.to,
+                        from_pxe_port: false,
+                        kind: r.kind,
+                        ip: r.ip,
+                        mac: mac_text(&out[28..34]),
+                    };
+                    self.send(&p, &out[..r.len]);
+                }
+                Outcome::Probe(next) => self.start_probe(next, now),
+                Outcome::Quiet(why) | Outcome::Dropped(why) => {
+                    tracing::debug!(%ip, why, "dhcp: probe ended without a reply")
+                }
+            }
+        }
+    }
+
+    fn start_probe(&mut self, ip: Ipv4Addr, now: Instant) {
+        match self.prober.as_mut() {
+            Some(p) => p.start(ip, now),
+            // Settings ask for probes only when the prober is open.
+            None => tracing::debug!(%ip, "dhcp: probe asked without a prober"),
         }
     }
 
@@ -444,6 +516,7 @@ impl Worker {
     /// Reads up to a batch from both sockets and lets the engine answer.
     fn drain(&mut self, rx: &mut [u8], bufs: &mut [[u8; 1500]], pending: &mut Vec<Pending>) {
         let now = clock::unix_now();
+        let at = clock::now();
         let mut idle = [false, self.pxe.is_none()];
         while pending.len() < BATCH && !(idle[0] && idle[1]) {
             for (i, done) in idle.iter_mut().enumerate() {
@@ -490,6 +563,7 @@ impl Worker {
                         ip: r.ip,
                         mac: mac_text(&rx[28..28 + usize::from(rx[2].min(16))]),
                     }),
+                    Outcome::Probe(ip) => self.start_probe(ip, at),
                     Outcome::Quiet(why) => tracing::debug!(%peer, why, "dhcp: no reply"),
                     Outcome::Dropped(why) => tracing::debug!(%peer, why, "dhcp: dropped"),
                 }

@@ -8,6 +8,7 @@ pub mod dhcp;
 mod error;
 pub mod http;
 mod journal_sync;
+mod probe;
 mod sendfile;
 pub mod socket;
 pub mod tftp;

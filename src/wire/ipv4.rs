@@ -1,6 +1,7 @@
 //! The IPv4 + UDP headers of a datagram sent as a raw link-layer frame: the DHCP
 //! server reaches a client that has no address yet by writing to its MAC
-//! directly (RFC 2131 §4.1), so it builds these headers itself.
+//! directly (RFC 2131 §4.1), so it builds these headers itself. Also the ICMP
+//! echo (RFC 792) of a conflict probe, sent and read on a raw socket.
 
 use std::net::Ipv4Addr;
 
@@ -43,6 +44,37 @@ pub fn udp_headers(
     h
 }
 
+/// Bytes of the ICMP echo request a probe sends (header and an 8-byte payload).
+pub const ECHO_LEN: usize = 16;
+
+/// An ICMP echo request with `id` and `seq`.
+pub fn echo_request(id: u16, seq: u16) -> [u8; ECHO_LEN] {
+    let mut b = [0u8; ECHO_LEN];
+    b[0] = 8; // echo request
+    b[4..6].copy_from_slice(&id.to_be_bytes());
+    b[6..8].copy_from_slice(&seq.to_be_bytes());
+    b[8..].copy_from_slice(b"rackboot");
+    let c = !fold(sum(&b, 0));
+    b[2..4].copy_from_slice(&c.to_be_bytes());
+    b
+}
+
+/// The sender and id of an ICMP echo reply, from a datagram as a raw socket
+/// reads it (IPv4 header first); `None` for anything else.
+pub fn echo_reply(datagram: &[u8]) -> Option<(Ipv4Addr, u16)> {
+    let (&vihl, _) = datagram.split_first()?;
+    if vihl >> 4 != 4 || datagram.get(9) != Some(&1) {
+        return None; // not IPv4, or not ICMP
+    }
+    let src: [u8; 4] = datagram.get(12..16)?.try_into().ok()?;
+    let icmp = datagram.get(usize::from(vihl & 0x0f) * 4..)?;
+    if icmp.first() != Some(&0) {
+        return None; // not an echo reply
+    }
+    let id: [u8; 2] = icmp.get(4..6)?.try_into().ok()?;
+    Some((Ipv4Addr::from(src), u16::from_be_bytes(id)))
+}
+
 fn sum(b: &[u8], mut acc: u32) -> u32 {
     let mut chunks = b.chunks_exact(2);
     for c in &mut chunks {
@@ -65,6 +97,24 @@ fn fold(mut acc: u32) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_echo_request_checksums_and_its_reply_is_recognised() {
+        let req = echo_request(0x1234, 7);
+        assert_eq!(fold(sum(&req, 0)), 0xffff);
+        // The reply as a raw socket reads it: IPv4 header (ICMP, from
+        // 10.0.0.5), then the echo with type 0 and the same id.
+        let mut d = vec![
+            0x45, 0, 0, 36, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 5, 10, 0, 0, 1,
+        ];
+        d.extend_from_slice(&req);
+        d[20] = 0;
+        assert_eq!(echo_reply(&d), Some((Ipv4Addr::new(10, 0, 0, 5), 0x1234)));
+        d[20] = 8; // an echo request is not a reply
+        assert_eq!(echo_reply(&d), None);
+        assert_eq!(echo_reply(&d[..22]), None);
+        assert_eq!(echo_reply(&[0x4f; 30]), None);
+    }
 
     #[test]
     fn checksums_verify_to_zero() {

@@ -785,3 +785,44 @@ fn kill_9_in_the_middle_of_a_storm_loses_no_acked_lease() {
         assert_eq!(held.get(ip), Some(mac), "ACKed lease {ip} -> {mac} lost");
     }
 }
+
+#[test]
+fn an_address_someone_already_uses_is_found_by_the_probe_and_skipped() {
+    let mut net = Net::new("q");
+    let (s, squatter, c) = shared_segment(&mut net, 207);
+    // The host at .2 also holds .100 without any lease: a static address.
+    sh(&format!(
+        "ip -n {squatter} addr add 10.207.0.100/24 dev eth0"
+    ));
+    let dir = TempDir::new("dhcp-probe");
+    let config = dir.0.join("rackboot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[dhcp]\ninterface = \"eth0\"\nlease_file = \"{}/leases\"\nprobe_ms = 500\n\
+             [[dhcp.subnet]]\nranges = [\"10.207.0.100-10.207.0.110\"]\n",
+            dir.0.display()
+        ),
+    )
+    .unwrap();
+    let f = Fixture::new();
+    let server = Server::start_in(
+        Some(&s),
+        "10.207.0.1",
+        &f.root(),
+        &["--config", config.to_str().unwrap(), "--interface", "eth0"],
+    );
+    let env = udhcpc(&c, "eth0", &dir, "");
+    assert_eq!(
+        env["ip"], "10.207.0.101",
+        "the squatted .100 is skipped: {env:?}"
+    );
+    assert!(
+        server
+            .log()
+            .iter()
+            .any(|l| l.contains("answers a ping") && l.contains("10.207.0.100")),
+        "the conflict is logged:\n{}",
+        server.log().join("\n")
+    );
+}

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::lease::{Entry, Lease, Table};
-use crate::wire::dhcp::{code, MessageType, Options, Packet, PXE_PORT};
+use crate::wire::dhcp::{code, MessageType, Options, Packet, PXE_PORT, SERVER_PORT};
 use policy::{Action, Rule};
 pub use subnet::{Host, Subnet};
 
@@ -52,6 +52,10 @@ pub struct Settings {
     pub rules: Vec<Rule>,
     /// The HTTP port, for `{http}` in boot URLs.
     pub http_port: u16,
+    /// Probe an address for another user (conflict detection) before it is
+    /// first offered: the engine asks with [`Outcome::Probe`] and the backend
+    /// answers with [`Engine::probe_result`].
+    pub probe: bool,
 }
 
 impl Default for Settings {
@@ -65,6 +69,7 @@ impl Default for Settings {
             hosts: Vec::new(),
             rules: policy::defaults(),
             http_port: 80,
+            probe: false,
         }
     }
 }
@@ -123,6 +128,10 @@ pub enum Outcome {
     Quiet(&'static str),
     /// Not a usable message (counted and dropped); the reason names it.
     Dropped(&'static str),
+    /// Before offering this address, find out whether something already uses
+    /// it (an ICMP echo); report with [`Engine::probe_result`]. The address is
+    /// held meanwhile, and the client's retransmissions wait for the result.
+    Probe(Ipv4Addr),
 }
 
 /// Counts of what the engine did, for logs and metrics.
@@ -140,12 +149,23 @@ pub struct Counters {
     pub quiet: HashMap<&'static str, u64>,
     /// Datagrams dropped, by reason.
     pub dropped: HashMap<&'static str, u64>,
+    /// Addresses found in use by a probe (then quarantined like a DECLINE).
+    pub conflicts: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Offer {
     ip: Ipv4Addr,
     until: u64,
+}
+
+/// A DISCOVER waiting for the probe of the address it is to be offered.
+#[derive(Debug)]
+struct Probing {
+    client: Box<[u8]>,
+    datagram: Box<[u8]>,
+    server: Ipv4Addr,
+    peer: SocketAddrV4,
 }
 
 /// The DHCP engine: settings, the lease table and the outstanding offers.
@@ -157,6 +177,7 @@ pub struct Engine {
     offered: HashMap<Ipv4Addr, Box<[u8]>>,
     reserved: HashMap<Ipv4Addr, [u8; 6]>,
     cursors: Vec<u64>,
+    probing: HashMap<Ipv4Addr, Probing>,
     counters: Counters,
 }
 
@@ -183,6 +204,7 @@ impl Engine {
             offered: HashMap::new(),
             reserved,
             cursors,
+            probing: HashMap::new(),
             counters: Counters::default(),
         }
     }
@@ -219,7 +241,61 @@ impl Engine {
         if self.counters.received % 4096 == 0 {
             self.expire_offers(now);
         }
-        let outcome = match Packet::new_checked(input.bytes) {
+        let outcome = self.dispatch(input, now, out);
+        self.count(outcome)
+    }
+
+    /// Reports the probe of `ip` asked for by [`Outcome::Probe`]: `in_use` when
+    /// something answered. A free address is offered (the reply is written into
+    /// `out`); one in use is quarantined for `decline_secs` and the client's
+    /// DISCOVER is answered again with another address, which may be probed in
+    /// turn.
+    pub fn probe_result(
+        &mut self,
+        ip: Ipv4Addr,
+        in_use: bool,
+        now: u64,
+        out: &mut [u8],
+    ) -> Outcome {
+        let Some(waiting) = self.probing.remove(&ip) else {
+            return self.count(Outcome::Quiet("no probe for this address"));
+        };
+        if in_use {
+            self.counters.conflicts += 1;
+            self.drop_offer(&waiting.client);
+            self.table.decline(ip, now + self.settings.decline_secs);
+        }
+        let input = Input {
+            bytes: &waiting.datagram,
+            server: waiting.server,
+            port: SERVER_PORT,
+            peer: waiting.peer,
+        };
+        let outcome = self.dispatch(&input, now, out);
+        self.count(outcome)
+    }
+
+    /// Addresses being probed.
+    pub fn probing(&self) -> usize {
+        self.probing.len()
+    }
+
+    fn count(&mut self, outcome: Outcome) -> Outcome {
+        match outcome {
+            Outcome::Reply(r) => match r.kind {
+                MessageType::Offer => self.counters.offers += 1,
+                MessageType::Nak => self.counters.naks += 1,
+                _ => self.counters.acks += 1,
+            },
+            Outcome::Quiet(why) => *self.counters.quiet.entry(why).or_default() += 1,
+            Outcome::Dropped(why) => *self.counters.dropped.entry(why).or_default() += 1,
+            Outcome::Probe(_) => {}
+        }
+        outcome
+    }
+
+    fn dispatch(&mut self, input: &Input<'_>, now: u64, out: &mut [u8]) -> Outcome {
+        match Packet::new_checked(input.bytes) {
             Err(e) => Outcome::Dropped(e.kind()),
             Ok(p) if p.op() != 1 => Outcome::Dropped("not a request"),
             Ok(p) => match p.options() {
@@ -232,17 +308,7 @@ impl Engine {
                     },
                 },
             },
-        };
-        match outcome {
-            Outcome::Reply(r) => match r.kind {
-                MessageType::Offer => self.counters.offers += 1,
-                MessageType::Nak => self.counters.naks += 1,
-                _ => self.counters.acks += 1,
-            },
-            Outcome::Quiet(why) => *self.counters.quiet.entry(why).or_default() += 1,
-            Outcome::Dropped(why) => *self.counters.dropped.entry(why).or_default() += 1,
         }
-        outcome
     }
 
     fn server(
@@ -264,9 +330,17 @@ impl Engine {
         let requested = o.ip(code::REQUESTED_IP);
         match t {
             MessageType::Discover => {
+                let held = self.offers.get(&client).copied().filter(|x| x.until > now);
+                if held.is_some_and(|x| self.probing.contains_key(&x.ip)) {
+                    return Outcome::Quiet("probe of its address in progress");
+                }
                 let Some(ip) = self.choose(subnet, &client, p.mac(), requested, now) else {
                     return Outcome::Quiet("pool exhausted");
                 };
+                // Probed once already, or the client's own: no second probe.
+                let known = held.is_some_and(|x| x.ip == ip)
+                    || self.table.of_client(&client).is_some_and(|l| l.ip == ip)
+                    || self.reservation_for(p.mac()) == Some(ip);
                 if let Some(old) = self.offers.insert(
                     client.clone(),
                     Offer {
@@ -278,7 +352,19 @@ impl Engine {
                         self.offered.remove(&old.ip);
                     }
                 }
-                self.offered.insert(ip, client);
+                self.offered.insert(ip, client.clone());
+                if self.settings.probe && !known {
+                    self.probing.insert(
+                        ip,
+                        Probing {
+                            client,
+                            datagram: input.bytes.into(),
+                            server: input.server,
+                            peer: input.peer,
+                        },
+                    );
+                    return Outcome::Probe(ip);
+                }
                 self.answer(p, o, input, subnet, MessageType::Offer, ip, out)
             }
             MessageType::Request => self.request(p, o, input, subnet, client, requested, now, out),

@@ -578,3 +578,51 @@ fn check_names_boot_files_the_root_lacks_and_skips_what_others_serve() {
         ]
     );
 }
+
+#[test]
+fn a_probed_address_in_use_is_quarantined_and_the_next_one_offered() {
+    let mut e = Engine::new(
+        Settings {
+            probe: true,
+            ..settings()
+        },
+        Table::default(),
+    );
+    let first = Ipv4Addr::new(10, 77, 0, 100);
+    let discover = Msg::new(T::Discover, 1);
+    assert_eq!(send(&mut e, &discover).outcome, Outcome::Probe(first));
+    // The client's retransmission waits for the probe; another client does not
+    // get the address being probed.
+    assert!(matches!(send(&mut e, &discover).outcome, Outcome::Quiet(_)));
+    let second = Ipv4Addr::new(10, 77, 0, 101);
+    assert_eq!(
+        send(&mut e, &Msg::new(T::Discover, 2)).outcome,
+        Outcome::Probe(second)
+    );
+
+    // Something answers for .100: quarantined, and client 1 is probed for .102.
+    let mut out = [0u8; 1500];
+    let third = Ipv4Addr::new(10, 77, 0, 102);
+    assert_eq!(
+        e.probe_result(first, true, NOW, &mut out),
+        Outcome::Probe(third)
+    );
+    assert!(matches!(e.table().get(first), Some(Entry::Declined(_))));
+    assert_eq!(e.counters().conflicts, 1);
+    // Nothing answers for .102: client 1 is offered it, and takes it.
+    let offer = match e.probe_result(third, false, NOW, &mut out) {
+        Outcome::Reply(r) => r,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((offer.kind, offer.ip), (T::Offer, third));
+    let request = Msg::new(T::Request, 1).requested(third).server_id(SERVER);
+    assert_eq!(send(&mut e, &request).reply().ip, third);
+    // A known address is not probed again: client 1's next DISCOVER is its lease.
+    assert_eq!(send(&mut e, &discover).reply().ip, third);
+    // A stale report is ignored.
+    assert!(matches!(
+        e.probe_result(first, false, NOW, &mut out),
+        Outcome::Quiet(_)
+    ));
+    assert_eq!(e.probing(), 1, "client 2's probe still runs");
+}
