@@ -563,20 +563,11 @@ fn a_relayed_client_gets_an_address_in_its_own_subnet_and_option_82_back() {
         ],
     );
     let pcap = dir.0.join("relay.pcap");
-    let _capture = Kill(spawn_in(
-        &r,
-        &format!(
-            "exec tshark -q -i up0 -f 'udp port 67' -w {}",
-            pcap.display()
-        ),
-    ));
+    let capture = Capture::start(&r, "up0", "udp port 67", &pcap);
     assert!(
-        run("sh", &["-c", "command -v dhcrelay && command -v tshark"])
-            .status
-            .success(),
-        "dhcrelay or tshark is missing: apt-get install isc-dhcp-relay tshark"
+        run("sh", &["-c", "command -v dhcrelay"]).status.success(),
+        "dhcrelay is missing: apt-get install isc-dhcp-relay"
     );
-    std::thread::sleep(Duration::from_secs(2));
     let _relay = Kill(spawn_in(
         &r,
         "exec dhcrelay -4 -d -a -iu up0 -id down0 10.203.0.1",
@@ -585,27 +576,57 @@ fn a_relayed_client_gets_an_address_in_its_own_subnet_and_option_82_back() {
     let env = udhcpc(&c, "eth0", &dir, "");
     assert_eq!(env["ip"], "10.204.0.100", "{env:?}");
     assert_eq!(env["router"], "10.204.0.1");
-    std::thread::sleep(Duration::from_secs(1));
-    drop(_capture);
-    let o = run(
-        "tshark",
-        &[
-            "-r",
-            pcap.to_str().unwrap(),
-            "-Y",
-            "dhcp.option.dhcp == 5",
-            "-T",
-            "fields",
-            "-e",
-            "dhcp.option.agent_information_option.agent_circuit_id",
-        ],
-    );
-    let circuit = String::from_utf8_lossy(&o.stdout);
+    let acks = capture.acks(&["dhcp.option.agent_information_option.agent_circuit_id"]);
     assert!(
-        circuit.trim().len() >= 2,
-        "the ACK to the relay carries option 82 with the relay's circuit id: {circuit:?} {}",
-        String::from_utf8_lossy(&o.stderr)
+        acks.iter().any(|a| a[0].len() >= 2),
+        "the ACK to the relay carries option 82 with the relay's circuit id: {acks:?}"
     );
+}
+
+/// tshark capturing on an interface of a namespace, until read.
+struct Capture {
+    tshark: Kill,
+    pcap: std::path::PathBuf,
+}
+
+impl Capture {
+    fn start(ns: &str, iface: &str, filter: &str, pcap: &std::path::Path) -> Self {
+        assert!(
+            run("sh", &["-c", "command -v tshark"]).status.success(),
+            "tshark is missing: apt-get install tshark"
+        );
+        let tshark = Kill(spawn_in(
+            ns,
+            &format!(
+                "exec tshark -q -i {iface} -f '{filter}' -w {}",
+                pcap.display()
+            ),
+        ));
+        // tshark takes a moment before it captures.
+        std::thread::sleep(Duration::from_secs(2));
+        Self {
+            tshark,
+            pcap: pcap.to_path_buf(),
+        }
+    }
+
+    /// Stops the capture; `fields` of every DHCPACK in it, one row per ACK.
+    fn acks(self, fields: &[&str]) -> Vec<Vec<String>> {
+        // Let the last replies land in the file before tshark goes.
+        std::thread::sleep(Duration::from_secs(1));
+        drop(self.tshark);
+        let pcap = self.pcap.to_str().unwrap();
+        let mut args = vec!["-r", pcap, "-Y", "dhcp.option.dhcp == 5", "-T", "fields"];
+        for f in fields {
+            args.extend(["-e", f]);
+        }
+        let o = run("tshark", &args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| l.split('\t').map(str::to_owned).collect())
+            .collect()
+    }
 }
 
 /// perfdhcp's figures: (sent, received, drops) per exchange kind.
@@ -722,15 +743,7 @@ fn kill_9_in_the_middle_of_a_storm_loses_no_acked_lease() {
         "--no-access-log",
     ];
     let server = Server::start_in(Some(&s), "10.205.0.1", &f.root(), &args);
-    let pcap = dir.0.join("acks.pcap");
-    let capture = Kill(spawn_in(
-        &c,
-        &format!(
-            "exec tshark -q -i eth0 -f 'udp src port 67' -w {}",
-            pcap.display()
-        ),
-    ));
-    std::thread::sleep(Duration::from_secs(2));
+    let capture = Capture::start(&c, "eth0", "udp src port 67", &dir.0.join("acks.pcap"));
     let storm = {
         let script =
             "perfdhcp -4 -l 10.205.0.2 -r 500 -R 6000 -n 6000 -p 20 10.205.0.1 >/dev/null 2>&1";
@@ -744,27 +757,10 @@ fn kill_9_in_the_middle_of_a_storm_loses_no_acked_lease() {
     while storm.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
     }
-    std::thread::sleep(Duration::from_secs(1));
-    drop(capture);
-    let o = run(
-        "tshark",
-        &[
-            "-r",
-            pcap.to_str().unwrap(),
-            "-Y",
-            "dhcp.option.dhcp == 5",
-            "-T",
-            "fields",
-            "-e",
-            "dhcp.hw.mac_addr",
-            "-e",
-            "dhcp.ip.your",
-        ],
-    );
-    let acks: Vec<(String, String)> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(m, ip)| (ip.to_owned(), m.to_owned()))
+    let acks: Vec<(String, String)> = capture
+        .acks(&["dhcp.hw.mac_addr", "dhcp.ip.your"])
+        .into_iter()
+        .filter_map(|a| Some((a.get(1)?.clone(), a.first()?.clone())))
         .collect();
     assert!(
         acks.len() > 500,
