@@ -203,6 +203,19 @@ fn start(s: &str, f: &Fixture, leases: &std::path::Path, extra: &[&str]) -> Serv
     Server::start_in(Some(s), "10.201.0.1", &f.root(), &args)
 }
 
+/// rackboot on `eth0` of `ns` (HTTP on `ip`) with a config file: `[dhcp]` with
+/// its journal in `dir`, then `rest` (more [dhcp] keys, subnets).
+fn start_with_config(ns: &str, ip: &str, f: &Fixture, dir: &TempDir, rest: &str) -> Server {
+    let config = dir.0.join("rackboot.toml");
+    let text = format!(
+        "[dhcp]\ninterface = \"eth0\"\nlease_file = \"{}/leases\"\n{rest}",
+        dir.0.display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let args = ["--config", config.to_str().unwrap(), "--no-access-log"];
+    Server::start_in(Some(ns), ip, &f.root(), &args)
+}
+
 #[test]
 fn udhcpc_and_dhclient_get_leases_that_survive_a_restart() {
     let mut net = Net::new("a");
@@ -538,29 +551,15 @@ fn a_relayed_client_gets_an_address_in_its_own_subnet_and_option_82_back() {
     Net::veth(&r, "down0", Some("10.204.0.1/24"), &c, "eth0", None);
     sh(&format!("ip -n {s} route add 10.204.0.0/24 via 10.203.0.2"));
     let dir = TempDir::new("dhcp-relay");
-    let config = dir.0.join("rackboot.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[dhcp]\ninterface = \"eth0\"\nlease_file = \"{}/leases\"\n\
-             [[dhcp.subnet]]\nranges = [\"10.203.0.100-10.203.0.150\"]\n\
-             [[dhcp.subnet]]\nnetwork = \"10.204.0.0/24\"\nranges = [\"10.204.0.100-10.204.0.150\"]\nrouter = \"10.204.0.1\"\n",
-            dir.0.display()
-        ),
-    )
-    .unwrap();
     let f = Fixture::new();
-    let _server = Server::start_in(
-        Some(&s),
+    let _server = start_with_config(
+        &s,
         "10.203.0.1",
-        &f.root(),
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--interface",
-            "eth0",
-            "--no-access-log",
-        ],
+        &f,
+        &dir,
+        "[[dhcp.subnet]]\nranges = [\"10.203.0.100-10.203.0.150\"]\n\
+         [[dhcp.subnet]]\nnetwork = \"10.204.0.0/24\"\nranges = [\"10.204.0.100-10.204.0.150\"]\n\
+         router = \"10.204.0.1\"\n",
     );
     let pcap = dir.0.join("relay.pcap");
     let capture = Capture::start(&r, "up0", "udp port 67", &pcap);
@@ -683,39 +682,17 @@ fn perf_pair(net: &mut Net) -> (String, String) {
     (s, c)
 }
 
-fn perf_config(dir: &TempDir) -> std::path::PathBuf {
-    let config = dir.0.join("rackboot.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[dhcp]\ninterface = \"eth0\"\nlease_file = \"{}/leases\"\n\
-             [[dhcp.subnet]]\nranges = [\"10.205.1.0-10.205.80.255\"]\nlease_secs = 3600\n",
-            dir.0.display()
-        ),
-    )
-    .unwrap();
-    config
-}
+/// A pool of 20,480 addresses for the perfdhcp tests.
+const PERF_POOL: &str =
+    "[[dhcp.subnet]]\nranges = [\"10.205.1.0-10.205.80.255\"]\nlease_secs = 3600\n";
 
 #[test]
 fn perfdhcp_ten_thousand_clients_dora_without_a_drop() {
     let mut net = Net::new("f");
     let (s, c) = perf_pair(&mut net);
     let dir = TempDir::new("dhcp-perf");
-    let config = perf_config(&dir);
     let f = Fixture::new();
-    let _server = Server::start_in(
-        Some(&s),
-        "10.205.0.1",
-        &f.root(),
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--interface",
-            "eth0",
-            "--no-access-log",
-        ],
-    );
+    let _server = start_with_config(&s, "10.205.0.1", &f, &dir, PERF_POOL);
     let (text, stats) = perfdhcp(&c, 1000, 10_000, "");
     assert_eq!(stats.len(), 2, "{text}");
     for (sent, received, drops) in &stats {
@@ -733,16 +710,8 @@ fn kill_9_in_the_middle_of_a_storm_loses_no_acked_lease() {
     let mut net = Net::new("k");
     let (s, c) = perf_pair(&mut net);
     let dir = TempDir::new("dhcp-kill");
-    let config = perf_config(&dir);
     let f = Fixture::new();
-    let args = [
-        "--config",
-        config.to_str().unwrap(),
-        "--interface",
-        "eth0",
-        "--no-access-log",
-    ];
-    let server = Server::start_in(Some(&s), "10.205.0.1", &f.root(), &args);
+    let server = start_with_config(&s, "10.205.0.1", &f, &dir, PERF_POOL);
     let capture = Capture::start(&c, "eth0", "udp src port 67", &dir.0.join("acks.pcap"));
     let storm = {
         let script =
@@ -751,7 +720,8 @@ fn kill_9_in_the_middle_of_a_storm_loses_no_acked_lease() {
     };
     std::thread::sleep(Duration::from_secs(4));
     drop(server); // SIGKILL
-    let _server = Server::start_in(Some(&s), "10.205.0.1", &f.root(), &args);
+                  // The same config file, journal and all.
+    let _server = start_with_config(&s, "10.205.0.1", &f, &dir, PERF_POOL);
     let deadline = Instant::now() + Duration::from_secs(40);
     let mut storm = storm;
     while storm.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
@@ -791,22 +761,13 @@ fn an_address_someone_already_uses_is_found_by_the_probe_and_skipped() {
         "ip -n {squatter} addr add 10.207.0.100/24 dev eth0"
     ));
     let dir = TempDir::new("dhcp-probe");
-    let config = dir.0.join("rackboot.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[dhcp]\ninterface = \"eth0\"\nlease_file = \"{}/leases\"\nprobe_ms = 500\n\
-             [[dhcp.subnet]]\nranges = [\"10.207.0.100-10.207.0.110\"]\n",
-            dir.0.display()
-        ),
-    )
-    .unwrap();
     let f = Fixture::new();
-    let server = Server::start_in(
-        Some(&s),
+    let server = start_with_config(
+        &s,
         "10.207.0.1",
-        &f.root(),
-        &["--config", config.to_str().unwrap(), "--interface", "eth0"],
+        &f,
+        &dir,
+        "probe_ms = 500\n[[dhcp.subnet]]\nranges = [\"10.207.0.100-10.207.0.110\"]\n",
     );
     let env = udhcpc(&c, "eth0", &dir, "");
     assert_eq!(
