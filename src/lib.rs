@@ -10,6 +10,7 @@ pub mod io;
 pub mod lease;
 pub mod proto;
 pub mod runtime;
+pub mod sim;
 pub mod store;
 #[cfg(test)]
 pub(crate) mod testutil;

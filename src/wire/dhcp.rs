@@ -514,6 +514,37 @@ impl<'b> Writer<'b> {
         })
     }
 
+    /// A client's request (op 1) from `mac` with `xid`, asking for a broadcast
+    /// reply when `broadcast` (a client that cannot receive unicast before it
+    /// has an address, as firmware often asks); the rest zero.
+    ///
+    /// # Errors
+    /// [`Error::NoRoom`] when `buf` cannot hold a minimal message.
+    pub fn request(
+        buf: &'b mut [u8],
+        xid: u32,
+        mac: [u8; 6],
+        broadcast: bool,
+    ) -> Result<Self, Error> {
+        if buf.len() < MIN_LEN {
+            return Err(Error::NoRoom);
+        }
+        buf[..field::OPTIONS].fill(0);
+        buf[field::OP] = 1;
+        buf[field::HTYPE] = 1; // Ethernet
+        buf[field::HLEN] = 6;
+        buf[field::XID].copy_from_slice(&xid.to_be_bytes());
+        if broadcast {
+            buf[field::FLAGS].copy_from_slice(&BROADCAST_FLAG.to_be_bytes());
+        }
+        buf[field::CHADDR.start..field::CHADDR.start + 6].copy_from_slice(&mac);
+        buf[field::MAGIC].copy_from_slice(&MAGIC);
+        Ok(Self {
+            buf,
+            at: field::OPTIONS,
+        })
+    }
+
     /// Sets `yiaddr`.
     pub fn yiaddr(&mut self, ip: Ipv4Addr) {
         self.buf[field::YIADDR].copy_from_slice(&ip.octets());
@@ -613,6 +644,25 @@ fn until_nul(b: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_written_request_reads_back_with_its_fields_and_options() {
+        let mut buf = [0xa5u8; 600];
+        let mac = [0x52, 0x54, 0, 0x77, 0, 0x10];
+        let mut w = Writer::request(&mut buf, 0xdead_beef, mac, true).unwrap();
+        w.message_type(MessageType::Discover).unwrap();
+        w.option(code::CLIENT_ARCH, &[0, 7]).unwrap();
+        let len = w.finish().unwrap();
+        assert_eq!(len, MIN_LEN);
+        let p = Packet::new_checked(&buf[..len]).unwrap();
+        assert_eq!((p.op(), p.xid(), p.mac()), (1, 0xdead_beef, Some(mac)));
+        assert_eq!(p.flags(), BROADCAST_FLAG);
+        assert!(p.ciaddr().is_unspecified() && p.giaddr().is_unspecified());
+        let o = p.options().unwrap();
+        assert_eq!(o.message_type(), Some(MessageType::Discover));
+        assert_eq!(o.client_arch(), Some(7));
+        assert!(Writer::request(&mut [0u8; 100], 1, mac, false).is_err());
+    }
 
     fn fixture(name: &str) -> Vec<u8> {
         let path = format!(

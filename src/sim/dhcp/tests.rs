@@ -1,0 +1,176 @@
+//! The simulator's DHCP clients against the real engine, on a virtual clock:
+//! each firmware identity ends with what the boot policy gives it, after the
+//! waits the real firmware makes.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::lease::Table;
+use crate::proto::dhcp::{policy, Engine, Input, Mode, Outcome, Settings, Subnet};
+use crate::testutil;
+
+const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+const UNIX: u64 = 1_800_000_000;
+
+fn server(mode: Mode, rules: Vec<policy::Rule>, address: Ipv4Addr) -> (Engine, Ipv4Addr) {
+    let subnet = Subnet {
+        network: Ipv4Addr::new(10, 77, 0, 0),
+        prefix: 24,
+        ranges: vec![(Ipv4Addr::new(10, 77, 0, 100), Ipv4Addr::new(10, 77, 0, 199))],
+        exclude: Vec::new(),
+        lease_secs: 3600,
+        router: Some(SERVER),
+        dns: vec![SERVER],
+        domain: None,
+        ntp: Vec::new(),
+        mtu: None,
+        options: Vec::new(),
+    };
+    let settings = Settings {
+        mode,
+        subnets: vec![subnet],
+        rules,
+        ..Settings::default()
+    };
+    (Engine::new(settings, Table::default()), address)
+}
+
+/// Plays `client` (made at `t0`) against `servers` (each with its address) on
+/// a virtual clock until it ends; the event and the virtual seconds it took.
+fn play(t0: Instant, mut client: Client, servers: &mut [(Engine, Ipv4Addr)]) -> (Event, Duration) {
+    let mut now = t0;
+    let (mut tx, mut rx) = ([0u8; 1500], [0u8; 1500]);
+    for _ in 0..1000 {
+        while let Some(len) = client.poll_transmit(now, &mut tx) {
+            for (engine, addr) in servers.iter_mut() {
+                let input = Input {
+                    bytes: &tx[..len],
+                    server: *addr,
+                    port: 67,
+                    peer: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+                };
+                let unix = UNIX + (now - t0).as_secs();
+                if let Outcome::Reply(r) = engine.handle(&input, unix, &mut rx) {
+                    client.handle(now, &rx[..r.len]).unwrap();
+                }
+            }
+        }
+        if let Some(e) = client.poll_event() {
+            return (e, now - t0);
+        }
+        now = client.poll_timeout().expect("a live client has a timer");
+        client.handle_timeout(now);
+    }
+    panic!("the client never ended");
+}
+
+fn mac(last: u8) -> [u8; 6] {
+    [0x52, 0x54, 0, 0x77, 0, last]
+}
+
+fn bound(e: Event) -> (Offer, u32) {
+    match e {
+        Event::Bound { lease, retries } => (lease, retries),
+        other => panic!("not bound: {other:?}"),
+    }
+}
+
+#[test]
+fn edk2_collects_offers_for_four_seconds_then_gets_ipxe_efi_over_tftp() {
+    let t0 = testutil::t0();
+    let client = Client::new(t0, Identity::Edk2Pxe, mac(1), [7; 16], 0x11);
+    let (e, took) = play(
+        t0,
+        client,
+        &mut [server(Mode::Server, policy::defaults(), SERVER)],
+    );
+    let (lease, retries) = bound(e);
+    assert_eq!(lease.ip, Ipv4Addr::new(10, 77, 0, 100));
+    assert_eq!(
+        (lease.file.as_str(), lease.next_server),
+        ("ipxe.efi", SERVER)
+    );
+    assert_eq!((retries, took), (0, Duration::from_secs(4)));
+}
+
+#[test]
+fn ipxe_told_no_pxedhcp_takes_the_first_offer_and_the_script_url() {
+    let t0 = testutil::t0();
+    let client = Client::new(t0, Identity::IpxeBios, mac(2), [7; 16], 0x22);
+    let (e, took) = play(
+        t0,
+        client,
+        &mut [server(Mode::Server, policy::defaults(), SERVER)],
+    );
+    let (lease, _) = bound(e);
+    assert!(lease.no_pxedhcp);
+    assert_eq!(lease.file, "http://10.77.0.1/boot.ipxe");
+    assert_eq!(took, Duration::ZERO, "no ProxyDHCP wait");
+}
+
+#[test]
+fn the_installer_gets_a_plain_lease() {
+    let t0 = testutil::t0();
+    let client = Client::new(t0, Identity::Installer, mac(3), [7; 16], 0x33);
+    let (e, _) = play(
+        t0,
+        client,
+        &mut [server(Mode::Server, policy::defaults(), SERVER)],
+    );
+    assert_eq!(bound(e).0.file, "");
+}
+
+#[test]
+fn a_proxy_offer_supplies_the_boot_file_the_address_offer_lacks() {
+    let plain = server(Mode::Server, Vec::new(), Ipv4Addr::new(10, 77, 0, 2));
+    let proxy = server(Mode::Proxy, policy::defaults(), SERVER);
+    let t0 = testutil::t0();
+    let client = Client::new(t0, Identity::UefiHttp, mac(4), [7; 16], 0x44);
+    let (e, _) = play(t0, client, &mut [plain, proxy]);
+    let (lease, _) = bound(e);
+    assert_eq!(
+        lease.server,
+        Ipv4Addr::new(10, 77, 0, 2),
+        "address from the full server"
+    );
+    assert_eq!(
+        lease.file, "http://10.77.0.1/ipxe.efi",
+        "boot file from the proxy"
+    );
+}
+
+#[test]
+fn with_no_server_edk2_gives_up_after_its_whole_schedule() {
+    let t0 = testutil::t0();
+    let client = Client::new(t0, Identity::Edk2Pxe, mac(5), [7; 16], 0x55);
+    let (e, took) = play(t0, client, &mut []);
+    assert_eq!(e, Event::Failed("no OFFER to the DISCOVER"));
+    assert_eq!(took, Duration::from_secs(4 + 8 + 16 + 32));
+}
+
+#[test]
+fn replies_for_another_transaction_are_ignored_and_garbage_is_an_error() {
+    let t0 = testutil::t0();
+    let mut c = Client::new(t0, Identity::IpxeEfi, mac(6), [7; 16], 0x66);
+    let mut other = Client::new(t0, Identity::IpxeEfi, mac(7), [7; 16], 0x77);
+    let (mut engine, addr) = server(Mode::Server, policy::defaults(), SERVER);
+    let (mut tx, mut rx) = ([0u8; 1500], [0u8; 1500]);
+    let len = other.poll_transmit(t0, &mut tx).unwrap();
+    let input = Input {
+        bytes: &tx[..len],
+        server: addr,
+        port: 67,
+        peer: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+    };
+    let Outcome::Reply(r) = engine.handle(&input, UNIX, &mut rx) else {
+        panic!("no offer");
+    };
+    c.handle(t0, &rx[..r.len]).unwrap();
+    assert_eq!(c.poll_event(), None);
+    assert!(
+        c.poll_transmit(t0, &mut tx).is_some(),
+        "still selecting: its DISCOVER is due"
+    );
+    assert!(c.handle(t0, b"not dhcp").is_err());
+}
