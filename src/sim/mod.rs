@@ -1,6 +1,7 @@
 //! The boot-storm simulator (`rackboot storm`, issue #6): virtual machines as
 //! sans-IO state machines with firmware-like timers, driven on a virtual network
-//! or over real sockets. So far: the DHCP client of each firmware identity.
+//! or over real sockets. So far: the DHCP client of each firmware identity and
+//! EDK2's TFTP download.
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
@@ -8,3 +9,4 @@
 )]
 
 pub mod dhcp;
+pub mod tftp;

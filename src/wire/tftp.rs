@@ -119,6 +119,13 @@ impl<B: AsRef<[u8]>> Packet<B> {
         rest.split(|&b| b == 0).next().unwrap_or(rest)
     }
 
+    /// The `name value` pairs of an OACK (RFC 2347).
+    pub fn oack_options(&self) -> Options<'_> {
+        Options {
+            rest: self.buf.as_ref().get(field::REQUEST..).unwrap_or(&[]),
+        }
+    }
+
     /// The request fields of an RRQ or WRQ.
     ///
     /// # Errors
