@@ -203,6 +203,9 @@ pub struct Worker {
     /// ACKs the sync in flight covers, and ACKs written after it started.
     in_sync: Vec<(Pending, Vec<u8>)>,
     next: Vec<(Pending, Vec<u8>)>,
+    /// Records written since the last sync began (RELEASE and DECLINE records
+    /// have no ACK waiting, but are synced all the same).
+    unsynced: bool,
     /// Drops already reported, and when the next summary is due.
     reported: u64,
     report_at: Option<Instant>,
@@ -322,6 +325,7 @@ impl Worker {
             syncer,
             in_sync: Vec::new(),
             next: Vec::new(),
+            unsynced: false,
             reported: 0,
             report_at: None,
         })
@@ -446,9 +450,10 @@ impl Worker {
         let (Some(syncer), Some(journal)) = (self.syncer.as_mut(), self.journal.as_mut()) else {
             return;
         };
-        if syncer.busy() || self.next.is_empty() {
+        if syncer.busy() || !self.unsynced {
             return;
         }
+        self.unsynced = false;
         let live = self.engine.table().len() as u64 * 64;
         if journal.len() > COMPACT_MIN && journal.len() > COMPACT_RATIO * live {
             // No sync is running, so the file may be replaced; the new file is
@@ -582,10 +587,13 @@ impl Worker {
         let Some(journal) = self.journal.as_mut() else {
             return;
         };
-        if let Err(e) = journal.write(&bytes) {
-            tracing::error!(error = %e, "dhcp: cannot write the lease journal; ACKs held back until it can");
-            self.engine.restore_journal(bytes);
-            pending.retain(|p| p.kind != MessageType::Ack || p.ip.is_unspecified());
+        match journal.write(&bytes) {
+            Ok(()) => self.unsynced = true,
+            Err(e) => {
+                tracing::error!(error = %e, "dhcp: cannot write the lease journal; ACKs held back until it can");
+                self.engine.restore_journal(bytes);
+                pending.retain(|p| p.kind != MessageType::Ack || p.ip.is_unspecified());
+            }
         }
     }
 
