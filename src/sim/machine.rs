@@ -1,0 +1,420 @@
+//! One virtual machine booting, sans-IO: the phases of CLIENTS.md chained as
+//! real firmware chains them (firmware DHCP, the NBP over TFTP or HTTP, iPXE's
+//! DHCP, the boot script, kernel, initrds, the installer's DHCP, its answer
+//! file), each phase's end time recorded, and the first failure named with its
+//! phase. The driver moves the bytes: DHCP broadcasts, TFTP datagrams to the
+//! server, HTTP on one keep-alive connection per host.
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use super::dhcp::{self, Client, Identity};
+use super::http::{self, Get, Target};
+use super::script;
+use super::tftp::{self, Download, To};
+
+/// A step of the boot, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    /// The firmware's DHCP (for an iPXE ROM, iPXE's own).
+    Dhcp,
+    /// The network boot program (iPXE) over TFTP, or over HTTP for UEFI HTTP boot.
+    Nbp,
+    /// iPXE's DHCP, after the NBP started.
+    IpxeDhcp,
+    /// The boot script over HTTP.
+    Script,
+    /// The kernel.
+    Kernel,
+    /// The initrd(s).
+    Initrd,
+    /// The installer's DHCP.
+    InstallerDhcp,
+    /// The installer's answer file (preseed, kickstart).
+    Answers,
+}
+
+impl Phase {
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Dhcp => "dhcp",
+            Phase::Nbp => "nbp",
+            Phase::IpxeDhcp => "ipxe-dhcp",
+            Phase::Script => "script",
+            Phase::Kernel => "kernel",
+            Phase::Initrd => "initrd",
+            Phase::InstallerDhcp => "installer-dhcp",
+            Phase::Answers => "answers",
+        }
+    }
+}
+
+/// What to send; its bytes are in the caller's buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Send {
+    /// A DHCP message to broadcast to port 67.
+    Dhcp {
+        /// Its length.
+        len: usize,
+    },
+    /// A TFTP datagram to `server`.
+    Tftp {
+        /// The server's address.
+        server: Ipv4Addr,
+        /// Its request port, or the transfer's port.
+        to: To,
+        /// Its length.
+        len: usize,
+    },
+    /// HTTP request bytes for the connection to `target`'s host and port
+    /// (opened by the driver if it is not open yet).
+    Http {
+        /// Where.
+        target: Target,
+        /// Their length.
+        len: usize,
+    },
+}
+
+/// How the boot ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Every phase up to the last asked for ended.
+    Booted,
+    /// A phase failed.
+    Failed {
+        /// The phase.
+        phase: Phase,
+        /// Why, for the report.
+        reason: String,
+    },
+}
+
+#[derive(Debug)]
+enum Step {
+    Dhcp(Client),
+    Tftp(Download, Ipv4Addr),
+    Http(Get, Target),
+    Done,
+}
+
+/// One machine.
+#[derive(Debug)]
+pub struct Machine {
+    identity: Identity,
+    mac: [u8; 6],
+    uuid: [u8; 16],
+    xid: u32,
+    until: Phase,
+    phase: Phase,
+    step: Step,
+    started: Instant,
+    /// When each phase ended, from the machine's start.
+    pub ended: Vec<(Phase, Duration)>,
+    /// Body bytes received over TFTP and HTTP.
+    pub bytes: u64,
+    /// Script plan still to follow: initrds left, and the answer-file URL.
+    initrds: Vec<String>,
+    answers: Option<String>,
+    script_url: String,
+    event: Option<Event>,
+}
+
+const KEEP: usize = 64 * 1024;
+const USER_AGENT_IPXE: &str = "iPXE/1.0.0+git-20190125.36a4c85-5.1";
+const USER_AGENT_DI: &str = "debian-installer";
+
+impl Machine {
+    /// A machine of `identity` powering on at `now`, stopping after `until`.
+    pub fn new(
+        now: Instant,
+        identity: Identity,
+        mac: [u8; 6],
+        uuid: [u8; 16],
+        xid: u32,
+        until: Phase,
+    ) -> Self {
+        Self {
+            identity,
+            mac,
+            uuid,
+            xid,
+            until,
+            phase: Phase::Dhcp,
+            step: Step::Dhcp(Client::new(now, identity, mac, uuid, xid)),
+            started: now,
+            ended: Vec::new(),
+            bytes: 0,
+            initrds: Vec::new(),
+            answers: None,
+            script_url: String::new(),
+            event: None,
+        }
+    }
+
+    /// The phase in progress (the last one, once ended).
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// A DHCP reply (any broadcast or frame for port 68 the driver saw).
+    pub fn handle_dhcp(&mut self, now: Instant, bytes: &[u8]) {
+        if let Step::Dhcp(c) = &mut self.step {
+            let _ = c.handle(now, bytes);
+            self.advance(now);
+        }
+    }
+
+    /// A TFTP datagram from the server's port `from`.
+    pub fn handle_tftp(&mut self, now: Instant, from: u16, bytes: &[u8]) {
+        if let Step::Tftp(d, _) = &mut self.step {
+            let _ = d.handle(now, from, bytes);
+            self.advance(now);
+        }
+    }
+
+    /// Bytes read on the HTTP connection; returns how many this machine took.
+    pub fn handle_http(&mut self, now: Instant, bytes: &[u8]) -> usize {
+        let Step::Http(g, _) = &mut self.step else {
+            return 0;
+        };
+        let used = g.handle(bytes);
+        self.advance(now);
+        used
+    }
+
+    /// The HTTP connection closed.
+    pub fn handle_http_eof(&mut self, now: Instant) {
+        if let Step::Http(g, _) = &mut self.step {
+            g.handle_eof();
+            self.advance(now);
+        }
+    }
+
+    /// Fires the current phase's timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match &mut self.step {
+            Step::Dhcp(c) => c.handle_timeout(now),
+            Step::Tftp(d, _) => d.handle_timeout(now),
+            Step::Http(..) | Step::Done => {}
+        }
+        self.advance(now);
+    }
+
+    /// When [`Self::handle_timeout`] is next due (HTTP waits have no timer of
+    /// their own here: the driver bounds a connection's silence).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match &self.step {
+            Step::Dhcp(c) => c.poll_timeout(),
+            Step::Tftp(d, _) => d.poll_timeout(),
+            Step::Http(..) | Step::Done => None,
+        }
+    }
+
+    /// The next thing to send, written into `out`.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<Send> {
+        if let Some(send) = self.transmit_step(now, out) {
+            return Some(send);
+        }
+        // A step may end only once its last datagram is out (the final TFTP
+        // ACK): move on, and send what the next phase starts with.
+        self.advance(now);
+        self.transmit_step(now, out)
+    }
+
+    fn transmit_step(&mut self, now: Instant, out: &mut [u8]) -> Option<Send> {
+        match &mut self.step {
+            Step::Dhcp(c) => c.poll_transmit(now, out).map(|len| Send::Dhcp { len }),
+            Step::Tftp(d, server) => d.poll_transmit(now, out).map(|(len, to)| Send::Tftp {
+                server: *server,
+                to,
+                len,
+            }),
+            Step::Http(g, target) => {
+                let bytes = g.poll_transmit()?;
+                let dst = out.get_mut(..bytes.len())?;
+                dst.copy_from_slice(bytes);
+                Some(Send::Http {
+                    target: target.clone(),
+                    len: bytes.len(),
+                })
+            }
+            Step::Done => None,
+        }
+    }
+
+    /// How the boot ended, once.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.event.take()
+    }
+
+    /// Moves to the next phase when the current one has ended.
+    fn advance(&mut self, now: Instant) {
+        let outcome: Result<Option<Next>, String> = match &mut self.step {
+            Step::Dhcp(c) => match c.poll_event() {
+                None => return,
+                Some(dhcp::Event::Failed(why)) => Err(why.to_owned()),
+                Some(dhcp::Event::Bound { lease, .. }) => self.after_dhcp(lease),
+            },
+            Step::Tftp(d, _) => match d.poll_event() {
+                None => return,
+                Some(tftp::Event::Failed(why)) => Err(why),
+                Some(tftp::Event::Done { bytes, .. }) => {
+                    self.bytes += bytes;
+                    Ok(Some(Next::IpxeDhcp))
+                }
+            },
+            Step::Http(g, _) => match g.poll_event() {
+                None => return,
+                Some(Err(e)) => Err(e.to_string()),
+                Some(Ok(r)) if r.status != 200 => Err(format!("HTTP {}", r.status)),
+                Some(Ok(r)) => {
+                    self.bytes += r.bytes;
+                    self.after_http(&r.body)
+                }
+            },
+            Step::Done => return,
+        };
+        match outcome {
+            Err(reason) => {
+                self.step = Step::Done;
+                self.event = Some(Event::Failed {
+                    phase: self.phase,
+                    reason,
+                });
+            }
+            Ok(next) => {
+                self.ended.push((self.phase, now - self.started));
+                let next = if self.phase >= self.until { None } else { next };
+                match next {
+                    None => {
+                        self.step = Step::Done;
+                        self.event = Some(Event::Booted);
+                    }
+                    Some(n) => self.start(now, n),
+                }
+            }
+        }
+    }
+
+    fn after_dhcp(&mut self, lease: dhcp::Offer) -> Result<Option<Next>, String> {
+        match self.phase {
+            Phase::InstallerDhcp => Ok(self.answers.clone().map(Next::Answers)),
+            // An iPXE ROM's DHCP, or iPXE's after the NBP: the script URL.
+            Phase::IpxeDhcp => script_of(&lease),
+            _ if matches!(self.identity, Identity::IpxeBios | Identity::IpxeEfi) => {
+                script_of(&lease)
+            }
+            _ if lease.file.is_empty() => Err("the DHCP answer names no boot file".into()),
+            _ if lease.file.starts_with("http://") => Ok(Some(Next::NbpHttp(lease.file))),
+            _ => Ok(Some(Next::NbpTftp(lease.file, lease.next_server))),
+        }
+    }
+
+    fn after_http(&mut self, body: &[u8]) -> Result<Option<Next>, String> {
+        match self.phase {
+            Phase::Nbp => Ok(Some(Next::IpxeDhcp)),
+            Phase::Script => {
+                let text = String::from_utf8_lossy(body);
+                let plan = script::plan(&text, &self.script_url).map_err(|e| e.to_string())?;
+                if let Some(chain) = plan.chain {
+                    return Ok(Some(Next::Script(chain)));
+                }
+                self.initrds = plan.initrds;
+                self.initrds.reverse();
+                self.answers = plan.answers;
+                // `plan` guarantees a kernel when there is no chain.
+                Ok(plan.kernel.map(Next::Kernel))
+            }
+            Phase::Kernel | Phase::Initrd => Ok(Some(match self.initrds.pop() {
+                Some(url) => Next::Initrd(url),
+                None => Next::InstallerDhcp,
+            })),
+            _ => Ok(None),
+        }
+    }
+
+    fn start(&mut self, now: Instant, next: Next) {
+        self.xid = self.xid.wrapping_add(0x0100_0000);
+        let (phase, step) = match next {
+            Next::NbpTftp(file, server) => (
+                Phase::Nbp,
+                Step::Tftp(Download::new(now, tftp::Request::edk2(&file)), server),
+            ),
+            Next::NbpHttp(url) => (Phase::Nbp, self.get(&url, USER_AGENT_IPXE, 0)),
+            Next::IpxeDhcp => (
+                Phase::IpxeDhcp,
+                Step::Dhcp(Client::new(
+                    now,
+                    Identity::IpxeEfi,
+                    self.mac,
+                    self.uuid,
+                    self.xid,
+                )),
+            ),
+            Next::Script(url) => {
+                self.script_url = url.clone();
+                (Phase::Script, self.get(&url, USER_AGENT_IPXE, KEEP))
+            }
+            Next::Kernel(url) => (Phase::Kernel, self.get(&url, USER_AGENT_IPXE, 0)),
+            Next::Initrd(url) => (Phase::Initrd, self.get(&url, USER_AGENT_IPXE, 0)),
+            Next::InstallerDhcp => (
+                Phase::InstallerDhcp,
+                Step::Dhcp(Client::new(
+                    now,
+                    Identity::Installer,
+                    self.mac,
+                    self.uuid,
+                    self.xid,
+                )),
+            ),
+            Next::Answers(url) => (Phase::Answers, self.get(&url, USER_AGENT_DI, KEEP)),
+        };
+        self.phase = phase;
+        self.step = step;
+        if let Step::Done = self.step {
+            self.event = Some(Event::Failed {
+                phase,
+                reason: "not an http:// URL".into(),
+            });
+        }
+    }
+
+    fn get(&self, url: &str, agent: &str, keep: usize) -> Step {
+        match http::target(url) {
+            Ok(t) => Step::Http(Get::new(&t, agent, keep), t),
+            Err(_) => Step::Done,
+        }
+    }
+}
+
+/// What comes after a phase.
+#[derive(Debug)]
+enum Next {
+    NbpTftp(String, Ipv4Addr),
+    NbpHttp(String),
+    IpxeDhcp,
+    Script(String),
+    Kernel(String),
+    Initrd(String),
+    InstallerDhcp,
+    Answers(String),
+}
+
+fn script_of(lease: &dhcp::Offer) -> Result<Option<Next>, String> {
+    if lease.file.starts_with("http://") {
+        Ok(Some(Next::Script(lease.file.clone())))
+    } else {
+        Err(format!(
+            "iPXE was not given a script URL (got {:?}): it would load itself again",
+            lease.file
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

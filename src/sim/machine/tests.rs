@@ -1,0 +1,236 @@
+//! Whole boots on a virtual clock: a machine against the real DHCP and TFTP
+//! engines and an HTTP responder over the same in-memory files.
+
+use std::net::SocketAddrV4;
+
+use super::*;
+use crate::lease::Table;
+use crate::proto::dhcp::{policy, Engine, Input, Outcome, Settings, Subnet};
+use crate::proto::tftp::{self as ptftp, accept, Transfer, Transmit, Where};
+use crate::store::{Options, Snapshot};
+use crate::testutil;
+use crate::wire::tftp::data_header;
+
+const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+const KERNEL: usize = 300_000;
+const INITRD: usize = 700_000;
+
+fn files(script: &str) -> Snapshot {
+    let nbp = vec![0x11u8; 850_528];
+    let kernel = vec![0x22u8; KERNEL];
+    let initrd = vec![0x33u8; INITRD];
+    let preseed = b"d-i debian-installer/locale string en_US.UTF-8\n".to_vec();
+    Snapshot::from_memory(
+        [
+            ("/ipxe.efi", &nbp[..]),
+            ("/boot.ipxe", script.as_bytes()),
+            ("/linux", &kernel[..]),
+            ("/initrd.gz", &initrd[..]),
+            ("/preseed.cfg", &preseed[..]),
+        ]
+        .map(|(u, b)| (u, b, std::time::UNIX_EPOCH)),
+        &Options {
+            max_bytes: u64::MAX,
+            mlock: false,
+        },
+    )
+    .unwrap()
+}
+
+fn dhcp_server() -> Engine {
+    let subnet = Subnet {
+        network: Ipv4Addr::new(10, 77, 0, 0),
+        prefix: 24,
+        ranges: vec![(Ipv4Addr::new(10, 77, 0, 100), Ipv4Addr::new(10, 77, 0, 199))],
+        exclude: Vec::new(),
+        lease_secs: 3600,
+        router: Some(SERVER),
+        dns: vec![SERVER],
+        domain: None,
+        ntp: Vec::new(),
+        mtu: None,
+        options: Vec::new(),
+    };
+    let settings = Settings {
+        subnets: vec![subnet],
+        rules: policy::defaults(),
+        ..Settings::default()
+    };
+    Engine::new(settings, Table::default())
+}
+
+/// A minimal HTTP responder over `files`: the whole file or 404.
+fn respond(files: &Snapshot, request: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(request);
+    let path = text.split(' ').nth(1).unwrap_or("/");
+    let path = path.split('?').next().unwrap_or(path);
+    match files.get(path) {
+        Some(f) => {
+            let mut r =
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", f.len()).into_bytes();
+            r.extend_from_slice(f.bytes());
+            r
+        }
+        None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
+    }
+}
+
+/// Boots `m` to its end against the servers; its event.
+fn boot(t0: Instant, m: &mut Machine, files: &Snapshot) -> Event {
+    let mut dhcp = dhcp_server();
+    let settings = ptftp::Settings::default();
+    let mut transfers: Vec<(u16, Transfer)> = Vec::new();
+    let (mut out, mut rx, mut scratch) = ([0u8; 1500], [0u8; 1500], [0u8; 1500]);
+    let mut now = t0;
+    for _ in 0..200_000 {
+        loop {
+            let mut moved = false;
+            while let Some(send) = m.poll_transmit(now, &mut out) {
+                moved = true;
+                match send {
+                    Send::Dhcp { len } => {
+                        let input = Input {
+                            bytes: &out[..len],
+                            server: SERVER,
+                            port: 67,
+                            peer: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+                        };
+                        let unix = 1_800_000_000 + (now - t0).as_secs();
+                        if let Outcome::Reply(r) = dhcp.handle(&input, unix, &mut rx) {
+                            m.handle_dhcp(now, &rx[..r.len]);
+                        }
+                    }
+                    Send::Tftp { server, to, len } => {
+                        assert_eq!(server, SERVER);
+                        match to {
+                            To::Server => {
+                                let a = accept(&out[..len], files, &settings, Where::default())
+                                    .unwrap();
+                                let tid = 2000 + transfers.len() as u16;
+                                transfers.push((tid, Transfer::new(now, a, &settings)));
+                            }
+                            To::Tid(tid) => {
+                                if let Some((_, t)) =
+                                    transfers.iter_mut().find(|(id, _)| *id == tid)
+                                {
+                                    let _ = t.handle(now, &out[..len]);
+                                }
+                            }
+                        }
+                    }
+                    Send::Http { target, len } => {
+                        assert_eq!(target.host, "10.77.0.1");
+                        let response = respond(files, &out[..len]);
+                        let used = m.handle_http(now, &response);
+                        assert_eq!(used, response.len());
+                    }
+                }
+            }
+            for (tid, t) in &mut transfers {
+                while let Some(tx) = t.poll_transmit(now, &mut scratch) {
+                    moved = true;
+                    match tx {
+                        Transmit::Control { len } => m.handle_tftp(now, *tid, &scratch[..len]),
+                        Transmit::Window { first, count, .. } => {
+                            for k in first..first + u64::from(count) {
+                                let mut data = data_header(k as u16).to_vec();
+                                data.extend_from_slice(&t.payload()[t.block(k)]);
+                                m.handle_tftp(now, *tid, &data);
+                            }
+                        }
+                    }
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        if let Some(e) = m.poll_event() {
+            return e;
+        }
+        now = m.poll_timeout().expect("a waiting machine has a timer");
+        m.handle_timeout(now);
+    }
+    panic!("the machine never ended");
+}
+
+fn mac(last: u8) -> [u8; 6] {
+    [0x52, 0x54, 0, 0x77, 0, last]
+}
+
+const SCRIPT: &str = "#!ipxe\nkernel linux initrd=initrd.gz auto=true url=http://10.77.0.1/preseed.cfg\ninitrd initrd.gz\nboot\n";
+
+#[test]
+fn an_edk2_machine_boots_through_every_phase_to_its_answer_file() {
+    let files = files(SCRIPT);
+    let t0 = testutil::t0();
+    let mut m = Machine::new(
+        t0,
+        Identity::Edk2Pxe,
+        mac(1),
+        [9; 16],
+        0x100,
+        Phase::Answers,
+    );
+    assert_eq!(boot(t0, &mut m, &files), Event::Booted);
+    let phases: Vec<Phase> = m.ended.iter().map(|(p, _)| *p).collect();
+    assert_eq!(
+        phases,
+        [
+            Phase::Dhcp,
+            Phase::Nbp,
+            Phase::IpxeDhcp,
+            Phase::Script,
+            Phase::Kernel,
+            Phase::Initrd,
+            Phase::InstallerDhcp,
+            Phase::Answers
+        ]
+    );
+    // EDK2 collects offers for 4 s; the rest is instant on a perfect network.
+    assert_eq!(m.ended[0].1, Duration::from_secs(4));
+    let preseed = 47;
+    assert_eq!(
+        m.bytes,
+        (850_528 + SCRIPT.len() + KERNEL + INITRD + preseed) as u64
+    );
+}
+
+#[test]
+fn an_ipxe_rom_goes_straight_to_the_script_and_until_stops_early() {
+    let files = files(SCRIPT);
+    let t0 = testutil::t0();
+    let mut m = Machine::new(
+        t0,
+        Identity::IpxeBios,
+        mac(2),
+        [9; 16],
+        0x200,
+        Phase::Kernel,
+    );
+    assert_eq!(boot(t0, &mut m, &files), Event::Booted);
+    let phases: Vec<Phase> = m.ended.iter().map(|(p, _)| *p).collect();
+    assert_eq!(phases, [Phase::Dhcp, Phase::Script, Phase::Kernel]);
+}
+
+#[test]
+fn a_missing_kernel_fails_in_its_phase_with_the_status() {
+    let files = files("#!ipxe\nkernel missing-linux\nboot\n");
+    let t0 = testutil::t0();
+    let mut m = Machine::new(
+        t0,
+        Identity::UefiHttp,
+        mac(3),
+        [9; 16],
+        0x300,
+        Phase::Answers,
+    );
+    assert_eq!(
+        boot(t0, &mut m, &files),
+        Event::Failed {
+            phase: Phase::Kernel,
+            reason: "HTTP 404".into()
+        }
+    );
+    assert_eq!(m.ended.len(), 4, "dhcp, nbp over HTTP, ipxe-dhcp, script");
+}
