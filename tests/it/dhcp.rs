@@ -103,7 +103,7 @@ fn udhcpc(ns: &str, ifname: &str, dir: &TempDir, extra: &str) -> HashMap<String,
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\ncase \"$1\" in\n deconfig) ip addr flush dev \"$interface\" ;;\n bound) env > {}; ip addr add \"$ip/$mask\" dev \"$interface\" ;;\nesac\nexit 0\n",
+            "#!/bin/sh\ncase \"$1\" in\n bound) ip addr add \"$ip/$mask\" dev \"$interface\"; env > {} ;;\nesac\nexit 0\n",
             env.display()
         ),
     )
@@ -125,6 +125,9 @@ fn udhcpc(ns: &str, ifname: &str, dir: &TempDir, extra: &str) -> HashMap<String,
         format!("timeout 30 {run} -q")
     };
     let o = in_ns(ns, &cmd);
+    // The address goes only now: flushed at `deconfig`, it could take a queued
+    // RELEASE (still waiting for ARP) down with it.
+    let _ = in_ns(ns, &format!("ip addr flush dev {ifname}"));
     assert!(
         o.status.success(),
         "udhcpc got no lease (apt-get install busybox): {}",
