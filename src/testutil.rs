@@ -38,3 +38,34 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A DHCP engine for 10.77.0.0/24 (the boot captures' network): server
+/// 10.77.0.1 as router and DNS, pool .100-.199, one-hour leases, `rules`.
+pub fn dhcp_engine(
+    mode: crate::proto::dhcp::Mode,
+    rules: Vec<crate::proto::dhcp::policy::Rule>,
+) -> crate::proto::dhcp::Engine {
+    use crate::proto::dhcp::{Engine, Settings, Subnet};
+    use std::net::Ipv4Addr;
+    let server = Ipv4Addr::new(10, 77, 0, 1);
+    let subnet = Subnet {
+        network: Ipv4Addr::new(10, 77, 0, 0),
+        prefix: 24,
+        ranges: vec![(Ipv4Addr::new(10, 77, 0, 100), Ipv4Addr::new(10, 77, 0, 199))],
+        exclude: Vec::new(),
+        lease_secs: 3600,
+        router: Some(server),
+        dns: vec![server],
+        domain: None,
+        ntp: Vec::new(),
+        mtu: None,
+        options: Vec::new(),
+    };
+    let settings = Settings {
+        mode,
+        subnets: vec![subnet],
+        rules,
+        ..Settings::default()
+    };
+    Engine::new(settings, crate::lease::Table::default())
+}

@@ -6,34 +6,14 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::lease::Table;
-use crate::proto::dhcp::{policy, Engine, Input, Mode, Outcome, Settings, Subnet};
+use crate::proto::dhcp::{policy, Engine, Input, Mode, Outcome};
 use crate::testutil;
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const UNIX: u64 = 1_800_000_000;
 
 fn server(mode: Mode, rules: Vec<policy::Rule>, address: Ipv4Addr) -> (Engine, Ipv4Addr) {
-    let subnet = Subnet {
-        network: Ipv4Addr::new(10, 77, 0, 0),
-        prefix: 24,
-        ranges: vec![(Ipv4Addr::new(10, 77, 0, 100), Ipv4Addr::new(10, 77, 0, 199))],
-        exclude: Vec::new(),
-        lease_secs: 3600,
-        router: Some(SERVER),
-        dns: vec![SERVER],
-        domain: None,
-        ntp: Vec::new(),
-        mtu: None,
-        options: Vec::new(),
-    };
-    let settings = Settings {
-        mode,
-        subnets: vec![subnet],
-        rules,
-        ..Settings::default()
-    };
-    (Engine::new(settings, Table::default()), address)
+    (testutil::dhcp_engine(mode, rules), address)
 }
 
 /// Plays `client` (made at `t0`) against `servers` (each with its address) on

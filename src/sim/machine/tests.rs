@@ -4,8 +4,7 @@
 use std::net::SocketAddrV4;
 
 use super::*;
-use crate::lease::Table;
-use crate::proto::dhcp::{policy, Engine, Input, Outcome, Settings, Subnet};
+use crate::proto::dhcp::{policy, Input, Mode, Outcome};
 use crate::proto::tftp::{self as ptftp, accept, Transfer, Transmit, Where};
 use crate::store::{Options, Snapshot};
 use crate::testutil;
@@ -37,28 +36,6 @@ fn files(script: &str) -> Snapshot {
     .unwrap()
 }
 
-fn dhcp_server() -> Engine {
-    let subnet = Subnet {
-        network: Ipv4Addr::new(10, 77, 0, 0),
-        prefix: 24,
-        ranges: vec![(Ipv4Addr::new(10, 77, 0, 100), Ipv4Addr::new(10, 77, 0, 199))],
-        exclude: Vec::new(),
-        lease_secs: 3600,
-        router: Some(SERVER),
-        dns: vec![SERVER],
-        domain: None,
-        ntp: Vec::new(),
-        mtu: None,
-        options: Vec::new(),
-    };
-    let settings = Settings {
-        subnets: vec![subnet],
-        rules: policy::defaults(),
-        ..Settings::default()
-    };
-    Engine::new(settings, Table::default())
-}
-
 /// A minimal HTTP responder over `files`: the whole file or 404.
 fn respond(files: &Snapshot, request: &[u8]) -> Vec<u8> {
     let text = String::from_utf8_lossy(request);
@@ -77,7 +54,7 @@ fn respond(files: &Snapshot, request: &[u8]) -> Vec<u8> {
 
 /// Boots `m` to its end against the servers; its event.
 fn boot(t0: Instant, m: &mut Machine, files: &Snapshot) -> Event {
-    let mut dhcp = dhcp_server();
+    let mut dhcp = testutil::dhcp_engine(Mode::Server, policy::defaults());
     let settings = ptftp::Settings::default();
     let mut transfers: Vec<(u16, Transfer)> = Vec::new();
     let (mut out, mut rx, mut scratch) = ([0u8; 1500], [0u8; 1500], [0u8; 1500]);
