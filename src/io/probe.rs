@@ -83,15 +83,14 @@ impl Prober {
 
     /// Addresses whose wait ended at `now` with no answer.
     pub(crate) fn expired(&mut self, now: Instant) -> Vec<Ipv4Addr> {
-        let out: Vec<Ipv4Addr> = self
-            .due
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(ip, _)| *ip)
-            .collect();
-        for ip in &out {
-            self.due.remove(ip);
-        }
+        let mut out = Vec::new();
+        self.due.retain(|ip, at| {
+            let due = *at <= now;
+            if due {
+                out.push(*ip);
+            }
+            !due
+        });
         out
     }
 

@@ -290,12 +290,16 @@ impl Machine {
             Ok(next) => {
                 self.ended.push((self.phase, now - self.started));
                 let next = if self.phase >= self.until { None } else { next };
-                match next {
+                match next.map(|n| self.start(now, n)) {
                     None => {
                         self.step = Step::Done;
                         self.event = Some(Event::Booted);
                     }
-                    Some(n) => self.start(now, n),
+                    Some(Ok(())) => {}
+                    Some(Err((phase, reason))) => {
+                        self.step = Step::Done;
+                        self.event = Some(Event::Failed { phase, reason });
+                    }
                 }
             }
         }
@@ -338,58 +342,48 @@ impl Machine {
         }
     }
 
-    fn start(&mut self, now: Instant, next: Next) {
+    /// Begins the phase `next` names.
+    ///
+    /// # Errors
+    /// Its URL is not one the simulator can fetch.
+    fn start(&mut self, now: Instant, next: Next) -> Result<(), (Phase, String)> {
         self.xid = self.xid.wrapping_add(0x0100_0000);
         let (phase, step) = match next {
             Next::NbpTftp(file, server) => (
                 Phase::Nbp,
-                Step::Tftp(Download::new(now, tftp::Request::edk2(&file)), server),
-            ),
-            Next::NbpHttp(url) => (Phase::Nbp, self.get(&url, USER_AGENT_IPXE, 0)),
-            Next::IpxeDhcp => (
-                Phase::IpxeDhcp,
-                Step::Dhcp(Client::new(
-                    now,
-                    Identity::IpxeEfi,
-                    self.mac,
-                    self.uuid,
-                    self.xid,
+                Ok(Step::Tftp(
+                    Download::new(now, tftp::Request::edk2(&file)),
+                    server,
                 )),
             ),
+            Next::NbpHttp(url) => (Phase::Nbp, get(&url, USER_AGENT_IPXE, 0)),
+            Next::IpxeDhcp => (Phase::IpxeDhcp, Ok(self.dhcp(now, Identity::IpxeEfi))),
             Next::Script(url) => {
                 self.script_url = url.clone();
-                (Phase::Script, self.get(&url, USER_AGENT_IPXE, KEEP))
+                (Phase::Script, get(&url, USER_AGENT_IPXE, KEEP))
             }
-            Next::Kernel(url) => (Phase::Kernel, self.get(&url, USER_AGENT_IPXE, 0)),
-            Next::Initrd(url) => (Phase::Initrd, self.get(&url, USER_AGENT_IPXE, 0)),
+            Next::Kernel(url) => (Phase::Kernel, get(&url, USER_AGENT_IPXE, 0)),
+            Next::Initrd(url) => (Phase::Initrd, get(&url, USER_AGENT_IPXE, 0)),
             Next::InstallerDhcp => (
                 Phase::InstallerDhcp,
-                Step::Dhcp(Client::new(
-                    now,
-                    Identity::Installer,
-                    self.mac,
-                    self.uuid,
-                    self.xid,
-                )),
+                Ok(self.dhcp(now, Identity::Installer)),
             ),
-            Next::Answers(url) => (Phase::Answers, self.get(&url, USER_AGENT_DI, KEEP)),
+            Next::Answers(url) => (Phase::Answers, get(&url, USER_AGENT_DI, KEEP)),
         };
         self.phase = phase;
-        self.step = step;
-        if let Step::Done = self.step {
-            self.event = Some(Event::Failed {
-                phase,
-                reason: "not an http:// URL".into(),
-            });
-        }
+        self.step = step.map_err(|e| (phase, e.to_string()))?;
+        Ok(())
     }
 
-    fn get(&self, url: &str, agent: &str, keep: usize) -> Step {
-        match http::target(url) {
-            Ok(t) => Step::Http(Get::new(&t, agent, keep), t),
-            Err(_) => Step::Done,
-        }
+    /// A DHCP exchange of `identity` from this machine's MAC and UUID.
+    fn dhcp(&self, now: Instant, identity: Identity) -> Step {
+        Step::Dhcp(Client::new(now, identity, self.mac, self.uuid, self.xid))
     }
+}
+
+fn get(url: &str, agent: &str, keep: usize) -> Result<Step, http::Error> {
+    let t = http::target(url)?;
+    Ok(Step::Http(Get::new(&t, agent, keep), t))
 }
 
 /// What comes after a phase.
