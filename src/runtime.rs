@@ -14,11 +14,59 @@ use crate::store::Snapshot;
 /// # Errors
 /// A listener cannot be bound, or a worker's poller failed.
 pub fn serve(config: &Config, snapshot: Arc<Snapshot>) -> Result<(), io::Error> {
+    bind(config)?.run(config, snapshot)
+}
+
+/// The server's sockets, bound and not yet served: where they listen is known
+/// before the files are (the storm's self mode writes it into its boot script).
+#[derive(Debug)]
+pub struct Bound {
+    listeners: Vec<std::net::TcpListener>,
+    tftp: Vec<std::net::UdpSocket>,
+}
+
+/// Binds the HTTP listeners and, when configured, the TFTP sockets.
+///
+/// # Errors
+/// A listener cannot be bound.
+pub fn bind(config: &Config) -> Result<Bound, io::Error> {
     let listeners = socket::reuseport_listeners(config.http.listen, config.workers)?;
-    let addr = listeners
-        .first()
-        .and_then(|l| l.local_addr().ok())
-        .unwrap_or(config.http.listen);
+    let tftp = match config.tftp {
+        Some(t) => io::tftp::reuseport_sockets(t.listen, config.workers)?,
+        None => Vec::new(),
+    };
+    Ok(Bound { listeners, tftp })
+}
+
+impl Bound {
+    /// Where HTTP listens.
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listeners.first().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Where TFTP listens, when it does.
+    pub fn tftp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.tftp.first().and_then(|s| s.local_addr().ok())
+    }
+
+    /// Starts the workers and serves until one fails.
+    ///
+    /// # Errors
+    /// A worker's poller failed, or the DHCP worker could not start.
+    pub fn run(self, config: &Config, snapshot: Arc<Snapshot>) -> Result<(), io::Error> {
+        let addr = self.http_addr().unwrap_or(config.http.listen);
+        let Bound { listeners, tftp } = self;
+        run(config, snapshot, addr, listeners, tftp)
+    }
+}
+
+fn run(
+    config: &Config,
+    snapshot: Arc<Snapshot>,
+    addr: std::net::SocketAddr,
+    listeners: Vec<std::net::TcpListener>,
+    tftp_sockets: Vec<std::net::UdpSocket>,
+) -> Result<(), io::Error> {
     tracing::info!(%addr, workers = listeners.len(), files = snapshot.len(), bytes = snapshot.total_bytes(), "http listening");
     let cores = socket::allowed_cores();
     let (done, failed) = mpsc::channel();
@@ -43,12 +91,12 @@ pub fn serve(config: &Config, snapshot: Arc<Snapshot>) -> Result<(), io::Error> 
         }
     }
     if let Some(tftp) = config.tftp {
-        let sockets = io::tftp::reuseport_sockets(tftp.listen, config.workers)?;
-        let addr = sockets
+        let sockets = tftp_sockets;
+        let tftp_addr = sockets
             .first()
             .and_then(|s| s.local_addr().ok())
             .unwrap_or(tftp.listen);
-        tracing::info!(%addr, workers = sockets.len(), single_port = tftp.single_port, "tftp listening");
+        tracing::info!(addr = %tftp_addr, workers = sockets.len(), single_port = tftp.single_port, "tftp listening");
         // An absolute file name inside the root is served, as dnsmasq does.
         let root = config
             .root

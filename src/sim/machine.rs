@@ -77,6 +77,19 @@ pub enum Send {
     },
 }
 
+/// A phase that ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ended {
+    /// Which.
+    pub phase: Phase,
+    /// When, from the machine's start.
+    pub at: Duration,
+    /// Body bytes it received.
+    pub bytes: u64,
+    /// Its DHCP messages or TFTP packets sent again after a timeout.
+    pub retries: u32,
+}
+
 /// How the boot ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -110,10 +123,15 @@ pub struct Machine {
     phase: Phase,
     step: Step,
     started: Instant,
-    /// When each phase ended, from the machine's start.
-    pub ended: Vec<(Phase, Duration)>,
-    /// Body bytes received over TFTP and HTTP.
+    /// Each phase that ended, in order.
+    pub ended: Vec<Ended>,
+    /// Body bytes received over TFTP and HTTP, all phases.
     pub bytes: u64,
+    /// When the boot ended (booted or failed), from the machine's start.
+    pub finished: Option<Duration>,
+    /// Bytes and retries of the phase in progress.
+    phase_bytes: u64,
+    phase_retries: u32,
     /// Script plan still to follow: initrds left, and the answer-file URL.
     initrds: Vec<String>,
     answers: Option<String>,
@@ -146,6 +164,9 @@ impl Machine {
             started: now,
             ended: Vec::new(),
             bytes: 0,
+            finished: None,
+            phase_bytes: 0,
+            phase_retries: 0,
             initrds: Vec::new(),
             answers: None,
             script_url: String::new(),
@@ -258,13 +279,17 @@ impl Machine {
             Step::Dhcp(c) => match c.poll_event() {
                 None => return,
                 Some(dhcp::Event::Failed(why)) => Err(why.to_owned()),
-                Some(dhcp::Event::Bound { lease, .. }) => self.after_dhcp(lease),
+                Some(dhcp::Event::Bound { lease, retries }) => {
+                    self.phase_retries += retries;
+                    self.after_dhcp(lease)
+                }
             },
             Step::Tftp(d, _) => match d.poll_event() {
                 None => return,
                 Some(tftp::Event::Failed(why)) => Err(why),
-                Some(tftp::Event::Done { bytes, .. }) => {
-                    self.bytes += bytes;
+                Some(tftp::Event::Done { bytes, resends, .. }) => {
+                    self.phase_bytes += bytes;
+                    self.phase_retries += resends;
                     Ok(Some(Next::IpxeDhcp))
                 }
             },
@@ -273,36 +298,66 @@ impl Machine {
                 Some(Err(e)) => Err(e.to_string()),
                 Some(Ok(r)) if r.status != 200 => Err(format!("HTTP {}", r.status)),
                 Some(Ok(r)) => {
-                    self.bytes += r.bytes;
+                    self.phase_bytes += r.bytes;
                     self.after_http(&r.body)
                 }
             },
             Step::Done => return,
         };
         match outcome {
-            Err(reason) => {
-                self.step = Step::Done;
-                self.event = Some(Event::Failed {
-                    phase: self.phase,
-                    reason,
-                });
-            }
+            Err(reason) => self.fail(now, self.phase, reason),
             Ok(next) => {
-                self.ended.push((self.phase, now - self.started));
+                self.bytes += self.phase_bytes;
+                self.ended.push(Ended {
+                    phase: self.phase,
+                    at: now - self.started,
+                    bytes: std::mem::take(&mut self.phase_bytes),
+                    retries: std::mem::take(&mut self.phase_retries),
+                });
                 let next = if self.phase >= self.until { None } else { next };
                 match next.map(|n| self.start(now, n)) {
                     None => {
                         self.step = Step::Done;
+                        self.finished = Some(now - self.started);
                         self.event = Some(Event::Booted);
                     }
                     Some(Ok(())) => {}
-                    Some(Err((phase, reason))) => {
-                        self.step = Step::Done;
-                        self.event = Some(Event::Failed { phase, reason });
-                    }
+                    Some(Err((phase, reason))) => self.fail(now, phase, reason),
                 }
             }
         }
+    }
+
+    /// Ends the boot in `phase`, failed for `reason`.
+    fn fail(&mut self, now: Instant, phase: Phase, reason: String) {
+        self.step = Step::Done;
+        self.finished = Some(now - self.started);
+        self.event = Some(Event::Failed { phase, reason });
+    }
+
+    /// Ends the boot now, failed in the phase in progress: the driver's own
+    /// verdicts (a connection refused or silent too long, the storm's deadline).
+    /// Nothing happens to a machine whose boot already ended.
+    pub fn abort(&mut self, now: Instant, reason: String) {
+        if !matches!(self.step, Step::Done) {
+            self.fail(now, self.phase, reason);
+        }
+    }
+
+    /// Whether the boot ended.
+    pub fn is_done(&self) -> bool {
+        matches!(self.step, Step::Done)
+    }
+
+    /// Whether the phase in progress is waiting on HTTP (the driver times its
+    /// silence).
+    pub fn is_on_http(&self) -> bool {
+        matches!(self.step, Step::Http(..))
+    }
+
+    /// Whether the phase in progress is a TFTP download.
+    pub fn is_on_tftp(&self) -> bool {
+        matches!(self.step, Step::Tftp(..))
     }
 
     fn after_dhcp(&mut self, lease: dhcp::Offer) -> Result<Option<Next>, String> {

@@ -1,8 +1,8 @@
 //! The boot-storm simulator (`rackboot storm`, issue #6): virtual machines as
-//! sans-IO state machines with firmware-like timers, driven on a virtual network
-//! or over real sockets. So far: the DHCP client of each firmware identity and
-//! EDK2's TFTP download, HTTP GETs, what iPXE does with a boot script, and the
-//! machine that chains them into a whole boot (machine.rs).
+//! sans-IO state machines with firmware-like timers (the DHCP client of each
+//! firmware identity, EDK2's TFTP download, HTTP GETs, what iPXE does with a
+//! boot script, and the machine that chains them into a whole boot), the fleet
+//! a seed draws, and the report. `io::storm` drives them over real sockets.
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
@@ -10,7 +10,10 @@
 )]
 
 pub mod dhcp;
+pub mod fleet;
 pub mod http;
 pub mod machine;
+pub mod report;
 pub mod script;
+pub mod svg;
 pub mod tftp;

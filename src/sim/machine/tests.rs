@@ -150,7 +150,7 @@ fn an_edk2_machine_boots_through_every_phase_to_its_answer_file() {
         Phase::Answers,
     );
     assert_eq!(boot(t0, &mut m, &files), Event::Booted);
-    let phases: Vec<Phase> = m.ended.iter().map(|(p, _)| *p).collect();
+    let phases: Vec<Phase> = m.ended.iter().map(|e| e.phase).collect();
     assert_eq!(
         phases,
         [
@@ -165,7 +165,7 @@ fn an_edk2_machine_boots_through_every_phase_to_its_answer_file() {
         ]
     );
     // EDK2 collects offers for 4 s; the rest is instant on a perfect network.
-    assert_eq!(m.ended[0].1, Duration::from_secs(4));
+    assert_eq!(m.ended[0].at, Duration::from_secs(4));
     let preseed = 47;
     assert_eq!(
         m.bytes,
@@ -186,7 +186,7 @@ fn an_ipxe_rom_goes_straight_to_the_script_and_until_stops_early() {
         Phase::Kernel,
     );
     assert_eq!(boot(t0, &mut m, &files), Event::Booted);
-    let phases: Vec<Phase> = m.ended.iter().map(|(p, _)| *p).collect();
+    let phases: Vec<Phase> = m.ended.iter().map(|e| e.phase).collect();
     assert_eq!(phases, [Phase::Dhcp, Phase::Script, Phase::Kernel]);
 }
 
