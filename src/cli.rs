@@ -1,10 +1,12 @@
 //! Subcommands: `serve` runs the server, `check` validates a configuration and
-//! prints what would be served. Raw arguments are parsed by clap, then validated
+//! prints what would be served, `storm` (storm.rs) plays a boot storm. Raw arguments are parsed by clap, then validated
 //! into a typed `Config` together with the file (ripgrep's two steps).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+
+mod storm;
 
 use clap::{Parser, Subcommand};
 use rackboot::config::{self, Config, Level, LogFormat, Overrides};
@@ -26,6 +28,9 @@ enum Command {
     Check(Common),
     /// List the DHCP leases in the lease journal (read-only; safe while serving).
     Leases(Common),
+    /// Play N machines booting at once and report how long each phase made them wait
+    /// (without --interface: against an in-process rackboot on loopback).
+    Storm(storm::Args),
 }
 
 #[derive(Debug, clap::Args)]
@@ -91,16 +96,33 @@ fn parse_level(s: &str) -> Result<Level, String> {
 }
 
 impl Args {
-    fn common(&self) -> &Common {
+    fn common(&self) -> Option<&Common> {
         match &self.command {
-            Command::Serve(c) | Command::Check(c) | Command::Leases(c) => c,
+            Command::Serve(c) | Command::Check(c) | Command::Leases(c) => Some(c),
+            Command::Storm(_) => None,
+        }
+    }
+
+    /// The storm's options, when the subcommand is `storm` (it has no config).
+    pub(crate) fn storm(&self) -> Option<&storm::Args> {
+        match &self.command {
+            Command::Storm(s) => Some(s),
+            _ => None,
         }
     }
 }
 
-/// Reads and validates the configuration the arguments name.
+/// Runs `rackboot storm`.
+pub(crate) fn run_storm(args: &storm::Args) -> ExitCode {
+    storm::run(args)
+}
+
+/// Reads and validates the configuration the arguments name (the defaults for
+/// a subcommand that takes none).
 pub(crate) fn load_config(args: &Args) -> Result<Config, config::Error> {
-    let c = args.common();
+    let Some(c) = args.common() else {
+        return Config::load(None, &Overrides::default());
+    };
     let overrides = Overrides {
         root: c.root.clone(),
         http: c.http,
@@ -124,6 +146,7 @@ pub(crate) fn run(args: Args, config: Config) -> ExitCode {
         Command::Serve(_) => serve(&config),
         Command::Check(ref c) => check(&config, c.config.as_deref()),
         Command::Leases(ref c) => leases(&config, c.dhcp_lease_file.as_deref()),
+        Command::Storm(ref s) => return storm::run(s),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

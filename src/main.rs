@@ -11,6 +11,10 @@ use rackboot::config::{Level, LogFormat};
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
+    if let Some(storm) = args.storm() {
+        install_logging(LogFormat::Text, Level::Warn);
+        return cli::run_storm(storm);
+    }
     let config = match cli::load_config(&args) {
         Ok(c) => c,
         Err(e) => {

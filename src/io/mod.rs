@@ -11,6 +11,7 @@ mod journal_sync;
 mod probe;
 mod sendfile;
 pub mod socket;
+pub mod storm;
 pub mod tftp;
 mod timers;
 mod turn;

@@ -177,6 +177,26 @@ impl Get {
         used
     }
 
+    /// Body bytes still due that this GET does not keep: a driver may drop
+    /// them unread (and report them with [`Self::handle_discarded`]).
+    pub fn discardable(&self) -> u64 {
+        match self.state {
+            State::Body { left, .. } if self.body.len() >= self.keep => left,
+            _ => 0,
+        }
+    }
+
+    /// `n` body bytes (at most [`Self::discardable`]) arrived and were dropped
+    /// unread.
+    pub fn handle_discarded(&mut self, n: u64) {
+        if let State::Body { left, .. } = &mut self.state {
+            let n = n.min(*left);
+            *left -= n;
+            self.bytes += n;
+            self.maybe_done();
+        }
+    }
+
     /// The connection closed (EOF).
     pub fn handle_eof(&mut self) {
         match self.state {
@@ -301,6 +321,19 @@ mod tests {
             (12, &b"#!ip"[..]),
             "kept only 4 bytes"
         );
+    }
+
+    #[test]
+    fn body_bytes_past_what_is_kept_can_be_dropped_unread() {
+        let mut g = get("http://h/k", 4);
+        assert_eq!(g.discardable(), 0, "the head is not read yet");
+        g.handle(&SCRIPT[..SCRIPT.len() - 8]);
+        assert_eq!(g.discardable(), 8);
+        g.handle_discarded(5);
+        assert_eq!((g.discardable(), g.poll_event()), (3, None));
+        g.handle_discarded(100);
+        let r = g.poll_event().unwrap().unwrap();
+        assert_eq!((r.bytes, r.body.as_slice()), (12, &b"#!ip"[..]));
     }
 
     #[test]

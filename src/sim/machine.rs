@@ -129,6 +129,8 @@ pub struct Machine {
     pub bytes: u64,
     /// When the boot ended (booted or failed), from the machine's start.
     pub finished: Option<Duration>,
+    /// The last response said `Connection: close`.
+    close_http: bool,
     /// Bytes and retries of the phase in progress.
     phase_bytes: u64,
     phase_retries: u32,
@@ -165,6 +167,7 @@ impl Machine {
             ended: Vec::new(),
             bytes: 0,
             finished: None,
+            close_http: false,
             phase_bytes: 0,
             phase_retries: 0,
             initrds: Vec::new(),
@@ -203,6 +206,22 @@ impl Machine {
         let used = g.handle(bytes);
         self.advance(now);
         used
+    }
+
+    /// Body bytes the driver may drop unread (see [`Get::discardable`]).
+    pub fn http_discardable(&self) -> u64 {
+        match &self.step {
+            Step::Http(g, _) => g.discardable(),
+            _ => 0,
+        }
+    }
+
+    /// `n` body bytes were dropped unread.
+    pub fn handle_http_discarded(&mut self, now: Instant, n: u64) {
+        if let Step::Http(g, _) = &mut self.step {
+            g.handle_discarded(n);
+            self.advance(now);
+        }
     }
 
     /// The HTTP connection closed.
@@ -298,6 +317,7 @@ impl Machine {
                 Some(Err(e)) => Err(e.to_string()),
                 Some(Ok(r)) if r.status != 200 => Err(format!("HTTP {}", r.status)),
                 Some(Ok(r)) => {
+                    self.close_http |= !r.keep_alive;
                     self.phase_bytes += r.bytes;
                     self.after_http(&r.body)
                 }
@@ -342,6 +362,17 @@ impl Machine {
         if !matches!(self.step, Step::Done) {
             self.fail(now, self.phase, reason);
         }
+    }
+
+    /// Whether the server ended the HTTP connection's keep-alive (the driver
+    /// opens a new one for the next request).
+    pub fn close_http_pending(&self) -> bool {
+        self.close_http
+    }
+
+    /// [`Self::close_http_pending`], cleared.
+    pub fn take_close_http(&mut self) -> bool {
+        std::mem::take(&mut self.close_http)
     }
 
     /// Whether the boot ended.

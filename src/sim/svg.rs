@@ -11,7 +11,7 @@ const W: f64 = 960.0;
 const PANEL_H: f64 = 330.0;
 const LEFT: f64 = 70.0;
 const RIGHT: f64 = 170.0;
-const TOP: f64 = 40.0;
+const TOP: f64 = 75.0;
 const GAP: f64 = 80.0;
 const COLORS: [&str; 10] = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -29,12 +29,13 @@ pub fn render(report: &Report, outcomes: &[Outcome], elapsed: Duration) -> Strin
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = writeln!(
         s,
-        r#"<text x="{LEFT}" y="22" font-size="15">{} machines against {}: {} booted, {} failed (seed {})</text>"#,
-        report.machines,
-        escape(&report.target),
-        report.booted,
-        report.failed,
-        report.seed
+        r#"<text x="{LEFT}" y="22" font-size="15">rackboot storm: {} machines, {} booted, {} failed (seed {}, until {})</text>"#,
+        report.machines, report.booted, report.failed, report.seed, report.until
+    );
+    let _ = writeln!(
+        s,
+        r##"<text x="{LEFT}" y="40" font-size="11" fill="#555">against {}</text>"##,
+        escape(&report.target)
     );
     phases_panel(&mut s, outcomes, elapsed, TOP);
     cdf_panel(&mut s, outcomes, TOP + PANEL_H + GAP);

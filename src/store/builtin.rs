@@ -29,7 +29,23 @@ pub const BINARIES: [(&str, usize); 4] = [
 /// 2026-01-01T00:00:00Z: a fixed date, so the demo's validators never change.
 const MTIME_SECS: u64 = 1_767_225_600;
 
+/// The storm's boot script: the demo kernel and initrd by absolute URL under
+/// `base` (`http://host:port`), and a preseed URL on the kernel command line, as
+/// an installer profile has.
+pub fn storm_script(base: &str) -> String {
+    format!(
+        "#!ipxe\n\
+         kernel {base}/demo/vmlinuz initrd=initrd.gz auto=true priority=critical url={base}/preseed.cfg\n\
+         initrd {base}/demo/initrd.gz\n\
+         boot\n"
+    )
+}
+
 pub(super) fn snapshot(options: &Options) -> Result<Snapshot, Error> {
+    with_script(options, SCRIPT)
+}
+
+pub(super) fn with_script(options: &Options, script: &str) -> Result<Snapshot, Error> {
     let mtime = UNIX_EPOCH + Duration::from_secs(MTIME_SECS);
     let binaries: Vec<(&str, Vec<u8>)> = BINARIES
         .iter()
@@ -37,7 +53,7 @@ pub(super) fn snapshot(options: &Options) -> Result<Snapshot, Error> {
         .map(|(&(url, len), seed)| (url, filler(len, seed)))
         .collect();
     let texts = [
-        ("/boot.ipxe", SCRIPT.as_bytes()),
+        ("/boot.ipxe", script.as_bytes()),
         ("/preseed.cfg", PRESEED.as_bytes()),
     ];
     let all = texts

@@ -146,6 +146,14 @@ impl Snapshot {
         builtin::snapshot(options)
     }
 
+    /// The built-in demo set with `script` as its `/boot.ipxe`.
+    ///
+    /// # Errors
+    /// Only a failure to create memory files.
+    pub fn builtin_with_script(options: &Options, script: &str) -> Result<Self, Error> {
+        builtin::with_script(options, script)
+    }
+
     /// A snapshot of files given as bytes: (URL path, content, modification time).
     ///
     /// # Errors

@@ -1,0 +1,234 @@
+//! `rackboot storm`: plays N machines booting at once and reports how long each
+//! phase made them wait. With no `--interface` it stores the built-in demo set
+//! in an in-process rackboot on loopback (no root, no config); with one, it
+//! plays raw DHCP on that link and follows whatever the servers there answer.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rackboot::config::{Config, Level, Overrides};
+use rackboot::io::storm::{self, raw, Dhcp};
+use rackboot::proto::dhcp::{policy, Engine, Settings as DhcpSettings, Subnet};
+use rackboot::sim::fleet::{fleet, Mix, DEFAULT_MIX};
+use rackboot::sim::machine::Phase;
+use rackboot::sim::report::{Report, Run};
+use rackboot::store::{builtin, Snapshot};
+
+/// Options of `rackboot storm`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Machines to boot.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    machines: usize,
+    /// Firmware kinds and weights (edk2, ipxe-bios, ipxe-efi, uefi-http).
+    #[arg(long, value_name = "KIND=W,...", default_value = DEFAULT_MIX)]
+    mix: String,
+    /// Seed of the fleet (MACs, UUIDs, power-on times) [default: from the clock, printed].
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Power the machines on at random times over this many seconds [default: all at once].
+    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+    ramp: f64,
+    /// Stop each machine after this phase: dhcp, nbp, ipxe-dhcp, script, kernel, initrd,
+    /// installer-dhcp, or answers (alias installer).
+    #[arg(long, value_name = "PHASE", default_value = "answers", value_parser = parse_phase)]
+    until: Phase,
+    /// Play real DHCP as raw frames on this interface against whatever answers there
+    /// (root or CAP_NET_RAW) [default: an in-process rackboot on loopback].
+    #[arg(long, value_name = "IF")]
+    interface: Option<String>,
+    /// The TFTP server's request port, with --interface.
+    #[arg(long, value_name = "PORT", default_value_t = 69)]
+    tftp_port: u16,
+    /// Fail a machine whose HTTP server is silent this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    http_timeout: u64,
+    /// Fail every machine still booting this many seconds after the start.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    deadline: u64,
+    /// Write the report as JSON (schema rackboot-storm/1) to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Draw machines per phase over time and the CDF of boot time to FILE (SVG).
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+    /// Worker threads of the in-process server [default: one per core].
+    #[arg(long, value_name = "N")]
+    server_workers: Option<usize>,
+    /// No progress line.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn parse_phase(s: &str) -> Result<Phase, String> {
+    Ok(match s {
+        "dhcp" => Phase::Dhcp,
+        "nbp" | "tftp" => Phase::Nbp,
+        "ipxe-dhcp" => Phase::IpxeDhcp,
+        "script" => Phase::Script,
+        "kernel" => Phase::Kernel,
+        "initrd" => Phase::Initrd,
+        "installer-dhcp" => Phase::InstallerDhcp,
+        "answers" | "installer" | "preseed" => Phase::Answers,
+        _ => {
+            return Err(
+                "expected dhcp, nbp, ipxe-dhcp, script, kernel, initrd, installer-dhcp or answers"
+                    .into(),
+            )
+        }
+    })
+}
+
+/// Runs the storm; exit status 0 when every machine booted, 1 when any failed,
+/// 2 when the storm could not be set up.
+pub(crate) fn run(args: &Args) -> ExitCode {
+    match play(args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("rackboot storm: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn play(args: &Args) -> Result<bool, String> {
+    let mix = Mix::parse(&args.mix)?;
+    if args.machines == 0 {
+        return Err("--machines must be at least 1".into());
+    }
+    if !(args.ramp.is_finite() && args.ramp >= 0.0) {
+        return Err("--ramp must be a number of seconds, 0 or more".into());
+    }
+    let seed = args.seed.unwrap_or_else(clock_seed);
+    let specs = fleet(
+        args.machines,
+        &mix,
+        Duration::from_secs_f64(args.ramp),
+        seed,
+    );
+    let (dhcp, target, tftp_port) = match &args.interface {
+        Some(name) => (
+            Dhcp::Raw(raw::Link::open(name)?),
+            format!("the servers on {name}"),
+            args.tftp_port,
+        ),
+        None => self_mode(args.server_workers)?,
+    };
+    if !args.quiet {
+        eprintln!(
+            "storm: {} machines against {target}, seed {seed} (replay with --seed {seed})",
+            args.machines
+        );
+    }
+    let settings = storm::Settings {
+        fleet: specs,
+        until: args.until,
+        http_timeout: Duration::from_secs(args.http_timeout.max(1)),
+        deadline: Duration::from_secs(args.deadline.max(1)),
+        tftp_port,
+        progress: !args.quiet,
+    };
+    let self_mode = args.interface.is_none();
+    let cpu_before = storm::process_cpu();
+    let done = storm::run(settings, dhcp)?;
+    let server_cpu = self_mode.then(|| {
+        storm::process_cpu()
+            .saturating_sub(cpu_before)
+            .saturating_sub(done.cpu)
+    });
+    let run = Run {
+        seed,
+        target,
+        until: args.until,
+        elapsed: done.elapsed,
+        storm_cpu: done.cpu,
+        server_cpu,
+    };
+    let report = Report::new(&run, &done.outcomes);
+    print!("{}", report.table());
+    if let Some(path) = &args.json {
+        std::fs::write(path, report.json())
+            .map_err(|e| format!("cannot write --json {}: {e}", path.display()))?;
+    }
+    if let Some(path) = &args.svg {
+        let svg = rackboot::sim::svg::render(&report, &done.outcomes, done.elapsed);
+        std::fs::write(path, svg)
+            .map_err(|e| format!("cannot write --svg {}: {e}", path.display()))?;
+    }
+    Ok(report.failed == 0)
+}
+
+/// Starts rackboot in this process on loopback with the built-in demo set and
+/// a boot script naming its own port; DHCP is an engine the driver calls.
+fn self_mode(workers: Option<usize>) -> Result<(Dhcp, String, u16), String> {
+    let overrides = Overrides {
+        http: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
+        tftp: Some("127.0.0.1:0".into()),
+        workers,
+        no_access_log: true,
+        log_level: Some(Level::Warn),
+        ..Overrides::default()
+    };
+    let config = Config::load(None, &overrides).map_err(|e| e.to_string())?;
+    let bound = rackboot::runtime::bind(&config).map_err(|e| e.to_string())?;
+    let (Some(http), Some(tftp)) = (bound.http_addr(), bound.tftp_addr()) else {
+        return Err("the in-process server bound no address".into());
+    };
+    let options = rackboot::store::Options {
+        mlock: false,
+        ..config.store
+    };
+    let script = builtin::storm_script(&format!("http://{http}"));
+    let snapshot = Snapshot::builtin_with_script(&options, &script).map_err(|e| e.to_string())?;
+    std::thread::Builder::new()
+        .name("rackboot-server".into())
+        .spawn(move || {
+            if let Err(e) = bound.run(&config, Arc::new(snapshot)) {
+                eprintln!("rackboot storm: the in-process server stopped: {e}");
+            }
+        })
+        .map_err(|e| format!("cannot start the in-process server: {e}"))?;
+    let server = Ipv4Addr::LOCALHOST;
+    let subnet = Subnet {
+        network: Ipv4Addr::new(127, 0, 0, 0),
+        prefix: 8,
+        ranges: vec![(
+            Ipv4Addr::new(127, 77, 0, 1),
+            Ipv4Addr::new(127, 77, 255, 254),
+        )],
+        exclude: Vec::new(),
+        lease_secs: 3600,
+        router: None,
+        dns: Vec::new(),
+        domain: None,
+        ntp: Vec::new(),
+        mtu: None,
+        options: Vec::new(),
+    };
+    let settings = DhcpSettings {
+        subnets: vec![subnet],
+        rules: policy::defaults(),
+        http_port: http.port(),
+        ..DhcpSettings::default()
+    };
+    let engine = Engine::new(settings, rackboot::lease::Table::default());
+    let target = format!("rackboot in-process (HTTP {http}, TFTP {tftp}, DHCP engine in-process)");
+    Ok((
+        Dhcp::Engine {
+            engine: Box::new(engine),
+            server,
+        },
+        target,
+        tftp.port(),
+    ))
+}
+
+/// A seed from the wall clock and the process id, for a storm not asked to
+/// replay one.
+fn clock_seed() -> u64 {
+    rackboot::io::clock::unix_now() % 1_000_000 * 1000 + u64::from(std::process::id() % 1000)
+}

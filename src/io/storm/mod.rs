@@ -1,0 +1,690 @@
+//! The storm driver: thousands of `sim::machine::Machine`s multiplexed on one
+//! mio poll loop. Each machine's TFTP download gets its own UDP socket and its
+//! HTTP one keep-alive connection, as a real machine's would; its DHCP goes
+//! either into an in-process engine (self mode: loopback has no broadcast and no
+//! link layer) or out as raw frames from its own MAC (`--interface`). Timers sit
+//! in one heap; a sweep four times a second times out silent HTTP, enforces the
+//! storm's deadline and prints the progress line.
+
+pub mod raw;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::{IsTerminal, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpStream, UdpSocket};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::io::clock;
+use crate::proto::dhcp::{Engine, Input, Outcome as DhcpOutcome};
+use crate::sim::fleet::Spec;
+use crate::sim::machine::{Event, Machine, Phase, Send};
+use crate::sim::report::{Outcome, PHASES};
+use crate::sim::tftp::To;
+
+/// Where the machines' DHCP goes.
+#[derive(Debug)]
+pub enum Dhcp {
+    /// Into an engine in this process, as if it sat on the machines' link;
+    /// `server` is its address.
+    Engine {
+        /// The engine.
+        engine: Box<Engine>,
+        /// The server's address (its identifier and next-server).
+        server: Ipv4Addr,
+    },
+    /// Out on a link as raw frames.
+    Raw(raw::Link),
+}
+
+/// How to play the storm.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The machines.
+    pub fleet: Vec<Spec>,
+    /// The last phase each plays.
+    pub until: Phase,
+    /// An HTTP exchange silent this long fails its machine.
+    pub http_timeout: Duration,
+    /// Machines still booting this long after the storm's start fail.
+    pub deadline: Duration,
+    /// The TFTP server's request port.
+    pub tftp_port: u16,
+    /// Print a progress line on stderr.
+    pub progress: bool,
+}
+
+/// What the storm saw.
+#[derive(Debug)]
+pub struct Done {
+    /// Every machine's boot, in fleet order.
+    pub outcomes: Vec<Outcome>,
+    /// From the storm's start to the last machine's end.
+    pub elapsed: Duration,
+    /// CPU time of the driver's thread.
+    pub cpu: Duration,
+}
+
+const RAW: Token = Token(usize::MAX);
+const SWEEP: Duration = Duration::from_millis(250);
+const READ_BUF: usize = 256 * 1024;
+/// Reads of one connection per loop turn: a fast body must not starve the
+/// other machines' TFTP ACKs (the server would time out and resend).
+const READS_PER_TURN: usize = 4;
+const DISCARD_MAX: u64 = 1 << 20;
+
+#[derive(Debug)]
+struct Conn {
+    stream: TcpStream,
+    host: String,
+    port: u16,
+    out: Vec<u8>,
+    last: Instant,
+}
+
+#[derive(Debug)]
+struct Slot {
+    m: Machine,
+    tftp: Option<(UdpSocket, Ipv4Addr)>,
+    http: Option<Conn>,
+    armed: Option<Instant>,
+}
+
+struct Driver {
+    settings: Settings,
+    dhcp: Dhcp,
+    poll: Poll,
+    slots: Vec<Option<Slot>>,
+    outcomes: Vec<Option<Outcome>>,
+    macs: HashMap<[u8; 6], usize>,
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Connections left readable after their turn.
+    ready: Vec<usize>,
+    started: Instant,
+    ended: usize,
+    out: Vec<u8>,
+    rx: Vec<u8>,
+    frame: Vec<u8>,
+}
+
+/// Plays the storm to its end: every machine booted or failed.
+///
+/// # Errors
+/// The poller could not be created, or the raw link failed.
+pub fn run(settings: Settings, dhcp: Dhcp) -> Result<Done, String> {
+    raise_fd_limit(settings.fleet.len() * 2 + 64);
+    let poll = Poll::new().map_err(|e| format!("create the poller: {e}"))?;
+    if let Dhcp::Raw(link) = &dhcp {
+        poll.registry()
+            .register(&mut SourceFd(&link.raw_fd()), RAW, Interest::READABLE)
+            .map_err(|e| format!("poll the raw link: {e}"))?;
+    }
+    let n = settings.fleet.len();
+    let macs = settings
+        .fleet
+        .iter()
+        .enumerate()
+        .map(|(k, s)| (s.mac, k))
+        .collect();
+    let cpu0 = thread_cpu();
+    let mut d = Driver {
+        settings,
+        dhcp,
+        poll,
+        slots: (0..n).map(|_| None).collect(),
+        outcomes: (0..n).map(|_| None).collect(),
+        macs,
+        timers: BinaryHeap::new(),
+        ready: Vec::new(),
+        started: clock::now(),
+        ended: 0,
+        out: vec![0; 2048],
+        rx: vec![0; READ_BUF],
+        frame: Vec::with_capacity(2048),
+    };
+    d.run()?;
+    let elapsed = clock::now() - d.started;
+    let outcomes = d
+        .outcomes
+        .into_iter()
+        .zip(&d.settings.fleet)
+        .map(|(o, s)| {
+            o.unwrap_or_else(|| Outcome {
+                identity: s.identity,
+                start: s.start,
+                ended: Vec::new(),
+                finished: None,
+                failure: Some((Phase::Dhcp, "never powered on".into())),
+            })
+        })
+        .collect();
+    Ok(Done {
+        outcomes,
+        elapsed,
+        cpu: thread_cpu().saturating_sub(cpu0),
+    })
+}
+
+impl Driver {
+    fn run(&mut self) -> Result<(), String> {
+        let mut events = Events::with_capacity(1024);
+        let n = self.slots.len();
+        let mut next_start = 0;
+        let mut next_sweep = self.started;
+        let mut last_progress = self.started;
+        let tty = std::io::stderr().is_terminal();
+        while self.ended < n {
+            let now = clock::now();
+            while next_start < n && self.started + self.settings.fleet[next_start].start <= now {
+                self.power_on(now, next_start);
+                next_start += 1;
+            }
+            while let Some(&Reverse((at, k))) = self.timers.peek() {
+                if at > now {
+                    break;
+                }
+                self.timers.pop();
+                let Some(slot) = self.slots[k].as_mut() else {
+                    continue;
+                };
+                if slot.armed != Some(at) {
+                    continue;
+                }
+                slot.armed = None;
+                slot.m.handle_timeout(now);
+                self.pump(now, k);
+            }
+            if now >= next_sweep {
+                self.sweep(now);
+                next_sweep = now + SWEEP;
+                let every = if tty {
+                    Duration::from_secs(1)
+                } else {
+                    Duration::from_secs(5)
+                };
+                if self.settings.progress && now - last_progress >= every {
+                    last_progress = now;
+                    self.progress(now, tty);
+                }
+            }
+            if self.ended >= n {
+                break;
+            }
+            let mut wake = next_sweep;
+            if let Some(&Reverse((at, _))) = self.timers.peek() {
+                wake = wake.min(at);
+            }
+            if let Some(s) = self.settings.fleet.get(next_start) {
+                wake = wake.min(self.started + s.start);
+            }
+            let mut wait = wake.saturating_duration_since(clock::now());
+            let again = std::mem::take(&mut self.ready);
+            if !again.is_empty() {
+                wait = Duration::ZERO;
+                let now = clock::now();
+                for k in again {
+                    self.on_http(now, k, false);
+                    self.pump(now, k);
+                }
+            }
+            match self.poll.poll(&mut events, Some(wait)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(format!("poll: {e}")),
+            }
+            let now = clock::now();
+            for event in &events {
+                match event.token() {
+                    RAW => self.read_raw(now)?,
+                    Token(t) => {
+                        let k = t >> 1;
+                        if t & 1 == 0 {
+                            self.read_tftp(now, k);
+                        } else {
+                            self.on_http(now, k, event.is_writable());
+                        }
+                        self.pump(now, k);
+                    }
+                }
+            }
+        }
+        if self.settings.progress {
+            self.progress(clock::now(), tty);
+            if tty {
+                eprintln!();
+            }
+        }
+        Ok(())
+    }
+
+    fn power_on(&mut self, now: Instant, k: usize) {
+        let s = &self.settings.fleet[k];
+        let m = Machine::new(now, s.identity, s.mac, s.uuid, s.xid, self.settings.until);
+        self.slots[k] = Some(Slot {
+            m,
+            tftp: None,
+            http: None,
+            armed: None,
+        });
+        self.pump(now, k);
+    }
+
+    /// Sends what machine `k` has to send, records its end, arms its timer.
+    fn pump(&mut self, now: Instant, k: usize) {
+        let Some(slot) = self.slots[k].as_mut() else {
+            return;
+        };
+        if slot.m.take_close_http() {
+            if let Some(mut c) = slot.http.take() {
+                let _ = self.poll.registry().deregister(&mut c.stream);
+            }
+        }
+        while let Some(send) = slot.m.poll_transmit(now, &mut self.out) {
+            match send {
+                Send::Dhcp { len } => match &mut self.dhcp {
+                    Dhcp::Engine { engine, server } => {
+                        let input = Input {
+                            bytes: &self.out[..len],
+                            server: *server,
+                            port: 67,
+                            peer: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+                        };
+                        if let DhcpOutcome::Reply(r) =
+                            engine.handle(&input, clock::unix_now(), &mut self.rx)
+                        {
+                            slot.m.handle_dhcp(now, &self.rx[..r.len]);
+                        }
+                    }
+                    Dhcp::Raw(link) => {
+                        // A frame the queue refused is lost on the wire, as on
+                        // a busy link; the client's retransmission covers it.
+                        let _ = link.send_dhcp(
+                            self.settings.fleet[k].mac,
+                            &self.out[..len],
+                            &mut self.frame,
+                        );
+                    }
+                },
+                Send::Tftp { server, to, len } => {
+                    let port = match to {
+                        To::Server => self.settings.tftp_port,
+                        To::Tid(p) => p,
+                    };
+                    let dest = SocketAddr::from((server, port));
+                    // Each read request leaves from a new port, as EDK2's do
+                    // (its size probe and its download are two transfers).
+                    if to == To::Server || slot.tftp.as_ref().is_some_and(|(_, s)| *s != server) {
+                        if let Some((mut sock, _)) = slot.tftp.take() {
+                            let _ = self.poll.registry().deregister(&mut sock);
+                        }
+                    }
+                    if slot.tftp.is_none() {
+                        match udp_socket(&self.poll, Token(k << 1)) {
+                            Ok(sock) => slot.tftp = Some((sock, server)),
+                            Err(e) => {
+                                slot.m.abort(now, format!("open a TFTP socket: {e}"));
+                                break;
+                            }
+                        }
+                    }
+                    if let Some((sock, _)) = &slot.tftp {
+                        // A datagram the kernel refused is a lost datagram.
+                        let _ = sock.send_to(&self.out[..len], dest);
+                    }
+                }
+                Send::Http { target, len } => {
+                    let reuse = slot
+                        .http
+                        .as_ref()
+                        .is_some_and(|c| c.host == target.host && c.port == target.port);
+                    if !reuse {
+                        if let Some(mut c) = slot.http.take() {
+                            let _ = self.poll.registry().deregister(&mut c.stream);
+                        }
+                        match connect(&self.poll, Token(k << 1 | 1), &target.host, target.port) {
+                            Ok(stream) => {
+                                slot.http = Some(Conn {
+                                    stream,
+                                    host: target.host.clone(),
+                                    port: target.port,
+                                    out: Vec::new(),
+                                    last: now,
+                                });
+                            }
+                            Err(e) => {
+                                slot.m.abort(
+                                    now,
+                                    format!("connect to {}:{}: {e}", target.host, target.port),
+                                );
+                                break;
+                            }
+                        }
+                    }
+                    if let Some(c) = slot.http.as_mut() {
+                        c.out.extend_from_slice(&self.out[..len]);
+                        c.last = now;
+                        if let Err(e) = flush(c) {
+                            let why = format!("HTTP to {}:{}: {e}", c.host, c.port);
+                            slot.m.abort(now, why);
+                        }
+                    }
+                }
+            }
+        }
+        if slot.tftp.is_some() && !slot.m.is_on_tftp() {
+            if let Some((mut sock, _)) = slot.tftp.take() {
+                let _ = self.poll.registry().deregister(&mut sock);
+            }
+        }
+        if let Some(event) = slot.m.poll_event() {
+            self.finish(k, event);
+            return;
+        }
+        let due = slot.m.poll_timeout();
+        if due != slot.armed {
+            slot.armed = due;
+            if let Some(at) = due {
+                self.timers.push(Reverse((at, k)));
+            }
+        }
+    }
+
+    fn finish(&mut self, k: usize, event: Event) {
+        let Some(mut slot) = self.slots[k].take() else {
+            return;
+        };
+        if let Some((mut sock, _)) = slot.tftp.take() {
+            let _ = self.poll.registry().deregister(&mut sock);
+        }
+        if let Some(mut c) = slot.http.take() {
+            let _ = self.poll.registry().deregister(&mut c.stream);
+        }
+        let s = &self.settings.fleet[k];
+        let failure = match event {
+            Event::Booted => None,
+            Event::Failed { phase, reason } => Some((phase, reason)),
+        };
+        self.outcomes[k] = Some(Outcome {
+            identity: s.identity,
+            start: s.start,
+            ended: std::mem::take(&mut slot.m.ended),
+            finished: slot.m.finished,
+            failure,
+        });
+        self.ended += 1;
+    }
+
+    fn read_raw(&mut self, now: Instant) -> Result<(), String> {
+        loop {
+            let Dhcp::Raw(link) = &self.dhcp else {
+                return Ok(());
+            };
+            let range = match link.recv_dhcp(&mut self.rx) {
+                Ok(Some(r)) => r,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(format!("read the raw link {}: {e}", link.interface())),
+            };
+            // chaddr: the BOOTP header's bytes 28..34.
+            let payload = &self.rx[range];
+            let Some(mac) = payload
+                .get(28..34)
+                .and_then(|m| <[u8; 6]>::try_from(m).ok())
+            else {
+                continue;
+            };
+            let Some(&k) = self.macs.get(&mac) else {
+                continue;
+            };
+            if let Some(slot) = self.slots[k].as_mut() {
+                slot.m.handle_dhcp(now, payload);
+                self.pump(now, k);
+            }
+        }
+    }
+
+    fn read_tftp(&mut self, now: Instant, k: usize) {
+        let Some(slot) = self.slots[k].as_mut() else {
+            return;
+        };
+        let Some((sock, server)) = &slot.tftp else {
+            return;
+        };
+        loop {
+            match sock.recv_from(&mut self.rx) {
+                Ok((n, SocketAddr::V4(from))) if from.ip() == server => {
+                    slot.m.handle_tftp(now, from.port(), &self.rx[..n]);
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn on_http(&mut self, now: Instant, k: usize, writable: bool) {
+        let Some(slot) = self.slots[k].as_mut() else {
+            return;
+        };
+        let Some(c) = slot.http.as_mut() else {
+            return;
+        };
+        if writable {
+            if let Err(e) = flush(c) {
+                let why = format!("HTTP to {}:{}: {e}", c.host, c.port);
+                slot.m.abort(now, why);
+                return;
+            }
+        }
+        for _ in 0..READS_PER_TURN {
+            // Body bytes the machine does not keep are dropped in the kernel
+            // (MSG_TRUNC): counting 40 MB needs no copy of it.
+            let skip = slot.m.http_discardable();
+            let got = if skip > 0 {
+                discard(&c.stream, skip.min(DISCARD_MAX)).map(|n| (n, true))
+            } else {
+                c.stream.read(&mut self.rx).map(|n| (n, false))
+            };
+            match got {
+                Ok((0, _)) => {
+                    let _ = self.poll.registry().deregister(&mut c.stream);
+                    slot.http = None;
+                    slot.m.handle_http_eof(now);
+                    return;
+                }
+                Ok((n, dropped)) => {
+                    c.last = now;
+                    if dropped {
+                        slot.m.handle_http_discarded(now, n as u64);
+                    } else {
+                        let _ = slot.m.handle_http(now, &self.rx[..n]);
+                    }
+                    if !slot.m.is_on_http() || slot.m.close_http_pending() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let why = format!("HTTP from {}:{}: {e}", c.host, c.port);
+                    slot.m.abort(now, why);
+                    return;
+                }
+            }
+        }
+        // Still readable: come back after the other machines had their turn
+        // (readiness is edge-triggered, so no new event would come).
+        self.ready.push(k);
+    }
+
+    /// Times out silent HTTP exchanges and machines past the deadline.
+    fn sweep(&mut self, now: Instant) {
+        let past_deadline = now - self.started >= self.settings.deadline;
+        for k in 0..self.slots.len() {
+            let Some(slot) = self.slots[k].as_mut() else {
+                continue;
+            };
+            if past_deadline {
+                let why = format!(
+                    "still booting at the storm's deadline ({} s)",
+                    self.settings.deadline.as_secs()
+                );
+                slot.m.abort(now, why);
+            } else if slot.m.is_on_http() {
+                let silent = slot.http.as_ref().map_or(Duration::ZERO, |c| now - c.last);
+                if silent >= self.settings.http_timeout {
+                    let why = format!(
+                        "no HTTP bytes for {} s",
+                        self.settings.http_timeout.as_secs()
+                    );
+                    slot.m.abort(now, why);
+                }
+            }
+            if slot.m.is_done() {
+                self.pump(now, k);
+            }
+        }
+    }
+
+    fn progress(&self, now: Instant, tty: bool) {
+        let mut in_phase = [0usize; PHASES.len()];
+        for slot in self.slots.iter().flatten() {
+            in_phase[slot.m.phase() as usize] += 1;
+        }
+        let booted = self
+            .outcomes
+            .iter()
+            .flatten()
+            .filter(|o| o.failure.is_none())
+            .count();
+        let failed = self.ended - booted;
+        let waiting = self.slots.len() - self.ended - in_phase.iter().sum::<usize>();
+        let mut line = format!("storm {:>6.1} s:", (now - self.started).as_secs_f64());
+        if waiting > 0 {
+            line.push_str(&format!(" off {waiting}"));
+        }
+        for (p, c) in PHASES.iter().zip(in_phase) {
+            if c > 0 {
+                line.push_str(&format!(" {} {c}", p.name()));
+            }
+        }
+        line.push_str(&format!(
+            " | booted {booted} failed {failed} of {}",
+            self.slots.len()
+        ));
+        let mut err = std::io::stderr().lock();
+        let _ = if tty {
+            write!(err, "\r{line}\x1b[K")
+        } else {
+            writeln!(err, "{line}")
+        };
+    }
+}
+
+fn udp_socket(poll: &Poll, token: Token) -> std::io::Result<UdpSocket> {
+    let mut sock = UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))?;
+    poll.registry()
+        .register(&mut sock, token, Interest::READABLE)?;
+    Ok(sock)
+}
+
+fn connect(poll: &Poll, token: Token, host: &str, port: u16) -> std::io::Result<TcpStream> {
+    let addr = (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other("the name has no address"))?;
+    let mut stream = TcpStream::connect(addr)?;
+    let _ = stream.set_nodelay(true);
+    poll.registry()
+        .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
+    Ok(stream)
+}
+
+/// Drops up to `n` bytes waiting on `stream` without copying them.
+fn discard(stream: &TcpStream, n: u64) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let mut sink = [0u8; 1];
+    loop {
+        // SAFETY: with MSG_TRUNC a TCP socket discards the bytes instead of
+        // writing them; `sink` is a valid buffer in any case.
+        let r = unsafe {
+            libc::recv(
+                stream.as_raw_fd(),
+                sink.as_mut_ptr().cast(),
+                n as usize,
+                libc::MSG_TRUNC | libc::MSG_DONTWAIT,
+            )
+        };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Writes what the connection has queued, as far as the socket takes it.
+fn flush(c: &mut Conn) -> std::io::Result<()> {
+    while !c.out.is_empty() {
+        match c.stream.write(&c.out) {
+            Ok(0) => return Err(std::io::Error::from(std::io::ErrorKind::WriteZero)),
+            Ok(n) => {
+                c.out.drain(..n);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::NotConnected
+                ) =>
+            {
+                return Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// CPU time (user + system) of the calling thread.
+pub fn thread_cpu() -> Duration {
+    rusage(libc::RUSAGE_THREAD)
+}
+
+/// CPU time (user + system) of the whole process.
+pub fn process_cpu() -> Duration {
+    rusage(libc::RUSAGE_SELF)
+}
+
+fn rusage(who: libc::c_int) -> Duration {
+    // SAFETY: rusage is plain data; zeroed is valid and getrusage fills it.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid rusage for the call to write.
+    if unsafe { libc::getrusage(who, &raw mut u) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// Raises the soft open-file limit toward `want` (at most the hard limit): a
+/// storm holds a socket or two per machine.
+fn raise_fd_limit(want: usize) {
+    // SAFETY: rlimit is plain data; getrlimit fills it.
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: `lim` is valid for the call to write.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } != 0 {
+        return;
+    }
+    let want = (want as libc::rlim_t).min(lim.rlim_max);
+    if lim.rlim_cur < want {
+        lim.rlim_cur = want;
+        // SAFETY: `lim` is a valid rlimit for the call to read.
+        let _ = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim) };
+    }
+}

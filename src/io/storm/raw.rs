@@ -1,0 +1,250 @@
+//! Raw Ethernet frames for `rackboot storm --interface`: virtual machines have no
+//! address and each its own MAC, so their DHCP leaves as whole frames written
+//! from that MAC, and replies (broadcast, or unicast to a MAC the host does not
+//! own) are read off the link before the IP stack would drop them. A socket
+//! filter passes only IPv4 UDP to port 68, so a storm's TFTP and HTTP bytes never
+//! cross into this socket.
+
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::wire::ipv4;
+
+const ETH_HEADER: usize = 14;
+const ETH_P_IP: u16 = 0x0800;
+
+/// A packet socket on one interface.
+#[derive(Debug)]
+pub struct Link {
+    fd: OwnedFd,
+    interface: String,
+}
+
+/// "IPv4, UDP, not a fragment, destination port 68" as classic BPF.
+const FILTER: [libc::sock_filter; 11] = [
+    op(0x28, 0, 0, 12),     // ldh [12]
+    op(0x15, 0, 8, 0x0800), // jeq IPv4, else drop
+    op(0x30, 0, 0, 23),     // ldb [23]
+    op(0x15, 0, 6, 17),     // jeq UDP, else drop
+    op(0x28, 0, 0, 20),     // ldh [20]
+    op(0x45, 4, 0, 0x1fff), // jset fragment offset: drop
+    op(0xb1, 0, 0, 14),     // ldxb 4*([14]&0xf)
+    op(0x48, 0, 0, 16),     // ldh [x+16]: UDP destination port
+    op(0x15, 0, 1, 68),     // jeq 68, else drop
+    op(0x06, 0, 0, 0xffff), // accept
+    op(0x06, 0, 0, 0),      // drop
+];
+
+const fn op(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
+fn last_error(op: &str, interface: &str) -> String {
+    let e = std::io::Error::last_os_error();
+    let hint = match e.raw_os_error() {
+        Some(libc::EPERM | libc::EACCES) => {
+            " (raw frames need root or CAP_NET_RAW: run as root, or without --interface for the self mode)"
+        }
+        Some(libc::ENODEV) => " (no such interface: `ip link` lists them)",
+        Some(libc::ENETDOWN) => " (the interface is down: `ip link set IF up`)",
+        _ => "",
+    };
+    format!("{op} on {interface}: {e}{hint}")
+}
+
+impl Link {
+    /// A nonblocking packet socket bound to `interface`, filtered to DHCP
+    /// replies, in promiscuous mode (a unicast reply goes to a MAC that is not
+    /// the interface's).
+    ///
+    /// # Errors
+    /// The interface does not exist, or the process may not open raw sockets;
+    /// the message says which and what to do.
+    pub fn open(interface: &str) -> Result<Self, String> {
+        let name = std::ffi::CString::new(interface)
+            .map_err(|_| format!("interface name {interface:?} holds a NUL byte"))?;
+        // SAFETY: `name` is a valid NUL-terminated string for the call.
+        let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        if index == 0 {
+            return Err(last_error("find the interface", interface));
+        }
+        // SAFETY: plain socket(2); the result is checked before use.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                i32::from(ETH_P_IP.to_be()),
+            )
+        };
+        if raw < 0 {
+            return Err(last_error("open a packet socket", interface));
+        }
+        // SAFETY: `raw` is a fresh descriptor this function owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let program = libc::sock_fprog {
+            len: FILTER.len() as u16,
+            filter: FILTER.as_ptr().cast_mut(),
+        };
+        // SAFETY: `program` points at FILTER, which lives for the program's
+        // lifetime; the kernel copies it during the call.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ATTACH_FILTER,
+                (&raw const program).cast(),
+                std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(last_error("attach the DHCP filter", interface));
+        }
+        // SAFETY: sockaddr_ll is plain data; zeroed is a valid start.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_protocol = ETH_P_IP.to_be();
+        addr.sll_ifindex = index as i32;
+        // SAFETY: `addr` is a valid sockaddr_ll of the given size.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&raw const addr).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(last_error("bind the packet socket", interface));
+        }
+        let mreq = libc::packet_mreq {
+            mr_ifindex: index as i32,
+            mr_type: libc::PACKET_MR_PROMISC as u16,
+            mr_alen: 0,
+            mr_address: [0; 8],
+        };
+        // SAFETY: `mreq` is a valid packet_mreq of the given size.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_ADD_MEMBERSHIP,
+                (&raw const mreq).cast(),
+                std::mem::size_of::<libc::packet_mreq>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(last_error("enter promiscuous mode", interface));
+        }
+        Ok(Self {
+            fd,
+            interface: interface.to_owned(),
+        })
+    }
+
+    /// The interface's name.
+    pub fn interface(&self) -> &str {
+        &self.interface
+    }
+
+    /// Its descriptor, for the poller.
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Broadcasts `payload` as a DHCP client with no address: from `mac`,
+    /// 0.0.0.0:68 to 255.255.255.255:67.
+    ///
+    /// # Errors
+    /// The kernel refused the frame (a full queue shows as `WouldBlock`).
+    pub fn send_dhcp(
+        &self,
+        mac: [u8; 6],
+        payload: &[u8],
+        frame: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        frame.clear();
+        frame.extend_from_slice(&[0xff; 6]);
+        frame.extend_from_slice(&mac);
+        frame.extend_from_slice(&ETH_P_IP.to_be_bytes());
+        frame.extend_from_slice(&ipv4::udp_headers(
+            Ipv4Addr::UNSPECIFIED,
+            68,
+            Ipv4Addr::BROADCAST,
+            67,
+            payload,
+        ));
+        frame.extend_from_slice(payload);
+        // SAFETY: `frame` is valid for reads of its length during the call.
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// The next frame's DHCP payload, written into `buf`: its range there, or
+    /// `None` when no frame waits. Frames the filter let through that are not
+    /// well-formed IPv4/UDP are skipped.
+    ///
+    /// # Errors
+    /// The socket failed.
+    pub fn recv_dhcp(&self, buf: &mut [u8]) -> std::io::Result<Option<std::ops::Range<usize>>> {
+        loop {
+            // SAFETY: `buf` is valid for writes of its length during the call.
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                return match e.kind() {
+                    std::io::ErrorKind::WouldBlock => Ok(None),
+                    std::io::ErrorKind::Interrupted => continue,
+                    _ => Err(e),
+                };
+            }
+            if let Some(range) = udp_payload(&buf[..n as usize]) {
+                return Ok(Some(range));
+            }
+        }
+    }
+}
+
+/// Where the UDP payload of an Ethernet + IPv4 + UDP frame lies.
+fn udp_payload(frame: &[u8]) -> Option<std::ops::Range<usize>> {
+    let ip = frame.get(ETH_HEADER..)?;
+    let ihl = usize::from(ip.first()? & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
+    let udp = ip.get(ihl..total.min(ip.len()))?;
+    let len = usize::from(u16::from_be_bytes([*udp.get(4)?, *udp.get(5)?]));
+    let start = ETH_HEADER + ihl + 8;
+    let end = ETH_HEADER + ihl + len.min(udp.len());
+    (start <= end).then_some(start..end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_payload_of_a_frame_is_found_and_short_frames_are_not() {
+        let payload = b"dhcp reply";
+        let mut frame = vec![0u8; ETH_HEADER];
+        frame[12..14].copy_from_slice(&ETH_P_IP.to_be_bytes());
+        frame.extend_from_slice(&ipv4::udp_headers(
+            Ipv4Addr::new(10, 0, 0, 1),
+            67,
+            Ipv4Addr::BROADCAST,
+            68,
+            payload,
+        ));
+        frame.extend_from_slice(payload);
+        frame.extend_from_slice(&[0; 6]); // Ethernet padding
+        let r = udp_payload(&frame).unwrap();
+        assert_eq!(&frame[r], payload);
+        assert_eq!(udp_payload(&frame[..20]), None);
+    }
+}
