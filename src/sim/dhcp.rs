@@ -180,10 +180,15 @@ impl Client {
         if p.op() != 2 || p.xid() != self.xid || p.mac() != Some(self.mac) {
             return Ok(());
         }
-        let file = o
+        let mut file = o
             .get(code::BOOTFILE)
             .map(|f| f.into_owned())
             .unwrap_or_else(|| p.file().to_vec());
+        // Firmware reads the name as a C string: dnsmasq ends option 67 with a
+        // NUL, and the `file` field is NUL-padded.
+        if let Some(end) = file.iter().position(|&b| b == 0) {
+            file.truncate(end);
+        }
         let seen = Offer {
             ip: p.yiaddr(),
             server: o.ip(code::SERVER_ID).unwrap_or(p.siaddr()),

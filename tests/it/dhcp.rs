@@ -4,77 +4,11 @@
 //! client (dhcp_client.py) in the others. Needs root.
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::ns::{in_ns, sh, spawn_in, Kill, Net};
 use crate::support::{run, Fixture, Server, TempDir};
 
-/// Namespaces made for one test, removed on drop.
-struct Net {
-    tag: String,
-    spaces: Vec<String>,
-}
-
-impl Net {
-    fn new(tag: &str) -> Self {
-        assert!(
-            run("id", &["-u"]).stdout.starts_with(b"0\n"),
-            "network namespace tests need root: run tests/run as root (CI does)"
-        );
-        Self {
-            tag: format!("rbd{tag}{}", std::process::id()),
-            spaces: Vec::new(),
-        }
-    }
-
-    /// A namespace with loopback up.
-    fn ns(&mut self, name: &str) -> String {
-        let ns = format!("{}{name}", self.tag);
-        let _ = run("ip", &["netns", "del", &ns]);
-        sh(&format!("ip netns add {ns} && ip -n {ns} link set lo up"));
-        self.spaces.push(ns.clone());
-        ns
-    }
-
-    /// A veth pair between `a` and `b` (made inside `a`, so no name ever meets
-    /// another test's in the root namespace), with optional addresses.
-    fn veth(a: &str, a_if: &str, a_ip: Option<&str>, b: &str, b_if: &str, b_ip: Option<&str>) {
-        sh(&format!(
-            "ip -n {a} link add {a_if} type veth peer name {b_if} netns {b}"
-        ));
-        for (ns, ifname, ip) in [(a, a_if, a_ip), (b, b_if, b_ip)] {
-            if let Some(ip) = ip {
-                sh(&format!("ip -n {ns} addr add {ip} dev {ifname}"));
-            }
-            sh(&format!("ip -n {ns} link set {ifname} up"));
-        }
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for ns in &self.spaces {
-            let _ = run("ip", &["netns", "del", ns]);
-        }
-    }
-}
-
-fn sh(cmd: &str) -> String {
-    let o = run("sh", &["-c", cmd]);
-    assert!(
-        o.status.success(),
-        "{cmd}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn in_ns(ns: &str, cmd: &str) -> std::process::Output {
-    run("ip", &["netns", "exec", ns, "sh", "-c", cmd])
-}
-
-/// The scripted client's JSON lines, as one string (it prints offers and the ACK).
 fn client(ns: &str, args: &str) -> (bool, String) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/dhcp_client.py");
     let o = in_ns(ns, &format!("python3 {script} {args}"));
@@ -390,24 +324,6 @@ fn firmware_identities_get_what_the_boot_policy_says() {
     let summary =
         summary.unwrap_or_else(|| panic!("no drop summary:\n{}", server.log().join("\n")));
     assert!(summary.contains("total=6"), "{summary}");
-}
-
-fn spawn_in(ns: &str, cmd: &str) -> Child {
-    Command::new("ip")
-        .args(["netns", "exec", ns, "sh", "-c", cmd])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Server `s` (.1), dnsmasq `d` (.2) and client `c` (no address) on one bridge

@@ -13,5 +13,7 @@ mod dhcp;
 mod fuzz_replay;
 mod loopback;
 mod netns;
+mod ns;
+mod storm;
 mod support;
 mod tftp;

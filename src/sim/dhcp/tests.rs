@@ -154,3 +154,20 @@ fn replies_for_another_transaction_are_ignored_and_garbage_is_an_error() {
     );
     assert!(c.handle(t0, b"not dhcp").is_err());
 }
+
+#[test]
+fn a_boot_file_ending_in_nul_is_read_as_the_c_string_firmware_sees() {
+    // dnsmasq sends option 67 with its NUL terminator.
+    let mut rules = policy::defaults();
+    for r in &mut rules {
+        if let Some(a) = r.action.as_mut() {
+            if a.file.as_deref() == Some("ipxe.efi") {
+                a.file = Some("ipxe.efi\0".into());
+            }
+        }
+    }
+    let t0 = testutil::t0();
+    let client = Client::new(t0, Identity::Edk2Pxe, mac(8), [7; 16], 0x88);
+    let (e, _) = play(t0, client, &mut [server(Mode::Server, rules, SERVER)]);
+    assert_eq!(bound(e).0.file, "ipxe.efi");
+}
