@@ -140,6 +140,11 @@ fn play(args: &Args) -> Result<bool, String> {
             .saturating_sub(cpu_before)
             .saturating_sub(done.cpu)
     });
+    let target = if done.from_leases {
+        format!("{target}, each machine from its leased address")
+    } else {
+        format!("{target}, every machine from this host's address")
+    };
     let run = Run {
         seed,
         target,

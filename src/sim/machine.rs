@@ -129,6 +129,8 @@ pub struct Machine {
     pub bytes: u64,
     /// When the boot ended (booted or failed), from the machine's start.
     pub finished: Option<Duration>,
+    /// The address its last DHCP exchange leased.
+    address: Option<Ipv4Addr>,
     /// The last response said `Connection: close`.
     close_http: bool,
     /// Bytes and retries of the phase in progress.
@@ -167,6 +169,7 @@ impl Machine {
             ended: Vec::new(),
             bytes: 0,
             finished: None,
+            address: None,
             close_http: false,
             phase_bytes: 0,
             phase_retries: 0,
@@ -375,6 +378,12 @@ impl Machine {
         std::mem::take(&mut self.close_http)
     }
 
+    /// The address its DHCP leased, once it has one: where its TFTP and HTTP
+    /// come from on a real network.
+    pub fn address(&self) -> Option<Ipv4Addr> {
+        self.address
+    }
+
     /// Whether the boot ended.
     pub fn is_done(&self) -> bool {
         matches!(self.step, Step::Done)
@@ -392,6 +401,7 @@ impl Machine {
     }
 
     fn after_dhcp(&mut self, lease: dhcp::Offer) -> Result<Option<Next>, String> {
+        self.address = Some(lease.ip);
         match self.phase {
             Phase::InstallerDhcp => Ok(self.answers.clone().map(Next::Answers)),
             // An iPXE ROM's DHCP, or iPXE's after the NBP: the script URL.

@@ -246,6 +246,9 @@ fn fifty_machines_boot_against_dnsmasq_and_nginx() {
         "eth0",
         Some("10.78.0.2/24"),
     );
+    // The storm's side takes the pool as local: each machine's TFTP and HTTP
+    // leave from its leased address.
+    crate::ns::sh(&format!("ip -n {cli} route add local 10.78.0.128/25 dev eth0"));
     let dir = TempDir::new("storm-peers");
     let www = dir.0.join("www");
     let (script, preseed) = netboot_tree(&www, "10.78.0.1");
@@ -257,7 +260,7 @@ fn fifty_machines_boot_against_dnsmasq_and_nginx() {
         &srv,
         &format!(
             "exec dnsmasq --keep-in-foreground --conf-file=/dev/null --port=0 --user=root \
-             --interface=eth0 --bind-interfaces --dhcp-range=10.78.0.100,10.78.0.250,600 \
+             --interface=eth0 --bind-interfaces --dhcp-range=10.78.0.130,10.78.0.250,600 \
              --dhcp-leasefile={d}/leases --pid-file={d}/dnsmasq.pid --dhcp-lease-max=10000 --no-ping \
              --enable-tftp --tftp-root={d}/www --tftp-max=1000 \
              --dhcp-match=set:ipxe,175 --dhcp-vendorclass=set:http,HTTPClient \
@@ -301,6 +304,11 @@ fn fifty_machines_boot_against_dnsmasq_and_nginx() {
         ],
     );
     assert_all_booted(&out, &r, 50, script, preseed);
+    assert!(
+        r["target"].as_str().unwrap().contains("each machine from its leased address"),
+        "{}",
+        r["target"]
+    );
     // Every machine's DHCP went over the link: dnsmasq leased to all 50 MACs.
     let leases = std::fs::read_to_string(dir.0.join("leases")).unwrap();
     let macs: std::collections::HashSet<&str> =

@@ -66,6 +66,9 @@ pub struct Done {
     pub elapsed: Duration,
     /// CPU time of the driver's thread.
     pub cpu: Duration,
+    /// Whether TFTP and HTTP left from each machine's leased address (else
+    /// from the host's own).
+    pub from_leases: bool,
 }
 
 const RAW: Token = Token(usize::MAX);
@@ -103,6 +106,9 @@ struct Driver {
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     /// Connections left readable after their turn.
     ready: Vec<usize>,
+    /// TFTP and HTTP leave from the host's own address: the leased ones are
+    /// not local here (set at the first bind that fails).
+    own_address: bool,
     started: Instant,
     ended: usize,
     out: Vec<u8>,
@@ -139,6 +145,7 @@ pub fn run(settings: Settings, dhcp: Dhcp) -> Result<Done, String> {
         macs,
         timers: BinaryHeap::new(),
         ready: Vec::new(),
+        own_address: false,
         started: clock::now(),
         ended: 0,
         out: vec![0; 2048],
@@ -163,6 +170,7 @@ pub fn run(settings: Settings, dhcp: Dhcp) -> Result<Done, String> {
         .collect();
     Ok(Done {
         outcomes,
+        from_leases: !d.own_address,
         elapsed,
         cpu: thread_cpu().saturating_sub(cpu0),
     })
@@ -322,7 +330,10 @@ impl Driver {
                         }
                     }
                     if slot.tftp.is_none() {
-                        match udp_socket(&self.poll, Token(k << 1)) {
+                        let source = source_of(self.own_address, slot.m.address());
+                        match retry_from_host(&mut self.own_address, source, |src| {
+                            udp_socket(&self.poll, Token(k << 1), src)
+                        }) {
                             Ok(sock) => slot.tftp = Some((sock, server)),
                             Err(e) => {
                                 slot.m.abort(now, format!("open a TFTP socket: {e}"));
@@ -344,7 +355,12 @@ impl Driver {
                         if let Some(mut c) = slot.http.take() {
                             let _ = self.poll.registry().deregister(&mut c.stream);
                         }
-                        match connect(&self.poll, Token(k << 1 | 1), &target.host, target.port) {
+                        let source = source_of(self.own_address, slot.m.address());
+                        let token = Token(k << 1 | 1);
+                        let (host, port) = (&target.host, target.port);
+                        match retry_from_host(&mut self.own_address, source, |src| {
+                            connect(&self.poll, token, src, host, port)
+                        }) {
                             Ok(stream) => {
                                 slot.http = Some(Conn {
                                     stream,
@@ -582,23 +598,71 @@ impl Driver {
     }
 }
 
-fn udp_socket(poll: &Poll, token: Token) -> std::io::Result<UdpSocket> {
-    let mut sock = UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))?;
+fn udp_socket(poll: &Poll, token: Token, source: Ipv4Addr) -> std::io::Result<UdpSocket> {
+    let mut sock = UdpSocket::bind(SocketAddr::from((source, 0)))?;
     poll.registry()
         .register(&mut sock, token, Interest::READABLE)?;
     Ok(sock)
 }
 
-fn connect(poll: &Poll, token: Token, host: &str, port: u16) -> std::io::Result<TcpStream> {
+fn connect(
+    poll: &Poll,
+    token: Token,
+    source: Ipv4Addr,
+    host: &str,
+    port: u16,
+) -> std::io::Result<TcpStream> {
+    use socket2::{Domain, Socket, Type};
     let addr = (host, port)
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| std::io::Error::other("the name has no address"))?;
-    let mut stream = TcpStream::connect(addr)?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    if !source.is_unspecified() {
+        socket.bind(&SocketAddr::from((source, 0)).into())?;
+    }
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    let mut stream = TcpStream::from_std(socket.into());
     let _ = stream.set_nodelay(true);
     poll.registry()
         .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
     Ok(stream)
+}
+
+/// Where a machine's traffic leaves from: its lease, unless leases are not
+/// local to this host.
+fn source_of(own_address: bool, lease: Option<Ipv4Addr>) -> Ipv4Addr {
+    match lease {
+        Some(ip) if !own_address => ip,
+        _ => Ipv4Addr::UNSPECIFIED,
+    }
+}
+
+/// Opens a socket from `source`; when that address is not this host's, says
+/// so once and opens it (and every later one) from the host's own address.
+fn retry_from_host<T>(
+    own_address: &mut bool,
+    source: Ipv4Addr,
+    mut open: impl FnMut(Ipv4Addr) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    match open(source) {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable && !source.is_unspecified() => {
+            if !std::mem::replace(own_address, true) {
+                eprintln!(
+                    "storm: leased addresses such as {source} are not local to this host, so TFTP and HTTP \
+                     leave from its own address (a server limiting transfers per client sees one client); \
+                     to play each machine from its lease: ip route add local POOL/PREFIX dev IF"
+                );
+            }
+            open(Ipv4Addr::UNSPECIFIED)
+        }
+        other => other,
+    }
 }
 
 /// Drops up to `n` bytes waiting on `stream` without copying them.
