@@ -48,14 +48,18 @@ impl Identity {
         }
     }
 
-    /// How long after the first OFFER the client still waits for others: EDK2
-    /// collects offers for ~4 s; iPXE waits ~3 s for a ProxyDHCP offer unless
-    /// told no-pxedhcp (175.176); the installer takes the first.
-    fn collect(self, first: &Offer) -> Duration {
+    /// When the client, holding its first address OFFER (seen at `now`),
+    /// chooses: EDK2 collects offers until its retransmission timer runs out
+    /// (`retry_at`: 4 s after the first DISCOVER; Dhcp4Dxe's DhcpOnTimerTick
+    /// chooses instead of retransmitting); iPXE waits ~3 s for a ProxyDHCP offer
+    /// unless told no-pxedhcp (175.176); the installer takes the first.
+    fn decide_at(self, first: &Offer, now: Instant, retry_at: Instant) -> Instant {
         match self {
-            Identity::Edk2Pxe | Identity::UefiHttp => Duration::from_secs(4),
-            Identity::IpxeBios | Identity::IpxeEfi if !first.no_pxedhcp => Duration::from_secs(3),
-            _ => Duration::ZERO,
+            Identity::Edk2Pxe | Identity::UefiHttp => retry_at,
+            Identity::IpxeBios | Identity::IpxeEfi if !first.no_pxedhcp => {
+                now + Duration::from_secs(3)
+            }
+            _ => now,
         }
     }
 
@@ -199,12 +203,15 @@ impl Client {
         match (&mut self.state, o.message_type()) {
             (
                 State::Selecting {
-                    decide_at, offers, ..
+                    decide_at,
+                    offers,
+                    retry_at,
+                    ..
                 },
                 Some(MessageType::Offer),
             ) => {
                 if decide_at.is_none() && !seen.ip.is_unspecified() {
-                    *decide_at = Some(now + self.identity.collect(&seen));
+                    *decide_at = Some(self.identity.decide_at(&seen, now, *retry_at));
                 }
                 offers.push(seen);
                 self.handle_timeout(now);

@@ -248,7 +248,9 @@ fn fifty_machines_boot_against_dnsmasq_and_nginx() {
     );
     // The storm's side takes the pool as local: each machine's TFTP and HTTP
     // leave from its leased address.
-    crate::ns::sh(&format!("ip -n {cli} route add local 10.78.0.128/25 dev eth0"));
+    crate::ns::sh(&format!(
+        "ip -n {cli} route add local 10.78.0.128/25 dev eth0"
+    ));
     let dir = TempDir::new("storm-peers");
     let www = dir.0.join("www");
     let (script, preseed) = netboot_tree(&www, "10.78.0.1");
@@ -305,7 +307,10 @@ fn fifty_machines_boot_against_dnsmasq_and_nginx() {
     );
     assert_all_booted(&out, &r, 50, script, preseed);
     assert!(
-        r["target"].as_str().unwrap().contains("each machine from its leased address"),
+        r["target"]
+            .as_str()
+            .unwrap()
+            .contains("each machine from its leased address"),
         "{}",
         r["target"]
     );

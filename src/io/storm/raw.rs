@@ -134,6 +134,17 @@ impl Link {
         if rc != 0 {
             return Err(last_error("enter promiscuous mode", interface));
         }
+        // A rack's OFFERs arrive in one burst: with the default buffer the
+        // socket drops most of a thousand, and the machines retransmit as if
+        // the server had not answered.
+        for (force, plain, bytes) in [
+            (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, 64 << 20),
+            (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, 8 << 20),
+        ] {
+            if set_int(&fd, force, bytes).is_err() {
+                let _ = set_int(&fd, plain, bytes);
+            }
+        }
         Ok(Self {
             fd,
             interface: interface.to_owned(),
@@ -210,6 +221,24 @@ impl Link {
                 return Ok(Some(range));
             }
         }
+    }
+}
+
+fn set_int(fd: &OwnedFd, option: libc::c_int, value: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: `value` is a valid c_int for the call to read.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 

@@ -171,3 +171,38 @@ fn a_boot_file_ending_in_nul_is_read_as_the_c_string_firmware_sees() {
     let (e, _) = play(t0, client, &mut [server(Mode::Server, rules, SERVER)]);
     assert_eq!(bound(e).0.file, "ipxe.efi");
 }
+
+#[test]
+fn edk2_chooses_when_its_retransmission_timer_runs_out_not_before() {
+    // The first DISCOVER goes unanswered; the OFFER to the second (sent at
+    // 4 s) arrives at 6 s: EDK2 chooses when that DISCOVER's 8 s timer ends,
+    // at 12 s, and sends no third DISCOVER.
+    let (mut engine, _) = server(Mode::Server, policy::defaults(), SERVER);
+    let t0 = testutil::t0();
+    let mut c = Client::new(t0, Identity::Edk2Pxe, mac(9), [7; 16], 0x99);
+    let (mut tx, mut rx) = ([0u8; 1500], [0u8; 1500]);
+    assert!(c.poll_transmit(t0, &mut tx).is_some());
+    let at4 = t0 + Duration::from_secs(4);
+    assert_eq!(c.poll_timeout(), Some(at4));
+    c.handle_timeout(at4);
+    let len = c.poll_transmit(at4, &mut tx).unwrap();
+    let input = Input {
+        bytes: &tx[..len],
+        server: SERVER,
+        port: 67,
+        peer: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+    };
+    let Outcome::Reply(r) = engine.handle(&input, UNIX, &mut rx) else {
+        panic!("no offer")
+    };
+    c.handle(t0 + Duration::from_secs(6), &rx[..r.len]).unwrap();
+    let at12 = t0 + Duration::from_secs(12);
+    assert_eq!(c.poll_timeout(), Some(at12));
+    c.handle_timeout(at12);
+    let len = c.poll_transmit(at12, &mut tx).unwrap();
+    let sent = crate::wire::dhcp::Packet::new_checked(&tx[..len]).unwrap();
+    assert_eq!(
+        sent.options().unwrap().message_type(),
+        Some(MessageType::Request)
+    );
+}
