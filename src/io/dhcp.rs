@@ -13,7 +13,7 @@
 
 use std::io;
 use std::mem::{size_of, zeroed};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -274,6 +274,7 @@ impl Worker {
             file = %config.lease_file.display(),
             "dhcp listening"
         );
+        warn_if_arp_table_small(&settings, &iface);
         let poll = Poll::new().map_err(|e| format!("dhcp: epoll: {e}"))?;
         let mut main = mio::net::UdpSocket::from_std(main);
         poll.registry()
@@ -605,13 +606,20 @@ impl Worker {
                 None => Ok(()),
             },
             Dest::Unicast(a) => self.main.send_to(bytes, SocketAddr::V4(a)).map(drop),
-            Dest::Broadcast => self
-                .main
-                .send_to(
+            // A frame to ff:ff:ff:ff:ff:ff, not a datagram to 255.255.255.255:
+            // the IP path needs a neighbour entry even for broadcast, and a
+            // full ARP table (a large rack, see tuning/60-rackboot.conf) made
+            // the kernel drop those sends while reporting success.
+            Dest::Broadcast => {
+                let headers = ipv4::udp_headers(
+                    self.iface.addr,
+                    SERVER_PORT,
+                    Ipv4Addr::BROADCAST,
+                    CLIENT_PORT,
                     bytes,
-                    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT)),
-                )
-                .map(drop),
+                );
+                send_link(&self.link, self.iface.index, [0xff; 6], &[&headers, bytes])
+            }
             Dest::Link { mac, ip } => {
                 let headers =
                     ipv4::udp_headers(self.iface.addr, SERVER_PORT, ip, CLIENT_PORT, bytes);
@@ -628,9 +636,38 @@ impl Worker {
                 tracing::info!(mac = %p.mac, "dhcp NAK")
             }
             (Ok(()), kind) => {
-                tracing::debug!(mac = %p.mac, ip = %p.ip, kind = kind.name(), "dhcp reply")
+                tracing::debug!(mac = %p.mac, ip = %p.ip, kind = kind.name(), to = ?p.to, "dhcp reply")
             }
         }
+    }
+}
+
+/// Warns when the pools on the server's own link hold more addresses than the
+/// kernel's ARP table takes: past `gc_thresh3` entries it drops sends to new
+/// neighbours, and TFTP and HTTP to the machines stall.
+fn warn_if_arp_table_small(settings: &crate::proto::dhcp::Settings, iface: &Iface) {
+    let on_link: u64 = settings
+        .subnets
+        .iter()
+        .filter(|s| s.contains(iface.addr))
+        .map(|s| s.size())
+        .sum();
+    let path = "/proc/sys/net/ipv4/neigh/default/gc_thresh3";
+    let Some(limit) = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+    else {
+        return;
+    };
+    if on_link > limit {
+        tracing::warn!(
+            pool = on_link,
+            arp_limit = limit,
+            "dhcp: the pool on {} holds more addresses than the ARP table takes \
+             (net.ipv4.neigh.default.gc_thresh3): past it the kernel drops traffic to new machines; \
+             raise it (tuning/60-rackboot.conf)",
+            iface.name
+        );
     }
 }
 

@@ -6,6 +6,7 @@ use crate::support::{sha256, Fixture, Server};
 
 #[test]
 fn two_hundred_concurrent_downloads_of_40mb_all_complete_intact() {
+    let _turn = crate::support::heavy();
     let f = Fixture::new();
     let s = Server::start(&f.root(), &["--no-access-log"]);
     let want = sha256(&f.big);

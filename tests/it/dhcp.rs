@@ -607,6 +607,7 @@ const PERF_POOL: &str =
 
 #[test]
 fn perfdhcp_ten_thousand_clients_dora_without_a_drop() {
+    let _turn = crate::support::heavy();
     let mut net = Net::new("f");
     let (s, c) = perf_pair(&mut net);
     let dir = TempDir::new("dhcp-perf");
@@ -626,6 +627,7 @@ fn perfdhcp_ten_thousand_clients_dora_without_a_drop() {
 
 #[test]
 fn kill_9_in_the_middle_of_a_storm_loses_no_acked_lease() {
+    let _turn = crate::support::heavy();
     let mut net = Net::new("k");
     let (s, c) = perf_pair(&mut net);
     let dir = TempDir::new("dhcp-kill");

@@ -118,6 +118,7 @@ fn assert_all_booted(out: &Output, r: &Value, machines: u64, script: u64, presee
 
 #[test]
 fn two_hundred_machines_boot_against_the_in_process_rackboot() {
+    let _turn = crate::support::heavy();
     let dir = TempDir::new("storm-svg");
     let svg = dir.0.join("storm.svg");
     let (out, r) = storm(
@@ -228,6 +229,7 @@ fn wait_for(ns: &str, cmd: &str, what: &str) {
 
 #[test]
 fn fifty_machines_boot_against_dnsmasq_and_nginx() {
+    let _turn = crate::support::heavy();
     for (tool, package) in [("dnsmasq", "dnsmasq-base"), ("nginx", "nginx")] {
         assert!(
             run("sh", &["-c", &format!("command -v {tool}")])

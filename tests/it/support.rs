@@ -266,3 +266,13 @@ pub(crate) fn status_of(bytes: &[u8]) -> Option<u16> {
     let line = bytes.strip_prefix(b"HTTP/1.1 ")?;
     std::str::from_utf8(line.get(..3)?).ok()?.parse().ok()
 }
+
+/// Tests that load the whole machine (a storm of downloads, perfdhcp at a
+/// fixed rate) take turns: run together on two cores, one's load makes the
+/// other's load generator drop packets, and the test would blame the server.
+pub(crate) fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: Mutex<()> = Mutex::new(());
+    HEAVY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
