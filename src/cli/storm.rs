@@ -131,6 +131,11 @@ fn play(args: &Args) -> Result<bool, String> {
         deadline: Duration::from_secs(args.deadline.max(1)),
         tftp_port,
         progress: !args.quiet,
+        files_per_machine: match (args.until, &args.interface) {
+            (Phase::Dhcp, _) => 0,
+            (_, None) => 2,
+            (_, Some(_)) => 1,
+        },
     };
     let self_mode = args.interface.is_none();
     let cpu_before = storm::process_cpu();

@@ -55,6 +55,9 @@ pub struct Settings {
     pub tftp_port: u16,
     /// Print a progress line on stderr.
     pub progress: bool,
+    /// Open files the process may need per machine (a socket each in the
+    /// storm; two when the server runs in the same process).
+    pub files_per_machine: usize,
 }
 
 /// What the storm saw.
@@ -121,7 +124,7 @@ struct Driver {
 /// # Errors
 /// The poller could not be created, or the raw link failed.
 pub fn run(settings: Settings, dhcp: Dhcp) -> Result<Done, String> {
-    raise_fd_limit(settings.fleet.len() * 2 + 64);
+    raise_fd_limit(settings.fleet.len() * settings.files_per_machine + 64);
     let poll = Poll::new().map_err(|e| format!("create the poller: {e}"))?;
     if let Dhcp::Raw(link) = &dhcp {
         poll.registry()
@@ -737,13 +740,22 @@ fn rusage(who: libc::c_int) -> Duration {
 }
 
 /// Raises the soft open-file limit toward `want` (at most the hard limit): a
-/// storm holds a socket or two per machine.
+/// storm holds a socket or two per machine. Says so when the hard limit is
+/// lower.
 fn raise_fd_limit(want: usize) {
     // SAFETY: rlimit is plain data; getrlimit fills it.
     let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
     // SAFETY: `lim` is valid for the call to write.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } != 0 {
         return;
+    }
+    if (want as libc::rlim_t) > lim.rlim_max {
+        eprintln!(
+            "storm: this storm may hold ~{want} sockets (in self mode the server's count too), but \
+             the open-file limit is {}: machines past it fail with 'Too many open files'; raise it \
+             (ulimit -Hn) or spread the power-ons (--ramp)",
+            lim.rlim_max
+        );
     }
     let want = (want as libc::rlim_t).min(lim.rlim_max);
     if lim.rlim_cur < want {
