@@ -3,13 +3,13 @@
 //! not only rackboot's), and against a link where nothing answers.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::ns::{in_ns, spawn_in, Kill, Net};
-use crate::support::{run, TempDir};
+use crate::support::{rackboot_in, run, TempDir};
 
 const NBP: u64 = 850_528;
 const KERNEL: u64 = 8_200_000;
@@ -18,16 +18,7 @@ const INITRD: u64 = 40_800_000;
 fn storm(netns: Option<&str>, args: &[&str]) -> (Output, Value) {
     let dir = TempDir::new("storm");
     let json = dir.0.join("report.json");
-    let bin = env!("CARGO_BIN_EXE_rackboot");
-    let mut cmd = match netns {
-        Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns, bin]);
-            c
-        }
-        None => Command::new(bin),
-    };
-    let out = cmd
+    let out = rackboot_in(netns)
         .arg("storm")
         .args(args)
         .arg("--json")

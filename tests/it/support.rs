@@ -82,16 +82,7 @@ impl Server {
     /// Starts the server inside network namespace `netns` (when given), with HTTP
     /// on `ip` and a free port.
     pub(crate) fn start_in(netns: Option<&str>, ip: &str, root: &Path, extra: &[&str]) -> Self {
-        let bin = env!("CARGO_BIN_EXE_rackboot");
-        let mut cmd = match netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, bin]);
-                c
-            }
-            None => Command::new(bin),
-        };
-        let mut child = cmd
+        let mut child = rackboot_in(netns)
             .args(["serve", "--http", &format!("{ip}:0"), "--root"])
             .arg(root)
             .args(extra)
@@ -265,6 +256,19 @@ pub(crate) fn raw(addr: SocketAddr, request: &[u8], wait: Duration) -> (Vec<u8>,
 pub(crate) fn status_of(bytes: &[u8]) -> Option<u16> {
     let line = bytes.strip_prefix(b"HTTP/1.1 ")?;
     std::str::from_utf8(line.get(..3)?).ok()?.parse().ok()
+}
+
+/// The rackboot binary as a command, inside network namespace `netns` when given.
+pub(crate) fn rackboot_in(netns: Option<&str>) -> Command {
+    let bin = env!("CARGO_BIN_EXE_rackboot");
+    match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, bin]);
+            c
+        }
+        None => Command::new(bin),
+    }
 }
 
 /// Tests that load the whole machine (a storm of downloads, perfdhcp at a

@@ -85,18 +85,9 @@ impl Link {
             len: FILTER.len() as u16,
             filter: FILTER.as_ptr().cast_mut(),
         };
-        // SAFETY: `program` points at FILTER, which lives for the program's
-        // lifetime; the kernel copies it during the call.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ATTACH_FILTER,
-                (&raw const program).cast(),
-                std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
+        // The kernel copies the program (which points at FILTER) during the call.
+        let rc = set_option(&fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &program);
+        if rc.is_err() {
             return Err(last_error("attach the DHCP filter", interface));
         }
         // SAFETY: sockaddr_ll is plain data; zeroed is a valid start.
@@ -121,17 +112,8 @@ impl Link {
             mr_alen: 0,
             mr_address: [0; 8],
         };
-        // SAFETY: `mreq` is a valid packet_mreq of the given size.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                libc::PACKET_ADD_MEMBERSHIP,
-                (&raw const mreq).cast(),
-                std::mem::size_of::<libc::packet_mreq>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
+        let rc = set_option(&fd, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq);
+        if rc.is_err() {
             return Err(last_error("enter promiscuous mode", interface));
         }
         // A rack's OFFERs arrive in one burst: with the default buffer the
@@ -141,8 +123,9 @@ impl Link {
             (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, 64 << 20),
             (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, 8 << 20),
         ] {
-            if set_int(&fd, force, bytes).is_err() {
-                let _ = set_int(&fd, plain, bytes);
+            let level = libc::SOL_SOCKET;
+            if set_option(&fd, level, force, &bytes).is_err() {
+                let _ = set_option(&fd, level, plain, &bytes);
             }
         }
         Ok(Self {
@@ -224,15 +207,22 @@ impl Link {
     }
 }
 
-fn set_int(fd: &OwnedFd, option: libc::c_int, value: libc::c_int) -> std::io::Result<()> {
-    // SAFETY: `value` is a valid c_int for the call to read.
+/// setsockopt(2) with `value` as the option's plain-data argument.
+fn set_option<T>(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    option: libc::c_int,
+    value: &T,
+) -> std::io::Result<()> {
+    // SAFETY: `value` is a valid, initialised T for the call to read, and the
+    // length passed is its size.
     let rc = unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
-            libc::SOL_SOCKET,
+            level,
             option,
-            (&raw const value).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            std::ptr::from_ref(value).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
     if rc == 0 {
