@@ -10,6 +10,7 @@ mod bad_input;
 mod check;
 mod concurrency;
 mod dhcp;
+mod firmware;
 mod fuzz_replay;
 mod loopback;
 mod netns;

@@ -1,0 +1,249 @@
+//! Real firmware booting the Debian 12 installer from one `rackboot serve`:
+//! QEMU (TCG) on a tap in a namespace the test makes, bridged to rackboot's
+//! interface. A test passes when the installer's kernel has booted (serial
+//! console) and the installer fetched its preseed over HTTP. Needs root,
+//! qemu-system-x86, ipxe-qemu, ipxe, ovmf and debian-installer-12-netboot-amd64;
+//! their files are found with `dpkg -L`, never by a fixed path.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::ns::{sh, Kill, Net};
+use crate::support::{rackboot_in, run, TempDir};
+
+/// Each boot is bounded; TCG reaches the installer's preseed in ~2-3 min here.
+const BOOT_LIMIT: Duration = Duration::from_secs(300);
+
+/// The file of `package` whose path ends with `suffix`.
+fn package_file(package: &str, suffix: &str) -> PathBuf {
+    let out = run("dpkg", &["-L", package]);
+    assert!(
+        out.status.success(),
+        "{package} is not installed: apt-get install {package}"
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.ends_with(suffix))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("{package} has no file ending in {suffix}"))
+}
+
+/// The boot root: the installer's kernel and initrd, iPXE's EFI binary, a boot
+/// script naming `server`, and a preseed.
+fn boot_root(root: &Path, server: &str) {
+    let di = "debian-installer-12-netboot-amd64";
+    std::fs::create_dir_all(root).unwrap();
+    for (from, to) in [
+        (
+            package_file(di, "/text/debian-installer/amd64/linux"),
+            "linux",
+        ),
+        (
+            package_file(di, "/text/debian-installer/amd64/initrd.gz"),
+            "initrd.gz",
+        ),
+        (package_file("ipxe", "/ipxe.efi"), "ipxe.efi"),
+    ] {
+        std::fs::copy(&from, root.join(to)).unwrap();
+    }
+    std::fs::write(
+        root.join("boot.ipxe"),
+        format!(
+            "#!ipxe\nkernel http://{server}/linux initrd=initrd.gz console=ttyS0,115200 auto=true \
+             priority=critical url=http://{server}/preseed.cfg\ninitrd http://{server}/initrd.gz\nboot\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("preseed.cfg"),
+        "d-i debian-installer/locale string en_US.UTF-8\n",
+    )
+    .unwrap();
+}
+
+/// A namespace with bridge `br0` at `server`/24 and tap `tap0` on it.
+fn boot_network(net: &mut Net, server: &str) -> String {
+    let ns = net.ns("q");
+    sh(&format!(
+        "ip -n {ns} link add br0 type bridge && ip -n {ns} addr add {server}/24 dev br0 && \
+         ip -n {ns} link set br0 up && ip -n {ns} tuntap add dev tap0 mode tap && \
+         ip -n {ns} link set tap0 master br0 && ip -n {ns} link set tap0 up"
+    ));
+    ns
+}
+
+/// rackboot serving DHCP, TFTP and HTTP on `br0`; its log goes to `log`.
+fn serve(ns: &str, server: &str, dir: &Path, root: &Path, log: &Path) -> Kill {
+    let config = dir.join("rackboot.toml");
+    let prefix = server.rsplit_once('.').unwrap().0;
+    let text = format!(
+        "[dhcp]\ninterface = \"br0\"\nlease_file = \"{dir}/leases\"\n[[dhcp.subnet]]\n\
+         ranges = [\"{prefix}.100-{prefix}.200\"]\nrouter = \"{server}\"\ndns = [\"{server}\"]\n",
+        dir = dir.display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let child = rackboot_in(Some(ns))
+        .args(["serve", "--config", config.to_str().unwrap(), "--root"])
+        .arg(root)
+        .args(["--http", &format!("{server}:80")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let kill = Kill(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .contains("dhcp listening")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "rackboot did not start: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    kill
+}
+
+/// QEMU with `firmware` args and a virtio NIC with `mac` on `tap0`.
+fn qemu(ns: &str, serial: &Path, firmware: &[String], nic: &str) -> Kill {
+    assert!(
+        run("sh", &["-c", "command -v qemu-system-x86_64"])
+            .status
+            .success(),
+        "qemu-system-x86_64 is not installed: apt-get install qemu-system-x86 ipxe-qemu"
+    );
+    let child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "qemu-system-x86_64",
+            "-accel",
+            "tcg",
+            "-m",
+            "1024",
+        ])
+        .args(["-display", "none", "-monitor", "none"])
+        .arg("-serial")
+        .arg(format!("file:{}", serial.display()))
+        .args(firmware)
+        .args([
+            "-netdev",
+            "tap,id=n0,ifname=tap0,script=no,downscript=no",
+            "-device",
+            nic,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Kill(child)
+}
+
+/// Waits (bounded) until the installer fetched its preseed; returns rackboot's
+/// log and the serial console.
+fn wait_for_preseed(log: &Path, serial: &Path, started: Instant) -> (String, String) {
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let console =
+            String::from_utf8_lossy(&std::fs::read(serial).unwrap_or_default()).into_owned();
+        let fetched = text.lines().any(|l| {
+            l.contains("target=/preseed.cfg status=200") && l.contains("debian-installer")
+        });
+        if fetched {
+            return (text, console);
+        }
+        assert!(
+            started.elapsed() < BOOT_LIMIT,
+            "no preseed fetched in {BOOT_LIMIT:?}.\nrackboot log:\n{text}\nserial console (tail):\n{}",
+            console.chars().rev().take(3000).collect::<String>().chars().rev().collect::<String>()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn assert_installer_booted(log: &str, console: &str) {
+    assert!(
+        console.contains("Linux version") && console.contains("url=http://10.81.0.1/preseed.cfg"),
+        "the serial console does not show the installer's kernel booting:\n{console}"
+    );
+    for path in ["/boot.ipxe", "/linux", "/initrd.gz"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(&format!("target={path} status=200"))),
+            "{path} was not served:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn seabios_with_the_ipxe_rom_boots_the_installer_to_its_preseed() {
+    let _turn = crate::support::heavy();
+    let mut net = Net::new("qb");
+    let server = "10.81.0.1";
+    let ns = boot_network(&mut net, server);
+    let dir = TempDir::new("fw-bios");
+    let root = dir.0.join("root");
+    boot_root(&root, server);
+    let log = dir.0.join("rackboot.log");
+    let _rackboot = serve(&ns, server, &dir.0, &root, &log);
+    let serial = dir.0.join("serial.log");
+    let started = Instant::now();
+    // SeaBIOS runs the virtio NIC's iPXE ROM (ipxe-qemu): iPXE's own DHCP, then
+    // the boot script over HTTP.
+    let _vm = qemu(
+        &ns,
+        &serial,
+        &["-boot".into(), "n".into()],
+        "virtio-net-pci,netdev=n0,mac=52:54:00:81:00:01",
+    );
+    let (log, console) = wait_for_preseed(&log, &serial, started);
+    assert_installer_booted(&log, &console);
+    assert!(
+        !log.contains("proto=tftp"),
+        "an iPXE ROM needs no TFTP:\n{log}"
+    );
+}
+
+#[test]
+fn ovmf_edk2_pxe_tftps_ipxe_efi_and_boots_the_installer_to_its_preseed() {
+    let _turn = crate::support::heavy();
+    let mut net = Net::new("qu");
+    let server = "10.81.0.1";
+    let ns = boot_network(&mut net, server);
+    let dir = TempDir::new("fw-uefi");
+    let root = dir.0.join("root");
+    boot_root(&root, server);
+    let log = dir.0.join("rackboot.log");
+    let _rackboot = serve(&ns, server, &dir.0, &root, &log);
+    let code = package_file("ovmf", "/OVMF_CODE_4M.fd");
+    let vars = dir.0.join("vars.fd");
+    std::fs::copy(package_file("ovmf", "/OVMF_VARS_4M.fd"), &vars).unwrap();
+    let serial = dir.0.join("serial.log");
+    let started = Instant::now();
+    // romfile= leaves the NIC without iPXE's ROM: EDK2's own PXE client runs,
+    // TFTPs ipxe.efi, and iPXE takes over from there.
+    let _vm = qemu(
+        &ns,
+        &serial,
+        &[
+            "-drive".into(),
+            format!("if=pflash,format=raw,readonly=on,file={}", code.display()),
+            "-drive".into(),
+            format!("if=pflash,format=raw,file={}", vars.display()),
+        ],
+        "virtio-net-pci,netdev=n0,mac=52:54:00:81:00:02,romfile=",
+    );
+    let (log, console) = wait_for_preseed(&log, &serial, started);
+    assert_installer_booted(&log, &console);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("proto=tftp") && l.contains("file=/ipxe.efi result=done")),
+        "EDK2 did not fetch ipxe.efi over TFTP:\n{log}"
+    );
+}
