@@ -36,6 +36,8 @@ pub struct Dhcp {
     pub default_dns: Vec<bool>,
     /// How long a conflict probe waits for an answer (zero: no probe).
     pub probe: std::time::Duration,
+    /// Advertise "no IPv6 router" on the interface (ends iPXE's IPv6 wait).
+    pub router_advertisement: bool,
 }
 
 impl Dhcp {
@@ -203,6 +205,7 @@ impl Validator<'_> {
             default_router,
             default_dns,
             probe: std::time::Duration::from_millis(probe_ms as u64),
+            router_advertisement: d.router_advertisement.unwrap_or(true),
         }))
     }
 

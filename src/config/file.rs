@@ -94,6 +94,8 @@ pub struct Dhcp {
     pub probe_ms: Option<Spanned<i64>>,
     /// Append the built-in boot rules after `[[dhcp.boot]]`.
     pub default_rules: Option<bool>,
+    /// Send IPv6 router advertisements saying "no router" on the interface.
+    pub router_advertisement: Option<bool>,
     /// `[[dhcp.subnet]]`
     #[serde(default)]
     pub subnet: Vec<Subnet>,

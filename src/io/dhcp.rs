@@ -22,6 +22,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::journal_sync::Syncer;
 use super::probe::Prober;
+use super::ra::Advertiser;
 use super::{clock, turn::Turn, udp, Error};
 use crate::config::dhcp::Dhcp;
 use crate::lease::{Journal, Table};
@@ -198,6 +199,8 @@ pub struct Worker {
     access_log: bool,
     /// Conflict probes, when `dhcp.probe_ms` asks for them.
     prober: Option<Prober>,
+    /// Router advertisements on the interface (dhcp.router_advertisement).
+    ra: Option<Advertiser>,
     /// Syncs the journal beside the loop (server mode).
     syncer: Option<Syncer>,
     /// ACKs the sync in flight covers, and ACKs written after it started.
@@ -219,6 +222,7 @@ const MAIN: Token = Token(0);
 const PXE: Token = Token(1);
 const SYNCED: Token = Token(2);
 const PROBE: Token = Token(3);
+const RA: Token = Token(4);
 
 impl Worker {
     /// Opens the sockets on the configured interface, replays the lease journal.
@@ -301,6 +305,33 @@ impl Worker {
         } else {
             None
         };
+        // A kernel without IPv6, or without CAP_NET_RAW, serves on without
+        // advertisements: iPXE then waits out its IPv6 autoconfiguration.
+        let ra = if config.router_advertisement {
+            match Advertiser::start(&iface.name, iface.index as u32, iface.mac, clock::now()) {
+                Ok(a) => match poll.registry().register(
+                    &mut mio::unix::SourceFd(&a.raw_fd()),
+                    RA,
+                    Interest::READABLE,
+                ) {
+                    Ok(()) => Some(a),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "dhcp: cannot poll the router advertisement socket");
+                        None
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(
+                        error = %e,
+                        "dhcp: no IPv6 router advertisements (needs IPv6 on the interface and CAP_NET_RAW): \
+                         iPXE will wait ~15 s for IPv6 at each start; set dhcp.router_advertisement = false to silence"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let syncer = match &journal {
             Some(_) => {
                 let waker = mio::Waker::new(poll.registry(), SYNCED)
@@ -323,6 +354,7 @@ impl Worker {
             turn: Turn::new(0, std::time::Duration::ZERO),
             access_log,
             prober,
+            ra,
             syncer,
             in_sync: Vec::new(),
             next: Vec::new(),
@@ -351,6 +383,9 @@ impl Worker {
             let now = self.turn.wait(&mut self.poll, deadline, false)?;
             self.collect_sync();
             self.finish_probes(now);
+            if let Some(ra) = self.ra.as_mut() {
+                ra.handle_readable(now);
+            }
             loop {
                 pending.clear();
                 self.drain(&mut rx, &mut bufs, &mut pending);

@@ -9,6 +9,7 @@ mod error;
 pub mod http;
 mod journal_sync;
 mod probe;
+mod ra;
 mod sendfile;
 pub mod socket;
 pub mod storm;

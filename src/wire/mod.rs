@@ -10,6 +10,7 @@
 pub mod dhcp;
 pub mod error;
 pub mod http;
+pub mod icmpv6;
 pub mod ipv4;
 pub mod tftp;
 

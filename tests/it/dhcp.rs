@@ -530,11 +530,16 @@ impl Capture {
 
     /// Stops the capture; `fields` of every DHCPACK in it, one row per ACK.
     fn acks(self, fields: &[&str]) -> Vec<Vec<String>> {
+        self.rows("dhcp.option.dhcp == 5", fields)
+    }
+
+    /// Stops the capture; `fields` of every packet `display` matches.
+    fn rows(self, display: &str, fields: &[&str]) -> Vec<Vec<String>> {
         // Let the last replies land in the file before tshark goes.
         std::thread::sleep(Duration::from_secs(1));
         drop(self.tshark);
         let pcap = self.pcap.to_str().unwrap();
-        let mut args = vec!["-r", pcap, "-Y", "dhcp.option.dhcp == 5", "-T", "fields"];
+        let mut args = vec!["-r", pcap, "-Y", display, "-T", "fields"];
         for f in fields {
             args.extend(["-e", f]);
         }
@@ -703,4 +708,61 @@ fn an_address_someone_already_uses_is_found_by_the_probe_and_skipped() {
         "the conflict is logged:\n{}",
         server.log().join("\n")
     );
+}
+
+#[test]
+fn a_router_advertisement_says_no_router_at_start_and_to_each_solicitation() {
+    let mut net = Net::new("v");
+    let (s, c) = (net.ns("s"), net.ns("c"));
+    Net::veth(&s, "eth0", Some("10.207.0.1/24"), &c, "eth0", None);
+    let dir = TempDir::new("dhcp-ra");
+    let capture = Capture::start(&c, "eth0", "icmp6", &dir.0.join("ra.pcap"));
+    let f = Fixture::new();
+    let pool = "[[dhcp.subnet]]\nranges = [\"10.207.0.100-10.207.0.200\"]\n";
+    let _server = start_with_config(&s, "10.207.0.1", &f, &dir, pool);
+    // A host whose link comes up solicits a router (after its link-local
+    // address is ready): the server answers at once.
+    std::thread::sleep(Duration::from_secs(1));
+    sh(&format!(
+        "ip -n {c} link set eth0 down && ip -n {c} link set eth0 up"
+    ));
+    std::thread::sleep(Duration::from_secs(4));
+    let server_mac = in_ns(&s, "cat /sys/class/net/eth0/address");
+    let server_mac = String::from_utf8_lossy(&server_mac.stdout)
+        .trim()
+        .to_owned();
+    let solicitations = {
+        let o = run(
+            "tshark",
+            &[
+                "-r",
+                dir.0.join("ra.pcap").to_str().unwrap(),
+                "-Y",
+                "icmpv6.type == 133",
+            ],
+        );
+        String::from_utf8_lossy(&o.stdout).lines().count()
+    };
+    let ras = capture.rows(
+        "icmpv6.type == 134",
+        &[
+            "icmpv6.nd.ra.router_lifetime",
+            "icmpv6.nd.ra.flag",
+            "ipv6.hlim",
+            "icmpv6.opt.linkaddr",
+            "icmpv6.opt.prefix",
+        ],
+    );
+    assert!(solicitations >= 1, "the client sent no router solicitation");
+    assert!(
+        ras.len() >= 2,
+        "one advertisement at start and one per solicitation: {ras:?}"
+    );
+    for ra in &ras {
+        assert_eq!(ra[0], "0", "router lifetime 0: {ra:?}");
+        assert_eq!(ra[1], "0x00", "no M/O flags: {ra:?}");
+        assert_eq!(ra[2], "255", "hop limit 255 (RFC 4861): {ra:?}");
+        assert_eq!(ra[3], server_mac, "the server's MAC: {ra:?}");
+        assert!(ra.get(4).is_none_or(String::is_empty), "no prefix: {ra:?}");
+    }
 }

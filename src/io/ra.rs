@@ -1,0 +1,104 @@
+//! Router advertisements on the boot interface (`dhcp.router_advertisement`):
+//! iPXE configures IPv6 alongside DHCP and waits for a router advertisement
+//! before it fetches anything; on a network with no IPv6 router that wait is
+//! ~15 s per iPXE start (measured: tests/it/firmware.rs, bench/RESULTS.md). An
+//! advertisement that says "no router, no prefix, no DHCPv6" ends it at once.
+//! One is sent at start and one in answer to each solicitation (at most one per
+//! 50 ms); if another router advertises on the link, rackboot stops and says so.
+
+use std::net::{Ipv6Addr, SocketAddrV6};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::wire::icmpv6;
+
+const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+const ALL_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
+const MIN_GAP: Duration = Duration::from_millis(50);
+
+/// The advertiser of one interface.
+#[derive(Debug)]
+pub(crate) struct Advertiser {
+    socket: Socket,
+    ifindex: u32,
+    interface: String,
+    ra: [u8; icmpv6::RA_LEN],
+    last: Option<Instant>,
+    stopped: bool,
+}
+
+impl Advertiser {
+    /// A raw ICMPv6 socket on `interface` (index `ifindex`, hardware address
+    /// `mac`) that hears solicitations, and the first advertisement sent.
+    ///
+    /// # Errors
+    /// The socket cannot be made (no CAP_NET_RAW, IPv6 off on the interface).
+    pub(crate) fn start(
+        interface: &str,
+        ifindex: u32,
+        mac: [u8; 6],
+        now: Instant,
+    ) -> std::io::Result<Self> {
+        let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))?;
+        socket.bind_device(Some(interface.as_bytes()))?;
+        socket.set_nonblocking(true)?;
+        // RFC 4861 §6.1.2: hosts drop NDP messages whose hop limit is not 255.
+        socket.set_multicast_hops_v6(255)?;
+        socket.set_unicast_hops_v6(255)?;
+        socket.set_multicast_loop_v6(false)?;
+        socket.set_multicast_if_v6(ifindex)?;
+        socket.join_multicast_v6(&ALL_ROUTERS, ifindex)?;
+        let mut a = Self {
+            socket,
+            ifindex,
+            interface: interface.to_owned(),
+            ra: icmpv6::no_router_advertisement(mac),
+            last: None,
+            stopped: false,
+        };
+        a.advertise(now);
+        Ok(a)
+    }
+
+    /// Its socket, for the poller.
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.socket.as_raw_fd()
+    }
+
+    /// Reads what arrived: answers solicitations, and stops for good when
+    /// another router advertises.
+    pub(crate) fn handle_readable(&mut self, now: Instant) {
+        use std::io::Read;
+        let mut buf = [0u8; 1500];
+        loop {
+            let n = match (&self.socket).read(&mut buf) {
+                Ok(n) => n,
+                Err(_) => return,
+            };
+            match icmpv6::kind(&buf[..n]) {
+                Some(icmpv6::ROUTER_SOLICITATION) => self.advertise(now),
+                Some(icmpv6::ROUTER_ADVERTISEMENT) if !self.stopped => {
+                    self.stopped = true;
+                    tracing::warn!(
+                        interface = %self.interface,
+                        "another IPv6 router advertises on this link: rackboot stops its own router advertisements"
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn advertise(&mut self, now: Instant) {
+        if self.stopped || self.last.is_some_and(|t| now.duration_since(t) < MIN_GAP) {
+            return;
+        }
+        self.last = Some(now);
+        let to = SocketAddrV6::new(ALL_NODES, 0, 0, self.ifindex);
+        if let Err(e) = self.socket.send_to(&self.ra, &to.into()) {
+            tracing::debug!(interface = %self.interface, error = %e, "router advertisement not sent");
+        }
+    }
+}
