@@ -246,4 +246,12 @@ fn ovmf_edk2_pxe_tftps_ipxe_efi_and_boots_the_installer_to_its_preseed() {
             .any(|l| l.contains("proto=tftp") && l.contains("file=/ipxe.efi result=done")),
         "EDK2 did not fetch ipxe.efi over TFTP:\n{log}"
     );
+    // EDK2 (client id 01+MAC), iPXE and the installer (none) are one machine:
+    // one address for all three DHCP exchanges.
+    let acked: std::collections::HashSet<&str> = log
+        .lines()
+        .filter(|l| l.contains("dhcp ACK mac=52:54:00:81:00:02"))
+        .filter_map(|l| l.split("ip=").nth(1))
+        .collect();
+    assert_eq!(acked.len(), 1, "one address per machine:\n{log}");
 }

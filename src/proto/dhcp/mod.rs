@@ -611,10 +611,15 @@ impl Engine {
     }
 }
 
-/// The client's identity: option 61 when sent, else htype + chaddr.
+/// The client's identity: option 61 when sent, else htype + chaddr. An option
+/// 61 that is just htype + chaddr (what EDK2 sends) names the hardware address
+/// too: iPXE and the installer on the same NIC send none, and must find the
+/// same lease, as they do with dnsmasq (one address per machine, not three).
 fn client_key(p: &Packet<'_>, o: &Options<'_>) -> Box<[u8]> {
+    let hardware = || [&[1u8, p.htype()][..], p.chaddr()].concat().into();
     match o.get(code::CLIENT_ID) {
+        Some(id) if id.first() == Some(&p.htype()) && id.get(1..) == Some(p.chaddr()) => hardware(),
         Some(id) if !id.is_empty() => [&[0u8][..], &id].concat().into(),
-        _ => [&[1u8, p.htype()][..], p.chaddr()].concat().into(),
+        _ => hardware(),
     }
 }

@@ -626,3 +626,28 @@ fn a_probed_address_in_use_is_quarantined_and_the_next_one_offered() {
     ));
     assert_eq!(e.probing(), 1, "client 2's probe still runs");
 }
+
+#[test]
+fn a_client_id_of_htype_and_mac_finds_the_lease_of_that_mac() {
+    // EDK2 sends option 61 = 01 + MAC; iPXE on the same NIC sends none.
+    let mut e = engine();
+    let id = [1, 0x52, 0x54, 0, 0, 0, 7];
+    let offer = send(&mut e, &Msg::new(T::Discover, 7).opt(code::CLIENT_ID, &id)).reply();
+    let ack = send(
+        &mut e,
+        &Msg::new(T::Request, 7)
+            .opt(code::CLIENT_ID, &id)
+            .requested(offer.ip)
+            .server_id(SERVER),
+    )
+    .reply();
+    assert_eq!(ack.kind, T::Ack);
+    assert_eq!(dora(&mut e, 7), ack.ip, "iPXE gets the firmware's address");
+    // Any other client id is its own client.
+    let other = send(
+        &mut e,
+        &Msg::new(T::Discover, 7).opt(code::CLIENT_ID, b"rack-7"),
+    )
+    .reply();
+    assert_ne!(other.ip, ack.ip);
+}
