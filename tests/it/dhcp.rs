@@ -76,12 +76,18 @@ fn udhcpc(ns: &str, ifname: &str, dir: &TempDir, extra: &str) -> HashMap<String,
 }
 
 /// dhclient once (`-1`) with its own lease file; returns the address it holds.
+/// dhclient on `ifname`, as a client of its own: it sends a client identifier
+/// of its own (busybox udhcpc on the same NIC sends 01 + MAC, which names the
+/// NIC itself).
 fn dhclient(ns: &str, ifname: &str, dir: &TempDir) -> String {
     let lf = dir.0.join("dhclient.leases");
+    let cf = dir.0.join("dhclient.conf");
+    std::fs::write(&cf, "send dhcp-client-identifier \"dhclient-test\";\n").unwrap();
     let o = in_ns(
         ns,
         &format!(
-            "timeout 60 dhclient -4 -1 -v -sf /bin/true -lf {} -pf {} {ifname}; r=$?; dhclient -x -pf {} -sf /bin/true {ifname} 2>/dev/null; exit $r",
+            "timeout 60 dhclient -4 -1 -v -cf {} -sf /bin/true -lf {} -pf {} {ifname}; r=$?; dhclient -x -pf {} -sf /bin/true {ifname} 2>/dev/null; exit $r",
+            cf.display(),
             lf.display(),
             dir.0.join("dhclient.pid").display(),
             dir.0.join("dhclient.pid").display(),
