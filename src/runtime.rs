@@ -91,19 +91,18 @@ fn run(
         }
     }
     if let Some(tftp) = config.tftp {
-        let sockets = tftp_sockets;
-        let tftp_addr = sockets
+        let tftp_addr = tftp_sockets
             .first()
             .and_then(|s| s.local_addr().ok())
             .unwrap_or(tftp.listen);
-        tracing::info!(addr = %tftp_addr, workers = sockets.len(), single_port = tftp.single_port, "tftp listening");
+        tracing::info!(addr = %tftp_addr, workers = tftp_sockets.len(), single_port = tftp.single_port, "tftp listening");
         // An absolute file name inside the root is served, as dnsmasq does.
         let root = config
             .root
             .as_ref()
             .and_then(|r| std::fs::canonicalize(r).ok())
             .and_then(|r| r.to_str().map(str::to_owned));
-        for (id, socket) in sockets.into_iter().enumerate() {
+        for (id, socket) in tftp_sockets.into_iter().enumerate() {
             let (snapshot, root, done) = (Arc::clone(&snapshot), root.clone(), done.clone());
             let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
             let spawned = std::thread::Builder::new()

@@ -49,17 +49,14 @@ pub fn dhcp_engine(
     use std::net::Ipv4Addr;
     let server = Ipv4Addr::new(10, 77, 0, 1);
     let subnet = Subnet {
-        network: Ipv4Addr::new(10, 77, 0, 0),
-        prefix: 24,
-        ranges: vec![(Ipv4Addr::new(10, 77, 0, 100), Ipv4Addr::new(10, 77, 0, 199))],
-        exclude: Vec::new(),
-        lease_secs: 3600,
         router: Some(server),
         dns: vec![server],
-        domain: None,
-        ntp: Vec::new(),
-        mtu: None,
-        options: Vec::new(),
+        ..Subnet::pool(
+            Ipv4Addr::new(10, 77, 0, 0),
+            24,
+            (Ipv4Addr::new(10, 77, 0, 100), Ipv4Addr::new(10, 77, 0, 199)),
+            3600,
+        )
     };
     let settings = Settings {
         mode,

@@ -203,22 +203,15 @@ fn self_mode(workers: Option<usize>) -> Result<(Dhcp, String, u16), String> {
         })
         .map_err(|e| format!("cannot start the in-process server: {e}"))?;
     let server = Ipv4Addr::LOCALHOST;
-    let subnet = Subnet {
-        network: Ipv4Addr::new(127, 0, 0, 0),
-        prefix: 8,
-        ranges: vec![(
+    let subnet = Subnet::pool(
+        Ipv4Addr::new(127, 0, 0, 0),
+        8,
+        (
             Ipv4Addr::new(127, 77, 0, 1),
             Ipv4Addr::new(127, 77, 255, 254),
-        )],
-        exclude: Vec::new(),
-        lease_secs: 3600,
-        router: None,
-        dns: Vec::new(),
-        domain: None,
-        ntp: Vec::new(),
-        mtu: None,
-        options: Vec::new(),
-    };
+        ),
+        3600,
+    );
     let settings = DhcpSettings {
         subnets: vec![subnet],
         rules: policy::defaults(),

@@ -351,19 +351,7 @@ impl Validator<'_> {
         if parts.next().is_some() || a > b {
             return Err(bad());
         }
-        Ok(Subnet {
-            network: Ipv4Addr::UNSPECIFIED,
-            prefix: 0,
-            ranges: vec![(a, b)],
-            exclude: Vec::new(),
-            lease_secs: lease,
-            router: None,
-            dns: Vec::new(),
-            domain: None,
-            ntp: Vec::new(),
-            mtu: None,
-            options: Vec::new(),
-        })
+        Ok(Subnet::pool(Ipv4Addr::UNSPECIFIED, 0, (a, b), lease))
     }
 
     fn mac(&self, s: &Spanned<String>, key: &'static str, whole: bool) -> Result<Vec<u8>, Error> {

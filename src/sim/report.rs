@@ -158,7 +158,7 @@ fn stats(
     bytes: u64,
     span: Duration,
 ) -> PhaseStats {
-    let ms = |us: u64| (us as f64 / 1000.0 * 1000.0).round() / 1000.0;
+    let ms = |us: u64| us as f64 / 1000.0;
     let (p50, p90, p99, max) = if h.is_empty() {
         (0, 0, 0, 0)
     } else {

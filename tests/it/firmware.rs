@@ -181,29 +181,37 @@ fn assert_installer_booted(log: &str, console: &str) {
     }
 }
 
-#[test]
-fn seabios_with_the_ipxe_rom_boots_the_installer_to_its_preseed() {
+/// Boots a virtio NIC `nic` under `firmware` (its QEMU arguments, files made
+/// in the test's directory) against rackboot until the installer fetched its
+/// preseed; checks the kernel booted and returns rackboot's log.
+fn boot_installer(tag: &str, firmware: impl FnOnce(&Path) -> Vec<String>, nic: &str) -> String {
     let _turn = crate::support::heavy();
-    let mut net = Net::new("qb");
+    let mut net = Net::new(tag);
     let server = "10.81.0.1";
     let ns = boot_network(&mut net, server);
-    let dir = TempDir::new("fw-bios");
+    let dir = TempDir::new(tag);
     let root = dir.0.join("root");
     boot_root(&root, server);
     let log = dir.0.join("rackboot.log");
     let _rackboot = serve(&ns, server, &dir.0, &root, &log);
+    let firmware = firmware(&dir.0);
     let serial = dir.0.join("serial.log");
     let started = Instant::now();
-    // SeaBIOS runs the virtio NIC's iPXE ROM (ipxe-qemu): iPXE's own DHCP, then
-    // the boot script over HTTP.
-    let _vm = qemu(
-        &ns,
-        &serial,
-        &["-boot".into(), "n".into()],
-        "virtio-net-pci,netdev=n0,mac=52:54:00:81:00:01",
-    );
+    let _vm = qemu(&ns, &serial, &firmware, nic);
     let (log, console) = wait_for_preseed(&log, &serial, started);
     assert_installer_booted(&log, &console);
+    log
+}
+
+#[test]
+fn seabios_with_the_ipxe_rom_boots_the_installer_to_its_preseed() {
+    // SeaBIOS runs the virtio NIC's iPXE ROM (ipxe-qemu): iPXE's own DHCP, then
+    // the boot script over HTTP.
+    let log = boot_installer(
+        "qb",
+        |_| vec!["-boot".into(), "n".into()],
+        "virtio-net-pci,netdev=n0,mac=52:54:00:81:00:01",
+    );
     assert!(
         !log.contains("proto=tftp"),
         "an iPXE ROM needs no TFTP:\n{log}"
@@ -212,35 +220,23 @@ fn seabios_with_the_ipxe_rom_boots_the_installer_to_its_preseed() {
 
 #[test]
 fn ovmf_edk2_pxe_tftps_ipxe_efi_and_boots_the_installer_to_its_preseed() {
-    let _turn = crate::support::heavy();
-    let mut net = Net::new("qu");
-    let server = "10.81.0.1";
-    let ns = boot_network(&mut net, server);
-    let dir = TempDir::new("fw-uefi");
-    let root = dir.0.join("root");
-    boot_root(&root, server);
-    let log = dir.0.join("rackboot.log");
-    let _rackboot = serve(&ns, server, &dir.0, &root, &log);
-    let code = package_file("ovmf", "/OVMF_CODE_4M.fd");
-    let vars = dir.0.join("vars.fd");
-    std::fs::copy(package_file("ovmf", "/OVMF_VARS_4M.fd"), &vars).unwrap();
-    let serial = dir.0.join("serial.log");
-    let started = Instant::now();
     // romfile= leaves the NIC without iPXE's ROM: EDK2's own PXE client runs,
     // TFTPs ipxe.efi, and iPXE takes over from there.
-    let _vm = qemu(
-        &ns,
-        &serial,
-        &[
-            "-drive".into(),
-            format!("if=pflash,format=raw,readonly=on,file={}", code.display()),
-            "-drive".into(),
-            format!("if=pflash,format=raw,file={}", vars.display()),
-        ],
+    let log = boot_installer(
+        "qu",
+        |dir| {
+            let code = package_file("ovmf", "/OVMF_CODE_4M.fd");
+            let vars = dir.join("vars.fd");
+            std::fs::copy(package_file("ovmf", "/OVMF_VARS_4M.fd"), &vars).unwrap();
+            vec![
+                "-drive".into(),
+                format!("if=pflash,format=raw,readonly=on,file={}", code.display()),
+                "-drive".into(),
+                format!("if=pflash,format=raw,file={}", vars.display()),
+            ]
+        },
         "virtio-net-pci,netdev=n0,mac=52:54:00:81:00:02,romfile=",
     );
-    let (log, console) = wait_for_preseed(&log, &serial, started);
-    assert_installer_booted(&log, &console);
     assert!(
         log.lines()
             .any(|l| l.contains("proto=tftp") && l.contains("file=/ipxe.efi result=done")),

@@ -31,6 +31,29 @@ pub struct Subnet {
 }
 
 impl Subnet {
+    /// The addresses `first` to `last` of `network`/`prefix`, leased for
+    /// `lease_secs`, with no options yet.
+    pub fn pool(
+        network: Ipv4Addr,
+        prefix: u8,
+        (first, last): (Ipv4Addr, Ipv4Addr),
+        lease_secs: u32,
+    ) -> Self {
+        Self {
+            network,
+            prefix,
+            ranges: vec![(first, last)],
+            exclude: Vec::new(),
+            lease_secs,
+            router: None,
+            dns: Vec::new(),
+            domain: None,
+            ntp: Vec::new(),
+            mtu: None,
+            options: Vec::new(),
+        }
+    }
+
     /// Whether `ip` is inside the network.
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
         let mask = self.mask_bits();
