@@ -74,6 +74,19 @@ struct Common {
     /// Do not log one line per HTTP request.
     #[arg(long)]
     no_access_log: bool,
+    /// Boot every machine into this kernel (the default profile; with --initrd,
+    /// served with iPXE's binaries, a generated script and preseed).
+    #[arg(long, value_name = "PATH")]
+    kernel: Option<PathBuf>,
+    /// An initrd for --kernel (repeatable, in order).
+    #[arg(long, value_name = "PATH")]
+    initrd: Vec<PathBuf>,
+    /// Arguments appended to the --kernel command line (e.g. "console=ttyS0,115200").
+    #[arg(long, value_name = "ARGS")]
+    cmdline: Option<String>,
+    /// The installer's answers for --kernel: a Jinja template [default: a minimal Debian preseed].
+    #[arg(long, value_name = "FILE")]
+    preseed: Option<PathBuf>,
 }
 
 fn parse_format(s: &str) -> Result<LogFormat, String> {
@@ -136,6 +149,10 @@ pub(crate) fn load_config(args: &Args) -> Result<Config, config::Error> {
         dhcp_ranges: c.dhcp_range.clone(),
         dhcp_proxy: c.dhcp_proxy,
         dhcp_lease_file: c.dhcp_lease_file.clone(),
+        kernel: c.kernel.clone(),
+        initrd: c.initrd.clone(),
+        cmdline: c.cmdline.clone(),
+        preseed: c.preseed.clone(),
     };
     Config::load(c.config.as_deref(), &overrides)
 }
@@ -158,14 +175,73 @@ pub(crate) fn run(args: Args, config: Config) -> ExitCode {
     }
 }
 
-fn load_snapshot(config: &Config) -> Result<Snapshot, store::Error> {
-    match &config.root {
-        Some(root) => Snapshot::load(root, &config.store),
-        None => {
-            tracing::warn!("no --root and no `root` in the config: serving the built-in demo set (/boot.ipxe, /demo/...)");
-            Snapshot::builtin(&config.store)
+/// What the configuration serves: the root walked, with the files of
+/// `--kernel`/`--initrd` and (for those built-in defaults) iPXE's binaries the
+/// root lacks; `None` for the built-in demo set.
+fn plan(config: &Config) -> Result<Option<store::Plan>, Box<dyn std::error::Error>> {
+    let cap = config.store.max_bytes;
+    let boot = config.boot.as_ref().filter(|b| !b.files.is_empty());
+    let mut plan = match (&config.root, boot) {
+        (Some(root), _) => store::plan(root, cap)?,
+        (None, Some(_)) => store::Plan::default(),
+        (None, None) => return Ok(None),
+    };
+    if let Some(b) = boot {
+        for (url, file) in &b.files {
+            plan.add(url, file, cap)?;
+        }
+        if b.find_ipxe {
+            let missing = |plan: &store::Plan, url: &str| !plan.files.iter().any(|f| f.url == url);
+            if store::ipxe::NAMES
+                .iter()
+                .any(|n| missing(&plan, &format!("/{n}")))
+            {
+                match store::ipxe::find() {
+                    Ok(found) => {
+                        for (url, file) in found {
+                            if missing(&plan, &url) {
+                                plan.add(&url, &file, cap)?;
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!("{e}; PXE firmware will not find its iPXE binary"),
+                }
+            }
         }
     }
+    Ok(Some(plan))
+}
+
+fn load_snapshot(config: &Config) -> Result<Snapshot, Box<dyn std::error::Error>> {
+    let snapshot = match plan(config)? {
+        Some(plan) => Snapshot::from_plan(&plan, &config.store)?,
+        None => {
+            tracing::warn!("no --root and no `root` in the config: serving the built-in demo set (/boot.ipxe, /demo/...)");
+            Snapshot::builtin(&config.store)?
+        }
+    };
+    profile_files(config, |p| snapshot.get(p).is_some())?;
+    Ok(snapshot)
+}
+
+/// Every kernel and initrd a profile names by path must be served here.
+fn profile_files(config: &Config, have: impl Fn(&str) -> bool) -> Result<(), String> {
+    let Some(boot) = &config.boot else {
+        return Ok(());
+    };
+    for p in boot.profiles.profiles() {
+        for (key, path) in
+            std::iter::once(("kernel", &p.kernel)).chain(p.initrds.iter().map(|i| ("initrd", i)))
+        {
+            if path.starts_with('/') && !have(path) {
+                return Err(format!(
+                    "profile {:?}: `{key}` is {path}, which is not served here (add the file under the root, or fix the path)",
+                    p.name
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn serve(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
@@ -236,6 +312,46 @@ fn check(
     result
 }
 
+fn boot_summary(config: &Config, out: &mut String) {
+    use std::fmt::Write as _;
+    let Some(b) = &config.boot else {
+        let _ = writeln!(
+            out,
+            "boot profiles: none (the root's files are served as they are)"
+        );
+        return;
+    };
+    let p = &b.profiles;
+    let _ = writeln!(
+        out,
+        "boot profiles: {} (default: {}), {} machines in the inventory; scripts at {}, answers at {}; every template rendered",
+        p.profiles().len(),
+        p.default_name().unwrap_or("none: unknown machines are told so and exit"),
+        p.machines(),
+        p.paths().script,
+        p.paths().config
+    );
+    for q in p.profiles() {
+        let _ = writeln!(
+            out,
+            "  profile {}: kernel {}, {} initrd(s), {}{}",
+            q.name,
+            q.kernel,
+            q.initrds.len(),
+            if q.config.is_some() {
+                "answers template"
+            } else {
+                "no answers template"
+            },
+            if q.matches.is_empty() && p.default_name() != Some(q.name.as_str()) {
+                ", taken only by the [[machine]] entries naming it"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
 fn check_into(
     config: &Config,
     path: Option<&std::path::Path>,
@@ -284,7 +400,8 @@ fn check_into(
         None => writeln!(out, "dhcp: off"),
     };
     let cap = config.store.max_bytes;
-    let Some(root) = &config.root else {
+    boot_summary(config, out);
+    let Some(plan) = plan(config)? else {
         let s = Snapshot::builtin(&store::Options {
             mlock: false,
             ..config.store
@@ -299,11 +416,15 @@ fn check_into(
                 f.path()
             );
         }
+        profile_files(config, |p| s.get(p).is_some())?;
         let _ = writeln!(out, "total: {} files, {} bytes", s.len(), s.total_bytes());
         return Ok(());
     };
-    let plan = store::plan(root, cap)?;
-    let _ = writeln!(out, "root: {}", plan.root.display());
+    if config.root.is_some() {
+        let _ = writeln!(out, "root: {}", plan.root.display());
+    } else {
+        let _ = writeln!(out, "root: none: the files given on the command line");
+    }
     for f in &plan.files {
         // Readable now? The server would fail its start on this file otherwise.
         std::fs::File::open(&f.source).map_err(|source| store::Error::Read {
@@ -325,8 +446,23 @@ fn check_into(
             "skipped", "(symlink leads outside the root)"
         );
     }
+    profile_files(config, |p| plan.files.iter().any(|f| f.url == p))?;
+    if let Some(b) = &config.boot {
+        let paths = b.profiles.paths();
+        for page in [&paths.script, &paths.config] {
+            if plan.files.iter().any(|f| &f.url == page) {
+                let _ = writeln!(
+                    out,
+                    "warning: the root's {page} is not served: the boot profiles render that path per machine (remove the file, or move [boot] script_path/config_path)"
+                );
+            }
+        }
+    }
     if let Some(d) = &config.dhcp {
-        let have = |p: &str| plan.files.iter().any(|f| f.url == p);
+        let have = |p: &str| {
+            plan.files.iter().any(|f| f.url == p)
+                || config.boot.as_ref().is_some_and(|b| b.profiles.renders(p))
+        };
         for (rule, path) in rackboot::proto::dhcp::policy::missing_files(&d.settings.rules, have) {
             let _ = writeln!(
                 out,

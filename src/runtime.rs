@@ -72,6 +72,7 @@ fn run(
     let (done, failed) = mpsc::channel();
     for (id, listener) in listeners.into_iter().enumerate() {
         let (snapshot, http, done) = (Arc::clone(&snapshot), config.http, done.clone());
+        let boot = config.boot.as_ref().map(|b| Arc::clone(&b.profiles));
         let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
         let spawned = std::thread::Builder::new().name(format!("rackboot-w{id}")).spawn(move || {
             if let Some(core) = core {
@@ -79,7 +80,9 @@ fn run(
                     tracing::warn!(worker = id, core, error = %e, "cannot pin worker to its core; running unpinned");
                 }
             }
-            let result = Worker::new(id, listener, snapshot, http).and_then(Worker::run);
+            let result = Worker::new(id, listener, snapshot, http)
+                .map(|w| w.with_boot(boot))
+                .and_then(Worker::run);
             let _ = done.send(result);
         });
         if let Err(source) = spawned {
@@ -125,7 +128,9 @@ fn run(
         }
     }
     if let Some(dhcp) = &config.dhcp {
-        let have = |p: &str| snapshot.get(p).is_some();
+        let have = |p: &str| {
+            snapshot.get(p).is_some() || config.boot.as_ref().is_some_and(|b| b.profiles.renders(p))
+        };
         for (rule, path) in crate::proto::dhcp::policy::missing_files(&dhcp.settings.rules, have) {
             tracing::warn!(
                 rule,

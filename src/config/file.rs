@@ -3,6 +3,8 @@
 //! never silently falls back to a default. Values that need checks beyond their
 //! type keep their span, so that an error can name the line.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -27,6 +29,97 @@ pub struct File {
     /// `[log]`
     #[serde(default)]
     pub log: Log,
+    /// `[boot]`: where the per-machine pages are served, the default profile.
+    #[serde(default)]
+    pub boot: BootPages,
+    /// `[[profile]]`
+    #[serde(default)]
+    pub profile: Vec<Profile>,
+    /// `[[machine]]`: the inventory.
+    #[serde(default)]
+    pub machine: Vec<Machine>,
+}
+
+/// `[boot]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootPages {
+    /// URL path of the per-machine iPXE script.
+    pub script_path: Option<Spanned<String>>,
+    /// URL path of the per-machine installer answers.
+    pub config_path: Option<Spanned<String>>,
+    /// Profile for machines no profile matches.
+    pub default: Option<Spanned<String>>,
+    /// `host[:port]` in generated URLs when a request has no `Host`.
+    pub server: Option<Spanned<String>>,
+}
+
+/// `[[profile]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Unique name.
+    pub name: Spanned<String>,
+    /// Kernel: a served path or an absolute URL.
+    pub kernel: Spanned<String>,
+    /// Initrds: served paths or absolute URLs.
+    #[serde(default)]
+    pub initrd: Vec<Spanned<String>>,
+    /// Kernel command line template.
+    #[serde(default)]
+    pub cmdline: String,
+    /// iPXE script template file.
+    pub script: Option<Spanned<String>>,
+    /// Installer answers (preseed, kickstart, cloud-init) template file.
+    pub config: Option<Spanned<String>>,
+    /// `[profile.match]`
+    #[serde(default, rename = "match")]
+    pub matches: Match,
+    /// Template variables.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+}
+
+/// `[profile.match]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Match {
+    /// MAC patterns.
+    #[serde(default)]
+    pub mac: Vec<Spanned<String>>,
+    /// SMBIOS UUIDs.
+    #[serde(default)]
+    pub uuid: Vec<String>,
+    /// iPXE `${buildarch}` values.
+    #[serde(default)]
+    pub arch: Vec<String>,
+    /// iPXE `${platform}` values.
+    #[serde(default)]
+    pub platform: Vec<String>,
+    /// Hostname patterns.
+    #[serde(default)]
+    pub hostname: Vec<String>,
+    /// Labels that must all be equal.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `[[machine]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Machine {
+    /// MAC address.
+    pub mac: Spanned<String>,
+    /// Name given to its templates.
+    pub hostname: Option<String>,
+    /// Its profile, by name.
+    pub profile: Option<Spanned<String>>,
+    /// Labels for `[profile.match]`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Template variables over the profile's.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
 }
 
 /// `[http]`

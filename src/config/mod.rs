@@ -2,6 +2,7 @@
 //! command-line overrides. Every error names the key (or flag), the line, and the fix.
 #![forbid(unsafe_code)]
 
+pub mod boot;
 pub mod dhcp;
 pub mod file;
 
@@ -86,6 +87,14 @@ pub struct Overrides {
     pub dhcp_proxy: bool,
     /// `--dhcp-lease-file`
     pub dhcp_lease_file: Option<PathBuf>,
+    /// `--kernel`: serve this kernel to every machine (the default profile).
+    pub kernel: Option<PathBuf>,
+    /// `--initrd` (repeatable)
+    pub initrd: Vec<PathBuf>,
+    /// `--cmdline`: appended to the default profile's command line.
+    pub cmdline: Option<String>,
+    /// `--preseed`: the default profile's answers template.
+    pub preseed: Option<PathBuf>,
 }
 
 /// Validated configuration.
@@ -105,6 +114,8 @@ pub struct Config {
     pub store: store::Options,
     /// Logging.
     pub log: Log,
+    /// Boot profiles, when any are configured.
+    pub boot: Option<boot::Boot>,
 }
 
 /// HTTP settings.
@@ -275,6 +286,7 @@ impl Config {
         let empty = file::Tftp::default();
         let tftp_raw = raw.tftp.as_ref().or(wants_tftp.then_some(&empty));
         let tftp = v.tftp(tftp_raw, cli, busy_poll)?;
+        let boot = v.boot(&raw, cli, listen)?;
         let max_mib = v.opt_int(&raw.store.max_mib, "store.max_mib", 1..=1 << 20, 8192)? as u64;
         Ok(Config {
             root,
@@ -295,6 +307,7 @@ impl Config {
                 format: cli.log_format.or(raw.log.format).unwrap_or_default(),
                 level: cli.log_level.or(raw.log.level).unwrap_or_default(),
             },
+            boot,
         })
     }
 }

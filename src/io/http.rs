@@ -23,6 +23,7 @@ use super::timers::{Armed, Timers};
 use super::turn::Turn;
 use super::Error;
 use crate::config;
+use crate::proto::boot::Profiles;
 use crate::proto::http::{Access, Connection, Context, Event, Transmit};
 use crate::store::Snapshot;
 
@@ -56,6 +57,7 @@ pub struct Worker {
     timers: Timers,
     ready: Vec<usize>,
     snapshot: Arc<Snapshot>,
+    boot: Option<Arc<Profiles>>,
     config: config::Http,
     date: DateCache,
     accept_warned_at: Option<Instant>,
@@ -103,10 +105,18 @@ impl Worker {
             timers: Timers::default(),
             ready: Vec::new(),
             snapshot,
+            boot: None,
             config,
             date: DateCache::default(),
             accept_warned_at: None,
         })
+    }
+
+    /// Renders `boot`'s per-machine pages as well.
+    #[must_use]
+    pub fn with_boot(mut self, boot: Option<Arc<Profiles>>) -> Self {
+        self.boot = boot;
+        self
     }
 
     /// Serves until the poller fails.
@@ -198,6 +208,8 @@ impl Worker {
         let ctx = Context {
             snapshot: &self.snapshot,
             date: self.date.text(),
+            boot: self.boot.as_deref(),
+            peer: Some(slot.peer.ip()),
         };
         let mut budget = TURN_BUDGET;
         let mut closed = false;

@@ -7,6 +7,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod boot;
 pub mod dhcp;
 pub mod http;
 pub mod tftp;

@@ -36,6 +36,39 @@ pub struct Plan {
     pub skipped_links: Vec<String>,
 }
 
+impl Plan {
+    /// Adds (or replaces) the file served at `url` with `source`, a file named on
+    /// the command line rather than found under the root.
+    ///
+    /// # Errors
+    /// `source` cannot be read, or the total passes `max_bytes`.
+    pub fn add(&mut self, url: &str, source: &Path, max_bytes: u64) -> Result<(), Error> {
+        let meta = fs::metadata(source).map_err(|e| Error::Read {
+            path: source.into(),
+            source: e,
+        })?;
+        if let Some(old) = self.files.iter().position(|f| f.url == url) {
+            let old = self.files.remove(old);
+            self.total_bytes -= old.len;
+        }
+        self.total_bytes += meta.len();
+        if self.total_bytes > max_bytes {
+            return Err(Error::TooLarge {
+                total: self.total_bytes,
+                cap: max_bytes,
+                path: source.into(),
+            });
+        }
+        self.files.push(Planned {
+            url: url.into(),
+            source: source.into(),
+            len: meta.len(),
+        });
+        self.files.sort_by(|a, b| a.url.cmp(&b.url));
+        Ok(())
+    }
+}
+
 /// Walks `root` without reading file contents.
 ///
 /// # Errors

@@ -9,6 +9,7 @@
 
 pub mod builtin;
 mod error;
+pub mod ipxe;
 mod load;
 mod memfd;
 pub mod mime;
@@ -136,6 +137,14 @@ impl Snapshot {
     pub fn load(root: &Path, options: &Options) -> Result<Self, Error> {
         let plan = load::plan(root, options.max_bytes)?;
         load::load(&plan, options)
+    }
+
+    /// Loads the files of `plan` (a walked root, with any files added to it).
+    ///
+    /// # Errors
+    /// A file cannot be read or held in memory.
+    pub fn from_plan(plan: &Plan, options: &Options) -> Result<Self, Error> {
+        load::load(plan, options)
     }
 
     /// The built-in demo set (see [`builtin`]), for a first run with no root.

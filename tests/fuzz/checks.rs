@@ -76,6 +76,8 @@ pub fn engine(data: &[u8]) {
     let ctx = Context {
         snapshot,
         date: "Wed, 25 Nov 2026 00:00:00 GMT",
+        boot: None,
+        peer: None,
     };
     let mut rest = data;
     while let Some((&ctl, tail)) = rest.split_first() {

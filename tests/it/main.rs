@@ -15,6 +15,7 @@ mod fuzz_replay;
 mod loopback;
 mod netns;
 mod ns;
+mod profiles;
 mod storm;
 mod support;
 mod tftp;

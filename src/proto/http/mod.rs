@@ -15,11 +15,13 @@ mod response;
 #[cfg(test)]
 mod tests;
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 pub use connection::{Access, Connection, Event, FileRange, Transmit};
 pub use error::Error;
 
+use crate::proto::boot::Profiles;
 use crate::store::Snapshot;
 use crate::wire::http::Limits;
 
@@ -65,4 +67,8 @@ pub struct Context<'a> {
     pub snapshot: &'a Snapshot,
     /// The current `Date` value (IMF-fixdate); the backend refreshes it each second.
     pub date: &'a str,
+    /// Boot profiles: their pages (`/boot.ipxe`, `/config`) are rendered per request.
+    pub boot: Option<&'a Profiles>,
+    /// The connection's peer, a fact for the profiles' templates.
+    pub peer: Option<IpAddr>,
 }

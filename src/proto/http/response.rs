@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::error::reason;
 use super::{Context, Error};
+use crate::proto::boot::{Origin, Page};
 use crate::store::BootFile;
 use crate::wire::http::range::{self, Spec};
 use crate::wire::http::{target, Method, Request, Version};
@@ -51,6 +52,30 @@ pub(super) fn respond(
                 error: None,
             }
         }
+        Ok(Choice::Page(page)) => {
+            out.clear();
+            status_line(out, page.status, ctx);
+            let _ = write!(
+                out,
+                "Content-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n",
+                page.content_type,
+                page.body.len()
+            );
+            connection(out, req.version, close);
+            out.extend_from_slice(b"\r\n");
+            let mut inline_body = 0;
+            if req.method != Method::Head {
+                out.extend_from_slice(page.body.as_bytes());
+                inline_body = page.body.len() as u64;
+            }
+            Plan {
+                status: page.status,
+                close,
+                body: None,
+                inline_body,
+                error: None,
+            }
+        }
         Ok(Choice::NotModified(file)) => {
             out.clear();
             status_line(out, 304, ctx);
@@ -84,6 +109,8 @@ enum Choice {
         len: u64,
     },
     NotModified(Arc<BootFile>),
+    /// A page rendered for this request (boot profiles).
+    Page(Page),
 }
 
 fn choose(req: &Request<'_>, ctx: &Context<'_>, path: &mut String) -> Result<Choice, Error> {
@@ -96,6 +123,17 @@ fn choose(req: &Request<'_>, ctx: &Context<'_>, path: &mut String) -> Result<Cho
     }
     if let Some(n) = req.content_length.filter(|&n| n > 0) {
         return Err(Error::Body(n));
+    }
+    if let Some(boot) = ctx.boot {
+        let query = req.target.split('#').next().unwrap_or("");
+        let query = query.split_once('?').map_or("", |(_, q)| q);
+        let origin = Origin {
+            host: req.host.and_then(|h| std::str::from_utf8(h).ok()),
+            peer: ctx.peer,
+        };
+        if let Some(page) = boot.answer(path, query, origin) {
+            return Ok(Choice::Page(page));
+        }
     }
     let file = ctx.snapshot.get(path).ok_or(Error::NotFound)?;
     if not_modified(req, file) {

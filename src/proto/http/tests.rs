@@ -72,6 +72,8 @@ impl Harness {
         let ctx = Context {
             snapshot: &self.snapshot,
             date: DATE,
+            boot: None,
+            peer: None,
         };
         while let Some(t) = self.conn.poll_transmit(self.now, &ctx) {
             let n = if !t.bytes.is_empty() {
@@ -395,6 +397,8 @@ fn a_stalled_response_is_abandoned_and_logged_as_aborted() {
     let ctx = Context {
         snapshot: &h.snapshot,
         date: DATE,
+        boot: None,
+        peer: None,
     };
     let head_len = h.conn.poll_transmit(h.now, &ctx).unwrap().bytes.len();
     h.conn.sent(h.now, head_len + 10);
@@ -415,6 +419,8 @@ fn progress_pushes_the_send_deadline_back() {
     let ctx = Context {
         snapshot: &h.snapshot,
         date: DATE,
+        boot: None,
+        peer: None,
     };
     let _ = h.conn.poll_transmit(h.now, &ctx);
     h.conn.sent(h.now + 30 * SEC, 10);
@@ -439,6 +445,8 @@ fn a_full_buffer_behind_a_response_stops_reading() {
     let ctx = Context {
         snapshot: &h.snapshot,
         date: DATE,
+        boot: None,
+        peer: None,
     };
     let _ = h.conn.poll_transmit(h.now, &ctx);
     h.feed(&[b'G'; 64]);

@@ -80,6 +80,8 @@ pub struct Request<'b> {
     pub transfer_encoding: bool,
     /// Value of `User-Agent`, for the access log.
     pub user_agent: Option<&'b [u8]>,
+    /// Value of `Host`: the name the client used for this server.
+    pub host: Option<&'b [u8]>,
 }
 
 /// Outcome of [`parse`] on the bytes received so far.
@@ -148,6 +150,7 @@ pub fn parse<'b>(buf: &'b [u8], limits: &Limits) -> Result<Parse<'b>, Error> {
         content_length: None,
         transfer_encoding: false,
         user_agent: None,
+        host: None,
     };
     let mut ranges = 0usize;
     for h in req.headers.iter() {
@@ -178,6 +181,8 @@ pub fn parse<'b>(buf: &'b [u8], limits: &Limits) -> Result<Parse<'b>, Error> {
             request.transfer_encoding = true;
         } else if name.eq_ignore_ascii_case(b"user-agent") {
             request.user_agent = Some(value);
+        } else if name.eq_ignore_ascii_case(b"host") {
+            request.host = Some(value);
         }
     }
     if ranges > 1 {

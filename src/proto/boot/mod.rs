@@ -1,0 +1,532 @@
+//! Boot profiles: which kernel, initrd, command line and installer answers each
+//! machine gets, rendered per machine from Jinja templates (minijinja).
+//!
+//! The flow: DHCP points iPXE at the script path (`/boot.ipxe`). A request there
+//! without a `mac` gets a one-line script that chains back with iPXE's own
+//! settings in the query (MAC, UUID, arch, platform, hostname), so the second
+//! request says who the machine is whichever DHCP server sent it here. That
+//! request is matched to a profile (the inventory's `profile`, else the first
+//! profile whose `match` fits, else the default) and answered with the profile's
+//! script; a machine no profile takes gets a script that says so and exits to the
+//! firmware's next boot device. The script's command line carries `config_url`,
+//! where the installer later fetches the profile's preseed / kickstart /
+//! cloud-init, rendered for the same machine.
+//!
+//! Every template is compiled, and rendered once for each machine of the
+//! inventory and once for an unknown machine, when the configuration is loaded:
+//! template mistakes stop `rackboot check` and the start, not a boot.
+
+mod facts;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+pub use facts::{glob, Facts, Mac};
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+
+/// The built-in script: the profile's kernel with its command line, its initrds,
+/// boot. `initrd=NAME` lets an EFI kernel find each initrd iPXE loaded.
+pub const DEFAULT_SCRIPT: &str = "#!ipxe\n\
+    echo rackboot: {{ mac }} boots profile {{ profile }}\n\
+    kernel {{ kernel_url }}{% for n in initrd_names %} initrd={{ n }}{% endfor %} {{ cmdline }}\n\
+    {% for u in initrd_urls %}initrd {{ u }}\n{% endfor %}\
+    boot\n";
+
+/// Which machines a profile takes: every key given must fit (any item of a list).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Match {
+    /// MAC patterns (`52:54:00:*`).
+    pub mac: Vec<String>,
+    /// SMBIOS UUIDs.
+    pub uuid: Vec<String>,
+    /// iPXE build architectures (`x86_64`, `i386`, `arm64`).
+    pub arch: Vec<String>,
+    /// iPXE platforms (`pcbios`, `efi`).
+    pub platform: Vec<String>,
+    /// Hostname patterns (`web-*`).
+    pub hostname: Vec<String>,
+    /// Inventory labels that must all be equal.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Match {
+    /// Whether no key is given (such a profile takes only machines named to it).
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    fn fits(&self, f: &Facts, labels: &BTreeMap<String, String>) -> bool {
+        let mac = f.mac.map(|m| m.to_string()).unwrap_or_default();
+        let any =
+            |list: &[String], value: &str| list.is_empty() || list.iter().any(|p| glob(p, value));
+        !self.is_empty()
+            && any(&self.mac, &mac)
+            && any(&self.uuid, &f.uuid)
+            && any(&self.arch, &f.arch)
+            && any(&self.platform, &f.platform)
+            && any(&self.hostname, &f.hostname)
+            && self.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+    }
+}
+
+/// One profile, its templates as source text.
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    /// Name, unique.
+    pub name: String,
+    /// Kernel: a path served here (`/d-i/linux`) or an absolute URL.
+    pub kernel: String,
+    /// Initrds, same forms.
+    pub initrds: Vec<String>,
+    /// Kernel command line template.
+    pub cmdline: String,
+    /// iPXE script template; `None` for [`DEFAULT_SCRIPT`].
+    pub script: Option<String>,
+    /// Installer answers template (preseed, kickstart, cloud-init), served at the
+    /// config path; `None` serves nothing there for this profile.
+    pub config: Option<String>,
+    /// Which machines it takes.
+    pub matches: Match,
+    /// Variables for its templates (`vars.NAME`).
+    pub vars: BTreeMap<String, String>,
+}
+
+/// One machine of the inventory.
+#[derive(Debug, Clone, Default)]
+pub struct Machine {
+    /// Its MAC.
+    pub mac: Mac,
+    /// Its name (wins over what the machine says).
+    pub hostname: Option<String>,
+    /// Its profile, by name (wins over `match`).
+    pub profile: Option<String>,
+    /// Labels that profiles match on.
+    pub labels: BTreeMap<String, String>,
+    /// Variables, over the profile's.
+    pub vars: BTreeMap<String, String>,
+}
+
+/// Where the rendered pages are served.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// The boot script (`/boot.ipxe`).
+    pub script: String,
+    /// The installer's answers (`/config`).
+    pub config: String,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Self {
+            script: "/boot.ipxe".into(),
+            config: "/config".into(),
+        }
+    }
+}
+
+/// A template that did not compile or render.
+#[derive(Debug, thiserror::Error)]
+#[error("profile `{profile}`: {what}: {message}")]
+pub struct Error {
+    /// The profile.
+    pub profile: String,
+    /// Which template (`script`, `cmdline`, `config`) and, when rendering, for
+    /// which machine.
+    pub what: String,
+    /// minijinja's message, with the template line.
+    pub message: String,
+}
+
+/// A rendered page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// HTTP status: 200, or 400/404/500 with a one-line text body.
+    pub status: u16,
+    /// Content-Type.
+    pub content_type: &'static str,
+    /// The body.
+    pub body: String,
+}
+
+/// The request facts the HTTP engine adds to the query's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Origin<'a> {
+    /// `Host` as sent (the server's name in the client's URLs).
+    pub host: Option<&'a str>,
+    /// The client's address.
+    pub peer: Option<IpAddr>,
+}
+
+/// The profiles, the inventory and the compiled templates: shared read-only by
+/// every HTTP worker.
+#[derive(Debug)]
+pub struct Profiles {
+    paths: Paths,
+    profiles: Vec<Profile>,
+    default: Option<usize>,
+    machines: HashMap<Mac, Machine>,
+    /// `host[:port]` for URLs when a request has no usable `Host`.
+    fallback_host: String,
+    env: Environment<'static>,
+}
+
+#[derive(Serialize)]
+struct Context<'a> {
+    mac: String,
+    mac_hyphens: String,
+    ip: String,
+    hostname: &'a str,
+    uuid: &'a str,
+    arch: &'a str,
+    platform: &'a str,
+    labels: &'a BTreeMap<String, String>,
+    vars: BTreeMap<&'a str, &'a str>,
+    profile: &'a str,
+    server: &'a str,
+    base_url: String,
+    kernel_url: String,
+    initrd_urls: Vec<String>,
+    initrd_names: Vec<&'a str>,
+    config_url: String,
+    cmdline: String,
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+const NO_LABELS: &BTreeMap<String, String> = &BTreeMap::new();
+
+impl Profiles {
+    /// Compiles every template and renders each for every machine of the
+    /// inventory and for an unknown one.
+    ///
+    /// # Errors
+    /// The first template that does not compile or render, naming the profile,
+    /// the template and (when rendering) the machine.
+    pub fn new(
+        paths: Paths,
+        profiles: Vec<Profile>,
+        default: Option<usize>,
+        machines: Vec<Machine>,
+        fallback_host: String,
+    ) -> Result<Self, Error> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_keep_trailing_newline(true);
+        for p in &profiles {
+            let fail = |what: &str, e: minijinja::Error| Error {
+                profile: p.name.clone(),
+                what: what.into(),
+                message: describe(&e),
+            };
+            let script = p.script.clone().unwrap_or_else(|| DEFAULT_SCRIPT.into());
+            env.add_template_owned(key(&p.name, "script"), script)
+                .map_err(|e| fail("script", e))?;
+            env.add_template_owned(key(&p.name, "cmdline"), p.cmdline.clone())
+                .map_err(|e| fail("cmdline", e))?;
+            if let Some(config) = &p.config {
+                env.add_template_owned(key(&p.name, "config"), config.clone())
+                    .map_err(|e| fail("config", e))?;
+            }
+        }
+        let machines = machines.into_iter().map(|m| (m.mac, m)).collect();
+        let this = Self {
+            paths,
+            profiles,
+            default,
+            machines,
+            fallback_host,
+            env,
+        };
+        this.dry_run()?;
+        Ok(this)
+    }
+
+    /// Where the pages are served.
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    /// Whether `path` is one of the pages rendered per machine.
+    pub fn renders(&self, path: &str) -> bool {
+        path == self.paths.script || path == self.paths.config
+    }
+
+    /// The profiles, in match order.
+    pub fn profiles(&self) -> &[Profile] {
+        &self.profiles
+    }
+
+    /// The default profile's name.
+    pub fn default_name(&self) -> Option<&str> {
+        self.default
+            .and_then(|i| self.profiles.get(i))
+            .map(|p| p.name.as_str())
+    }
+
+    /// Number of machines in the inventory.
+    pub fn machines(&self) -> usize {
+        self.machines.len()
+    }
+
+    /// The page for `path` (decoded) and `query` (raw, without `?`), or `None`
+    /// when `path` is not one of the profile pages.
+    pub fn answer(&self, path: &str, query: &str, origin: Origin<'_>) -> Option<Page> {
+        let script = path == self.paths.script;
+        if !script && path != self.paths.config {
+            return None;
+        }
+        let facts = Facts::from_query(query);
+        let Some(mac) = facts.mac else {
+            return Some(if script {
+                self.chain()
+            } else {
+                text(
+                    400,
+                    "a config request names its machine: ?mac=52-54-00-12-34-56",
+                )
+            });
+        };
+        let machine = self.machines.get(&mac);
+        let Some(profile) = self.choose(&facts, machine) else {
+            tracing::info!(%mac, arch = %facts.arch, platform = %facts.platform, "boot: no profile takes this machine");
+            return Some(if script {
+                nothing_to_boot(&facts)
+            } else {
+                text(404, "no profile takes this machine")
+            });
+        };
+        let server = origin
+            .host
+            .filter(|h| {
+                !h.is_empty()
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+            })
+            .unwrap_or(&self.fallback_host);
+        let what = if script { "script" } else { "config" };
+        if !script && profile.config.is_none() {
+            return Some(text(404, "this machine's profile has no config template"));
+        }
+        match self.render(profile, what, &facts, machine, server, origin.peer) {
+            Ok(body) => {
+                tracing::info!(%mac, profile = %profile.name, page = what, "boot: rendered");
+                Some(Page {
+                    status: 200,
+                    content_type: TEXT,
+                    body,
+                })
+            }
+            Err(e) => {
+                tracing::warn!(%mac, profile = %profile.name, page = what, error = %e, "boot: template failed");
+                Some(if script {
+                    echo_exit(&format!(
+                        "rackboot: profile {} failed for this machine: see the server log",
+                        profile.name
+                    ))
+                } else {
+                    text(
+                        500,
+                        "the profile's config template failed: see the server log",
+                    )
+                })
+            }
+        }
+    }
+
+    /// The profile for a machine: its inventory entry's, else the first whose
+    /// `match` fits, else the default.
+    pub fn choose(&self, facts: &Facts, machine: Option<&Machine>) -> Option<&Profile> {
+        if let Some(name) = machine.and_then(|m| m.profile.as_deref()) {
+            return self.profiles.iter().find(|p| p.name == name);
+        }
+        let mut facts = facts.clone();
+        if let Some(h) = machine.and_then(|m| m.hostname.as_ref()) {
+            facts.hostname.clone_from(h);
+        }
+        let labels = machine.map_or(NO_LABELS, |m| &m.labels);
+        self.profiles
+            .iter()
+            .find(|p| p.matches.fits(&facts, labels))
+            .or(self.default.and_then(|i| self.profiles.get(i)))
+    }
+
+    fn render(
+        &self,
+        profile: &Profile,
+        what: &str,
+        facts: &Facts,
+        machine: Option<&Machine>,
+        server: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<String, minijinja::Error> {
+        let base_url = format!("http://{server}");
+        let url = |s: &String| {
+            if s.starts_with("http://") || s.starts_with("https://") {
+                s.clone()
+            } else {
+                format!("{base_url}{s}")
+            }
+        };
+        let mut vars: BTreeMap<&str, &str> = profile
+            .vars
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if let Some(m) = machine {
+            vars.extend(m.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        }
+        let mac = facts.mac.unwrap_or_default();
+        let mut ctx = Context {
+            mac: mac.to_string(),
+            mac_hyphens: mac.hyphens(),
+            ip: peer.map(|p| p.to_string()).unwrap_or_default(),
+            hostname: machine
+                .and_then(|m| m.hostname.as_deref())
+                .unwrap_or(&facts.hostname),
+            uuid: &facts.uuid,
+            arch: &facts.arch,
+            platform: &facts.platform,
+            labels: machine.map_or(NO_LABELS, |m| &m.labels),
+            vars,
+            profile: &profile.name,
+            server,
+            config_url: format!("{base_url}{}?{}", self.paths.config, facts.to_query()),
+            base_url: base_url.clone(),
+            kernel_url: url(&profile.kernel),
+            initrd_urls: profile.initrds.iter().map(url).collect(),
+            initrd_names: profile
+                .initrds
+                .iter()
+                .map(|s| s.rsplit('/').next().unwrap_or(s))
+                .collect(),
+            cmdline: String::new(),
+        };
+        let cmdline = self
+            .env
+            .get_template(&key(&profile.name, "cmdline"))?
+            .render(&ctx)?;
+        ctx.cmdline = cmdline.split_whitespace().collect::<Vec<_>>().join(" ");
+        self.env
+            .get_template(&key(&profile.name, what))?
+            .render(&ctx)
+    }
+
+    /// Renders every template for every inventory machine it would serve, and
+    /// for an unknown machine.
+    fn dry_run(&self) -> Result<(), Error> {
+        let unknown = Facts {
+            mac: Some(Mac([0x02, 0, 0, 0, 0, 1])),
+            uuid: "00000000-0000-0000-0000-000000000000".into(),
+            arch: "x86_64".into(),
+            platform: "pcbios".into(),
+            hostname: "unknown".into(),
+        };
+        let peer = Some(IpAddr::from([192, 0, 2, 10]));
+        // An unknown machine reaches the profiles with a `match` and the default.
+        let mut cases: Vec<(Facts, Option<&Machine>, Option<&Profile>)> = self
+            .profiles
+            .iter()
+            .enumerate()
+            .filter(|&(i, p)| !p.matches.is_empty() || self.default == Some(i))
+            .map(|(_, p)| (unknown.clone(), None, Some(p)))
+            .collect();
+        for m in self.machines.values() {
+            let facts = Facts {
+                mac: Some(m.mac),
+                ..unknown.clone()
+            };
+            let p = self.choose(&facts, Some(m));
+            cases.push((facts, Some(m), p));
+        }
+        for (facts, machine, profile) in cases {
+            let Some(profile) = profile else { continue };
+            let pages: &[&str] = if profile.config.is_some() {
+                &["script", "config"]
+            } else {
+                &["script"]
+            };
+            for what in pages {
+                self.render(profile, what, &facts, machine, "192.0.2.1", peer)
+                    .map_err(|e| {
+                        // The template that failed: the command line is rendered
+                        // inside the script.
+                        let what = e.name().and_then(|n| n.rsplit('/').next()).unwrap_or(what);
+                        Error {
+                            profile: profile.name.clone(),
+                            what: match machine {
+                                Some(m) => format!("{what} for machine {}", m.mac),
+                                None => what.into(),
+                            },
+                            message: describe(&e),
+                        }
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The script that asks again with iPXE's settings in the query.
+    fn chain(&self) -> Page {
+        Page {
+            status: 200,
+            content_type: TEXT,
+            body: format!(
+                "#!ipxe\nchain {}?mac=${{netX/mac:hexhyp}}&uuid=${{uuid}}&arch=${{buildarch}}\
+                 &platform=${{platform}}&hostname=${{hostname:uristring}}\n",
+                self.paths.script
+            ),
+        }
+    }
+}
+
+fn key(profile: &str, what: &str) -> String {
+    format!("{profile}/{what}")
+}
+
+/// minijinja's message with the line it names.
+fn describe(e: &minijinja::Error) -> String {
+    let detail = e
+        .detail()
+        .map_or_else(|| e.kind().to_string(), |d| format!("{}: {d}", e.kind()));
+    match e.line() {
+        Some(line) => format!("{detail} (line {line})"),
+        None => detail,
+    }
+}
+
+fn text(status: u16, message: &str) -> Page {
+    Page {
+        status,
+        content_type: TEXT,
+        body: format!("{message}\n"),
+    }
+}
+
+fn echo_exit(message: &str) -> Page {
+    Page {
+        status: 200,
+        content_type: TEXT,
+        body: format!("#!ipxe\necho {message}\nsleep 5\nexit 1\n"),
+    }
+}
+
+fn nothing_to_boot(f: &Facts) -> Page {
+    let mac = f.mac.unwrap_or_default();
+    echo_exit(&format!(
+        "rackboot: no profile takes machine {mac} (arch {}, platform {}, uuid {}): add it to a \
+         profile's match or to [[machine]], or set [boot] default",
+        or_dash(&f.arch),
+        or_dash(&f.platform),
+        or_dash(&f.uuid)
+    ))
+}
+
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() {
+        "-"
+    } else {
+        s
+    }
+}

@@ -1,0 +1,237 @@
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use super::*;
+
+const MAC1: &str = "mac=52-54-00-81-00-01";
+
+fn debian() -> Profile {
+    Profile {
+        name: "debian".into(),
+        kernel: "/d-i/linux".into(),
+        initrds: vec!["/d-i/initrd.gz".into()],
+        cmdline: "auto=true  url={{ config_url }} hostname={{ hostname }}\n{{ vars.console }}"
+            .into(),
+        script: None,
+        config: Some(
+            "d-i netcfg/get_hostname string {{ hostname }}\n# {{ ip }} {{ vars.disk }}\n".into(),
+        ),
+        matches: Match {
+            mac: vec!["52:54:00:81:*".into()],
+            ..Match::default()
+        },
+        vars: BTreeMap::from([
+            ("console".into(), "console=ttyS0".into()),
+            ("disk".into(), "/dev/sda".into()),
+        ]),
+    }
+}
+
+fn rescue() -> Profile {
+    Profile {
+        name: "rescue".into(),
+        kernel: "http://mirror.example/rescue/vmlinuz".into(),
+        initrds: vec![],
+        cmdline: "rescue".into(),
+        script: Some("#!ipxe\nkernel {{ kernel_url }} {{ cmdline }} {{ labels.rack | default(\"none\") }}\nboot\n".into()),
+        config: None,
+        matches: Match {
+            labels: BTreeMap::from([("role".into(), "rescue".into())]),
+            ..Match::default()
+        },
+        vars: BTreeMap::new(),
+    }
+}
+
+fn machine(mac: &str) -> Machine {
+    Machine {
+        mac: Mac::parse(mac).unwrap(),
+        ..Machine::default()
+    }
+}
+
+fn profiles(default: Option<usize>, machines: Vec<Machine>) -> Profiles {
+    Profiles::new(
+        Paths::default(),
+        vec![debian(), rescue()],
+        default,
+        machines,
+        "10.0.0.1".into(),
+    )
+    .unwrap()
+}
+
+fn origin() -> Origin<'static> {
+    Origin {
+        host: Some("10.81.0.1"),
+        peer: Some(IpAddr::from([10, 81, 0, 101])),
+    }
+}
+
+#[test]
+fn a_script_request_without_a_mac_chains_back_with_ipxe_settings() {
+    let p = profiles(None, vec![]);
+    let page = p.answer("/boot.ipxe", "", origin()).unwrap();
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.body,
+        "#!ipxe\nchain /boot.ipxe?mac=${netX/mac:hexhyp}&uuid=${uuid}&arch=${buildarch}\
+         &platform=${platform}&hostname=${hostname:uristring}\n"
+    );
+    assert_eq!(p.answer("/other", "", origin()), None);
+    assert_eq!(p.answer("/config", "", origin()).unwrap().status, 400);
+}
+
+#[test]
+fn a_matched_machine_gets_its_profiles_script_with_its_facts() {
+    let p = profiles(None, vec![]);
+    let page = p
+        .answer(
+            "/boot.ipxe",
+            &format!("{MAC1}&arch=x86_64&platform=efi&hostname=web-01"),
+            origin(),
+        )
+        .unwrap();
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.body,
+        "#!ipxe\necho rackboot: 52:54:00:81:00:01 boots profile debian\n\
+         kernel http://10.81.0.1/d-i/linux initrd=initrd.gz auto=true \
+         url=http://10.81.0.1/config?mac=52-54-00-81-00-01&arch=x86_64&platform=efi&hostname=web-01 \
+         hostname=web-01 console=ttyS0\n\
+         initrd http://10.81.0.1/d-i/initrd.gz\nboot\n"
+    );
+    let config = p
+        .answer("/config", "mac=52-54-00-81-00-01&hostname=web-01", origin())
+        .unwrap();
+    assert_eq!(
+        (config.status, config.body.as_str()),
+        (
+            200,
+            "d-i netcfg/get_hostname string web-01\n# 10.81.0.101 /dev/sda\n"
+        )
+    );
+}
+
+#[test]
+fn an_unknown_machine_gets_the_default_or_an_echo_and_exit_never_an_error() {
+    let stranger = "mac=02-00-00-00-00-09&arch=i386&platform=pcbios";
+    let none = profiles(None, vec![]);
+    let page = none.answer("/boot.ipxe", stranger, origin()).unwrap();
+    assert_eq!(page.status, 200);
+    assert!(page.body.starts_with("#!ipxe\necho rackboot: no profile takes machine 02:00:00:00:00:09 (arch i386, platform pcbios, uuid -)"), "{}", page.body);
+    assert!(page.body.ends_with("\nexit 1\n"), "{}", page.body);
+    assert_eq!(
+        none.answer("/config", stranger, origin()).unwrap().status,
+        404
+    );
+
+    let with_default = profiles(Some(1), vec![]);
+    let page = with_default
+        .answer("/boot.ipxe", stranger, origin())
+        .unwrap();
+    assert_eq!(
+        page.body,
+        "#!ipxe\nkernel http://mirror.example/rescue/vmlinuz rescue none\nboot\n"
+    );
+    // A profile without a config template serves none.
+    assert_eq!(
+        with_default
+            .answer("/config", stranger, origin())
+            .unwrap()
+            .status,
+        404
+    );
+}
+
+#[test]
+fn the_inventory_names_labels_and_pins_profiles() {
+    let mut pinned = machine("52:54:00:81:00:02");
+    pinned.profile = Some("rescue".into());
+    pinned.labels.insert("rack".into(), "r7".into());
+    let mut labelled = machine("02:00:00:00:00:03");
+    labelled.labels.insert("role".into(), "rescue".into());
+    labelled.labels.insert("rack".into(), "r9".into());
+    let mut named = machine("52:54:00:81:00:04");
+    named.hostname = Some("db-04".into());
+    named.vars.insert("disk".into(), "/dev/nvme0n1".into());
+    let p = profiles(None, vec![pinned, labelled, named]);
+    let body = |q: &str, path: &str| p.answer(path, q, origin()).unwrap().body;
+    assert!(body("mac=52-54-00-81-00-02", "/boot.ipxe").ends_with("rescue r7\nboot\n"));
+    assert!(body("mac=02-00-00-00-00-03", "/boot.ipxe").ends_with("rescue r9\nboot\n"));
+    // The inventory's name and variables win over what the machine says.
+    assert_eq!(
+        body("mac=52-54-00-81-00-04&hostname=other", "/config"),
+        "d-i netcfg/get_hostname string db-04\n# 10.81.0.101 /dev/nvme0n1\n"
+    );
+}
+
+#[test]
+fn match_keys_must_all_fit() {
+    let m = Match {
+        mac: vec!["52:54:00:*".into()],
+        platform: vec!["efi".into()],
+        ..Match::default()
+    };
+    let facts = |q: &str| Facts::from_query(q);
+    assert!(m.fits(&facts("mac=52-54-00-00-00-01&platform=efi"), NO_LABELS));
+    assert!(!m.fits(&facts("mac=52-54-00-00-00-01&platform=pcbios"), NO_LABELS));
+    assert!(!m.fits(&facts("mac=02-54-00-00-00-01&platform=efi"), NO_LABELS));
+    assert!(
+        !Match::default().fits(&facts(MAC1), NO_LABELS),
+        "an empty match takes nobody"
+    );
+}
+
+#[test]
+fn template_mistakes_are_caught_when_loading_naming_profile_template_and_line() {
+    let mut bad = debian();
+    bad.config = Some("ok\n{% if hostname %}\nno endif\n".into());
+    let e = Profiles::new(Paths::default(), vec![bad], None, vec![], "h".into()).unwrap_err();
+    assert_eq!((e.profile.as_str(), e.what.as_str()), ("debian", "config"));
+    assert!(e.message.contains("line"), "{e}");
+
+    let mut undefined = debian();
+    undefined.cmdline = "url={{ confg_url }}".into();
+    let e = Profiles::new(Paths::default(), vec![undefined], None, vec![], "h".into()).unwrap_err();
+    assert_eq!(e.what, "cmdline");
+    assert!(e.message.contains("undefined"), "{e}");
+
+    // A variable only one machine lacks is caught for that machine.
+    // A profile only the inventory names is rendered for those machines only,
+    // and a variable one of them lacks is caught for that machine.
+    let mut pinned = debian();
+    pinned.config = Some("{{ vars.rack }}".into());
+    pinned.matches = Match::default();
+    let pin = |mac: &str, rack: Option<&str>| {
+        let mut m = machine(mac);
+        m.profile = Some("debian".into());
+        if let Some(r) = rack {
+            m.vars.insert("rack".into(), r.into());
+        }
+        m
+    };
+    let ok = vec![pin("52:54:00:81:00:05", Some("r1"))];
+    Profiles::new(Paths::default(), vec![pinned.clone()], None, ok, "h".into()).unwrap();
+    let lacking = vec![
+        pin("52:54:00:81:00:05", Some("r1")),
+        pin("52:54:00:81:00:06", None),
+    ];
+    let e = Profiles::new(Paths::default(), vec![pinned], None, lacking, "h".into()).unwrap_err();
+    assert_eq!(e.what, "config for machine 52:54:00:81:00:06", "{e}");
+}
+
+#[test]
+fn a_host_header_that_could_break_a_url_is_not_used() {
+    let p = profiles(None, vec![]);
+    let evil = Origin {
+        host: Some("x\nkernel evil"),
+        peer: None,
+    };
+    let page = p.answer("/boot.ipxe", MAC1, evil).unwrap();
+    assert!(
+        page.body.contains("kernel http://10.0.0.1/d-i/linux"),
+        "{}",
+        page.body
+    );
+}
