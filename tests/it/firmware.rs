@@ -29,63 +29,45 @@ fn package_file(package: &str, suffix: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("{package} has no file ending in {suffix}"))
 }
 
-/// The boot root: the installer's kernel and initrd, iPXE's EFI binary, a boot
-/// script naming `server`, and a preseed.
-fn boot_root(root: &Path, server: &str) {
+/// The Debian 12 installer's kernel and initrd (debian-installer-12-netboot-amd64).
+fn installer() -> (PathBuf, PathBuf) {
     let di = "debian-installer-12-netboot-amd64";
-    std::fs::create_dir_all(root).unwrap();
-    for (from, to) in [
-        (
-            package_file(di, "/text/debian-installer/amd64/linux"),
-            "linux",
-        ),
-        (
-            package_file(di, "/text/debian-installer/amd64/initrd.gz"),
-            "initrd.gz",
-        ),
-        (package_file("ipxe", "/ipxe.efi"), "ipxe.efi"),
-    ] {
-        std::fs::copy(&from, root.join(to)).unwrap();
-    }
-    std::fs::write(
-        root.join("boot.ipxe"),
-        format!(
-            "#!ipxe\nkernel http://{server}/linux initrd=initrd.gz console=ttyS0,115200 auto=true \
-             priority=critical url=http://{server}/preseed.cfg\ninitrd http://{server}/initrd.gz\nboot\n"
-        ),
+    (
+        package_file(di, "/text/debian-installer/amd64/linux"),
+        package_file(di, "/text/debian-installer/amd64/initrd.gz"),
     )
-    .unwrap();
-    std::fs::write(
-        root.join("preseed.cfg"),
-        "d-i debian-installer/locale string en_US.UTF-8\n",
-    )
-    .unwrap();
 }
 
-/// A namespace with bridge `br0` at `server`/24 and tap `tap0` on it.
-fn boot_network(net: &mut Net, server: &str) -> String {
+/// A namespace with bridge `br0` at `server`/24 and `taps` taps (`tap0`, ...) on it.
+fn boot_network(net: &mut Net, server: &str, taps: usize) -> String {
     let ns = net.ns("q");
     sh(&format!(
         "ip -n {ns} link add br0 type bridge && ip -n {ns} addr add {server}/24 dev br0 && \
-         ip -n {ns} link set br0 up && ip -n {ns} tuntap add dev tap0 mode tap && \
-         ip -n {ns} link set tap0 master br0 && ip -n {ns} link set tap0 up"
+         ip -n {ns} link set br0 up"
     ));
+    for i in 0..taps {
+        sh(&format!(
+            "ip -n {ns} tuntap add dev tap{i} mode tap && \
+             ip -n {ns} link set tap{i} master br0 && ip -n {ns} link set tap{i} up"
+        ));
+    }
     ns
 }
 
-/// rackboot serving DHCP, TFTP and HTTP on `br0`; its log goes to `log`.
-fn serve(ns: &str, server: &str, dir: &Path, root: &Path, log: &Path) -> Kill {
+/// rackboot serving DHCP, TFTP and HTTP on `br0` with `boot` (a config's
+/// profiles) and `args`; its log goes to `log`.
+fn serve(ns: &str, server: &str, dir: &Path, boot: &str, args: &[&str], log: &Path) -> Kill {
     let config = dir.join("rackboot.toml");
     let prefix = server.rsplit_once('.').unwrap().0;
     let text = format!(
         "[dhcp]\ninterface = \"br0\"\nlease_file = \"{dir}/leases\"\n[[dhcp.subnet]]\n\
-         ranges = [\"{prefix}.100-{prefix}.200\"]\nrouter = \"{server}\"\ndns = [\"{server}\"]\n",
+         ranges = [\"{prefix}.100-{prefix}.200\"]\nrouter = \"{server}\"\ndns = [\"{server}\"]\n{boot}",
         dir = dir.display()
     );
     std::fs::write(&config, text).unwrap();
     let child = rackboot_in(Some(ns))
-        .args(["serve", "--config", config.to_str().unwrap(), "--root"])
-        .arg(root)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .args(args)
         .args(["--http", &format!("{server}:80")])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -108,8 +90,8 @@ fn serve(ns: &str, server: &str, dir: &Path, root: &Path, log: &Path) -> Kill {
     kill
 }
 
-/// QEMU with `firmware` args and a virtio NIC with `mac` on `tap0`.
-fn qemu(ns: &str, serial: &Path, firmware: &[String], nic: &str) -> Kill {
+/// QEMU with `firmware` args and the virtio NIC `nic` (netdev `n0`) on `tap`.
+fn qemu(ns: &str, tap: &str, serial: &Path, firmware: &[String], nic: &str) -> Kill {
     assert!(
         run("sh", &["-c", "command -v qemu-system-x86_64"])
             .status
@@ -133,7 +115,7 @@ fn qemu(ns: &str, serial: &Path, firmware: &[String], nic: &str) -> Kill {
         .args(firmware)
         .args([
             "-netdev",
-            "tap,id=n0,ifname=tap0,script=no,downscript=no",
+            &format!("tap,id=n0,ifname={tap},script=no,downscript=no"),
             "-device",
             nic,
         ])
@@ -145,15 +127,22 @@ fn qemu(ns: &str, serial: &Path, firmware: &[String], nic: &str) -> Kill {
     Kill(child)
 }
 
-/// Waits (bounded) until the installer fetched its preseed; returns rackboot's
-/// log and the serial console.
-fn wait_for_preseed(log: &Path, serial: &Path, started: Instant) -> (String, String) {
+/// Waits (bounded) until the installer fetched its preseed (`answers`, the
+/// rendered config's target); returns rackboot's log and the serial console.
+fn wait_for_preseed(
+    log: &Path,
+    serial: &Path,
+    answers: &str,
+    started: Instant,
+) -> (String, String) {
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         let console =
             String::from_utf8_lossy(&std::fs::read(serial).unwrap_or_default()).into_owned();
         let fetched = text.lines().any(|l| {
-            l.contains("target=/preseed.cfg status=200") && l.contains("debian-installer")
+            l.contains(&format!("target={answers}"))
+                && l.contains("status=200")
+                && l.contains("debian-installer")
         });
         if fetched {
             return (text, console);
@@ -167,39 +156,63 @@ fn wait_for_preseed(log: &Path, serial: &Path, started: Instant) -> (String, Str
     }
 }
 
-fn assert_installer_booted(log: &str, console: &str) {
+fn assert_installer_booted(log: &str, console: &str, answers: &str) {
     assert!(
-        console.contains("Linux version") && console.contains("url=http://10.81.0.1/preseed.cfg"),
-        "the serial console does not show the installer's kernel booting:\n{console}"
+        console.contains("Linux version")
+            && console.contains(&format!("url=http://10.81.0.1{answers}"))
+            && console.contains("console=ttyS0,115200"),
+        "the serial console does not show the installer's kernel booting with its profile's command line:\n{console}"
     );
-    for path in ["/boot.ipxe", "/linux", "/initrd.gz"] {
+    for path in ["/boot.ipxe?mac=", "/boot/linux", "/boot/initrd.gz"] {
         assert!(
             log.lines()
-                .any(|l| l.contains(&format!("target={path} status=200"))),
+                .any(|l| l.contains(&format!("target={path}")) && l.contains("status=200")),
             "{path} was not served:\n{log}"
         );
     }
 }
 
-/// Boots a virtio NIC `nic` under `firmware` (its QEMU arguments, files made
-/// in the test's directory) against rackboot until the installer fetched its
-/// preseed; checks the kernel booted and returns rackboot's log.
-fn boot_installer(tag: &str, firmware: impl FnOnce(&Path) -> Vec<String>, nic: &str) -> String {
+/// Boots a virtio NIC with `mac` under `firmware` (its QEMU arguments, files
+/// made in the test's directory) against `rackboot serve --kernel --initrd`
+/// (the built-in defaults: no root, iPXE's binaries found on the machine) until
+/// the installer fetched its rendered preseed; checks the kernel booted and
+/// returns rackboot's log.
+fn boot_installer(
+    tag: &str,
+    firmware: impl FnOnce(&Path) -> Vec<String>,
+    mac: &str,
+    nic: &str,
+) -> String {
     let _turn = crate::support::heavy();
     let mut net = Net::new(tag);
     let server = "10.81.0.1";
-    let ns = boot_network(&mut net, server);
+    let ns = boot_network(&mut net, server, 1);
     let dir = TempDir::new(tag);
-    let root = dir.0.join("root");
-    boot_root(&root, server);
     let log = dir.0.join("rackboot.log");
-    let _rackboot = serve(&ns, server, &dir.0, &root, &log);
+    let (kernel, initrd) = installer();
+    let (kernel, initrd) = (kernel.to_str().unwrap(), initrd.to_str().unwrap());
+    let args = [
+        "--kernel",
+        kernel,
+        "--initrd",
+        initrd,
+        "--cmdline",
+        "console=ttyS0,115200",
+    ];
+    let _rackboot = serve(&ns, server, &dir.0, "", &args, &log);
     let firmware = firmware(&dir.0);
     let serial = dir.0.join("serial.log");
     let started = Instant::now();
-    let _vm = qemu(&ns, &serial, &firmware, nic);
-    let (log, console) = wait_for_preseed(&log, &serial, started);
-    assert_installer_booted(&log, &console);
+    let _vm = qemu(
+        &ns,
+        "tap0",
+        &serial,
+        &firmware,
+        &format!("virtio-net-pci,netdev=n0,mac={mac}{nic}"),
+    );
+    let answers = format!("/config?mac={}", mac.replace(':', "-"));
+    let (log, console) = wait_for_preseed(&log, &serial, &answers, started);
+    assert_installer_booted(&log, &console, &answers);
     log
 }
 
@@ -210,7 +223,8 @@ fn seabios_with_the_ipxe_rom_boots_the_installer_to_its_preseed() {
     let log = boot_installer(
         "qb",
         |_| vec!["-boot".into(), "n".into()],
-        "virtio-net-pci,netdev=n0,mac=52:54:00:81:00:01",
+        "52:54:00:81:00:01",
+        "",
     );
     assert!(
         !log.contains("proto=tftp"),
@@ -235,7 +249,8 @@ fn ovmf_edk2_pxe_tftps_ipxe_efi_and_boots_the_installer_to_its_preseed() {
                 format!("if=pflash,format=raw,file={}", vars.display()),
             ]
         },
-        "virtio-net-pci,netdev=n0,mac=52:54:00:81:00:02,romfile=",
+        "52:54:00:81:00:02",
+        ",romfile=",
     );
     assert!(
         log.lines()
@@ -250,4 +265,85 @@ fn ovmf_edk2_pxe_tftps_ipxe_efi_and_boots_the_installer_to_its_preseed() {
         .filter_map(|l| l.split("ip=").nth(1))
         .collect();
     assert_eq!(acked.len(), 1, "one address per machine:\n{log}");
+}
+
+#[test]
+fn two_machines_in_one_run_boot_their_own_profiles() {
+    // Two SeaBIOS + iPXE machines at once on one rackboot; a profile each by
+    // MAC. Each kernel's command line (printed first on its serial console)
+    // carries its own profile's marker.
+    let _turn = crate::support::heavy();
+    let mut net = Net::new("q2");
+    let server = "10.81.0.1";
+    let ns = boot_network(&mut net, server, 2);
+    let dir = TempDir::new("q2");
+    let log = dir.0.join("rackboot.log");
+    let (kernel, initrd) = installer();
+    let (kernel, initrd) = (kernel.to_str().unwrap(), initrd.to_str().unwrap());
+    let profile = |name: &str, mac: &str| {
+        format!(
+            "[[profile]]\nname = \"{name}\"\nkernel = \"/boot/linux\"\ninitrd = [\"/boot/initrd.gz\"]\n\
+             cmdline = \"console=ttyS0,115200 rackboot.profile={name} rackboot.host={{{{ hostname }}}}\"\n\
+             [profile.match]\nmac = [\"{mac}\"]\n"
+        )
+    };
+    let boot = format!(
+        "{}{}[[machine]]\nmac = \"52:54:00:81:00:12\"\nhostname = \"beta-12\"\n",
+        profile("alpha", "52:54:00:81:00:11"),
+        profile("beta", "52:54:00:81:00:1*")
+    );
+    let args = ["--kernel", kernel, "--initrd", initrd];
+    let _rackboot = serve(&ns, server, &dir.0, &boot, &args, &log);
+    let machines = [
+        ("tap0", "52:54:00:81:00:11", "alpha"),
+        ("tap1", "52:54:00:81:00:12", "beta"),
+    ];
+    let started = Instant::now();
+    let vms: Vec<(Kill, PathBuf, &str)> = machines
+        .iter()
+        .map(|&(tap, mac, profile)| {
+            let serial = dir.0.join(format!("{profile}.serial"));
+            let nic = format!("virtio-net-pci,netdev=n0,mac={mac}");
+            let vm = qemu(&ns, tap, &serial, &["-boot".into(), "n".into()], &nic);
+            (vm, serial, profile)
+        })
+        .collect();
+    let command_line = |serial: &Path| {
+        String::from_utf8_lossy(&std::fs::read(serial).unwrap_or_default())
+            .lines()
+            .find(|l| l.contains("Command line:"))
+            .map(str::to_owned)
+    };
+    loop {
+        let lines: Vec<Option<String>> = vms.iter().map(|(_, s, _)| command_line(s)).collect();
+        if lines.iter().all(Option::is_some) {
+            for (line, (_, _, profile)) in lines.iter().flatten().zip(&vms) {
+                assert!(
+                    line.contains(&format!("rackboot.profile={profile} ")),
+                    "{profile}: {line}"
+                );
+                let other = if *profile == "alpha" { "beta" } else { "alpha" };
+                assert!(!line.contains(other), "{profile}: {line}");
+            }
+            // The inventory's name reached the second machine; the first has none.
+            assert!(
+                lines[0].as_deref().unwrap().ends_with("rackboot.host="),
+                "{lines:?}"
+            );
+            assert!(
+                lines[1]
+                    .as_deref()
+                    .unwrap()
+                    .ends_with("rackboot.host=beta-12"),
+                "{lines:?}"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < BOOT_LIMIT,
+            "not both kernels booted in {BOOT_LIMIT:?}: {lines:?}\nrackboot log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }
