@@ -239,15 +239,8 @@ fn ovmf_edk2_pxe_tftps_ipxe_efi_and_boots_the_installer_to_its_preseed() {
     let log = boot_installer(
         "qu",
         |dir| {
-            let code = package_file("ovmf", "/OVMF_CODE_4M.fd");
-            let vars = dir.join("vars.fd");
-            std::fs::copy(package_file("ovmf", "/OVMF_VARS_4M.fd"), &vars).unwrap();
-            vec![
-                "-drive".into(),
-                format!("if=pflash,format=raw,readonly=on,file={}", code.display()),
-                "-drive".into(),
-                format!("if=pflash,format=raw,file={}", vars.display()),
-            ]
+            let (code, vars) = ovmf(dir);
+            pflash(&code, &vars)
         },
         "52:54:00:81:00:02",
         ",romfile=",
@@ -265,6 +258,61 @@ fn ovmf_edk2_pxe_tftps_ipxe_efi_and_boots_the_installer_to_its_preseed() {
         .filter_map(|l| l.split("ip=").nth(1))
         .collect();
     assert_eq!(acked.len(), 1, "one address per machine:\n{log}");
+}
+
+/// OVMF's code and a copy of its variable store in `dir`.
+fn ovmf(dir: &Path) -> (PathBuf, PathBuf) {
+    let vars = dir.join("vars.fd");
+    std::fs::copy(package_file("ovmf", "/OVMF_VARS_4M.fd"), &vars).unwrap();
+    (package_file("ovmf", "/OVMF_CODE_4M.fd"), vars)
+}
+
+fn pflash(code: &Path, vars: &Path) -> Vec<String> {
+    vec![
+        "-drive".into(),
+        format!("if=pflash,format=raw,readonly=on,file={}", code.display()),
+        "-drive".into(),
+        format!("if=pflash,format=raw,file={}", vars.display()),
+    ]
+}
+
+#[test]
+fn ovmf_uefi_http_boot_fetches_ipxe_efi_over_http_and_boots_the_installer() {
+    // EDK2's own HTTP boot (HttpBootDxe, in Debian's OVMF): its variable store
+    // gets a one-time boot entry for the URI of ipxe.efi (virt-fw-vars), so the
+    // firmware DHCPs as an HTTPClient and GETs ipxe.efi itself: no TFTP at all.
+    let log = boot_installer(
+        "qh",
+        |dir| {
+            let (code, vars) = ovmf(dir);
+            let out = Command::new("virt-fw-vars")
+                .arg("--input")
+                .arg(&vars)
+                .arg("--output")
+                .arg(dir.join("vars-http.fd"))
+                .args(["--set-boot-uri", "http://10.81.0.1/ipxe.efi"])
+                .output()
+                .expect("virt-fw-vars is missing: pip install virt-firmware");
+            assert!(
+                out.status.success(),
+                "virt-fw-vars: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::fs::rename(dir.join("vars-http.fd"), &vars).unwrap();
+            pflash(&code, &vars)
+        },
+        "52:54:00:81:00:03",
+        ",romfile=",
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("target=/ipxe.efi status=200") && l.contains("UefiHttpBoot")),
+        "EDK2's HTTP boot did not fetch ipxe.efi:\n{log}"
+    );
+    assert!(
+        !log.contains("proto=tftp"),
+        "HTTP boot needs no TFTP:\n{log}"
+    );
 }
 
 #[test]
