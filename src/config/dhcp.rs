@@ -176,7 +176,15 @@ impl Validator<'_> {
             rules.push(self.rule(i, b)?);
         }
         if d.default_rules.unwrap_or(true) {
-            rules.extend(policy::defaults());
+            // `no_pxedhcp = false` keeps iPXE's ProxyDHCP wait (the built-in iPXE
+            // rule sends 175.176 otherwise).
+            let no_pxedhcp = d.no_pxedhcp.unwrap_or(true);
+            rules.extend(policy::defaults().into_iter().map(|mut r| {
+                if let Some(a) = &mut r.action {
+                    a.no_pxedhcp &= no_pxedhcp;
+                }
+                r
+            }));
         }
         let secs = |s: &Option<Spanned<i64>>, key, default| {
             self.opt_int(s, key, 1..=86_400 * 365, default)

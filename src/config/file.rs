@@ -189,6 +189,8 @@ pub struct Dhcp {
     pub default_rules: Option<bool>,
     /// Send IPv6 router advertisements saying "no router" on the interface.
     pub router_advertisement: Option<bool>,
+    /// The built-in iPXE rule sends option 175.176 (skip the ProxyDHCP wait).
+    pub no_pxedhcp: Option<bool>,
     /// `[[dhcp.subnet]]`
     #[serde(default)]
     pub subnet: Vec<Subnet>,

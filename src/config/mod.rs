@@ -511,6 +511,22 @@ mod tests {
     }
 
     #[test]
+    fn no_pxedhcp_false_keeps_ipxes_proxydhcp_wait() {
+        let ipxe_rule = |extra: &str| {
+            let c = parse(&format!(
+                "[dhcp]\ninterface = \"eth9\"\n{extra}[[dhcp.subnet]]\nnetwork = \"10.0.0.0/24\"\n\
+                 ranges = [\"10.0.0.10-10.0.0.20\"]\n"
+            ))
+            .unwrap();
+            let rules = c.dhcp.unwrap().settings.rules;
+            let r = rules.into_iter().find(|r| r.name == "ipxe").unwrap();
+            r.action.unwrap().no_pxedhcp
+        };
+        assert!(ipxe_rule(""), "175.176 is sent by default");
+        assert!(!ipxe_rule("no_pxedhcp = false\n"));
+    }
+
+    #[test]
     fn an_unknown_key_is_named_with_its_line() {
         let msg = parse("[http]\nlisten = \"0.0.0.0:80\"\nlisen = 1\n")
             .unwrap_err()

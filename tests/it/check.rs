@@ -125,3 +125,19 @@ fn the_shipped_dhcp_example_config_is_valid() {
         "DHCP turns TFTP on: {out}"
     );
 }
+
+#[test]
+fn the_shipped_profiles_example_is_valid() {
+    let dir = TempDir::new("check-profiles");
+    let root = dir.0.join("root");
+    std::fs::create_dir_all(root.join("d-i")).unwrap();
+    std::fs::write(root.join("d-i/linux"), b"kernel").unwrap();
+    std::fs::write(root.join("d-i/initrd.gz"), b"initrd").unwrap();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/tuning/rackboot-profiles.toml");
+    let (code, out, err) = check(&["--config", example, "--root", root.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("boot profiles: 3 (default: debian), 2 machines in the inventory"),
+        "{out}"
+    );
+}

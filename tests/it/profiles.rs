@@ -259,6 +259,32 @@ fn check_lists_the_profiles_and_catches_template_and_name_mistakes() {
             PRESEED.to_owned(),
             vec!["profile.config", "nowhere.j2"],
         ),
+        (
+            CONFIG.replace("mac = [\"52:54:00:aa:*\"]", "mac = [\"52:54:zz:*\"]"),
+            PRESEED.to_owned(),
+            vec!["profile.match.mac", "52:54:zz:*"],
+        ),
+        (
+            CONFIG.replace("name = \"db\"", "name = \"debian\""),
+            PRESEED.to_owned(),
+            vec!["profile.name", "used twice"],
+        ),
+        (
+            CONFIG.replace(
+                "default = \"rescue\"",
+                "default = \"rescue\"\nscript_path = \"boot.ipxe\"",
+            ),
+            PRESEED.to_owned(),
+            vec!["boot.script_path", "URL path"],
+        ),
+        (
+            CONFIG.replace(
+                "kernel = \"/big.bin\"\ninitrd",
+                "kernel = \"big.bin\"\ninitrd",
+            ),
+            PRESEED.to_owned(),
+            vec!["profile.kernel", "http:// URL"],
+        ),
     ] {
         let d = TempDir::new("profiles-bad");
         let path = write_config(&d.0, &config, &preseed);
@@ -269,6 +295,13 @@ fn check_lists_the_profiles_and_catches_template_and_name_mistakes() {
         }
         assert!(!out.contains("panicked"), "{out}");
     }
+    // An initrd with no kernel to go with it.
+    let (code, out) = check(&["--root", root, "--initrd", "/etc/hostname"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("--initrd/--preseed") && out.contains("add --kernel"),
+        "{out}"
+    );
 }
 
 #[test]
