@@ -463,6 +463,15 @@ fn check_into(
             plan.files.iter().any(|f| f.url == p)
                 || config.boot.as_ref().is_some_and(|b| b.profiles.renders(p))
         };
+        let mut d = d.clone();
+        if d.uefi_snponly
+            && rackboot::proto::dhcp::policy::prefer_snponly(&mut d.settings.rules, have)
+        {
+            let _ = writeln!(
+                out,
+                "dhcp: UEFI PXE firmware gets snponly.efi (dhcp.uefi_snponly)"
+            );
+        }
         for (rule, path) in rackboot::proto::dhcp::policy::missing_files(&d.settings.rules, have) {
             let _ = writeln!(
                 out,

@@ -131,6 +131,13 @@ fn run(
         let have = |p: &str| {
             snapshot.get(p).is_some() || config.boot.as_ref().is_some_and(|b| b.profiles.renders(p))
         };
+        let mut dhcp = dhcp.clone();
+        if dhcp.uefi_snponly
+            && crate::proto::dhcp::policy::prefer_snponly(&mut dhcp.settings.rules, have)
+        {
+            tracing::info!("UEFI PXE firmware gets snponly.efi (dhcp.uefi_snponly)");
+        }
+        let dhcp = &dhcp;
         for (rule, path) in crate::proto::dhcp::policy::missing_files(&dhcp.settings.rules, have) {
             tracing::warn!(
                 rule,

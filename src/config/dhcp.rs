@@ -38,6 +38,8 @@ pub struct Dhcp {
     pub probe: std::time::Duration,
     /// Advertise "no IPv6 router" on the interface (ends iPXE's IPv6 wait).
     pub router_advertisement: bool,
+    /// UEFI PXE firmware gets snponly.efi instead of ipxe.efi when it is served.
+    pub uefi_snponly: bool,
 }
 
 impl Dhcp {
@@ -214,6 +216,7 @@ impl Validator<'_> {
             default_dns,
             probe: std::time::Duration::from_millis(probe_ms as u64),
             router_advertisement: d.router_advertisement.unwrap_or(true),
+            uefi_snponly: d.uefi_snponly.unwrap_or(true),
         }))
     }
 

@@ -191,6 +191,8 @@ pub struct Dhcp {
     pub router_advertisement: Option<bool>,
     /// The built-in iPXE rule sends option 175.176 (skip the ProxyDHCP wait).
     pub no_pxedhcp: Option<bool>,
+    /// The built-in UEFI PXE rule names snponly.efi when it is served.
+    pub uefi_snponly: Option<bool>,
     /// `[[dhcp.subnet]]`
     #[serde(default)]
     pub subnet: Vec<Subnet>,

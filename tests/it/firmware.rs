@@ -233,9 +233,9 @@ fn seabios_with_the_ipxe_rom_boots_the_installer_to_its_preseed() {
 }
 
 #[test]
-fn ovmf_edk2_pxe_tftps_ipxe_efi_and_boots_the_installer_to_its_preseed() {
+fn ovmf_edk2_pxe_tftps_snponly_efi_and_boots_the_installer_to_its_preseed() {
     // romfile= leaves the NIC without iPXE's ROM: EDK2's own PXE client runs,
-    // TFTPs ipxe.efi, and iPXE takes over from there.
+    // TFTPs iPXE (snponly.efi), and iPXE takes over from there.
     let log = boot_installer(
         "qu",
         |dir| {
@@ -245,10 +245,12 @@ fn ovmf_edk2_pxe_tftps_ipxe_efi_and_boots_the_installer_to_its_preseed() {
         "52:54:00:81:00:02",
         ",romfile=",
     );
+    // The built-in defaults serve iPXE's snponly.efi (found with dpkg), which
+    // EDK2 PXE gets instead of ipxe.efi.
     assert!(
         log.lines()
-            .any(|l| l.contains("proto=tftp") && l.contains("file=/ipxe.efi result=done")),
-        "EDK2 did not fetch ipxe.efi over TFTP:\n{log}"
+            .any(|l| l.contains("proto=tftp") && l.contains("file=/snponly.efi result=done")),
+        "EDK2 did not fetch snponly.efi over TFTP:\n{log}"
     );
     // EDK2 (client id 01+MAC), iPXE and the installer (none) are one machine:
     // one address for all three DHCP exchanges.

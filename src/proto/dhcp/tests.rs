@@ -651,3 +651,32 @@ fn a_client_id_of_htype_and_mac_finds_the_lease_of_that_mac() {
     .reply();
     assert_ne!(other.ip, ack.ip);
 }
+
+#[test]
+fn edk2_gets_snponly_efi_when_it_is_served_else_ipxe_efi() {
+    let file = |rules: &[policy::Rule]| {
+        rules
+            .iter()
+            .find(|r| r.name == "uefi-pxe")
+            .and_then(|r| r.action.as_ref())
+            .and_then(|a| a.file.clone())
+    };
+    let mut rules = policy::defaults();
+    assert!(!policy::prefer_snponly(&mut rules, |p| p == "/ipxe.efi"));
+    assert_eq!(file(&rules).as_deref(), Some("ipxe.efi"));
+    assert!(policy::prefer_snponly(&mut rules, |p| p == "/snponly.efi"));
+    assert_eq!(file(&rules).as_deref(), Some("snponly.efi"));
+    // iPXE itself and UEFI HTTP boot keep their answers.
+    let ipxe = rules.iter().find(|r| r.name == "ipxe").unwrap();
+    assert_eq!(
+        ipxe.action.as_ref().unwrap().file.as_deref(),
+        Some("http://{http}/boot.ipxe")
+    );
+    // An operator's own rule naming ipxe.efi is left alone.
+    let mut own = vec![policy::Rule {
+        name: "mine".into(),
+        ..rules[0].clone()
+    }];
+    own[0].action.as_mut().unwrap().file = Some("ipxe.efi".into());
+    assert!(!policy::prefer_snponly(&mut own, |_| true));
+}
