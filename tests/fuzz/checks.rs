@@ -5,6 +5,7 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
+use rackboot::proto::boot::{Match, Origin, Paths, Profile, Profiles};
 use rackboot::proto::http::{Connection, Context, Event, Settings};
 use rackboot::store::{Options, Snapshot};
 use rackboot::wire::http::{self, range, target, Limits, Parse};
@@ -55,6 +56,54 @@ fn snapshot() -> &'static Snapshot {
     })
 }
 
+fn profiles() -> &'static Profiles {
+    static P: OnceLock<Profiles> = OnceLock::new();
+    P.get_or_init(|| {
+        let profile = Profile {
+            name: "any".into(),
+            kernel: "/big".into(),
+            initrds: vec!["/empty".into()],
+            cmdline: "url={{ config_url }} host={{ hostname }} uuid={{ uuid }}".into(),
+            script: None,
+            config: Some("{{ mac }} {{ ip }} {{ hostname }} {{ arch }} {{ platform }}\n".into()),
+            matches: Match {
+                platform: vec!["pcbios".into()],
+                ..Match::default()
+            },
+            vars: Default::default(),
+        };
+        Profiles::new(
+            Paths::default(),
+            vec![profile],
+            Some(0),
+            vec![],
+            "192.0.2.1".into(),
+        )
+        .expect("profiles")
+    })
+}
+
+/// A boot profile page for any query and `Host`: never a panic, and nothing a
+/// client sends adds a line to its script or its answers.
+pub fn boot_query(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (host, query) = text.split_once(' ').unwrap_or(("", &text));
+    let origin = Origin {
+        host: Some(host),
+        peer: None,
+    };
+    let p = profiles();
+    if let Some(page) = p.answer("/boot.ipxe", query, origin) {
+        assert_eq!(page.status, 200);
+        assert!(page.body.starts_with("#!ipxe\n"), "{:?}", page.body);
+        // chain (2 lines), echo + exit (4), or the profile's script (5).
+        assert!(page.body.lines().count() <= 5, "{:?}", page.body);
+    }
+    if let Some(page) = p.answer("/config", query, origin) {
+        assert!(page.body.lines().count() == 1, "{:?}", page.body);
+    }
+}
+
 /// The engine fed `data`: the first byte of each chunk says how many bytes follow
 /// (1..=64), how many the "socket" accepts per write, and whether a timer fires.
 pub fn engine(data: &[u8]) {
@@ -76,8 +125,8 @@ pub fn engine(data: &[u8]) {
     let ctx = Context {
         snapshot,
         date: "Wed, 25 Nov 2026 00:00:00 GMT",
-        boot: None,
-        peer: None,
+        boot: Some(profiles()),
+        peer: Some(std::net::IpAddr::from([192, 0, 2, 77])),
     };
     let mut rest = data;
     while let Some((&ctl, tail)) = rest.split_first() {

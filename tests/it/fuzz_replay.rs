@@ -22,6 +22,7 @@ fn the_fuzz_corpus_replays_through_parsers_and_engines() {
             // Every check takes any bytes; each input exercises all of them.
             checks::head(&data);
             checks::engine(&data);
+            checks::boot_query(&data);
             checks::tftp_request(&data);
             checks::tftp_transfer(&data);
             checks::dhcp_packet(&data);
