@@ -87,6 +87,17 @@ struct Common {
     /// The installer's answers for --kernel: a Jinja template [default: a minimal Debian preseed].
     #[arg(long, value_name = "FILE")]
     preseed: Option<PathBuf>,
+    /// HTTP I/O backend: mio (epoll) or uring (io_uring; work in progress) [default: mio].
+    #[arg(long, value_name = "BACKEND", value_parser = parse_backend)]
+    backend: Option<config::Backend>,
+}
+
+fn parse_backend(s: &str) -> Result<config::Backend, String> {
+    match s {
+        "mio" => Ok(config::Backend::Mio),
+        "uring" => Ok(config::Backend::Uring),
+        _ => Err("expected `mio` or `uring`".into()),
+    }
 }
 
 fn parse_format(s: &str) -> Result<LogFormat, String> {
@@ -153,6 +164,7 @@ pub(crate) fn load_config(args: &Args) -> Result<Config, config::Error> {
         initrd: c.initrd.clone(),
         cmdline: c.cmdline.clone(),
         preseed: c.preseed.clone(),
+        backend: c.backend,
     };
     Config::load(c.config.as_deref(), &overrides)
 }

@@ -73,6 +73,7 @@ fn run(
     for (id, listener) in listeners.into_iter().enumerate() {
         let (snapshot, http, done) = (Arc::clone(&snapshot), config.http, done.clone());
         let boot = config.boot.as_ref().map(|b| Arc::clone(&b.profiles));
+        let backend = config.backend;
         let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
         let spawned = std::thread::Builder::new().name(format!("rackboot-w{id}")).spawn(move || {
             if let Some(core) = core {
@@ -80,9 +81,23 @@ fn run(
                     tracing::warn!(worker = id, core, error = %e, "cannot pin worker to its core; running unpinned");
                 }
             }
-            let result = Worker::new(id, listener, snapshot, http)
-                .map(|w| w.with_boot(boot))
-                .and_then(Worker::run);
+            let result = match backend {
+                crate::config::Backend::Uring => match listener.try_clone().map_err(|source| io::Error::Poll { worker: id, op: "dup listener", source }).and_then(|l| io::uring::Worker::new(id, l, Arc::clone(&snapshot), http, boot.clone())) {
+                    Ok(w) => {
+                        tracing::info!(worker = id, "http worker on io_uring");
+                        w.run()
+                    }
+                    Err(e) => {
+                        tracing::warn!(worker = id, error = %e, "io_uring unavailable; this worker uses epoll");
+                        Worker::new(id, listener, snapshot, http)
+                            .map(|w| w.with_boot(boot))
+                            .and_then(Worker::run)
+                    }
+                },
+                crate::config::Backend::Mio => Worker::new(id, listener, snapshot, http)
+                    .map(|w| w.with_boot(boot))
+                    .and_then(Worker::run),
+            };
             let _ = done.send(result);
         });
         if let Err(source) = spawned {

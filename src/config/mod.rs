@@ -95,6 +95,18 @@ pub struct Overrides {
     pub cmdline: Option<String>,
     /// `--preseed`: the default profile's answers template.
     pub preseed: Option<PathBuf>,
+    /// `--backend`
+    pub backend: Option<Backend>,
+}
+
+/// Which I/O backend drives the HTTP workers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// epoll via mio.
+    #[default]
+    Mio,
+    /// io_uring (falls back to mio when the ring cannot be set up).
+    Uring,
 }
 
 /// Validated configuration.
@@ -116,6 +128,8 @@ pub struct Config {
     pub log: Log,
     /// Boot profiles, when any are configured.
     pub boot: Option<boot::Boot>,
+    /// The HTTP workers' I/O backend.
+    pub backend: Backend,
 }
 
 /// HTTP settings.
@@ -308,6 +322,7 @@ impl Config {
                 level: cli.log_level.or(raw.log.level).unwrap_or_default(),
             },
             boot,
+            backend: cli.backend.unwrap_or_default(),
         })
     }
 }

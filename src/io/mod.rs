@@ -17,5 +17,6 @@ pub mod tftp;
 mod timers;
 mod turn;
 pub(crate) mod udp;
+pub mod uring;
 
 pub use error::Error;
