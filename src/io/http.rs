@@ -33,6 +33,9 @@ pub const TURN_BUDGET: usize = 4 << 20;
 /// from the mapping); larger ones use sendfile after the head.
 const INLINE_BODY: u64 = 32 << 10;
 const LISTENER: Token = Token(usize::MAX);
+/// The answer to a connection past `max_connections` (both backends).
+pub(super) const BUSY: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n";
 
 struct Slot {
     stream: TcpStream,
@@ -168,7 +171,7 @@ impl Worker {
                 }
             };
             if self.live >= self.config.max_connections {
-                let _ = (&stream).write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n");
+                let _ = (&stream).write(BUSY);
                 tracing::debug!(worker = self.id, %peer, "connection limit reached; refused with 503");
                 continue;
             }
@@ -346,7 +349,8 @@ fn send(stream: &TcpStream, t: &Transmit<'_>) -> io::Result<(usize, usize)> {
     ))
 }
 
-fn log_access(worker: usize, peer: SocketAddr, a: &Access) {
+/// One access line (both backends).
+pub(super) fn log_access(worker: usize, peer: SocketAddr, a: &Access) {
     tracing::info!(
         target: "rackboot::access",
         worker,

@@ -22,11 +22,12 @@ use std::time::{Duration, Instant};
 use io_uring::{opcode, squeue, types, IoUring};
 
 use super::clock::{self, DateCache};
+use super::http::log_access;
 use super::timers::{Armed, Timers};
 use super::Error;
 use crate::config;
 use crate::proto::boot::Profiles;
-use crate::proto::http::{Access, Connection, Context, Event};
+use crate::proto::http::{Connection, Context, Event};
 use crate::store::{BootFile, Snapshot};
 
 /// Bodies up to this size are copied behind the head and sent with it.
@@ -279,7 +280,7 @@ impl Worker {
         };
         if self.live >= self.config.max_connections {
             use std::io::Write as _;
-            let _ = (&stream).write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n");
+            let _ = (&stream).write(super::http::BUSY);
             return Ok(());
         }
         let _ = stream.set_nodelay(true);
@@ -424,23 +425,6 @@ impl Worker {
         }
         Ok(())
     }
-}
-
-fn log_access(worker: usize, peer: SocketAddr, a: &Access) {
-    tracing::info!(
-        target: "rackboot::access",
-        worker,
-        %peer,
-        method = %a.method.as_str(),
-        target = %a.target,
-        status = a.status,
-        bytes = a.bytes,
-        ms = a.duration.as_secs_f64() * 1000.0,
-        agent = %a.user_agent.as_deref().unwrap_or("-"),
-        error = %a.error.unwrap_or("-"),
-        backend = "uring",
-        "request"
-    );
 }
 
 #[cfg(test)]
