@@ -81,22 +81,26 @@ fn run(
                     tracing::warn!(worker = id, core, error = %e, "cannot pin worker to its core; running unpinned");
                 }
             }
-            let result = match backend {
-                crate::config::Backend::Uring => match listener.try_clone().map_err(|source| io::Error::Poll { worker: id, op: "dup listener", source }).and_then(|l| io::uring::Worker::new(id, l, Arc::clone(&snapshot), http, boot.clone())) {
-                    Ok(w) => {
-                        tracing::info!(worker = id, "http worker on io_uring");
-                        w.run()
-                    }
-                    Err(e) => {
+            // io_uring when asked for and its ring can be set up; epoll otherwise.
+            let uring = (backend == crate::config::Backend::Uring).then(|| {
+                listener
+                    .try_clone()
+                    .map_err(|source| io::Error::Poll { worker: id, op: "dup listener", source })
+                    .and_then(|l| io::uring::Worker::new(id, l, Arc::clone(&snapshot), http, boot.clone()))
+            });
+            let result = match uring {
+                Some(Ok(w)) => {
+                    tracing::info!(worker = id, "http worker on io_uring");
+                    w.run()
+                }
+                tried => {
+                    if let Some(Err(e)) = tried {
                         tracing::warn!(worker = id, error = %e, "io_uring unavailable; this worker uses epoll");
-                        Worker::new(id, listener, snapshot, http)
-                            .map(|w| w.with_boot(boot))
-                            .and_then(Worker::run)
                     }
-                },
-                crate::config::Backend::Mio => Worker::new(id, listener, snapshot, http)
-                    .map(|w| w.with_boot(boot))
-                    .and_then(Worker::run),
+                    Worker::new(id, listener, snapshot, http)
+                        .map(|w| w.with_boot(boot))
+                        .and_then(Worker::run)
+                }
             };
             let _ = done.send(result);
         });

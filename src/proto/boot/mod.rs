@@ -273,10 +273,10 @@ impl Profiles {
     /// The page for `path` (decoded) and `query` (raw, without `?`), or `None`
     /// when `path` is not one of the profile pages.
     pub fn answer(&self, path: &str, query: &str, origin: Origin<'_>) -> Option<Page> {
-        let script = path == self.paths.script;
-        if !script && path != self.paths.config {
+        if !self.renders(path) {
             return None;
         }
+        let script = path == self.paths.script;
         let facts = Facts::from_query(query);
         let Some(mac) = facts.mac else {
             return Some(if script {
