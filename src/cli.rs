@@ -87,16 +87,31 @@ struct Common {
     /// The installer's answers for --kernel: a Jinja template [default: a minimal Debian preseed].
     #[arg(long, value_name = "FILE")]
     preseed: Option<PathBuf>,
-    /// HTTP I/O backend: mio (epoll) or uring (io_uring; work in progress) [default: mio].
-    #[arg(long, value_name = "BACKEND", value_parser = parse_backend)]
+    /// I/O backend of the HTTP and TFTP workers: auto (io_uring where the kernel
+    /// allows it, else epoll), uring or mio [default: auto; env RACKBOOT_BACKEND].
+    #[arg(long, value_name = "BACKEND", env = "RACKBOOT_BACKEND", value_parser = parse_backend)]
     backend: Option<config::Backend>,
+    /// How the io_uring backend sends large HTTP bodies: splice, send-zc or send
+    /// [default: splice].
+    #[arg(long, value_name = "PATH", value_parser = parse_body)]
+    http_body: Option<config::Body>,
 }
 
-fn parse_backend(s: &str) -> Result<config::Backend, String> {
+pub(crate) fn parse_backend(s: &str) -> Result<config::Backend, String> {
     match s {
+        "auto" => Ok(config::Backend::Auto),
         "mio" => Ok(config::Backend::Mio),
         "uring" => Ok(config::Backend::Uring),
-        _ => Err("expected `mio` or `uring`".into()),
+        _ => Err("expected `auto`, `uring` or `mio`".into()),
+    }
+}
+
+fn parse_body(s: &str) -> Result<config::Body, String> {
+    match s {
+        "splice" => Ok(config::Body::Splice),
+        "send-zc" => Ok(config::Body::SendZc),
+        "send" => Ok(config::Body::Send),
+        _ => Err("expected `splice`, `send-zc` or `send`".into()),
     }
 }
 
@@ -165,6 +180,7 @@ pub(crate) fn load_config(args: &Args) -> Result<Config, config::Error> {
         cmdline: c.cmdline.clone(),
         preseed: c.preseed.clone(),
         backend: c.backend,
+        http_body: c.http_body,
     };
     Config::load(c.config.as_deref(), &overrides)
 }

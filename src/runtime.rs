@@ -5,7 +5,7 @@
 
 use std::sync::{mpsc, Arc};
 
-use crate::config::Config;
+use crate::config::{Backend, Config};
 use crate::io::{self, http::Worker, socket};
 use crate::store::Snapshot;
 
@@ -60,6 +60,21 @@ impl Bound {
     }
 }
 
+/// Whether the workers run on io_uring, said in one log line with the reason.
+fn uring_chosen(backend: Backend) -> bool {
+    let (uring, why) = match backend {
+        Backend::Mio => (false, "--backend mio".to_owned()),
+        Backend::Uring => (true, "--backend uring".to_owned()),
+        Backend::Auto => match io::uring::probe::check() {
+            Ok(why) => (true, format!("auto: {why}")),
+            Err(why) => (false, format!("auto: io_uring unusable: {why}")),
+        },
+    };
+    let name = if uring { "io_uring" } else { "epoll" };
+    tracing::info!(backend = name, reason = %why, "io backend");
+    uring
+}
+
 fn run(
     config: &Config,
     snapshot: Arc<Snapshot>,
@@ -68,12 +83,12 @@ fn run(
     tftp_sockets: Vec<std::net::UdpSocket>,
 ) -> Result<(), io::Error> {
     tracing::info!(%addr, workers = listeners.len(), files = snapshot.len(), bytes = snapshot.total_bytes(), "http listening");
+    let uring = uring_chosen(config.backend);
     let cores = socket::allowed_cores();
     let (done, failed) = mpsc::channel();
     for (id, listener) in listeners.into_iter().enumerate() {
         let (snapshot, http, done) = (Arc::clone(&snapshot), config.http, done.clone());
         let boot = config.boot.as_ref().map(|b| Arc::clone(&b.profiles));
-        let backend = config.backend;
         let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
         let spawned = std::thread::Builder::new().name(format!("rackboot-w{id}")).spawn(move || {
             if let Some(core) = core {
@@ -82,17 +97,14 @@ fn run(
                 }
             }
             // io_uring when asked for and its ring can be set up; epoll otherwise.
-            let uring = (backend == crate::config::Backend::Uring).then(|| {
+            let uring = uring.then(|| {
                 listener
                     .try_clone()
                     .map_err(|source| io::Error::Poll { worker: id, op: "dup listener", source })
-                    .and_then(|l| io::uring::Worker::new(id, l, Arc::clone(&snapshot), http, boot.clone()))
+                    .and_then(|l| io::uring::http::Worker::new(id, l, Arc::clone(&snapshot), http, boot.clone()))
             });
             let result = match uring {
-                Some(Ok(w)) => {
-                    tracing::info!(worker = id, "http worker on io_uring");
-                    w.run()
-                }
+                Some(Ok(w)) => w.run(),
                 tried => {
                     if let Some(Err(e)) = tried {
                         tracing::warn!(worker = id, error = %e, "io_uring unavailable; this worker uses epoll");
@@ -133,8 +145,29 @@ fn run(
                     if let Some(core) = core {
                         let _ = socket::pin_current_thread(core);
                     }
-                    let result = io::tftp::Worker::new(id, socket, snapshot, tftp, root)
-                        .and_then(io::tftp::Worker::run);
+                    let ring = uring
+                        .then(|| {
+                            socket.try_clone().map_err(|source| io::Error::Poll {
+                                worker: id,
+                                op: "dup tftp socket",
+                                source,
+                            })
+                        })
+                        .map(|s| {
+                            s.and_then(|s| {
+                                io::uring::tftp::Worker::new(id, s, Arc::clone(&snapshot), tftp, root.clone())
+                            })
+                        });
+                    let result = match ring {
+                        Some(Ok(w)) => w.run(),
+                        tried => {
+                            if let Some(Err(e)) = tried {
+                                tracing::warn!(worker = id, error = %e, "io_uring unavailable; this tftp worker uses epoll");
+                            }
+                            io::tftp::Worker::new(id, socket, snapshot, tftp, root)
+                                .and_then(io::tftp::Worker::run)
+                        }
+                    };
                     let _ = done.send(result);
                 });
             if let Err(source) = spawned {

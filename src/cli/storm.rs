@@ -58,6 +58,9 @@ pub(crate) struct Args {
     /// Worker threads of the in-process server [default: one per core].
     #[arg(long, value_name = "N")]
     server_workers: Option<usize>,
+    /// I/O backend of the in-process server: auto, uring or mio [default: auto].
+    #[arg(long, value_name = "BACKEND", env = "RACKBOOT_BACKEND", value_parser = crate::cli::parse_backend)]
+    server_backend: Option<rackboot::config::Backend>,
     /// No progress line.
     #[arg(long)]
     quiet: bool,
@@ -116,7 +119,7 @@ fn play(args: &Args) -> Result<bool, String> {
             format!("the servers on {name}"),
             args.tftp_port,
         ),
-        None => self_mode(args.server_workers)?,
+        None => self_mode(args.server_workers, args.server_backend)?,
     };
     if !args.quiet {
         eprintln!(
@@ -174,8 +177,12 @@ fn play(args: &Args) -> Result<bool, String> {
 
 /// Starts rackboot in this process on loopback with the built-in demo set and
 /// a boot script naming its own port; DHCP is an engine the driver calls.
-fn self_mode(workers: Option<usize>) -> Result<(Dhcp, String, u16), String> {
+fn self_mode(
+    workers: Option<usize>,
+    backend: Option<rackboot::config::Backend>,
+) -> Result<(Dhcp, String, u16), String> {
     let overrides = Overrides {
+        backend,
         http: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
         tftp: Some("127.0.0.1:0".into()),
         workers,

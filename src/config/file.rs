@@ -16,6 +16,8 @@ pub struct File {
     pub root: Option<Spanned<String>>,
     /// Worker threads; 0 = one per core.
     pub workers: Option<Spanned<i64>>,
+    /// I/O backend of the HTTP and TFTP workers.
+    pub backend: Option<Backend>,
     /// `[http]`
     #[serde(default)]
     pub http: Http,
@@ -144,6 +146,8 @@ pub struct Http {
     pub max_connections: Option<Spanned<i64>>,
     /// Microseconds a worker keeps polling after activity before it sleeps.
     pub busy_poll_us: Option<Spanned<i64>>,
+    /// How the io_uring backend sends large bodies.
+    pub body: Option<Body>,
 }
 
 /// `[tftp]`
@@ -339,6 +343,35 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// Which I/O backend drives the HTTP and TFTP workers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// io_uring when the kernel allows it (see `io::uring::probe`), else mio.
+    #[default]
+    Auto,
+    /// epoll via mio.
+    Mio,
+    /// io_uring (a worker whose ring cannot be set up falls back to mio).
+    Uring,
+}
+
+/// How the io_uring HTTP worker sends a body larger than what rides with the
+/// head (the mio worker always uses sendfile). bench/backends measures them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Body {
+    /// Splice the memfd into a per-connection pipe, then the pipe into the
+    /// socket (two linked operations): the kernel moves page references.
+    #[default]
+    Splice,
+    /// SEND_ZC from the file's mapping: the socket references the pages, and
+    /// the mapping is held until the kernel's notification says it let go.
+    SendZc,
+    /// SEND from the file's mapping: the kernel copies into the socket.
+    Send,
 }
 
 /// Log verbosity.

@@ -11,7 +11,7 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use file::{Level, LogFormat};
+pub use file::{Backend, Body, Level, LogFormat};
 use toml::Spanned;
 
 use crate::proto::http::Settings;
@@ -97,16 +97,8 @@ pub struct Overrides {
     pub preseed: Option<PathBuf>,
     /// `--backend`
     pub backend: Option<Backend>,
-}
-
-/// Which I/O backend drives the HTTP workers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Backend {
-    /// epoll via mio.
-    #[default]
-    Mio,
-    /// io_uring (falls back to mio when the ring cannot be set up).
-    Uring,
+    /// `--http-body`
+    pub http_body: Option<Body>,
 }
 
 /// Validated configuration.
@@ -128,7 +120,8 @@ pub struct Config {
     pub log: Log,
     /// Boot profiles, when any are configured.
     pub boot: Option<boot::Boot>,
-    /// The HTTP workers' I/O backend.
+    /// The HTTP and TFTP workers' I/O backend, as asked (`auto` is resolved
+    /// when the server starts).
     pub backend: Backend,
 }
 
@@ -144,6 +137,8 @@ pub struct Http {
     /// After activity, a worker polls without sleeping for this long before it
     /// blocks (zero: never spins).
     pub busy_poll: Duration,
+    /// How the io_uring worker sends large bodies.
+    pub body: Body,
 }
 
 /// TFTP settings.
@@ -310,6 +305,7 @@ impl Config {
                 settings,
                 max_connections,
                 busy_poll,
+                body: cli.http_body.or(h.body).unwrap_or_default(),
             },
             tftp,
             dhcp,
@@ -322,7 +318,7 @@ impl Config {
                 level: cli.log_level.or(raw.log.level).unwrap_or_default(),
             },
             boot,
-            backend: cli.backend.unwrap_or_default(),
+            backend: cli.backend.or(raw.backend).unwrap_or_default(),
         })
     }
 }

@@ -151,85 +151,28 @@ impl Worker {
     }
 
     fn on_request(&mut self, now: Instant, r: Received) {
-        let datagram = &self.rx[..r.len];
-        if let Ok(p) = Packet::new_checked(datagram) {
-            if !matches!(p.opcode(), Opcode::Rrq | Opcode::Wrq) {
-                tracing::debug!(peer = %r.peer, opcode = ?p.opcode(), "stray packet on the request port dropped");
+        let gate = Gate {
+            config: &self.config,
+            snapshot: &self.snapshot,
+            root: self.root.as_deref(),
+            live: self.by_peer.len(),
+            from_peer: self.per_ip.get(&r.peer.ip()).copied().unwrap_or(0),
+        };
+        let admitted = match gate.admit(now, &self.rx[..r.len], &r) {
+            Ok(a) => a,
+            Err(None) => return,
+            Err(Some(e)) => {
+                if let Some(n) = refusal(&e, r.peer, &mut self.scratch) {
+                    let _ = self.listener.send_to(&self.scratch[..n], r.peer);
+                }
                 return;
             }
-        }
-        let local = r.local.map(IpAddr::V4).unwrap_or(self.config.listen.ip());
-        let refuse = |w: &mut Self, e: tftp::Error| {
-            tracing::info!(target: "rackboot::access", proto = %"tftp", peer = %r.peer, result = %"refused", reason = %e.kind(), error = %e, "transfer");
-            if let Some((code, msg)) = e.reply() {
-                if let Ok(n) = write_error(&mut w.scratch, code, msg) {
-                    let _ = w.listener.send_to(&w.scratch[..n], r.peer);
-                }
-            }
         };
-        if r.truncated || r.len > MAX_REQUEST {
-            return refuse(
-                self,
-                tftp::Error::Wire(crate::wire::Error::Malformed(
-                    "request longer than 2048 bytes",
-                )),
-            );
-        }
-        if self.by_peer.len() >= self.config.max_transfers {
-            return refuse(
-                self,
-                tftp::Error::Busy("server busy: too many transfers, retry later"),
-            );
-        }
-        if self
-            .per_ip
-            .get(&r.peer.ip())
-            .is_some_and(|&n| n >= self.config.max_per_client)
-        {
-            return refuse(
-                self,
-                tftp::Error::Busy("too many transfers from this address, retry later"),
-            );
-        }
-        // The transfer's socket first: its route tells the path MTU the blocks must fit.
-        let socket = if self.config.single_port {
-            None
-        } else {
-            match UdpSocket::bind(SocketAddr::new(local, 0))
-                .and_then(|s| s.set_nonblocking(true).map(|()| s))
-            {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    tracing::warn!(worker = self.id, %local, error = %e, "cannot open a transfer socket");
-                    return refuse(
-                        self,
-                        tftp::Error::Busy("server cannot open a socket, retry later"),
-                    );
-                }
-            }
-        };
-        let path_mtu = match &socket {
-            Some(s) => udp::path_mtu(s, r.peer),
-            None => UdpSocket::bind(SocketAddr::new(local, 0))
-                .ok()
-                .and_then(|s| udp::path_mtu(&s, r.peer)),
-        };
-        let at = Where {
-            root: self.root.as_deref(),
-            path_mtu,
-        };
-        let accepted =
-            match tftp::accept(&self.rx[..r.len], &self.snapshot, &self.config.settings, at) {
-                Ok(a) => a,
-                Err(e) => return refuse(self, e),
-            };
-        let path = accepted.path.clone();
-        let transfer = Transfer::new(now, accepted, &self.config.settings);
         let token = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
             self.slots.len() - 1
         });
-        let mut socket = socket.map(mio::net::UdpSocket::from_std);
+        let mut socket = admitted.socket.map(mio::net::UdpSocket::from_std);
         if let Some(s) = &mut socket {
             if let Err(e) = self
                 .poll
@@ -244,8 +187,8 @@ impl Worker {
         self.slots[token] = Some(Slot {
             socket,
             peer: r.peer,
-            transfer,
-            path,
+            transfer: admitted.transfer,
+            path: admitted.path,
             started: now,
             armed: Armed::default(),
         });
@@ -317,7 +260,14 @@ impl Worker {
             }
         }
         if let Some(event) = slot.transfer.poll_event() {
-            log_end(slot, now, event);
+            log_end(
+                &slot.transfer,
+                slot.peer,
+                &slot.path,
+                slot.started,
+                now,
+                event,
+            );
             self.remove(token);
             return;
         }
@@ -363,69 +313,190 @@ fn send_window(
     blksize: u16,
     gso: &mut bool,
 ) -> io::Result<()> {
-    let payload = slot.transfer.payload();
-    let count = usize::from(count).min(udp::MAX_BLOCKS);
     let mut heads = [[0u8; 4]; udp::MAX_BLOCKS];
-    let mut parts: [(&[u8], &[u8]); udp::MAX_BLOCKS] = [(&[], &[]); udp::MAX_BLOCKS];
-    for (i, head) in heads.iter_mut().enumerate().take(count) {
-        *head = data_header((first + i as u64) as u16); // the wire number wraps past 65535
-    }
-    for (i, part) in parts.iter_mut().enumerate().take(count) {
-        *part = (
-            &heads[i],
-            payload
-                .get(slot.transfer.block(first + i as u64))
-                .unwrap_or(&[]),
-        );
-    }
-    let parts = &parts[..count];
-    if count > 1 && *gso {
+    let parts = window_parts(&slot.transfer, first, count, &mut heads);
+    let parts = &parts.0[..parts.1];
+    if parts.len() > 1 && *gso {
         match udp::send_gso(socket, slot.peer, parts, Some(blksize + 4)) {
             Ok(_) => return Ok(()),
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
-                ) =>
-            {
+            Err(e) if gso_refused(&e) => {
                 tracing::warn!(error = %e, "UDP GSO refused by the kernel; sending windows with sendmmsg");
                 *gso = false;
             }
             Err(e) => return Err(e),
         }
     }
-    if count == 1 {
+    if parts.len() == 1 {
         udp::send_gso(socket, slot.peer, parts, None).map(drop)
     } else {
         udp::send_each(socket, slot.peer, parts).map(drop)
     }
 }
 
-fn log_end(slot: &Slot, now: Instant, event: Event) {
+/// Whether a failed GSO send says the kernel or device cannot segment UDP.
+pub(crate) fn gso_refused(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
+    )
+}
+
+/// A window's (header, payload) pairs, of which the first few are used.
+pub(crate) type Parts<'a> = [(&'a [u8], &'a [u8]); udp::MAX_BLOCKS];
+
+/// The (header, payload) pairs of a window: `count` blocks from absolute block
+/// `first` (at most [`udp::MAX_BLOCKS`]), headers written into `heads`. Returns
+/// the pairs and how many are used.
+pub(crate) fn window_parts<'a>(
+    transfer: &'a Transfer,
+    first: u64,
+    count: u16,
+    heads: &'a mut [[u8; 4]; udp::MAX_BLOCKS],
+) -> (Parts<'a>, usize) {
+    let payload = transfer.payload();
+    let count = usize::from(count).min(udp::MAX_BLOCKS);
+    for (i, head) in heads.iter_mut().enumerate().take(count) {
+        *head = data_header((first + i as u64) as u16); // the wire number wraps past 65535
+    }
+    let mut parts: [(&[u8], &[u8]); udp::MAX_BLOCKS] = [(&[], &[]); udp::MAX_BLOCKS];
+    for (i, (part, head)) in parts.iter_mut().zip(heads.iter()).enumerate().take(count) {
+        *part = (
+            head,
+            payload.get(transfer.block(first + i as u64)).unwrap_or(&[]),
+        );
+    }
+    (parts, count)
+}
+
+/// The limits and lookups that decide a request, shared by both backends.
+pub(crate) struct Gate<'a> {
+    pub(crate) config: &'a config::Tftp,
+    pub(crate) snapshot: &'a Snapshot,
+    pub(crate) root: Option<&'a str>,
+    /// Live transfers of this worker.
+    pub(crate) live: usize,
+    /// Live transfers of this worker from the request's address.
+    pub(crate) from_peer: u32,
+}
+
+/// A request that became a transfer: its engine, the file's path for the log,
+/// and its own socket (`None` in single-port mode).
+pub(crate) struct Admitted {
+    pub(crate) socket: Option<UdpSocket>,
+    pub(crate) transfer: Transfer,
+    pub(crate) path: Box<str>,
+}
+
+impl Gate<'_> {
+    /// Decides `datagram`, received as `r` on the request port. `Err(None)`:
+    /// drop it silently (not a request); `Err(Some(e))`: refuse it (see
+    /// [`refusal`]).
+    pub(crate) fn admit(
+        &self,
+        now: Instant,
+        datagram: &[u8],
+        r: &Received,
+    ) -> Result<Admitted, Option<tftp::Error>> {
+        if let Ok(p) = Packet::new_checked(datagram) {
+            if !matches!(p.opcode(), Opcode::Rrq | Opcode::Wrq) {
+                tracing::debug!(peer = %r.peer, opcode = ?p.opcode(), "stray packet on the request port dropped");
+                return Err(None);
+            }
+        }
+        let local = r.local.map(IpAddr::V4).unwrap_or(self.config.listen.ip());
+        if r.truncated || r.len > MAX_REQUEST {
+            return Err(Some(tftp::Error::Wire(crate::wire::Error::Malformed(
+                "request longer than 2048 bytes",
+            ))));
+        }
+        if self.live >= self.config.max_transfers {
+            return Err(Some(tftp::Error::Busy(
+                "server busy: too many transfers, retry later",
+            )));
+        }
+        if self.from_peer >= self.config.max_per_client {
+            return Err(Some(tftp::Error::Busy(
+                "too many transfers from this address, retry later",
+            )));
+        }
+        // The transfer's socket first: its route tells the path MTU the blocks must fit.
+        let socket = if self.config.single_port {
+            None
+        } else {
+            match UdpSocket::bind(SocketAddr::new(local, 0))
+                .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(%local, error = %e, "cannot open a transfer socket");
+                    return Err(Some(tftp::Error::Busy(
+                        "server cannot open a socket, retry later",
+                    )));
+                }
+            }
+        };
+        let path_mtu = match &socket {
+            Some(s) => udp::path_mtu(s, r.peer),
+            None => UdpSocket::bind(SocketAddr::new(local, 0))
+                .ok()
+                .and_then(|s| udp::path_mtu(&s, r.peer)),
+        };
+        let at = Where {
+            root: self.root,
+            path_mtu,
+        };
+        let accepted =
+            tftp::accept(datagram, self.snapshot, &self.config.settings, at).map_err(Some)?;
+        let path = accepted.path.clone();
+        Ok(Admitted {
+            socket,
+            transfer: Transfer::new(now, accepted, &self.config.settings),
+            path,
+        })
+    }
+}
+
+/// Logs a refused request and encodes its ERROR reply into `scratch`; returns
+/// the reply's length, `None` when the peer is told nothing.
+pub(crate) fn refusal(e: &tftp::Error, peer: SocketAddr, scratch: &mut [u8]) -> Option<usize> {
+    tracing::info!(target: "rackboot::access", proto = %"tftp", %peer, result = %"refused", reason = %e.kind(), error = %e, "transfer");
+    let (code, msg) = e.reply()?;
+    write_error(scratch, code, msg).ok()
+}
+
+/// The access line of a transfer that ended (both backends).
+pub(crate) fn log_end(
+    transfer: &Transfer,
+    peer: SocketAddr,
+    path: &str,
+    started: Instant,
+    now: Instant,
+    event: Event,
+) {
     let result = match event {
         Event::Done { probe: false } => "done",
         Event::Done { probe: true } => "size_probe",
         Event::Failed(Failure::Timeout) => "timeout",
         Event::Failed(Failure::ClientError { .. }) => "client_error",
     };
-    let (blksize, windowsize) = slot.transfer.sizes();
-    let stats = slot.transfer.stats();
+    let (blksize, windowsize) = transfer.sizes();
+    let stats = transfer.stats();
     let bytes = if result == "done" {
-        slot.transfer.payload().len()
+        transfer.payload().len()
     } else {
         0
     };
     tracing::info!(
         target: "rackboot::access",
         proto = %"tftp",
-        peer = %slot.peer,
-        file = %slot.path,
+        %peer,
+        file = %path,
         result = %result,
         bytes,
         blksize,
         windowsize,
         resent = stats.resent,
-        ms = now.saturating_duration_since(slot.started).as_secs_f64() * 1000.0,
+        ms = now.saturating_duration_since(started).as_secs_f64() * 1000.0,
         "transfer"
     );
 }

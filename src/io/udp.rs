@@ -68,26 +68,189 @@ pub(crate) fn recv(sock: &impl AsRawFd, buf: &mut [u8]) -> io::Result<Received> 
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    let peer = sockaddr_to_std(&name).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))?;
+    received(&msg, &name, n as usize).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))
+}
+
+/// What a recvmsg of `n` bytes over `msg` (whose name is `name`) received.
+pub(crate) fn received(
+    msg: &libc::msghdr,
+    name: &libc::sockaddr_storage,
+    n: usize,
+) -> Option<Received> {
+    let peer = sockaddr_to_std(name)?;
     let mut local = None;
     // SAFETY: the CMSG_* macros walk the control buffer the kernel filled, within
     // `msg_controllen`; in_pktinfo is read unaligned from a cmsg of that type.
     unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        let mut c = libc::CMSG_FIRSTHDR(msg);
         while !c.is_null() {
             if (*c).cmsg_level == libc::IPPROTO_IP && (*c).cmsg_type == libc::IP_PKTINFO {
                 let info: libc::in_pktinfo = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
                 local = Some(Ipv4Addr::from(u32::from_be(info.ipi_spec_dst.s_addr)));
             }
-            c = libc::CMSG_NXTHDR(&msg, c);
+            c = libc::CMSG_NXTHDR(msg, c);
         }
     }
-    Ok(Received {
-        len: n as usize,
+    Some(Received {
+        len: n,
         peer,
         local,
         truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
     })
+}
+
+/// A receive whose buffers live in one heap block, for an operation the kernel
+/// completes later (io_uring RECVMSG): the block must stay put and unread until
+/// the completion.
+pub(crate) struct MsgIn {
+    name: libc::sockaddr_storage,
+    control: [u64; 16],
+    iov: libc::iovec,
+    msg: libc::msghdr,
+    buf: Box<[u8]>,
+}
+
+impl MsgIn {
+    /// A receive into a buffer of `size` bytes.
+    pub(crate) fn new(size: usize) -> Box<Self> {
+        // SAFETY: sockaddr_storage, iovec and msghdr are plain data; zeroed is valid.
+        let mut m = Box::new(unsafe {
+            MsgIn {
+                name: zeroed(),
+                control: [0; 16],
+                iov: zeroed(),
+                msg: zeroed(),
+                buf: Box::new([]),
+            }
+        });
+        m.buf = vec![0; size].into_boxed_slice();
+        m
+    }
+
+    /// The msghdr for the next receive, pointing into this block.
+    pub(crate) fn arm(&mut self) -> *mut libc::msghdr {
+        self.iov = libc::iovec {
+            iov_base: self.buf.as_mut_ptr().cast(),
+            iov_len: self.buf.len(),
+        };
+        self.msg.msg_name = (&mut self.name as *mut libc::sockaddr_storage).cast();
+        self.msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        self.msg.msg_iov = &mut self.iov;
+        self.msg.msg_iovlen = 1;
+        self.msg.msg_control = self.control.as_mut_ptr().cast();
+        self.msg.msg_controllen = size_of::<[u64; 16]>();
+        self.msg.msg_flags = 0;
+        &mut self.msg
+    }
+
+    /// What a completed receive of `n` bytes got, and its bytes.
+    pub(crate) fn received(&self, n: usize) -> Option<(Received, &[u8])> {
+        let r = received(&self.msg, &self.name, n)?;
+        Some((r, self.buf.get(..n)?))
+    }
+}
+
+/// A datagram (train) to send whose msghdr, iovecs, headers, address and
+/// control block live together: on the stack for a sendmsg now, or boxed for an
+/// operation the kernel completes later (io_uring SENDMSG), which must not move
+/// or change until its completion. The payload slices it points at are the
+/// caller's to keep alive.
+pub(crate) struct MsgOut {
+    name: libc::sockaddr_storage,
+    namelen: libc::socklen_t,
+    heads: [[u8; 4]; MAX_BLOCKS],
+    iov: [libc::iovec; 2 * MAX_BLOCKS],
+    iovlen: usize,
+    control: [u64; 4],
+    segment: Option<u16>,
+    msg: libc::msghdr,
+    /// A control datagram's own copy (OACK, ERROR).
+    own: Vec<u8>,
+}
+
+impl MsgOut {
+    pub(crate) fn new() -> Self {
+        // SAFETY: every field is plain data (or an empty Vec, set after); zeroed
+        // is valid for the former.
+        let mut m: MsgOut = unsafe {
+            let mut m = std::mem::MaybeUninit::<MsgOut>::zeroed();
+            std::ptr::write(std::ptr::addr_of_mut!((*m.as_mut_ptr()).own), Vec::new());
+            m.assume_init()
+        };
+        m.iovlen = 0;
+        m
+    }
+
+    /// (header, payload) pairs, at most [`MAX_BLOCKS`]; headers are copied
+    /// (4 bytes each), payloads are pointed at. With `segment`, the kernel cuts
+    /// the train into datagrams of that size (UDP GSO).
+    pub(crate) fn set_parts(
+        &mut self,
+        peer: SocketAddr,
+        parts: &[(&[u8], &[u8])],
+        segment: Option<u16>,
+    ) {
+        (self.name, self.namelen) = std_to_sockaddr(peer);
+        let parts = parts.get(..MAX_BLOCKS.min(parts.len())).unwrap_or(parts);
+        for (i, (head, body)) in parts.iter().enumerate() {
+            let n = head.len().min(4);
+            self.heads[i][..n].copy_from_slice(&head[..n]);
+            self.iov[2 * i] = libc::iovec {
+                iov_base: self.heads[i].as_mut_ptr().cast(),
+                iov_len: n,
+            };
+            self.iov[2 * i + 1] = libc::iovec {
+                iov_base: body.as_ptr().cast_mut().cast(),
+                iov_len: body.len(),
+            };
+        }
+        self.iovlen = 2 * parts.len();
+        self.segment = segment;
+    }
+
+    /// One datagram of `bytes`, copied.
+    pub(crate) fn set_bytes(&mut self, peer: SocketAddr, bytes: &[u8]) {
+        (self.name, self.namelen) = std_to_sockaddr(peer);
+        self.own.clear();
+        self.own.extend_from_slice(bytes);
+        self.iov[0] = libc::iovec {
+            iov_base: self.own.as_mut_ptr().cast(),
+            iov_len: self.own.len(),
+        };
+        self.iovlen = 1;
+        self.segment = None;
+    }
+
+    /// Whether this train is cut by the kernel (GSO).
+    pub(crate) fn is_gso(&self) -> bool {
+        self.segment.is_some()
+    }
+
+    /// The msghdr, pointing into this value where it is now: valid until it
+    /// moves or is set again.
+    pub(crate) fn msghdr(&mut self) -> *const libc::msghdr {
+        self.msg.msg_name = (&mut self.name as *mut libc::sockaddr_storage).cast();
+        self.msg.msg_namelen = self.namelen;
+        self.msg.msg_iov = self.iov.as_mut_ptr();
+        self.msg.msg_iovlen = self.iovlen;
+        self.msg.msg_control = std::ptr::null_mut();
+        self.msg.msg_controllen = 0;
+        if let Some(size) = self.segment {
+            self.msg.msg_control = self.control.as_mut_ptr().cast();
+            // SAFETY: CMSG_SPACE is a pure size computation.
+            self.msg.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as usize;
+            // SAFETY: the control buffer (32 bytes, 8-aligned) holds one cmsg with
+            // a u16, which is what msg_controllen says; the writes stay inside it.
+            unsafe {
+                let c = libc::CMSG_FIRSTHDR(&self.msg);
+                (*c).cmsg_level = libc::SOL_UDP;
+                (*c).cmsg_type = libc::UDP_SEGMENT;
+                (*c).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as usize;
+                std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), size);
+            }
+        }
+        &self.msg
+    }
 }
 
 /// Sends `parts` (header, payload pairs) to `peer` as one sendmsg. With `segment`,
@@ -99,33 +262,11 @@ pub(crate) fn send_gso(
     parts: &[(&[u8], &[u8])],
     segment: Option<u16>,
 ) -> io::Result<usize> {
-    let mut iov = iovecs(parts);
-    let parts = parts.get(..MAX_BLOCKS.min(parts.len())).unwrap_or(parts);
-    let (mut name, namelen) = std_to_sockaddr(peer);
-    let mut control = [0u64; 4];
-    // SAFETY: msghdr is plain data; zeroed is valid before the fields are set.
-    let mut msg: libc::msghdr = unsafe { zeroed() };
-    msg.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
-    msg.msg_namelen = namelen;
-    msg.msg_iov = iov.as_mut_ptr();
-    msg.msg_iovlen = 2 * parts.len();
-    if let Some(size) = segment {
-        msg.msg_control = control.as_mut_ptr().cast();
-        // SAFETY: CMSG_SPACE is a pure size computation.
-        msg.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as usize;
-        // SAFETY: the control buffer (32 bytes, 8-aligned) holds one cmsg with a
-        // u16, which is what msg_controllen says; the writes stay inside it.
-        unsafe {
-            let c = libc::CMSG_FIRSTHDR(&msg);
-            (*c).cmsg_level = libc::SOL_UDP;
-            (*c).cmsg_type = libc::UDP_SEGMENT;
-            (*c).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as usize;
-            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), size);
-        }
-    }
-    // SAFETY: every pointer in `msg` refers to live locals or to the borrowed
+    let mut m = MsgOut::new();
+    m.set_parts(peer, parts, segment);
+    // SAFETY: the msghdr points into `m` (not moved since) and at the borrowed
     // `parts`, which outlive the call; the kernel only reads them.
-    let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, 0) };
+    let n = unsafe { libc::sendmsg(sock.as_raw_fd(), m.msghdr(), 0) };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }

@@ -6,6 +6,7 @@
 //! real sockets. One binary with one module per area, as ripgrep's tests are.
 //! A missing tool fails the test and says what to install; nothing is skipped.
 
+mod backends;
 mod bad_input;
 mod check;
 mod concurrency;

@@ -86,11 +86,6 @@ impl Server {
             .args(["serve", "--http", &format!("{ip}:0"), "--root"])
             .arg(root)
             .args(extra)
-            // The whole suite runs against either HTTP backend.
-            .args(match std::env::var("RACKBOOT_BACKEND") {
-                Ok(b) if !b.is_empty() => vec!["--backend".to_owned(), b],
-                _ => Vec::new(),
-            })
             .args(if extra.contains(&"--workers") {
                 &[][..]
             } else {

@@ -144,6 +144,12 @@ impl Transfer {
         self.payload.bytes()
     }
 
+    /// What [`Self::payload`] reads from, for a backend whose sends outlive
+    /// the call that starts them (io_uring): a clone keeps the bytes alive.
+    pub fn payload_source(&self) -> &Payload {
+        &self.payload
+    }
+
     /// Byte range of absolute block `k` (1-based) within [`Self::payload`].
     pub fn block(&self, k: u64) -> std::ops::Range<usize> {
         let len = self.payload.bytes().len() as u64;

@@ -1,0 +1,562 @@
+//! The io_uring HTTP worker: the same [`Connection`] engine as the mio worker,
+//! driven by completions instead of readiness. One ring per worker; a multishot
+//! accept on the listener; per connection at most one receive and one send in
+//! flight (two unlinked sends on one TCP socket may reorder its bytes, measured
+//! on this kernel).
+//!
+//! Buffers the kernel holds: a receive lands in the slot's own buffer (never the
+//! engine's, which the engine may compact while the receive is in flight) and is
+//! copied into the engine on completion. A head (and a body up to
+//! [`INLINE_BODY`]) is sent from the slot's copy. A larger body leaves by the
+//! worker's [`Body`] path: `splice` (memfd -> the slot's pipe -> socket, two
+//! linked operations), `send-zc` (from the file's mapping; the kernel references
+//! the pages until its notification completion, so the slot holds the file's
+//! `Arc` until every notification has come back) or `send` (the kernel copies
+//! from the mapping). A slot whose connection closed is freed only when no
+//! operation or notification of it is outstanding; until then its generation
+//! tells stale completions apart.
+
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use io_uring::{cqueue, opcode, squeue, types};
+
+use super::ring::{split, user_data, Ring};
+use crate::config::{self, Body};
+use crate::io::clock::{self, DateCache};
+use crate::io::http::log_access;
+use crate::io::timers::{Armed, Timers};
+use crate::io::Error;
+use crate::proto::boot::Profiles;
+use crate::proto::http::{Connection, Context, Event, Transmit};
+use crate::store::{BootFile, Snapshot};
+
+/// Bodies up to this size are copied behind the head and sent with it.
+const INLINE_BODY: u64 = 32 << 10;
+/// Most bytes of one body send (`send`, `send-zc`).
+const SEND_CHUNK: usize = 4 << 20;
+/// Receive buffer per connection.
+const RX: usize = 16 << 10;
+/// Pipe capacity asked for per connection (`splice`): one splice pair moves
+/// this much. 1 MiB is the default pipe-max-size.
+const PIPE: usize = 1 << 20;
+
+const ACCEPT: u64 = 0;
+const RECV: u64 = 1;
+/// A send to the socket: SEND, SEND_ZC (and its notification) or the pipe's
+/// splice into the socket.
+const SEND: u64 = 2;
+const CANCEL: u64 = 3;
+/// The memfd's splice into the pipe.
+const SPLICE_IN: u64 = 4;
+
+/// A connection's pipe for the `splice` path.
+struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    /// Capacity granted (the kernel may refuse to grow it).
+    size: usize,
+    /// Body bytes read into the pipe and not yet sent.
+    held: usize,
+}
+
+impl Pipe {
+    fn new() -> io::Result<Self> {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` is a live array of two ints, what pipe2 writes.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: pipe2 succeeded: both are new descriptors that we own.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // SAFETY: F_SETPIPE_SZ takes an int and touches no memory of ours.
+        let size =
+            unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE as libc::c_int) };
+        // Refused (over pipe-user-pages-soft for an unprivileged user): the
+        // default 64 KiB still works, in smaller steps.
+        let size = if size > 0 { size as usize } else { 64 << 10 };
+        Ok(Self {
+            read,
+            write,
+            size,
+            held: 0,
+        })
+    }
+}
+
+struct Slot {
+    stream: TcpStream,
+    peer: SocketAddr,
+    conn: Connection,
+    armed: Armed,
+    gen: u32,
+    rx: Box<[u8]>,
+    recv_inflight: bool,
+    out: Out,
+    closing: bool,
+    cancelled: bool,
+}
+
+/// A slot's sending side: what the kernel may still read.
+#[derive(Default)]
+struct Out {
+    tx: Vec<u8>,
+    send_inflight: bool,
+    splice_inflight: bool,
+    /// The file the send in flight reads from, kept alive until it completes.
+    tx_file: Option<Arc<BootFile>>,
+    pipe: Option<Pipe>,
+    /// SEND_ZC notifications still to come, and the files they pin: released
+    /// together when the count reaches zero (a notification does not say which
+    /// send it ends, so no file is let go before all of them are).
+    zc_pending: u32,
+    zc_files: Vec<Arc<BootFile>>,
+}
+
+impl Slot {
+    fn idle(&self) -> bool {
+        !self.recv_inflight
+            && !self.out.send_inflight
+            && !self.out.splice_inflight
+            && self.out.zc_pending == 0
+    }
+}
+
+/// One io_uring HTTP worker.
+pub struct Worker {
+    id: usize,
+    ring: Ring,
+    listener: std::net::TcpListener,
+    accept_armed: bool,
+    /// After an accept failure (EMFILE, ENFILE, ENOBUFS): no new accept before
+    /// this, so that a full descriptor table does not spin the worker; clients
+    /// wait in the listen queue.
+    accept_after: Option<Instant>,
+    slots: Vec<Option<Slot>>,
+    free: Vec<usize>,
+    gens: Vec<u32>,
+    live: usize,
+    timers: Timers,
+    snapshot: Arc<Snapshot>,
+    boot: Option<Arc<Profiles>>,
+    config: config::Http,
+    body: Body,
+    date: DateCache,
+    done: Vec<(u64, i32, u32)>,
+    active_at: Instant,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("uring::http::Worker")
+            .field("id", &self.id)
+            .field("live", &self.live)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    /// A worker serving `snapshot` on `listener`.
+    ///
+    /// # Errors
+    /// The ring cannot be set up (io_uring disabled, denied or too old).
+    pub fn new(
+        id: usize,
+        listener: std::net::TcpListener,
+        snapshot: Arc<Snapshot>,
+        config: config::Http,
+        boot: Option<Arc<Profiles>>,
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            id,
+            ring: Ring::new(id, 1024)?,
+            listener,
+            accept_armed: false,
+            accept_after: None,
+            slots: Vec::new(),
+            free: Vec::new(),
+            gens: Vec::new(),
+            live: 0,
+            timers: Timers::default(),
+            snapshot,
+            boot,
+            body: config.body,
+            config,
+            date: DateCache::default(),
+            done: Vec::with_capacity(1024),
+            active_at: clock::now(),
+        })
+    }
+
+    /// Serves until the ring fails.
+    ///
+    /// # Errors
+    /// Only a failure of the ring itself.
+    pub fn run(mut self) -> Result<(), Error> {
+        loop {
+            if self.accept_after.is_some_and(|t| t <= clock::now()) {
+                self.accept_after = None;
+            }
+            if !self.accept_armed && self.accept_after.is_none() {
+                let sqe = opcode::AcceptMulti::new(types::Fd(self.listener.as_raw_fd()))
+                    .build()
+                    .user_data(user_data(ACCEPT, 0, 0));
+                self.push(&sqe)?;
+                self.accept_armed = true;
+            }
+            let now = clock::now();
+            // Busy-poll as the mio worker does: for `busy_poll` after the last
+            // completion, look again without sleeping.
+            let wait = if now.saturating_duration_since(self.active_at) < self.config.busy_poll {
+                Some(Duration::ZERO)
+            } else {
+                match (self.timers.next(), self.accept_after) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+                .map(|at| {
+                    at.saturating_duration_since(now)
+                        .max(Duration::from_millis(1))
+                })
+            };
+            let mut done = std::mem::take(&mut self.done);
+            self.ring.submit_and_wait(wait, &mut done)?;
+            let now = clock::now();
+            if !done.is_empty() {
+                self.active_at = now;
+                self.date.refresh();
+            }
+            for &(data, result, flags) in &done {
+                self.complete(data, result, flags, now)?;
+            }
+            self.done = done;
+            self.fire_timers(now)?;
+        }
+    }
+
+    fn push(&mut self, sqe: &squeue::Entry) -> Result<(), Error> {
+        // SAFETY: every buffer an entry names lives in a slot (its rx, its tx,
+        // its pipe) or in a file mapping held by the slot's Arc until the
+        // completion (for SEND_ZC, the notification) is reaped; a slot with
+        // anything outstanding is never freed, and its socket stays open.
+        unsafe { self.ring.push(sqe) }
+    }
+
+    fn complete(&mut self, data: u64, result: i32, flags: u32, now: Instant) -> Result<(), Error> {
+        let (kind, index, gen) = split(data);
+        if kind == ACCEPT {
+            if !cqueue::more(flags) {
+                self.accept_armed = false;
+            }
+            if result >= 0 {
+                // SAFETY: a completed accept hands over a new, owned descriptor.
+                let stream = unsafe { TcpStream::from_raw_fd(result) };
+                self.open(stream, now)?;
+            } else if !self.accept_armed && self.accept_after.is_none() {
+                let e = io::Error::from_raw_os_error(-result);
+                tracing::warn!(worker = self.id, error = %e, "accept failed; clients wait in the queue");
+                self.accept_after = Some(now + Duration::from_millis(100));
+            }
+            return Ok(());
+        }
+        let Some(Some(slot)) = self.slots.get_mut(index) else {
+            return Ok(());
+        };
+        if super::ring::gen_bits(slot.gen) != gen {
+            return Ok(());
+        }
+        match kind {
+            RECV => {
+                slot.recv_inflight = false;
+                if slot.closing {
+                } else if result > 0 {
+                    let n = result as usize;
+                    let buf = slot.conn.recv_buf();
+                    let n = n.min(buf.len());
+                    buf[..n].copy_from_slice(&slot.rx[..n]);
+                    slot.conn.handle_recv(now, n);
+                } else if result == 0 {
+                    slot.conn.handle_eof(now);
+                } else if result != -libc::ECANCELED {
+                    slot.conn.abort(now);
+                }
+            }
+            SEND if cqueue::notif(flags) => {
+                let out = &mut slot.out;
+                out.zc_pending = out.zc_pending.saturating_sub(1);
+                if out.zc_pending == 0 {
+                    out.zc_files.clear();
+                }
+            }
+            SEND => {
+                let out = &mut slot.out;
+                out.send_inflight = false;
+                let file = out.tx_file.take();
+                if cqueue::more(flags) {
+                    // SEND_ZC: the pages stay referenced until the notification.
+                    out.zc_pending += 1;
+                    out.zc_files.extend(file);
+                }
+                let from_pipe = out.pipe.as_ref().is_some_and(|p| p.held > 0);
+                if slot.closing {
+                } else if result >= 0 {
+                    if let Some(p) = out.pipe.as_mut().filter(|_| from_pipe) {
+                        p.held = p.held.saturating_sub(result as usize);
+                    }
+                    slot.conn.sent(now, result as usize);
+                } else if result == -libc::ECANCELED && from_pipe {
+                    // The splice into the pipe came up short, which breaks the
+                    // link: the pipe's bytes go out on the next drive.
+                } else if result == -libc::ECANCELED && out.splice_inflight {
+                } else if result != -libc::EAGAIN {
+                    if self.body == Body::SendZc
+                        && matches!(-result, libc::EOPNOTSUPP | libc::EINVAL)
+                    {
+                        tracing::warn!(
+                            worker = self.id,
+                            "SEND_ZC refused by the kernel; bodies use SEND"
+                        );
+                        self.body = Body::Send;
+                    } else {
+                        slot.conn.abort(now);
+                    }
+                }
+            }
+            SPLICE_IN => {
+                slot.out.splice_inflight = false;
+                if result > 0 {
+                    if let Some(p) = slot.out.pipe.as_mut() {
+                        p.held += result as usize;
+                    }
+                } else if result < 0 && result != -libc::ECANCELED && !slot.closing {
+                    let e = io::Error::from_raw_os_error(-result);
+                    tracing::warn!(worker = self.id, error = %e, "splice from a boot file failed; bodies use SEND");
+                    self.body = Body::Send;
+                }
+            }
+            _ => {}
+        }
+        self.drive(index, now)
+    }
+
+    fn open(&mut self, stream: TcpStream, now: Instant) -> Result<(), Error> {
+        let Ok(peer) = stream.peer_addr() else {
+            return Ok(());
+        };
+        if self.live >= self.config.max_connections {
+            use std::io::Write as _;
+            let _ = (&stream).write(crate::io::http::BUSY);
+            return Ok(());
+        }
+        let _ = stream.set_nodelay(true);
+        let index = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.gens.push(0);
+            self.slots.len() - 1
+        });
+        self.gens[index] = self.gens[index].wrapping_add(1);
+        self.slots[index] = Some(Slot {
+            stream,
+            peer,
+            conn: Connection::new(now, self.config.settings),
+            armed: Armed::default(),
+            gen: self.gens[index],
+            rx: vec![0; RX].into_boxed_slice(),
+            recv_inflight: false,
+            out: Out::default(),
+            closing: false,
+            cancelled: false,
+        });
+        self.live += 1;
+        self.drive(index, now)
+    }
+
+    /// Starts what the engine wants next: a send of its next bytes, a receive.
+    fn drive(&mut self, index: usize, now: Instant) -> Result<(), Error> {
+        let mut sqes: Vec<squeue::Entry> = Vec::with_capacity(3);
+        let mut free = false;
+        {
+            let Some(Some(slot)) = self.slots.get_mut(index) else {
+                return Ok(());
+            };
+            let ctx = Context {
+                snapshot: &self.snapshot,
+                date: self.date.text(),
+                boot: self.boot.as_deref(),
+                peer: Some(slot.peer.ip()),
+            };
+            if !slot.closing && !slot.out.send_inflight && !slot.out.splice_inflight {
+                if let Some(t) = slot.conn.poll_transmit(now, &ctx) {
+                    let fd = types::Fd(slot.stream.as_raw_fd());
+                    let data = |kind| user_data(kind, index, slot.gen);
+                    match start_send(&mut slot.out, fd, data, &t, self.body, &self.snapshot) {
+                        Some(ops) => sqes.extend(ops),
+                        // Nothing to write (the engine finishes empty bodies itself).
+                        None => slot.conn.sent(now, 0),
+                    }
+                }
+            }
+            if !slot.closing && !slot.recv_inflight && slot.conn.wants_read() {
+                let room = slot.conn.recv_buf().len().min(slot.rx.len());
+                if room > 0 {
+                    sqes.push(
+                        opcode::Recv::new(
+                            types::Fd(slot.stream.as_raw_fd()),
+                            slot.rx.as_mut_ptr(),
+                            room as u32,
+                        )
+                        .build()
+                        .user_data(user_data(RECV, index, slot.gen)),
+                    );
+                    slot.recv_inflight = true;
+                }
+            }
+            while let Some(ev) = slot.conn.poll_event() {
+                match ev {
+                    Event::Access(a) => log_access(self.id, slot.peer, &a),
+                    Event::HalfClose => {
+                        let _ = slot.stream.shutdown(Shutdown::Write);
+                    }
+                    Event::Close => slot.closing = true,
+                }
+            }
+            if slot.closing {
+                if slot.idle() {
+                    free = true;
+                } else if !slot.cancelled && (slot.recv_inflight || slot.out.send_inflight) {
+                    slot.cancelled = true;
+                    sqes.push(
+                        opcode::AsyncCancel2::new(
+                            types::CancelBuilder::fd(types::Fd(slot.stream.as_raw_fd())).all(),
+                        )
+                        .build()
+                        .user_data(user_data(CANCEL, index, slot.gen)),
+                    );
+                }
+            } else {
+                self.timers
+                    .arm(&mut slot.armed, index, slot.conn.poll_timeout());
+            }
+        }
+        for sqe in &sqes {
+            self.push(sqe)?;
+        }
+        if free {
+            self.slots[index] = None;
+            self.free.push(index);
+            self.live -= 1;
+        }
+        Ok(())
+    }
+
+    fn fire_timers(&mut self, now: Instant) -> Result<(), Error> {
+        while let Some((index, at)) = self.timers.pop_due(now) {
+            let Some(Some(slot)) = self.slots.get_mut(index) else {
+                continue;
+            };
+            slot.armed.fired(at);
+            if slot.conn.poll_timeout().is_some_and(|t| t <= now) {
+                slot.conn.handle_timeout(now);
+            }
+            self.drive(index, now)?;
+        }
+        Ok(())
+    }
+}
+
+/// The operations that send what `t` names, marking the slot's sends in flight;
+/// `None` when there is nothing to write.
+fn start_send(
+    slot: &mut Out,
+    fd: types::Fd,
+    data: impl Fn(u64) -> u64,
+    t: &Transmit<'_>,
+    body: Body,
+    snapshot: &Snapshot,
+) -> Option<Vec<squeue::Entry>> {
+    let send_data = data(SEND);
+    let file = t.file.filter(|f| f.len > 0);
+    let large = file.filter(|f| f.len > INLINE_BODY);
+    if !t.bytes.is_empty() || large.is_none() {
+        // The head, with a small body behind it, from the slot's own copy. Before
+        // a large body the head goes alone, with MSG_MORE so that it shares a
+        // segment with the first body bytes.
+        slot.tx.clear();
+        slot.tx.extend_from_slice(t.bytes);
+        let mut flags = libc::MSG_NOSIGNAL;
+        match file {
+            Some(f) if f.len <= INLINE_BODY => {
+                let start = usize::try_from(f.offset).ok()?;
+                slot.tx
+                    .extend_from_slice(f.file.bytes().get(start..start + f.len as usize)?);
+            }
+            Some(_) => flags |= libc::MSG_MORE,
+            None => {}
+        }
+        if slot.tx.is_empty() {
+            return None;
+        }
+        slot.send_inflight = true;
+        let op = opcode::Send::new(fd, slot.tx.as_ptr(), slot.tx.len() as u32)
+            .flags(flags)
+            .build()
+            .user_data(send_data);
+        return Some(vec![op]);
+    }
+    let f = large?;
+    let offset = usize::try_from(f.offset).ok()?;
+    let remaining = usize::try_from(f.len).unwrap_or(usize::MAX);
+    if body == Body::Splice {
+        if slot.pipe.is_none() {
+            match Pipe::new() {
+                Ok(p) => slot.pipe = Some(p),
+                Err(e) => {
+                    tracing::debug!(error = %e, "no pipe for splice; this body is sent with SEND");
+                }
+            }
+        }
+        if let Some(p) = &slot.pipe {
+            let to_socket = |len: usize| {
+                opcode::Splice::new(types::Fd(p.read.as_raw_fd()), -1, fd, -1, len as u32)
+                    .build()
+                    .user_data(send_data)
+            };
+            slot.send_inflight = true;
+            if p.held > 0 {
+                // Bytes an earlier short splice left in the pipe come first; the
+                // engine's offset already points past them.
+                return Some(vec![to_socket(p.held)]);
+            }
+            let len = remaining.min(p.size);
+            slot.splice_inflight = true;
+            let fill = opcode::Splice::new(
+                types::Fd(f.file.fd().as_raw_fd()),
+                f.offset as i64,
+                types::Fd(p.write.as_raw_fd()),
+                -1,
+                len as u32,
+            )
+            .build()
+            .flags(squeue::Flags::IO_LINK)
+            .user_data(data(SPLICE_IN));
+            return Some(vec![fill, to_socket(len)]);
+        }
+    }
+    let bytes = f.file.bytes().get(offset..)?;
+    let len = remaining.min(SEND_CHUNK).min(bytes.len());
+    slot.tx_file = snapshot.get(f.file.path()).cloned();
+    slot.send_inflight = true;
+    let op = if body == Body::SendZc {
+        opcode::SendZc::new(fd, bytes.as_ptr(), len as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+    } else {
+        opcode::Send::new(fd, bytes.as_ptr(), len as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+    };
+    Some(vec![op.user_data(send_data)])
+}

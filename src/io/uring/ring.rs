@@ -1,0 +1,155 @@
+//! The parts every io_uring worker shares: the ring with its push and wait, and
+//! the packing of an operation's kind, slot and generation into `user_data`.
+
+use std::time::Duration;
+
+use io_uring::{squeue, types, IoUring};
+
+use crate::io::Error;
+
+/// Bits of `user_data` that say which kind of operation completed.
+const KIND_BITS: u32 = 3;
+/// Bits of the slot's generation (the rest above the 32-bit slot index).
+const GEN_BITS: u32 = 64 - 32 - KIND_BITS;
+const GEN_MASK: u64 = (1 << GEN_BITS) - 1;
+
+/// `user_data` for an operation of `kind` (below 8) on slot `slot`'s
+/// generation `gen` (kept modulo 2^29: a stale completion is one whose
+/// generation differs from the slot's).
+pub(crate) fn user_data(kind: u64, slot: usize, gen: u32) -> u64 {
+    debug_assert!(kind < 1 << KIND_BITS, "kind {kind} does not fit");
+    kind << (64 - KIND_BITS) | (u64::from(gen) & GEN_MASK) << 32 | (slot as u64 & 0xffff_ffff)
+}
+
+/// (kind, slot, generation) of a `user_data`.
+pub(crate) fn split(data: u64) -> (u64, usize, u32) {
+    (
+        data >> (64 - KIND_BITS),
+        (data & 0xffff_ffff) as usize,
+        ((data >> 32) & GEN_MASK) as u32,
+    )
+}
+
+/// A slot generation as it comes back in `user_data`.
+pub(crate) fn gen_bits(gen: u32) -> u32 {
+    (u64::from(gen) & GEN_MASK) as u32
+}
+
+/// One worker's ring.
+pub(crate) struct Ring {
+    worker: usize,
+    ring: IoUring,
+}
+
+impl std::fmt::Debug for Ring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ring")
+            .field("worker", &self.worker)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ring {
+    /// A ring of `entries` submission entries for worker `worker`.
+    ///
+    /// # Errors
+    /// io_uring_setup failed (disabled, denied by seccomp, too old a kernel).
+    pub(crate) fn new(worker: usize, entries: u32) -> Result<Self, Error> {
+        let ring = IoUring::builder()
+            // The completion queue must not overflow when every connection has a
+            // receive, a send and a zero-copy notification outstanding.
+            .setup_cqsize(entries * 8)
+            .build(entries)
+            .map_err(|source| Error::Poll {
+                worker,
+                op: "io_uring_setup",
+                source,
+            })?;
+        Ok(Self { worker, ring })
+    }
+
+    /// Queues `sqe`, submitting what is queued first when the queue is full.
+    ///
+    /// # Safety
+    /// Every buffer, iovec, msghdr and address `sqe` names must stay valid (and,
+    /// for a receive, unaliased) until its completion is reaped; for a
+    /// zero-copy send, until its notification is. Every descriptor it names must
+    /// stay open until then.
+    pub(crate) unsafe fn push(&mut self, sqe: &squeue::Entry) -> Result<(), Error> {
+        loop {
+            // SAFETY: the caller upholds this function's contract for `sqe`.
+            if unsafe { self.ring.submission().push(sqe) }.is_ok() {
+                return Ok(());
+            }
+            self.ring.submit().map_err(|source| self.error(source))?;
+        }
+    }
+
+    /// Submits what is queued and waits for one completion, or until `wait`
+    /// passes (`None`: no limit; zero: do not wait). `done` is replaced by the
+    /// completions, as (user_data, result, flags).
+    ///
+    /// # Errors
+    /// Only a failure of the ring itself.
+    pub(crate) fn submit_and_wait(
+        &mut self,
+        wait: Option<Duration>,
+        done: &mut Vec<(u64, i32, u32)>,
+    ) -> Result<(), Error> {
+        let result = match wait {
+            Some(d) if d.is_zero() => self.ring.submit(),
+            Some(d) => {
+                let ts = types::Timespec::new()
+                    .sec(d.as_secs())
+                    .nsec(d.subsec_nanos());
+                let args = types::SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(1, &args)
+            }
+            None => self.ring.submit_and_wait(1),
+        };
+        match result {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                ) => {}
+            Err(source) => return Err(self.error(source)),
+        }
+        done.clear();
+        done.extend(
+            self.ring
+                .completion()
+                .map(|c| (c.user_data(), c.result(), c.flags())),
+        );
+        Ok(())
+    }
+
+    fn error(&self, source: std::io::Error) -> Error {
+        Error::Poll {
+            worker: self.worker,
+            op: "io_uring_enter",
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_data_round_trips_kind_slot_and_generation() {
+        for (kind, slot, gen) in [
+            (0, 0, 0),
+            (1, 7, 1),
+            (7, u32::MAX as usize, 0x1fff_ffff),
+            (3, 12, 5),
+        ] {
+            assert_eq!(split(user_data(kind, slot, gen)), (kind, slot, gen));
+        }
+        // Generations wrap within their 29 bits.
+        assert_eq!(split(user_data(1, 3, 0x2000_0001)).2, 1);
+        assert_eq!(gen_bits(0x2000_0001), 1);
+    }
+}
