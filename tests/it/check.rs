@@ -61,6 +61,14 @@ fn mistakes_exit_non_zero_naming_the_key_and_line() {
         ("workers = -1\n", "rackboot.toml:1: `workers` is -1"),
         ("root = \"/nonexistent/boot\"\n", "rackboot.toml:1: `root`"),
         ("[store]\nmax_mib = 0\n", "`store.max_mib` is 0"),
+        (
+            "backend = \"fast\"\n",
+            "line 1, column 11\n  |\n1 | backend = \"fast\"\n  |           ^^^^^^\nunknown variant `fast`, expected one of `auto`, `mio`, `uring`",
+        ),
+        (
+            "[http]\nbody = \"zc\"\n",
+            "line 2, column 8\n  |\n2 | body = \"zc\"\n  |        ^^^^\nunknown variant `zc`, expected one of `splice`, `send-zc`, `send`",
+        ),
     ] {
         std::fs::write(&cfg, text).unwrap();
         let (code, _, err) = check(&["--config", cfg.to_str().unwrap()]);

@@ -116,6 +116,56 @@ struct Out {
     zc_files: Vec<Arc<BootFile>>,
 }
 
+/// What a send's completion means for the connection.
+#[derive(Debug, PartialEq, Eq)]
+enum Sent {
+    /// This many bytes reached the socket.
+    Bytes(usize),
+    /// A SEND_ZC notification: pages were let go; nothing was sent.
+    Notified,
+    /// Nothing went out, and nothing failed: drive again (a short splice into
+    /// the pipe broke the link, or EAGAIN).
+    Retry,
+    /// The send failed with this errno.
+    Failed(i32),
+}
+
+impl Out {
+    /// Books the completion of this slot's send (or a SEND_ZC notification),
+    /// releasing what the kernel no longer holds.
+    fn completed(&mut self, result: i32, flags: u32) -> Sent {
+        if cqueue::notif(flags) {
+            self.zc_pending = self.zc_pending.saturating_sub(1);
+            if self.zc_pending == 0 {
+                self.zc_files.clear();
+            }
+            return Sent::Notified;
+        }
+        self.send_inflight = false;
+        let file = self.tx_file.take();
+        if cqueue::more(flags) {
+            // SEND_ZC: the pages stay referenced until the notification.
+            self.zc_pending += 1;
+            self.zc_files.extend(file);
+        }
+        let pipe = self.pipe.as_mut().filter(|p| p.held > 0);
+        match result {
+            n if n >= 0 => {
+                if let Some(p) = pipe {
+                    p.held = p.held.saturating_sub(n as usize);
+                }
+                Sent::Bytes(n as usize)
+            }
+            // Only a broken link cancels a live connection's send (the worker
+            // cancels only when closing): the splice into the pipe came up
+            // short or failed, and what the pipe holds, if anything, goes next.
+            e if e == -libc::ECANCELED => Sent::Retry,
+            e if e == -libc::EAGAIN => Sent::Retry,
+            e => Sent::Failed(-e),
+        }
+    }
+}
+
 impl Slot {
     fn idle(&self) -> bool {
         !self.recv_inflight
@@ -284,36 +334,18 @@ impl Worker {
                     slot.conn.abort(now);
                 }
             }
-            SEND if cqueue::notif(flags) => {
-                let out = &mut slot.out;
-                out.zc_pending = out.zc_pending.saturating_sub(1);
-                if out.zc_pending == 0 {
-                    out.zc_files.clear();
-                }
-            }
-            SEND => {
-                let out = &mut slot.out;
-                out.send_inflight = false;
-                let file = out.tx_file.take();
-                if cqueue::more(flags) {
-                    // SEND_ZC: the pages stay referenced until the notification.
-                    out.zc_pending += 1;
-                    out.zc_files.extend(file);
-                }
-                let from_pipe = out.pipe.as_ref().is_some_and(|p| p.held > 0);
-                if slot.closing {
-                } else if result >= 0 {
-                    if let Some(p) = out.pipe.as_mut().filter(|_| from_pipe) {
-                        p.held = p.held.saturating_sub(result as usize);
+            SEND => match slot.out.completed(result, flags) {
+                Sent::Notified | Sent::Retry => {}
+                Sent::Bytes(n) => {
+                    if !slot.closing {
+                        slot.conn.sent(now, n);
                     }
-                    slot.conn.sent(now, result as usize);
-                } else if result == -libc::ECANCELED && from_pipe {
-                    // The splice into the pipe came up short, which breaks the
-                    // link: the pipe's bytes go out on the next drive.
-                } else if result == -libc::ECANCELED && out.splice_inflight {
-                } else if result != -libc::EAGAIN {
-                    if self.body == Body::SendZc
-                        && matches!(-result, libc::EOPNOTSUPP | libc::EINVAL)
+                }
+                Sent::Failed(errno) if slot.closing => {
+                    let _ = errno;
+                }
+                Sent::Failed(errno) => {
+                    if self.body == Body::SendZc && matches!(errno, libc::EOPNOTSUPP | libc::EINVAL)
                     {
                         tracing::warn!(
                             worker = self.id,
@@ -324,7 +356,7 @@ impl Worker {
                         slot.conn.abort(now);
                     }
                 }
-            }
+            },
             SPLICE_IN => {
                 slot.out.splice_inflight = false;
                 if result > 0 {
@@ -559,4 +591,116 @@ fn start_send(
             .build()
     };
     Some(vec![op.user_data(send_data)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::http::FileRange;
+    use std::io::Read;
+    use std::time::SystemTime;
+
+    /// A real ring and a loopback TCP pair: the send `start_send` builds for
+    /// `body`, completed by the kernel, booked by `Out::completed`; returns the
+    /// file's strong count after each completion and the bytes the peer read.
+    fn send_through_the_kernel(body: Body) -> (Vec<(Sent, usize)>, Vec<u8>, Vec<u8>) {
+        let content: Vec<u8> = (0..1 << 20).map(|i: u32| (i * 7 % 251) as u8).collect();
+        let options = crate::store::Options {
+            max_bytes: 1 << 30,
+            mlock: false,
+        };
+        let snapshot =
+            Snapshot::from_memory([("/f", &content[..], SystemTime::UNIX_EPOCH)], &options)
+                .unwrap();
+        let file = Arc::clone(snapshot.get("/f").unwrap());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut got = vec![0; 256 << 10];
+            client.read_exact(&mut got).unwrap();
+            got
+        });
+        let mut ring = Ring::new(0, 8).unwrap();
+        let mut out = Out::default();
+        let t = Transmit {
+            bytes: &[],
+            file: Some(FileRange {
+                file: &file,
+                offset: 4096,
+                len: 256 << 10,
+            }),
+        };
+        let fd = types::Fd(server.as_raw_fd());
+        let ops = start_send(&mut out, fd, |k| user_data(k, 0, 1), &t, body, &snapshot).unwrap();
+        for op in &ops {
+            // SAFETY: `out` (and the file it holds), `server` and the pipe live
+            // until the loop below has reaped every completion.
+            unsafe { ring.push(op) }.unwrap();
+        }
+        let mut seen = Vec::new();
+        let mut done = Vec::new();
+        let mut sent = 0;
+        while sent < 256 << 10 || out.zc_pending > 0 {
+            ring.submit_and_wait(Some(Duration::from_secs(5)), &mut done)
+                .unwrap();
+            for &(data, result, flags) in &done {
+                let (kind, _, _) = split(data);
+                let outcome = if kind == SPLICE_IN {
+                    out.splice_inflight = false;
+                    out.pipe.as_mut().unwrap().held += result as usize;
+                    continue;
+                } else {
+                    out.completed(result, flags)
+                };
+                if let Sent::Bytes(n) = outcome {
+                    sent += n;
+                }
+                seen.push((outcome, Arc::strong_count(&file)));
+            }
+            if sent < 256 << 10 && !out.send_inflight && !out.splice_inflight && seen.len() < 64 {
+                let t = Transmit {
+                    bytes: &[],
+                    file: Some(FileRange {
+                        file: &file,
+                        offset: 4096 + sent as u64,
+                        len: (256 << 10) - sent as u64,
+                    }),
+                };
+                for op in
+                    start_send(&mut out, fd, |k| user_data(k, 0, 1), &t, body, &snapshot).unwrap()
+                {
+                    // SAFETY: as above.
+                    unsafe { ring.push(&op) }.unwrap();
+                }
+            }
+        }
+        (
+            seen,
+            reader.join().unwrap(),
+            content[4096..4096 + (256 << 10)].to_vec(),
+        )
+    }
+
+    #[test]
+    fn a_zero_copy_send_holds_its_file_until_the_kernel_lets_go() {
+        let (seen, got, want) = send_through_the_kernel(Body::SendZc);
+        assert_eq!(got, want);
+        // The snapshot and the test hold the file; so does the send until its
+        // notification (its completion says one is coming), and nothing after.
+        let (first, count) = &seen[0];
+        assert!(matches!(first, Sent::Bytes(_)), "{seen:?}");
+        assert_eq!(*count, 3, "held after the send completed: {seen:?}");
+        assert_eq!(seen.last().unwrap(), &(Sent::Notified, 2), "{seen:?}");
+    }
+
+    #[test]
+    fn a_splice_body_moves_through_the_pipe_intact() {
+        let (seen, got, want) = send_through_the_kernel(Body::Splice);
+        assert_eq!(got, want);
+        assert!(
+            seen.iter().all(|(s, _)| matches!(s, Sent::Bytes(_))),
+            "{seen:?}"
+        );
+    }
 }
