@@ -64,6 +64,10 @@ pub struct Worker {
     config: config::Http,
     date: DateCache,
     accept_warned_at: Option<Instant>,
+    /// After a failed accept (EMFILE, ENFILE, ENOBUFS): when to try again. The
+    /// listener is edge-triggered, so connections left in the queue bring no
+    /// new event; without a retry they would wait for the next client's SYN.
+    accept_retry_at: Option<Instant>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -112,6 +116,7 @@ impl Worker {
             config,
             date: DateCache::default(),
             accept_warned_at: None,
+            accept_retry_at: None,
         })
     }
 
@@ -129,7 +134,15 @@ impl Worker {
     pub fn run(mut self) -> Result<(), Error> {
         let mut turn = Turn::new(self.id, self.config.busy_poll);
         loop {
-            let now = turn.wait(&mut self.poll, self.timers.next(), !self.ready.is_empty())?;
+            let deadline = match (self.timers.next(), self.accept_retry_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let now = turn.wait(&mut self.poll, deadline, !self.ready.is_empty())?;
+            if self.accept_retry_at.is_some_and(|t| t <= now) {
+                self.accept_retry_at = None;
+                self.accept(now);
+            }
             self.date.refresh();
             for token in std::mem::take(&mut self.ready) {
                 self.drive(token, now);
@@ -158,8 +171,12 @@ impl Worker {
                 Ok(pair) => pair,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // A client that reset before it was accepted: the next one waits.
+                Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
                 Err(e) => {
-                    // EMFILE/ENFILE/ENOBUFS: the queue keeps the client until a slot frees.
+                    // EMFILE/ENFILE/ENOBUFS: the queue keeps the client until a
+                    // descriptor frees; try again shortly rather than spin.
+                    self.accept_retry_at = Some(now + Duration::from_millis(100));
                     if self
                         .accept_warned_at
                         .is_none_or(|t| now.saturating_duration_since(t) > Duration::from_secs(10))

@@ -1,6 +1,6 @@
 //! One turn of a worker's loop: wait for readiness, but no later than the next
 //! deadline, and not at all while busy-polling (for `busy_poll` after the last
-//! event the worker polls with a zero timeout, so a request arriving soon after
+//! readable event the worker polls with a zero timeout, so a request arriving soon after
 //! another does not wait for a halted core to wake; see config::DEFAULT_BUSY_POLL_US).
 //! Every worker kind waits through this, so the rule lives once.
 
@@ -60,7 +60,10 @@ impl Turn {
             }
         }
         let now = clock::now();
-        if !self.events.is_empty() {
+        // Only arriving data starts a spin: a request soon follows a request,
+        // but a socket that drained a body wakes the worker anyway, and spinning
+        // through a bulk send only burns the core (bench/backends).
+        if self.events.iter().any(|e| e.is_readable()) {
             self.active_at = now;
         }
         Ok(now)

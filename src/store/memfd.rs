@@ -21,6 +21,10 @@ impl Sealed {
     /// maps it. A source that changes length meanwhile is an error.
     pub(super) fn copy_from(name: &str, source: &mut impl Read, len: u64) -> io::Result<Self> {
         let mut file = create(name)?;
+        // The size first: with transparent huge pages for shmem at `within_size`
+        // (tuning/README.md), the kernel then backs the file with huge pages, and
+        // sendfile and splice look a page up per 2 MiB instead of per 4 KiB.
+        file.set_len(len)?;
         let copied = io::copy(&mut source.take(len), &mut file)?;
         if copied != len {
             return Err(io::Error::new(
@@ -34,6 +38,7 @@ impl Sealed {
     /// A memfd holding `bytes`.
     pub(super) fn from_bytes(name: &str, bytes: &[u8]) -> io::Result<Self> {
         let mut file = create(name)?;
+        file.set_len(bytes.len() as u64)?;
         file.write_all(bytes)?;
         Self::seal_and_map(file)
     }

@@ -52,6 +52,8 @@ const SEND: u64 = 2;
 const CANCEL: u64 = 3;
 /// The memfd's splice into the pipe.
 const SPLICE_IN: u64 = 4;
+/// The wait for room in the socket before the pipe's splice into it.
+const POLL: u64 = 5;
 
 /// A connection's pipe for the `splice` path.
 struct Pipe {
@@ -106,6 +108,7 @@ struct Out {
     tx: Vec<u8>,
     send_inflight: bool,
     splice_inflight: bool,
+    poll_inflight: bool,
     /// The file the send in flight reads from, kept alive until it completes.
     tx_file: Option<Arc<BootFile>>,
     pipe: Option<Pipe>,
@@ -171,6 +174,7 @@ impl Slot {
         !self.recv_inflight
             && !self.out.send_inflight
             && !self.out.splice_inflight
+            && !self.out.poll_inflight
             && self.out.zc_pending == 0
     }
 }
@@ -276,8 +280,15 @@ impl Worker {
             self.ring.submit_and_wait(wait, &mut done)?;
             let now = clock::now();
             if !done.is_empty() {
-                self.active_at = now;
                 self.date.refresh();
+            }
+            // As the mio worker: only received data (or a new connection)
+            // starts a spin, not a send's completion.
+            if done
+                .iter()
+                .any(|&(d, r, _)| matches!(split(d).0, RECV | ACCEPT) && r > 0)
+            {
+                self.active_at = now;
             }
             for &(data, result, flags) in &done {
                 self.complete(data, result, flags, now)?;
@@ -301,7 +312,9 @@ impl Worker {
             if !cqueue::more(flags) {
                 self.accept_armed = false;
             }
-            if result >= 0 {
+            if result == -libc::ECONNABORTED {
+                // A client that reset before it was accepted: the next one waits.
+            } else if result >= 0 {
                 // SAFETY: a completed accept hands over a new, owned descriptor.
                 let stream = unsafe { TcpStream::from_raw_fd(result) };
                 self.open(stream, now)?;
@@ -357,6 +370,7 @@ impl Worker {
                     }
                 }
             },
+            POLL => slot.out.poll_inflight = false,
             SPLICE_IN => {
                 slot.out.splice_inflight = false;
                 if result > 0 {
@@ -551,16 +565,28 @@ fn start_send(
             }
         }
         if let Some(p) = &slot.pipe {
+            // io_uring runs every splice on a kernel worker thread; one that
+            // blocks on a full socket holds its thread (1,000 threads for 1,000
+            // slow readers, bench/backends). So the splice into the socket does
+            // not block, and a poll for room is linked before it.
             let to_socket = |len: usize| {
-                opcode::Splice::new(types::Fd(p.read.as_raw_fd()), -1, fd, -1, len as u32)
-                    .build()
-                    .user_data(send_data)
+                [
+                    opcode::PollAdd::new(fd, libc::POLLOUT as u32)
+                        .build()
+                        .flags(squeue::Flags::IO_LINK)
+                        .user_data(data(POLL)),
+                    opcode::Splice::new(types::Fd(p.read.as_raw_fd()), -1, fd, -1, len as u32)
+                        .flags(libc::SPLICE_F_NONBLOCK)
+                        .build()
+                        .user_data(send_data),
+                ]
             };
             slot.send_inflight = true;
+            slot.poll_inflight = true;
             if p.held > 0 {
                 // Bytes an earlier short splice left in the pipe come first; the
                 // engine's offset already points past them.
-                return Some(vec![to_socket(p.held)]);
+                return Some(to_socket(p.held).to_vec());
             }
             let len = remaining.min(p.size);
             slot.splice_inflight = true;
@@ -574,7 +600,8 @@ fn start_send(
             .build()
             .flags(squeue::Flags::IO_LINK)
             .user_data(data(SPLICE_IN));
-            return Some(vec![fill, to_socket(len)]);
+            let [poll, out] = to_socket(len);
+            return Some(vec![fill, poll, out]);
         }
     }
     let bytes = f.file.bytes().get(offset..)?;
@@ -650,6 +677,9 @@ mod tests {
                     out.splice_inflight = false;
                     out.pipe.as_mut().unwrap().held += result as usize;
                     continue;
+                } else if kind == POLL {
+                    out.poll_inflight = false;
+                    continue;
                 } else {
                     out.completed(result, flags)
                 };
@@ -658,7 +688,12 @@ mod tests {
                 }
                 seen.push((outcome, Arc::strong_count(&file)));
             }
-            if sent < 256 << 10 && !out.send_inflight && !out.splice_inflight && seen.len() < 64 {
+            if sent < 256 << 10
+                && !out.send_inflight
+                && !out.splice_inflight
+                && !out.poll_inflight
+                && seen.len() < 64
+            {
                 let t = Transmit {
                     bytes: &[],
                     file: Some(FileRange {
