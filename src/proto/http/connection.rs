@@ -137,10 +137,14 @@ impl Connection {
         }
     }
 
-    /// Whether the backend should read from the socket.
+    /// Whether the backend should read from the socket. Never after EOF:
+    /// nothing more can come, and a socket at EOF is always readable, so a
+    /// backend that read on would spin (it did, when wrk closed 1,000
+    /// connections in the middle of their bodies: bench/backends).
     pub fn wants_read(&self) -> bool {
         match self.state {
             State::Closed => false,
+            _ if self.peer_eof => false,
             State::Lingering { .. } => true,
             _ => self.rx_len < self.rx.len(),
         }

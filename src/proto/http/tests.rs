@@ -454,6 +454,31 @@ fn a_full_buffer_behind_a_response_stops_reading() {
 }
 
 #[test]
+fn regression_8_eof_while_sending_a_body_stops_asking_for_reads() {
+    let mut h = Harness::new();
+    h.feed(b"GET /linux HTTP/1.1\r\n\r\n");
+    let ctx = Context {
+        snapshot: &h.snapshot,
+        date: DATE,
+        boot: None,
+        peer: None,
+    };
+    let head = h.conn.poll_transmit(h.now, &ctx).unwrap().bytes.len();
+    h.conn.sent(h.now, head);
+    let body = h.conn.poll_transmit(h.now, &ctx).unwrap().file.unwrap();
+    assert_eq!((body.offset, body.len), (0, 1000));
+    h.conn.sent(h.now, 100); // the socket took part of the body
+    assert!(h.conn.wants_read());
+    // The client closed while its body is still going out: the response goes
+    // on (or fails on a send), but a read can only say EOF again.
+    h.conn.handle_eof(h.now);
+    assert!(!h.conn.wants_read());
+    let w = h.drain(usize::MAX);
+    assert_eq!(w.file, [(100, 900)]);
+    assert_eq!(w.events.last(), Some(&Event::Close));
+}
+
+#[test]
 fn eof_after_a_pipelined_batch_answers_it_then_closes() {
     let mut h = Harness::new();
     h.feed(b"GET /boot.ipxe HTTP/1.1\r\n\r\nGET /empty HTTP/1.1\r\n\r\n");
