@@ -58,11 +58,28 @@ impl Ring {
     /// # Errors
     /// io_uring_setup failed (disabled, denied by seccomp, too old a kernel).
     pub(crate) fn new(worker: usize, entries: u32) -> Result<Self, Error> {
-        let ring = IoUring::builder()
+        let build = |deferred: bool| {
+            let mut b = IoUring::builder();
             // The completion queue must not overflow when every connection has a
             // receive, a send and a zero-copy notification outstanding.
-            .setup_cqsize(entries * 8)
-            .build(entries)
+            b.setup_cqsize(entries * 8);
+            if deferred {
+                // One thread owns the ring, so the kernel may defer completion
+                // work until that thread asks for events (no interrupt of the
+                // worker per completion), and flags pending work in the ring,
+                // which lets a busy-polling worker look without a syscall.
+                b.setup_single_issuer()
+                    .setup_defer_taskrun()
+                    .setup_taskrun_flag();
+            }
+            b.build(entries)
+        };
+        // Deferred task work needs Linux 6.1: without it, the plain ring.
+        let ring = build(true)
+            .or_else(|e| match e.raw_os_error() {
+                Some(libc::EINVAL) => build(false),
+                _ => Err(e),
+            })
             .map_err(|source| Error::Poll {
                 worker,
                 op: "io_uring_setup",
@@ -108,7 +125,17 @@ impl Ring {
         done: &mut Vec<(u64, i32, u32)>,
     ) -> Result<(), Error> {
         let result = match wait {
-            Some(d) if d.is_zero() => self.ring.submit(),
+            Some(d) if d.is_zero() => {
+                let sq = self.ring.submission();
+                if sq.is_empty() && !sq.taskrun() {
+                    // Nothing to submit and no completion work pending in the
+                    // kernel: a look at the completion queue is enough.
+                    Ok(0)
+                } else {
+                    drop(sq);
+                    self.ring.submit()
+                }
+            }
             Some(d) => {
                 let ts = types::Timespec::new()
                     .sec(d.as_secs())
