@@ -91,8 +91,8 @@ struct Common {
     /// allows it, else epoll), uring or mio [default: auto; env RACKBOOT_BACKEND].
     #[arg(long, value_name = "BACKEND", env = "RACKBOOT_BACKEND", value_parser = parse_backend)]
     backend: Option<config::Backend>,
-    /// How the io_uring backend sends large HTTP bodies: splice, send-zc or send
-    /// [default: splice].
+    /// How the io_uring backend sends large HTTP bodies: send, send-zc or splice
+    /// [default: send].
     #[arg(long, value_name = "PATH", value_parser = parse_body)]
     http_body: Option<config::Body>,
 }
