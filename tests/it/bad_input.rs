@@ -128,3 +128,36 @@ fn a_silent_client_is_closed_after_the_head_timeout_config() {
     assert_eq!(status_of(&resp), Some(200));
     assert!(closed, "idle connection closed by the server");
 }
+
+#[test]
+fn regression_8_clients_that_half_close_in_the_middle_of_a_body_leave_the_worker_serving() {
+    use std::io::{Read, Write};
+    let f = Fixture::new();
+    // One worker, so that a worker stuck on the closed connections would be the
+    // only one there is.
+    let mut s = Server::start(&f.root(), &["--workers", "1"]);
+    for round in 0..3 {
+        let mut conns = Vec::new();
+        for _ in 0..20 {
+            let mut c = std::net::TcpStream::connect(s.addr).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            c.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut some = [0u8; 65536];
+            c.read_exact(&mut some)
+                .unwrap_or_else(|e| panic!("round {round}: no body ({e}): the worker is stuck"));
+            // The client is done sending and reads no more: the server sees EOF
+            // while its socket is full of a body nobody reads.
+            c.shutdown(std::net::Shutdown::Write).unwrap();
+            conns.push(c);
+        }
+        let (code, _, body) = crate::support::curl(&["-m", "20", &s.url("/boot.ipxe")]);
+        assert_eq!(
+            (code, &body[..]),
+            (200, &b"#!ipxe\nkernel big.bin\nboot\n"[..]),
+            "round {round}"
+        );
+        drop(conns);
+    }
+    assert!(s.alive());
+}

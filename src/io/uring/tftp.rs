@@ -393,17 +393,7 @@ impl Worker {
                     for mut send in msgs {
                         send._payload = Some(slot.transfer.payload_source().clone());
                         send.owner = slot.socket.as_ref().map(|_| (index, slot.gen));
-                        let msg = send.msg.msghdr();
-                        let at = self.sends_free.pop().unwrap_or_else(|| {
-                            self.sends.push(None);
-                            self.sends.len() - 1
-                        });
-                        self.sends[at] = Some(send);
-                        sqes.push(
-                            opcode::SendMsg::new(types::Fd(fd), msg)
-                                .build()
-                                .user_data(user_data(SEND, at, 0)),
-                        );
+                        sqes.push(park(&mut self.sends, &mut self.sends_free, send, fd));
                         if slot.socket.is_some() {
                             slot.sends_inflight += 1;
                         }
@@ -492,15 +482,7 @@ impl Worker {
         let mut send = take_spare(&mut self.spare);
         send.msg.set_bytes(peer, bytes);
         send.owner = owner;
-        let msg = send.msg.msghdr();
-        let at = self.sends_free.pop().unwrap_or_else(|| {
-            self.sends.push(None);
-            self.sends.len() - 1
-        });
-        self.sends[at] = Some(send);
-        let sqe = opcode::SendMsg::new(types::Fd(fd), msg)
-            .build()
-            .user_data(user_data(SEND, at, 0));
+        let sqe = park(&mut self.sends, &mut self.sends_free, send, fd);
         self.push(&sqe)
     }
 
@@ -526,6 +508,25 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// Keeps `send` in `sends` until its completion and returns its SENDMSG on `fd`.
+fn park(
+    sends: &mut Vec<Option<Box<Send>>>,
+    free: &mut Vec<usize>,
+    mut send: Box<Send>,
+    fd: std::os::fd::RawFd,
+) -> squeue::Entry {
+    // The box does not move from here on, so the msghdr stays valid.
+    let msg = send.msg.msghdr();
+    let at = free.pop().unwrap_or_else(|| {
+        sends.push(None);
+        sends.len() - 1
+    });
+    sends[at] = Some(send);
+    opcode::SendMsg::new(types::Fd(fd), msg)
+        .build()
+        .user_data(user_data(SEND, at, 0))
 }
 
 fn take_spare(spare: &mut Vec<Box<Send>>) -> Box<Send> {
