@@ -627,8 +627,10 @@ fn perfdhcp_ten_thousand_clients_dora_without_a_drop() {
     let (text, stats) = perfdhcp(&c, 1000, 10_000, "");
     assert_eq!(stats.len(), 2, "{text}");
     for (sent, received, drops) in &stats {
-        assert_eq!((*sent, *drops), (10_000, 0), "{text}");
-        assert_eq!(*received, 10_000, "{text}");
+        // perfdhcp's threads may overshoot -n by a few exchanges (10,003 seen
+        // on a loaded machine); every one sent must be answered.
+        assert!(*sent >= 10_000, "{text}");
+        assert_eq!((*received, *drops), (*sent, 0), "{text}");
     }
     let held = leases(&dir.0.join("leases"));
     assert_eq!(held.len(), 10_000);
