@@ -134,10 +134,12 @@ impl Worker {
     pub fn run(mut self) -> Result<(), Error> {
         let mut turn = Turn::new(self.id, self.config.busy_poll);
         loop {
-            let deadline = match (self.timers.next(), self.accept_retry_at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let deadline = self
+                .timers
+                .next()
+                .into_iter()
+                .chain(self.accept_retry_at)
+                .min();
             let now = turn.wait(&mut self.poll, deadline, !self.ready.is_empty())?;
             if self.accept_retry_at.is_some_and(|t| t <= now) {
                 self.accept_retry_at = None;

@@ -262,19 +262,20 @@ impl Worker {
                 self.accept_armed = true;
             }
             let now = clock::now();
-            // Busy-poll as the mio worker does: for `busy_poll` after the last
-            // completion, look again without sleeping.
+            // Busy-poll as the mio worker does: for `busy_poll` after data last
+            // arrived, look again without sleeping.
             let wait = if now.saturating_duration_since(self.active_at) < self.config.busy_poll {
                 Some(Duration::ZERO)
             } else {
-                match (self.timers.next(), self.accept_after) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
-                .map(|at| {
-                    at.saturating_duration_since(now)
-                        .max(Duration::from_millis(1))
-                })
+                self.timers
+                    .next()
+                    .into_iter()
+                    .chain(self.accept_after)
+                    .min()
+                    .map(|at| {
+                        at.saturating_duration_since(now)
+                            .max(Duration::from_millis(1))
+                    })
             };
             let mut done = std::mem::take(&mut self.done);
             self.ring.submit_and_wait(wait, &mut done)?;
@@ -354,9 +355,7 @@ impl Worker {
                         slot.conn.sent(now, n);
                     }
                 }
-                Sent::Failed(errno) if slot.closing => {
-                    let _ = errno;
-                }
+                Sent::Failed(_) if slot.closing => {}
                 Sent::Failed(errno) => {
                     if self.body == Body::SendZc && matches!(errno, libc::EOPNOTSUPP | libc::EINVAL)
                     {

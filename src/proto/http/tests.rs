@@ -66,15 +66,19 @@ impl Harness {
         n
     }
 
-    /// Writes everything the engine offers, at most `limit` bytes per call.
-    fn drain(&mut self, limit: usize) -> Wrote {
-        let mut w = Wrote::default();
-        let ctx = Context {
-            snapshot: &self.snapshot,
+    fn ctx(snapshot: &Snapshot) -> Context<'_> {
+        Context {
+            snapshot,
             date: DATE,
             boot: None,
             peer: None,
-        };
+        }
+    }
+
+    /// Writes everything the engine offers, at most `limit` bytes per call.
+    fn drain(&mut self, limit: usize) -> Wrote {
+        let mut w = Wrote::default();
+        let ctx = Self::ctx(&self.snapshot);
         while let Some(t) = self.conn.poll_transmit(self.now, &ctx) {
             let n = if !t.bytes.is_empty() {
                 let n = t.bytes.len().min(limit);
@@ -394,12 +398,7 @@ fn an_idle_connection_closes_at_its_deadline() {
 fn a_stalled_response_is_abandoned_and_logged_as_aborted() {
     let mut h = Harness::new();
     h.feed(b"GET /linux HTTP/1.1\r\n\r\n");
-    let ctx = Context {
-        snapshot: &h.snapshot,
-        date: DATE,
-        boot: None,
-        peer: None,
-    };
+    let ctx = Harness::ctx(&h.snapshot);
     let head_len = h.conn.poll_transmit(h.now, &ctx).unwrap().bytes.len();
     h.conn.sent(h.now, head_len + 10);
     let stall = h.conn.poll_timeout().unwrap();
@@ -416,12 +415,7 @@ fn a_stalled_response_is_abandoned_and_logged_as_aborted() {
 fn progress_pushes_the_send_deadline_back() {
     let mut h = Harness::new();
     h.feed(b"GET /linux HTTP/1.1\r\n\r\n");
-    let ctx = Context {
-        snapshot: &h.snapshot,
-        date: DATE,
-        boot: None,
-        peer: None,
-    };
+    let ctx = Harness::ctx(&h.snapshot);
     let _ = h.conn.poll_transmit(h.now, &ctx);
     h.conn.sent(h.now + 30 * SEC, 10);
     assert_eq!(
@@ -442,12 +436,7 @@ fn a_full_buffer_behind_a_response_stops_reading() {
     };
     let mut h = Harness::with(settings);
     h.feed(b"GET /linux HTTP/1.1\r\n\r\n");
-    let ctx = Context {
-        snapshot: &h.snapshot,
-        date: DATE,
-        boot: None,
-        peer: None,
-    };
+    let ctx = Harness::ctx(&h.snapshot);
     let _ = h.conn.poll_transmit(h.now, &ctx);
     h.feed(&[b'G'; 64]);
     assert!(!h.conn.wants_read() && h.conn.recv_buf().is_empty());
@@ -457,12 +446,7 @@ fn a_full_buffer_behind_a_response_stops_reading() {
 fn regression_8_eof_while_sending_a_body_stops_asking_for_reads() {
     let mut h = Harness::new();
     h.feed(b"GET /linux HTTP/1.1\r\n\r\n");
-    let ctx = Context {
-        snapshot: &h.snapshot,
-        date: DATE,
-        boot: None,
-        peer: None,
-    };
+    let ctx = Harness::ctx(&h.snapshot);
     let head = h.conn.poll_transmit(h.now, &ctx).unwrap().bytes.len();
     h.conn.sent(h.now, head);
     let body = h.conn.poll_transmit(h.now, &ctx).unwrap().file.unwrap();
