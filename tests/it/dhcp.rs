@@ -526,8 +526,17 @@ impl Capture {
                 pcap.display()
             ),
         ));
-        // tshark takes a moment before it captures.
-        std::thread::sleep(Duration::from_secs(2));
+        // tshark writes the file's header once it captures (seconds, on a
+        // loaded machine's first run): wait for that, not for a fixed time.
+        let started = std::time::Instant::now();
+        while std::fs::metadata(pcap).map_or(0, |m| m.len()) == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "tshark did not start capturing on {iface} in {ns}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(500));
         Self {
             tshark,
             pcap: pcap.to_path_buf(),

@@ -232,6 +232,50 @@ fn access_log_writes_one_json_line_per_request() {
     );
 }
 
+#[test]
+fn a_client_that_pipelines_faster_than_it_reads_gets_every_answer_in_order() {
+    use std::io::{Read, Write};
+    // 3,000 requests (about 150 KiB) written at once while the reader waits:
+    // the server holds more than a receive's worth before it answers, and must
+    // neither drop, reorder nor stall any of them.
+    const N: usize = 3000;
+    let f = Fixture::new();
+    let s = Server::start(&f.root(), &[]);
+    let mut stream = std::net::TcpStream::connect(s.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let mut requests = Vec::new();
+        for i in 0..N {
+            let last = if i + 1 == N {
+                "Connection: close\r\n"
+            } else {
+                ""
+            };
+            write!(
+                requests,
+                "GET /boot.ipxe?{i} HTTP/1.1\r\nHost: x\r\n{last}\r\n"
+            )
+            .unwrap();
+        }
+        writer.write_all(&requests).unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let mut got = Vec::new();
+    stream.read_to_end(&mut got).unwrap();
+    sender.join().unwrap();
+    let body = b"#!ipxe\nkernel big.bin\nboot\n";
+    let answers = got
+        .windows(b"HTTP/1.1 200".len())
+        .filter(|w| w == b"HTTP/1.1 200")
+        .count();
+    let bodies = got.windows(body.len()).filter(|w| w == body).count();
+    assert_eq!((answers, bodies), (N, N), "{} bytes back", got.len());
+    assert!(got.ends_with(body), "the last answer is whole");
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }

@@ -4,9 +4,14 @@
 //! flight (two unlinked sends on one TCP socket may reorder its bytes, measured
 //! on this kernel).
 //!
-//! Buffers the kernel holds: a receive lands in the slot's own buffer (never the
-//! engine's, which the engine may compact while the receive is in flight) and is
-//! copied into the engine on completion. A head (and a body up to
+//! Buffers the kernel holds: a connection's receive is multishot and lands in
+//! the worker's provided buffers (never the engine's, which the engine may
+//! compact while a receive is armed); on completion the bytes are copied into
+//! the engine, or into the slot's stash while the engine has no room, and the
+//! buffer goes straight back to the kernel. An idle connection so holds no
+//! receive buffer and needs no new receive per request. A stash that grows past
+//! [`STASH`] (a client sending faster than its answers drain) cancels the
+//! receive until it empties: the peer then waits on TCP's window. A head (and a body up to
 //! [`INLINE_BODY`]) is sent from the slot's copy. A larger body leaves by the
 //! worker's [`Body`] path: `splice` (memfd -> the slot's pipe -> socket, two
 //! linked operations), `send-zc` (from the file's mapping; the kernel references
@@ -24,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types};
 
-use super::ring::{split, user_data, Ring};
+use super::ring::{split, user_data, Ring, BUFFER_GROUP};
 use crate::config::{self, Body};
 use crate::io::clock::{self, DateCache};
 use crate::io::http::log_access;
@@ -38,8 +43,12 @@ use crate::store::{BootFile, Snapshot};
 const INLINE_BODY: u64 = 32 << 10;
 /// Most bytes of one body send (`send`, `send-zc`).
 const SEND_CHUNK: usize = 4 << 20;
-/// Receive buffer per connection.
-const RX: usize = 16 << 10;
+/// Provided receive buffers per worker, and the size of each: a boot client's
+/// request fits one; a longer one spans several.
+const BUFFERS: u16 = 1024;
+const BUFFER: u32 = 2 << 10;
+/// Received bytes a slot holds for its engine before its receive is paused.
+const STASH: usize = 64 << 10;
 /// Pipe capacity asked for per connection (`splice`): one splice pair moves
 /// this much. 1 MiB is the default pipe-max-size.
 const PIPE: usize = 1 << 20;
@@ -95,8 +104,15 @@ struct Slot {
     conn: Connection,
     armed: Armed,
     gen: u32,
-    rx: Box<[u8]>,
-    recv_inflight: bool,
+    /// The multishot receive is armed (until a completion without MORE).
+    recv_armed: bool,
+    /// A cancel of the receive is on its way (the stash is over [`STASH`]).
+    recv_paused: bool,
+    /// Bytes received that the engine had no room for yet.
+    stash: Vec<u8>,
+    /// The peer's EOF arrived behind the stash: the engine hears of it once
+    /// the stash is empty.
+    eof: bool,
     out: Out,
     closing: bool,
     cancelled: bool,
@@ -171,7 +187,7 @@ impl Out {
 
 impl Slot {
     fn idle(&self) -> bool {
-        !self.recv_inflight
+        !self.recv_armed
             && !self.out.send_inflight
             && !self.out.splice_inflight
             && !self.out.poll_inflight
@@ -224,9 +240,11 @@ impl Worker {
         config: config::Http,
         boot: Option<Arc<Profiles>>,
     ) -> Result<Self, Error> {
+        let mut ring = Ring::new(id, 1024)?;
+        ring.provide(BUFFERS, BUFFER)?;
         Ok(Self {
             id,
-            ring: Ring::new(id, 1024)?,
+            ring,
             listener,
             accept_armed: false,
             accept_after: None,
@@ -334,17 +352,27 @@ impl Worker {
         }
         match kind {
             RECV => {
-                slot.recv_inflight = false;
-                if slot.closing {
-                } else if result > 0 {
-                    let n = result as usize;
-                    let buf = slot.conn.recv_buf();
-                    let n = n.min(buf.len());
-                    buf[..n].copy_from_slice(&slot.rx[..n]);
-                    slot.conn.handle_recv(now, n);
+                if !cqueue::more(flags) {
+                    slot.recv_armed = false;
+                    slot.recv_paused = false;
+                }
+                if result > 0 {
+                    let bid = cqueue::buffer_select(flags);
+                    // SAFETY: the bid is this completion's, not yet given back.
+                    match bid.and_then(|b| unsafe { self.ring.filled(b, result as usize) }) {
+                        Some(_) if slot.closing => {}
+                        Some(bytes) => slot.stash.extend_from_slice(bytes),
+                        // The kernel named no buffer we offered: the bytes are lost.
+                        None => slot.conn.abort(now),
+                    }
+                    if let Some(b) = bid {
+                        self.ring.give_back(b);
+                    }
                 } else if result == 0 {
-                    slot.conn.handle_eof(now);
-                } else if result != -libc::ECANCELED {
+                    slot.eof = true;
+                } else if !matches!(-result, libc::ECANCELED | libc::ENOBUFS) {
+                    // ENOBUFS: every buffer was taken in one batch; they are all
+                    // back by now, and `drive` arms the receive again.
                     slot.conn.abort(now);
                 }
             }
@@ -409,8 +437,10 @@ impl Worker {
             conn: Connection::new(now, self.config.settings),
             armed: Armed::default(),
             gen: self.gens[index],
-            rx: vec![0; RX].into_boxed_slice(),
-            recv_inflight: false,
+            recv_armed: false,
+            recv_paused: false,
+            stash: Vec::new(),
+            eof: false,
             out: Out::default(),
             closing: false,
             cancelled: false,
@@ -433,6 +463,9 @@ impl Worker {
                 boot: self.boot.as_deref(),
                 peer: Some(slot.peer.ip()),
             };
+            if !slot.closing {
+                feed(slot, now);
+            }
             if !slot.closing && !slot.out.send_inflight && !slot.out.splice_inflight {
                 if let Some(t) = slot.conn.poll_transmit(now, &ctx) {
                     let fd = types::Fd(slot.stream.as_raw_fd());
@@ -444,20 +477,24 @@ impl Worker {
                     }
                 }
             }
-            if !slot.closing && !slot.recv_inflight && slot.conn.wants_read() {
-                let room = slot.conn.recv_buf().len().min(slot.rx.len());
-                if room > 0 {
+            if slot.closing {
+            } else if !slot.recv_armed {
+                if slot.stash.is_empty() && !slot.eof && slot.conn.wants_read() {
                     sqes.push(
-                        opcode::Recv::new(
-                            types::Fd(slot.stream.as_raw_fd()),
-                            slot.rx.as_mut_ptr(),
-                            room as u32,
-                        )
-                        .build()
-                        .user_data(user_data(RECV, index, slot.gen)),
+                        opcode::RecvMulti::new(types::Fd(slot.stream.as_raw_fd()), BUFFER_GROUP)
+                            .build()
+                            .user_data(user_data(RECV, index, slot.gen)),
                     );
-                    slot.recv_inflight = true;
+                    slot.recv_armed = true;
                 }
+            } else if slot.stash.len() > STASH && !slot.recv_paused {
+                tracing::debug!(worker = self.id, peer = %slot.peer, stashed = slot.stash.len(), "receive paused until the engine catches up");
+                slot.recv_paused = true;
+                sqes.push(
+                    opcode::AsyncCancel::new(user_data(RECV, index, slot.gen))
+                        .build()
+                        .user_data(user_data(CANCEL, index, slot.gen)),
+                );
             }
             while let Some(ev) = slot.conn.poll_event() {
                 match ev {
@@ -471,7 +508,7 @@ impl Worker {
             if slot.closing {
                 if slot.idle() {
                     free = true;
-                } else if !slot.cancelled && (slot.recv_inflight || slot.out.send_inflight) {
+                } else if !slot.cancelled && (slot.recv_armed || slot.out.send_inflight) {
                     slot.cancelled = true;
                     sqes.push(
                         opcode::AsyncCancel2::new(
@@ -509,6 +546,25 @@ impl Worker {
             self.drive(index, now)?;
         }
         Ok(())
+    }
+}
+
+/// Moves stashed bytes into the engine while it has room, then tells it of an
+/// EOF that arrived behind them.
+fn feed(slot: &mut Slot, now: Instant) {
+    while !slot.stash.is_empty() && slot.conn.wants_read() {
+        let buf = slot.conn.recv_buf();
+        let n = buf.len().min(slot.stash.len());
+        if n == 0 {
+            break;
+        }
+        buf[..n].copy_from_slice(&slot.stash[..n]);
+        slot.conn.handle_recv(now, n);
+        slot.stash.drain(..n);
+    }
+    if slot.eof && slot.stash.is_empty() {
+        slot.eof = false;
+        slot.conn.handle_eof(now);
     }
 }
 

@@ -3,6 +3,7 @@
 //! can run here (`--backend auto`); `ring` holds what every worker shares;
 //! `http` and `tftp` are the workers.
 
+mod bufs;
 pub mod http;
 pub mod probe;
 mod ring;
