@@ -95,10 +95,15 @@ impl Advertiser {
         if self.stopped || self.last.is_some_and(|t| now.duration_since(t) < MIN_GAP) {
             return;
         }
-        self.last = Some(now);
         let to = SocketAddrV6::new(ALL_NODES, 0, 0, self.ifindex);
-        if let Err(e) = self.socket.send_to(&self.ra, &to.into()) {
-            tracing::debug!(interface = %self.interface, error = %e, "router advertisement not sent");
+        // Only a sent advertisement starts the gap: one refused (the link-local
+        // address still tentative, just after the link came up) must not
+        // silence the answer to the next solicitation.
+        match self.socket.send_to(&self.ra, &to.into()) {
+            Ok(_) => self.last = Some(now),
+            Err(e) => {
+                tracing::debug!(interface = %self.interface, error = %e, "router advertisement not sent");
+            }
         }
     }
 }

@@ -732,6 +732,20 @@ fn a_router_advertisement_says_no_router_at_start_and_to_each_solicitation() {
     let mut net = Net::new("v");
     let (s, c) = (net.ns("s"), net.ns("c"));
     Net::veth(&s, "eth0", Some("10.207.0.1/24"), &c, "eth0", None);
+    // The server's advertisement at start leaves from its link-local address,
+    // which the kernel holds back until duplicate detection is done.
+    let started = std::time::Instant::now();
+    while !String::from_utf8_lossy(
+        &in_ns(&s, "ip -6 addr show dev eth0 scope link -tentative").stdout,
+    )
+    .contains("inet6")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the server's link-local address stayed tentative"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let dir = TempDir::new("dhcp-ra");
     let capture = Capture::start(&c, "eth0", "icmp6", &dir.0.join("ra.pcap"));
     let f = Fixture::new();
