@@ -7,49 +7,16 @@ use std::io;
 use std::sync::atomic::{AtomicU16, Ordering};
 
 use io_uring::types::BufRingEntry;
-
-/// An anonymous private mapping, unmapped on drop.
-struct Mapping {
-    ptr: *mut u8,
-    len: usize,
-}
-
-impl Mapping {
-    fn new(len: usize) -> io::Result<Self> {
-        // SAFETY: a fresh anonymous mapping aliases nothing of ours.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Self {
-            ptr: ptr.cast(),
-            len,
-        })
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: `ptr` and `len` are the mapping made in `new`, unmapped once.
-        unsafe { libc::munmap(self.ptr.cast(), self.len) };
-    }
-}
+use memmap2::MmapMut;
 
 /// `count` buffers of `size` bytes in one group, and the ring that offers
 /// them to the kernel. The ring must be unregistered from its io_uring before
 /// this is dropped (see `Ring`'s drop).
 pub(crate) struct Provided {
-    entries: Mapping,
-    buffers: Mapping,
+    // Anonymous mappings, reached only through raw pointers: the kernel reads
+    // the one and writes the other behind our back.
+    entries: MmapMut,
+    buffers: MmapMut,
     count: u16,
     size: u32,
     /// The next tail to publish: every buffer up to it is the kernel's.
@@ -63,8 +30,8 @@ impl Provided {
         if !count.is_power_of_two() || count > 1 << 15 || size == 0 {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));
         }
-        let entries = Mapping::new(usize::from(count) * std::mem::size_of::<BufRingEntry>())?;
-        let buffers = Mapping::new(usize::from(count) * size as usize)?;
+        let entries = MmapMut::map_anon(usize::from(count) * std::mem::size_of::<BufRingEntry>())?;
+        let buffers = MmapMut::map_anon(usize::from(count) * size as usize)?;
         let mut provided = Self {
             entries,
             buffers,
@@ -80,7 +47,7 @@ impl Provided {
 
     /// The ring's address, for IORING_REGISTER_PBUF_RING.
     pub(crate) fn ring_addr(&self) -> u64 {
-        self.entries.ptr as u64
+        self.entries.as_ptr() as u64
     }
 
     pub(crate) fn count(&self) -> u16 {
@@ -101,7 +68,7 @@ impl Provided {
         let start = usize::from(bid) * self.size as usize;
         // SAFETY: in bounds of the buffers mapping (checked above); the caller
         // vouches that the kernel is done writing it.
-        Some(unsafe { std::slice::from_raw_parts(self.buffers.ptr.add(start), len) })
+        Some(unsafe { std::slice::from_raw_parts(self.buffers.as_ptr().add(start), len) })
     }
 
     /// Offers buffer `bid` to the kernel again. Ignores a `bid` out of range.
@@ -109,9 +76,9 @@ impl Provided {
         if bid >= self.count {
             return;
         }
-        let entries = self.entries.ptr.cast::<BufRingEntry>();
+        let entries = self.entries.as_mut_ptr().cast::<BufRingEntry>();
         let at = usize::from(self.tail & (self.count - 1));
-        let addr = self.buffers.ptr as u64 + u64::from(bid) * u64::from(self.size);
+        let addr = self.buffers.as_ptr() as u64 + u64::from(bid) * u64::from(self.size);
         // SAFETY: `at` is below `count`, inside the entries mapping. The kernel
         // reads entries only between its head and the published tail, and this
         // one lies past the tail until the store below; the fields written are
