@@ -361,7 +361,16 @@ impl Worker {
                     // SAFETY: the bid is this completion's, not yet given back.
                     match bid.and_then(|b| unsafe { self.ring.filled(b, result as usize) }) {
                         Some(_) if slot.closing => {}
-                        Some(bytes) => slot.stash.extend_from_slice(bytes),
+                        Some(bytes) => {
+                            // Straight into the engine; only what it has no room
+                            // for (or what must queue behind the stash) waits.
+                            let taken = if slot.stash.is_empty() {
+                                deliver(&mut slot.conn, bytes, now)
+                            } else {
+                                0
+                            };
+                            slot.stash.extend_from_slice(&bytes[taken..]);
+                        }
                         // The kernel named no buffer we offered: the bytes are lost.
                         None => slot.conn.abort(now),
                     }
@@ -369,7 +378,11 @@ impl Worker {
                         self.ring.give_back(b);
                     }
                 } else if result == 0 {
-                    slot.eof = true;
+                    if slot.stash.is_empty() {
+                        slot.conn.handle_eof(now);
+                    } else {
+                        slot.eof = true;
+                    }
                 } else if !matches!(-result, libc::ECANCELED | libc::ENOBUFS) {
                     // ENOBUFS: every buffer was taken in one batch; they are all
                     // back by now, and `drive` arms the receive again.
@@ -479,7 +492,8 @@ impl Worker {
             }
             if slot.closing {
             } else if !slot.recv_armed {
-                if slot.stash.is_empty() && !slot.eof && slot.conn.wants_read() {
+                // (An EOF waiting behind the stash keeps it non-empty.)
+                if slot.stash.is_empty() && slot.conn.wants_read() {
                     sqes.push(
                         opcode::RecvMulti::new(types::Fd(slot.stream.as_raw_fd()), BUFFER_GROUP)
                             .build()
@@ -549,18 +563,29 @@ impl Worker {
     }
 }
 
-/// Moves stashed bytes into the engine while it has room, then tells it of an
-/// EOF that arrived behind them.
-fn feed(slot: &mut Slot, now: Instant) {
-    while !slot.stash.is_empty() && slot.conn.wants_read() {
-        let buf = slot.conn.recv_buf();
-        let n = buf.len().min(slot.stash.len());
+/// Copies the front of `bytes` into the engine while it has room; how many
+/// bytes it took.
+fn deliver(conn: &mut Connection, bytes: &[u8], now: Instant) -> usize {
+    let mut taken = 0;
+    while taken < bytes.len() && conn.wants_read() {
+        let buf = conn.recv_buf();
+        let n = buf.len().min(bytes.len() - taken);
         if n == 0 {
             break;
         }
-        buf[..n].copy_from_slice(&slot.stash[..n]);
-        slot.conn.handle_recv(now, n);
-        slot.stash.drain(..n);
+        buf[..n].copy_from_slice(&bytes[taken..taken + n]);
+        conn.handle_recv(now, n);
+        taken += n;
+    }
+    taken
+}
+
+/// Moves stashed bytes into the engine while it has room, then tells it of an
+/// EOF that arrived behind them.
+fn feed(slot: &mut Slot, now: Instant) {
+    if !slot.stash.is_empty() {
+        let taken = deliver(&mut slot.conn, &slot.stash, now);
+        slot.stash.drain(..taken);
     }
     if slot.eof && slot.stash.is_empty() {
         slot.eof = false;
