@@ -95,6 +95,10 @@ struct Common {
     /// [default: send].
     #[arg(long, value_name = "PATH", value_parser = parse_body)]
     http_body: Option<config::Body>,
+    /// How the io_uring backend sends a TFTP window: sendmsg or sendmsg-zc
+    /// [default: sendmsg].
+    #[arg(long, value_name = "PATH", value_parser = parse_tftp_send)]
+    tftp_send: Option<config::TftpSend>,
 }
 
 pub(crate) fn parse_backend(s: &str) -> Result<config::Backend, String> {
@@ -112,6 +116,14 @@ fn parse_body(s: &str) -> Result<config::Body, String> {
         "send-zc" => Ok(config::Body::SendZc),
         "send" => Ok(config::Body::Send),
         _ => Err("expected `splice`, `send-zc` or `send`".into()),
+    }
+}
+
+fn parse_tftp_send(s: &str) -> Result<config::TftpSend, String> {
+    match s {
+        "sendmsg" => Ok(config::TftpSend::Sendmsg),
+        "sendmsg-zc" => Ok(config::TftpSend::SendmsgZc),
+        _ => Err("expected `sendmsg` or `sendmsg-zc`".into()),
     }
 }
 
@@ -181,6 +193,7 @@ pub(crate) fn load_config(args: &Args) -> Result<Config, config::Error> {
         preseed: c.preseed.clone(),
         backend: c.backend,
         http_body: c.http_body,
+        tftp_send: c.tftp_send,
     };
     Config::load(c.config.as_deref(), &overrides)
 }

@@ -5,7 +5,7 @@
 
 use std::sync::{mpsc, Arc};
 
-use crate::config::{Backend, Config};
+use crate::config::{Backend, Config, TftpSend};
 use crate::io::{self, http::Worker, socket};
 use crate::store::Snapshot;
 
@@ -130,6 +130,9 @@ fn run(
             .and_then(|s| s.local_addr().ok())
             .unwrap_or(tftp.listen);
         tracing::info!(addr = %tftp_addr, workers = tftp_sockets.len(), single_port = tftp.single_port, "tftp listening");
+        if !uring && tftp.send == TftpSend::SendmsgZc {
+            tracing::warn!("tftp.send = \"sendmsg-zc\" needs the io_uring backend; epoll sends windows with sendmsg");
+        }
         // An absolute file name inside the root is served, as dnsmasq does.
         let root = config
             .root

@@ -168,6 +168,8 @@ pub struct Tftp {
     pub max_transfers: Option<Spanned<i64>>,
     /// Live transfers per client address, per worker.
     pub max_per_client: Option<Spanned<i64>>,
+    /// How the io_uring backend sends a window.
+    pub send: Option<TftpSend>,
 }
 
 /// `[dhcp]`
@@ -376,6 +378,23 @@ pub enum Body {
     /// SEND from the file's mapping: the kernel copies into the socket.
     #[default]
     Send,
+}
+
+/// How the io_uring TFTP worker sends a window (the mio worker always uses
+/// a copying sendmsg). bench/backends measures both: on loopback and veth the
+/// kernel copies SENDMSG_ZC's pages too, so only a NIC can show its saving.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TftpSend {
+    /// SENDMSG with UDP_SEGMENT over the file's mapping: the kernel copies
+    /// the blocks into its buffers, up to 44 blocks of 1,468 bytes per call.
+    #[default]
+    Sendmsg,
+    /// SENDMSG_ZC with UDP_SEGMENT: the socket references the mapping's pages
+    /// until the kernel's notification. One call takes only as many blocks as
+    /// fit the kernel's fragment limit (`net.core.max_skb_frags`: 7 blocks of
+    /// 1,468 bytes at its default of 17), so a large window takes several.
+    SendmsgZc,
 }
 
 /// Log verbosity.

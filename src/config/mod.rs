@@ -11,7 +11,7 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use file::{Backend, Body, Level, LogFormat};
+pub use file::{Backend, Body, Level, LogFormat, TftpSend};
 use toml::Spanned;
 
 use crate::proto::http::Settings;
@@ -99,6 +99,8 @@ pub struct Overrides {
     pub backend: Option<Backend>,
     /// `--http-body`
     pub http_body: Option<Body>,
+    /// `--tftp-send`
+    pub tftp_send: Option<TftpSend>,
 }
 
 /// Validated configuration.
@@ -156,6 +158,8 @@ pub struct Tftp {
     pub max_per_client: u32,
     /// Busy-poll window after activity (shared with HTTP's setting).
     pub busy_poll: Duration,
+    /// How the io_uring worker sends a window.
+    pub send: TftpSend,
 }
 
 /// Logging settings.
@@ -461,6 +465,7 @@ impl Validator<'_> {
                 256,
             )? as u32,
             busy_poll,
+            send: cli.tftp_send.or(t.send).unwrap_or_default(),
         }))
     }
 

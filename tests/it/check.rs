@@ -69,6 +69,10 @@ fn mistakes_exit_non_zero_naming_the_key_and_line() {
             "[http]\nbody = \"zc\"\n",
             "line 2, column 8\n  |\n2 | body = \"zc\"\n  |        ^^^^\nunknown variant `zc`, expected one of `splice`, `send-zc`, `send`",
         ),
+        (
+            "[tftp]\nsend = \"zc\"\n",
+            "line 2, column 8\n  |\n2 | send = \"zc\"\n  |        ^^^^\nunknown variant `zc`, expected `sendmsg` or `sendmsg-zc`",
+        ),
     ] {
         std::fs::write(&cfg, text).unwrap();
         let (code, _, err) = check(&["--config", cfg.to_str().unwrap()]);

@@ -2,15 +2,19 @@
 //! the mio worker (io/tftp.rs), driven by completions. One RECVMSG in flight on
 //! the request port (with IP_PKTINFO, so a transfer answers from the address
 //! the request reached) and one on each transfer's own socket; a window leaves
-//! as one SENDMSG carrying a UDP_SEGMENT cmsg over the file's mapping (copying
-//! GSO: SENDMSG_ZC with GSO stops at ~7 segments on this kernel, see the design
-//! notes), every send of a turn in one io_uring_enter. Retransmissions are the
-//! engines' timers, and the ring's wait carries the earliest of them as its
-//! timeout.
+//! as one SENDMSG carrying a UDP_SEGMENT cmsg over the file's mapping, every
+//! send of a turn in one io_uring_enter. With `tftp.send = "sendmsg-zc"` a
+//! window leaves as SENDMSG_ZC instead, cut into as many messages as the
+//! kernel's fragment limit needs (each block is a fragment for its header and
+//! one per page its payload touches; a message over `net.core.max_skb_frags`
+//! fails with EMSGSIZE). Retransmissions are the engines' timers, and the
+//! ring's wait carries the earliest of them as its timeout.
 //!
 //! What the kernel holds: a send's msghdr, iovecs, headers, address and cmsg
 //! live in its own boxed [`MsgOut`], which also holds a clone of the transfer's
-//! payload, until its completion; a receive's buffers live in the slot's (or
+//! payload, until its completion (for SENDMSG_ZC, until its notification: the
+//! socket references the headers and the mapping's pages until then); a
+//! receive's buffers live in the slot's (or
 //! the worker's) boxed [`MsgIn`]. A transfer's socket is closed only when no
 //! operation on it is outstanding (its receive is cancelled first), so a
 //! descriptor number is never reused under an operation.
@@ -22,10 +26,10 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use io_uring::{opcode, squeue, types};
+use io_uring::{cqueue, opcode, squeue, types};
 
 use super::ring::{gen_bits, split, user_data, Ring};
-use crate::config;
+use crate::config::{self, TftpSend};
 use crate::io::clock;
 use crate::io::tftp::{gso_refused, log_end, refusal, window_parts, Gate};
 use crate::io::timers::{Armed, Timers};
@@ -72,6 +76,66 @@ struct Send {
     _payload: Option<Payload>,
     /// The slot (and its generation) whose socket it uses; `None`: the request port.
     owner: Option<(usize, u32)>,
+    /// Sent by SENDMSG_ZC: held until the kernel's notification.
+    zc: bool,
+}
+
+/// IORING_SEND_ZC_REPORT_USAGE (an SQE ioprio flag): the notification says
+/// whether the kernel fell back to copying.
+const SEND_ZC_REPORT_USAGE: u16 = 1 << 3;
+/// IORING_NOTIF_USAGE_ZC_COPIED: set in a notification's result when it copied.
+const NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
+
+/// The kernel's fragment limit per skb when /proc does not say (Linux's default).
+const MAX_SKB_FRAGS: usize = 17;
+
+/// `net.core.max_skb_frags`: how many page fragments one SENDMSG_ZC may carry.
+fn max_skb_frags() -> usize {
+    std::fs::read_to_string("/proc/sys/net/core/max_skb_frags")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(MAX_SKB_FRAGS)
+}
+
+/// Fragments a zero-copy send of `part` takes: one for its header, one for
+/// each page its payload touches (the kernel pins base pages, whatever the
+/// mapping's page size).
+fn frags(part: &(&[u8], &[u8]), page: usize) -> usize {
+    let (head, body) = part;
+    let spans = |b: &[u8]| {
+        if b.is_empty() {
+            0
+        } else {
+            let at = b.as_ptr() as usize;
+            (at + b.len() - 1) / page - at / page + 1
+        }
+    };
+    spans(head) + spans(body)
+}
+
+/// Cuts a window's parts into runs of at most `per_run` parts whose fragments
+/// fit `limit` each: (from, to, zero-copy). A part that alone exceeds the limit
+/// is a run of its own, sent copying.
+fn zc_runs(
+    parts: &[(&[u8], &[u8])],
+    limit: usize,
+    per_run: usize,
+    page: usize,
+) -> Vec<(usize, usize, bool)> {
+    let mut runs = Vec::new();
+    let (mut start, mut used) = (0, 0);
+    for (i, part) in parts.iter().enumerate() {
+        let n = frags(part, page);
+        if i > start && (used + n > limit || i - start >= per_run) {
+            runs.push((start, i, used <= limit));
+            (start, used) = (i, 0);
+        }
+        used += n;
+    }
+    if start < parts.len() {
+        runs.push((start, parts.len(), used <= limit));
+    }
+    runs
 }
 
 /// One io_uring TFTP worker.
@@ -98,6 +162,13 @@ pub struct Worker {
     config: config::Tftp,
     root: Option<String>,
     gso: bool,
+    /// Windows go out by SENDMSG_ZC (until the kernel refuses it).
+    zc: bool,
+    /// `net.core.max_skb_frags`, and the base page size, for cutting windows.
+    zc_frags: usize,
+    page: usize,
+    /// The kernel's first notification said whether it copied: logged once.
+    zc_told: bool,
     scratch: Vec<u8>,
     done: Vec<(u64, i32, u32)>,
     active_at: Instant,
@@ -143,6 +214,14 @@ impl Worker {
             config,
             root,
             gso: true,
+            zc: config.send == TftpSend::SendmsgZc,
+            zc_frags: max_skb_frags(),
+            // SAFETY: sysconf has no preconditions.
+            page: usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+                .ok()
+                .filter(|&p| p > 0)
+                .unwrap_or(4096),
+            zc_told: false,
             scratch: vec![0; 1024],
             done: Vec::with_capacity(1024),
             active_at: clock::now(),
@@ -180,8 +259,8 @@ impl Worker {
             if !done.is_empty() {
                 self.active_at = now;
             }
-            for &(data, result, _) in &done {
-                self.complete(data, result, now)?;
+            for &(data, result, flags) in &done {
+                self.complete(data, result, flags, now)?;
             }
             self.done = done;
             self.fire_timers(now)?;
@@ -197,7 +276,7 @@ impl Worker {
         unsafe { self.ring.push(sqe) }
     }
 
-    fn complete(&mut self, data: u64, result: i32, now: Instant) -> Result<(), Error> {
+    fn complete(&mut self, data: u64, result: i32, flags: u32, now: Instant) -> Result<(), Error> {
         let (kind, index, gen) = split(data);
         match kind {
             LISTEN => {
@@ -264,23 +343,52 @@ impl Worker {
                 self.drive(index, now)
             }
             SEND => {
+                if cqueue::notif(flags) {
+                    // SENDMSG_ZC's second completion: the kernel let go of the pages.
+                    if !self.zc_told {
+                        self.zc_told = true;
+                        let copied = result as u32 & NOTIF_USAGE_ZC_COPIED != 0;
+                        if copied {
+                            tracing::info!(worker = self.id, "SENDMSG_ZC: the kernel copied the pages (loopback, veth or a device without scatter-gather): no saving here");
+                        } else {
+                            tracing::info!(
+                                worker = self.id,
+                                "SENDMSG_ZC: windows leave without a copy"
+                            );
+                        }
+                    }
+                } else {
+                    let Some(send) = self.sends.get(index).and_then(Option::as_ref) else {
+                        return Ok(());
+                    };
+                    let (gso, zc) = (send.msg.is_gso(), send.zc);
+                    if result < 0 {
+                        let e = io::Error::from_raw_os_error(-result);
+                        if zc
+                            && self.zc
+                            && matches!(-result, libc::EOPNOTSUPP | libc::EINVAL | libc::EMSGSIZE)
+                        {
+                            tracing::warn!(worker = self.id, error = %e, "SENDMSG_ZC refused by the kernel; windows use SENDMSG");
+                            self.zc = false;
+                        } else if gso && self.gso && gso_refused(&e) {
+                            tracing::warn!(error = %e, "UDP GSO refused by the kernel; sending windows a block per datagram");
+                            self.gso = false;
+                        } else {
+                            // A window that did not go out is resent by the transfer's timer.
+                            tracing::debug!(error = %e, "tftp send failed");
+                        }
+                    }
+                    if cqueue::more(flags) {
+                        // The notification follows; the send stays parked until then.
+                        return Ok(());
+                    }
+                }
                 let Some(send) = self.sends.get_mut(index).and_then(Option::take) else {
                     return Ok(());
                 };
                 self.sends_free.push(index);
-                let gso = send.msg.is_gso();
                 let owner = send.owner;
                 self.recycle(send);
-                if result < 0 {
-                    let e = io::Error::from_raw_os_error(-result);
-                    if gso && self.gso && gso_refused(&e) {
-                        tracing::warn!(error = %e, "UDP GSO refused by the kernel; sending windows a block per datagram");
-                        self.gso = false;
-                    } else {
-                        // A window that did not go out is resent by the transfer's timer.
-                        tracing::debug!(error = %e, "tftp send failed");
-                    }
-                }
                 if let Some((slot_index, slot_gen)) = owner {
                     if let Some(Some(slot)) = self.slots.get_mut(slot_index) {
                         if slot.gen == slot_gen {
@@ -367,6 +475,24 @@ impl Worker {
                             let mut send = take_spare(&mut self.spare);
                             send.msg.set_bytes(slot.peer, &self.scratch[..len]);
                             msgs.push(send);
+                        }
+                        Transmit::Window {
+                            first,
+                            count,
+                            blksize,
+                        } if self.zc => {
+                            let mut heads = [[0u8; 4]; udp::MAX_BLOCKS];
+                            let (parts, n) = window_parts(&slot.transfer, first, count, &mut heads);
+                            let parts = &parts[..n];
+                            let per_run = if self.gso { udp::MAX_BLOCKS } else { 1 };
+                            for (from, to, zc) in zc_runs(parts, self.zc_frags, per_run, self.page)
+                            {
+                                let mut send = take_spare(&mut self.spare);
+                                let segment = (to - from > 1).then_some(blksize + 4);
+                                send.msg.set_parts(slot.peer, &parts[from..to], segment);
+                                send.zc = zc;
+                                msgs.push(send);
+                            }
                         }
                         Transmit::Window {
                             first,
@@ -489,6 +615,7 @@ impl Worker {
     fn recycle(&mut self, mut send: Box<Send>) {
         send._payload = None;
         send.owner = None;
+        send.zc = false;
         if self.spare.len() < 256 {
             self.spare.push(send);
         }
@@ -523,10 +650,16 @@ fn park(
         sends.push(None);
         sends.len() - 1
     });
+    let zc = send.zc;
     sends[at] = Some(send);
-    opcode::SendMsg::new(types::Fd(fd), msg)
-        .build()
-        .user_data(user_data(SEND, at, 0))
+    let sqe = if zc {
+        opcode::SendMsgZc::new(types::Fd(fd), msg)
+            .ioprio(SEND_ZC_REPORT_USAGE)
+            .build()
+    } else {
+        opcode::SendMsg::new(types::Fd(fd), msg).build()
+    };
+    sqe.user_data(user_data(SEND, at, 0))
 }
 
 fn take_spare(spare: &mut Vec<Box<Send>>) -> Box<Send> {
@@ -535,6 +668,72 @@ fn take_spare(spare: &mut Vec<Box<Send>>) -> Box<Send> {
             msg: MsgOut::new(),
             _payload: None,
             owner: None,
+            zc: false,
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{frags, zc_runs};
+
+    /// The runs of a window of `heads.len()` blocks of `blksize` from the
+    /// start of a page-aligned mapping, each checked against the limit.
+    fn window(mapping: &[u8], heads: &[[u8; 4]], blksize: usize) -> Vec<(usize, usize)> {
+        let parts: Vec<(&[u8], &[u8])> = heads
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (&h[..], &mapping[i * blksize..(i + 1) * blksize]))
+            .collect();
+        zc_runs(&parts, 17, 128, 4096)
+            .into_iter()
+            .map(|(from, to, zc)| {
+                assert!(zc, "every run of small blocks is zero-copy");
+                let used: usize = parts[from..to].iter().map(|p| frags(p, 4096)).sum();
+                assert!(used <= 17, "run {from}..{to} takes {used} fragments");
+                (from, to)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_window_is_cut_where_the_kernel_fragment_limit_falls() {
+        let map = memmap2::MmapMut::map_anon(1 << 20).unwrap();
+        let heads = [[0u8; 4]; 16];
+        // 7 blocks of 1,468 from a page start touch 9 pages + 7 headers = 16
+        // fragments; an 8th makes 18, which the kernel refuses with EMSGSIZE
+        // (measured on Linux 6.18).
+        assert_eq!(
+            window(&map, &heads, 1468),
+            [(0, 7), (7, 14), (14, 16)],
+            "runs of 1468-byte blocks"
+        );
+        // 512-byte blocks: each is a fragment of its own even where it shares
+        // a page with the last (its header lies between), so 8 per run; a 9th
+        // is refused (measured).
+        assert_eq!(window(&map, &heads, 512), [(0, 8), (8, 16)]);
+    }
+
+    #[test]
+    fn a_run_never_passes_the_gso_count_and_an_oversized_block_is_copied() {
+        let map = memmap2::MmapMut::map_anon(1 << 20).unwrap();
+        let head = [0u8; 4];
+        let parts: Vec<(&[u8], &[u8])> = (0..4)
+            .map(|i| (&head[..], &map[i * 100..(i + 1) * 100]))
+            .collect();
+        // Without GSO each block is its own message.
+        let one: Vec<_> = zc_runs(&parts, 17, 1, 4096);
+        assert_eq!(
+            one,
+            [(0, 1, true), (1, 2, true), (2, 3, true), (3, 4, true)]
+        );
+        // A 65,464-byte block from a page start touches 16 pages, 17 fragments
+        // with its header; 100 bytes further it touches 17, is over the limit
+        // alone and goes out copying (the kernel refuses it, measured).
+        let big = [(&head[..], &map[..65_464])];
+        assert_eq!(zc_runs(&big, 17, 128, 4096), [(0, 1, true)]);
+        let big = [(&head[..], &map[100..100 + 65_464])];
+        assert_eq!(zc_runs(&big, 17, 128, 4096), [(0, 1, false)]);
+        assert_eq!(zc_runs(&[], 17, 128, 4096), []);
+    }
 }
