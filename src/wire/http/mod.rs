@@ -104,9 +104,12 @@ pub enum Parse<'b> {
 /// A [`wire::Error`](Error) when the bytes cannot become a valid head within `limits`.
 pub fn parse<'b>(buf: &'b [u8], limits: &Limits) -> Result<Parse<'b>, Error> {
     let max_headers = limits.max_headers.min(MAX_HEADERS_CAP);
-    let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
-    let mut req = httparse::Request::new(&mut storage[..max_headers]);
-    let status = match req.parse(buf) {
+    // Left uninitialised: zeroing 256 headers (8 KiB) was 90 % of this
+    // function's time at 90,000 requests/s (perf, bench/backends' 1 KB cell).
+    let mut storage =
+        [const { std::mem::MaybeUninit::<httparse::Header<'b>>::uninit() }; MAX_HEADERS_CAP];
+    let mut req = httparse::Request::new(&mut []);
+    let status = match req.parse_with_uninit_headers(buf, &mut storage[..max_headers]) {
         Ok(s) => s,
         Err(httparse::Error::TooManyHeaders) => {
             return Err(Error::TooManyHeaders { limit: max_headers })
