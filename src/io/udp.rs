@@ -150,6 +150,52 @@ impl MsgIn {
     }
 }
 
+/// The msghdr a multishot RECVMSG is armed with: room for the peer's address
+/// (IPv4 or IPv6) in each provided buffer, no control data. The kernel reads it at every
+/// completion, so it must stay put as long as the receive is armed.
+pub(crate) fn multishot_template() -> Box<libc::msghdr> {
+    // SAFETY: msghdr is plain data; zeroed is valid (no buffers named).
+    let mut msg: Box<libc::msghdr> = Box::new(unsafe { zeroed() });
+    msg.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+    msg
+}
+
+/// The bytes of each provided buffer a multishot RECVMSG armed with
+/// [`multishot_template`] keeps for the kernel's header and the address.
+/// (struct io_uring_recvmsg_out is four u32s.)
+pub(crate) const MULTISHOT_OVERHEAD: usize = 16 + size_of::<libc::sockaddr_in6>();
+
+/// The sender and the datagram a multishot RECVMSG put in `buffer` (laid out
+/// by `template`); the datagram is `None` when it was longer than the buffer.
+/// `None` when the buffer does not hold the kernel's layout or a known address.
+pub(crate) fn multishot_received<'b>(
+    buffer: &'b [u8],
+    template: &libc::msghdr,
+) -> Option<(SocketAddr, Option<&'b [u8]>)> {
+    let out = io_uring::types::RecvMsgOut::parse(buffer, template).ok()?;
+    if out.is_name_data_truncated() {
+        return None;
+    }
+    let name = out.name_data();
+    // SAFETY: sockaddr_storage is plain data; zeroed is valid.
+    let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
+    let n = name.len().min(size_of::<libc::sockaddr_storage>());
+    // SAFETY: at most size_of::<sockaddr_storage>() bytes into the storage.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            name.as_ptr(),
+            (&mut storage as *mut libc::sockaddr_storage).cast::<u8>(),
+            n,
+        );
+    }
+    let peer = sockaddr_to_std(&storage)?;
+    // The payload ends the buffer (the completion's length covers the
+    // kernel's header, the address, the control data and the payload).
+    let len = out.payload_data().len();
+    let payload = (!out.is_payload_truncated()).then(|| buffer.get(buffer.len() - len..));
+    Some((peer, payload.flatten()))
+}
+
 /// A datagram (train) to send whose msghdr, iovecs, headers, address and
 /// control block live together: on the stack for a sendmsg now, or boxed for an
 /// operation the kernel completes later (io_uring SENDMSG), which must not move

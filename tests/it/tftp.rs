@@ -330,9 +330,9 @@ fn hostile_requests_get_the_rfc_answer_and_transfers_go_on() {
         c.send(t, junk); // dropped: no answer, no crash
     }
 
-    // Mid-transfer: an ACK for a block never sent, DATA to the server and an ACK
-    // from a stranger's port are dropped (the stranger gets ERROR 5); the
-    // transfer then completes.
+    // Mid-transfer: an ACK for a block never sent, DATA to the server, a
+    // 4,000-byte datagram and an ACK from a stranger's port are dropped (the
+    // stranger gets ERROR 5); the transfer then completes.
     let mut c = Client::new(t);
     c.rrq("efi/ipxe.efi", &[("blksize", "1468")]);
     let (_, tid) = c.recv().unwrap();
@@ -341,6 +341,10 @@ fn hostile_requests_get_the_rfc_answer_and_transfers_go_on() {
     assert_eq!(&d1[..4], b"\x00\x03\x00\x01");
     c.send(tid, &ack(500));
     c.send(tid, b"\x00\x03\x00\x01data");
+    // Longer than a transfer's receive buffer (an ACK is 4 bytes): dropped.
+    let mut long = ack(1).to_vec();
+    long.resize(4000, b'x');
+    c.send(tid, &long);
     let mut stranger = Client::new(t);
     stranger.send(tid, &ack(1));
     assert_eq!(error_code(&stranger.recv().expect("ERROR 5").0), Some(5));

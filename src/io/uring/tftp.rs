@@ -10,12 +10,17 @@
 //! fails with EMSGSIZE). Retransmissions are the engines' timers, and the
 //! ring's wait carries the earliest of them as its timeout.
 //!
+//! A transfer's socket has one multishot RECVMSG armed for its life, into the
+//! worker's provided buffers (1,024 of 2 KiB): a transfer waiting for an ACK
+//! holds no receive buffer of its own, and an ACK needs no new submission.
+//!
 //! What the kernel holds: a send's msghdr, iovecs, headers, address and cmsg
 //! live in its own boxed [`MsgOut`], which also holds a clone of the transfer's
 //! payload, until its completion (for SENDMSG_ZC, until its notification: the
-//! socket references the headers and the mapping's pages until then); a
-//! receive's buffers live in the slot's (or
-//! the worker's) boxed [`MsgIn`]. A transfer's socket is closed only when no
+//! socket references the headers and the mapping's pages until then); the
+//! request port's receives write into the worker's boxed [`MsgIn`]s, the
+//! transfers' into the ring's provided buffers, laid out by the worker's boxed
+//! template msghdr. A transfer's socket is closed only when no
 //! operation on it is outstanding (its receive is cancelled first), so a
 //! descriptor number is never reused under an operation.
 
@@ -28,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types};
 
-use super::ring::{gen_bits, split, user_data, Ring};
+use super::ring::{gen_bits, split, user_data, Ring, BUFFER_GROUP};
 use crate::config::{self, TftpSend};
 use crate::io::clock;
 use crate::io::tftp::{gso_refused, log_end, refusal, window_parts, Gate};
@@ -41,8 +46,13 @@ use crate::wire::tftp::write_error;
 
 /// Largest datagram read on the request port; a longer one is truncated and refused.
 const RX: usize = 65_536;
-/// Largest datagram read on a transfer's socket (ACK and ERROR are short).
-const TRANSFER_RX: usize = 2048;
+/// Provided buffers for the transfers' receives, and the size of each: the
+/// kernel's header and the peer's address take 44 bytes, which leaves 468 for
+/// a datagram (an ACK is 4; an ERROR carries a short message; a longer
+/// datagram is dropped). 512 KiB per worker, where each transfer had its own
+/// 2 KiB buffer before.
+const BUFFERS: u16 = 1024;
+const BUFFER: u32 = 512;
 /// Receives kept in flight on the request port: a rack's burst of requests (or,
 /// in single-port mode, every client's ACKs) completes this many per
 /// io_uring_enter instead of one.
@@ -56,7 +66,6 @@ const CANCEL: u64 = 3;
 struct Slot {
     /// The transfer's own socket; `None` in single-port mode.
     socket: Option<UdpSocket>,
-    rx: Option<Box<MsgIn>>,
     peer: SocketAddr,
     transfer: Transfer,
     path: Box<str>,
@@ -149,6 +158,9 @@ pub struct Worker {
     )]
     listen_rx: Vec<Box<MsgIn>>,
     listen_armed: Vec<bool>,
+    /// The transfers' multishot receives' msghdr: it says how much of each
+    /// provided buffer the peer's address and the control data take.
+    transfer_rx: Box<libc::msghdr>,
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
     gens: Vec<u32>,
@@ -195,12 +207,15 @@ impl Worker {
         config: config::Tftp,
         root: Option<String>,
     ) -> Result<Self, Error> {
+        let mut ring = Ring::new(id, 1024)?;
+        ring.provide(BUFFERS, BUFFER)?;
         Ok(Self {
             id,
-            ring: Ring::new(id, 1024)?,
+            ring,
             listener,
             listen_rx: (0..LISTEN_DEPTH).map(|_| MsgIn::new(RX)).collect(),
             listen_armed: vec![false; LISTEN_DEPTH],
+            transfer_rx: udp::multishot_template(),
             slots: Vec::new(),
             free: Vec::new(),
             gens: Vec::new(),
@@ -268,9 +283,10 @@ impl Worker {
     }
 
     fn push(&mut self, sqe: &squeue::Entry) -> Result<(), Error> {
-        // SAFETY: a receive's msghdr and buffer live in a boxed MsgIn owned by
-        // the worker or by a slot that is not freed while the receive is in
-        // flight; a send's live in its boxed `Send`, kept in `sends` (with a
+        // SAFETY: a request-port receive's msghdr and buffer live in a boxed
+        // MsgIn the worker owns; a transfer's multishot receive reads the
+        // worker's boxed template and writes into the ring's provided buffers,
+        // both kept as long as the ring; a send's live in its boxed `Send`, kept in `sends` (with a
         // clone of its payload) until the completion; a socket is closed only
         // when none of its operations is outstanding.
         unsafe { self.ring.push(sqe) }
@@ -311,36 +327,13 @@ impl Worker {
                 self.on_request(now, index, r)
             }
             RECV => {
-                let Some(Some(slot)) = self.slots.get_mut(index) else {
-                    return Ok(());
-                };
-                if gen_bits(slot.gen) != gen {
-                    return Ok(());
+                let bid = cqueue::buffer_select(flags);
+                let r = self.transfer_received(index, gen, result, flags, bid, now);
+                // Back to the kernel whatever became of the datagram.
+                if let Some(b) = bid {
+                    self.ring.give_back(b);
                 }
-                slot.recv_inflight = false;
-                if slot.closing {
-                    return self.drive(index, now);
-                }
-                if result >= 0 {
-                    let got = slot.rx.as_ref().and_then(|m| m.received(result as usize));
-                    if let Some((r, bytes)) = got {
-                        if r.peer != slot.peer {
-                            // RFC 1350 §4: a packet from another TID gets ERROR 5;
-                            // the transfer goes on.
-                            if let Ok(n) = write_error(&mut self.scratch, 5, "unknown transfer ID")
-                            {
-                                let bytes = self.scratch[..n].to_vec();
-                                self.send_bytes(Some(index), r.peer, &bytes)?;
-                            }
-                        } else if let Err(e) = slot.transfer.handle(now, bytes) {
-                            tracing::debug!(peer = %slot.peer, reason = e.kind(), error = %e, "tftp datagram dropped");
-                        }
-                    }
-                } else if result != -libc::ECANCELED {
-                    let e = io::Error::from_raw_os_error(-result);
-                    tracing::debug!(peer = %slot.peer, error = %e, "tftp transfer receive failed");
-                }
-                self.drive(index, now)
+                r
             }
             SEND => {
                 if cqueue::notif(flags) {
@@ -405,6 +398,64 @@ impl Worker {
         }
     }
 
+    /// A completion of slot `index`'s multishot receive, whose datagram (if
+    /// any) is in provided buffer `bid`.
+    fn transfer_received(
+        &mut self,
+        index: usize,
+        gen: u32,
+        result: i32,
+        flags: u32,
+        bid: Option<u16>,
+        now: Instant,
+    ) -> Result<(), Error> {
+        let Some(Some(slot)) = self.slots.get_mut(index) else {
+            return Ok(());
+        };
+        if gen_bits(slot.gen) != gen {
+            return Ok(());
+        }
+        if !cqueue::more(flags) {
+            // The multishot receive ended (cancelled, out of buffers, failed):
+            // `drive` arms the next unless the transfer is closing.
+            slot.recv_inflight = false;
+        }
+        if slot.closing {
+            return self.drive(index, now);
+        }
+        if result >= 0 {
+            // SAFETY: `bid` is this completion's buffer, given back only after.
+            let buffer = bid.and_then(|b| unsafe { self.ring.filled(b, result as usize) });
+            let got = buffer.and_then(|b| udp::multishot_received(b, &self.transfer_rx));
+            match got {
+                Some((peer, _)) if peer != slot.peer => {
+                    // RFC 1350 §4: a packet from another TID gets ERROR 5; the
+                    // transfer goes on.
+                    if let Ok(n) = write_error(&mut self.scratch, 5, "unknown transfer ID") {
+                        let bytes = self.scratch[..n].to_vec();
+                        self.send_bytes(Some(index), peer, &bytes)?;
+                    }
+                }
+                Some((_, Some(bytes))) => {
+                    if let Err(e) = slot.transfer.handle(now, bytes) {
+                        tracing::debug!(peer = %slot.peer, reason = e.kind(), error = %e, "tftp datagram dropped");
+                    }
+                }
+                Some((_, None)) => {
+                    let limit = BUFFER as usize - udp::MULTISHOT_OVERHEAD;
+                    tracing::debug!(peer = %slot.peer, limit, "tftp datagram over the receive buffer dropped");
+                }
+                None => tracing::debug!(peer = %slot.peer, "tftp receive named no buffer"),
+            }
+        } else if !matches!(-result, libc::ECANCELED | libc::ENOBUFS) {
+            // ENOBUFS: every buffer was taken in one batch; they are back by
+            // the next submission, and the datagram waits in the socket.
+            let e = io::Error::from_raw_os_error(-result);
+            tracing::debug!(peer = %slot.peer, error = %e, "tftp transfer receive failed");
+        }
+        self.drive(index, now)
+    }
+
     fn on_request(&mut self, now: Instant, rx: usize, r: udp::Received) -> Result<(), Error> {
         let Some((_, datagram)) = self.listen_rx[rx].received(r.len) else {
             return Ok(());
@@ -433,10 +484,8 @@ impl Worker {
             self.slots.len() - 1
         });
         self.gens[index] = self.gens[index].wrapping_add(1);
-        let rx = admitted.socket.as_ref().map(|_| MsgIn::new(TRANSFER_RX));
         self.slots[index] = Some(Slot {
             socket: admitted.socket,
-            rx,
             peer: r.peer,
             transfer: admitted.transfer,
             path: admitted.path,
@@ -555,11 +604,16 @@ impl Worker {
                 }
             } else {
                 if !slot.recv_inflight {
-                    if let (Some(s), Some(rx)) = (&slot.socket, slot.rx.as_mut()) {
+                    if let Some(s) = &slot.socket {
+                        let template: *const libc::msghdr = &*self.transfer_rx;
                         sqes.push(
-                            opcode::RecvMsg::new(types::Fd(s.as_raw_fd()), rx.arm())
-                                .build()
-                                .user_data(user_data(RECV, index, slot.gen)),
+                            opcode::RecvMsgMulti::new(
+                                types::Fd(s.as_raw_fd()),
+                                template,
+                                BUFFER_GROUP,
+                            )
+                            .build()
+                            .user_data(user_data(RECV, index, slot.gen)),
                         );
                         slot.recv_inflight = true;
                     }
@@ -675,7 +729,15 @@ fn take_spare(spare: &mut Vec<Box<Send>>) -> Box<Send> {
 
 #[cfg(test)]
 mod tests {
+    use std::net::UdpSocket;
+    use std::os::fd::AsRawFd;
+    use std::time::Duration;
+
+    use io_uring::{cqueue, opcode, types};
+
     use super::{frags, zc_runs};
+    use crate::io::udp;
+    use crate::io::uring::ring::{Ring, BUFFER_GROUP};
 
     /// The runs of a window of `heads.len()` blocks of `blksize` from the
     /// start of a page-aligned mapping, each checked against the limit.
@@ -735,5 +797,68 @@ mod tests {
         let big = [(&head[..], &map[100..100 + 65_464])];
         assert_eq!(zc_runs(&big, 17, 128, 4096), [(0, 1, false)]);
         assert_eq!(zc_runs(&[], 17, 128, 4096), []);
+    }
+
+    #[test]
+    fn a_multishot_receive_out_of_buffers_ends_and_rearmed_loses_no_datagram() {
+        // Two buffers of 256 bytes (the kernel's header and the address leave
+        // 212 for the datagram) for six datagrams sent before the first is
+        // reaped: the receive ends with ENOBUFS after two, and each re-arm
+        // takes the next ones from the socket.
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = server.local_addr().unwrap();
+        let mut ring = Ring::new(0, 8).unwrap();
+        ring.provide(2, 256).unwrap();
+        let template = udp::multishot_template();
+        let mut sent: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 10 + usize::from(i)]).collect();
+        let room = 256 - udp::MULTISHOT_OVERHEAD;
+        sent[3] = vec![3; room + 1]; // over the buffer: seen, flagged, not delivered
+        sent[4] = vec![4; room]; // fills it exactly
+        for d in &sent {
+            client.send_to(d, to).unwrap();
+        }
+        let (mut got, mut ended_empty, mut done) = (Vec::new(), 0, Vec::new());
+        let mut armed = false;
+        for _ in 0..20 {
+            if got.len() == sent.len() {
+                break;
+            }
+            if !armed {
+                let t: *const libc::msghdr = &*template;
+                let sqe = opcode::RecvMsgMulti::new(types::Fd(server.as_raw_fd()), t, BUFFER_GROUP)
+                    .build()
+                    .user_data(1);
+                // SAFETY: the template and the buffers outlive the ring's use.
+                unsafe { ring.push(&sqe) }.unwrap();
+                armed = true;
+            }
+            ring.submit_and_wait(Some(Duration::from_secs(5)), &mut done)
+                .unwrap();
+            for &(_, result, flags) in &done {
+                armed &= cqueue::more(flags);
+                if result == -libc::ENOBUFS {
+                    ended_empty += 1;
+                    continue;
+                }
+                assert!(result > 0, "receive failed: {result}");
+                let bid = cqueue::buffer_select(flags).unwrap();
+                // SAFETY: this completion's buffer, given back below.
+                let buffer = unsafe { ring.filled(bid, result as usize) }.unwrap();
+                let (peer, payload) = udp::multishot_received(buffer, &template).unwrap();
+                assert_eq!(peer, client.local_addr().unwrap());
+                got.push(payload.map(<[u8]>::to_vec));
+                ring.give_back(bid);
+            }
+        }
+        let want: Vec<Option<Vec<u8>>> = sent
+            .iter()
+            .map(|d| (d.len() <= room).then(|| d.clone()))
+            .collect();
+        assert_eq!(got, want, "every datagram in order, the long one flagged");
+        assert!(
+            ended_empty > 0,
+            "the receive ran out of buffers at least once"
+        );
     }
 }
