@@ -123,9 +123,9 @@ fn frags(part: &(&[u8], &[u8]), page: usize) -> usize {
 }
 
 /// Cuts a window's parts into runs of at most `per_run` parts whose fragments
-/// fit `limit` each: (from, to, zero-copy). A part that alone exceeds the limit
-/// is a run of its own, sent copying.
-fn zc_runs(
+/// fit `limit` each: (from, to, fits). A part that alone exceeds the limit is
+/// a run of its own that does not fit (sent copying).
+fn window_runs(
     parts: &[(&[u8], &[u8])],
     limit: usize,
     per_run: usize,
@@ -529,39 +529,20 @@ impl Worker {
                             first,
                             count,
                             blksize,
-                        } if self.zc => {
-                            let mut heads = [[0u8; 4]; udp::MAX_BLOCKS];
-                            let (parts, n) = window_parts(&slot.transfer, first, count, &mut heads);
-                            let parts = &parts[..n];
-                            let per_run = if self.gso { udp::MAX_BLOCKS } else { 1 };
-                            for (from, to, zc) in zc_runs(parts, self.zc_frags, per_run, self.page)
-                            {
-                                let mut send = take_spare(&mut self.spare);
-                                let segment = (to - from > 1).then_some(blksize + 4);
-                                send.msg.set_parts(slot.peer, &parts[from..to], segment);
-                                send.zc = zc;
-                                msgs.push(send);
-                            }
-                        }
-                        Transmit::Window {
-                            first,
-                            count,
-                            blksize,
                         } => {
                             let mut heads = [[0u8; 4]; udp::MAX_BLOCKS];
                             let (parts, n) = window_parts(&slot.transfer, first, count, &mut heads);
                             let parts = &parts[..n];
-                            if n > 1 && self.gso {
+                            // Copying: the whole window in one GSO message.
+                            // Zero-copy: as many as the fragment limit needs.
+                            let per_run = if self.gso { udp::MAX_BLOCKS } else { 1 };
+                            let limit = if self.zc { self.zc_frags } else { usize::MAX };
+                            for (from, to, fits) in window_runs(parts, limit, per_run, self.page) {
                                 let mut send = take_spare(&mut self.spare);
-                                send.msg.set_parts(slot.peer, parts, Some(blksize + 4));
+                                let segment = (to - from > 1).then_some(blksize + 4);
+                                send.msg.set_parts(slot.peer, &parts[from..to], segment);
+                                send.zc = self.zc && fits;
                                 msgs.push(send);
-                            } else {
-                                for part in parts {
-                                    let mut send = take_spare(&mut self.spare);
-                                    send.msg
-                                        .set_parts(slot.peer, std::slice::from_ref(part), None);
-                                    msgs.push(send);
-                                }
                             }
                         }
                     }
@@ -735,7 +716,7 @@ mod tests {
 
     use io_uring::{cqueue, opcode, types};
 
-    use super::{frags, zc_runs};
+    use super::{frags, window_runs};
     use crate::io::udp;
     use crate::io::uring::ring::{Ring, BUFFER_GROUP};
 
@@ -747,7 +728,7 @@ mod tests {
             .enumerate()
             .map(|(i, h)| (&h[..], &mapping[i * blksize..(i + 1) * blksize]))
             .collect();
-        zc_runs(&parts, 17, 128, 4096)
+        window_runs(&parts, 17, 128, 4096)
             .into_iter()
             .map(|(from, to, zc)| {
                 assert!(zc, "every run of small blocks is zero-copy");
@@ -784,7 +765,7 @@ mod tests {
             .map(|i| (&head[..], &map[i * 100..(i + 1) * 100]))
             .collect();
         // Without GSO each block is its own message.
-        let one: Vec<_> = zc_runs(&parts, 17, 1, 4096);
+        let one: Vec<_> = window_runs(&parts, 17, 1, 4096);
         assert_eq!(
             one,
             [(0, 1, true), (1, 2, true), (2, 3, true), (3, 4, true)]
@@ -793,10 +774,10 @@ mod tests {
         // with its header; 100 bytes further it touches 17, is over the limit
         // alone and goes out copying (the kernel refuses it, measured).
         let big = [(&head[..], &map[..65_464])];
-        assert_eq!(zc_runs(&big, 17, 128, 4096), [(0, 1, true)]);
+        assert_eq!(window_runs(&big, 17, 128, 4096), [(0, 1, true)]);
         let big = [(&head[..], &map[100..100 + 65_464])];
-        assert_eq!(zc_runs(&big, 17, 128, 4096), [(0, 1, false)]);
-        assert_eq!(zc_runs(&[], 17, 128, 4096), []);
+        assert_eq!(window_runs(&big, 17, 128, 4096), [(0, 1, false)]);
+        assert_eq!(window_runs(&[], 17, 128, 4096), []);
     }
 
     #[test]
