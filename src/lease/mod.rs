@@ -4,6 +4,10 @@
 //! before it sends the ACKs of the batch. Nothing here reads a clock: times are
 //! unix seconds handed in by the caller.
 #![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod journal;
 
