@@ -1,20 +1,22 @@
 //! Thread-per-core: one pinned worker per core, each with its own SO_REUSEPORT
-//! listener and poll loop. Workers share only the read-only snapshot; the first
-//! worker to fail ends the server, so a supervisor can restart it whole.
+//! listener and poll loop, all started by one function ([`spawn`]: thread,
+//! pinning, io_uring with its epoll fallback). Workers share only the
+//! published snapshot (store::Published); the first worker to fail ends the
+//! server, so a supervisor can restart it whole.
 #![forbid(unsafe_code)]
 
 use std::sync::{mpsc, Arc};
 
 use crate::config::{Backend, Config, TftpSend};
 use crate::io::{self, http::Worker, socket};
-use crate::store::Snapshot;
+use crate::store::{Published, Snapshot};
 
 /// Binds the listeners, logs where it listens, and serves until a worker fails.
 ///
 /// # Errors
 /// A listener cannot be bound, or a worker's poller failed.
 pub fn serve(config: &Config, snapshot: Arc<Snapshot>) -> Result<(), io::Error> {
-    bind(config)?.run(config, snapshot)
+    bind(config)?.run(config, Published::new(snapshot))
 }
 
 /// The server's sockets, bound and not yet served: where they listen is known
@@ -49,14 +51,15 @@ impl Bound {
         self.tftp.first().and_then(|s| s.local_addr().ok())
     }
 
-    /// Starts the workers and serves until one fails.
+    /// Starts the workers and serves until one fails. New requests are
+    /// served from what `published` holds when they arrive.
     ///
     /// # Errors
     /// A worker's poller failed, or the DHCP worker could not start.
-    pub fn run(self, config: &Config, snapshot: Arc<Snapshot>) -> Result<(), io::Error> {
+    pub fn run(self, config: &Config, published: Arc<Published>) -> Result<(), io::Error> {
         let addr = self.http_addr().unwrap_or(config.http.listen);
         let Bound { listeners, tftp } = self;
-        run(config, snapshot, addr, listeners, tftp)
+        run(config, published, addr, listeners, tftp)
     }
 }
 
@@ -75,54 +78,100 @@ fn uring_chosen(backend: Backend) -> bool {
     uring
 }
 
+/// A worker's body, moved to its own thread.
+type Run = Box<dyn FnOnce() -> Result<(), io::Error> + Send>;
+/// A body built on the thread that runs it (an io_uring worker's ring
+/// belongs to its thread and never moves).
+type Local = Box<dyn FnOnce() -> Result<(), io::Error>>;
+/// Builds an io_uring worker's body on its thread; an `Err` falls back to
+/// the epoll body.
+type Ring = Box<dyn FnOnce() -> Result<Local, io::Error> + Send>;
+
+/// The one way a worker starts: its own thread, pinned to `core`, on
+/// io_uring when `uring` is given and its ring can be set up, else on epoll;
+/// its end (only a failure) goes to `done`, which ends the server.
+fn spawn(
+    name: String,
+    worker: usize,
+    core: Option<usize>,
+    done: &mpsc::Sender<Result<(), io::Error>>,
+    uring: Option<Ring>,
+    epoll: Run,
+) -> Result<(), io::Error> {
+    let done = done.clone();
+    let what = name.clone();
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            if let Some(core) = core {
+                if let Err(e) = socket::pin_current_thread(core) {
+                    tracing::warn!(thread = %what, core, error = %e, "cannot pin worker to its core; running unpinned");
+                }
+            }
+            let run: Local = match uring.map(|make| make()) {
+                Some(Ok(run)) => run,
+                Some(Err(e)) => {
+                    tracing::warn!(thread = %what, error = %e, "io_uring unavailable; this worker uses epoll");
+                    epoll
+                }
+                None => epoll,
+            };
+            let _ = done.send(run());
+        })
+        .map(drop)
+        .map_err(|source| io::Error::Poll {
+            worker,
+            op: "spawn worker thread",
+            source,
+        })
+}
+
+/// The io_uring body of a worker whose socket `dup` is (a duplicate of the
+/// epoll body's), when `uring` is chosen.
+fn ring<S: Send + 'static>(
+    uring: bool,
+    worker: usize,
+    op: &'static str,
+    dup: std::io::Result<S>,
+    make: impl FnOnce(S) -> Result<Local, io::Error> + Send + 'static,
+) -> Option<Ring> {
+    if !uring {
+        return None;
+    }
+    Some(match dup {
+        Ok(s) => Box::new(move || make(s)),
+        Err(source) => Box::new(move || Err(io::Error::Poll { worker, op, source })),
+    })
+}
+
 fn run(
     config: &Config,
-    snapshot: Arc<Snapshot>,
+    published: Arc<Published>,
     addr: std::net::SocketAddr,
     listeners: Vec<std::net::TcpListener>,
     tftp_sockets: Vec<std::net::UdpSocket>,
 ) -> Result<(), io::Error> {
+    let snapshot = published.current();
     tracing::info!(%addr, workers = listeners.len(), files = snapshot.len(), bytes = snapshot.total_bytes(), "http listening");
     let uring = uring_chosen(config.backend);
     let cores = socket::allowed_cores();
+    let core = |id: usize| (!cores.is_empty()).then(|| cores[id % cores.len()]);
     let (done, failed) = mpsc::channel();
+    let boot = config.boot.as_ref().map(|b| Arc::clone(&b.profiles));
     for (id, listener) in listeners.into_iter().enumerate() {
-        let (snapshot, http, done) = (Arc::clone(&snapshot), config.http, done.clone());
-        let boot = config.boot.as_ref().map(|b| Arc::clone(&b.profiles));
-        let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
-        let spawned = std::thread::Builder::new().name(format!("rackboot-w{id}")).spawn(move || {
-            if let Some(core) = core {
-                if let Err(e) = socket::pin_current_thread(core) {
-                    tracing::warn!(worker = id, core, error = %e, "cannot pin worker to its core; running unpinned");
-                }
-            }
-            // io_uring when asked for and its ring can be set up; epoll otherwise.
-            let uring = uring.then(|| {
-                listener
-                    .try_clone()
-                    .map_err(|source| io::Error::Poll { worker: id, op: "dup listener", source })
-                    .and_then(|l| io::uring::http::Worker::new(id, l, Arc::clone(&snapshot), http, boot.clone()))
-            });
-            let result = match uring {
-                Some(Ok(w)) => w.run(),
-                tried => {
-                    if let Some(Err(e)) = tried {
-                        tracing::warn!(worker = id, error = %e, "io_uring unavailable; this worker uses epoll");
-                    }
-                    Worker::new(id, listener, snapshot, http)
-                        .map(|w| w.with_boot(boot))
-                        .and_then(Worker::run)
-                }
-            };
-            let _ = done.send(result);
+        let http = config.http;
+        let (p, b) = (Arc::clone(&published), boot.clone());
+        let ring = ring(uring, id, "dup listener", listener.try_clone(), move |l| {
+            let w = io::uring::http::Worker::new(id, l, p, http, b)?;
+            Ok(Box::new(move || w.run()) as Local)
         });
-        if let Err(source) = spawned {
-            return Err(io::Error::Poll {
-                worker: id,
-                op: "spawn worker thread",
-                source,
-            });
-        }
+        let (published, boot) = (Arc::clone(&published), boot.clone());
+        let epoll: Run = Box::new(move || {
+            Worker::new(id, listener, published, http)
+                .map(|w| w.with_boot(boot))
+                .and_then(Worker::run)
+        });
+        spawn(format!("rackboot-w{id}"), id, core(id), &done, ring, epoll)?;
     }
     if let Some(tftp) = config.tftp {
         let tftp_addr = tftp_sockets
@@ -140,46 +189,17 @@ fn run(
             .and_then(|r| std::fs::canonicalize(r).ok())
             .and_then(|r| r.to_str().map(str::to_owned));
         for (id, socket) in tftp_sockets.into_iter().enumerate() {
-            let (snapshot, root, done) = (Arc::clone(&snapshot), root.clone(), done.clone());
-            let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
-            let spawned = std::thread::Builder::new()
-                .name(format!("rackboot-t{id}"))
-                .spawn(move || {
-                    if let Some(core) = core {
-                        let _ = socket::pin_current_thread(core);
-                    }
-                    let ring = uring
-                        .then(|| {
-                            socket.try_clone().map_err(|source| io::Error::Poll {
-                                worker: id,
-                                op: "dup tftp socket",
-                                source,
-                            })
-                        })
-                        .map(|s| {
-                            s.and_then(|s| {
-                                io::uring::tftp::Worker::new(id, s, Arc::clone(&snapshot), tftp, root.clone())
-                            })
-                        });
-                    let result = match ring {
-                        Some(Ok(w)) => w.run(),
-                        tried => {
-                            if let Some(Err(e)) = tried {
-                                tracing::warn!(worker = id, error = %e, "io_uring unavailable; this tftp worker uses epoll");
-                            }
-                            io::tftp::Worker::new(id, socket, snapshot, tftp, root)
-                                .and_then(io::tftp::Worker::run)
-                        }
-                    };
-                    let _ = done.send(result);
-                });
-            if let Err(source) = spawned {
-                return Err(io::Error::Poll {
-                    worker: id,
-                    op: "spawn tftp thread",
-                    source,
-                });
-            }
+            let (p, r) = (Arc::clone(&published), root.clone());
+            let ring = ring(uring, id, "dup tftp socket", socket.try_clone(), move |s| {
+                let w = io::uring::tftp::Worker::new(id, s, p, tftp, r)?;
+                Ok(Box::new(move || w.run()) as Local)
+            });
+            let (published, root) = (Arc::clone(&published), root.clone());
+            let epoll: Run = Box::new(move || {
+                io::tftp::Worker::new(id, socket, published, tftp, root)
+                    .and_then(io::tftp::Worker::run)
+            });
+            spawn(format!("rackboot-t{id}"), id, core(id), &done, ring, epoll)?;
         }
     }
     if let Some(dhcp) = &config.dhcp {
@@ -192,7 +212,6 @@ fn run(
         {
             tracing::info!("UEFI PXE firmware gets snponly.efi (dhcp.uefi_snponly)");
         }
-        let dhcp = &dhcp;
         for (rule, path) in crate::proto::dhcp::policy::missing_files(&dhcp.settings.rules, have) {
             tracing::warn!(
                 rule,
@@ -202,21 +221,16 @@ fn run(
         }
         // One DHCP worker: the lease table has one owner. It starts before the
         // others report anything, so a bad interface fails the start at once.
-        let worker = io::dhcp::Worker::new(dhcp, addr.port(), config.http.settings.access_log)
+        let worker = io::dhcp::Worker::new(&dhcp, addr.port(), config.http.settings.access_log)
             .map_err(io::Error::Dhcp)?;
-        let done = done.clone();
-        let spawned = std::thread::Builder::new()
-            .name("rackboot-dhcp".into())
-            .spawn(move || {
-                let _ = done.send(worker.run());
-            });
-        if let Err(source) = spawned {
-            return Err(io::Error::Poll {
-                worker: 0,
-                op: "spawn dhcp thread",
-                source,
-            });
-        }
+        spawn(
+            "rackboot-dhcp".into(),
+            0,
+            None,
+            &done,
+            None,
+            Box::new(move || worker.run()),
+        )?;
     }
     drop(done);
     match failed.recv() {

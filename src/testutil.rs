@@ -64,5 +64,10 @@ pub fn dhcp_engine(
         rules,
         ..Settings::default()
     };
-    Engine::new(settings, crate::lease::Table::default())
+    Engine::new(
+        settings,
+        crate::lease::Table::default(),
+        t0(),
+        1_800_000_000,
+    )
 }

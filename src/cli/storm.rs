@@ -204,7 +204,8 @@ fn self_mode(
     std::thread::Builder::new()
         .name("rackboot-server".into())
         .spawn(move || {
-            if let Err(e) = bound.run(&config, Arc::new(snapshot)) {
+            if let Err(e) = bound.run(&config, rackboot::store::Published::new(Arc::new(snapshot)))
+            {
                 eprintln!("rackboot storm: the in-process server stopped: {e}");
             }
         })
@@ -225,7 +226,12 @@ fn self_mode(
         http_port: http.port(),
         ..DhcpSettings::default()
     };
-    let engine = Engine::new(settings, rackboot::lease::Table::default());
+    let engine = Engine::new(
+        settings,
+        rackboot::lease::Table::default(),
+        rackboot::io::clock::now(),
+        rackboot::io::clock::unix_now(),
+    );
     let target = format!("rackboot in-process (HTTP {http}, TFTP {tftp}, DHCP engine in-process)");
     Ok((
         Dhcp::Engine {

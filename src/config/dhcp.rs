@@ -4,6 +4,7 @@
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use toml::Spanned;
 
@@ -203,8 +204,10 @@ impl Validator<'_> {
             settings: Settings {
                 mode,
                 authoritative: d.authoritative.unwrap_or(true),
-                offer_secs: secs(&d.offer_secs, "dhcp.offer_secs", 30)? as u64,
-                decline_secs: secs(&d.decline_secs, "dhcp.decline_secs", 600)? as u64,
+                offer: Duration::from_secs(secs(&d.offer_secs, "dhcp.offer_secs", 30)? as u64),
+                decline: Duration::from_secs(
+                    secs(&d.decline_secs, "dhcp.decline_secs", 600)? as u64
+                ),
                 subnets,
                 hosts,
                 rules,

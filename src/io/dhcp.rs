@@ -26,8 +26,8 @@ use super::ra::Advertiser;
 use super::{clock, turn::Turn, udp, Error};
 use crate::config::dhcp::Dhcp;
 use crate::lease::{Journal, Table};
-use crate::proto::dhcp::{Dest, Engine, Input, Mode, Outcome};
-use crate::wire::dhcp::{MessageType, CLIENT_PORT, PXE_PORT, SERVER_PORT};
+use crate::proto::dhcp::{Dest, Engine, Input, Mode, Outcome, Reply};
+use crate::wire::dhcp::{Chaddr, MessageType, CLIENT_PORT, PXE_PORT, SERVER_PORT};
 use crate::wire::ipv4;
 
 /// Most datagrams handled per turn (and per journal sync).
@@ -175,14 +175,27 @@ fn send_link(fd: &OwnedFd, ifindex: i32, mac: [u8; 6], frame: &[&[u8]]) -> io::R
     Ok(())
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct Pending {
     len: usize,
     to: Dest,
     from_pxe_port: bool,
     kind: MessageType,
     ip: Ipv4Addr,
-    mac: String,
+    mac: Chaddr,
+}
+
+impl Pending {
+    fn of(r: Reply, from_pxe_port: bool) -> Self {
+        Self {
+            len: r.len,
+            to: r.to,
+            from_pxe_port,
+            kind: r.kind,
+            ip: r.ip,
+            mac: r.chaddr,
+        }
+    }
 }
 
 /// The DHCP worker.
@@ -348,7 +361,7 @@ impl Worker {
             main,
             pxe,
             link,
-            engine: Engine::new(settings, table),
+            engine: Engine::new(settings, table, clock::now(), now),
             journal,
             poll,
             turn: Turn::new(0, std::time::Duration::ZERO),
@@ -373,14 +386,16 @@ impl Worker {
         let mut rx = [0u8; 2048];
         let mut pending: Vec<Pending> = Vec::with_capacity(BATCH);
         loop {
-            let deadline = match (
+            let deadline = [
                 self.report_at,
                 self.prober.as_ref().and_then(Prober::next_due),
-            ) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+                self.engine.poll_timeout(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let now = self.turn.wait(&mut self.poll, deadline, false)?;
+            self.engine.handle_timeout(now);
             self.collect_sync();
             self.finish_probes(now);
             if let Some(ra) = self.ra.as_mut() {
@@ -392,7 +407,7 @@ impl Worker {
                 self.write_journal(&mut pending);
                 for (p, buf) in pending.iter().zip(&bufs) {
                     if self.needs_sync(p) {
-                        self.next.push((p.clone(), buf[..p.len].to_vec()));
+                        self.next.push((*p, buf[..p.len].to_vec()));
                     } else {
                         self.send(p, &buf[..p.len]);
                     }
@@ -423,24 +438,12 @@ impl Worker {
             if in_use {
                 tracing::warn!(%ip, "dhcp: address answers a ping but has no lease here (a static address?); kept out of use for dhcp.decline_secs");
             }
-            match self
-                .engine
-                .probe_result(ip, in_use, clock::unix_now(), &mut out)
-            {
-                Outcome::Reply(r) => {
-                    let p = Pending {
-                        len: r.len,
-                        to: r.to,
-                        from_pxe_port: false,
-                        kind: r.kind,
-                        ip: r.ip,
-                        mac: mac_text(&out[28..34]),
-                    };
-                    self.send(&p, &out[..r.len]);
-                }
-                Outcome::Probe(next) => self.start_probe(next, now),
-                Outcome::Quiet(why) | Outcome::Dropped(why) => {
-                    tracing::debug!(%ip, why, "dhcp: probe ended without a reply")
+            match self.engine.probe_result(now, ip, in_use, &mut out) {
+                Ok(Outcome::Reply(r)) => self.send(&Pending::of(r, false), &out[..r.len]),
+                Ok(Outcome::Probe(next)) => self.start_probe(next, now),
+                Ok(other) => tracing::debug!(%ip, ?other, "dhcp: probe ended without a reply"),
+                Err(e) => {
+                    tracing::debug!(%ip, reason = e.kind(), "dhcp: probe ended without a reply")
                 }
             }
         }
@@ -556,8 +559,7 @@ impl Worker {
 
     /// Reads up to a batch from both sockets and lets the engine answer.
     fn drain(&mut self, rx: &mut [u8], bufs: &mut [[u8; 1500]], pending: &mut Vec<Pending>) {
-        let now = clock::unix_now();
-        let at = clock::now();
+        let now = clock::now();
         let mut idle = [false, self.pxe.is_none()];
         while pending.len() < BATCH && !(idle[0] && idle[1]) {
             for (i, done) in idle.iter_mut().enumerate() {
@@ -595,18 +597,16 @@ impl Worker {
                     peer,
                 };
                 let out = &mut bufs[pending.len()];
-                match self.engine.handle(&input, now, out) {
-                    Outcome::Reply(r) => pending.push(Pending {
-                        len: r.len,
-                        to: r.to,
-                        from_pxe_port: i == 1,
-                        kind: r.kind,
-                        ip: r.ip,
-                        mac: mac_text(&rx[28..28 + usize::from(rx[2].min(16))]),
-                    }),
-                    Outcome::Probe(ip) => self.start_probe(ip, at),
-                    Outcome::Quiet(why) => tracing::debug!(%peer, why, "dhcp: no reply"),
-                    Outcome::Dropped(why) => tracing::debug!(%peer, why, "dhcp: dropped"),
+                match self.engine.handle(now, input, out) {
+                    Ok(Outcome::Reply(r)) => pending.push(Pending::of(r, i == 1)),
+                    Ok(Outcome::Probe(ip)) => self.start_probe(ip, now),
+                    Ok(other) => tracing::debug!(%peer, ?other, "dhcp: no reply due"),
+                    Err(e) if e.is_drop() => {
+                        tracing::debug!(%peer, reason = e.kind(), error = %e, "dhcp: dropped")
+                    }
+                    Err(e) => {
+                        tracing::debug!(%peer, reason = e.kind(), error = %e, "dhcp: no reply")
+                    }
                 }
             }
         }
@@ -704,11 +704,4 @@ fn warn_if_arp_table_small(settings: &crate::proto::dhcp::Settings, iface: &Ifac
             iface.name
         );
     }
-}
-
-fn mac_text(b: &[u8]) -> String {
-    b.iter()
-        .map(|x| format!("{x:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }

@@ -19,13 +19,13 @@ use mio::{Interest, Poll, Token};
 
 use super::clock::DateCache;
 use super::sendfile::sendfile;
-use super::timers::{Armed, Timers};
 use super::turn::Turn;
-use super::Error;
+use super::{access, Error};
 use crate::config;
 use crate::proto::boot::Profiles;
-use crate::proto::http::{Access, Connection, Context, Event, Transmit};
-use crate::store::Snapshot;
+use crate::proto::http::{Connection, Context, Event, Transmit};
+use crate::proto::timers::{Armed, Timers};
+use crate::store::{Published, Snapshot};
 
 /// Bytes one connection may move per turn before others get theirs.
 pub const TURN_BUDGET: usize = 4 << 20;
@@ -33,13 +33,12 @@ pub const TURN_BUDGET: usize = 4 << 20;
 /// from the mapping); larger ones use sendfile after the head.
 const INLINE_BODY: u64 = 32 << 10;
 const LISTENER: Token = Token(usize::MAX);
-/// The answer to a connection past `max_connections` (both backends).
-pub(super) const BUSY: &[u8] =
-    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n";
 
 struct Slot {
     stream: TcpStream,
     peer: SocketAddr,
+    /// The snapshot the connection started on.
+    snapshot: Arc<Snapshot>,
     conn: Connection,
     /// Deadline of this slot's live entry in the timer heap.
     armed: Armed,
@@ -59,6 +58,8 @@ pub struct Worker {
     live: usize,
     timers: Timers,
     ready: Vec<usize>,
+    /// What new connections are served from.
+    published: Arc<Published>,
     snapshot: Arc<Snapshot>,
     boot: Option<Arc<Profiles>>,
     config: config::Http,
@@ -80,14 +81,14 @@ impl std::fmt::Debug for Worker {
 }
 
 impl Worker {
-    /// A worker serving `snapshot` on `listener`.
+    /// A worker serving what `published` holds on `listener`.
     ///
     /// # Errors
     /// The poller cannot be created or the listener registered.
     pub fn new(
         id: usize,
         listener: std::net::TcpListener,
-        snapshot: Arc<Snapshot>,
+        published: Arc<Published>,
         config: config::Http,
     ) -> Result<Self, Error> {
         let err = |op| {
@@ -111,7 +112,8 @@ impl Worker {
             live: 0,
             timers: Timers::default(),
             ready: Vec::new(),
-            snapshot,
+            snapshot: published.current(),
+            published,
             boot: None,
             config,
             date: DateCache::default(),
@@ -190,7 +192,7 @@ impl Worker {
                 }
             };
             if self.live >= self.config.max_connections {
-                let _ = (&stream).write(BUSY);
+                let _ = (&stream).write(crate::proto::http::BUSY);
                 tracing::debug!(worker = self.id, %peer, "connection limit reached; refused with 503");
                 continue;
             }
@@ -208,9 +210,11 @@ impl Worker {
                 self.free.push(token);
                 continue;
             }
+            self.published.refresh(&mut self.snapshot);
             self.slots[token] = Some(Slot {
                 stream,
                 peer,
+                snapshot: Arc::clone(&self.snapshot),
                 conn: Connection::new(now, self.config.settings),
                 armed: Armed::default(),
                 readable: true,
@@ -228,7 +232,7 @@ impl Worker {
             return;
         };
         let ctx = Context {
-            snapshot: &self.snapshot,
+            snapshot: &slot.snapshot,
             date: self.date.text(),
             boot: self.boot.as_deref(),
             peer: Some(slot.peer.ip()),
@@ -287,7 +291,7 @@ impl Worker {
             }
             while let Some(ev) = slot.conn.poll_event() {
                 match ev {
-                    Event::Access(a) => log_access(self.id, slot.peer, &a),
+                    Event::Access(a) => access::http(self.id, slot.peer, &a),
                     Event::HalfClose => {
                         let _ = slot.stream.shutdown(Shutdown::Write);
                     }
@@ -366,21 +370,4 @@ fn send(stream: &TcpStream, t: &Transmit<'_>) -> io::Result<(usize, usize)> {
         sendfile(stream.as_fd(), f.file.fd(), f.offset, count)?,
         count,
     ))
-}
-
-/// One access line (both backends).
-pub(super) fn log_access(worker: usize, peer: SocketAddr, a: &Access) {
-    tracing::info!(
-        target: "rackboot::access",
-        worker,
-        %peer,
-        method = %a.method.as_str(),
-        target = %a.target,
-        status = a.status,
-        bytes = a.bytes,
-        ms = a.duration.as_secs_f64() * 1000.0,
-        agent = %a.user_agent.as_deref().unwrap_or("-"),
-        error = %a.error.unwrap_or("-"),
-        "request"
-    );
 }

@@ -3,6 +3,7 @@
 //! engines. All unsafe code of the server outside `store/` lives here, in small
 //! wrappers (sendfile.rs, socket.rs).
 
+mod access;
 pub mod clock;
 pub mod dhcp;
 mod error;
@@ -14,7 +15,7 @@ mod sendfile;
 pub mod socket;
 pub mod storm;
 pub mod tftp;
-mod timers;
+mod transfer;
 mod turn;
 pub(crate) mod udp;
 pub mod uring;

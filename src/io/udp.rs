@@ -428,6 +428,66 @@ fn sockaddr_to_std(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
     }
 }
 
+/// Whether a failed GSO send says the kernel or device cannot segment UDP.
+pub(crate) fn gso_refused(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
+    )
+}
+
+/// A window's (header, payload) pairs, of which the first few are used.
+pub(crate) type Parts<'a> = [(&'a [u8], &'a [u8]); MAX_BLOCKS];
+
+/// The (header, payload) pairs of a TFTP window: `count` blocks from absolute
+/// block `first` (at most [`MAX_BLOCKS`]), headers written into `heads`,
+/// payloads borrowed from the transfer's mapping. Returns the pairs and how
+/// many are used.
+pub(crate) fn window_parts<'a>(
+    transfer: &'a crate::proto::tftp::Transfer,
+    first: u64,
+    count: u16,
+    heads: &'a mut [[u8; 4]; MAX_BLOCKS],
+) -> (Parts<'a>, usize) {
+    let payload = transfer.payload();
+    let count = usize::from(count).min(MAX_BLOCKS);
+    for (i, head) in heads.iter_mut().enumerate().take(count) {
+        // The wire number wraps past 65535.
+        *head = crate::wire::tftp::data_header((first + i as u64) as u16);
+    }
+    let mut parts: Parts<'a> = [(&[], &[]); MAX_BLOCKS];
+    for (i, (part, head)) in parts.iter_mut().zip(heads.iter()).enumerate().take(count) {
+        *part = (
+            head,
+            payload.get(transfer.block(first + i as u64)).unwrap_or(&[]),
+        );
+    }
+    (parts, count)
+}
+
+/// A TFTP transfer's socket (its TID), bound to the address the request
+/// reached, and the MTU of its path to `peer`, which the blocks must fit. In
+/// single-port mode no socket is kept; the MTU is read all the same.
+///
+/// # Errors
+/// No socket could be bound (descriptors exhausted, say).
+pub(crate) fn transfer_socket(
+    local: std::net::IpAddr,
+    peer: SocketAddr,
+    single_port: bool,
+) -> io::Result<(Option<UdpSocket>, Option<u32>)> {
+    if single_port {
+        let mtu = UdpSocket::bind(SocketAddr::new(local, 0))
+            .ok()
+            .and_then(|s| path_mtu(&s, peer));
+        return Ok((None, mtu));
+    }
+    let s = UdpSocket::bind(SocketAddr::new(local, 0))?;
+    s.set_nonblocking(true)?;
+    let mtu = path_mtu(&s, peer);
+    Ok((Some(s), mtu))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

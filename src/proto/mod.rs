@@ -11,3 +11,4 @@ pub mod boot;
 pub mod dhcp;
 pub mod http;
 pub mod tftp;
+pub(crate) mod timers;

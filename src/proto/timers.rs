@@ -1,4 +1,5 @@
-//! A worker's timer table: a min-heap of (deadline, slot token) with at most one
+//! A timer table for many engines (a worker's connections, an endpoint's
+//! transfers): a min-heap of (deadline, slot token) with at most one
 //! live entry per slot. A slot whose deadline moves later keeps its entry; when
 //! that entry fires early, the slot re-arms at its real deadline. So the heap
 //! holds about one entry per slot however often deadlines move, and re-arming

@@ -3,6 +3,10 @@
 //! paths to `Arc<BootFile>`. Engines hold an `Arc<BootFile>` for as long as they send
 //! from it, so a later snapshot can replace this one without cutting a transfer.
 //!
+//! A [`Published`] cell holds the snapshot new requests are served from, with
+//! its generation; publishing a new one is one call, and nothing in flight
+//! notices.
+//!
 //! Data flow: `config` says where and how much; `store` loads; `proto` names byte
 //! ranges of a `BootFile`; `io` sends them (the fd for sendfile, the mapping for
 //! vectored writes).
@@ -17,7 +21,8 @@ pub mod mime;
 use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use error::Error;
@@ -121,11 +126,13 @@ impl BootFile {
     }
 }
 
-/// An immutable set of boot files, looked up by URL path.
+/// An immutable set of boot files, looked up by URL path, and the generation
+/// it was published as (0 until [`Published::publish`] numbers it).
 #[derive(Debug, Default)]
 pub struct Snapshot {
     files: HashMap<Box<str>, Arc<BootFile>>,
     total_bytes: u64,
+    generation: u64,
 }
 
 impl Snapshot {
@@ -207,11 +214,66 @@ impl Snapshot {
     pub fn total_bytes(&self) -> u64 {
         self.total_bytes
     }
+    /// The generation this snapshot was published as.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
     /// The files, sorted by path.
     pub fn files(&self) -> Vec<&Arc<BootFile>> {
         let mut v: Vec<_> = self.files.values().collect();
         v.sort_by(|a, b| a.path.cmp(&b.path));
         v
+    }
+}
+
+/// The snapshot every worker serves new requests from. Publishing replaces it
+/// for all of them at once; a connection or transfer keeps the `Arc` it
+/// started on, so the old generation's memory is freed when the last of them
+/// ends. Workers look at [`Published::generation`] (one atomic load) per new
+/// request and take the lock only when it moved.
+#[derive(Debug)]
+pub struct Published {
+    current: RwLock<Arc<Snapshot>>,
+    generation: AtomicU64,
+}
+
+impl Published {
+    /// Publishes `first` (generation 0 unless it says otherwise).
+    pub fn new(first: Arc<Snapshot>) -> Arc<Self> {
+        Arc::new(Self {
+            generation: AtomicU64::new(first.generation),
+            current: RwLock::new(first),
+        })
+    }
+
+    /// Makes `next` the snapshot of every new request; returns its generation.
+    pub fn publish(&self, mut next: Snapshot) -> u64 {
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        next.generation = current.generation + 1;
+        let generation = next.generation;
+        *current = Arc::new(next);
+        self.generation.store(generation, Ordering::Release);
+        generation
+    }
+
+    /// The generation new requests get.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The snapshot new requests get.
+    pub fn current(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// `held` if it is still current, else the current one (the cheap check
+    /// a worker makes per new request).
+    pub fn refresh(&self, held: &mut Arc<Snapshot>) -> bool {
+        if held.generation == self.generation() {
+            return false;
+        }
+        *held = self.current();
+        true
     }
 }
 
@@ -254,5 +316,34 @@ impl Locker {
                  swapped out under memory pressure: grant CAP_IPC_LOCK or raise LimitMEMLOCK"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(content: &[u8]) -> Snapshot {
+        let options = Options {
+            max_bytes: 1 << 20,
+            mlock: false,
+        };
+        Snapshot::from_memory([("/f", content, UNIX_EPOCH)], &options).unwrap()
+    }
+
+    #[test]
+    fn a_published_snapshot_reaches_new_requests_and_in_flight_ones_keep_theirs() {
+        let published = Published::new(Arc::new(snapshot(b"one")));
+        let mut held = published.current();
+        assert_eq!((held.generation(), published.generation()), (0, 0));
+        let in_flight = Arc::clone(held.get("/f").unwrap());
+        assert!(!published.refresh(&mut held));
+        assert_eq!(published.publish(snapshot(b"two")), 1);
+        assert!(published.refresh(&mut held));
+        assert_eq!(held.get("/f").unwrap().bytes(), b"two");
+        assert_eq!(held.generation(), 1);
+        // The file of the old generation lives on while something sends it.
+        assert_eq!(in_flight.bytes(), b"one");
+        assert_eq!(Arc::strong_count(&in_flight), 1, "the old snapshot is gone");
     }
 }

@@ -152,6 +152,50 @@ impl MessageType {
     }
 }
 
+/// A client hardware address (chaddr cut to `hlen`, at most 16 bytes), kept
+/// by value: printing it (`52:54:00:12:34:56`) allocates nothing.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Chaddr {
+    len: u8,
+    bytes: [u8; 16],
+}
+
+impl Chaddr {
+    /// The first 16 bytes of `b`.
+    pub fn new(b: &[u8]) -> Self {
+        let mut bytes = [0u8; 16];
+        let len = b.len().min(16);
+        bytes[..len].copy_from_slice(&b[..len]);
+        Self {
+            len: len as u8,
+            bytes,
+        }
+    }
+
+    /// The address's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl std::fmt::Display for Chaddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, b) in self.as_bytes().iter().enumerate() {
+            if i > 0 {
+                f.write_str(":")?;
+            }
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Chaddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 /// A received BOOTP/DHCP message: fixed fields checked, options not yet read.
 #[derive(Debug, Clone, Copy)]
 pub struct Packet<'a> {
@@ -202,6 +246,11 @@ impl<'a> Packet<'a> {
     pub fn chaddr(&self) -> &'a [u8] {
         let hlen = usize::from(self.buf[field::HLEN]);
         &self.buf[field::CHADDR.start..field::CHADDR.start + hlen]
+    }
+
+    /// The client hardware address as a value (for logs and replies).
+    pub fn hw(&self) -> Chaddr {
+        Chaddr::new(self.chaddr())
     }
 
     /// The chaddr of an Ethernet client.

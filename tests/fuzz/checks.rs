@@ -322,26 +322,29 @@ pub fn dhcp_engine(data: &[u8]) {
         subnets: vec![subnet],
         ..Settings::default()
     };
-    let mut engine = Engine::new(settings, Table::default());
+    let t0 = rackboot::io::clock::now();
+    let mut engine = Engine::new(settings, Table::default(), t0, 1_800_000_000);
     let mut out = [0u8; 1500];
-    let mut now = 1_800_000_000u64;
+    let mut now = t0;
     let mut i = 0;
     for chunk in data.split(|b| *b == 0xfd) {
         i += 1;
-        now += u64::from(chunk.first().copied().unwrap_or(0) % 8) * 10;
+        now +=
+            std::time::Duration::from_secs(u64::from(chunk.first().copied().unwrap_or(0) % 8) * 10);
+        engine.handle_timeout(now);
         let input = Input {
             bytes: chunk,
             server: Ipv4Addr::new(10, 77, 0, 1),
             port: if i % 5 == 0 { 4011 } else { 67 },
             peer: SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 9), 68),
         };
-        if let Outcome::Reply(r) = engine.handle(&input, now, &mut out) {
+        if let Ok(Outcome::Reply(r)) = engine.handle(now, input, &mut out) {
             assert!(r.len <= out.len());
             assert!(Packet::new_checked(&out[..r.len]).is_ok(), "reply parses");
         }
         let _ = engine.take_journal();
         let mut clients: HashMap<&[u8], Ipv4Addr> = HashMap::new();
-        for l in engine.table().active(now) {
+        for l in engine.table().active(engine.unix(now)) {
             let mine = engine.table().of_client(&l.client).map(|x| x.ip);
             assert_eq!(
                 mine,

@@ -303,9 +303,8 @@ impl Driver {
                             port: 67,
                             peer: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
                         };
-                        if let DhcpOutcome::Reply(r) =
-                            engine.handle(&input, clock::unix_now(), &mut self.rx)
-                        {
+                        engine.handle_timeout(now);
+                        if let Ok(DhcpOutcome::Reply(r)) = engine.handle(now, input, &mut self.rx) {
                             slot.m.handle_dhcp(now, &self.rx[..r.len]);
                         }
                     }

@@ -32,12 +32,11 @@ use io_uring::{cqueue, opcode, squeue, types};
 use super::ring::{split, user_data, Ring, BUFFER_GROUP};
 use crate::config::{self, Body};
 use crate::io::clock::{self, DateCache};
-use crate::io::http::log_access;
-use crate::io::timers::{Armed, Timers};
 use crate::io::Error;
 use crate::proto::boot::Profiles;
 use crate::proto::http::{Connection, Context, Event, Transmit};
-use crate::store::{BootFile, Snapshot};
+use crate::proto::timers::{Armed, Timers};
+use crate::store::{BootFile, Published, Snapshot};
 
 /// Bodies up to this size are copied behind the head and sent with it.
 const INLINE_BODY: u64 = 32 << 10;
@@ -101,6 +100,8 @@ impl Pipe {
 struct Slot {
     stream: TcpStream,
     peer: SocketAddr,
+    /// The snapshot the connection started on.
+    snapshot: Arc<Snapshot>,
     conn: Connection,
     armed: Armed,
     gen: u32,
@@ -210,6 +211,8 @@ pub struct Worker {
     gens: Vec<u32>,
     live: usize,
     timers: Timers,
+    /// What new connections are served from; each keeps the one it started on.
+    published: Arc<Published>,
     snapshot: Arc<Snapshot>,
     boot: Option<Arc<Profiles>>,
     config: config::Http,
@@ -229,14 +232,14 @@ impl std::fmt::Debug for Worker {
 }
 
 impl Worker {
-    /// A worker serving `snapshot` on `listener`.
+    /// A worker serving what `published` holds on `listener`.
     ///
     /// # Errors
     /// The ring cannot be set up (io_uring disabled, denied or too old).
     pub fn new(
         id: usize,
         listener: std::net::TcpListener,
-        snapshot: Arc<Snapshot>,
+        published: Arc<Published>,
         config: config::Http,
         boot: Option<Arc<Profiles>>,
     ) -> Result<Self, Error> {
@@ -253,7 +256,8 @@ impl Worker {
             gens: Vec::new(),
             live: 0,
             timers: Timers::default(),
-            snapshot,
+            snapshot: published.current(),
+            published,
             boot,
             body: config.body,
             config,
@@ -434,7 +438,7 @@ impl Worker {
         };
         if self.live >= self.config.max_connections {
             use std::io::Write as _;
-            let _ = (&stream).write(crate::io::http::BUSY);
+            let _ = (&stream).write(crate::proto::http::BUSY);
             return Ok(());
         }
         let _ = stream.set_nodelay(true);
@@ -444,9 +448,11 @@ impl Worker {
             self.slots.len() - 1
         });
         self.gens[index] = self.gens[index].wrapping_add(1);
+        self.published.refresh(&mut self.snapshot);
         self.slots[index] = Some(Slot {
             stream,
             peer,
+            snapshot: Arc::clone(&self.snapshot),
             conn: Connection::new(now, self.config.settings),
             armed: Armed::default(),
             gen: self.gens[index],
@@ -470,20 +476,20 @@ impl Worker {
             let Some(Some(slot)) = self.slots.get_mut(index) else {
                 return Ok(());
             };
+            if !slot.closing {
+                feed(slot, now);
+            }
             let ctx = Context {
-                snapshot: &self.snapshot,
+                snapshot: &slot.snapshot,
                 date: self.date.text(),
                 boot: self.boot.as_deref(),
                 peer: Some(slot.peer.ip()),
             };
-            if !slot.closing {
-                feed(slot, now);
-            }
             if !slot.closing && !slot.out.send_inflight && !slot.out.splice_inflight {
                 if let Some(t) = slot.conn.poll_transmit(now, &ctx) {
                     let fd = types::Fd(slot.stream.as_raw_fd());
                     let data = |kind| user_data(kind, index, slot.gen);
-                    match start_send(&mut slot.out, fd, data, &t, self.body, &self.snapshot) {
+                    match start_send(&mut slot.out, fd, data, &t, self.body, &slot.snapshot) {
                         Some(ops) => sqes.extend(ops),
                         // Nothing to write (the engine finishes empty bodies itself).
                         None => slot.conn.sent(now, 0),
@@ -512,7 +518,7 @@ impl Worker {
             }
             while let Some(ev) = slot.conn.poll_event() {
                 match ev {
-                    Event::Access(a) => log_access(self.id, slot.peer, &a),
+                    Event::Access(a) => crate::io::access::http(self.id, slot.peer, &a),
                     Event::HalfClose => {
                         let _ = slot.stream.shutdown(Shutdown::Write);
                     }

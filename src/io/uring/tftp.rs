@@ -1,5 +1,5 @@
-//! The io_uring TFTP worker: the same [`Transfer`] engine and request gate as
-//! the mio worker (io/tftp.rs), driven by completions. One RECVMSG in flight on
+//! The io_uring TFTP worker: the same [`Endpoint`] (proto/tftp/endpoint.rs:
+//! admission, limits, TID, timers) as the mio worker, driven by completions. One RECVMSG in flight on
 //! the request port (with IP_PKTINFO, so a transfer answers from the address
 //! the request reached) and one on each transfer's own socket; a window leaves
 //! as one SENDMSG carrying a UDP_SEGMENT cmsg over the file's mapping, every
@@ -24,9 +24,8 @@
 //! operation on it is outstanding (its receive is cancelled first), so a
 //! descriptor number is never reused under an operation.
 
-use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,14 +34,11 @@ use io_uring::{cqueue, opcode, squeue, types};
 
 use super::ring::{gen_bits, split, user_data, Ring, BUFFER_GROUP};
 use crate::config::{self, TftpSend};
-use crate::io::clock;
-use crate::io::tftp::{gso_refused, log_end, refusal, window_parts, Gate};
-use crate::io::timers::{Armed, Timers};
 use crate::io::udp::{self, MsgIn, MsgOut};
-use crate::io::Error;
-use crate::proto::tftp::{Payload, Transfer, Transmit};
-use crate::store::Snapshot;
-use crate::wire::tftp::write_error;
+use crate::io::{access, clock, transfer, Error};
+use crate::proto::tftp::endpoint::{Datagram, Id, Outgoing, Port};
+use crate::proto::tftp::{Endpoint, Payload, Transmit};
+use crate::store::Published;
 
 /// Largest datagram read on the request port; a longer one is truncated and refused.
 const RX: usize = 65_536;
@@ -63,14 +59,10 @@ const RECV: u64 = 1;
 const SEND: u64 = 2;
 const CANCEL: u64 = 3;
 
+/// What the worker holds of one transfer (the endpoint holds the rest).
 struct Slot {
     /// The transfer's own socket; `None` in single-port mode.
     socket: Option<UdpSocket>,
-    peer: SocketAddr,
-    transfer: Transfer,
-    path: Box<str>,
-    started: Instant,
-    armed: Armed,
     gen: u32,
     recv_inflight: bool,
     sends_inflight: u32,
@@ -161,18 +153,16 @@ pub struct Worker {
     /// The transfers' multishot receives' msghdr: it says how much of each
     /// provided buffer the peer's address and the control data take.
     transfer_rx: Box<libc::msghdr>,
+    /// What the worker holds of each transfer, by endpoint id.
     slots: Vec<Option<Slot>>,
-    free: Vec<usize>,
     gens: Vec<u32>,
-    by_peer: HashMap<SocketAddr, usize>,
-    per_ip: HashMap<IpAddr, u32>,
+    endpoint: Endpoint,
+    /// What new transfers are served from.
+    published: Arc<Published>,
     sends: Vec<Option<Box<Send>>>,
     sends_free: Vec<usize>,
     spare: Vec<Box<Send>>,
-    timers: Timers,
-    snapshot: Arc<Snapshot>,
     config: config::Tftp,
-    root: Option<String>,
     gso: bool,
     /// Windows go out by SENDMSG_ZC (until the kernel refuses it).
     zc: bool,
@@ -182,6 +172,7 @@ pub struct Worker {
     /// The kernel's first notification said whether it copied: logged once.
     zc_told: bool,
     scratch: Vec<u8>,
+    sqes: Vec<squeue::Entry>,
     done: Vec<(u64, i32, u32)>,
     active_at: Instant,
 }
@@ -190,7 +181,7 @@ impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("uring::tftp::Worker")
             .field("id", &self.id)
-            .field("transfers", &self.by_peer.len())
+            .field("transfers", &self.endpoint.live())
             .finish_non_exhaustive()
     }
 }
@@ -203,7 +194,7 @@ impl Worker {
     pub fn new(
         id: usize,
         listener: UdpSocket,
-        snapshot: Arc<Snapshot>,
+        published: Arc<Published>,
         config: config::Tftp,
         root: Option<String>,
     ) -> Result<Self, Error> {
@@ -217,17 +208,18 @@ impl Worker {
             listen_armed: vec![false; LISTEN_DEPTH],
             transfer_rx: udp::multishot_template(),
             slots: Vec::new(),
-            free: Vec::new(),
             gens: Vec::new(),
-            by_peer: HashMap::new(),
-            per_ip: HashMap::new(),
+            endpoint: Endpoint::new(
+                config.settings,
+                config.limits(),
+                published.current(),
+                root.as_deref(),
+            ),
+            published,
             sends: Vec::new(),
             sends_free: Vec::new(),
             spare: Vec::new(),
-            timers: Timers::default(),
-            snapshot,
             config,
-            root,
             gso: true,
             zc: config.send == TftpSend::SendmsgZc,
             zc_frags: max_skb_frags(),
@@ -238,6 +230,7 @@ impl Worker {
                 .unwrap_or(4096),
             zc_told: false,
             scratch: vec![0; 1024],
+            sqes: Vec::new(),
             done: Vec::with_capacity(1024),
             active_at: clock::now(),
         })
@@ -263,7 +256,7 @@ impl Worker {
             let wait = if now.saturating_duration_since(self.active_at) < self.config.busy_poll {
                 Some(Duration::ZERO)
             } else {
-                self.timers.next().map(|at| {
+                self.endpoint.poll_timeout().map(|at| {
                     at.saturating_duration_since(now)
                         .max(Duration::from_micros(100))
                 })
@@ -278,7 +271,8 @@ impl Worker {
                 self.complete(data, result, flags, now)?;
             }
             self.done = done;
-            self.fire_timers(now)?;
+            self.endpoint.handle_timeout(now);
+            self.flush(now)?;
         }
     }
 
@@ -305,26 +299,7 @@ impl Worker {
                     tracing::debug!(worker = self.id, error = %e, "tftp receive failed");
                     return Ok(());
                 }
-                let Some((r, _)) = self.listen_rx[index].received(result as usize) else {
-                    return Ok(());
-                };
-                if let Some(&token) = self.by_peer.get(&r.peer) {
-                    if self.config.single_port {
-                        let Some((_, bytes)) = self.listen_rx[index].received(r.len) else {
-                            return Ok(());
-                        };
-                        if let Some(Some(slot)) = self.slots.get_mut(token) {
-                            if let Err(e) = slot.transfer.handle(now, bytes) {
-                                tracing::debug!(peer = %slot.peer, reason = e.kind(), error = %e, "tftp datagram dropped");
-                            }
-                        }
-                        self.drive(token, now)?;
-                    } else {
-                        tracing::debug!(peer = %r.peer, "repeated request for a live transfer ignored");
-                    }
-                    return Ok(());
-                }
-                self.on_request(now, index, r)
+                self.on_request(now, index, result as usize)
             }
             RECV => {
                 let bid = cqueue::buffer_select(flags);
@@ -363,7 +338,7 @@ impl Worker {
                         {
                             tracing::warn!(worker = self.id, error = %e, "SENDMSG_ZC refused by the kernel; windows use SENDMSG");
                             self.zc = false;
-                        } else if gso && self.gso && gso_refused(&e) {
+                        } else if gso && self.gso && udp::gso_refused(&e) {
                             tracing::warn!(error = %e, "UDP GSO refused by the kernel; sending windows a block per datagram");
                             self.gso = false;
                         } else {
@@ -387,7 +362,7 @@ impl Worker {
                         if slot.gen == slot_gen {
                             slot.sends_inflight = slot.sends_inflight.saturating_sub(1);
                             if slot.closing {
-                                return self.drive(slot_index, now);
+                                self.settle(slot_index);
                             }
                         }
                     }
@@ -417,234 +392,190 @@ impl Worker {
         }
         if !cqueue::more(flags) {
             // The multishot receive ended (cancelled, out of buffers, failed):
-            // `drive` arms the next unless the transfer is closing.
+            // armed again below unless the transfer is closing.
             slot.recv_inflight = false;
         }
         if slot.closing {
-            return self.drive(index, now);
+            self.settle(index);
+            return Ok(());
         }
         if result >= 0 {
             // SAFETY: `bid` is this completion's buffer, given back only after.
             let buffer = bid.and_then(|b| unsafe { self.ring.filled(b, result as usize) });
-            let got = buffer.and_then(|b| udp::multishot_received(b, &self.transfer_rx));
-            match got {
-                Some((peer, _)) if peer != slot.peer => {
-                    // RFC 1350 §4: a packet from another TID gets ERROR 5; the
-                    // transfer goes on.
-                    if let Ok(n) = write_error(&mut self.scratch, 5, "unknown transfer ID") {
-                        let bytes = self.scratch[..n].to_vec();
-                        self.send_bytes(Some(index), peer, &bytes)?;
+            match buffer.and_then(|b| udp::multishot_received(b, &self.transfer_rx)) {
+                Some((from, Some(bytes))) => {
+                    if let Err(e) = self.endpoint.handle_transfer(now, Id(index), from, bytes) {
+                        tracing::debug!(peer = %from, reason = e.kind(), error = %e, "tftp datagram dropped");
                     }
                 }
-                Some((_, Some(bytes))) => {
-                    if let Err(e) = slot.transfer.handle(now, bytes) {
-                        tracing::debug!(peer = %slot.peer, reason = e.kind(), error = %e, "tftp datagram dropped");
-                    }
-                }
-                Some((_, None)) => {
+                Some((from, None)) => {
                     let limit = BUFFER as usize - udp::MULTISHOT_OVERHEAD;
-                    tracing::debug!(peer = %slot.peer, limit, "tftp datagram over the receive buffer dropped");
+                    tracing::debug!(peer = %from, limit, "tftp datagram over the receive buffer dropped");
                 }
-                None => tracing::debug!(peer = %slot.peer, "tftp receive named no buffer"),
+                None => tracing::debug!(transfer = index, "tftp receive named no buffer"),
             }
         } else if !matches!(-result, libc::ECANCELED | libc::ENOBUFS) {
             // ENOBUFS: every buffer was taken in one batch; they are back by
             // the next submission, and the datagram waits in the socket.
             let e = io::Error::from_raw_os_error(-result);
-            tracing::debug!(peer = %slot.peer, error = %e, "tftp transfer receive failed");
+            tracing::debug!(transfer = index, error = %e, "tftp transfer receive failed");
         }
-        self.drive(index, now)
+        self.arm_recv(index);
+        Ok(())
     }
 
-    fn on_request(&mut self, now: Instant, rx: usize, r: udp::Received) -> Result<(), Error> {
-        let Some((_, datagram)) = self.listen_rx[rx].received(r.len) else {
+    /// A datagram of `n` bytes in request-port receive `rx`.
+    fn on_request(&mut self, now: Instant, rx: usize, n: usize) -> Result<(), Error> {
+        let Some((r, datagram)) = self.listen_rx[rx].received(n) else {
             return Ok(());
         };
-        let gate = Gate {
-            config: &self.config,
-            snapshot: &self.snapshot,
-            root: self.root.as_deref(),
-            live: self.by_peer.len(),
-            from_peer: self.per_ip.get(&r.peer.ip()).copied().unwrap_or(0),
-        };
-        let admitted = match gate.admit(now, datagram, &r) {
-            Ok(a) => a,
-            Err(None) => return Ok(()),
-            Err(Some(e)) => {
-                if let Some(n) = refusal(&e, r.peer, &mut self.scratch) {
-                    let bytes = self.scratch[..n].to_vec();
-                    self.send_bytes(None, r.peer, &bytes)?;
-                }
-                return Ok(());
-            }
-        };
-        let index = self.free.pop().unwrap_or_else(|| {
-            self.slots.push(None);
-            self.gens.push(0);
-            self.slots.len() - 1
-        });
-        self.gens[index] = self.gens[index].wrapping_add(1);
-        self.slots[index] = Some(Slot {
-            socket: admitted.socket,
+        let d = Datagram {
+            local: r.local.map(IpAddr::V4).unwrap_or(self.config.listen.ip()),
             peer: r.peer,
-            transfer: admitted.transfer,
-            path: admitted.path,
-            started: now,
-            armed: Armed::default(),
-            gen: self.gens[index],
+            bytes: datagram,
+            truncated: r.truncated,
+        };
+        self.endpoint.refresh(&self.published);
+        let Some((id, socket)) = transfer::on_request(&mut self.endpoint, now, d) else {
+            return Ok(());
+        };
+        if self.slots.len() <= id.0 {
+            self.slots.resize_with(id.0 + 1, || None);
+            self.gens.resize(id.0 + 1, 0);
+        }
+        self.gens[id.0] = self.gens[id.0].wrapping_add(1);
+        self.slots[id.0] = Some(Slot {
+            socket,
+            gen: self.gens[id.0],
             recv_inflight: false,
             sends_inflight: 0,
             closing: false,
             cancelled: false,
         });
-        self.by_peer.insert(r.peer, index);
-        *self.per_ip.entry(r.peer.ip()).or_default() += 1;
-        self.drive(index, now)
+        self.arm_recv(id.0);
+        Ok(())
     }
 
-    /// Sends what the engine names, keeps a receive armed, and ends the slot
-    /// when the transfer is over and nothing of it is in flight.
-    fn drive(&mut self, index: usize, now: Instant) -> Result<(), Error> {
-        let mut sqes: Vec<squeue::Entry> = Vec::new();
-        let mut ended = false;
-        let mut free = false;
-        {
-            let Some(Some(slot)) = self.slots.get_mut(index) else {
-                return Ok(());
-            };
-            if !slot.closing {
-                while let Some(t) = slot.transfer.poll_transmit(now, &mut self.scratch) {
-                    let fd = slot
-                        .socket
-                        .as_ref()
-                        .map_or(self.listener.as_raw_fd(), AsRawFd::as_raw_fd);
-                    let mut msgs = Vec::new();
-                    match t {
-                        Transmit::Control { len } => {
-                            let mut send = take_spare(&mut self.spare);
-                            send.msg.set_bytes(slot.peer, &self.scratch[..len]);
-                            msgs.push(send);
-                        }
-                        Transmit::Window {
-                            first,
-                            count,
-                            blksize,
-                        } => {
-                            let mut heads = [[0u8; 4]; udp::MAX_BLOCKS];
-                            let (parts, n) = window_parts(&slot.transfer, first, count, &mut heads);
-                            let parts = &parts[..n];
-                            // Copying: the whole window in one GSO message.
-                            // Zero-copy: as many as the fragment limit needs.
-                            let per_run = if self.gso { udp::MAX_BLOCKS } else { 1 };
-                            let limit = if self.zc { self.zc_frags } else { usize::MAX };
-                            for (from, to, fits) in window_runs(parts, limit, per_run, self.page) {
-                                let mut send = take_spare(&mut self.spare);
-                                let segment = (to - from > 1).then_some(blksize + 4);
-                                send.msg.set_parts(slot.peer, &parts[from..to], segment);
-                                send.zc = self.zc && fits;
-                                msgs.push(send);
-                            }
-                        }
-                    }
-                    for mut send in msgs {
-                        send._payload = Some(slot.transfer.payload_source().clone());
-                        send.owner = slot.socket.as_ref().map(|_| (index, slot.gen));
-                        sqes.push(park(&mut self.sends, &mut self.sends_free, send, fd));
-                        if slot.socket.is_some() {
-                            slot.sends_inflight += 1;
-                        }
-                    }
-                }
-                if let Some(event) = slot.transfer.poll_event() {
-                    log_end(
-                        &slot.transfer,
-                        slot.peer,
-                        &slot.path,
-                        slot.started,
-                        now,
-                        event,
-                    );
+    /// Keeps one multishot receive armed on a live transfer's own socket.
+    fn arm_recv(&mut self, index: usize) {
+        let Some(Some(slot)) = self.slots.get_mut(index) else {
+            return;
+        };
+        if slot.closing || slot.recv_inflight {
+            return;
+        }
+        if let Some(s) = &slot.socket {
+            let template: *const libc::msghdr = &*self.transfer_rx;
+            self.sqes.push(
+                opcode::RecvMsgMulti::new(types::Fd(s.as_raw_fd()), template, BUFFER_GROUP)
+                    .build()
+                    .user_data(user_data(RECV, index, slot.gen)),
+            );
+            slot.recv_inflight = true;
+        }
+    }
+
+    /// Sends what the endpoint names and starts closing ended transfers; then
+    /// queues every operation built.
+    fn flush(&mut self, now: Instant) -> Result<(), Error> {
+        while let Some(out) = self.endpoint.poll_transmit(now, &mut self.scratch) {
+            self.transmit(&out);
+        }
+        while let Some(ended) = self.endpoint.poll_event() {
+            access::tftp_ended(&ended);
+            match self.slots.get_mut(ended.id.0) {
+                Some(Some(slot)) => {
                     slot.closing = true;
-                    ended = true;
+                    self.settle(ended.id.0);
                 }
-            }
-            if slot.closing {
-                if !slot.recv_inflight && slot.sends_inflight == 0 {
-                    free = true;
-                } else if slot.recv_inflight && !slot.cancelled {
-                    slot.cancelled = true;
-                    if let Some(s) = &slot.socket {
-                        sqes.push(
-                            opcode::AsyncCancel2::new(
-                                types::CancelBuilder::fd(types::Fd(s.as_raw_fd())).all(),
-                            )
-                            .build()
-                            .user_data(user_data(CANCEL, index, slot.gen)),
-                        );
-                    }
-                }
-            } else {
-                if !slot.recv_inflight {
-                    if let Some(s) = &slot.socket {
-                        let template: *const libc::msghdr = &*self.transfer_rx;
-                        sqes.push(
-                            opcode::RecvMsgMulti::new(
-                                types::Fd(s.as_raw_fd()),
-                                template,
-                                BUFFER_GROUP,
-                            )
-                            .build()
-                            .user_data(user_data(RECV, index, slot.gen)),
-                        );
-                        slot.recv_inflight = true;
-                    }
-                }
-                self.timers
-                    .arm(&mut slot.armed, index, slot.transfer.poll_timeout());
-            }
-            if ended {
-                let peer = slot.peer;
-                self.by_peer.remove(&peer);
-                if let Some(n) = self.per_ip.get_mut(&peer.ip()) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.per_ip.remove(&peer.ip());
-                    }
-                }
+                _ => self.endpoint.release(ended.id),
             }
         }
-        for sqe in &sqes {
-            self.push(sqe)?;
-        }
-        if free {
-            self.slots[index] = None;
-            self.free.push(index);
+        for sqe in std::mem::take(&mut self.sqes) {
+            self.push(&sqe)?;
         }
         Ok(())
     }
 
-    /// One datagram of `bytes` to `peer`, from the slot's socket or the request port.
-    fn send_bytes(
-        &mut self,
-        slot: Option<usize>,
-        peer: SocketAddr,
-        bytes: &[u8],
-    ) -> Result<(), Error> {
-        let (fd, owner) = match slot.and_then(|i| self.slots.get_mut(i)?.as_mut().map(|s| (i, s))) {
+    /// Builds the sends for one datagram (or window) the endpoint names.
+    fn transmit(&mut self, out: &Outgoing) {
+        let slot_index = match out.port {
+            Port::Transfer(id) => Some(id.0),
+            Port::Request => None,
+        };
+        let slot = slot_index.and_then(|i| Some((i, self.slots.get_mut(i)?.as_mut()?)));
+        let (fd, owner) = match &slot {
             Some((i, s)) => match &s.socket {
-                Some(sock) => {
-                    s.sends_inflight += 1;
-                    (sock.as_raw_fd(), Some((i, s.gen)))
-                }
+                Some(sock) => (sock.as_raw_fd(), Some((*i, s.gen))),
                 None => (self.listener.as_raw_fd(), None),
             },
             None => (self.listener.as_raw_fd(), None),
         };
-        let mut send = take_spare(&mut self.spare);
-        send.msg.set_bytes(peer, bytes);
-        send.owner = owner;
-        let sqe = park(&mut self.sends, &mut self.sends_free, send, fd);
-        self.push(&sqe)
+        let mut msgs = Vec::new();
+        let mut payload = None;
+        match out.what {
+            Transmit::Control { len } => {
+                let mut send = take_spare(&mut self.spare);
+                send.msg.set_bytes(out.peer, &self.scratch[..len]);
+                msgs.push(send);
+            }
+            Transmit::Window {
+                first,
+                count,
+                blksize,
+            } => {
+                let Some(transfer) = slot_index.and_then(|i| self.endpoint.transfer(Id(i))) else {
+                    return;
+                };
+                payload = Some(transfer.payload_source().clone());
+                let mut heads = [[0u8; 4]; udp::MAX_BLOCKS];
+                let (parts, n) = udp::window_parts(transfer, first, count, &mut heads);
+                let parts = &parts[..n];
+                // Copying: the whole window in one GSO message.
+                // Zero-copy: as many as the fragment limit needs.
+                let per_run = if self.gso { udp::MAX_BLOCKS } else { 1 };
+                let limit = if self.zc { self.zc_frags } else { usize::MAX };
+                for (from, to, fits) in window_runs(parts, limit, per_run, self.page) {
+                    let mut send = take_spare(&mut self.spare);
+                    let segment = (to - from > 1).then_some(blksize + 4);
+                    send.msg.set_parts(out.peer, &parts[from..to], segment);
+                    send.zc = self.zc && fits;
+                    msgs.push(send);
+                }
+            }
+        }
+        if let (Some((_, slot)), Some(_)) = (slot, owner) {
+            slot.sends_inflight += msgs.len() as u32;
+        }
+        for mut send in msgs {
+            send._payload = payload.clone();
+            send.owner = owner;
+            self.sqes
+                .push(park(&mut self.sends, &mut self.sends_free, send, fd));
+        }
+    }
+
+    /// A closing slot: cancels its receive, and once nothing of it is in
+    /// flight, closes its socket and gives its id back to the endpoint.
+    fn settle(&mut self, index: usize) {
+        let Some(Some(slot)) = self.slots.get_mut(index) else {
+            return;
+        };
+        if !slot.recv_inflight && slot.sends_inflight == 0 {
+            self.slots[index] = None;
+            self.endpoint.release(Id(index));
+        } else if slot.recv_inflight && !slot.cancelled {
+            slot.cancelled = true;
+            if let Some(s) = &slot.socket {
+                self.sqes.push(
+                    opcode::AsyncCancel2::new(
+                        types::CancelBuilder::fd(types::Fd(s.as_raw_fd())).all(),
+                    )
+                    .build()
+                    .user_data(user_data(CANCEL, index, slot.gen)),
+                );
+            }
+        }
     }
 
     fn recycle(&mut self, mut send: Box<Send>) {
@@ -654,21 +585,6 @@ impl Worker {
         if self.spare.len() < 256 {
             self.spare.push(send);
         }
-    }
-
-    fn fire_timers(&mut self, now: Instant) -> Result<(), Error> {
-        while let Some((index, at)) = self.timers.pop_due(now) {
-            let Some(Some(slot)) = self.slots.get_mut(index) else {
-                continue;
-            };
-            slot.armed.fired(at);
-            if slot.closing {
-                continue;
-            }
-            slot.transfer.handle_timeout(now);
-            self.drive(index, now)?;
-        }
-        Ok(())
     }
 }
 

@@ -3,24 +3,38 @@
 //! whether to answer); policy.rs picks the boot answer, reply.rs writes the
 //! replies and where they go, subnet.rs holds the pools' arithmetic.
 //!
-//! [`Engine::handle`] takes one received datagram, where it arrived and `now`
-//! (unix seconds: leases outlive the process, so they are kept in wall time) and
-//! writes at most one reply with where it must go ([`Dest`], RFC 2131 §4.1).
+//! The contract is every engine's: [`Engine::handle`] takes `now`, one received
+//! datagram and where it arrived ([`Input`], parsed once into a [`Request`]),
+//! and writes at most one reply with where it must go ([`Dest`], RFC 2131 §4.1);
+//! an `Err` is why nothing of its own was sent (error.rs maps it to a NAK or to
+//! silence, and names its counter). Held offers expire by the engine's timer
+//! ([`Engine::poll_timeout`], [`Engine::handle_timeout`]). Time is the
+//! monotonic `Instant` of the other engines; leases outlive the process, so the
+//! table keeps unix seconds, derived from the wall clock read once at start plus
+//! the monotonic time since (a clock step while serving moves no lease).
 //! Lease changes are queued as journal records in the table; the backend makes
 //! them durable ([`Engine::take_journal`]) before it sends the replies.
 
+mod error;
 pub mod policy;
+mod pool;
 mod reply;
+mod request;
 mod subnet;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::lease::{Entry, Lease, Table};
-use crate::wire::dhcp::{code, MessageType, Options, Packet, PXE_PORT, SERVER_PORT};
+use crate::lease::{Lease, Table};
+use crate::wire::dhcp::{code, Chaddr, MessageType, PXE_PORT, SERVER_PORT};
+pub use error::Error;
 use policy::{Action, Rule};
+pub use request::Request;
 pub use subnet::{Host, Subnet};
 
 /// Full server or proxy.
@@ -40,10 +54,10 @@ pub struct Settings {
     pub mode: Mode,
     /// NAK requests for addresses this server does not know, on its subnets.
     pub authoritative: bool,
-    /// How long an offered address stays reserved for its client, seconds.
-    pub offer_secs: u64,
-    /// How long a declined address stays out of use, seconds.
-    pub decline_secs: u64,
+    /// How long an offered address stays reserved for its client.
+    pub offer: Duration,
+    /// How long a declined address stays out of use.
+    pub decline: Duration,
     /// Subnets (server mode).
     pub subnets: Vec<Subnet>,
     /// Reservations.
@@ -63,8 +77,8 @@ impl Default for Settings {
         Self {
             mode: Mode::Server,
             authoritative: true,
-            offer_secs: 30,
-            decline_secs: 600,
+            offer: Duration::from_secs(30),
+            decline: Duration::from_secs(600),
             subnets: Vec::new(),
             hosts: Vec::new(),
             rules: policy::defaults(),
@@ -116,22 +130,23 @@ pub struct Reply {
     pub kind: MessageType,
     /// The address given (unspecified for NAK, INFORM and proxy answers).
     pub ip: Ipv4Addr,
+    /// The client's hardware address, for the log.
+    pub chaddr: Chaddr,
 }
 
-/// What became of one datagram.
+/// What the engine did with a message it handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Send this.
     Reply(Reply),
-    /// Understood, no reply due (a RELEASE, a DECLINE, a REQUEST for another
-    /// server, a client this mode does not serve); the reason names it.
-    Quiet(&'static str),
-    /// Not a usable message (counted and dropped); the reason names it.
-    Dropped(&'static str),
     /// Before offering this address, find out whether something already uses
     /// it (an ICMP echo); report with [`Engine::probe_result`]. The address is
     /// held meanwhile, and the client's retransmissions wait for the result.
     Probe(Ipv4Addr),
+    /// A RELEASE freed the client's lease.
+    Released,
+    /// A DECLINE put the address out of use for `Settings::decline`.
+    Declined,
 }
 
 /// Counts of what the engine did, for logs and metrics.
@@ -145,9 +160,9 @@ pub struct Counters {
     pub acks: u64,
     /// NAKs written.
     pub naks: u64,
-    /// Messages answered by no reply, by reason.
+    /// Messages answered by no reply, by [`Error::kind`].
     pub quiet: HashMap<&'static str, u64>,
-    /// Datagrams dropped, by reason.
+    /// Datagrams dropped as unusable, by [`Error::kind`].
     pub dropped: HashMap<&'static str, u64>,
     /// Addresses found in use by a probe (then quarantined like a DECLINE).
     pub conflicts: u64,
@@ -156,13 +171,12 @@ pub struct Counters {
 #[derive(Debug, Clone, Copy)]
 struct Offer {
     ip: Ipv4Addr,
-    until: u64,
+    expires_at: Instant,
 }
 
 /// A DISCOVER waiting for the probe of the address it is to be offered.
 #[derive(Debug)]
 struct Probing {
-    client: Box<[u8]>,
     datagram: Box<[u8]>,
     server: Ipv4Addr,
     peer: SocketAddrV4,
@@ -173,24 +187,30 @@ struct Probing {
 pub struct Engine {
     settings: Settings,
     table: Table,
-    offers: HashMap<Box<[u8]>, Offer>,
-    offered: HashMap<Ipv4Addr, Box<[u8]>>,
+    offers: HashMap<Arc<[u8]>, Offer>,
+    offered: HashMap<Ipv4Addr, Arc<[u8]>>,
+    /// Offer deadlines, earliest first; an entry whose offer moved or went is
+    /// skipped (or re-armed) when it fires.
+    expiry: BinaryHeap<Reverse<(Instant, Arc<[u8]>)>>,
     reserved: HashMap<Ipv4Addr, [u8; 6]>,
     cursors: Vec<u64>,
     probing: HashMap<Ipv4Addr, Probing>,
     counters: Counters,
+    /// The wall clock at `epoch`, for lease times.
+    epoch: Instant,
+    epoch_unix: u64,
 }
 
 /// The decided boot answer for one request.
 struct Boot<'a> {
     rule: &'a Rule,
     action: &'a Action,
-    file: Option<String>,
 }
 
 impl Engine {
-    /// An engine over `table` (replayed from the journal).
-    pub fn new(settings: Settings, table: Table) -> Self {
+    /// An engine over `table` (replayed from the journal), started at `now`,
+    /// when the wall clock read `unix` seconds.
+    pub fn new(settings: Settings, table: Table, now: Instant, unix: u64) -> Self {
         let reserved = settings
             .hosts
             .iter()
@@ -202,10 +222,13 @@ impl Engine {
             table,
             offers: HashMap::new(),
             offered: HashMap::new(),
+            expiry: BinaryHeap::new(),
             reserved,
             cursors,
             probing: HashMap::new(),
             counters: Counters::default(),
+            epoch: now,
+            epoch_unix: unix,
         }
     }
 
@@ -224,6 +247,11 @@ impl Engine {
         &self.counters
     }
 
+    /// Unix seconds at `now`, for lease times.
+    pub fn unix(&self, now: Instant) -> u64 {
+        self.epoch_unix + now.saturating_duration_since(self.epoch).as_secs()
+    }
+
     /// Journal records queued since the last call; write and sync them before
     /// sending the replies of the batch.
     pub fn take_journal(&mut self) -> Vec<u8> {
@@ -235,43 +263,84 @@ impl Engine {
         self.table.restore_pending(bytes);
     }
 
-    /// Handles one datagram at `now` (unix seconds), writing any reply into `out`.
-    pub fn handle(&mut self, input: &Input<'_>, now: u64, out: &mut [u8]) -> Outcome {
+    /// Handles one datagram at `now`, writing any reply into `out`.
+    ///
+    /// # Errors
+    /// Why nothing of its own was sent (a NAK is a reply, not an error):
+    /// count it under `e.kind()`, as dropped when `e.is_drop()`.
+    pub fn handle(
+        &mut self,
+        now: Instant,
+        input: Input<'_>,
+        out: &mut [u8],
+    ) -> Result<Outcome, Error> {
         self.counters.received += 1;
-        if self.counters.received % 4096 == 0 {
-            self.expire_offers(now);
-        }
-        let outcome = self.dispatch(input, now, out);
+        let outcome = Request::parse(input).and_then(|r| self.dispatch(now, &r, out));
         self.count(outcome)
+    }
+
+    /// Expires the offers due at `now`: their addresses may be offered again.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, client))) = self.expiry.peek() {
+            if *at > now {
+                break;
+            }
+            let client = Arc::clone(client);
+            self.expiry.pop();
+            match self.offers.get(&*client) {
+                // Renewed by a later DISCOVER: wait for its new deadline.
+                Some(o) if o.expires_at > now => self.expiry.push(Reverse((o.expires_at, client))),
+                Some(o) => {
+                    let ip = o.ip;
+                    self.offers.remove(&*client);
+                    if self.offered.get(&ip).is_some_and(|c| **c == *client) {
+                        self.offered.remove(&ip);
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// When [`Self::handle_timeout`] is next due: the earliest offer deadline.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.expiry.peek().map(|Reverse((at, _))| *at)
     }
 
     /// Reports the probe of `ip` asked for by [`Outcome::Probe`]: `in_use` when
     /// something answered. A free address is offered (the reply is written into
-    /// `out`); one in use is quarantined for `decline_secs` and the client's
-    /// DISCOVER is answered again with another address, which may be probed in
-    /// turn.
+    /// `out`); one in use is quarantined for `Settings::decline` and the
+    /// client's DISCOVER is answered again with another address, which may be
+    /// probed in turn.
+    ///
+    /// # Errors
+    /// As for [`Self::handle`].
     pub fn probe_result(
         &mut self,
+        now: Instant,
         ip: Ipv4Addr,
         in_use: bool,
-        now: u64,
         out: &mut [u8],
-    ) -> Outcome {
+    ) -> Result<Outcome, Error> {
         let Some(waiting) = self.probing.remove(&ip) else {
-            return self.count(Outcome::Quiet("no probe for this address"));
+            return self.count(Err(Error::NoProbe));
         };
-        if in_use {
-            self.counters.conflicts += 1;
-            self.drop_offer(&waiting.client);
-            self.table.decline(ip, now + self.settings.decline_secs);
-        }
         let input = Input {
             bytes: &waiting.datagram,
             server: waiting.server,
             port: SERVER_PORT,
             peer: waiting.peer,
         };
-        let outcome = self.dispatch(&input, now, out);
+        let outcome = Request::parse(input).and_then(|r| {
+            if in_use {
+                self.counters.conflicts += 1;
+                self.drop_offer(r.client.as_bytes());
+                let until = self.unix(now) + self.settings.decline.as_secs();
+                self.table.decline(ip, until);
+            }
+            self.dispatch(now, &r, out)
+        });
         self.count(outcome)
     }
 
@@ -280,346 +349,206 @@ impl Engine {
         self.probing.len()
     }
 
-    fn count(&mut self, outcome: Outcome) -> Outcome {
-        match outcome {
-            Outcome::Reply(r) => match r.kind {
+    fn count(&mut self, outcome: Result<Outcome, Error>) -> Result<Outcome, Error> {
+        match &outcome {
+            Ok(Outcome::Reply(r)) => match r.kind {
                 MessageType::Offer => self.counters.offers += 1,
                 MessageType::Nak => self.counters.naks += 1,
                 _ => self.counters.acks += 1,
             },
-            Outcome::Quiet(why) => *self.counters.quiet.entry(why).or_default() += 1,
-            Outcome::Dropped(why) => *self.counters.dropped.entry(why).or_default() += 1,
-            Outcome::Probe(_) => {}
+            Ok(_) => {}
+            Err(e) if e.is_drop() => *self.counters.dropped.entry(e.kind()).or_default() += 1,
+            Err(e) => *self.counters.quiet.entry(e.kind()).or_default() += 1,
         }
         outcome
     }
 
-    fn dispatch(&mut self, input: &Input<'_>, now: u64, out: &mut [u8]) -> Outcome {
-        match Packet::new_checked(input.bytes) {
-            Err(e) => Outcome::Dropped(e.kind()),
-            Ok(p) if p.op() != 1 => Outcome::Dropped("not a request"),
-            Ok(p) => match p.options() {
-                Err(e) => Outcome::Dropped(e.kind()),
-                Ok(o) => match o.message_type() {
-                    None => Outcome::Quiet("BOOTP without DHCP message type"),
-                    Some(t) => match self.settings.mode {
-                        Mode::Server => self.server(&p, &o, t, input, now, out),
-                        Mode::Proxy => self.proxy(&p, &o, t, input, out),
-                    },
-                },
+    /// The answer to `r`; an error the client must hear of becomes a NAK here.
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        r: &Request<'_>,
+        out: &mut [u8],
+    ) -> Result<Outcome, Error> {
+        let result = match self.settings.mode {
+            Mode::Server => self.server(now, r, out),
+            Mode::Proxy => self.proxy(r, out),
+        };
+        match result {
+            Err(e) => match e.nak() {
+                Some(why) => self.nak(r, why, out),
+                None => Err(e),
             },
+            ok => ok,
         }
     }
 
-    fn server(
-        &mut self,
-        p: &Packet<'_>,
-        o: &Options<'_>,
-        t: MessageType,
-        input: &Input<'_>,
-        now: u64,
-        out: &mut [u8],
-    ) -> Outcome {
-        if input.port == PXE_PORT {
-            return Outcome::Quiet("port 4011 in server mode");
+    fn server(&mut self, now: Instant, r: &Request<'_>, out: &mut [u8]) -> Result<Outcome, Error> {
+        if r.input.port == PXE_PORT {
+            return Err(Error::PxePortInServerMode);
         }
-        let Some(subnet) = self.subnet_of(p, input) else {
-            return Outcome::Quiet("no subnet for this client");
-        };
-        let client = client_key(p, o);
-        let requested = o.ip(code::REQUESTED_IP);
-        match t {
+        let subnet = self.subnet_of(r).ok_or(Error::NoSubnet)?;
+        let client = r.client.as_bytes();
+        let requested = r.options.ip(code::REQUESTED_IP);
+        let mac = r.packet.mac();
+        match r.kind {
             MessageType::Discover => {
-                let held = self.offers.get(&client).copied().filter(|x| x.until > now);
+                let held = self
+                    .offers
+                    .get(client)
+                    .copied()
+                    .filter(|x| x.expires_at > now);
                 if held.is_some_and(|x| self.probing.contains_key(&x.ip)) {
-                    return Outcome::Quiet("probe of its address in progress");
+                    return Err(Error::ProbeInProgress);
                 }
-                let Some(ip) = self.choose(subnet, &client, p.mac(), requested, now) else {
-                    return Outcome::Quiet("pool exhausted");
-                };
+                let ip = self
+                    .choose(now, subnet, client, mac, requested)
+                    .ok_or(Error::PoolExhausted)?;
                 // Probed once already, or the client's own: no second probe.
                 let known = held.is_some_and(|x| x.ip == ip)
-                    || self.table.of_client(&client).is_some_and(|l| l.ip == ip)
-                    || self.reservation_for(p.mac()) == Some(ip);
-                if let Some(old) = self.offers.insert(
-                    client.clone(),
-                    Offer {
-                        ip,
-                        until: now + self.settings.offer_secs,
-                    },
-                ) {
-                    if old.ip != ip {
-                        self.offered.remove(&old.ip);
-                    }
-                }
-                self.offered.insert(ip, client.clone());
+                    || self.table.of_client(client).is_some_and(|l| l.ip == ip)
+                    || self.reservation_for(mac) == Some(ip);
+                self.hold(now, client, ip);
                 if self.settings.probe && !known {
                     self.probing.insert(
                         ip,
                         Probing {
-                            client,
-                            datagram: input.bytes.into(),
-                            server: input.server,
-                            peer: input.peer,
+                            datagram: r.input.bytes.into(),
+                            server: r.input.server,
+                            peer: r.input.peer,
                         },
                     );
-                    return Outcome::Probe(ip);
+                    return Ok(Outcome::Probe(ip));
                 }
-                self.answer(p, o, input, subnet, MessageType::Offer, ip, out)
+                self.answer(r, subnet, MessageType::Offer, ip, out)
             }
-            MessageType::Request => self.request(p, o, input, subnet, client, requested, now, out),
+            MessageType::Request => self.request(now, r, subnet, requested, out),
             MessageType::Decline => {
-                let Some(ip) = requested else {
-                    return Outcome::Dropped("DECLINE without an address");
-                };
-                let ours = self.table.of_client(&client).is_some_and(|l| l.ip == ip)
-                    || self.offers.get(&client).is_some_and(|x| x.ip == ip);
+                let ip = requested.ok_or(Error::NoAddress("DECLINE"))?;
+                let ours = self.table.of_client(client).is_some_and(|l| l.ip == ip)
+                    || self.offers.get(client).is_some_and(|x| x.ip == ip);
                 if !ours {
-                    return Outcome::Quiet("DECLINE of an address not given to this client");
+                    return Err(Error::DeclineNotOurs);
                 }
-                self.drop_offer(&client);
-                self.table.decline(ip, now + self.settings.decline_secs);
-                Outcome::Quiet("declined")
+                self.drop_offer(client);
+                let until = self.unix(now) + self.settings.decline.as_secs();
+                self.table.decline(ip, until);
+                Ok(Outcome::Declined)
             }
             MessageType::Release => {
-                let ip = p.ciaddr();
-                if self.table.of_client(&client).is_some_and(|l| l.ip == ip) {
-                    self.table.free(ip);
-                    self.rewind(ip);
-                    Outcome::Quiet("released")
-                } else {
-                    Outcome::Quiet("RELEASE of an address not leased to this client")
+                let ip = r.packet.ciaddr();
+                if self.table.of_client(client).is_none_or(|l| l.ip != ip) {
+                    return Err(Error::ReleaseNotOurs);
                 }
+                self.table.free(ip);
+                self.rewind(ip);
+                Ok(Outcome::Released)
             }
-            MessageType::Inform => self.answer(
-                p,
-                o,
-                input,
-                subnet,
-                MessageType::Ack,
-                Ipv4Addr::UNSPECIFIED,
-                out,
-            ),
-            _ => Outcome::Dropped("server message from a client"),
+            MessageType::Inform => {
+                self.answer(r, subnet, MessageType::Ack, Ipv4Addr::UNSPECIFIED, out)
+            }
+            _ => Err(Error::ServerMessage),
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn request(
         &mut self,
-        p: &Packet<'_>,
-        o: &Options<'_>,
-        input: &Input<'_>,
+        now: Instant,
+        r: &Request<'_>,
         subnet: usize,
-        client: Box<[u8]>,
         requested: Option<Ipv4Addr>,
-        now: u64,
         out: &mut [u8],
-    ) -> Outcome {
-        let ciaddr = p.ciaddr();
+    ) -> Result<Outcome, Error> {
+        let client = r.client.as_bytes();
+        let unix = self.unix(now);
+        let ciaddr = r.packet.ciaddr();
+        let mac = r.packet.mac();
         let held = self
             .table
-            .of_client(&client)
+            .of_client(client)
             .map(|l| l.ip)
-            .filter(|ip| self.table.is_free_for(*ip, &client, now));
-        let ip = if let Some(server_id) = o.ip(code::SERVER_ID) {
+            .filter(|ip| self.table.is_free_for(*ip, client, unix));
+        let ip = if let Some(server_id) = r.options.ip(code::SERVER_ID) {
             // SELECTING: the client picked one OFFER among several.
-            if server_id != input.server {
-                self.drop_offer(&client);
-                return Outcome::Quiet("client chose another server");
+            if server_id != r.input.server {
+                self.drop_offer(client);
+                return Err(Error::OtherServer);
             }
-            let offered = self.offers.get(&client).map(|x| x.ip);
+            let offered = self.offers.get(client).map(|x| x.ip);
             match requested {
                 Some(ip) if offered == Some(ip) || held == Some(ip) => ip,
-                _ => return self.nak(p, o, input, "requested address was not offered", out),
+                _ => return Err(Error::NotOffered),
             }
         } else if ciaddr.is_unspecified() {
             // INIT-REBOOT: a client that remembers its address.
-            let Some(ip) = requested else {
-                return Outcome::Dropped("REQUEST without an address");
-            };
+            let ip = requested.ok_or(Error::NoAddress("REQUEST"))?;
             if !self.settings.subnets[subnet].contains(ip) {
-                return self.nak(p, o, input, "address not on this network", out);
+                return Err(Error::NotOnNetwork);
             }
             if held != Some(ip) {
-                let usable = self.usable(subnet, ip, &client, p.mac(), now)
-                    || self.reservation_for(p.mac()) == Some(ip);
+                let usable = self.usable(now, subnet, ip, client, mac)
+                    || self.reservation_for(mac) == Some(ip);
                 if !self.settings.authoritative {
-                    return Outcome::Quiet("no record of this client (not authoritative)");
+                    return Err(Error::NoRecord);
                 }
                 if !usable {
-                    return self.nak(p, o, input, "address not available", out);
+                    return Err(Error::Unavailable);
                 }
             }
             ip
         } else {
             // RENEWING (unicast) or REBINDING (broadcast).
             if held != Some(ciaddr) {
-                return if self.settings.authoritative
-                    && self.settings.subnets[subnet].contains(ciaddr)
-                {
-                    self.nak(p, o, input, "no lease for this address", out)
+                let ours =
+                    self.settings.authoritative && self.settings.subnets[subnet].contains(ciaddr);
+                return Err(if ours {
+                    Error::NoLease
                 } else {
-                    Outcome::Quiet("no lease for this address")
-                };
+                    Error::NoLeaseElsewhere
+                });
             }
             ciaddr
         };
         let lease_secs = self.settings.subnets[subnet].lease_secs;
-        let hostname = self
-            .host_of(p.mac())
-            .and_then(|h| h.hostname.clone())
-            .or_else(|| {
-                o.get(code::HOSTNAME)
-                    .and_then(|h| String::from_utf8(h.into_owned()).ok())
-            })
-            .unwrap_or_default();
+        let hostname: Box<str> = match self.host_of(mac).and_then(|h| h.hostname.as_deref()) {
+            Some(name) => name.into(),
+            None => r
+                .options
+                .get(code::HOSTNAME)
+                .and_then(|h| std::str::from_utf8(&h).ok().map(Box::from))
+                .unwrap_or_default(),
+        };
         // The offer becomes the lease (an offer of another address is given back).
-        match self.offers.get(&client) {
+        match self.offers.get(client) {
             Some(o) if o.ip == ip => {
-                self.offers.remove(&client);
+                self.offers.remove(client);
                 self.offered.remove(&ip);
             }
-            _ => self.drop_offer(&client),
+            _ => self.drop_offer(client),
         }
         self.table.bind(Lease {
             ip,
-            client,
-            hw: p.chaddr().into(),
-            hostname: hostname.into(),
-            expires: now + u64::from(lease_secs),
+            client: client.into(),
+            hw: r.packet.chaddr().into(),
+            hostname,
+            expires: unix + u64::from(lease_secs),
         });
-        self.answer(p, o, input, subnet, MessageType::Ack, ip, out)
+        self.answer(r, subnet, MessageType::Ack, ip, out)
     }
 
-    /// The subnet a request belongs to: the relay's, else the client's current
-    /// address's, else the receiving interface's.
-    fn subnet_of(&self, p: &Packet<'_>, input: &Input<'_>) -> Option<usize> {
+    /// The subnet a request belongs to: the relay's, else the receiving
+    /// interface's.
+    fn subnet_of(&self, r: &Request<'_>) -> Option<usize> {
         let find = |ip: Ipv4Addr| self.settings.subnets.iter().position(|s| s.contains(ip));
-        if !p.giaddr().is_unspecified() {
-            return find(p.giaddr());
+        let giaddr = r.packet.giaddr();
+        if !giaddr.is_unspecified() {
+            return find(giaddr);
         }
-        find(input.server)
-    }
-
-    fn host_of(&self, mac: Option<[u8; 6]>) -> Option<&Host> {
-        let mac = mac?;
-        self.settings.hosts.iter().find(|h| h.mac == mac)
-    }
-
-    fn reservation_for(&self, mac: Option<[u8; 6]>) -> Option<Ipv4Addr> {
-        self.host_of(mac)?.ip
-    }
-
-    /// Whether `ip` may be offered to `client` now.
-    fn usable(
-        &self,
-        subnet: usize,
-        ip: Ipv4Addr,
-        client: &[u8],
-        mac: Option<[u8; 6]>,
-        now: u64,
-    ) -> bool {
-        let s = &self.settings.subnets[subnet];
-        s.in_ranges(ip)
-            && ip != s.network
-            && ip != s.broadcast()
-            && !s.exclude.contains(&ip)
-            && self.reserved.get(&ip).is_none_or(|m| Some(*m) == mac)
-            && self.table.is_free_for(ip, client, now)
-            && self
-                .offered
-                .get(&ip)
-                .is_none_or(|c| **c == *client || self.offers.get(c).is_none_or(|o| o.until <= now))
-    }
-
-    /// The address to offer: the reservation, the outstanding offer, the
-    /// client's last lease, the address it asks for, else the next free one in
-    /// order.
-    fn choose(
-        &mut self,
-        subnet: usize,
-        client: &[u8],
-        mac: Option<[u8; 6]>,
-        requested: Option<Ipv4Addr>,
-        now: u64,
-    ) -> Option<Ipv4Addr> {
-        if let Some(ip) = self.reservation_for(mac) {
-            if self.settings.subnets[subnet].contains(ip) {
-                return Some(ip);
-            }
-        }
-        let offered = self
-            .offers
-            .get(client)
-            .filter(|o| o.until > now)
-            .map(|o| o.ip);
-        let held = self.table.of_client(client).map(|l| l.ip);
-        for ip in [offered, held, requested].into_iter().flatten() {
-            if self.usable(subnet, ip, client, mac, now) {
-                return Some(ip);
-            }
-        }
-        let size = self.settings.subnets[subnet].size();
-        let start = self.cursors[subnet];
-        // First pass, in order from the cursor: addresses no other client ever
-        // held. Second pass: expired leases of other clients.
-        let fresh =
-            |ip| !matches!(self.table.get(ip), Some(Entry::Bound(l)) if *l.client != *client);
-        for step in 0..size {
-            let i = (start + step) % size;
-            let ip = self.settings.subnets[subnet].nth(i)?;
-            if fresh(ip) && self.usable(subnet, ip, client, mac, now) {
-                self.cursors[subnet] = (i + 1) % size;
-                return Some(ip);
-            }
-        }
-        (0..size)
-            .filter_map(|i| self.settings.subnets[subnet].nth(i))
-            .find(|ip| self.usable(subnet, *ip, client, mac, now))
-    }
-
-    fn drop_offer(&mut self, client: &[u8]) {
-        if let Some(o) = self.offers.remove(client) {
-            if self.offered.get(&o.ip).is_some_and(|c| **c == *client) {
-                self.offered.remove(&o.ip);
-                self.rewind(o.ip);
-            }
-        }
-    }
-
-    /// Moves the allocation cursor back to `ip` when it became free below it,
-    /// so that the pool stays packed from its start.
-    fn rewind(&mut self, ip: Ipv4Addr) {
-        for (s, cursor) in self.settings.subnets.iter().zip(&mut self.cursors) {
-            if let Some(i) = s.index(ip) {
-                *cursor = (*cursor).min(i);
-            }
-        }
-    }
-
-    fn expire_offers(&mut self, now: u64) {
-        self.offers.retain(|_, o| o.until > now);
-        let offers = &self.offers;
-        self.offered
-            .retain(|ip, c| offers.get(c).is_some_and(|o| o.ip == *ip));
+        find(r.input.server)
     }
 
     /// Outstanding offers (not yet expired at `now`).
-    pub fn offers(&self, now: u64) -> usize {
-        self.offers.values().filter(|o| o.until > now).count()
-    }
-}
-
-/// The client's identity: option 61 when sent, else htype + chaddr. An option
-/// 61 that is just htype + chaddr (what EDK2 sends) names the hardware address
-/// too: iPXE and the installer on the same NIC send none, and must find the
-/// same lease, as they do with dnsmasq (one address per machine, not three).
-fn client_key(p: &Packet<'_>, o: &Options<'_>) -> Box<[u8]> {
-    let hardware = || [&[1u8, p.htype()][..], p.chaddr()].concat().into();
-    match o.get(code::CLIENT_ID) {
-        Some(id) if id.first() == Some(&p.htype()) && id.get(1..) == Some(p.chaddr()) => hardware(),
-        Some(id) if !id.is_empty() => [&[0u8][..], &id].concat().into(),
-        _ => hardware(),
+    pub fn offers(&self, now: Instant) -> usize {
+        self.offers.values().filter(|o| o.expires_at > now).count()
     }
 }

@@ -285,6 +285,55 @@ pub fn missing_files(rules: &[Rule], have: impl Fn(&str) -> bool) -> Vec<(String
     out
 }
 
+/// `template` with `{server}`, `{http}` and `{mac}` filled in, written into
+/// `buf` without allocating; the length, or `None` when it does not fit.
+pub fn render_into(
+    template: &str,
+    server: Ipv4Addr,
+    http_port: u16,
+    mac: &[u8],
+    buf: &mut [u8],
+) -> Option<usize> {
+    use std::io::Write;
+    let mut w = std::io::Cursor::new(buf);
+    let mut rest = template;
+    while let Some(at) = rest.find('{') {
+        w.write_all(&rest.as_bytes()[..at]).ok()?;
+        rest = &rest[at..];
+        let filled = if let Some(r) = rest.strip_prefix("{server}") {
+            write!(w, "{server}").ok()?;
+            r
+        } else if let Some(r) = rest.strip_prefix("{http}") {
+            if http_port == 80 {
+                write!(w, "{server}").ok()?;
+            } else {
+                write!(w, "{server}:{http_port}").ok()?;
+            }
+            r
+        } else if let Some(r) = rest.strip_prefix("{mac}") {
+            for (i, b) in mac.iter().enumerate() {
+                let sep = if i > 0 { ":" } else { "" };
+                write!(w, "{sep}{b:02x}").ok()?;
+            }
+            r
+        } else {
+            w.write_all(b"{").ok()?;
+            &rest[1..]
+        };
+        rest = filled;
+    }
+    w.write_all(rest.as_bytes()).ok()?;
+    usize::try_from(w.position()).ok()
+}
+
+/// `ip` in dotted form into `buf` (15 bytes suffice); its length.
+pub fn ip_text(ip: Ipv4Addr, buf: &mut [u8; 15]) -> usize {
+    use std::io::Write;
+    let mut w = std::io::Cursor::new(&mut buf[..]);
+    let _ = write!(w, "{ip}");
+    w.position() as usize
+}
+
 /// `template` with `{server}`, `{http}` and `{mac}` filled in.
 pub fn render(template: &str, server: Ipv4Addr, http_port: u16, mac: &[u8]) -> String {
     if !template.contains('{') {

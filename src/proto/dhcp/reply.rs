@@ -5,32 +5,24 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use super::policy::{self, Facts};
-use super::{Boot, Dest, Engine, Input, Mode, Outcome, Reply};
+use super::{Boot, Dest, Engine, Error, Mode, Outcome, Reply, Request};
 use crate::wire::dhcp::{
-    self, code, ipxe, MessageType, Options, Packet, Writer, CLIENT_PORT, PXE_PORT, SERVER_PORT,
+    self, code, ipxe, MessageType, Packet, Writer, CLIENT_PORT, PXE_PORT, SERVER_PORT,
 };
 
 impl Engine {
-    pub(super) fn proxy(
-        &mut self,
-        p: &Packet<'_>,
-        o: &Options<'_>,
-        t: MessageType,
-        input: &Input<'_>,
-        out: &mut [u8],
-    ) -> Outcome {
+    pub(super) fn proxy(&mut self, r: &Request<'_>, out: &mut [u8]) -> Result<Outcome, Error> {
+        let (p, o, input) = (&r.packet, &r.options, &r.input);
         let facts = Facts::of(o, p.chaddr(), p.giaddr());
         if !facts.is_pxe() {
-            return Outcome::Quiet("not a PXE client (proxy mode)");
+            return Err(Error::NotPxe);
         }
-        let kind = match (t, input.port) {
+        let kind = match (r.kind, input.port) {
             (MessageType::Discover, SERVER_PORT) => MessageType::Offer,
             (MessageType::Request | MessageType::Inform, PXE_PORT) => MessageType::Ack,
-            _ => return Outcome::Quiet("proxy mode answers DISCOVER and port-4011 REQUEST"),
+            _ => return Err(Error::ProxyMessage),
         };
-        let Some(boot) = self.boot(&facts, input.server) else {
-            return Outcome::Quiet("no boot rule for this client");
-        };
+        let boot = self.boot(&facts).ok_or(Error::NoBootRule)?;
         let result = (|| -> Result<usize, crate::wire::Error> {
             let mut w = Writer::reply(out, p)?;
             w.message_type(kind)?;
@@ -46,57 +38,62 @@ impl Engine {
             if let Some(uuid) = o.get(code::UUID) {
                 w.option(code::UUID, &uuid)?;
             }
-            self.write_boot(&mut w, o, &facts, &boot, input.server)?;
+            self.write_boot(&mut w, r, &facts, &boot)?;
             if let Some(r) = o.get(code::RELAY_AGENT) {
                 w.option(code::RELAY_AGENT, &r)?;
             }
             w.finish()
         })();
-        let Ok(len) = result else {
-            return Outcome::Dropped("reply too large");
-        };
+        let len = result.map_err(|_| Error::ReplyTooLarge)?;
         let to = if input.port == PXE_PORT {
             Dest::Unicast(input.peer)
         } else {
             destination(p, MessageType::Offer, Ipv4Addr::UNSPECIFIED)
         };
-        Outcome::Reply(Reply {
+        Ok(Outcome::Reply(Reply {
             len,
             to,
             kind,
             ip: Ipv4Addr::UNSPECIFIED,
-        })
+            chaddr: p.hw(),
+        }))
     }
 
-    fn boot(&self, facts: &Facts<'_>, server: Ipv4Addr) -> Option<Boot<'_>> {
+    fn boot(&self, facts: &Facts<'_>) -> Option<Boot<'_>> {
         let (rule, action) = policy::decide(&self.settings.rules, facts)?;
-        let file = action
-            .file
-            .as_deref()
-            .map(|f| policy::render(f, server, self.settings.http_port, facts.mac));
-        Some(Boot { rule, action, file })
+        Some(Boot { rule, action })
     }
 
     fn write_boot(
         &self,
         w: &mut Writer<'_>,
-        o: &Options<'_>,
+        r: &Request<'_>,
         facts: &Facts<'_>,
         boot: &Boot<'_>,
-        server: Ipv4Addr,
     ) -> Result<(), crate::wire::Error> {
+        let (o, server) = (&r.options, r.input.server);
         let asked = |c: u8| o.get(code::PARAMS).is_some_and(|l| l.contains(&c));
-        if let Some(file) = &boot.file {
-            let url = file.starts_with("http://") || file.starts_with("https://");
-            let in_field = w.file(file.as_bytes());
+        // Rendered on the stack: a boot file name fits an option (255 bytes).
+        let mut rendered = [0u8; 255];
+        let file = boot.action.file.as_deref().map(|f| {
+            policy::render_into(f, server, self.settings.http_port, facts.mac, &mut rendered)
+        });
+        if let Some(file) = file {
+            let file = &rendered[..file.ok_or(crate::wire::Error::Malformed(
+                "boot file name over 255 bytes",
+            ))?];
+            let url = file.starts_with(b"http://") || file.starts_with(b"https://");
+            let in_field = w.file(file);
             if !in_field || asked(code::BOOTFILE) || url {
-                w.option(code::BOOTFILE, file.as_bytes())?;
+                w.option(code::BOOTFILE, file)?;
             }
             if !url {
                 let next = boot.action.next_server.unwrap_or(server);
                 w.siaddr(next);
                 if asked(code::TFTP_SERVER) {
-                    w.option(code::TFTP_SERVER, next.to_string().as_bytes())?;
+                    let mut text = [0u8; 15];
+                    let n = policy::ip_text(next, &mut text);
+                    w.option(code::TFTP_SERVER, &text[..n])?;
                 }
             } else {
                 w.siaddr(server);
@@ -112,24 +109,22 @@ impl Engine {
         for (c, v) in &boot.action.options {
             w.option(*c, v)?;
         }
-        tracing::debug!(rule = %boot.rule.name, file = ?boot.file, "boot policy");
+        tracing::debug!(rule = %boot.rule.name, "boot policy");
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn answer(
         &mut self,
-        p: &Packet<'_>,
-        o: &Options<'_>,
-        input: &Input<'_>,
+        r: &Request<'_>,
         subnet: usize,
         kind: MessageType,
         ip: Ipv4Addr,
         out: &mut [u8],
-    ) -> Outcome {
+    ) -> Result<Outcome, Error> {
+        let (p, o, input) = (&r.packet, &r.options, &r.input);
         let inform = ip.is_unspecified();
         let facts = Facts::of(o, p.chaddr(), p.giaddr());
-        let boot = self.boot(&facts, input.server);
+        let boot = self.boot(&facts);
         let s = &self.settings.subnets[subnet];
         let host = self.host_of(p.mac());
         let result = (|| -> Result<usize, crate::wire::Error> {
@@ -167,7 +162,7 @@ impl Engine {
                 w.option(code::HOSTNAME, name.as_bytes())?;
             }
             if let Some(b) = &boot {
-                self.write_boot(&mut w, o, &facts, b, input.server)?;
+                self.write_boot(&mut w, r, &facts, b)?;
             }
             for (c, v) in s.options.iter().chain(host.map_or(&[][..], |h| &h.options)) {
                 w.option(*c, v)?;
@@ -177,25 +172,28 @@ impl Engine {
             }
             w.finish()
         })();
-        let Ok(len) = result else {
-            return Outcome::Dropped("reply too large");
-        };
+        let len = result.map_err(|_| Error::ReplyTooLarge)?;
         let to = if inform && p.giaddr().is_unspecified() && !p.ciaddr().is_unspecified() {
             Dest::Unicast(SocketAddrV4::new(p.ciaddr(), CLIENT_PORT))
         } else {
             destination(p, kind, ip)
         };
-        Outcome::Reply(Reply { len, to, kind, ip })
+        Ok(Outcome::Reply(Reply {
+            len,
+            to,
+            kind,
+            ip,
+            chaddr: p.hw(),
+        }))
     }
 
     pub(super) fn nak(
         &mut self,
-        p: &Packet<'_>,
-        o: &Options<'_>,
-        input: &Input<'_>,
+        r: &Request<'_>,
         why: &'static str,
         out: &mut [u8],
-    ) -> Outcome {
+    ) -> Result<Outcome, Error> {
+        let (p, o, input) = (&r.packet, &r.options, &r.input);
         let result = (|| -> Result<usize, crate::wire::Error> {
             let mut w = Writer::reply(out, p)?;
             if !p.giaddr().is_unspecified() {
@@ -209,16 +207,15 @@ impl Engine {
             }
             w.finish()
         })();
-        let Ok(len) = result else {
-            return Outcome::Dropped("reply too large");
-        };
+        let len = result.map_err(|_| Error::ReplyTooLarge)?;
         tracing::debug!(why, "NAK");
-        Outcome::Reply(Reply {
+        Ok(Outcome::Reply(Reply {
             len,
             to: destination(p, MessageType::Nak, Ipv4Addr::UNSPECIFIED),
             kind: MessageType::Nak,
             ip: Ipv4Addr::UNSPECIFIED,
-        })
+            chaddr: p.hw(),
+        }))
     }
 }
 

@@ -3,7 +3,8 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use super::policy::{Action, Match, Rule};
 use super::*;
-use crate::lease::journal;
+use crate::lease::{journal, Entry};
+use crate::wire::dhcp::Packet;
 use crate::wire::dhcp::{MessageType as T, MAGIC};
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
@@ -36,7 +37,18 @@ fn settings() -> Settings {
 }
 
 fn engine() -> Engine {
-    Engine::new(settings(), Table::default())
+    Engine::new(settings(), Table::default(), base(), NOW)
+}
+
+/// The fake clock's start, which the engine's clock reads as unix second `NOW`.
+fn base() -> std::time::Instant {
+    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *BASE.get_or_init(crate::testutil::t0)
+}
+
+/// The engine's `Instant` for unix second `unix` (the fake clock starts at `NOW`).
+fn at(unix: u64) -> std::time::Instant {
+    base() + std::time::Duration::from_secs(unix - NOW)
 }
 
 /// A client message: type, MAC (last byte), extra raw options, ciaddr, giaddr.
@@ -92,14 +104,14 @@ impl Msg {
 }
 
 struct Got {
-    outcome: Outcome,
+    outcome: Result<Outcome, Error>,
     bytes: Vec<u8>,
 }
 
 impl Got {
     fn reply(&self) -> Reply {
         match self.outcome {
-            Outcome::Reply(r) => r,
+            Ok(Outcome::Reply(r)) => r,
             other => panic!("expected a reply, got {other:?}"),
         }
     }
@@ -123,7 +135,7 @@ fn send_at(e: &mut Engine, bytes: &[u8], port: u16, now: u64) -> Got {
         port,
         peer: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
     };
-    let outcome = e.handle(&input, now, &mut out);
+    let outcome = e.handle(at(now), input, &mut out);
     Got {
         outcome,
         bytes: out,
@@ -207,7 +219,7 @@ fn the_broadcast_flag_and_a_known_address_choose_the_destination() {
 fn a_rack_bursting_discovers_gets_distinct_addresses_from_an_exact_pool() {
     let mut s = settings();
     s.subnets[0].ranges = vec![(Ipv4Addr::new(10, 77, 0, 10), Ipv4Addr::new(10, 77, 0, 209))];
-    let mut e = Engine::new(s, Table::default());
+    let mut e = Engine::new(s, Table::default(), base(), NOW);
     let mut seen = HashSet::new();
     // Every machine sends its DISCOVER twice (a firmware retry) before anyone
     // requests; 200 machines, 200 addresses.
@@ -230,7 +242,7 @@ fn a_rack_bursting_discovers_gets_distinct_addresses_from_an_exact_pool() {
     );
     assert_eq!(
         send(&mut e, &Msg::new(T::Discover, 250)).outcome,
-        Outcome::Quiet("pool exhausted")
+        Err(Error::PoolExhausted)
     );
 }
 
@@ -238,7 +250,7 @@ fn a_rack_bursting_discovers_gets_distinct_addresses_from_an_exact_pool() {
 fn a_request_for_another_servers_offer_leaves_nothing_behind() {
     let mut e = engine();
     let offer = send(&mut e, &Msg::new(T::Discover, 1)).reply();
-    assert_eq!(e.offers(NOW), 1);
+    assert_eq!(e.offers(at(NOW)), 1);
     let other = Ipv4Addr::new(10, 77, 0, 2);
     let got = send(
         &mut e,
@@ -246,8 +258,8 @@ fn a_request_for_another_servers_offer_leaves_nothing_behind() {
             .requested(Ipv4Addr::new(10, 77, 0, 50))
             .server_id(other),
     );
-    assert_eq!(got.outcome, Outcome::Quiet("client chose another server"));
-    assert_eq!(e.offers(NOW), 0);
+    assert_eq!(got.outcome, Err(Error::OtherServer));
+    assert_eq!(e.offers(at(NOW)), 0);
     assert!(e.table().is_empty() && e.take_journal().is_empty());
     // The address is free for the next machine at once.
     assert_eq!(send(&mut e, &Msg::new(T::Discover, 2)).reply().ip, offer.ip);
@@ -258,7 +270,7 @@ fn leases_survive_a_restart_and_init_reboot_is_acked() {
     let mut e = engine();
     let ip = dora(&mut e, 7);
     let records = journal::decode(&e.take_journal()).0;
-    let mut e = Engine::new(settings(), Table::from_records(records));
+    let mut e = Engine::new(settings(), Table::from_records(records), base(), NOW);
     let r = send(&mut e, &Msg::new(T::Request, 7).requested(ip)).reply();
     assert_eq!((r.kind, r.ip), (T::Ack, ip));
     // Another machine never gets it, and asking for it is refused.
@@ -280,9 +292,9 @@ fn init_reboot_elsewhere_is_nakked_unless_not_authoritative() {
     assert_eq!(send(&mut e, &m).reply().kind, T::Ack);
     let mut s = settings();
     s.authoritative = false;
-    let mut e = Engine::new(s, Table::default());
+    let mut e = Engine::new(s, Table::default(), base(), NOW);
     let m = Msg::new(T::Request, 4).requested(Ipv4Addr::new(10, 77, 0, 151));
-    assert!(matches!(send(&mut e, &m).outcome, Outcome::Quiet(_)));
+    assert_eq!(send(&mut e, &m).outcome, Err(Error::NoRecord));
 }
 
 #[test]
@@ -290,7 +302,7 @@ fn decline_quarantines_and_release_frees() {
     let mut e = engine();
     let ip = dora(&mut e, 1);
     let got = send(&mut e, &Msg::new(T::Decline, 1).requested(ip));
-    assert_eq!(got.outcome, Outcome::Quiet("declined"));
+    assert_eq!(got.outcome, Ok(Outcome::Declined));
     let next = send(&mut e, &Msg::new(T::Discover, 1)).reply().ip;
     assert_ne!(next, ip, "a declined address is not offered again");
     let asks = Msg::new(T::Discover, 9).requested(ip);
@@ -306,7 +318,7 @@ fn decline_quarantines_and_release_frees() {
     let ip = dora(&mut e, 1);
     let mut rel = Msg::new(T::Release, 1);
     rel.ciaddr = ip;
-    assert_eq!(send(&mut e, &rel).outcome, Outcome::Quiet("released"));
+    assert_eq!(send(&mut e, &rel).outcome, Ok(Outcome::Released));
     assert!(e
         .table()
         .of_client(&[1, 1, 0x52, 0x54, 0, 0, 0, 1])
@@ -346,7 +358,7 @@ fn relayed_requests_get_their_subnet_and_option_82_back() {
     );
     assert_eq!(got.opt(code::ROUTER), Some(vec![10, 88, 0, 1]));
     m.giaddr = Ipv4Addr::new(172, 16, 0, 1);
-    assert!(matches!(send(&mut e, &m).outcome, Outcome::Quiet(_)));
+    assert_eq!(send(&mut e, &m).outcome, Err(Error::NoSubnet));
 }
 
 #[test]
@@ -373,7 +385,7 @@ fn ipxe_gets_the_script_url_never_the_binary_again() {
     }
     let mut s = settings();
     s.http_port = 8080;
-    let mut e = Engine::new(s, Table::default());
+    let mut e = Engine::new(s, Table::default(), base(), NOW);
     let got = send_at(&mut e, &fixture("ipxe-efi-discover"), 67, NOW);
     assert_eq!(got.packet().file(), b"http://10.77.0.1:8080/boot.ipxe");
 }
@@ -430,7 +442,7 @@ fn rules_match_in_order_and_tags_carry_forward() {
         },
     ];
     s.rules.extend(policy::defaults());
-    let mut e = Engine::new(s, Table::default());
+    let mut e = Engine::new(s, Table::default(), base(), NOW);
     let m = Msg::new(T::Discover, 0x2a).opt(code::USER_CLASS, b"iPXE");
     let got = send(&mut e, &m);
     assert_eq!(
@@ -453,7 +465,7 @@ fn reservations_win_and_are_kept_from_others() {
         hostname: Some("node05".into()),
         options: Vec::new(),
     }];
-    let mut e = Engine::new(s, Table::default());
+    let mut e = Engine::new(s, Table::default(), base(), NOW);
     let other = send(&mut e, &Msg::new(T::Discover, 1)).reply();
     assert_eq!(other.ip, Ipv4Addr::new(10, 77, 0, 101));
     let got = send(&mut e, &Msg::new(T::Discover, 5));
@@ -467,7 +479,7 @@ fn proxy_answers_pxe_clients_only_and_without_an_address() {
         mode: Mode::Proxy,
         ..Settings::default()
     };
-    let mut e = Engine::new(s, Table::default());
+    let mut e = Engine::new(s, Table::default(), base(), NOW);
     let got = send_at(&mut e, &fixture("edk2-discover"), 67, NOW);
     let r = got.reply();
     assert_eq!((r.kind, r.to), (T::Offer, Dest::Broadcast));
@@ -477,14 +489,14 @@ fn proxy_answers_pxe_clients_only_and_without_an_address() {
     assert_eq!(got.opt(code::VENDOR_CLASS), Some(b"PXEClient".to_vec()));
     assert_eq!(got.opt(code::VENDOR), Some(vec![6, 1, 8, 255]));
     assert_eq!(got.opt(code::UUID).map(|u| u.len()), Some(17));
-    assert!(matches!(
+    assert_eq!(
         send_at(&mut e, &fixture("d-i-discover"), 67, NOW).outcome,
-        Outcome::Quiet(_)
-    ));
-    assert!(matches!(
+        Err(Error::NotPxe)
+    );
+    assert_eq!(
         send_at(&mut e, &fixture("edk2-request"), 67, NOW).outcome,
-        Outcome::Quiet(_)
-    ));
+        Err(Error::ProxyMessage)
+    );
     // The port-4011 REQUEST is answered to where it came from.
     let mut out = vec![0u8; 1500];
     let peer = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 145), 68);
@@ -495,7 +507,7 @@ fn proxy_answers_pxe_clients_only_and_without_an_address() {
         port: 4011,
         peer,
     };
-    let Outcome::Reply(r) = e.handle(&input, NOW, &mut out) else {
+    let Ok(Outcome::Reply(r)) = e.handle(at(NOW), input, &mut out) else {
         panic!("no ACK on 4011")
     };
     assert_eq!((r.kind, r.to), (T::Ack, Dest::Unicast(peer)));
@@ -530,7 +542,7 @@ fn bad_input_is_dropped_and_counted() {
     loop52[44..47].copy_from_slice(&[52, 1, 3]);
     for c in &cases {
         assert!(
-            matches!(send_at(&mut e, c, 67, NOW).outcome, Outcome::Dropped(_)),
+            matches!(send_at(&mut e, c, 67, NOW).outcome, Err(e) if e.is_drop()),
             "{c:?}"
         );
     }
@@ -587,31 +599,33 @@ fn a_probed_address_in_use_is_quarantined_and_the_next_one_offered() {
             ..settings()
         },
         Table::default(),
+        base(),
+        NOW,
     );
     let first = Ipv4Addr::new(10, 77, 0, 100);
     let discover = Msg::new(T::Discover, 1);
-    assert_eq!(send(&mut e, &discover).outcome, Outcome::Probe(first));
+    assert_eq!(send(&mut e, &discover).outcome, Ok(Outcome::Probe(first)));
     // The client's retransmission waits for the probe; another client does not
     // get the address being probed.
-    assert!(matches!(send(&mut e, &discover).outcome, Outcome::Quiet(_)));
+    assert_eq!(send(&mut e, &discover).outcome, Err(Error::ProbeInProgress));
     let second = Ipv4Addr::new(10, 77, 0, 101);
     assert_eq!(
         send(&mut e, &Msg::new(T::Discover, 2)).outcome,
-        Outcome::Probe(second)
+        Ok(Outcome::Probe(second))
     );
 
     // Something answers for .100: quarantined, and client 1 is probed for .102.
     let mut out = [0u8; 1500];
     let third = Ipv4Addr::new(10, 77, 0, 102);
     assert_eq!(
-        e.probe_result(first, true, NOW, &mut out),
-        Outcome::Probe(third)
+        e.probe_result(at(NOW), first, true, &mut out),
+        Ok(Outcome::Probe(third))
     );
     assert!(matches!(e.table().get(first), Some(Entry::Declined(_))));
     assert_eq!(e.counters().conflicts, 1);
     // Nothing answers for .102: client 1 is offered it, and takes it.
-    let offer = match e.probe_result(third, false, NOW, &mut out) {
-        Outcome::Reply(r) => r,
+    let offer = match e.probe_result(at(NOW), third, false, &mut out) {
+        Ok(Outcome::Reply(r)) => r,
         other => panic!("{other:?}"),
     };
     assert_eq!((offer.kind, offer.ip), (T::Offer, third));
@@ -620,10 +634,10 @@ fn a_probed_address_in_use_is_quarantined_and_the_next_one_offered() {
     // A known address is not probed again: client 1's next DISCOVER is its lease.
     assert_eq!(send(&mut e, &discover).reply().ip, third);
     // A stale report is ignored.
-    assert!(matches!(
-        e.probe_result(first, false, NOW, &mut out),
-        Outcome::Quiet(_)
-    ));
+    assert_eq!(
+        e.probe_result(at(NOW), first, false, &mut out),
+        Err(Error::NoProbe)
+    );
     assert_eq!(e.probing(), 1, "client 2's probe still runs");
 }
 
@@ -679,4 +693,48 @@ fn edk2_gets_snponly_efi_when_it_is_served_else_ipxe_efi() {
     }];
     own[0].action.as_mut().unwrap().file = Some("ipxe.efi".into());
     assert!(!policy::prefer_snponly(&mut own, |_| true));
+}
+
+#[test]
+fn an_offer_expires_on_the_engine_timer_and_frees_its_address() {
+    let mut e = engine();
+    let first = send(&mut e, &Msg::new(T::Discover, 1)).reply().ip;
+    assert_eq!(e.poll_timeout(), Some(at(NOW + 30)));
+    // Held for client 1: client 2 is offered the next address.
+    assert_ne!(send(&mut e, &Msg::new(T::Discover, 2)).reply().ip, first);
+    e.handle_timeout(at(NOW + 29));
+    assert_eq!(e.offers(at(NOW + 29)), 2);
+    e.handle_timeout(at(NOW + 30));
+    assert_eq!(e.offers(at(NOW)), 0, "both expired, not merely past due");
+    assert_eq!(e.poll_timeout(), None);
+    // A DISCOVER renews its offer: the old deadline re-arms at the new one.
+    send_at(&mut e, &Msg::new(T::Discover, 3).bytes(), 67, NOW + 40);
+    send_at(&mut e, &Msg::new(T::Discover, 3).bytes(), 67, NOW + 60);
+    e.handle_timeout(at(NOW + 70));
+    assert_eq!(e.offers(at(NOW + 70)), 1);
+    assert_eq!(e.poll_timeout(), Some(at(NOW + 90)));
+}
+
+#[test]
+fn boot_file_templates_render_on_the_stack_as_they_do_on_the_heap() {
+    let mac = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
+    for (template, port) in [
+        ("http://{http}/boot.ipxe?mac={mac}", 8080),
+        ("http://{http}/x", 80),
+        ("tftp://{server}/{unknown}/ipxe.efi", 80),
+        ("plain.efi", 80),
+        ("{", 80),
+    ] {
+        let mut buf = [0u8; 255];
+        let n = policy::render_into(template, SERVER, port, &mac, &mut buf).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&buf[..n]).unwrap(),
+            policy::render(template, SERVER, port, &mac)
+        );
+    }
+    let long = "x".repeat(300);
+    assert_eq!(
+        policy::render_into(&long, SERVER, 80, &mac, &mut [0u8; 255]),
+        None
+    );
 }

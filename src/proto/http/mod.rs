@@ -72,3 +72,8 @@ pub struct Context<'a> {
     /// The connection's peer, a fact for the profiles' templates.
     pub peer: Option<IpAddr>,
 }
+
+/// The answer to a connection past the worker's connection limit: sent
+/// without reading the request, then the connection is closed.
+pub const BUSY: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n";

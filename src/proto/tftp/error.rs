@@ -34,6 +34,10 @@ pub enum Error {
     /// triggers a second copy of every later block (Sorcerer's Apprentice).
     #[error("duplicate ACK for block {0}")]
     DuplicateAck(u16),
+    /// A datagram to a transfer's socket from another address or port (RFC
+    /// 1350 §4: answered with ERROR 5; the transfer goes on).
+    #[error("datagram from an unknown transfer ID")]
+    UnknownTid,
     /// An ACK for a block never sent.
     #[error("ACK for block {0}, which was never sent")]
     AckNotSent(u16),
@@ -50,6 +54,7 @@ impl Error {
             Error::Mode => Some((4, "unsupported mode: use octet or netascii")),
             Error::Option(why) => Some((8, why)),
             Error::Busy(why) => Some((0, why)),
+            Error::UnknownTid => Some((5, "unknown transfer ID")),
             Error::Unexpected(_) | Error::DuplicateAck(_) | Error::AckNotSent(_) => None,
         }
     }
@@ -65,6 +70,7 @@ impl Error {
             Error::Option(_) => "option",
             Error::Busy(_) => "busy",
             Error::Unexpected(_) => "unexpected",
+            Error::UnknownTid => "unknown_tid",
             Error::DuplicateAck(_) => "duplicate_ack",
             Error::AckNotSent(_) => "ack_not_sent",
         }

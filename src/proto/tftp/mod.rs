@@ -1,11 +1,15 @@
 //! TFTP read transfers (RFC 1350, options RFC 2347-2349, windows RFC 7440), sans-IO.
 //!
-//! [`accept`] turns a request datagram into a [`Transfer`] or a refusal with its
-//! ERROR code; a `Transfer` is driven like every engine here: `handle` each
+//! A worker's [`Endpoint`] admits requests (parsed once into a [`Request`],
+//! granted once the transfer's socket tells the path MTU) within its
+//! [`Limits`], routes datagrams to transfers, refuses with ERROR packets and
+//! keeps the transfers' timers; [`accept`] is the one-call form for callers
+//! without limits (the simulator). A `Transfer` is driven like every engine here: `handle` each
 //! datagram from the client and `handle_timeout` at `poll_timeout`, then
 //! `poll_transmit` until `None` (a [`Transmit::Window`] names absolute blocks; the
 //! backend gathers their bytes from [`Transfer::payload`]), then `poll_event`.
 
+pub mod endpoint;
 mod error;
 mod request;
 #[cfg(test)]
@@ -14,8 +18,9 @@ mod transfer;
 
 use std::time::Duration;
 
+pub use endpoint::{Endpoint, Limits};
 pub use error::Error;
-pub use request::{accept, Accepted, Negotiated, Payload, Where};
+pub use request::{accept, Accepted, Negotiated, Payload, Request, Where};
 pub use transfer::{Event, Failure, Stats, Transfer, Transmit};
 
 /// Most blocks one GSO send carries (the kernel's UDP_MAX_SEGMENTS).

@@ -64,7 +64,80 @@ pub struct Where<'a> {
     pub path_mtu: Option<u32>,
 }
 
-/// Turns a request datagram into an accepted transfer.
+/// A read request, parsed once: the file it names (looked up in the snapshot
+/// it arrived under) and the options the client asked for. What is granted
+/// waits for the path MTU ([`Request::grant`]), which the backend learns from
+/// the transfer's socket.
+#[derive(Debug, Clone)]
+pub struct Request {
+    path: Box<str>,
+    payload: Payload,
+    asked: Asked,
+}
+
+impl Request {
+    /// Parses a request datagram: opcode, file name (inside the root only),
+    /// mode and options.
+    ///
+    /// # Errors
+    /// The refusal, whose [`Error::reply`] is the ERROR to send.
+    pub fn parse(datagram: &[u8], snapshot: &Snapshot, root: Option<&str>) -> Result<Self, Error> {
+        let packet = Packet::new_checked(datagram)?;
+        match packet.opcode() {
+            Opcode::Rrq => {}
+            Opcode::Wrq => return Err(Error::WriteRefused),
+            other => return Err(Error::Unexpected(other)),
+        }
+        let request = packet.request()?;
+        let netascii = if request.mode.eq_ignore_ascii_case(b"octet") {
+            false
+        } else if request.mode.eq_ignore_ascii_case(b"netascii") {
+            true
+        } else {
+            return Err(Error::Mode);
+        };
+        let path = resolve(request.filename, root)?;
+        let file = match snapshot.get(&path.name) {
+            Some(f) => f,
+            None if path.absolute => {
+                return Err(Error::AccessViolation(
+                    "absolute path outside the served root",
+                ))
+            }
+            None => return Err(Error::NotFound(path.name.into())),
+        };
+        let asked = Asked::parse(request.options())?;
+        let payload = if netascii {
+            Payload::Converted(to_netascii(file.bytes()).into())
+        } else {
+            Payload::File(Arc::clone(file))
+        };
+        Ok(Self {
+            path: path.name.into(),
+            payload,
+            asked,
+        })
+    }
+
+    /// URL-style path of the file asked for.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Grants the options within one frame of a path of `path_mtu` (`None`:
+    /// unknown) and one GSO send, and within `settings`.
+    pub fn grant(self, settings: &Settings, path_mtu: Option<u32>) -> Accepted {
+        let len = self.payload.bytes().len() as u64;
+        Accepted {
+            negotiated: self.asked.grant(len, settings, path_mtu),
+            path: self.path,
+            payload: self.payload,
+        }
+    }
+}
+
+/// Turns a request datagram into an accepted transfer: [`Request::parse`]
+/// then [`Request::grant`] (for callers that know the path MTU up front).
 ///
 /// # Errors
 /// The refusal, whose [`Error::reply`] is the ERROR to send (or a silent drop).
@@ -74,42 +147,7 @@ pub fn accept(
     settings: &Settings,
     at: Where<'_>,
 ) -> Result<Accepted, Error> {
-    let packet = Packet::new_checked(datagram)?;
-    match packet.opcode() {
-        Opcode::Rrq => {}
-        Opcode::Wrq => return Err(Error::WriteRefused),
-        other => return Err(Error::Unexpected(other)),
-    }
-    let request = packet.request()?;
-    let netascii = if request.mode.eq_ignore_ascii_case(b"octet") {
-        false
-    } else if request.mode.eq_ignore_ascii_case(b"netascii") {
-        true
-    } else {
-        return Err(Error::Mode);
-    };
-    let path = resolve(request.filename, at.root)?;
-    let file = match snapshot.get(&path.name) {
-        Some(f) => f,
-        None if path.absolute => {
-            return Err(Error::AccessViolation(
-                "absolute path outside the served root",
-            ))
-        }
-        None => return Err(Error::NotFound(path.name.into())),
-    };
-    let payload = if netascii {
-        Payload::Converted(to_netascii(file.bytes()).into())
-    } else {
-        Payload::File(Arc::clone(file))
-    };
-    let len = payload.bytes().len() as u64;
-    let negotiated = negotiate(request.options(), len, settings, at.path_mtu)?;
-    Ok(Accepted {
-        path: path.name.into(),
-        payload,
-        negotiated,
-    })
+    Ok(Request::parse(datagram, snapshot, at.root)?.grant(settings, at.path_mtu))
 }
 
 struct Resolved {
@@ -147,77 +185,111 @@ fn resolve(raw: &[u8], root: Option<&str>) -> Result<Resolved, Error> {
     })
 }
 
-/// Grants options (RFC 2347: unknown ones are left out of the OACK).
-fn negotiate<'a>(
-    options: impl Iterator<Item = Result<(&'a [u8], &'a [u8]), wire::Error>>,
-    len: u64,
-    settings: &Settings,
-    path_mtu: Option<u32>,
-) -> Result<Negotiated, Error> {
-    let mut n = Negotiated {
-        blksize: 512,
-        windowsize: 1,
-        timeout: None,
-        oack: Vec::new(),
-        tsize: false,
-    };
-    let mut seen = [false; 4];
-    // Largest block that fits one frame of the path (and so one GSO segment).
-    let frame_max = path_mtu.map_or(MAX_BLKSIZE, |mtu| {
-        mtu.saturating_sub(HEADERS).clamp(8, u32::from(MAX_BLKSIZE)) as u16
-    });
-    for option in options {
-        let (name, value) = option?;
-        let Some(slot) = [&b"blksize"[..], b"tsize", b"timeout", b"windowsize"]
-            .iter()
-            .position(|k| name.eq_ignore_ascii_case(k))
-        else {
-            continue;
-        };
-        if std::mem::replace(&mut seen[slot], true) {
-            continue; // the first of a repeated option counts
-        }
-        let v = digits(value);
-        match slot {
-            0 => {
+/// The options a client asked for (RFC 2347: unknown ones are left out), in
+/// its order; the first of a repeated option counts.
+#[derive(Debug, Clone, Default)]
+struct Asked {
+    blksize: Option<u64>,
+    tsize: bool,
+    /// An invalid timeout is ignored (RFC 2349), so only a valid one is kept.
+    timeout: Option<u64>,
+    windowsize: Option<u64>,
+    /// Which options the OACK lists, in the client's order (indices into
+    /// [`OPTIONS`]).
+    order: [u8; 4],
+    listed: u8,
+}
+
+const OPTIONS: [&str; 4] = ["blksize", "tsize", "timeout", "windowsize"];
+
+impl Asked {
+    /// Reads the options; a value the server cannot honour is refused here
+    /// (ERROR 8), before any socket is opened for the transfer.
+    fn parse<'a>(
+        options: impl Iterator<Item = Result<(&'a [u8], &'a [u8]), wire::Error>>,
+    ) -> Result<Self, Error> {
+        let mut a = Asked::default();
+        let mut seen = [false; 4];
+        for option in options {
+            let (name, value) = option?;
+            let Some(slot) = OPTIONS
+                .iter()
+                .position(|k| name.eq_ignore_ascii_case(k.as_bytes()))
+            else {
+                continue;
+            };
+            if std::mem::replace(&mut seen[slot], true) {
+                continue;
+            }
+            let v = digits(value);
+            let listed = match slot {
                 // RFC 2348: 8..65464; the server may grant less, never more.
-                let asked = v
-                    .filter(|&v| v >= 8)
-                    .ok_or(Error::Option("blksize must be at least 8"))?;
-                n.blksize = asked.min(u64::from(frame_max)) as u16;
-                n.oack.push(("blksize", u64::from(n.blksize)));
-            }
-            1 => {
-                v.ok_or(Error::Option("tsize must be a number"))?;
-                n.tsize = true;
-                n.oack.push(("tsize", len));
-            }
-            2 => {
-                // RFC 2349: 1..255 seconds; an invalid value is ignored.
-                if let Some(secs) = v.filter(|s| (1..=255).contains(s)) {
-                    n.timeout = Some(Duration::from_secs(secs));
-                    n.oack.push(("timeout", secs));
+                0 => {
+                    a.blksize = Some(
+                        v.filter(|&v| v >= 8)
+                            .ok_or(Error::Option("blksize must be at least 8"))?,
+                    );
+                    true
                 }
-            }
-            _ => {
-                let asked = v
-                    .filter(|&v| v >= 1)
-                    .ok_or(Error::Option("windowsize must be at least 1"))?;
-                n.windowsize = asked.min(u64::from(settings.max_windowsize.max(1))) as u16;
-                n.oack.push(("windowsize", 0)); // value set below, once blksize is known
+                1 => {
+                    v.ok_or(Error::Option("tsize must be a number"))?;
+                    a.tsize = true;
+                    true
+                }
+                // RFC 2349: 1..255 seconds; an invalid value is ignored.
+                2 => {
+                    a.timeout = v.filter(|s| (1..=255).contains(s));
+                    a.timeout.is_some()
+                }
+                _ => {
+                    a.windowsize = Some(
+                        v.filter(|&v| v >= 1)
+                            .ok_or(Error::Option("windowsize must be at least 1"))?,
+                    );
+                    true
+                }
+            };
+            if listed {
+                a.order[usize::from(a.listed)] = slot as u8;
+                a.listed += 1;
             }
         }
+        Ok(a)
     }
-    // A window goes out as one GSO send: cap it at what one send carries.
-    let per_send =
-        (GSO_MAX_BYTES / (u64::from(n.blksize) + DATA_HEADER as u64)).clamp(1, GSO_MAX_SEGMENTS);
-    n.windowsize = n.windowsize.min(per_send as u16).max(1);
-    for (name, value) in &mut n.oack {
-        if *name == "windowsize" {
-            *value = u64::from(n.windowsize);
+
+    /// What the server grants for a payload of `len` bytes.
+    fn grant(&self, len: u64, settings: &Settings, path_mtu: Option<u32>) -> Negotiated {
+        // Largest block that fits one frame of the path (and so one GSO segment).
+        let frame_max = path_mtu.map_or(MAX_BLKSIZE, |mtu| {
+            mtu.saturating_sub(HEADERS).clamp(8, u32::from(MAX_BLKSIZE)) as u16
+        });
+        let blksize = self
+            .blksize
+            .map_or(512, |asked| asked.min(u64::from(frame_max)) as u16);
+        let windowsize = self.windowsize.map_or(1, |asked| {
+            asked.min(u64::from(settings.max_windowsize.max(1))) as u16
+        });
+        // A window goes out as one GSO send: cap it at what one send carries.
+        let per_send =
+            (GSO_MAX_BYTES / (u64::from(blksize) + DATA_HEADER as u64)).clamp(1, GSO_MAX_SEGMENTS);
+        let windowsize = windowsize.min(per_send as u16).max(1);
+        let oack = self.order[..usize::from(self.listed)]
+            .iter()
+            .map(|&slot| match slot {
+                0 => ("blksize", u64::from(blksize)),
+                1 => ("tsize", len),
+                2 => ("timeout", self.timeout.unwrap_or(0)),
+                _ => ("windowsize", u64::from(windowsize)),
+            })
+            .collect();
+        Negotiated {
+            blksize,
+            windowsize,
+            timeout: self.timeout.map(Duration::from_secs),
+            oack,
+            tsize: self.tsize,
         }
     }
-    Ok(n)
 }
 
 /// RFC 764 netascii: CR LF for every LF, CR NUL for a bare CR.
@@ -271,7 +343,7 @@ pub(super) mod unit {
             .iter()
             .map(|(k, v)| Ok((k.as_bytes(), v.as_bytes())))
             .collect();
-        negotiate(pairs.into_iter(), 850_528, &Settings::default(), mtu)
+        Ok(Asked::parse(pairs.into_iter())?.grant(850_528, &Settings::default(), mtu))
     }
 
     #[test]

@@ -10,7 +10,6 @@ use crate::proto::dhcp::{policy, Engine, Input, Mode, Outcome};
 use crate::testutil;
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
-const UNIX: u64 = 1_800_000_000;
 
 fn server(mode: Mode, rules: Vec<policy::Rule>, address: Ipv4Addr) -> (Engine, Ipv4Addr) {
     (testutil::dhcp_engine(mode, rules), address)
@@ -30,8 +29,7 @@ fn play(t0: Instant, mut client: Client, servers: &mut [(Engine, Ipv4Addr)]) -> 
                     port: 67,
                     peer: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
                 };
-                let unix = UNIX + (now - t0).as_secs();
-                if let Outcome::Reply(r) = engine.handle(&input, unix, &mut rx) {
+                if let Ok(Outcome::Reply(r)) = engine.handle(now, input, &mut rx) {
                     client.handle(now, &rx[..r.len]).unwrap();
                 }
             }
@@ -143,7 +141,7 @@ fn replies_for_another_transaction_are_ignored_and_garbage_is_an_error() {
         port: 67,
         peer: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
     };
-    let Outcome::Reply(r) = engine.handle(&input, UNIX, &mut rx) else {
+    let Ok(Outcome::Reply(r)) = engine.handle(t0, input, &mut rx) else {
         panic!("no offer");
     };
     c.handle(t0, &rx[..r.len]).unwrap();
@@ -192,7 +190,7 @@ fn edk2_chooses_when_its_retransmission_timer_runs_out_not_before() {
         port: 67,
         peer: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
     };
-    let Outcome::Reply(r) = engine.handle(&input, UNIX, &mut rx) else {
+    let Ok(Outcome::Reply(r)) = engine.handle(at4, input, &mut rx) else {
         panic!("no offer")
     };
     c.handle(t0 + Duration::from_secs(6), &rx[..r.len]).unwrap();

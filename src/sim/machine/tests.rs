@@ -72,8 +72,7 @@ fn boot(t0: Instant, m: &mut Machine, files: &Snapshot) -> Event {
                             port: 67,
                             peer: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
                         };
-                        let unix = 1_800_000_000 + (now - t0).as_secs();
-                        if let Outcome::Reply(r) = dhcp.handle(&input, unix, &mut rx) {
+                        if let Ok(Outcome::Reply(r)) = dhcp.handle(now, input, &mut rx) {
                             m.handle_dhcp(now, &rx[..r.len]);
                         }
                     }

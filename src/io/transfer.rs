@@ -1,0 +1,53 @@
+//! Starting a TFTP transfer, the same for both backends: the worker's
+//! endpoint decides what a datagram on the request port is; a request it
+//! admits gets its own socket (its TID) here, bound to the address the request
+//! reached, whose route tells the path MTU the blocks must fit.
+
+use std::net::UdpSocket;
+use std::time::Instant;
+
+use super::{access, udp};
+use crate::proto::tftp::endpoint::{Datagram, Handled, Id};
+use crate::proto::tftp::Endpoint;
+
+/// Hands `d` to `endpoint`; a request it admits becomes a transfer: its id
+/// and its own socket (`None` in single-port mode), for the backend to arm.
+/// Refusals and drops are logged here; their ERROR replies wait in the
+/// endpoint's `poll_transmit`.
+pub(crate) fn on_request(
+    endpoint: &mut Endpoint,
+    now: Instant,
+    d: Datagram<'_>,
+) -> Option<(Id, Option<UdpSocket>)> {
+    let peer = d.peer;
+    let admit = match endpoint.handle(now, d) {
+        Ok(Handled::Admit(a)) => a,
+        Ok(Handled::Delivered(_, Err(e))) => {
+            tracing::debug!(%peer, reason = e.kind(), error = %e, "tftp datagram dropped");
+            return None;
+        }
+        Ok(Handled::Delivered(_, Ok(()))) => return None,
+        Ok(Handled::Ignored(why)) => {
+            tracing::debug!(%peer, why, "tftp datagram ignored");
+            return None;
+        }
+        Err(e) => {
+            access::tftp_refused(peer, &e);
+            return None;
+        }
+    };
+    let (socket, mtu) = match udp::transfer_socket(admit.local, peer, endpoint.single_port()) {
+        Ok((socket, mtu)) => (socket, Ok(mtu)),
+        Err(e) => {
+            tracing::warn!(local = %admit.local, error = %e, "cannot open a transfer socket");
+            (None, Err(()))
+        }
+    };
+    match endpoint.open(now, admit, mtu) {
+        Ok(id) => Some((id, socket)),
+        Err(e) => {
+            access::tftp_refused(peer, &e);
+            None
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Which address a client gets: its reservation, its offer, its last lease,
+//! what it asks for, else the next free one; offers held and given back; the
+//! allocation cursor that keeps a pool packed from its start.
+
+use std::cmp::Reverse;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{Engine, Host, Offer};
+use crate::lease::Entry;
+
+impl Engine {
+    /// Holds `ip` for `client` until the offer expires (an offer of another
+    /// address is given back). Only a client's first offer copies its key.
+    pub(super) fn hold(&mut self, now: Instant, client: &[u8], ip: Ipv4Addr) {
+        let expires_at = now + self.settings.offer;
+        let key = match self.offers.get_key_value(client) {
+            Some((key, old)) => {
+                let (key, old_ip) = (Arc::clone(key), old.ip);
+                if old_ip != ip {
+                    self.offered.remove(&old_ip);
+                }
+                // Its queued deadline re-arms itself when it fires.
+                key
+            }
+            None => {
+                let key: Arc<[u8]> = Arc::from(client);
+                self.expiry.push(Reverse((expires_at, Arc::clone(&key))));
+                key
+            }
+        };
+        self.offers
+            .insert(Arc::clone(&key), Offer { ip, expires_at });
+        self.offered.insert(ip, key);
+    }
+
+    pub(super) fn host_of(&self, mac: Option<[u8; 6]>) -> Option<&Host> {
+        let mac = mac?;
+        self.settings.hosts.iter().find(|h| h.mac == mac)
+    }
+
+    pub(super) fn reservation_for(&self, mac: Option<[u8; 6]>) -> Option<Ipv4Addr> {
+        self.host_of(mac)?.ip
+    }
+
+    /// Whether `ip` may be offered to `client` at `now`.
+    pub(super) fn usable(
+        &self,
+        now: Instant,
+        subnet: usize,
+        ip: Ipv4Addr,
+        client: &[u8],
+        mac: Option<[u8; 6]>,
+    ) -> bool {
+        let s = &self.settings.subnets[subnet];
+        s.in_ranges(ip)
+            && ip != s.network
+            && ip != s.broadcast()
+            && !s.exclude.contains(&ip)
+            && self.reserved.get(&ip).is_none_or(|m| Some(*m) == mac)
+            && self.table.is_free_for(ip, client, self.unix(now))
+            && self.offered.get(&ip).is_none_or(|c| {
+                **c == *client || self.offers.get(&**c).is_none_or(|o| o.expires_at <= now)
+            })
+    }
+
+    /// The address to offer: the reservation, the outstanding offer, the
+    /// client's last lease, the address it asks for, else the next free one in
+    /// order.
+    pub(super) fn choose(
+        &mut self,
+        now: Instant,
+        subnet: usize,
+        client: &[u8],
+        mac: Option<[u8; 6]>,
+        requested: Option<Ipv4Addr>,
+    ) -> Option<Ipv4Addr> {
+        if let Some(ip) = self.reservation_for(mac) {
+            if self.settings.subnets[subnet].contains(ip) {
+                return Some(ip);
+            }
+        }
+        let offered = self
+            .offers
+            .get(client)
+            .filter(|o| o.expires_at > now)
+            .map(|o| o.ip);
+        let held = self.table.of_client(client).map(|l| l.ip);
+        for ip in [offered, held, requested].into_iter().flatten() {
+            if self.usable(now, subnet, ip, client, mac) {
+                return Some(ip);
+            }
+        }
+        let size = self.settings.subnets[subnet].size();
+        let start = self.cursors[subnet];
+        // First pass, in order from the cursor: addresses no other client ever
+        // held. Second pass: expired leases of other clients.
+        let fresh =
+            |ip| !matches!(self.table.get(ip), Some(Entry::Bound(l)) if *l.client != *client);
+        for step in 0..size {
+            let i = (start + step) % size;
+            let ip = self.settings.subnets[subnet].nth(i)?;
+            if fresh(ip) && self.usable(now, subnet, ip, client, mac) {
+                self.cursors[subnet] = (i + 1) % size;
+                return Some(ip);
+            }
+        }
+        (0..size)
+            .filter_map(|i| self.settings.subnets[subnet].nth(i))
+            .find(|ip| self.usable(now, subnet, *ip, client, mac))
+    }
+
+    pub(super) fn drop_offer(&mut self, client: &[u8]) {
+        if let Some(o) = self.offers.remove(client) {
+            if self.offered.get(&o.ip).is_some_and(|c| **c == *client) {
+                self.offered.remove(&o.ip);
+                self.rewind(o.ip);
+            }
+        }
+    }
+
+    /// Moves the allocation cursor back to `ip` when it became free below it,
+    /// so that the pool stays packed from its start.
+    pub(super) fn rewind(&mut self, ip: Ipv4Addr) {
+        for (s, cursor) in self.settings.subnets.iter().zip(&mut self.cursors) {
+            if let Some(i) = s.index(ip) {
+                *cursor = (*cursor).min(i);
+            }
+        }
+    }
+}
