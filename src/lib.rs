@@ -1,9 +1,13 @@
 //! rackboot: a network boot server that holds its boot files in memory and serves
-//! them over HTTP/1.1 (and, as the layers grow, TFTP and DHCP) from one binary.
+//! them over DHCP, TFTP and HTTP/1.1 from one binary.
 //!
 //! Layers, data flowing down: `config` (what to serve and how) -> `store` (files
-//! in sealed memory) -> `wire` (message views) -> `proto` (sans-IO engines) -> `io`
-//! (backends that own sockets and the clock) -> `runtime` (one worker per core).
+//! in sealed memory, published as a snapshot with a generation) -> `wire`
+//! (message views) -> `proto` (sans-IO engines: the TFTP endpoint and
+//! transfers, HTTP connections, the DHCP engine, boot profiles) -> `lease`
+//! (the lease table and its journal) -> `io` (the io_uring and epoll backends
+//! that own sockets and the clock) -> `runtime` (one worker per core, started
+//! one way). `sim` is the storm's virtual fleet, driven by `io::storm`.
 
 pub mod config;
 pub mod io;
