@@ -162,17 +162,6 @@ pub struct Tftp {
     pub send: TftpSend,
 }
 
-impl Tftp {
-    /// The endpoint's limits.
-    pub fn limits(&self) -> crate::proto::tftp::Limits {
-        crate::proto::tftp::Limits {
-            max_transfers: self.max_transfers,
-            max_per_client: self.max_per_client,
-            single_port: self.single_port,
-        }
-    }
-}
-
 /// Logging settings.
 #[derive(Debug, Clone, Copy)]
 pub struct Log {

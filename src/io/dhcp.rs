@@ -27,7 +27,7 @@ use super::{clock, turn::Turn, udp, Error};
 use crate::config::dhcp::Dhcp;
 use crate::lease::{Journal, Table};
 use crate::proto::dhcp::{Dest, Engine, Input, Mode, Outcome, Reply};
-use crate::wire::dhcp::{Chaddr, MessageType, CLIENT_PORT, PXE_PORT, SERVER_PORT};
+use crate::wire::dhcp::{MessageType, CLIENT_PORT, PXE_PORT, SERVER_PORT};
 use crate::wire::ipv4;
 
 /// Most datagrams handled per turn (and per journal sync).
@@ -175,27 +175,11 @@ fn send_link(fd: &OwnedFd, ifindex: i32, mac: [u8; 6], frame: &[&[u8]]) -> io::R
     Ok(())
 }
 
+/// A reply written, and the socket whose request it answers.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
-    len: usize,
-    to: Dest,
+    reply: Reply,
     from_pxe_port: bool,
-    kind: MessageType,
-    ip: Ipv4Addr,
-    mac: Chaddr,
-}
-
-impl Pending {
-    fn of(r: Reply, from_pxe_port: bool) -> Self {
-        Self {
-            len: r.len,
-            to: r.to,
-            from_pxe_port,
-            kind: r.kind,
-            ip: r.ip,
-            mac: r.chaddr,
-        }
-    }
 }
 
 /// The DHCP worker.
@@ -407,9 +391,9 @@ impl Worker {
                 self.write_journal(&mut pending);
                 for (p, buf) in pending.iter().zip(&bufs) {
                     if self.needs_sync(p) {
-                        self.next.push((*p, buf[..p.len].to_vec()));
+                        self.next.push((*p, buf[..p.reply.len].to_vec()));
                     } else {
-                        self.send(p, &buf[..p.len]);
+                        self.send(p, &buf[..p.reply.len]);
                     }
                 }
                 if pending.len() < BATCH {
@@ -439,7 +423,13 @@ impl Worker {
                 tracing::warn!(%ip, "dhcp: address answers a ping but has no lease here (a static address?); kept out of use for dhcp.decline_secs");
             }
             match self.engine.probe_result(now, ip, in_use, &mut out) {
-                Ok(Outcome::Reply(r)) => self.send(&Pending::of(r, false), &out[..r.len]),
+                Ok(Outcome::Reply(r)) => self.send(
+                    &Pending {
+                        reply: r,
+                        from_pxe_port: false,
+                    },
+                    &out[..r.len],
+                ),
                 Ok(Outcome::Probe(next)) => self.start_probe(next, now),
                 Ok(other) => tracing::debug!(%ip, ?other, "dhcp: probe ended without a reply"),
                 Err(e) => {
@@ -459,7 +449,7 @@ impl Worker {
 
     /// Whether `p` promises a lease, so must wait until its record is on disk.
     fn needs_sync(&self, p: &Pending) -> bool {
-        self.syncer.is_some() && p.kind == MessageType::Ack && !p.ip.is_unspecified()
+        self.syncer.is_some() && p.reply.kind == MessageType::Ack && !p.reply.ip.is_unspecified()
     }
 
     /// Sends the ACKs of a finished sync (or holds them back if it failed: the
@@ -598,7 +588,10 @@ impl Worker {
                 };
                 let out = &mut bufs[pending.len()];
                 match self.engine.handle(now, input, out) {
-                    Ok(Outcome::Reply(r)) => pending.push(Pending::of(r, i == 1)),
+                    Ok(Outcome::Reply(r)) => pending.push(Pending {
+                        reply: r,
+                        from_pxe_port: i == 1,
+                    }),
                     Ok(Outcome::Probe(ip)) => self.start_probe(ip, now),
                     Ok(other) => tracing::debug!(%peer, ?other, "dhcp: no reply due"),
                     Err(e) if e.is_drop() => {
@@ -628,13 +621,13 @@ impl Worker {
             Err(e) => {
                 tracing::error!(error = %e, "dhcp: cannot write the lease journal; ACKs held back until it can");
                 self.engine.restore_journal(bytes);
-                pending.retain(|p| p.kind != MessageType::Ack || p.ip.is_unspecified());
+                pending.retain(|p| p.reply.kind != MessageType::Ack || p.reply.ip.is_unspecified());
             }
         }
     }
 
     fn send(&self, p: &Pending, bytes: &[u8]) {
-        let result = match p.to {
+        let result = match p.reply.to {
             Dest::Relay(a) => self.main.send_to(bytes, SocketAddr::V4(a)).map(drop),
             Dest::Unicast(a) if p.from_pxe_port => match &self.pxe {
                 Some(s) => s.send_to(bytes, SocketAddr::V4(a)).map(drop),
@@ -661,17 +654,17 @@ impl Worker {
                 send_link(&self.link, self.iface.index, mac, &[&headers, bytes])
             }
         };
-        match (&result, p.kind) {
-            (Err(e), _) => tracing::warn!(error = %e, to = ?p.to, "dhcp: send failed"),
+        match (&result, p.reply.kind) {
+            (Err(e), _) => tracing::warn!(error = %e, to = ?p.reply.to, "dhcp: send failed"),
             // ACKs and NAKs are the DHCP access log.
-            (Ok(()), MessageType::Ack) if self.access_log && !p.ip.is_unspecified() => {
-                tracing::info!(mac = %p.mac, ip = %p.ip, "dhcp ACK")
+            (Ok(()), MessageType::Ack) if self.access_log && !p.reply.ip.is_unspecified() => {
+                tracing::info!(mac = %p.reply.chaddr, ip = %p.reply.ip, "dhcp ACK")
             }
             (Ok(()), MessageType::Nak) if self.access_log => {
-                tracing::info!(mac = %p.mac, "dhcp NAK")
+                tracing::info!(mac = %p.reply.chaddr, "dhcp NAK")
             }
             (Ok(()), kind) => {
-                tracing::debug!(mac = %p.mac, ip = %p.ip, kind = kind.name(), to = ?p.to, "dhcp reply")
+                tracing::debug!(mac = %p.reply.chaddr, ip = %p.reply.ip, kind = kind.name(), to = ?p.reply.to, "dhcp reply")
             }
         }
     }

@@ -34,8 +34,6 @@ pub struct Worker {
     /// Each transfer's own socket, by endpoint id (`None` in single-port mode).
     sockets: Vec<Option<mio::net::UdpSocket>>,
     endpoint: Endpoint,
-    /// What new transfers are served from.
-    published: Arc<Published>,
     config: config::Tftp,
     gso: bool,
     rx: Vec<u8>,
@@ -80,13 +78,7 @@ impl Worker {
             poll,
             listener,
             sockets: Vec::new(),
-            endpoint: Endpoint::new(
-                config.settings,
-                config.limits(),
-                published.current(),
-                root.as_deref(),
-            ),
-            published,
+            endpoint: transfer::endpoint(&config, published, root.as_deref()),
             config,
             gso: true,
             rx: vec![0; RX],
@@ -136,7 +128,6 @@ impl Worker {
             bytes: &self.rx[..r.len],
             truncated: r.truncated,
         };
-        self.endpoint.refresh(&self.published);
         let Some((id, socket)) = transfer::on_request(&mut self.endpoint, now, d) else {
             return;
         };

@@ -4,11 +4,29 @@
 //! reached, whose route tells the path MTU the blocks must fit.
 
 use std::net::UdpSocket;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::{access, udp};
-use crate::proto::tftp::endpoint::{Datagram, Handled, Id};
+use crate::config;
+use crate::proto::tftp::endpoint::{Datagram, Handled, Id, Limits};
 use crate::proto::tftp::Endpoint;
+use crate::store::Published;
+
+/// A worker's endpoint for `config`, serving what `published` holds; `root`
+/// is the canonical root directory (an absolute name inside it is served).
+pub(crate) fn endpoint(
+    config: &config::Tftp,
+    published: Arc<Published>,
+    root: Option<&str>,
+) -> Endpoint {
+    let limits = Limits {
+        max_transfers: config.max_transfers,
+        max_per_client: config.max_per_client,
+        single_port: config.single_port,
+    };
+    Endpoint::new(config.settings, limits, published, root)
+}
 
 /// Hands `d` to `endpoint`; a request it admits becomes a transfer: its id
 /// and its own socket (`None` in single-port mode), for the backend to arm.

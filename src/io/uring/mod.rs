@@ -8,3 +8,4 @@ pub mod http;
 pub mod probe;
 mod ring;
 pub mod tftp;
+mod zc;

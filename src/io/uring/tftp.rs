@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use io_uring::{cqueue, opcode, squeue, types};
 
 use super::ring::{gen_bits, split, user_data, Ring, BUFFER_GROUP};
+use super::zc;
 use crate::config::{self, TftpSend};
 use crate::io::udp::{self, MsgIn, MsgOut};
 use crate::io::{access, clock, transfer, Error};
@@ -87,58 +88,6 @@ const SEND_ZC_REPORT_USAGE: u16 = 1 << 3;
 /// IORING_NOTIF_USAGE_ZC_COPIED: set in a notification's result when it copied.
 const NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
 
-/// The kernel's fragment limit per skb when /proc does not say (Linux's default).
-const MAX_SKB_FRAGS: usize = 17;
-
-/// `net.core.max_skb_frags`: how many page fragments one SENDMSG_ZC may carry.
-fn max_skb_frags() -> usize {
-    std::fs::read_to_string("/proc/sys/net/core/max_skb_frags")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(MAX_SKB_FRAGS)
-}
-
-/// Fragments a zero-copy send of `part` takes: one for its header, one for
-/// each page its payload touches (the kernel pins base pages, whatever the
-/// mapping's page size).
-fn frags(part: &(&[u8], &[u8]), page: usize) -> usize {
-    let (head, body) = part;
-    let spans = |b: &[u8]| {
-        if b.is_empty() {
-            0
-        } else {
-            let at = b.as_ptr() as usize;
-            (at + b.len() - 1) / page - at / page + 1
-        }
-    };
-    spans(head) + spans(body)
-}
-
-/// Cuts a window's parts into runs of at most `per_run` parts whose fragments
-/// fit `limit` each: (from, to, fits). A part that alone exceeds the limit is
-/// a run of its own that does not fit (sent copying).
-fn window_runs(
-    parts: &[(&[u8], &[u8])],
-    limit: usize,
-    per_run: usize,
-    page: usize,
-) -> Vec<(usize, usize, bool)> {
-    let mut runs = Vec::new();
-    let (mut start, mut used) = (0, 0);
-    for (i, part) in parts.iter().enumerate() {
-        let n = frags(part, page);
-        if i > start && (used + n > limit || i - start >= per_run) {
-            runs.push((start, i, used <= limit));
-            (start, used) = (i, 0);
-        }
-        used += n;
-    }
-    if start < parts.len() {
-        runs.push((start, parts.len(), used <= limit));
-    }
-    runs
-}
-
 /// One io_uring TFTP worker.
 pub struct Worker {
     id: usize,
@@ -157,8 +106,6 @@ pub struct Worker {
     slots: Vec<Option<Slot>>,
     gens: Vec<u32>,
     endpoint: Endpoint,
-    /// What new transfers are served from.
-    published: Arc<Published>,
     sends: Vec<Option<Box<Send>>>,
     sends_free: Vec<usize>,
     spare: Vec<Box<Send>>,
@@ -209,20 +156,14 @@ impl Worker {
             transfer_rx: udp::multishot_template(),
             slots: Vec::new(),
             gens: Vec::new(),
-            endpoint: Endpoint::new(
-                config.settings,
-                config.limits(),
-                published.current(),
-                root.as_deref(),
-            ),
-            published,
+            endpoint: transfer::endpoint(&config, published, root.as_deref()),
             sends: Vec::new(),
             sends_free: Vec::new(),
             spare: Vec::new(),
             config,
             gso: true,
             zc: config.send == TftpSend::SendmsgZc,
-            zc_frags: max_skb_frags(),
+            zc_frags: zc::max_skb_frags(),
             // SAFETY: sysconf has no preconditions.
             page: usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
                 .ok()
@@ -435,7 +376,6 @@ impl Worker {
             bytes: datagram,
             truncated: r.truncated,
         };
-        self.endpoint.refresh(&self.published);
         let Some((id, socket)) = transfer::on_request(&mut self.endpoint, now, d) else {
             return Ok(());
         };
@@ -535,7 +475,7 @@ impl Worker {
                 // Zero-copy: as many as the fragment limit needs.
                 let per_run = if self.gso { udp::MAX_BLOCKS } else { 1 };
                 let limit = if self.zc { self.zc_frags } else { usize::MAX };
-                for (from, to, fits) in window_runs(parts, limit, per_run, self.page) {
+                for (from, to, fits) in zc::window_runs(parts, limit, per_run, self.page) {
                     let mut send = take_spare(&mut self.spare);
                     let segment = (to - from > 1).then_some(blksize + 4);
                     send.msg.set_parts(out.peer, &parts[from..to], segment);
@@ -632,69 +572,8 @@ mod tests {
 
     use io_uring::{cqueue, opcode, types};
 
-    use super::{frags, window_runs};
     use crate::io::udp;
     use crate::io::uring::ring::{Ring, BUFFER_GROUP};
-
-    /// The runs of a window of `heads.len()` blocks of `blksize` from the
-    /// start of a page-aligned mapping, each checked against the limit.
-    fn window(mapping: &[u8], heads: &[[u8; 4]], blksize: usize) -> Vec<(usize, usize)> {
-        let parts: Vec<(&[u8], &[u8])> = heads
-            .iter()
-            .enumerate()
-            .map(|(i, h)| (&h[..], &mapping[i * blksize..(i + 1) * blksize]))
-            .collect();
-        window_runs(&parts, 17, 128, 4096)
-            .into_iter()
-            .map(|(from, to, zc)| {
-                assert!(zc, "every run of small blocks is zero-copy");
-                let used: usize = parts[from..to].iter().map(|p| frags(p, 4096)).sum();
-                assert!(used <= 17, "run {from}..{to} takes {used} fragments");
-                (from, to)
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_window_is_cut_where_the_kernel_fragment_limit_falls() {
-        let map = memmap2::MmapMut::map_anon(1 << 20).unwrap();
-        let heads = [[0u8; 4]; 16];
-        // 7 blocks of 1,468 from a page start touch 9 pages + 7 headers = 16
-        // fragments; an 8th makes 18, which the kernel refuses with EMSGSIZE
-        // (measured on Linux 6.18).
-        assert_eq!(
-            window(&map, &heads, 1468),
-            [(0, 7), (7, 14), (14, 16)],
-            "runs of 1468-byte blocks"
-        );
-        // 512-byte blocks: each is a fragment of its own even where it shares
-        // a page with the last (its header lies between), so 8 per run; a 9th
-        // is refused (measured).
-        assert_eq!(window(&map, &heads, 512), [(0, 8), (8, 16)]);
-    }
-
-    #[test]
-    fn a_run_never_passes_the_gso_count_and_an_oversized_block_is_copied() {
-        let map = memmap2::MmapMut::map_anon(1 << 20).unwrap();
-        let head = [0u8; 4];
-        let parts: Vec<(&[u8], &[u8])> = (0..4)
-            .map(|i| (&head[..], &map[i * 100..(i + 1) * 100]))
-            .collect();
-        // Without GSO each block is its own message.
-        let one: Vec<_> = window_runs(&parts, 17, 1, 4096);
-        assert_eq!(
-            one,
-            [(0, 1, true), (1, 2, true), (2, 3, true), (3, 4, true)]
-        );
-        // A 65,464-byte block from a page start touches 16 pages, 17 fragments
-        // with its header; 100 bytes further it touches 17, is over the limit
-        // alone and goes out copying (the kernel refuses it, measured).
-        let big = [(&head[..], &map[..65_464])];
-        assert_eq!(window_runs(&big, 17, 128, 4096), [(0, 1, true)]);
-        let big = [(&head[..], &map[100..100 + 65_464])];
-        assert_eq!(window_runs(&big, 17, 128, 4096), [(0, 1, false)]);
-        assert_eq!(window_runs(&[], 17, 128, 4096), []);
-    }
 
     #[test]
     fn a_multishot_receive_out_of_buffers_ends_and_rearmed_loses_no_datagram() {

@@ -34,7 +34,7 @@ use crate::lease::{Lease, Table};
 use crate::wire::dhcp::{code, Chaddr, MessageType, PXE_PORT, SERVER_PORT};
 pub use error::Error;
 use policy::{Action, Rule};
-pub use request::Request;
+use request::Request;
 pub use subnet::{Host, Subnet};
 
 /// Full server or proxy.

@@ -287,7 +287,7 @@ pub fn missing_files(rules: &[Rule], have: impl Fn(&str) -> bool) -> Vec<(String
 
 /// `template` with `{server}`, `{http}` and `{mac}` filled in, written into
 /// `buf` without allocating; the length, or `None` when it does not fit.
-pub fn render_into(
+pub fn render(
     template: &str,
     server: Ipv4Addr,
     http_port: u16,
@@ -332,25 +332,4 @@ pub fn ip_text(ip: Ipv4Addr, buf: &mut [u8; 15]) -> usize {
     let mut w = std::io::Cursor::new(&mut buf[..]);
     let _ = write!(w, "{ip}");
     w.position() as usize
-}
-
-/// `template` with `{server}`, `{http}` and `{mac}` filled in.
-pub fn render(template: &str, server: Ipv4Addr, http_port: u16, mac: &[u8]) -> String {
-    if !template.contains('{') {
-        return template.to_owned();
-    }
-    let http = if http_port == 80 {
-        server.to_string()
-    } else {
-        format!("{server}:{http_port}")
-    };
-    let mac = mac
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":");
-    template
-        .replace("{server}", &server.to_string())
-        .replace("{http}", &http)
-        .replace("{mac}", &mac)
 }

@@ -75,9 +75,10 @@ impl Engine {
         let asked = |c: u8| o.get(code::PARAMS).is_some_and(|l| l.contains(&c));
         // Rendered on the stack: a boot file name fits an option (255 bytes).
         let mut rendered = [0u8; 255];
-        let file = boot.action.file.as_deref().map(|f| {
-            policy::render_into(f, server, self.settings.http_port, facts.mac, &mut rendered)
-        });
+        let file =
+            boot.action.file.as_deref().map(|f| {
+                policy::render(f, server, self.settings.http_port, facts.mac, &mut rendered)
+            });
         if let Some(file) = file {
             let file = &rendered[..file.ok_or(crate::wire::Error::Malformed(
                 "boot file name over 255 bytes",

@@ -30,7 +30,9 @@ impl ClientKey {
                 k.len += part.len();
             }
         };
-        let chaddr = p.chaddr(); // at most 16 bytes
+        // In bounds: htype + chaddr is at most 2 + 16 bytes (new_checked
+        // refuses an hlen over 16), a client id at most 1 + 256 (guarded below).
+        let chaddr = p.chaddr();
         match o.get(code::CLIENT_ID) {
             Some(id) if id.first() == Some(&p.htype()) && id.get(1..) == Some(chaddr) => {
                 put(&[&[1, p.htype()], chaddr])
@@ -51,7 +53,7 @@ impl ClientKey {
 /// One datagram, parsed once: the fixed fields, the options, the message
 /// type, where it arrived and who sent it.
 #[derive(Clone)]
-pub struct Request<'a> {
+pub(super) struct Request<'a> {
     pub(super) packet: Packet<'a>,
     pub(super) options: Options<'a>,
     pub(super) kind: MessageType,
@@ -74,7 +76,7 @@ impl<'a> Request<'a> {
     ///
     /// # Errors
     /// It is not a usable client message.
-    pub fn parse(input: Input<'a>) -> Result<Self, Error> {
+    pub(super) fn parse(input: Input<'a>) -> Result<Self, Error> {
         let packet = Packet::new_checked(input.bytes)?;
         if packet.op() != 1 {
             return Err(Error::NotRequest);
@@ -89,20 +91,5 @@ impl<'a> Request<'a> {
             input,
             client,
         })
-    }
-
-    /// The message type.
-    pub fn kind(&self) -> MessageType {
-        self.kind
-    }
-
-    /// The fixed fields.
-    pub fn packet(&self) -> &Packet<'a> {
-        &self.packet
-    }
-
-    /// The options.
-    pub fn options(&self) -> &Options<'a> {
-        &self.options
     }
 }

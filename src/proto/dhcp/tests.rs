@@ -716,25 +716,30 @@ fn an_offer_expires_on_the_engine_timer_and_frees_its_address() {
 }
 
 #[test]
-fn boot_file_templates_render_on_the_stack_as_they_do_on_the_heap() {
+fn boot_file_templates_render_on_the_stack() {
     let mac = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
-    for (template, port) in [
-        ("http://{http}/boot.ipxe?mac={mac}", 8080),
-        ("http://{http}/x", 80),
-        ("tftp://{server}/{unknown}/ipxe.efi", 80),
-        ("plain.efi", 80),
-        ("{", 80),
+    for (template, port, want) in [
+        (
+            "http://{http}/boot.ipxe?mac={mac}",
+            8080,
+            "http://10.77.0.1:8080/boot.ipxe?mac=52:54:00:12:34:56",
+        ),
+        ("http://{http}/x", 80, "http://10.77.0.1/x"),
+        (
+            "tftp://{server}/{unknown}/ipxe.efi",
+            80,
+            "tftp://10.77.0.1/{unknown}/ipxe.efi",
+        ),
+        ("plain.efi", 80, "plain.efi"),
+        ("{", 80, "{"),
     ] {
         let mut buf = [0u8; 255];
-        let n = policy::render_into(template, SERVER, port, &mac, &mut buf).unwrap();
-        assert_eq!(
-            std::str::from_utf8(&buf[..n]).unwrap(),
-            policy::render(template, SERVER, port, &mac)
-        );
+        let n = policy::render(template, SERVER, port, &mac, &mut buf).unwrap();
+        assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), want);
     }
     let long = "x".repeat(300);
     assert_eq!(
-        policy::render_into(&long, SERVER, 80, &mac, &mut [0u8; 255]),
+        policy::render(&long, SERVER, 80, &mac, &mut [0u8; 255]),
         None
     );
 }
