@@ -1,5 +1,6 @@
-//! The parts every io_uring worker shares: the ring with its push and wait, and
-//! the packing of an operation's kind, slot and generation into `user_data`.
+//! The ring every io_uring worker drives (through its driver): setup with
+//! deferred task work where the kernel has it, the provided receive buffers,
+//! push and wait.
 
 use std::time::Duration;
 
@@ -10,34 +11,6 @@ use crate::io::Error;
 
 /// Most kernel worker threads per ring, bounded and unbounded each.
 const IOWQ_MAX_WORKERS: u32 = 4;
-
-/// Bits of `user_data` that say which kind of operation completed.
-const KIND_BITS: u32 = 3;
-/// Bits of the slot's generation (the rest above the 32-bit slot index).
-const GEN_BITS: u32 = 64 - 32 - KIND_BITS;
-const GEN_MASK: u64 = (1 << GEN_BITS) - 1;
-
-/// `user_data` for an operation of `kind` (below 8) on slot `slot`'s
-/// generation `gen` (kept modulo 2^29: a stale completion is one whose
-/// generation differs from the slot's).
-pub(crate) fn user_data(kind: u64, slot: usize, gen: u32) -> u64 {
-    debug_assert!(kind < 1 << KIND_BITS, "kind {kind} does not fit");
-    kind << (64 - KIND_BITS) | (u64::from(gen) & GEN_MASK) << 32 | (slot as u64 & 0xffff_ffff)
-}
-
-/// (kind, slot, generation) of a `user_data`.
-pub(crate) fn split(data: u64) -> (u64, usize, u32) {
-    (
-        data >> (64 - KIND_BITS),
-        (data & 0xffff_ffff) as usize,
-        ((data >> 32) & GEN_MASK) as u32,
-    )
-}
-
-/// A slot generation as it comes back in `user_data`.
-pub(crate) fn gen_bits(gen: u32) -> u32 {
-    (u64::from(gen) & GEN_MASK) as u32
-}
 
 /// The group id of a ring's provided buffers (one group per ring).
 pub(crate) const BUFFER_GROUP: u16 = 0;
@@ -180,6 +153,24 @@ impl Ring {
         }
     }
 
+    /// Queues `sqes` together (a linked chain must not be cut by a submit),
+    /// submitting what is queued first when they do not fit.
+    ///
+    /// # Safety
+    /// As [`Self::push`], for each entry.
+    pub(crate) unsafe fn push_all(&mut self, sqes: &[squeue::Entry]) -> Result<(), Error> {
+        if sqes.len() > self.ring.params().sq_entries() as usize {
+            return Err(self.error(std::io::Error::other("chain longer than the ring")));
+        }
+        loop {
+            // SAFETY: the caller upholds this function's contract for `sqes`.
+            if unsafe { self.ring.submission().push_multiple(sqes) }.is_ok() {
+                return Ok(());
+            }
+            self.ring.submit().map_err(|source| self.error(source))?;
+        }
+    }
+
     /// Submits what is queued and waits for one completion, or until `wait`
     /// passes (`None`: no limit; zero: do not wait). `done` is replaced by the
     /// completions, as (user_data, result, flags).
@@ -293,20 +284,5 @@ mod tests {
         assert_eq!(got, want);
         // SAFETY: a bid never offered is refused, not read.
         assert!(unsafe { ring.filled(2, 1) }.is_none());
-    }
-
-    #[test]
-    fn user_data_round_trips_kind_slot_and_generation() {
-        for (kind, slot, gen) in [
-            (0, 0, 0),
-            (1, 7, 1),
-            (7, u32::MAX as usize, 0x1fff_ffff),
-            (3, 12, 5),
-        ] {
-            assert_eq!(split(user_data(kind, slot, gen)), (kind, slot, gen));
-        }
-        // Generations wrap within their 29 bits.
-        assert_eq!(split(user_data(1, 3, 0x2000_0001)).2, 1);
-        assert_eq!(gen_bits(0x2000_0001), 1);
     }
 }

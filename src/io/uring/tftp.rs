@@ -1,44 +1,39 @@
 //! The io_uring TFTP worker: the same [`Endpoint`] (proto/tftp/endpoint.rs:
-//! admission, limits, TID, timers) as the mio worker, driven by completions. One RECVMSG in flight on
-//! the request port (with IP_PKTINFO, so a transfer answers from the address
-//! the request reached) and one on each transfer's own socket; a window leaves
-//! as one SENDMSG carrying a UDP_SEGMENT cmsg over the file's mapping, every
-//! send of a turn in one io_uring_enter. With `tftp.send = "sendmsg-zc"` a
-//! window leaves as SENDMSG_ZC instead, cut into as many messages as the
-//! kernel's fragment limit needs (each block is a fragment for its header and
-//! one per page its payload touches; a message over `net.core.max_skb_frags`
-//! fails with EMSGSIZE). Retransmissions are the engines' timers, and the
-//! ring's wait carries the earliest of them as its timeout.
+//! admission, limits, TID, timers) as the mio worker, driven by completions on
+//! the worker's [`Driver`]. [`LISTEN_DEPTH`] RECVMSGs in flight on the request
+//! port (with IP_PKTINFO, so a transfer answers from the address the request
+//! reached) and one multishot RECVMSG on each transfer's own socket, into the
+//! ring's provided buffers (1,024 of 512 bytes): a transfer waiting for an ACK
+//! holds no receive buffer of its own, and an ACK needs no new submission. A
+//! window leaves as one SENDMSG carrying a UDP_SEGMENT cmsg over the file's
+//! mapping, every send of a turn in one io_uring_enter. With `tftp.send =
+//! "sendmsg-zc"` a window leaves as SENDMSG_ZC instead, cut into as many
+//! messages as the kernel's fragment limit needs (zc.rs). Retransmissions are
+//! the endpoint's timers, and the ring's wait carries the earliest of them.
 //!
-//! A transfer's socket has one multishot RECVMSG armed for its life, into the
-//! worker's provided buffers (1,024 of 2 KiB): a transfer waiting for an ACK
-//! holds no receive buffer of its own, and an ACK needs no new submission.
-//!
-//! What the kernel holds: a send's msghdr, iovecs, headers, address and cmsg
-//! live in its own boxed [`MsgOut`], which also holds a clone of the transfer's
-//! payload, until its completion (for SENDMSG_ZC, until its notification: the
-//! socket references the headers and the mapping's pages until then); the
-//! request port's receives write into the worker's boxed [`MsgIn`]s, the
-//! transfers' into the ring's provided buffers, laid out by the worker's boxed
-//! template msghdr. A transfer's socket is closed only when no
-//! operation on it is outstanding (its receive is cancelled first), so a
-//! descriptor number is never reused under an operation.
+//! What the kernel holds belongs to the ops (driver.rs): a send's boxed
+//! message with a clone of the transfer's payload, a request-port receive's
+//! boxed buffer, and a handle on the socket. An ended transfer's id goes back
+//! to the endpoint at once; its receive is cancelled and its socket closes
+//! with the last op that holds it.
 
 use std::io;
 use std::net::{IpAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use io_uring::{cqueue, opcode, squeue, types};
-
-use super::ring::{gen_bits, split, user_data, Ring, BUFFER_GROUP};
+use super::driver::{Completion, Driver};
+use super::op::sendmsg::NOTIF_USAGE_ZC_COPIED;
+use super::op::{Op, RecvMsg, RecvMsgMulti, SendMsg, Shared};
+use super::ring::Ring;
 use super::zc;
 use crate::config::{self, TftpSend};
 use crate::io::udp::{self, MsgIn, MsgOut};
 use crate::io::{access, clock, transfer, Error};
 use crate::proto::tftp::endpoint::{Datagram, Id, Outgoing, Port};
-use crate::proto::tftp::{Endpoint, Payload, Transmit};
+use crate::proto::tftp::{Endpoint, Transmit};
 use crate::store::Published;
 
 /// Largest datagram read on the request port; a longer one is truncated and refused.
@@ -54,61 +49,56 @@ const BUFFER: u32 = 512;
 /// in single-port mode, every client's ACKs) completes this many per
 /// io_uring_enter instead of one.
 const LISTEN_DEPTH: usize = 16;
+/// Message boxes kept for reuse.
+const SPARE: usize = 256;
 
-const LISTEN: u64 = 0;
-const RECV: u64 = 1;
-const SEND: u64 = 2;
-const CANCEL: u64 = 3;
+/// A transfer's slot and its generation, as its receive is tagged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Xfer {
+    index: usize,
+    gen: u32,
+}
+
+/// What an operation is for.
+#[derive(Debug, Clone, Copy)]
+enum Tag {
+    Listen,
+    Recv(Xfer),
+    Send,
+}
 
 /// What the worker holds of one transfer (the endpoint holds the rest).
 struct Slot {
     /// The transfer's own socket; `None` in single-port mode.
-    socket: Option<UdpSocket>,
+    socket: Option<Rc<UdpSocket>>,
     gen: u32,
-    recv_inflight: bool,
-    sends_inflight: u32,
-    /// The transfer ended; the slot waits for its operations to complete.
-    closing: bool,
-    cancelled: bool,
+    recv_armed: bool,
 }
-
-/// A send in flight: its message and what keeps its payload alive.
-struct Send {
-    msg: MsgOut,
-    _payload: Option<Payload>,
-    /// The slot (and its generation) whose socket it uses; `None`: the request port.
-    owner: Option<(usize, u32)>,
-    /// Sent by SENDMSG_ZC: held until the kernel's notification.
-    zc: bool,
-}
-
-/// IORING_SEND_ZC_REPORT_USAGE (an SQE ioprio flag): the notification says
-/// whether the kernel fell back to copying.
-const SEND_ZC_REPORT_USAGE: u16 = 1 << 3;
-/// IORING_NOTIF_USAGE_ZC_COPIED: set in a notification's result when it copied.
-const NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
 
 /// One io_uring TFTP worker.
 pub struct Worker {
     id: usize,
-    ring: Ring,
-    listener: UdpSocket,
+    driver: Driver<Tag>,
+    listener: Rc<UdpSocket>,
+    /// Request-port receives in flight, and boxes for the next ones.
+    listening: usize,
     #[allow(
         clippy::vec_box,
-        reason = "the kernel writes into each MsgIn: a Box keeps its address whatever the Vec does"
+        reason = "each box is lent to a receive whose msghdr points into it"
     )]
-    listen_rx: Vec<Box<MsgIn>>,
-    listen_armed: Vec<bool>,
+    listen_spare: Vec<Box<MsgIn>>,
     /// The transfers' multishot receives' msghdr: it says how much of each
     /// provided buffer the peer's address and the control data take.
-    transfer_rx: Box<libc::msghdr>,
+    template: Rc<libc::msghdr>,
     /// What the worker holds of each transfer, by endpoint id.
     slots: Vec<Option<Slot>>,
     gens: Vec<u32>,
     endpoint: Endpoint,
-    sends: Vec<Option<Box<Send>>>,
-    sends_free: Vec<usize>,
-    spare: Vec<Box<Send>>,
+    #[allow(
+        clippy::vec_box,
+        reason = "each box is lent to a send whose msghdr points into it"
+    )]
+    spare: Vec<Box<MsgOut>>,
     config: config::Tftp,
     gso: bool,
     /// Windows go out by SENDMSG_ZC (until the kernel refuses it).
@@ -119,8 +109,7 @@ pub struct Worker {
     /// The kernel's first notification said whether it copied: logged once.
     zc_told: bool,
     scratch: Vec<u8>,
-    sqes: Vec<squeue::Entry>,
-    done: Vec<(u64, i32, u32)>,
+    done: Vec<Completion<Tag>>,
     active_at: Instant,
 }
 
@@ -149,16 +138,14 @@ impl Worker {
         ring.provide(BUFFERS, BUFFER)?;
         Ok(Self {
             id,
-            ring,
-            listener,
-            listen_rx: (0..LISTEN_DEPTH).map(|_| MsgIn::new(RX)).collect(),
-            listen_armed: vec![false; LISTEN_DEPTH],
-            transfer_rx: udp::multishot_template(),
+            driver: Driver::new(ring),
+            listener: Rc::new(listener),
+            listening: 0,
+            listen_spare: (0..LISTEN_DEPTH).map(|_| MsgIn::new(RX)).collect(),
+            template: Rc::new(*udp::multishot_template()),
             slots: Vec::new(),
             gens: Vec::new(),
             endpoint: transfer::endpoint(&config, published, root.as_deref()),
-            sends: Vec::new(),
-            sends_free: Vec::new(),
             spare: Vec::new(),
             config,
             gso: true,
@@ -171,7 +158,6 @@ impl Worker {
                 .unwrap_or(4096),
             zc_told: false,
             scratch: vec![0; 1024],
-            sqes: Vec::new(),
             done: Vec::with_capacity(1024),
             active_at: clock::now(),
         })
@@ -183,15 +169,12 @@ impl Worker {
     /// Only a failure of the ring itself.
     pub fn run(mut self) -> Result<(), Error> {
         loop {
-            for i in 0..LISTEN_DEPTH {
-                if !self.listen_armed[i] {
-                    let msg = self.listen_rx[i].arm();
-                    let sqe = opcode::RecvMsg::new(types::Fd(self.listener.as_raw_fd()), msg)
-                        .build()
-                        .user_data(user_data(LISTEN, i, 0));
-                    self.push(&sqe)?;
-                    self.listen_armed[i] = true;
-                }
+            while self.listening < LISTEN_DEPTH {
+                let msg = self.listen_spare.pop().unwrap_or_else(|| MsgIn::new(RX));
+                let listener: Shared = self.listener.clone();
+                self.driver
+                    .submit(Tag::Listen, Op::RecvMsg(RecvMsg::new(listener, msg)))?;
+                self.listening += 1;
             }
             let now = clock::now();
             let wait = if now.saturating_duration_since(self.active_at) < self.config.busy_poll {
@@ -203,13 +186,13 @@ impl Worker {
                 })
             };
             let mut done = std::mem::take(&mut self.done);
-            self.ring.submit_and_wait(wait, &mut done)?;
+            self.driver.turn(wait, &mut done)?;
             let now = clock::now();
             if !done.is_empty() {
                 self.active_at = now;
             }
-            for &(data, result, flags) in &done {
-                self.complete(data, result, flags, now)?;
+            for c in done.drain(..) {
+                self.complete(c, now)?;
             }
             self.done = done;
             self.endpoint.handle_timeout(now);
@@ -217,135 +200,107 @@ impl Worker {
         }
     }
 
-    fn push(&mut self, sqe: &squeue::Entry) -> Result<(), Error> {
-        // SAFETY: a request-port receive's msghdr and buffer live in a boxed
-        // MsgIn the worker owns; a transfer's multishot receive reads the
-        // worker's boxed template and writes into the ring's provided buffers,
-        // both kept as long as the ring; a send's live in its boxed `Send`, kept in `sends` (with a
-        // clone of its payload) until the completion; a socket is closed only
-        // when none of its operations is outstanding.
-        unsafe { self.ring.push(sqe) }
-    }
-
-    fn complete(&mut self, data: u64, result: i32, flags: u32, now: Instant) -> Result<(), Error> {
-        let (kind, index, gen) = split(data);
-        match kind {
-            LISTEN => {
-                let Some(armed) = self.listen_armed.get_mut(index) else {
+    fn complete(&mut self, c: Completion<Tag>, now: Instant) -> Result<(), Error> {
+        match c.tag {
+            Tag::Listen => {
+                self.listening -= 1;
+                let Some(Op::RecvMsg(r)) = c.op else {
                     return Ok(());
                 };
-                *armed = false;
-                if result < 0 {
-                    let e = io::Error::from_raw_os_error(-result);
+                let msg = r.into_msg();
+                if c.result < 0 {
+                    let e = io::Error::from_raw_os_error(-c.result);
                     tracing::debug!(worker = self.id, error = %e, "tftp receive failed");
-                    return Ok(());
+                } else {
+                    self.on_request(now, &msg, c.result as usize)?;
                 }
-                self.on_request(now, index, result as usize)
+                self.listen_spare.push(msg);
+                Ok(())
             }
-            RECV => {
-                let bid = cqueue::buffer_select(flags);
-                let r = self.transfer_received(index, gen, result, flags, bid, now);
+            Tag::Recv(x) => {
+                let bid = c.buffer();
+                self.transfer_received(x, &c, now)?;
                 // Back to the kernel whatever became of the datagram.
                 if let Some(b) = bid {
-                    self.ring.give_back(b);
-                }
-                r
-            }
-            SEND => {
-                if cqueue::notif(flags) {
-                    // SENDMSG_ZC's second completion: the kernel let go of the pages.
-                    if !self.zc_told {
-                        self.zc_told = true;
-                        let copied = result as u32 & NOTIF_USAGE_ZC_COPIED != 0;
-                        if copied {
-                            tracing::info!(worker = self.id, "SENDMSG_ZC: the kernel copied the pages (loopback, veth or a device without scatter-gather): no saving here");
-                        } else {
-                            tracing::info!(
-                                worker = self.id,
-                                "SENDMSG_ZC: windows leave without a copy"
-                            );
-                        }
-                    }
-                } else {
-                    let Some(send) = self.sends.get(index).and_then(Option::as_ref) else {
-                        return Ok(());
-                    };
-                    let (gso, zc) = (send.msg.is_gso(), send.zc);
-                    if result < 0 {
-                        let e = io::Error::from_raw_os_error(-result);
-                        if zc
-                            && self.zc
-                            && matches!(-result, libc::EOPNOTSUPP | libc::EINVAL | libc::EMSGSIZE)
-                        {
-                            tracing::warn!(worker = self.id, error = %e, "SENDMSG_ZC refused by the kernel; windows use SENDMSG");
-                            self.zc = false;
-                        } else if gso && self.gso && udp::gso_refused(&e) {
-                            tracing::warn!(error = %e, "UDP GSO refused by the kernel; sending windows a block per datagram");
-                            self.gso = false;
-                        } else {
-                            // A window that did not go out is resent by the transfer's timer.
-                            tracing::debug!(error = %e, "tftp send failed");
-                        }
-                    }
-                    if cqueue::more(flags) {
-                        // The notification follows; the send stays parked until then.
-                        return Ok(());
-                    }
-                }
-                let Some(send) = self.sends.get_mut(index).and_then(Option::take) else {
-                    return Ok(());
-                };
-                self.sends_free.push(index);
-                let owner = send.owner;
-                self.recycle(send);
-                if let Some((slot_index, slot_gen)) = owner {
-                    if let Some(Some(slot)) = self.slots.get_mut(slot_index) {
-                        if slot.gen == slot_gen {
-                            slot.sends_inflight = slot.sends_inflight.saturating_sub(1);
-                            if slot.closing {
-                                self.settle(slot_index);
-                            }
-                        }
-                    }
+                    self.driver.buffers().give_back(b);
                 }
                 Ok(())
             }
-            _ => Ok(()),
+            Tag::Send => {
+                self.sent(c);
+                Ok(())
+            }
         }
     }
 
-    /// A completion of slot `index`'s multishot receive, whose datagram (if
-    /// any) is in provided buffer `bid`.
+    /// A send's completion, or its zero-copy notification.
+    fn sent(&mut self, c: Completion<Tag>) {
+        if c.is_notification() {
+            // SENDMSG_ZC's second completion: the kernel let go of the pages.
+            if !self.zc_told {
+                self.zc_told = true;
+                if c.result as u32 & NOTIF_USAGE_ZC_COPIED != 0 {
+                    tracing::info!(worker = self.id, "SENDMSG_ZC: the kernel copied the pages (loopback, veth or a device without scatter-gather): no saving here");
+                } else {
+                    tracing::info!(worker = self.id, "SENDMSG_ZC: windows leave without a copy");
+                }
+            }
+        } else if c.result < 0 {
+            let e = io::Error::from_raw_os_error(-c.result);
+            // The op is handed back now unless a notification follows; either
+            // way the first completion says what the send was.
+            let (zc, gso) = match &c.op {
+                Some(Op::SendMsg(s)) => (s.is_zc(), s.is_gso()),
+                _ => (self.zc, self.gso),
+            };
+            if zc
+                && self.zc
+                && matches!(-c.result, libc::EOPNOTSUPP | libc::EINVAL | libc::EMSGSIZE)
+            {
+                tracing::warn!(worker = self.id, error = %e, "SENDMSG_ZC refused by the kernel; windows use SENDMSG");
+                self.zc = false;
+            } else if gso && self.gso && udp::gso_refused(&e) {
+                tracing::warn!(error = %e, "UDP GSO refused by the kernel; sending windows a block per datagram");
+                self.gso = false;
+            } else {
+                // A window that did not go out is resent by the transfer's timer.
+                tracing::debug!(error = %e, "tftp send failed");
+            }
+        }
+        if let Some(Op::SendMsg(s)) = c.op {
+            if self.spare.len() < SPARE {
+                self.spare.push(s.into_msg());
+            }
+        }
+    }
+
+    /// A completion of a transfer's multishot receive.
     fn transfer_received(
         &mut self,
-        index: usize,
-        gen: u32,
-        result: i32,
-        flags: u32,
-        bid: Option<u16>,
+        x: Xfer,
+        c: &Completion<Tag>,
         now: Instant,
     ) -> Result<(), Error> {
-        let Some(Some(slot)) = self.slots.get_mut(index) else {
+        let Some(Some(slot)) = self.slots.get_mut(x.index) else {
             return Ok(());
         };
-        if gen_bits(slot.gen) != gen {
+        if slot.gen != x.gen {
             return Ok(());
         }
-        if !cqueue::more(flags) {
+        if c.op.is_some() {
             // The multishot receive ended (cancelled, out of buffers, failed):
-            // armed again below unless the transfer is closing.
-            slot.recv_inflight = false;
+            // armed again below.
+            slot.recv_armed = false;
         }
-        if slot.closing {
-            self.settle(index);
-            return Ok(());
-        }
-        if result >= 0 {
-            // SAFETY: `bid` is this completion's buffer, given back only after.
-            let buffer = bid.and_then(|b| unsafe { self.ring.filled(b, result as usize) });
-            match buffer.and_then(|b| udp::multishot_received(b, &self.transfer_rx)) {
+        if c.result >= 0 {
+            let ring = self.driver.buffers();
+            // SAFETY: the buffer is this completion's, given back only after.
+            let buffer = c
+                .buffer()
+                .and_then(|b| unsafe { ring.filled(b, c.result as usize) });
+            match buffer.and_then(|b| udp::multishot_received(b, &self.template)) {
                 Some((from, Some(bytes))) => {
-                    if let Err(e) = self.endpoint.handle_transfer(now, Id(index), from, bytes) {
+                    if let Err(e) = self.endpoint.handle_transfer(now, Id(x.index), from, bytes) {
                         tracing::debug!(peer = %from, reason = e.kind(), error = %e, "tftp datagram dropped");
                     }
                 }
@@ -353,21 +308,20 @@ impl Worker {
                     let limit = BUFFER as usize - udp::MULTISHOT_OVERHEAD;
                     tracing::debug!(peer = %from, limit, "tftp datagram over the receive buffer dropped");
                 }
-                None => tracing::debug!(transfer = index, "tftp receive named no buffer"),
+                None => tracing::debug!(transfer = x.index, "tftp receive named no buffer"),
             }
-        } else if !matches!(-result, libc::ECANCELED | libc::ENOBUFS) {
+        } else if !matches!(-c.result, libc::ECANCELED | libc::ENOBUFS) {
             // ENOBUFS: every buffer was taken in one batch; they are back by
             // the next submission, and the datagram waits in the socket.
-            let e = io::Error::from_raw_os_error(-result);
-            tracing::debug!(transfer = index, error = %e, "tftp transfer receive failed");
+            let e = io::Error::from_raw_os_error(-c.result);
+            tracing::debug!(transfer = x.index, error = %e, "tftp transfer receive failed");
         }
-        self.arm_recv(index);
-        Ok(())
+        self.arm_recv(x.index)
     }
 
-    /// A datagram of `n` bytes in request-port receive `rx`.
-    fn on_request(&mut self, now: Instant, rx: usize, n: usize) -> Result<(), Error> {
-        let Some((r, datagram)) = self.listen_rx[rx].received(n) else {
+    /// A datagram of `n` bytes in request-port receive `msg`.
+    fn on_request(&mut self, now: Instant, msg: &MsgIn, n: usize) -> Result<(), Error> {
+        let Some((r, datagram)) = msg.received(n) else {
             return Ok(());
         };
         let d = Datagram {
@@ -385,79 +339,67 @@ impl Worker {
         }
         self.gens[id.0] = self.gens[id.0].wrapping_add(1);
         self.slots[id.0] = Some(Slot {
-            socket,
+            socket: socket.map(Rc::new),
             gen: self.gens[id.0],
-            recv_inflight: false,
-            sends_inflight: 0,
-            closing: false,
-            cancelled: false,
+            recv_armed: false,
         });
-        self.arm_recv(id.0);
-        Ok(())
+        self.arm_recv(id.0)
     }
 
     /// Keeps one multishot receive armed on a live transfer's own socket.
-    fn arm_recv(&mut self, index: usize) {
+    fn arm_recv(&mut self, index: usize) -> Result<(), Error> {
         let Some(Some(slot)) = self.slots.get_mut(index) else {
-            return;
+            return Ok(());
         };
-        if slot.closing || slot.recv_inflight {
-            return;
+        if slot.recv_armed {
+            return Ok(());
         }
         if let Some(s) = &slot.socket {
-            let template: *const libc::msghdr = &*self.transfer_rx;
-            self.sqes.push(
-                opcode::RecvMsgMulti::new(types::Fd(s.as_raw_fd()), template, BUFFER_GROUP)
-                    .build()
-                    .user_data(user_data(RECV, index, slot.gen)),
-            );
-            slot.recv_inflight = true;
-        }
-    }
-
-    /// Sends what the endpoint names and starts closing ended transfers; then
-    /// queues every operation built.
-    fn flush(&mut self, now: Instant) -> Result<(), Error> {
-        while let Some(out) = self.endpoint.poll_transmit(now, &mut self.scratch) {
-            self.transmit(&out);
-        }
-        while let Some(ended) = self.endpoint.poll_event() {
-            access::tftp_ended(&ended);
-            match self.slots.get_mut(ended.id.0) {
-                Some(Some(slot)) => {
-                    slot.closing = true;
-                    self.settle(ended.id.0);
-                }
-                _ => self.endpoint.release(ended.id),
-            }
-        }
-        for sqe in std::mem::take(&mut self.sqes) {
-            self.push(&sqe)?;
+            let op = RecvMsgMulti::new(s.clone(), Rc::clone(&self.template));
+            let x = Xfer {
+                index,
+                gen: slot.gen,
+            };
+            self.driver.submit(Tag::Recv(x), Op::RecvMsgMulti(op))?;
+            slot.recv_armed = true;
         }
         Ok(())
     }
 
-    /// Builds the sends for one datagram (or window) the endpoint names.
-    fn transmit(&mut self, out: &Outgoing) {
+    /// Sends what the endpoint names, and lets ended transfers go.
+    fn flush(&mut self, now: Instant) -> Result<(), Error> {
+        while let Some(out) = self.endpoint.poll_transmit(now, &mut self.scratch) {
+            self.transmit(&out)?;
+        }
+        while let Some(ended) = self.endpoint.poll_event() {
+            access::tftp_ended(&ended);
+            // Its receive is cancelled; its socket closes with the last op that
+            // holds it, and its id is free for the next transfer now.
+            if let Some(Some(slot)) = self.slots.get_mut(ended.id.0).map(Option::take) {
+                if let (true, Some(s)) = (slot.recv_armed, &slot.socket) {
+                    self.driver.cancel_fd(s.as_raw_fd())?;
+                }
+            }
+            self.endpoint.release(ended.id);
+        }
+        Ok(())
+    }
+
+    /// Submits the sends for one datagram (or window) the endpoint names.
+    fn transmit(&mut self, out: &Outgoing) -> Result<(), Error> {
         let slot_index = match out.port {
             Port::Transfer(id) => Some(id.0),
             Port::Request => None,
         };
-        let slot = slot_index.and_then(|i| Some((i, self.slots.get_mut(i)?.as_mut()?)));
-        let (fd, owner) = match &slot {
-            Some((i, s)) => match &s.socket {
-                Some(sock) => (sock.as_raw_fd(), Some((*i, s.gen))),
-                None => (self.listener.as_raw_fd(), None),
-            },
-            None => (self.listener.as_raw_fd(), None),
-        };
-        let mut msgs = Vec::new();
-        let mut payload = None;
+        let socket: Shared = slot_index
+            .and_then(|i| self.slots.get(i)?.as_ref()?.socket.clone())
+            .map_or_else(|| self.listener.clone() as Shared, |s| s as Shared);
         match out.what {
             Transmit::Control { len } => {
-                let mut send = take_spare(&mut self.spare);
-                send.msg.set_bytes(out.peer, &self.scratch[..len]);
-                msgs.push(send);
+                let mut msg = self.spare.pop().unwrap_or_else(|| Box::new(MsgOut::new()));
+                msg.set_bytes(out.peer, &self.scratch[..len]);
+                let op = SendMsg::new(socket, msg, None, false);
+                self.driver.submit(Tag::Send, Op::SendMsg(op))?;
             }
             Transmit::Window {
                 first,
@@ -465,9 +407,9 @@ impl Worker {
                 blksize,
             } => {
                 let Some(transfer) = slot_index.and_then(|i| self.endpoint.transfer(Id(i))) else {
-                    return;
+                    return Ok(());
                 };
-                payload = Some(transfer.payload_source().clone());
+                let payload = transfer.payload_source().clone();
                 let mut heads = [[0u8; 4]; udp::MAX_BLOCKS];
                 let (parts, n) = udp::window_parts(transfer, first, count, &mut heads);
                 let parts = &parts[..n];
@@ -476,92 +418,17 @@ impl Worker {
                 let per_run = if self.gso { udp::MAX_BLOCKS } else { 1 };
                 let limit = if self.zc { self.zc_frags } else { usize::MAX };
                 for (from, to, fits) in zc::window_runs(parts, limit, per_run, self.page) {
-                    let mut send = take_spare(&mut self.spare);
+                    let mut msg = self.spare.pop().unwrap_or_else(|| Box::new(MsgOut::new()));
                     let segment = (to - from > 1).then_some(blksize + 4);
-                    send.msg.set_parts(out.peer, &parts[from..to], segment);
-                    send.zc = self.zc && fits;
-                    msgs.push(send);
+                    msg.set_parts(out.peer, &parts[from..to], segment);
+                    let op =
+                        SendMsg::new(socket.clone(), msg, Some(payload.clone()), self.zc && fits);
+                    self.driver.submit(Tag::Send, Op::SendMsg(op))?;
                 }
             }
         }
-        if let (Some((_, slot)), Some(_)) = (slot, owner) {
-            slot.sends_inflight += msgs.len() as u32;
-        }
-        for mut send in msgs {
-            send._payload = payload.clone();
-            send.owner = owner;
-            self.sqes
-                .push(park(&mut self.sends, &mut self.sends_free, send, fd));
-        }
+        Ok(())
     }
-
-    /// A closing slot: cancels its receive, and once nothing of it is in
-    /// flight, closes its socket and gives its id back to the endpoint.
-    fn settle(&mut self, index: usize) {
-        let Some(Some(slot)) = self.slots.get_mut(index) else {
-            return;
-        };
-        if !slot.recv_inflight && slot.sends_inflight == 0 {
-            self.slots[index] = None;
-            self.endpoint.release(Id(index));
-        } else if slot.recv_inflight && !slot.cancelled {
-            slot.cancelled = true;
-            if let Some(s) = &slot.socket {
-                self.sqes.push(
-                    opcode::AsyncCancel2::new(
-                        types::CancelBuilder::fd(types::Fd(s.as_raw_fd())).all(),
-                    )
-                    .build()
-                    .user_data(user_data(CANCEL, index, slot.gen)),
-                );
-            }
-        }
-    }
-
-    fn recycle(&mut self, mut send: Box<Send>) {
-        send._payload = None;
-        send.owner = None;
-        send.zc = false;
-        if self.spare.len() < 256 {
-            self.spare.push(send);
-        }
-    }
-}
-
-/// Keeps `send` in `sends` until its completion and returns its SENDMSG on `fd`.
-fn park(
-    sends: &mut Vec<Option<Box<Send>>>,
-    free: &mut Vec<usize>,
-    mut send: Box<Send>,
-    fd: std::os::fd::RawFd,
-) -> squeue::Entry {
-    // The box does not move from here on, so the msghdr stays valid.
-    let msg = send.msg.msghdr();
-    let at = free.pop().unwrap_or_else(|| {
-        sends.push(None);
-        sends.len() - 1
-    });
-    let zc = send.zc;
-    sends[at] = Some(send);
-    let sqe = if zc {
-        opcode::SendMsgZc::new(types::Fd(fd), msg)
-            .ioprio(SEND_ZC_REPORT_USAGE)
-            .build()
-    } else {
-        opcode::SendMsg::new(types::Fd(fd), msg).build()
-    };
-    sqe.user_data(user_data(SEND, at, 0))
-}
-
-fn take_spare(spare: &mut Vec<Box<Send>>) -> Box<Send> {
-    spare.pop().unwrap_or_else(|| {
-        Box::new(Send {
-            msg: MsgOut::new(),
-            _payload: None,
-            owner: None,
-            zc: false,
-        })
-    })
 }
 
 #[cfg(test)]
