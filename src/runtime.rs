@@ -219,18 +219,36 @@ fn run(
                 "boot rule names a file the root does not hold: clients it matches will not boot"
             );
         }
-        // One DHCP worker: the lease table has one owner. It starts before the
-        // others report anything, so a bad interface fails the start at once.
-        let worker = io::dhcp::Worker::new(&dhcp, addr.port(), config.http.settings.access_log)
+        // One DHCP worker: the lease table has one owner. Its sockets and
+        // journal open before the others report anything, so a bad interface
+        // fails the start at once; its thread then runs it on io_uring or,
+        // failing that, on epoll.
+        let server = io::dhcp::Server::open(&dhcp, addr.port(), config.http.settings.access_log)
             .map_err(io::Error::Dhcp)?;
-        spawn(
-            "rackboot-dhcp".into(),
-            0,
-            None,
-            &done,
-            None,
-            Box::new(move || worker.run()),
-        )?;
+        let server = Arc::new(std::sync::Mutex::new(Some(server)));
+        let take = |s: &Arc<std::sync::Mutex<Option<io::dhcp::Server>>>| {
+            s.lock()
+                .ok()
+                .and_then(|mut s| s.take())
+                .ok_or_else(|| io::Error::Dhcp("dhcp: the server was started twice".into()))
+        };
+        let on_ring = Arc::clone(&server);
+        let ring = uring.then(|| -> Ring {
+            Box::new(
+                move || match io::uring::dhcp::Worker::new(take(&on_ring)?) {
+                    Ok(w) => Ok(Box::new(move || w.run()) as Local),
+                    Err(failed) => {
+                        let (e, back) = *failed;
+                        if let Ok(mut s) = on_ring.lock() {
+                            *s = Some(back);
+                        }
+                        Err(e)
+                    }
+                },
+            )
+        });
+        let epoll: Run = Box::new(move || io::dhcp::epoll::Worker::new(take(&server)?)?.run());
+        spawn("rackboot-dhcp".into(), 0, None, &done, ring, epoll)?;
     }
     drop(done);
     match failed.recv() {

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rackboot::config::{Config, Level, Overrides};
-use rackboot::io::storm::{self, raw, Dhcp};
+use rackboot::io::link;
+use rackboot::io::storm::{self, Dhcp};
 use rackboot::proto::dhcp::{policy, Engine, Settings as DhcpSettings, Subnet};
 use rackboot::sim::fleet::{fleet, Mix, DEFAULT_MIX};
 use rackboot::sim::machine::Phase;
@@ -115,7 +116,7 @@ fn play(args: &Args) -> Result<bool, String> {
     );
     let (dhcp, target, tftp_port) = match &args.interface {
         Some(name) => (
-            Dhcp::Raw(raw::Link::open(name)?),
+            Dhcp::Raw(link::Link::open(name)?),
             format!("the servers on {name}"),
             args.tftp_port,
         ),

@@ -267,6 +267,33 @@ impl MsgOut {
         self.segment = None;
     }
 
+    /// One frame of `parts`, copied, to a link-layer address (a packet
+    /// socket's send).
+    pub(crate) fn set_link(&mut self, to: &libc::sockaddr_ll, parts: &[&[u8]]) {
+        // SAFETY: sockaddr_storage is plain data; zeroed is valid.
+        self.name = unsafe { zeroed() };
+        // SAFETY: a sockaddr_ll (20 bytes) fits in the storage (128), and both
+        // are plain data.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                (to as *const libc::sockaddr_ll).cast::<u8>(),
+                (&mut self.name as *mut libc::sockaddr_storage).cast::<u8>(),
+                size_of::<libc::sockaddr_ll>(),
+            );
+        }
+        self.namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        self.own.clear();
+        for p in parts {
+            self.own.extend_from_slice(p);
+        }
+        self.iov[0] = libc::iovec {
+            iov_base: self.own.as_mut_ptr().cast(),
+            iov_len: self.own.len(),
+        };
+        self.iovlen = 1;
+        self.segment = None;
+    }
+
     /// Whether this train is cut by the kernel (GSO).
     pub(crate) fn is_gso(&self) -> bool {
         self.segment.is_some()

@@ -6,8 +6,6 @@
 //! in one heap; a sweep four times a second times out silent HTTP, enforces the
 //! storm's deadline and prints the progress line.
 
-pub mod raw;
-
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io::{IsTerminal, Read, Write};
@@ -37,7 +35,7 @@ pub enum Dhcp {
         server: Ipv4Addr,
     },
     /// Out on a link as raw frames.
-    Raw(raw::Link),
+    Raw(crate::io::link::Link),
 }
 
 /// How to play the storm.

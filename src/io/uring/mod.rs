@@ -6,6 +6,7 @@
 //! are the workers, which keep protocol decisions only.
 
 mod bufs;
+pub mod dhcp;
 mod driver;
 pub mod http;
 mod op;

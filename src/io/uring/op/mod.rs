@@ -15,6 +15,7 @@ use crate::store::BootFile;
 
 mod accept;
 pub(crate) mod cancel;
+mod fsync;
 mod poll;
 mod recv;
 mod send;
@@ -23,6 +24,7 @@ pub(crate) mod sendmsg;
 mod splice;
 
 pub(crate) use accept::Accept;
+pub(crate) use fsync::Fsync;
 pub(crate) use poll::Poll;
 pub(crate) use recv::{Recv, RecvMsg, RecvMsgMulti};
 pub(crate) use send::Send;
@@ -56,6 +58,8 @@ pub(crate) enum Op {
     Splice(Splice),
     /// A one-shot poll.
     Poll(Poll),
+    /// An fsync or fdatasync.
+    Fsync(Fsync),
 }
 
 impl Op {
@@ -71,6 +75,7 @@ impl Op {
             Op::SendMsg(o) => o.entry(),
             Op::Splice(o) => o.entry(),
             Op::Poll(o) => o.entry(),
+            Op::Fsync(o) => o.entry(),
         }
     }
 }

@@ -19,6 +19,14 @@ impl std::fmt::Debug for Poll {
 }
 
 impl Poll {
+    /// Readable.
+    pub(crate) fn readable(fd: Shared) -> Self {
+        Self {
+            fd,
+            events: libc::POLLIN as u32,
+        }
+    }
+
     /// Writable.
     pub(crate) fn writable(fd: Shared) -> Self {
         Self {

@@ -1,4 +1,5 @@
-//! The lease journal's sync thread: group commit off the DHCP worker's loop.
+//! The lease journal's sync thread, for the epoll DHCP worker: group commit
+//! (commit.rs) off the worker's loop.
 //!
 //! The worker writes each batch's records into the page cache at once and asks
 //! this thread to `fdatasync` them; while a sync runs, the worker goes on
@@ -48,18 +49,16 @@ impl Syncer {
         })
     }
 
-    /// Whether a sync is running.
-    pub(crate) fn busy(&self) -> bool {
-        self.in_flight
-    }
-
     /// Starts a sync of `file` (a handle on the journal). The caller must not
     /// start another before [`Self::poll`] has returned this one's result.
-    pub(crate) fn start_sync(&mut self, file: File) -> io::Result<()> {
+    ///
+    /// # Errors
+    /// The thread has stopped: the file comes back, to sync in the loop.
+    pub(crate) fn start_sync(&mut self, file: File) -> Result<(), (io::Error, File)> {
         debug_assert!(!self.in_flight, "one sync at a time");
         self.requests
             .send(file)
-            .map_err(|_| io::Error::other("the journal sync thread has stopped"))?;
+            .map_err(|e| (io::Error::other("the journal sync thread has stopped"), e.0))?;
         self.in_flight = true;
         Ok(())
     }

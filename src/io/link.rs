@@ -1,10 +1,21 @@
-//! Raw Ethernet frames for `rackboot storm --interface`: virtual machines have no
-//! address and each its own MAC, so their DHCP leaves as whole frames written
-//! from that MAC, and replies (broadcast, or unicast to a MAC the host does not
-//! own) are read off the link before the IP stack would drop them. A socket
-//! filter passes only IPv4 UDP to port 68, so a storm's TFTP and HTTP bytes never
-//! cross into this socket.
+//! Link-layer (AF_PACKET) sockets, for DHCP to and from machines that have no
+//! address yet; the one place such sockets are opened.
+//!
+//! - The DHCP server's sender ([`Link::sender`]): a reply to a client without
+//!   an address leaves as a frame to its MAC (or to ff:ff:ff:ff:ff:ff), not as
+//!   a datagram to 255.255.255.255: the IP path needs a neighbour entry even for
+//!   broadcast, and a full ARP table (a large rack, see tuning/60-rackboot.conf)
+//!   made the kernel drop those sends while reporting success. The kernel
+//!   writes the Ethernet header; rackboot writes IPv4 and UDP.
+//! - The storm's link ([`Link::open`], `rackboot storm --interface`): virtual
+//!   machines have no address and each its own MAC, so their DHCP leaves as
+//!   whole frames written from that MAC, and replies (broadcast, or unicast to
+//!   a MAC the host does not own) are read off the link before the IP stack
+//!   would drop them. A socket filter passes only IPv4 UDP to port 68, so a
+//!   storm's TFTP and HTTP bytes never cross into this socket.
 
+use std::io;
+use std::mem::size_of;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
@@ -52,7 +63,83 @@ fn last_error(op: &str, interface: &str) -> String {
     format!("{op} on {interface}: {e}{hint}")
 }
 
+/// The link-layer address of `mac` on interface `ifindex`, for IPv4 frames.
+pub(crate) fn address(ifindex: i32, mac: [u8; 6]) -> libc::sockaddr_ll {
+    // SAFETY: sockaddr_ll is plain data; zeroed is valid before the fields are set.
+    let mut to: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    to.sll_family = libc::AF_PACKET as u16;
+    to.sll_protocol = ETH_P_IP.to_be();
+    to.sll_ifindex = ifindex;
+    to.sll_halen = 6;
+    to.sll_addr[..6].copy_from_slice(&mac);
+    to
+}
+
+impl AsRawFd for Link {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
 impl Link {
+    /// A send-only packet socket for IPv4 frames on interface `ifindex`
+    /// (protocol 0: the kernel delivers it nothing), named `interface` in
+    /// messages.
+    ///
+    /// # Errors
+    /// The process may not open raw sockets (needs CAP_NET_RAW).
+    pub fn sender(interface: &str) -> io::Result<Self> {
+        // SAFETY: plain socket(2) call; the fd is owned below.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self {
+            // SAFETY: `fd` is a fresh descriptor nobody else owns.
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            interface: interface.to_owned(),
+        })
+    }
+
+    /// Another descriptor on the same socket.
+    ///
+    /// # Errors
+    /// The process is out of descriptors.
+    pub(crate) fn try_clone_fd(&self) -> io::Result<OwnedFd> {
+        self.fd.try_clone()
+    }
+
+    /// Sends `parts` (an IPv4 packet) as one frame to `mac` on `ifindex`.
+    ///
+    /// # Errors
+    /// The kernel refused the frame.
+    pub fn send_to(&self, ifindex: i32, mac: [u8; 6], parts: &[&[u8]]) -> io::Result<()> {
+        let to = address(ifindex, mac);
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; 4];
+        let n = parts.len().min(iov.len());
+        for (v, p) in iov.iter_mut().zip(&parts[..n]) {
+            *v = libc::iovec {
+                iov_base: p.as_ptr() as *mut libc::c_void,
+                iov_len: p.len(),
+            };
+        }
+        // SAFETY: msghdr is plain data; zeroed is valid before the fields are set.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_name = (&to as *const libc::sockaddr_ll).cast_mut().cast();
+        msg.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        msg.msg_iov = iov.as_mut_ptr();
+        msg.msg_iovlen = n;
+        // SAFETY: `msg` points at `to`, `iov` and the borrowed parts, all alive
+        // for the call; the kernel only reads them.
+        if unsafe { libc::sendmsg(self.fd.as_raw_fd(), &msg, 0) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// A nonblocking packet socket bound to `interface`, filtered to DHCP
     /// replies, in promiscuous mode (a unicast reply goes to a MAC that is not
     /// the interface's).

@@ -1,0 +1,195 @@
+//! The DHCP worker on epoll: readiness on the sockets, the journal's sync on
+//! a second thread (sync_thread.rs) that wakes the loop when it is done.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+
+use mio::unix::SourceFd;
+use mio::{Interest, Poll, Token};
+
+use super::sync_thread::Syncer;
+use super::{Pending, Route, Server, Start, BATCH, RX};
+use crate::io::{clock, turn::Turn, udp, Error};
+
+const MAIN: Token = Token(0);
+const PXE: Token = Token(1);
+const SYNCED: Token = Token(2);
+const PROBE: Token = Token(3);
+const RA: Token = Token(4);
+
+/// The DHCP worker on epoll.
+#[derive(Debug)]
+pub struct Worker {
+    server: Server,
+    poll: Poll,
+    turn: Turn,
+    /// Syncs the journal beside the loop (server mode).
+    syncer: Option<Syncer>,
+}
+
+impl Worker {
+    /// Registers `server`'s sockets with a new poller and starts the sync
+    /// thread.
+    ///
+    /// # Errors
+    /// The poller or the thread cannot be created.
+    pub fn new(server: Server) -> Result<Self, Error> {
+        let epoll = |source| Error::Poll {
+            worker: 0,
+            op: "dhcp epoll",
+            source,
+        };
+        let poll = Poll::new().map_err(epoll)?;
+        let register = |fd: i32, token| {
+            poll.registry()
+                .register(&mut SourceFd(&fd), token, Interest::READABLE)
+        };
+        register(server.main.as_raw_fd(), MAIN).map_err(epoll)?;
+        if let Some(s) = &server.pxe {
+            register(s.as_raw_fd(), PXE).map_err(epoll)?;
+        }
+        if let Some(p) = &server.prober {
+            register(p.fd(), PROBE).map_err(epoll)?;
+        }
+        if let Some(a) = &server.ra {
+            if let Err(e) = register(a.raw_fd(), RA) {
+                tracing::warn!(error = %e, "dhcp: cannot poll the router advertisement socket");
+            }
+        }
+        let syncer = match &server.journal {
+            Some(_) => {
+                let waker = mio::Waker::new(poll.registry(), SYNCED).map_err(epoll)?;
+                Some(
+                    Syncer::start(Arc::new(waker)).map_err(|source| Error::Poll {
+                        worker: 0,
+                        op: "start the journal sync thread",
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        Ok(Self {
+            server,
+            poll,
+            turn: Turn::new(0, std::time::Duration::ZERO),
+            syncer,
+        })
+    }
+
+    /// Serves until a fatal error.
+    ///
+    /// # Errors
+    /// Only a failure of the poller.
+    pub fn run(mut self) -> Result<(), Error> {
+        tracing::info!(backend = "epoll", "dhcp worker serving");
+        let mut bufs = vec![[0u8; 1500]; BATCH];
+        let mut rx = [0u8; RX];
+        let mut pending: Vec<Pending> = Vec::with_capacity(BATCH);
+        loop {
+            let deadline = self.server.deadline();
+            let now = self.turn.wait(&mut self.poll, deadline, false)?;
+            self.server.handle_timeout(now);
+            if let Some(result) = self.syncer.as_mut().and_then(Syncer::poll) {
+                let acks = self.server.synced(result);
+                self.send_all(&acks);
+            }
+            let replies = self.server.finish_probes(now);
+            self.send_all(&replies);
+            if let Some(ra) = self.server.ra.as_mut() {
+                ra.handle_readable(now);
+            }
+            loop {
+                pending.clear();
+                self.drain(&mut rx, &mut bufs, &mut pending);
+                self.server.write_journal(&mut pending);
+                for (p, buf) in pending.iter().zip(&bufs) {
+                    if self.server.needs_sync(p) {
+                        self.server.hold(*p, &buf[..p.reply.len]);
+                    } else {
+                        self.send(p, &buf[..p.reply.len]);
+                    }
+                }
+                if pending.len() < BATCH {
+                    break;
+                }
+            }
+            self.start_sync();
+            self.server.report(now);
+        }
+    }
+
+    /// Starts the next sync on the thread (or, without it, here).
+    fn start_sync(&mut self) {
+        match self.server.start_sync() {
+            Start::Idle => {}
+            Start::Ready(acks) => self.send_all(&acks),
+            Start::Sync(file) => {
+                let started = match self.syncer.as_mut() {
+                    Some(s) => s.start_sync(file),
+                    None => Err((io::Error::other("no sync thread"), file)),
+                };
+                if let Err((e, file)) = started {
+                    // No second thread: sync here, as the loop did before group commit.
+                    tracing::warn!(error = %e, "dhcp: syncing the lease journal in the loop");
+                    let acks = self.server.synced(file.sync_data());
+                    self.send_all(&acks);
+                }
+            }
+        }
+    }
+
+    /// Reads up to a batch from both sockets and lets the engine answer.
+    fn drain(&mut self, rx: &mut [u8], bufs: &mut [[u8; 1500]], pending: &mut Vec<Pending>) {
+        let now = clock::now();
+        let mut idle = [false, self.server.pxe.is_none()];
+        while pending.len() < BATCH && !(idle[0] && idle[1]) {
+            for (i, done) in idle.iter_mut().enumerate() {
+                if *done || pending.len() >= BATCH {
+                    continue;
+                }
+                let sock = match (i, &self.server.pxe) {
+                    (0, _) => &self.server.main,
+                    (_, Some(p)) => p,
+                    _ => continue,
+                };
+                let got = match udp::recv(sock, rx) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        if e.kind() != io::ErrorKind::WouldBlock {
+                            tracing::debug!(error = %e, "dhcp recv");
+                        }
+                        *done = true;
+                        continue;
+                    }
+                };
+                let out = &mut bufs[pending.len()];
+                let bytes = &rx[..got.len.min(rx.len())];
+                if let Some(p) = self.server.answer(now, &got, bytes, i == 1, out) {
+                    pending.push(p);
+                }
+            }
+        }
+    }
+
+    fn send_all(&self, replies: &[(Pending, Vec<u8>)]) {
+        for (p, bytes) in replies {
+            self.send(p, bytes);
+        }
+    }
+
+    fn send(&self, p: &Pending, bytes: &[u8]) {
+        let s = &self.server;
+        let result = match s.route(p, bytes) {
+            Route::Main(a) => s.main.send_to(bytes, a).map(drop),
+            Route::Pxe(a) => match &s.pxe {
+                Some(pxe) => pxe.send_to(bytes, a).map(drop),
+                None => Ok(()),
+            },
+            Route::Link { mac, headers } => s.link.send_to(s.iface.index, mac, &[&headers, bytes]),
+            Route::Nowhere => Ok(()),
+        };
+        s.log_sent(p, result.as_ref().map(|_| ()));
+    }
+}

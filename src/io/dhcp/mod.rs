@@ -1,0 +1,405 @@
+//! The DHCP worker: one thread owns the one socket on :67 (bound to the boot
+//! interface; a broadcast reaches every member of a reuseport group, so there is
+//! exactly one), the :4011 socket in proxy mode, a send-only link socket for
+//! frames to clients without an address (io/link.rs), the engine and its lease
+//! journal. Where each job lives:
+//!
+//! - this file: [`Server`], what both backends start from and share: the
+//!   sockets, the engine, the journal, conflict probes (io/probe.rs), router
+//!   advertisements (io/ra.rs), the drop summary, and where a reply goes;
+//! - iface.rs: the boot interface and the sockets bound to it;
+//! - commit.rs: group commit (an ACK leaves only once its record is synced,
+//!   one sync covering every ACK written while the previous one ran);
+//! - epoll.rs: the epoll worker, with its sync thread (sync_thread.rs);
+//!   io/uring/dhcp.rs: the io_uring worker, whose receives, sends and
+//!   fdatasync are ring operations.
+//!
+//! Each turn lets the engine answer what arrived (up to a batch), writes the
+//! batch's journal records at once, sends what promises nothing durable, and
+//! holds ACKs for the sync.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::time::{Duration, Instant};
+
+use super::link::Link;
+use super::probe::Prober;
+use super::ra::Advertiser;
+use super::{clock, udp};
+use crate::config::dhcp::Dhcp;
+use crate::lease::{Journal, Table};
+use crate::proto::dhcp::{Dest, Engine, Input, Mode, Outcome, Reply};
+use crate::wire::dhcp::{MessageType, CLIENT_PORT, PXE_PORT, SERVER_PORT};
+use crate::wire::ipv4;
+
+mod commit;
+pub mod epoll;
+mod iface;
+mod sync_thread;
+
+pub(crate) use commit::{Acks, Start};
+pub use iface::{interface, Iface};
+
+/// Most datagrams handled per turn (and per journal sync).
+pub(crate) const BATCH: usize = 256;
+/// Largest DHCP datagram read; a longer one is dropped.
+pub(crate) const RX: usize = 2048;
+/// How long drops are gathered before one summary line reports them (a storm of
+/// bad datagrams is one line per interval, never one per packet).
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// A reply written, and the socket whose request it answers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pending {
+    pub(crate) reply: Reply,
+    pub(crate) from_pxe_port: bool,
+}
+
+/// Where a reply leaves.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Route {
+    /// As a datagram from the :67 socket.
+    Main(SocketAddrV4),
+    /// As a datagram from the :4011 socket.
+    Pxe(SocketAddrV4),
+    /// As a frame to `mac`, behind these IPv4 and UDP headers.
+    Link {
+        mac: [u8; 6],
+        headers: [u8; ipv4::HEADERS],
+    },
+    /// Nowhere (a :4011 answer without that socket).
+    Nowhere,
+}
+
+/// What both DHCP backends start from: the sockets, bound; the engine with
+/// its journal replayed; probes and advertisements.
+#[derive(Debug)]
+pub struct Server {
+    pub(crate) iface: Iface,
+    pub(crate) main: UdpSocket,
+    pub(crate) pxe: Option<UdpSocket>,
+    pub(crate) link: Link,
+    engine: Engine,
+    pub(crate) journal: Option<Journal>,
+    access_log: bool,
+    /// Conflict probes, when `dhcp.probe_ms` asks for them.
+    pub(crate) prober: Option<Prober>,
+    /// Router advertisements on the interface (dhcp.router_advertisement).
+    pub(crate) ra: Option<Advertiser>,
+    commit: commit::Commit,
+    /// Drops already reported, and when the next summary is due.
+    reported: u64,
+    report_at: Option<Instant>,
+}
+
+impl Server {
+    /// Opens the sockets on the configured interface, replays the lease journal.
+    ///
+    /// # Errors
+    /// The interface is missing or has no address, a socket cannot be bound, the
+    /// journal cannot be opened, or a range lies outside the interface's network.
+    pub fn open(config: &Dhcp, http_port: u16, access_log: bool) -> Result<Self, String> {
+        let iface = interface(&config.interface).map_err(|e| format!("dhcp: {e}"))?;
+        let mut settings = config
+            .resolve(iface.addr, iface.prefix)
+            .map_err(|e| format!("dhcp: {e}"))?;
+        // Boot URLs name the port HTTP really listens on (it may be picked at bind).
+        settings.http_port = http_port;
+        let listen = |port| {
+            iface::udp_socket(&iface, port).map_err(|e| {
+                let hint = match e.kind() {
+                    io::ErrorKind::PermissionDenied => " (DHCP needs root, or CAP_NET_BIND_SERVICE and CAP_NET_RAW)",
+                    io::ErrorKind::AddrInUse => " (another DHCP server holds it: stop it, or run rackboot with --dhcp-proxy beside it)",
+                    _ => "",
+                };
+                format!("dhcp: cannot listen on {}:{port}: {e}{hint}", iface.name)
+            })
+        };
+        let main = listen(SERVER_PORT)?;
+        let pxe = if settings.mode == Mode::Proxy {
+            Some(listen(PXE_PORT)?)
+        } else {
+            None
+        };
+        let link = Link::sender(&iface.name).map_err(|e| {
+            format!("dhcp: cannot open a raw socket to reach clients without an address: {e} (needs CAP_NET_RAW)")
+        })?;
+        // A proxy gives no addresses, so it keeps no journal.
+        let (journal, records, torn) = if settings.mode == Mode::Server {
+            let (j, r, t) = Journal::open(&config.lease_file)
+                .map_err(|e| format!("dhcp: lease file {}: {e}", config.lease_file.display()))?;
+            (Some(j), r, t)
+        } else {
+            (None, Vec::new(), 0)
+        };
+        if torn > 0 {
+            tracing::warn!(file = %config.lease_file.display(), bytes = torn, "lease journal had a torn tail (a crash mid-write); cut it off");
+        }
+        let table = Table::from_records(records);
+        let now = clock::unix_now();
+        tracing::info!(
+            interface = %iface.name,
+            addr = %iface.addr,
+            mode = ?settings.mode,
+            leases = table.active(now).count(),
+            pool = settings.subnets.iter().map(|s| s.size()).sum::<u64>(),
+            file = %config.lease_file.display(),
+            "dhcp listening"
+        );
+        iface::warn_if_arp_table_small(&settings, &iface);
+        let prober = if settings.probe {
+            Some(Prober::open(&iface.name, config.probe).map_err(|e| {
+                format!("dhcp: cannot open the ICMP socket for conflict probes: {e} (needs CAP_NET_RAW; or set dhcp.probe_ms = 0)")
+            })?)
+        } else {
+            None
+        };
+        // A kernel without IPv6, or without CAP_NET_RAW, serves on without
+        // advertisements: iPXE then waits out its IPv6 autoconfiguration.
+        let ra = if config.router_advertisement {
+            match Advertiser::start(&iface.name, iface.index as u32, iface.mac, clock::now()) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    tracing::warn!(
+                        error = %e,
+                        "dhcp: no IPv6 router advertisements (needs IPv6 on the interface and CAP_NET_RAW): \
+                         iPXE will wait ~15 s for IPv6 at each start; set dhcp.router_advertisement = false to silence"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Ok(Self {
+            iface,
+            main,
+            pxe,
+            link,
+            engine: Engine::new(settings, table, clock::now(), now),
+            journal,
+            access_log,
+            prober,
+            ra,
+            commit: commit::Commit::default(),
+            reported: 0,
+            report_at: None,
+        })
+    }
+
+    /// When the worker must wake with nothing received: the drop summary, a
+    /// probe's end, an offer's expiry.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        [
+            self.report_at,
+            self.prober.as_ref().and_then(Prober::next_due),
+            self.engine.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// What is due at `now`: expired offers let go.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.engine.handle_timeout(now);
+    }
+
+    /// Lets the engine answer `bytes` from `peer` (on :4011 when `from_pxe`),
+    /// writing the reply into `out`.
+    pub(crate) fn answer(
+        &mut self,
+        now: Instant,
+        received: &udp::Received,
+        bytes: &[u8],
+        from_pxe: bool,
+        out: &mut [u8],
+    ) -> Option<Pending> {
+        let std::net::SocketAddr::V4(peer) = received.peer else {
+            return None;
+        };
+        if received.truncated {
+            tracing::debug!(%peer, "dhcp datagram over {RX} bytes dropped");
+            return None;
+        }
+        let input = Input {
+            bytes,
+            server: self.iface.addr,
+            port: if from_pxe { PXE_PORT } else { SERVER_PORT },
+            peer,
+        };
+        match self.engine.handle(now, input, out) {
+            Ok(Outcome::Reply(r)) => {
+                return Some(Pending {
+                    reply: r,
+                    from_pxe_port: from_pxe,
+                })
+            }
+            Ok(Outcome::Probe(ip)) => self.start_probe(ip, now),
+            Ok(other) => tracing::debug!(%peer, ?other, "dhcp: no reply due"),
+            Err(e) if e.is_drop() => {
+                tracing::debug!(%peer, reason = e.kind(), error = %e, "dhcp: dropped")
+            }
+            Err(e) => tracing::debug!(%peer, reason = e.kind(), error = %e, "dhcp: no reply"),
+        }
+        None
+    }
+
+    /// The replies to DISCOVERs whose probes were answered or timed out (an
+    /// OFFER never waits for the disk).
+    pub(crate) fn finish_probes(&mut self, now: Instant) -> Acks {
+        let Some(prober) = self.prober.as_mut() else {
+            return Vec::new();
+        };
+        let done: Vec<(Ipv4Addr, bool)> = prober
+            .answered()
+            .into_iter()
+            .map(|ip| (ip, true))
+            .chain(prober.expired(now).into_iter().map(|ip| (ip, false)))
+            .collect();
+        let mut out = [0u8; 1500];
+        let mut replies = Vec::new();
+        for (ip, in_use) in done {
+            if in_use {
+                tracing::warn!(%ip, "dhcp: address answers a ping but has no lease here (a static address?); kept out of use for dhcp.decline_secs");
+            }
+            match self.engine.probe_result(now, ip, in_use, &mut out) {
+                Ok(Outcome::Reply(r)) => replies.push((
+                    Pending {
+                        reply: r,
+                        from_pxe_port: false,
+                    },
+                    out[..r.len].to_vec(),
+                )),
+                Ok(Outcome::Probe(next)) => self.start_probe(next, now),
+                Ok(other) => tracing::debug!(%ip, ?other, "dhcp: probe ended without a reply"),
+                Err(e) => {
+                    tracing::debug!(%ip, reason = e.kind(), "dhcp: probe ended without a reply")
+                }
+            }
+        }
+        replies
+    }
+
+    fn start_probe(&mut self, ip: Ipv4Addr, now: Instant) {
+        match self.prober.as_mut() {
+            Some(p) => p.start(ip, now),
+            // Settings ask for probes only when the prober is open.
+            None => tracing::debug!(%ip, "dhcp: probe asked without a prober"),
+        }
+    }
+
+    /// Whether `p` promises a lease, so must wait until its record is on disk.
+    pub(crate) fn needs_sync(&self, p: &Pending) -> bool {
+        self.journal.is_some() && p.reply.kind == MessageType::Ack && !p.reply.ip.is_unspecified()
+    }
+
+    /// Writes the batch's lease changes to the journal (the sync comes later);
+    /// if the write fails, the batch's ACKs are held back (the clients retry)
+    /// and the records are kept for the next batch.
+    pub(crate) fn write_journal(&mut self, pending: &mut Vec<Pending>) {
+        let bytes = self.engine.take_journal();
+        if bytes.is_empty() {
+            return;
+        }
+        let Some(journal) = self.journal.as_mut() else {
+            return;
+        };
+        match journal.write(&bytes) {
+            Ok(()) => self.commit.written(),
+            Err(e) => {
+                tracing::error!(error = %e, "dhcp: cannot write the lease journal; ACKs held back until it can");
+                self.engine.restore_journal(bytes);
+                pending.retain(|p| p.reply.kind != MessageType::Ack || p.reply.ip.is_unspecified());
+            }
+        }
+    }
+
+    /// Starts the next journal sync, if one is due.
+    pub(crate) fn start_sync(&mut self) -> Start {
+        match self.journal.as_mut() {
+            Some(j) => self
+                .commit
+                .start(j, self.engine.table(), self.engine.unix(clock::now())),
+            None => Start::Idle,
+        }
+    }
+
+    /// Holds an ACK until the sync that covers its record.
+    pub(crate) fn hold(&mut self, p: Pending, bytes: &[u8]) {
+        self.commit.hold(p, bytes);
+    }
+
+    /// The sync started last ended with `result`: the ACKs to send now.
+    pub(crate) fn synced(&mut self, result: io::Result<()>) -> Acks {
+        self.commit.finished(result)
+    }
+
+    /// Where `p`'s reply (`bytes`) leaves.
+    pub(crate) fn route(&self, p: &Pending, bytes: &[u8]) -> Route {
+        let frame = |ip| ipv4::udp_headers(self.iface.addr, SERVER_PORT, ip, CLIENT_PORT, bytes);
+        match p.reply.to {
+            Dest::Relay(a) => Route::Main(a),
+            Dest::Unicast(a) if p.from_pxe_port => match &self.pxe {
+                Some(_) => Route::Pxe(a),
+                None => Route::Nowhere,
+            },
+            Dest::Unicast(a) => Route::Main(a),
+            // A frame to ff:ff:ff:ff:ff:ff, not a datagram to 255.255.255.255
+            // (see io/link.rs).
+            Dest::Broadcast => Route::Link {
+                mac: [0xff; 6],
+                headers: frame(Ipv4Addr::BROADCAST),
+            },
+            Dest::Link { mac, ip } => Route::Link {
+                mac,
+                headers: frame(ip),
+            },
+        }
+    }
+
+    /// Logs a reply handed to the kernel (ACKs and NAKs are the DHCP access
+    /// log), or its failure.
+    pub(crate) fn log_sent(&self, p: &Pending, result: Result<(), &io::Error>) {
+        match (result, p.reply.kind) {
+            (Err(e), _) => tracing::warn!(error = %e, to = ?p.reply.to, "dhcp: send failed"),
+            (Ok(()), MessageType::Ack) if self.access_log && !p.reply.ip.is_unspecified() => {
+                tracing::info!(mac = %p.reply.chaddr, ip = %p.reply.ip, "dhcp ACK")
+            }
+            (Ok(()), MessageType::Nak) if self.access_log => {
+                tracing::info!(mac = %p.reply.chaddr, "dhcp NAK")
+            }
+            (Ok(()), kind) => {
+                tracing::debug!(mac = %p.reply.chaddr, ip = %p.reply.ip, kind = kind.name(), to = ?p.reply.to, "dhcp reply")
+            }
+        }
+    }
+
+    /// Logs one summary of the datagrams dropped since the last one, at most
+    /// once per [`REPORT_EVERY`].
+    pub(crate) fn report(&mut self, now: Instant) {
+        let dropped = &self.engine.counters().dropped;
+        let total: u64 = dropped.values().sum();
+        match self.report_at {
+            None if total > self.reported => self.report_at = Some(now + REPORT_EVERY),
+            Some(at) if at <= now => {
+                let mut reasons: Vec<_> = dropped.iter().collect();
+                reasons.sort();
+                let reasons = reasons
+                    .iter()
+                    .map(|(why, n)| format!("{why}={n}"))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                tracing::info!(
+                    new = total - self.reported,
+                    total,
+                    reasons,
+                    "dhcp: datagrams dropped"
+                );
+                self.reported = total;
+                self.report_at = None;
+            }
+            _ => {}
+        }
+    }
+}
