@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 mod storm;
 
@@ -294,7 +293,7 @@ fn serve(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         locked,
         "boot files loaded into memory"
     );
-    rackboot::runtime::serve(config, Arc::new(snapshot))?;
+    rackboot::runtime::serve(config, snapshot)?;
     Ok(())
 }
 

@@ -11,12 +11,19 @@ use crate::config::{Backend, Config, TftpSend};
 use crate::io::{self, http::Worker, socket};
 use crate::store::{Published, Snapshot};
 
-/// Binds the listeners, logs where it listens, and serves until a worker fails.
+/// Binds the listeners, logs where it listens, and serves `snapshot` (with
+/// the config's boot profiles) until a worker fails.
 ///
 /// # Errors
 /// A listener cannot be bound, or a worker's poller failed.
-pub fn serve(config: &Config, snapshot: Arc<Snapshot>) -> Result<(), io::Error> {
-    bind(config)?.run(config, Published::new(snapshot))
+pub fn serve(config: &Config, snapshot: Snapshot) -> Result<(), io::Error> {
+    bind(config)?.run(config, publish(config, snapshot))
+}
+
+/// The first generation: `snapshot` with the config's boot profiles.
+pub fn publish(config: &Config, snapshot: Snapshot) -> Arc<Published> {
+    let profiles = config.boot.as_ref().map(|b| Arc::clone(&b.profiles));
+    Published::new(Arc::new(snapshot.with_profiles(profiles)))
 }
 
 /// The server's sockets, bound and not yet served: where they listen is known
@@ -157,20 +164,16 @@ fn run(
     let cores = socket::allowed_cores();
     let core = |id: usize| (!cores.is_empty()).then(|| cores[id % cores.len()]);
     let (done, failed) = mpsc::channel();
-    let boot = config.boot.as_ref().map(|b| Arc::clone(&b.profiles));
     for (id, listener) in listeners.into_iter().enumerate() {
         let http = config.http;
-        let (p, b) = (Arc::clone(&published), boot.clone());
+        let p = Arc::clone(&published);
         let ring = ring(uring, id, "dup listener", listener.try_clone(), move |l| {
-            let w = io::uring::http::Worker::new(id, l, p, http, b)?;
+            let w = io::uring::http::Worker::new(id, l, p, http)?;
             Ok(Box::new(move || w.run()) as Local)
         });
-        let (published, boot) = (Arc::clone(&published), boot.clone());
-        let epoll: Run = Box::new(move || {
-            Worker::new(id, listener, published, http)
-                .map(|w| w.with_boot(boot))
-                .and_then(Worker::run)
-        });
+        let published = Arc::clone(&published);
+        let epoll: Run =
+            Box::new(move || Worker::new(id, listener, published, http).and_then(Worker::run));
         spawn(format!("rackboot-w{id}"), id, core(id), &done, ring, epoll)?;
     }
     if let Some(tftp) = config.tftp {
@@ -204,7 +207,7 @@ fn run(
     }
     if let Some(dhcp) = &config.dhcp {
         let have = |p: &str| {
-            snapshot.get(p).is_some() || config.boot.as_ref().is_some_and(|b| b.profiles.renders(p))
+            snapshot.get(p).is_some() || snapshot.profiles().is_some_and(|b| b.renders(p))
         };
         let mut dhcp = dhcp.clone();
         if dhcp.uefi_snponly

@@ -6,7 +6,6 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rackboot::config::{Config, Level, Overrides};
@@ -205,8 +204,7 @@ fn self_mode(
     std::thread::Builder::new()
         .name("rackboot-server".into())
         .spawn(move || {
-            if let Err(e) = bound.run(&config, rackboot::store::Published::new(Arc::new(snapshot)))
-            {
+            if let Err(e) = bound.run(&config, rackboot::runtime::publish(&config, snapshot)) {
                 eprintln!("rackboot storm: the in-process server stopped: {e}");
             }
         })

@@ -22,7 +22,6 @@ use super::sendfile::sendfile;
 use super::turn::Turn;
 use super::{access, Error};
 use crate::config;
-use crate::proto::boot::Profiles;
 use crate::proto::http::{Connection, Context, Event, Transmit};
 use crate::proto::timers::{Armed, Timers};
 use crate::store::{Published, Snapshot};
@@ -61,7 +60,6 @@ pub struct Worker {
     /// What new connections are served from.
     published: Arc<Published>,
     snapshot: Arc<Snapshot>,
-    boot: Option<Arc<Profiles>>,
     config: config::Http,
     date: DateCache,
     accept_warned_at: Option<Instant>,
@@ -114,19 +112,11 @@ impl Worker {
             ready: Vec::new(),
             snapshot: published.current(),
             published,
-            boot: None,
             config,
             date: DateCache::default(),
             accept_warned_at: None,
             accept_retry_at: None,
         })
-    }
-
-    /// Renders `boot`'s per-machine pages as well.
-    #[must_use]
-    pub fn with_boot(mut self, boot: Option<Arc<Profiles>>) -> Self {
-        self.boot = boot;
-        self
     }
 
     /// Serves until the poller fails.
@@ -234,7 +224,7 @@ impl Worker {
         let ctx = Context {
             snapshot: &slot.snapshot,
             date: self.date.text(),
-            boot: self.boot.as_deref(),
+            boot: slot.snapshot.profiles(),
             peer: Some(slot.peer.ip()),
         };
         let mut budget = TURN_BUDGET;

@@ -3,9 +3,11 @@
 //! paths to `Arc<BootFile>`. Engines hold an `Arc<BootFile>` for as long as they send
 //! from it, so a later snapshot can replace this one without cutting a transfer.
 //!
-//! A [`Published`] cell holds the snapshot new requests are served from, with
-//! its generation; publishing a new one is one call, and nothing in flight
-//! notices.
+//! A snapshot also holds the boot profiles (`proto::boot::Profiles`: the
+//! templates and inventory its per-machine pages are rendered from), so that
+//! files and profiles change together. A [`Published`] cell holds the snapshot
+//! new requests are served from, with its generation; publishing a new one is
+//! one call, and nothing in flight notices.
 //!
 //! Data flow: `config` says where and how much; `store` loads; `proto` names byte
 //! ranges of a `BootFile`; `io` sends them (the fd for sendfile, the mapping for
@@ -24,6 +26,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::proto::boot::Profiles;
 
 pub use error::Error;
 pub use load::{plan, Plan, Planned};
@@ -126,16 +130,30 @@ impl BootFile {
     }
 }
 
-/// An immutable set of boot files, looked up by URL path, and the generation
-/// it was published as (0 until [`Published::publish`] numbers it).
+/// An immutable set of boot files, looked up by URL path, the boot profiles
+/// rendered beside them, and the generation it was published as (0 until
+/// [`Published::publish`] numbers it).
 #[derive(Debug, Default)]
 pub struct Snapshot {
     files: HashMap<Box<str>, Arc<BootFile>>,
     total_bytes: u64,
     generation: u64,
+    profiles: Option<Arc<Profiles>>,
 }
 
 impl Snapshot {
+    /// The same files, served with `profiles` (`[boot]`).
+    #[must_use]
+    pub fn with_profiles(mut self, profiles: Option<Arc<Profiles>>) -> Self {
+        self.profiles = profiles;
+        self
+    }
+
+    /// The boot profiles served with these files, if any.
+    pub fn profiles(&self) -> Option<&Profiles> {
+        self.profiles.as_deref()
+    }
+
     /// Loads every regular file under `root` (symlinks only while they stay inside).
     ///
     /// # Errors
@@ -345,5 +363,21 @@ mod tests {
         // The file of the old generation lives on while something sends it.
         assert_eq!(in_flight.bytes(), b"one");
         assert_eq!(Arc::strong_count(&in_flight), 1, "the old snapshot is gone");
+    }
+
+    #[test]
+    fn files_and_profiles_are_published_together() {
+        use crate::proto::boot::{Paths, Profiles};
+        let published = Published::new(Arc::new(snapshot(b"one")));
+        let old = published.current();
+        let profiles = Profiles::new(Paths::default(), vec![], None, vec![], "h".into()).unwrap();
+        let next = snapshot(b"two").with_profiles(Some(Arc::new(profiles)));
+        published.publish(next);
+        let new = published.current();
+        assert!(new.profiles().is_some_and(|p| p.renders("/boot.ipxe")));
+        assert_eq!(new.get("/f").unwrap().bytes(), b"two");
+        // What started on the old generation keeps its files and no profiles.
+        assert!(old.profiles().is_none());
+        assert_eq!(old.get("/f").unwrap().bytes(), b"one");
     }
 }

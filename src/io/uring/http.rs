@@ -31,7 +31,6 @@ use super::ring::Ring;
 use crate::config::{self, Body};
 use crate::io::clock::{self, DateCache};
 use crate::io::Error;
-use crate::proto::boot::Profiles;
 use crate::proto::http::{Connection, Context, Event};
 use crate::proto::timers::{Armed, Timers};
 use crate::store::{Published, Snapshot};
@@ -102,7 +101,6 @@ pub struct Worker {
     /// What new connections are served from; each keeps the one it started on.
     published: Arc<Published>,
     snapshot: Arc<Snapshot>,
-    boot: Option<Arc<Profiles>>,
     config: config::Http,
     body: Body,
     date: DateCache,
@@ -129,7 +127,6 @@ impl Worker {
         listener: TcpListener,
         published: Arc<Published>,
         config: config::Http,
-        boot: Option<Arc<Profiles>>,
     ) -> Result<Self, Error> {
         let mut ring = Ring::new(id, 1024)?;
         ring.provide(BUFFERS, BUFFER)?;
@@ -146,7 +143,6 @@ impl Worker {
             timers: Timers::default(),
             snapshot: published.current(),
             published,
-            boot,
             body: config.body,
             config,
             date: DateCache::default(),
@@ -365,7 +361,7 @@ impl Worker {
         let ctx = Context {
             snapshot: &slot.snapshot,
             date: self.date.text(),
-            boot: self.boot.as_deref(),
+            boot: slot.snapshot.profiles(),
             peer: Some(slot.peer.ip()),
         };
         let mut closing = false;

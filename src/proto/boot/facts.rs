@@ -39,7 +39,12 @@ impl fmt::Display for Mac {
     }
 }
 
-/// The facts of one request. Empty strings are facts the machine did not give.
+/// What a machine's iPXE says about it in a script request's query (`mac`,
+/// `uuid`, `arch`, `platform`, `hostname`), as profiles match it. Empty strings
+/// are facts the machine did not give. DHCP boot rules match on
+/// `proto::dhcp::policy::Firmware` instead: that one is borrowed from a
+/// firmware's datagram, numeric where this is text (`arch` is option 93
+/// there, iPXE's `${buildarch}` here).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Facts {
     /// Hardware address of the booting NIC.

@@ -61,9 +61,14 @@ pub struct Rule {
     pub action: Option<Action>,
 }
 
-/// The facts of one request that rules look at.
+/// What a firmware's DHCP request says about the machine, as `[[dhcp.boot]]`
+/// rules match it: option 93, option 60, iPXE's marks, chaddr, giaddr. It is
+/// borrowed from the datagram (matched per packet without a copy), where the
+/// profiles' facts (`proto::boot::Facts`) are owned strings from an iPXE
+/// script request's query, read once per script; the two share only the MAC,
+/// so they are two types.
 #[derive(Debug, Clone)]
-pub struct Facts<'a> {
+pub struct Firmware<'a> {
     /// Option 93.
     pub arch: Option<u16>,
     /// Option 60.
@@ -77,7 +82,7 @@ pub struct Facts<'a> {
     options: &'a Options<'a>,
 }
 
-impl<'a> Facts<'a> {
+impl<'a> Firmware<'a> {
     /// The facts of a request.
     pub fn of(options: &'a Options<'a>, chaddr: &'a [u8], giaddr: Ipv4Addr) -> Self {
         Self {
@@ -109,7 +114,7 @@ impl<'a> Facts<'a> {
 }
 
 impl Match {
-    fn matches(&self, f: &Facts<'_>, tags: &[&str]) -> bool {
+    fn matches(&self, f: &Firmware<'_>, tags: &[&str]) -> bool {
         if !self.arch.is_empty() && !f.arch.is_some_and(|a| self.arch.contains(&a)) {
             return false;
         }
@@ -157,7 +162,7 @@ impl Match {
 }
 
 /// Evaluates `rules` in order; returns the first matching rule that has an action.
-pub fn decide<'r>(rules: &'r [Rule], f: &Facts<'_>) -> Option<(&'r Rule, &'r Action)> {
+pub fn decide<'r>(rules: &'r [Rule], f: &Firmware<'_>) -> Option<(&'r Rule, &'r Action)> {
     let mut tags: Vec<&str> = Vec::new();
     for r in rules {
         if !r.when.matches(f, &tags) {

@@ -4,7 +4,7 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use super::policy::{self, Facts};
+use super::policy::{self, Firmware};
 use super::{Boot, Dest, Engine, Error, Mode, Outcome, Reply, Request};
 use crate::wire::dhcp::{
     self, code, ipxe, MessageType, Packet, Writer, CLIENT_PORT, PXE_PORT, SERVER_PORT,
@@ -13,7 +13,7 @@ use crate::wire::dhcp::{
 impl Engine {
     pub(super) fn proxy(&mut self, r: &Request<'_>, out: &mut [u8]) -> Result<Outcome, Error> {
         let (p, o, input) = (&r.packet, &r.options, &r.input);
-        let facts = Facts::of(o, p.chaddr(), p.giaddr());
+        let facts = Firmware::of(o, p.chaddr(), p.giaddr());
         if !facts.is_pxe() {
             return Err(Error::NotPxe);
         }
@@ -59,7 +59,7 @@ impl Engine {
         }))
     }
 
-    fn boot(&self, facts: &Facts<'_>) -> Option<Boot<'_>> {
+    fn boot(&self, facts: &Firmware<'_>) -> Option<Boot<'_>> {
         let (rule, action) = policy::decide(&self.settings.rules, facts)?;
         Some(Boot { rule, action })
     }
@@ -68,7 +68,7 @@ impl Engine {
         &self,
         w: &mut Writer<'_>,
         r: &Request<'_>,
-        facts: &Facts<'_>,
+        facts: &Firmware<'_>,
         boot: &Boot<'_>,
     ) -> Result<(), crate::wire::Error> {
         let (o, server) = (&r.options, r.input.server);
@@ -124,7 +124,7 @@ impl Engine {
     ) -> Result<Outcome, Error> {
         let (p, o, input) = (&r.packet, &r.options, &r.input);
         let inform = ip.is_unspecified();
-        let facts = Facts::of(o, p.chaddr(), p.giaddr());
+        let facts = Firmware::of(o, p.chaddr(), p.giaddr());
         let boot = self.boot(&facts);
         let s = &self.settings.subnets[subnet];
         let host = self.host_of(p.mac());
