@@ -9,7 +9,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io::{IsTerminal, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpStream, UdpSocket};
@@ -17,11 +17,18 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::io::clock;
+
+mod net;
+mod sys;
+
 use crate::proto::dhcp::{Engine, Input, Outcome as DhcpOutcome};
 use crate::sim::fleet::Spec;
 use crate::sim::machine::{Event, Machine, Phase, Send};
 use crate::sim::report::{Outcome, PHASES};
 use crate::sim::tftp::To;
+use net::{connect, discard, flush, retry_from_host, source_of, udp_socket};
+use sys::raise_fd_limit;
+pub use sys::{process_cpu, thread_cpu};
 
 /// Where the machines' DHCP goes.
 #[derive(Debug)]
@@ -595,169 +602,5 @@ impl Driver {
         } else {
             writeln!(err, "{line}")
         };
-    }
-}
-
-fn udp_socket(poll: &Poll, token: Token, source: Ipv4Addr) -> std::io::Result<UdpSocket> {
-    let mut sock = UdpSocket::bind(SocketAddr::from((source, 0)))?;
-    poll.registry()
-        .register(&mut sock, token, Interest::READABLE)?;
-    Ok(sock)
-}
-
-fn connect(
-    poll: &Poll,
-    token: Token,
-    source: Ipv4Addr,
-    host: &str,
-    port: u16,
-) -> std::io::Result<TcpStream> {
-    use socket2::{Domain, Socket, Type};
-    let addr = (host, port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::other("the name has no address"))?;
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    socket.set_nonblocking(true)?;
-    if !source.is_unspecified() {
-        socket.bind(&SocketAddr::from((source, 0)).into())?;
-    }
-    match socket.connect(&addr.into()) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-        Err(e) => return Err(e),
-    }
-    let mut stream = TcpStream::from_std(socket.into());
-    let _ = stream.set_nodelay(true);
-    poll.registry()
-        .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
-    Ok(stream)
-}
-
-/// Where a machine's traffic leaves from: its lease, unless leases are not
-/// local to this host.
-fn source_of(own_address: bool, lease: Option<Ipv4Addr>) -> Ipv4Addr {
-    match lease {
-        Some(ip) if !own_address => ip,
-        _ => Ipv4Addr::UNSPECIFIED,
-    }
-}
-
-/// Opens a socket from `source`; when that address is not this host's, says
-/// so once and opens it (and every later one) from the host's own address.
-fn retry_from_host<T>(
-    own_address: &mut bool,
-    source: Ipv4Addr,
-    mut open: impl FnMut(Ipv4Addr) -> std::io::Result<T>,
-) -> std::io::Result<T> {
-    match open(source) {
-        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable && !source.is_unspecified() => {
-            if !std::mem::replace(own_address, true) {
-                eprintln!(
-                    "storm: leased addresses such as {source} are not local to this host, so TFTP and HTTP \
-                     leave from its own address (a server limiting transfers per client sees one client); \
-                     to play each machine from its lease: ip route add local POOL/PREFIX dev IF"
-                );
-            }
-            open(Ipv4Addr::UNSPECIFIED)
-        }
-        other => other,
-    }
-}
-
-/// Drops up to `n` bytes waiting on `stream` without copying them.
-fn discard(stream: &TcpStream, n: u64) -> std::io::Result<usize> {
-    use std::os::fd::AsRawFd;
-    let mut sink = [0u8; 1];
-    loop {
-        // SAFETY: with MSG_TRUNC a TCP socket discards the bytes instead of
-        // writing them; `sink` is a valid buffer in any case.
-        let r = unsafe {
-            libc::recv(
-                stream.as_raw_fd(),
-                sink.as_mut_ptr().cast(),
-                n as usize,
-                libc::MSG_TRUNC | libc::MSG_DONTWAIT,
-            )
-        };
-        if r >= 0 {
-            return Ok(r as usize);
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
-
-/// Writes what the connection has queued, as far as the socket takes it.
-fn flush(c: &mut Conn) -> std::io::Result<()> {
-    while !c.out.is_empty() {
-        match c.stream.write(&c.out) {
-            Ok(0) => return Err(std::io::Error::from(std::io::ErrorKind::WriteZero)),
-            Ok(n) => {
-                c.out.drain(..n);
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::NotConnected
-                ) =>
-            {
-                return Ok(())
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// CPU time (user + system) of the calling thread.
-pub fn thread_cpu() -> Duration {
-    rusage(libc::RUSAGE_THREAD)
-}
-
-/// CPU time (user + system) of the whole process.
-pub fn process_cpu() -> Duration {
-    rusage(libc::RUSAGE_SELF)
-}
-
-fn rusage(who: libc::c_int) -> Duration {
-    // SAFETY: rusage is plain data; zeroed is valid and getrusage fills it.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `u` is a valid rusage for the call to write.
-    if unsafe { libc::getrusage(who, &raw mut u) } != 0 {
-        return Duration::ZERO;
-    }
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
-    tv(u.ru_utime) + tv(u.ru_stime)
-}
-
-/// Raises the soft open-file limit toward `want` (at most the hard limit): a
-/// storm holds a socket or two per machine. Says so when the hard limit is
-/// lower.
-fn raise_fd_limit(want: usize) {
-    // SAFETY: rlimit is plain data; getrlimit fills it.
-    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
-    // SAFETY: `lim` is valid for the call to write.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } != 0 {
-        return;
-    }
-    if (want as libc::rlim_t) > lim.rlim_max {
-        eprintln!(
-            "storm: this storm may hold ~{want} sockets (in self mode the server's count too), but \
-             the open-file limit is {}: machines past it fail with 'Too many open files'; raise it \
-             (ulimit -Hn) or spread the power-ons (--ramp)",
-            lim.rlim_max
-        );
-    }
-    let want = (want as libc::rlim_t).min(lim.rlim_max);
-    if lim.rlim_cur < want {
-        lim.rlim_cur = want;
-        // SAFETY: `lim` is a valid rlimit for the call to read.
-        let _ = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim) };
     }
 }

@@ -1,0 +1,134 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, Error> {
+    Config::parse(text, Path::new("rackboot.toml"), &Overrides::default())
+}
+
+#[test]
+fn an_empty_file_gives_the_defaults() {
+    let c = parse("").unwrap();
+    assert_eq!(c.root, None);
+    assert_eq!(c.http.listen.port(), 80);
+    assert_eq!(c.http.settings, Settings::default());
+    assert!(c.workers >= 1);
+    assert_eq!(c.store.max_bytes, 8192 << 20);
+    assert_eq!(c.http.busy_poll, Duration::from_micros(50));
+}
+
+#[test]
+fn a_full_file_is_read() {
+    let c = parse(
+        "root = \"/tmp\"\nworkers = 3\n[http]\nlisten = \"127.0.0.1:8080\"\nidle_secs = 5\nmax_headers = 10\n\
+         [store]\nmax_mib = 100\nmlock = false\n[log]\nformat = \"json\"\naccess = false\nlevel = \"debug\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.root.as_deref(), Some(Path::new("/tmp")));
+    assert_eq!(c.workers, 3);
+    assert_eq!(c.http.listen, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(c.http.settings.idle_timeout, Duration::from_secs(5));
+    assert_eq!(c.http.settings.limits.max_headers, 10);
+    assert!(!c.http.settings.access_log && !c.store.mlock);
+    assert_eq!((c.log.format, c.log.level), (LogFormat::Json, Level::Debug));
+}
+
+#[test]
+fn no_pxedhcp_false_keeps_ipxes_proxydhcp_wait() {
+    let ipxe_rule = |extra: &str| {
+        let c = parse(&format!(
+            "[dhcp]\ninterface = \"eth9\"\n{extra}[[dhcp.subnet]]\nnetwork = \"10.0.0.0/24\"\n\
+             ranges = [\"10.0.0.10-10.0.0.20\"]\n"
+        ))
+        .unwrap();
+        let rules = c.dhcp.unwrap().settings.rules;
+        let r = rules.into_iter().find(|r| r.name == "ipxe").unwrap();
+        r.action.unwrap().no_pxedhcp
+    };
+    assert!(ipxe_rule(""), "175.176 is sent by default");
+    assert!(!ipxe_rule("no_pxedhcp = false\n"));
+}
+
+#[test]
+fn an_unknown_key_is_named_with_its_line() {
+    let msg = parse("[http]\nlisten = \"0.0.0.0:80\"\nlisen = 1\n")
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("line 3") && msg.contains("lisen"), "{msg}");
+}
+
+#[test]
+fn a_bad_value_names_key_line_and_fix() {
+    let msg = parse("\n[http]\nlisten = \"nowhere\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.starts_with("rackboot.toml:3: `http.listen`") && msg.contains("ADDR:PORT"),
+        "{msg}"
+    );
+    let msg = parse("[http]\nmax_headers = 0\n").unwrap_err().to_string();
+    assert!(
+        msg.contains(":2: `http.max_headers` is 0") && msg.contains("from 1 to 256"),
+        "{msg}"
+    );
+    let msg = parse("root = \"/nonexistent/boot\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains(":1: `root`"), "{msg}");
+    let msg = parse("[log]\nformat = \"xml\"\n").unwrap_err().to_string();
+    assert!(msg.contains("line 2") && msg.contains("json"), "{msg}");
+}
+
+#[test]
+fn tftp_is_off_until_asked_for_and_defaults_to_port_69() {
+    assert!(parse("").unwrap().tftp.is_none());
+    let t = parse("[tftp]\n").unwrap().tftp.unwrap();
+    assert_eq!(t.listen, "0.0.0.0:69".parse().unwrap());
+    let t = parse("[tftp]\nlisten = \"10.0.0.1\"\nsingle_port = true\nmax_windowsize = 16\n")
+        .unwrap()
+        .tftp
+        .unwrap();
+    assert_eq!(
+        (t.listen.port(), t.single_port, t.settings.max_windowsize),
+        (69, true, 16)
+    );
+    let msg = parse("[tftp]\nmax_windowsize = 100\n")
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains(":2: `tftp.max_windowsize` is 100"), "{msg}");
+    let cli = Overrides {
+        tftp: Some("127.0.0.1:6969".into()),
+        ..Overrides::default()
+    };
+    assert_eq!(
+        Config::parse("", Path::new("f"), &cli)
+            .unwrap()
+            .tftp
+            .unwrap()
+            .listen
+            .port(),
+        6969
+    );
+}
+
+#[test]
+fn the_command_line_wins_and_is_checked_too() {
+    let cli = Overrides {
+        http: Some("127.0.0.1:9".parse().unwrap()),
+        workers: Some(2),
+        ..Overrides::default()
+    };
+    let c = Config::parse(
+        "workers = 7\n[http]\nlisten = \"0.0.0.0:1\"\n",
+        Path::new("f"),
+        &cli,
+    )
+    .unwrap();
+    assert_eq!((c.workers, c.http.listen.port()), (2, 9));
+    let cli = Overrides {
+        root: Some("/nonexistent".into()),
+        ..Overrides::default()
+    };
+    let msg = Config::parse("", Path::new("f"), &cli)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.starts_with("command line: `--root`"), "{msg}");
+}
