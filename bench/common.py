@@ -44,6 +44,10 @@ def unlink(srv, cli):
 
 
 def build():
-    """Builds the release binary; its path."""
+    """Builds the release binary; its path. RACKBOOT_BIN names another binary
+    instead (say, an older commit's, to measure before and after in one
+    session), which is then used as it is."""
+    if os.environ.get("RACKBOOT_BIN"):
+        return os.environ["RACKBOOT_BIN"]
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=REPO, check=True)
     return os.path.join(REPO, "target", "release", "rackboot")

@@ -14,6 +14,8 @@ use crate::lease::{Journal, Table};
 /// Compact the journal when it is this many times the live table, and large.
 const COMPACT_RATIO: u64 = 4;
 const COMPACT_MIN: u64 = 1 << 20;
+/// ACK buffers kept for reuse: a sync's worth in a rack's burst.
+const SPARE: usize = 1024;
 
 /// ACKs waiting for the disk, each with its bytes.
 pub(crate) type Acks = Vec<(Pending, Vec<u8>)>;
@@ -30,6 +32,9 @@ pub(super) struct Commit {
     unsynced: bool,
     /// A sync is running.
     busy: bool,
+    /// Buffers of ACKs sent, for the next ones (no allocation per ACK once
+    /// warm).
+    spare: Vec<Vec<u8>>,
 }
 
 /// What to do after [`Commit::start`].
@@ -51,7 +56,19 @@ impl Commit {
 
     /// Holds an ACK until the sync that covers its record.
     pub(super) fn hold(&mut self, p: Pending, bytes: &[u8]) {
-        self.next.push((p, bytes.to_vec()));
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(bytes);
+        self.next.push((p, buf));
+    }
+
+    /// Takes back the buffers of ACKs that were sent.
+    pub(super) fn recycle(&mut self, acks: Acks) {
+        self.spare.extend(
+            acks.into_iter()
+                .map(|(_, b)| b)
+                .take(SPARE.saturating_sub(self.spare.len())),
+        );
     }
 
     /// Starts the next sync, unless one runs or nothing is written. Compacts

@@ -94,6 +94,7 @@ impl Worker {
             if let Some(result) = self.syncer.as_mut().and_then(Syncer::poll) {
                 let acks = self.server.synced(result);
                 self.send_all(&acks);
+                self.server.recycle(acks);
             }
             let replies = self.server.finish_probes(now);
             self.send_all(&replies);
@@ -124,7 +125,10 @@ impl Worker {
     fn start_sync(&mut self) {
         match self.server.start_sync() {
             Start::Idle => {}
-            Start::Ready(acks) => self.send_all(&acks),
+            Start::Ready(acks) => {
+                self.send_all(&acks);
+                self.server.recycle(acks);
+            }
             Start::Sync(file) => {
                 let started = match self.syncer.as_mut() {
                     Some(s) => s.start_sync(file),
@@ -135,6 +139,7 @@ impl Worker {
                     tracing::warn!(error = %e, "dhcp: syncing the lease journal in the loop");
                     let acks = self.server.synced(file.sync_data());
                     self.send_all(&acks);
+                    self.server.recycle(acks);
                 }
             }
         }

@@ -330,6 +330,11 @@ impl Server {
         self.commit.hold(p, bytes);
     }
 
+    /// Takes back the buffers of replies that were sent.
+    pub(crate) fn recycle(&mut self, sent: Acks) {
+        self.commit.recycle(sent);
+    }
+
     /// The sync started last ended with `result`: the ACKs to send now.
     pub(crate) fn synced(&mut self, result: io::Result<()>) -> Acks {
         self.commit.finished(result)

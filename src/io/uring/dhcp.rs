@@ -170,6 +170,7 @@ impl Worker {
                     for (p, bytes) in &acks {
                         self.send(p, bytes)?;
                     }
+                    self.server.recycle(acks);
                 }
                 Start::Sync(file) => {
                     self.driver
@@ -249,9 +250,11 @@ impl Worker {
                 } else {
                     Ok(())
                 };
-                for (p, bytes) in &self.server.synced(result) {
+                let acks = self.server.synced(result);
+                for (p, bytes) in &acks {
                     self.send(p, bytes)?;
                 }
+                self.server.recycle(acks);
             }
             Tag::Probe => self.probe_armed = false,
             Tag::Ra => {

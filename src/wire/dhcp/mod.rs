@@ -49,7 +49,10 @@ mod field {
 }
 
 /// Option codes used by the server.
-#[allow(missing_docs, reason = "each constant is the RFC 2132 option of its name")]
+#[allow(
+    missing_docs,
+    reason = "each constant is the RFC 2132 option of its name"
+)]
 pub mod code {
     pub const PAD: u8 = 0;
     pub const SUBNET_MASK: u8 = 1;
@@ -100,7 +103,10 @@ pub mod relay {
 
 /// DHCP message types (option 53).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(missing_docs, reason = "each variant is the RFC 2132 message type of its name")]
+#[allow(
+    missing_docs,
+    reason = "each variant is the RFC 2132 message type of its name"
+)]
 pub enum MessageType {
     Discover,
     Offer,
