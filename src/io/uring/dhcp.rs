@@ -24,7 +24,7 @@ use crate::io::{clock, link, Error};
 
 /// Receives kept in flight per socket: a rack's burst of DISCOVERs completes
 /// this many per io_uring_enter.
-const DEPTH: usize = 32;
+const DEPTH: usize = 16;
 /// Message boxes kept for reuse.
 const SPARE: usize = 256;
 
