@@ -30,6 +30,16 @@ enum Command {
     /// Play N machines booting at once and report how long each phase made them wait
     /// (without --interface: against an in-process rackboot on loopback).
     Storm(storm::Args),
+    /// Ask the running server to re-read its configuration and files (as SIGHUP
+    /// does); exits non-zero, saying why, when it refuses.
+    Reload(ReloadArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ReloadArgs {
+    /// The server's admin socket [default: /run/rackboot/admin.sock].
+    #[arg(long, value_name = "PATH")]
+    admin_socket: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -98,6 +108,9 @@ struct Common {
     /// [default: sendmsg].
     #[arg(long, value_name = "PATH", value_parser = parse_tftp_send)]
     tftp_send: Option<config::TftpSend>,
+    /// The admin API's Unix socket [default: /run/rackboot/admin.sock; "" for none].
+    #[arg(long, value_name = "PATH")]
+    admin_socket: Option<PathBuf>,
 }
 
 pub(crate) fn parse_backend(s: &str) -> Result<config::Backend, String> {
@@ -149,7 +162,15 @@ impl Args {
     fn common(&self) -> Option<&Common> {
         match &self.command {
             Command::Serve(c) | Command::Check(c) | Command::Leases(c) => Some(c),
-            Command::Storm(_) => None,
+            Command::Storm(_) | Command::Reload(_) => None,
+        }
+    }
+
+    /// The reload's options, when the subcommand is `reload` (it reads no config).
+    pub(crate) fn reload(&self) -> Option<&ReloadArgs> {
+        match &self.command {
+            Command::Reload(r) => Some(r),
+            _ => None,
         }
     }
 
@@ -173,7 +194,12 @@ pub(crate) fn load_config(args: &Args) -> Result<Config, config::Error> {
     let Some(c) = args.common() else {
         return Config::load(None, &Overrides::default());
     };
-    let overrides = Overrides {
+    Config::load(c.config.as_deref(), &overrides(c))
+}
+
+/// The command line's values that win over the file.
+fn overrides(c: &Common) -> Overrides {
+    Overrides {
         root: c.root.clone(),
         http: c.http,
         workers: c.workers,
@@ -193,17 +219,18 @@ pub(crate) fn load_config(args: &Args) -> Result<Config, config::Error> {
         backend: c.backend,
         http_body: c.http_body,
         tftp_send: c.tftp_send,
-    };
-    Config::load(c.config.as_deref(), &overrides)
+        admin_socket: c.admin_socket.clone(),
+    }
 }
 
 /// Runs the subcommand; the exit code is 0 on success, 1 on a runtime failure.
 pub(crate) fn run(args: Args, config: Config) -> ExitCode {
     let result = match args.command {
-        Command::Serve(_) => serve(&config),
+        Command::Serve(ref c) => serve(&config, c),
         Command::Check(ref c) => check(&config, c.config.as_deref()),
         Command::Leases(ref c) => leases(&config, c.dhcp_lease_file.as_deref()),
         Command::Storm(ref s) => return storm::run(s),
+        Command::Reload(ref r) => return reload(r),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -284,7 +311,7 @@ fn profile_files(config: &Config, have: impl Fn(&str) -> bool) -> Result<(), Str
     Ok(())
 }
 
-fn serve(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
+fn serve(config: &Config, c: &Common) -> Result<(), Box<dyn std::error::Error>> {
     let snapshot = load_snapshot(config)?;
     let locked = snapshot.files().iter().filter(|f| f.is_locked()).count();
     tracing::info!(
@@ -293,8 +320,38 @@ fn serve(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         locked,
         "boot files loaded into memory"
     );
-    rackboot::runtime::serve(config, snapshot)?;
+    // A reload reads the same file with the same command line, and checks
+    // what `check` checks.
+    let (path, overrides) = (c.config.clone(), overrides(c));
+    let rebuild: rackboot::control::Rebuild = Box::new(move || {
+        let config = Config::load(path.as_deref(), &overrides).map_err(|e| e.to_string())?;
+        let snapshot = load_snapshot(&config).map_err(|e| e.to_string())?;
+        Ok((config, snapshot))
+    });
+    rackboot::runtime::serve(config, snapshot, rebuild)?;
     Ok(())
+}
+
+/// `rackboot reload`: POST /api/v1/reload on the admin socket.
+pub(crate) fn reload(args: &ReloadArgs) -> ExitCode {
+    let path = args
+        .admin_socket
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_ADMIN_SOCKET));
+    match rackboot::admin::client::post(&path, "/api/v1/reload") {
+        Ok((200, body)) => {
+            print!("{body}");
+            ExitCode::SUCCESS
+        }
+        Ok((status, body)) => {
+            eprint!("rackboot reload: refused ({status}): {body}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("rackboot reload: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn leases(
@@ -410,6 +467,22 @@ fn check_into(
         out,
         "http: {} with {} workers, {} connections per worker",
         config.http.listen, config.workers, config.http.max_connections
+    );
+    let _ = writeln!(
+        out,
+        "admin API: {}{}",
+        config.admin.socket.as_ref().map_or_else(
+            || "no Unix socket".to_owned(),
+            |p| format!("socket {}", p.display())
+        ),
+        config
+            .admin
+            .tcp
+            .as_ref()
+            .map_or_else(String::new, |t| format!(
+                ", TCP {} (bearer token)",
+                t.listen
+            ))
     );
     let _ = match &config.tftp {
         Some(t) => writeln!(

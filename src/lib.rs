@@ -7,9 +7,13 @@
 //! transfers, HTTP connections, the DHCP engine, boot profiles) -> `lease`
 //! (the lease table and its journal) -> `io` (the io_uring and epoll backends
 //! that own sockets and the clock) -> `runtime` (one worker per core, started
-//! one way). `sim` is the storm's virtual fleet, driven by `io::storm`.
+//! one way). `control` is what a running server can be asked (reload,
+//! status), `admin` the API that asks it. `sim` is the storm's virtual
+//! fleet, driven by `io::storm`.
 
+pub mod admin;
 pub mod config;
+pub mod control;
 pub mod io;
 pub mod lease;
 pub mod proto;

@@ -11,6 +11,9 @@ use rackboot::config::{Level, LogFormat};
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
+    if let Some(reload) = args.reload() {
+        return cli::reload(reload);
+    }
     if let Some(storm) = args.storm() {
         install_logging(LogFormat::Text, Level::Warn);
         return cli::run_storm(storm);

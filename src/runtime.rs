@@ -8,16 +8,51 @@
 use std::sync::{mpsc, Arc};
 
 use crate::config::{Backend, Config, TftpSend};
+use crate::control::{Control, Rebuild};
 use crate::io::{self, http::Worker, socket};
 use crate::store::{Published, Snapshot};
 
 /// Binds the listeners, logs where it listens, and serves `snapshot` (with
-/// the config's boot profiles) until a worker fails.
+/// the config's boot profiles) until a worker fails. SIGHUP and the admin
+/// API's reload publish what `rebuild` makes.
 ///
 /// # Errors
 /// A listener cannot be bound, or a worker's poller failed.
-pub fn serve(config: &Config, snapshot: Snapshot) -> Result<(), io::Error> {
-    bind(config)?.run(config, publish(config, snapshot))
+pub fn serve(config: &Config, snapshot: Snapshot, rebuild: Rebuild) -> Result<(), io::Error> {
+    let bound = bind(config)?;
+    let published = publish(config, snapshot);
+    let control = Arc::new(Control::new(config, Arc::clone(&published), rebuild));
+    let admin = crate::admin::bind(&config.admin).map_err(io::Error::Admin)?;
+    admin
+        .serve(Arc::clone(&control))
+        .map_err(|source| io::Error::Poll {
+            worker: 0,
+            op: "spawn the admin thread",
+            source,
+        })?;
+    reload_on_sighup(control)?;
+    bound.run(config, published)
+}
+
+/// A thread that reloads at each SIGHUP.
+fn reload_on_sighup(control: Arc<Control>) -> Result<(), io::Error> {
+    let spawn_failed = |source| io::Error::Poll {
+        worker: 0,
+        op: "handle SIGHUP",
+        source,
+    };
+    let mut signals =
+        signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP]).map_err(spawn_failed)?;
+    std::thread::Builder::new()
+        .name("rackboot-sighup".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                // The outcome is logged by the reload itself.
+                let _ = control.reload("SIGHUP");
+            }
+        })
+        .map(drop)
+        .map_err(spawn_failed)
 }
 
 /// The first generation: `snapshot` with the config's boot profiles.

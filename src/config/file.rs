@@ -40,6 +40,21 @@ pub struct File {
     /// `[[machine]]`: the inventory.
     #[serde(default)]
     pub machine: Vec<Machine>,
+    /// `[admin]`: the admin API's listeners.
+    #[serde(default)]
+    pub admin: Admin,
+}
+
+/// `[admin]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// The Unix socket; "" turns it off.
+    pub socket: Option<Spanned<String>>,
+    /// A TCP address, off unless given; needs `token_file`.
+    pub listen: Option<Spanned<String>>,
+    /// The file holding the bearer token TCP clients must send.
+    pub token_file: Option<Spanned<String>>,
 }
 
 /// `[boot]`

@@ -20,6 +20,8 @@ use crate::wire::http::{Limits, MAX_HEADERS_CAP};
 
 /// The default HTTP address: every interface, port 80, as iPXE scripts expect.
 pub const DEFAULT_HTTP: &str = "0.0.0.0:80";
+/// The admin API's Unix socket unless `admin.socket` says otherwise.
+pub const DEFAULT_ADMIN_SOCKET: &str = "/run/rackboot/admin.sock";
 
 /// Default busy-poll window. bench/http, 1 KB script over one keep-alive
 /// connection, server and client on different cores of this 2-vCPU VM: 10,269
@@ -101,6 +103,8 @@ pub struct Overrides {
     pub http_body: Option<Body>,
     /// `--tftp-send`
     pub tftp_send: Option<TftpSend>,
+    /// `--admin-socket`.
+    pub admin_socket: Option<PathBuf>,
 }
 
 /// Validated configuration.
@@ -125,6 +129,38 @@ pub struct Config {
     /// The HTTP and TFTP workers' I/O backend, as asked (`auto` is resolved
     /// when the server starts).
     pub backend: Backend,
+    /// The admin API's listeners.
+    pub admin: Admin,
+}
+
+/// Where the admin API listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    /// The Unix socket, unless turned off.
+    pub socket: Option<PathBuf>,
+    /// Whether the socket is the default one (a default that cannot be bound
+    /// is a warning; one the operator named is an error).
+    pub socket_is_default: bool,
+    /// TCP, when configured.
+    pub tcp: Option<AdminTcp>,
+}
+
+/// The admin API on TCP, with the token its clients must send.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminTcp {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// The bearer token (never printed).
+    pub token: String,
+}
+
+impl std::fmt::Debug for AdminTcp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminTcp")
+            .field("listen", &self.listen)
+            .field("token", &"(hidden)")
+            .finish()
+    }
 }
 
 /// HTTP settings.
@@ -300,6 +336,7 @@ impl Config {
         let tftp_raw = raw.tftp.as_ref().or(wants_tftp.then_some(&empty));
         let tftp = v.tftp(tftp_raw, cli, busy_poll)?;
         let boot = v.boot(&raw, cli, listen)?;
+        let admin = v.admin(&raw.admin, cli)?;
         let max_mib = v.opt_int(&raw.store.max_mib, "store.max_mib", 1..=1 << 20, 8192)? as u64;
         Ok(Config {
             root,
@@ -323,6 +360,7 @@ impl Config {
             },
             boot,
             backend: cli.backend.or(raw.backend).unwrap_or_default(),
+            admin,
         })
     }
 }
@@ -342,6 +380,70 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
+    /// `[admin]`: the socket (default, named, or "" for none) and TCP with
+    /// its token.
+    fn admin(&self, raw: &file::Admin, cli: &Overrides) -> Result<Admin, Error> {
+        let (socket, socket_is_default) = match (&cli.admin_socket, &raw.socket) {
+            (Some(p), _) if p.as_os_str().is_empty() => (None, false),
+            (Some(p), _) => (Some(p.clone()), false),
+            (None, Some(s)) if s.get_ref().is_empty() => (None, false),
+            (None, Some(s)) => (Some(PathBuf::from(s.get_ref())), false),
+            (None, None) => (Some(PathBuf::from(DEFAULT_ADMIN_SOCKET)), true),
+        };
+        let tcp = match (&raw.listen, &raw.token_file) {
+            (None, None) => None,
+            (None, Some(t)) => {
+                return Err(self.invalid(
+                    Some(t.span().start),
+                    "admin.token_file",
+                    "is set without admin.listen".into(),
+                    "add admin.listen = \"ADDR:PORT\" for the API on TCP, or remove token_file",
+                ))
+            }
+            (Some(l), None) => {
+                return Err(self.invalid(
+                    Some(l.span().start),
+                    "admin.listen",
+                    "has no admin.token_file: the API on TCP always needs a token".into(),
+                    "write a random token into a file only rackboot's user can read and set admin.token_file to it",
+                ))
+            }
+            (Some(l), Some(t)) => {
+                let listen = l.get_ref().parse().map_err(|_| {
+                    self.invalid(
+                        Some(l.span().start),
+                        "admin.listen",
+                        format!("is {:?}, not an address", l.get_ref()),
+                        "write ADDR:PORT, e.g. \"127.0.0.1:9180\"",
+                    )
+                })?;
+                let token = std::fs::read_to_string(t.get_ref()).map_err(|e| {
+                    self.invalid(
+                        Some(t.span().start),
+                        "admin.token_file",
+                        format!("cannot be read: {e}"),
+                        "name a readable file holding the token",
+                    )
+                })?;
+                let token = token.trim().to_owned();
+                if token.len() < 16 {
+                    return Err(self.invalid(
+                        Some(t.span().start),
+                        "admin.token_file",
+                        "holds a token shorter than 16 characters".into(),
+                        "put a long random token in it (e.g. `openssl rand -hex 32`)",
+                    ));
+                }
+                Some(AdminTcp { listen, token })
+            }
+        };
+        Ok(Admin {
+            socket,
+            socket_is_default,
+            tcp,
+        })
+    }
+
     fn invalid(
         &self,
         at: Option<usize>,

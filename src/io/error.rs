@@ -19,6 +19,9 @@ pub enum Error {
     /// and what to do.
     #[error("{0}")]
     Dhcp(String),
+    /// The admin API could not start; the text says where and what to do.
+    #[error("{0}")]
+    Admin(String),
     /// The poller failed.
     #[error("worker {worker}: {op}: {source}")]
     Poll {

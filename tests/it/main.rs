@@ -17,6 +17,7 @@ mod loopback;
 mod netns;
 mod ns;
 mod profiles;
+mod reload;
 mod storm;
 mod support;
 mod tftp;

@@ -71,6 +71,8 @@ pub(crate) struct Server {
     pub(crate) addr: SocketAddr,
     /// The TFTP address, when started with `--tftp`.
     pub(crate) tftp: Option<SocketAddr>,
+    /// Its admin API socket (each server its own).
+    pub(crate) admin: PathBuf,
     log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -82,10 +84,24 @@ impl Server {
     /// Starts the server inside network namespace `netns` (when given), with HTTP
     /// on `ip` and a free port.
     pub(crate) fn start_in(netns: Option<&str>, ip: &str, root: &Path, extra: &[&str]) -> Self {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let admin =
+            std::env::temp_dir().join(format!("rackboot-it-admin-{}-{n}.sock", std::process::id()));
         let mut child = rackboot_in(netns)
             .args(["serve", "--http", &format!("{ip}:0"), "--root"])
             .arg(root)
             .args(extra)
+            .args(if extra.contains(&"--admin-socket") {
+                &[][..]
+            } else {
+                &["--admin-socket"][..]
+            })
+            .args(if extra.contains(&"--admin-socket") {
+                None
+            } else {
+                Some(&admin)
+            })
             .args(if extra.contains(&"--workers") {
                 &[][..]
             } else {
@@ -135,8 +151,14 @@ impl Server {
             child,
             addr: addr.unwrap(),
             tftp,
+            admin,
             log,
         }
+    }
+
+    /// Its process id (for signals).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -157,6 +179,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.admin);
     }
 }
 

@@ -1,0 +1,217 @@
+//! The admin listener, off the boot network: a Unix socket (default
+//! `/run/rackboot/admin.sock`), and TCP only when configured, then with a
+//! bearer token. JSON under `/api/v1/`:
+//!
+//! - `GET /api/v1/status`: generation, uptime, workers, backend, files, reloads;
+//! - `GET /api/v1/files`: the files new requests get;
+//! - `POST /api/v1/reload`: re-read the configuration and files, publish them
+//!   (200 with what was loaded; 422 with the reason when refused, nothing changed).
+//!
+//! Served by tiny_http on its own thread (one request at a time: it is not the
+//! boot path, and a reload serialises anyway).
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+use tiny_http::{Header, Method, Request, Response, Server};
+
+use crate::config::Admin;
+use crate::control::Control;
+
+pub mod client;
+
+/// Where the admin API listens, bound.
+pub struct Listeners {
+    unix: Option<(Server, PathBuf)>,
+    tcp: Option<(Server, String)>,
+}
+
+impl std::fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listeners")
+            .field("unix", &self.unix.as_ref().map(|u| &u.1))
+            .field("tcp", &self.tcp.is_some())
+            .finish()
+    }
+}
+
+impl Drop for Listeners {
+    fn drop(&mut self) {
+        if let Some((_, path)) = &self.unix {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Binds the admin socket(s) `admin` names. A socket file left by a server
+/// that is gone is replaced; one a live server answers on is not.
+///
+/// # Errors
+/// The socket cannot be bound: the text says where and what to do.
+pub fn bind(admin: &Admin) -> Result<Listeners, String> {
+    let unix = match &admin.socket {
+        Some(path) => match bind_unix(path) {
+            Ok(s) => Some((s, path.clone())),
+            // The default socket is a convenience: without it the server
+            // still serves (SIGHUP still reloads).
+            Err(e) if admin.socket_is_default => {
+                tracing::warn!(
+                    "{e}; the admin API is off (set admin.socket to choose where it listens)"
+                );
+                None
+            }
+            Err(e) => return Err(e),
+        },
+        None => None,
+    };
+    let tcp = match &admin.tcp {
+        Some(t) => {
+            let server = Server::http(t.listen)
+                .map_err(|e| format!("admin: cannot listen on {} (admin.listen): {e}", t.listen))?;
+            Some((server, t.token.clone()))
+        }
+        None => None,
+    };
+    Ok(Listeners { unix, tcp })
+}
+
+fn bind_unix(path: &Path) -> Result<Server, String> {
+    let fail = |e: &dyn std::fmt::Display, hint: &str| {
+        format!(
+            "admin: cannot listen on {} (admin.socket): {e}{hint}",
+            path.display()
+        )
+    };
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(fail(
+            &"another server answers on it",
+            " (stop it, or give this one its own admin.socket)",
+        ));
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(&e, "")),
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| fail(&e, " (its directory cannot be made)"))?;
+    }
+    let server = Server::http_unix(path).map_err(|e| {
+        fail(
+            &e,
+            " (root or the service's user must be able to write there; or set admin.socket)",
+        )
+    })?;
+    // Only the owner (root or the service's user) may ask a running server to
+    // do anything.
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    Ok(server)
+}
+
+impl Listeners {
+    /// Where the Unix socket is, when there is one.
+    pub fn socket(&self) -> Option<&Path> {
+        self.unix.as_ref().map(|u| u.1.as_path())
+    }
+
+    /// Serves each listener on its own thread, for the life of the process.
+    ///
+    /// # Errors
+    /// A thread cannot be spawned.
+    pub fn serve(mut self, control: Arc<Control>) -> io::Result<()> {
+        if let Some((server, path)) = self.unix.take() {
+            tracing::info!(socket = %path.display(), "admin API listening");
+            let control = Arc::clone(&control);
+            std::thread::Builder::new()
+                .name("rackboot-admin".into())
+                .spawn(move || {
+                    for request in server.incoming_requests() {
+                        answer(&control, request, None);
+                    }
+                    let _ = std::fs::remove_file(&path);
+                })?;
+        }
+        if let Some((server, token)) = self.tcp.take() {
+            tracing::info!(addr = %server.server_addr(), "admin API listening on TCP (bearer token required)");
+            std::thread::Builder::new()
+                .name("rackboot-admin-tcp".into())
+                .spawn(move || {
+                    for request in server.incoming_requests() {
+                        answer(&control, request, Some(&token));
+                    }
+                })?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+}
+
+fn json<T: Serialize>(status: u16, body: &T) -> Response<io::Cursor<Vec<u8>>> {
+    let mut bytes = serde_json::to_vec_pretty(body).unwrap_or_else(|_| b"{}".to_vec());
+    bytes.push(b'\n');
+    let mut response = Response::from_data(bytes).with_status_code(status);
+    if let Ok(h) = Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..]) {
+        response.add_header(h);
+    }
+    response
+}
+
+fn error(status: u16, message: &str) -> Response<io::Cursor<Vec<u8>>> {
+    json(status, &ErrorBody { error: message })
+}
+
+/// Whether `request` carries `Authorization: Bearer <token>` (compared in
+/// constant time; the token is never logged).
+fn authorized(request: &Request, token: &str) -> bool {
+    request.headers().iter().any(|h| {
+        h.field.equiv("Authorization")
+            && h.value
+                .as_str()
+                .strip_prefix("Bearer ")
+                .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), token.as_bytes()))
+    })
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn answer(control: &Control, request: Request, token: Option<&str>) {
+    let response = if token.is_some_and(|t| !authorized(&request, t)) {
+        error(
+            401,
+            "this listener needs `Authorization: Bearer <token>` (admin.token_file)",
+        )
+    } else {
+        route(control, request.method(), request.url())
+    };
+    let _ = request.respond(response);
+}
+
+fn route(control: &Control, method: &Method, url: &str) -> Response<io::Cursor<Vec<u8>>> {
+    let path = url.split('?').next().unwrap_or(url);
+    match (method, path) {
+        (Method::Get, "/api/v1/status") => json(200, &control.status()),
+        (Method::Get, "/api/v1/files") => json(200, &control.files()),
+        (Method::Post, "/api/v1/reload") => match control.reload("admin API") {
+            Ok(r) => json(200, &r),
+            Err(e) => error(
+                422,
+                &format!("reload refused, still serving the old generation: {e}"),
+            ),
+        },
+        (_, "/api/v1/status" | "/api/v1/files") => error(405, "use GET"),
+        (_, "/api/v1/reload") => error(405, "use POST"),
+        _ => error(
+            404,
+            "no such endpoint: see GET /api/v1/status, /api/v1/files, POST /api/v1/reload",
+        ),
+    }
+}
