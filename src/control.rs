@@ -10,8 +10,29 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::config::dhcp::Dhcp;
 use crate::config::Config;
+use crate::io::dhcp::{Command, Mailbox};
+use crate::proto::dhcp::Settings;
 use crate::store::{Published, Snapshot};
+
+/// How long a reload waits for the DHCP worker to take its new settings.
+const DHCP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Hands `settings` to the DHCP worker and waits for its answer.
+fn ask_dhcp(mailbox: &Mailbox, settings: Box<Settings>) -> Result<String, String> {
+    let (reply, answer) = std::sync::mpsc::channel();
+    mailbox
+        .send(Command::Reconfigure { settings, reply })
+        .map_err(|e| format!("dhcp: cannot reach the DHCP worker: {e}"))?;
+    match answer.recv_timeout(DHCP_WAIT) {
+        Ok(said) => said,
+        Err(_) => Err(
+            "dhcp: the DHCP worker did not take the new settings in time; it keeps the old ones"
+                .into(),
+        ),
+    }
+}
 
 /// Builds the next generation: the configuration re-read with the command
 /// line it started with, and the snapshot it serves (its profiles attached by
@@ -26,6 +47,7 @@ struct Fixed {
     tftp: String,
     workers: usize,
     backend: String,
+    /// The DHCP interface and lease file (the rest of `[dhcp]` reloads).
     dhcp: String,
     admin: String,
 }
@@ -37,9 +59,17 @@ impl Fixed {
             tftp: format!("{:?}", c.tftp.map(|t| (t.listen, t.single_port))),
             workers: c.workers,
             backend: format!("{:?}", c.backend),
-            // The DHCP worker keeps the engine it started with (its lease
-            // table, pools and rules).
-            dhcp: format!("{:?}", c.dhcp),
+            // The DHCP worker keeps its sockets and journal; its pools,
+            // reservations, options and rules reload.
+            dhcp: format!(
+                "{:?}",
+                c.dhcp.as_ref().map(|d| (
+                    &d.interface,
+                    &d.lease_file,
+                    d.probe.is_zero(),
+                    d.router_advertisement
+                ))
+            ),
             admin: format!("{:?}", c.admin),
         }
     }
@@ -62,7 +92,11 @@ impl Fixed {
             &next.workers.to_string(),
         );
         check("backend", &self.backend, &next.backend);
-        check("[dhcp]", &self.dhcp, &next.dhcp);
+        check(
+            "[dhcp] on or off, interface, lease_file, probe_ms on or off, router_advertisement",
+            &self.dhcp,
+            &next.dhcp,
+        );
         check("[admin]", &self.admin, &next.admin);
         out
     }
@@ -79,6 +113,8 @@ pub struct Reloaded {
     pub bytes: u64,
     /// Boot profiles it renders.
     pub profiles: usize,
+    /// What the DHCP worker said of its new settings, when `[dhcp]` changed.
+    pub dhcp: Option<String>,
     /// Changes read but not applied until a restart.
     pub not_applied: Vec<String>,
 }
@@ -129,6 +165,9 @@ struct Counts {
 pub struct Control {
     published: Arc<Published>,
     rebuild: Rebuild,
+    /// The DHCP worker's mailbox, when DHCP runs; and the `[dhcp]` it serves.
+    dhcp: Option<Arc<Mailbox>>,
+    dhcp_config: Mutex<Option<Dhcp>>,
     fixed: Fixed,
     started: Instant,
     /// One reload at a time; the counts.
@@ -146,10 +185,17 @@ impl std::fmt::Debug for Control {
 impl Control {
     /// The control of a server started with `config`, serving `published`;
     /// `rebuild` makes the next generation.
-    pub fn new(config: &Config, published: Arc<Published>, rebuild: Rebuild) -> Self {
+    pub fn new(
+        config: &Config,
+        published: Arc<Published>,
+        rebuild: Rebuild,
+        dhcp: Option<Arc<Mailbox>>,
+    ) -> Self {
         Self {
             published,
             rebuild,
+            dhcp,
+            dhcp_config: Mutex::new(config.dhcp.clone()),
             fixed: Fixed::of(config),
             started: crate::io::clock::now(),
             reloads: Mutex::new(Counts::default()),
@@ -178,9 +224,32 @@ impl Control {
         let n_profiles = profiles.as_ref().map_or(0, |p| p.profiles().len());
         let snapshot = snapshot.with_profiles(profiles);
         let (files, bytes) = (snapshot.len(), snapshot.total_bytes());
-        let not_applied = self.fixed.differences(&Fixed::of(&config));
+        let mut not_applied = self.fixed.differences(&Fixed::of(&config));
+        // DHCP settings are checked against the interface before anything is
+        // published, so that a bad range refuses the whole reload.
+        let dhcp = match self.dhcp_settings(&config, &snapshot, &not_applied) {
+            Ok(d) => d,
+            Err(e) => {
+                counts.failed += 1;
+                tracing::error!(by = why, error = %e, generation = self.published.generation(), "reload refused: still serving the old generation");
+                return Err(e);
+            }
+        };
         let generation = self.published.publish(snapshot);
         counts.done += 1;
+        let mut dhcp_said = None;
+        if let (Some((settings, raw)), Some(mailbox)) = (dhcp, &self.dhcp) {
+            match ask_dhcp(mailbox, settings) {
+                Ok(said) => {
+                    *self
+                        .dhcp_config
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = Some(raw);
+                    dhcp_said = Some(said);
+                }
+                Err(e) => not_applied.push(e),
+            }
+        }
         for n in &not_applied {
             tracing::warn!(by = why, "reload: {n}");
         }
@@ -200,8 +269,43 @@ impl Control {
             files,
             bytes,
             profiles: n_profiles,
+            dhcp: dhcp_said,
             not_applied,
         })
+    }
+
+    /// The DHCP settings to hand the worker, resolved against its interface,
+    /// when `[dhcp]` changed and can be applied live.
+    ///
+    /// # Errors
+    /// The interface cannot be read, or a range lies outside its network.
+    fn dhcp_settings(
+        &self,
+        config: &Config,
+        snapshot: &Snapshot,
+        not_applied: &[String],
+    ) -> Result<Option<(Box<Settings>, Dhcp)>, String> {
+        let (Some(next), Some(_)) = (&config.dhcp, &self.dhcp) else {
+            return Ok(None);
+        };
+        let current = self
+            .dhcp_config
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if current
+            .as_ref()
+            .is_some_and(|c| format!("{c:?}") == format!("{next:?}"))
+            || not_applied.iter().any(|n| n.starts_with("[dhcp]"))
+        {
+            return Ok(None);
+        }
+        let prepared = crate::io::dhcp::prepare(next, snapshot);
+        let iface =
+            crate::io::dhcp::interface(&prepared.interface).map_err(|e| format!("dhcp: {e}"))?;
+        let settings = prepared
+            .resolve(iface.addr, iface.prefix)
+            .map_err(|e| format!("dhcp: {e}"))?;
+        Ok(Some((Box::new(settings), next.clone())))
     }
 
     /// The status now.

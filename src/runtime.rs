@@ -21,7 +21,20 @@ use crate::store::{Published, Snapshot};
 pub fn serve(config: &Config, snapshot: Snapshot, rebuild: Rebuild) -> Result<(), io::Error> {
     let bound = bind(config)?;
     let published = publish(config, snapshot);
-    let control = Arc::new(Control::new(config, Arc::clone(&published), rebuild));
+    let mailbox = match &config.dhcp {
+        Some(_) => Some(io::dhcp::Mailbox::new().map_err(|source| io::Error::Poll {
+            worker: 0,
+            op: "dhcp mailbox (eventfd)",
+            source,
+        })?),
+        None => None,
+    };
+    let control = Arc::new(Control::new(
+        config,
+        Arc::clone(&published),
+        rebuild,
+        mailbox.clone(),
+    ));
     let admin = crate::admin::bind(&config.admin).map_err(io::Error::Admin)?;
     admin
         .serve(Arc::clone(&control))
@@ -31,7 +44,7 @@ pub fn serve(config: &Config, snapshot: Snapshot, rebuild: Rebuild) -> Result<()
             source,
         })?;
     reload_on_sighup(control)?;
-    bound.run(config, published)
+    bound.run_with(config, published, mailbox)
 }
 
 /// A thread that reloads at each SIGHUP.
@@ -99,9 +112,20 @@ impl Bound {
     /// # Errors
     /// A worker's poller failed, or the DHCP worker could not start.
     pub fn run(self, config: &Config, published: Arc<Published>) -> Result<(), io::Error> {
+        self.run_with(config, published, None)
+    }
+
+    /// As [`Self::run`], with a mailbox through which the DHCP worker takes
+    /// a reload's settings.
+    fn run_with(
+        self,
+        config: &Config,
+        published: Arc<Published>,
+        mailbox: Option<Arc<io::dhcp::Mailbox>>,
+    ) -> Result<(), io::Error> {
         let addr = self.http_addr().unwrap_or(config.http.listen);
         let Bound { listeners, tftp } = self;
-        run(config, published, addr, listeners, tftp)
+        run(config, published, mailbox, addr, listeners, tftp)
     }
 }
 
@@ -189,6 +213,7 @@ fn ring<S: Send + 'static>(
 fn run(
     config: &Config,
     published: Arc<Published>,
+    mailbox: Option<Arc<io::dhcp::Mailbox>>,
     addr: std::net::SocketAddr,
     listeners: Vec<std::net::TcpListener>,
     tftp_sockets: Vec<std::net::UdpSocket>,
@@ -241,28 +266,14 @@ fn run(
         }
     }
     if let Some(dhcp) = &config.dhcp {
-        let have = |p: &str| {
-            snapshot.get(p).is_some() || snapshot.profiles().is_some_and(|b| b.renders(p))
-        };
-        let mut dhcp = dhcp.clone();
-        if dhcp.uefi_snponly
-            && crate::proto::dhcp::policy::prefer_snponly(&mut dhcp.settings.rules, have)
-        {
-            tracing::info!("UEFI PXE firmware gets snponly.efi (dhcp.uefi_snponly)");
-        }
-        for (rule, path) in crate::proto::dhcp::policy::missing_files(&dhcp.settings.rules, have) {
-            tracing::warn!(
-                rule,
-                path,
-                "boot rule names a file the root does not hold: clients it matches will not boot"
-            );
-        }
+        let dhcp = io::dhcp::prepare(dhcp, &snapshot);
         // One DHCP worker: the lease table has one owner. Its sockets and
         // journal open before the others report anything, so a bad interface
         // fails the start at once; its thread then runs it on io_uring or,
         // failing that, on epoll.
         let server = io::dhcp::Server::open(&dhcp, addr.port(), config.http.settings.access_log)
-            .map_err(io::Error::Dhcp)?;
+            .map_err(io::Error::Dhcp)?
+            .with_mailbox(mailbox);
         let server = Arc::new(std::sync::Mutex::new(Some(server)));
         let take = |s: &Arc<std::sync::Mutex<Option<io::dhcp::Server>>>| {
             s.lock()

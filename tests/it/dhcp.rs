@@ -797,3 +797,66 @@ fn a_router_advertisement_says_no_router_at_start_and_to_each_solicitation() {
         assert!(ra.get(4).is_none_or(String::is_empty), "no prefix: {ra:?}");
     }
 }
+
+#[test]
+fn a_reload_changes_pools_and_reservations_and_keeps_every_lease() {
+    let mut net = Net::new("r");
+    let (s, c) = pair(&mut net);
+    let f = Fixture::new();
+    let dir = TempDir::new("dhcp-reload");
+    let config = |rest: &str| {
+        format!("probe_ms = 0\n[[dhcp.subnet]]\nranges = [\"10.201.0.100-10.201.0.109\"]\n{rest}")
+    };
+    let server = start_with_config(&s, "10.201.0.1", &f, &dir, &config(""));
+    let (ok, out) = client(&c, "eth0 52:54:00:dd:00:01 dora");
+    assert!(ok, "{out}");
+    let first = ack_field(&out, "yiaddr").unwrap();
+    assert!(first.starts_with("10.201.0.10"), "{out}");
+
+    // The pool moves and a machine gets a reservation; the same file,
+    // rewritten, reloaded by the CLI.
+    let path = dir.0.join("rackboot.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("10.201.0.100-10.201.0.109", "10.201.0.150-10.201.0.159")
+        + "[[dhcp.host]]\nmac = \"52:54:00:dd:00:02\"\nip = \"10.201.0.42\"\n";
+    std::fs::write(&path, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rackboot"))
+        .args(["reload", "--admin-socket"])
+        .arg(&server.admin)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("1 active leases in no pool"), "{said}");
+
+    assert_eq!(dora_ip(&c, "52:54:00:dd:00:02"), "10.201.0.42");
+    assert!(dora_ip(&c, "52:54:00:dd:00:03").starts_with("10.201.0.15"));
+    // The first machine's lease is still in the table (and the journal).
+    let held = leases(&dir.0.join("leases"));
+    assert!(held.iter().any(|(ip, _)| *ip == first), "{held:?}");
+    assert!(server
+        .log()
+        .iter()
+        .any(|l| l.contains("kept until they expire")));
+
+    // A range outside the interface's network refuses the whole reload.
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("10.201.0.150-10.201.0.159", "10.99.0.1-10.99.0.9");
+    std::fs::write(&path, text).unwrap();
+    let (ok, _, err) = crate::support::reload(&server.admin);
+    assert!(!ok && err.contains("10.99.0.1"), "{err}");
+    assert!(dora_ip(&c, "52:54:00:dd:00:04").starts_with("10.201.0.15"));
+}
+
+/// The address a scripted DORA from `mac` is ACKed.
+fn dora_ip(ns: &str, mac: &str) -> String {
+    let (ok, out) = client(ns, &format!("eth0 {mac} dora"));
+    assert!(ok, "{out}");
+    ack_field(&out, "yiaddr").unwrap_or_else(|| panic!("no ACK: {out}"))
+}

@@ -29,20 +29,6 @@ fn number(body: &str, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {key} in {body}"))
 }
 
-/// `rackboot reload` against `server`: (success, stdout, stderr).
-fn reload_cli(server: &Server) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rackboot"))
-        .args(["reload", "--admin-socket"])
-        .arg(&server.admin)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// Waits until GET `path` answers `want` (at most 20 s).
 fn until_served(server: &Server, path: &str, want: &[u8]) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -157,13 +143,13 @@ fn transfers_straddling_a_reload_keep_their_bytes_and_new_requests_get_the_new_o
         .any(|l| l.contains("reloaded") && l.contains("SIGHUP")));
 
     // `rackboot reload`: the next generation, said on stdout.
-    let (ok, stdout, stderr) = reload_cli(&server);
+    let (ok, stdout, stderr) = crate::support::reload(&server.admin);
     assert!(ok, "{stderr}");
     assert_eq!(number(&stdout, "generation"), 2, "{stdout}");
 
     // A broken config is refused, naming the key; the old generation goes on.
     std::fs::write(&config, "bogus_key = 1\n").unwrap();
-    let (ok, _, stderr) = reload_cli(&server);
+    let (ok, _, stderr) = crate::support::reload(&server.admin);
     assert!(!ok, "a broken config must be refused");
     assert!(stderr.contains("bogus_key"), "{stderr}");
     let (code, body) = admin(&server, "POST", "/api/v1/reload");

@@ -281,6 +281,21 @@ pub(crate) fn status_of(bytes: &[u8]) -> Option<u16> {
     std::str::from_utf8(line.get(..3)?).ok()?.parse().ok()
 }
 
+/// `rackboot reload` against the server whose admin socket is `admin`:
+/// (success, stdout, stderr).
+pub(crate) fn reload(admin: &Path) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rackboot"))
+        .args(["reload", "--admin-socket"])
+        .arg(admin)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// The rackboot binary as a command, inside network namespace `netns` when given.
 pub(crate) fn rackboot_in(netns: Option<&str>) -> Command {
     let bin = env!("CARGO_BIN_EXE_rackboot");

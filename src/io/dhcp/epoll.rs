@@ -17,6 +17,7 @@ const PXE: Token = Token(1);
 const SYNCED: Token = Token(2);
 const PROBE: Token = Token(3);
 const RA: Token = Token(4);
+const MAILBOX: Token = Token(5);
 
 /// The DHCP worker on epoll.
 #[derive(Debug)]
@@ -51,6 +52,9 @@ impl Worker {
         }
         if let Some(p) = &server.prober {
             register(p.fd(), PROBE).map_err(epoll)?;
+        }
+        if let Some(m) = &server.mailbox {
+            register(m.as_raw_fd(), MAILBOX).map_err(epoll)?;
         }
         if let Some(a) = &server.ra {
             if let Err(e) = register(a.raw_fd(), RA) {
@@ -91,6 +95,7 @@ impl Worker {
             let deadline = self.server.deadline();
             let now = self.turn.wait(&mut self.poll, deadline, false)?;
             self.server.handle_timeout(now);
+            self.server.handle_commands(now);
             if let Some(result) = self.syncer.as_mut().and_then(Syncer::poll) {
                 let acks = self.server.synced(result);
                 self.send_all(&acks);

@@ -10,6 +10,7 @@
 //! - iface.rs: the boot interface and the sockets bound to it;
 //! - commit.rs: group commit (an ACK leaves only once its record is synced,
 //!   one sync covering every ACK written while the previous one ran);
+//! - mailbox.rs: what other threads ask of the worker (a reload's settings);
 //! - epoll.rs: the epoll worker, with its sync thread (sync_thread.rs);
 //!   io/uring/dhcp.rs: the io_uring worker, whose receives, sends and
 //!   fdatasync are ring operations.
@@ -20,6 +21,7 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::link::Link;
@@ -35,10 +37,12 @@ use crate::wire::ipv4;
 mod commit;
 pub mod epoll;
 mod iface;
+mod mailbox;
 mod sync_thread;
 
 pub(crate) use commit::{Acks, Start};
 pub use iface::{interface, Iface};
+pub use mailbox::{Command, Mailbox};
 
 /// Most datagrams handled per turn (and per journal sync).
 pub(crate) const BATCH: usize = 256;
@@ -71,6 +75,27 @@ pub(crate) enum Route {
     Nowhere,
 }
 
+/// `dhcp` as it serves `snapshot`: UEFI PXE firmware gets snponly.efi when
+/// asked and served; boot rules naming a file nobody serves are warned of.
+pub fn prepare(dhcp: &Dhcp, snapshot: &crate::store::Snapshot) -> Dhcp {
+    let have =
+        |p: &str| snapshot.get(p).is_some() || snapshot.profiles().is_some_and(|b| b.renders(p));
+    let mut dhcp = dhcp.clone();
+    if dhcp.uefi_snponly
+        && crate::proto::dhcp::policy::prefer_snponly(&mut dhcp.settings.rules, have)
+    {
+        tracing::info!("UEFI PXE firmware gets snponly.efi (dhcp.uefi_snponly)");
+    }
+    for (rule, path) in crate::proto::dhcp::policy::missing_files(&dhcp.settings.rules, have) {
+        tracing::warn!(
+            rule,
+            path,
+            "boot rule names a file the root does not hold: clients it matches will not boot"
+        );
+    }
+    dhcp
+}
+
 /// What both DHCP backends start from: the sockets, bound; the engine with
 /// its journal replayed; probes and advertisements.
 #[derive(Debug)]
@@ -90,6 +115,8 @@ pub struct Server {
     /// Drops already reported, and when the next summary is due.
     reported: u64,
     report_at: Option<Instant>,
+    /// What other threads ask of the worker.
+    pub(crate) mailbox: Option<Arc<Mailbox>>,
 }
 
 impl Server {
@@ -184,7 +211,50 @@ impl Server {
             commit: commit::Commit::default(),
             reported: 0,
             report_at: None,
+            mailbox: None,
         })
+    }
+
+    /// Takes commands from `mailbox` (a reload's settings).
+    #[must_use]
+    pub fn with_mailbox(mut self, mailbox: Option<Arc<Mailbox>>) -> Self {
+        self.mailbox = mailbox;
+        self
+    }
+
+    /// Carries out what the mailbox holds.
+    pub(crate) fn handle_commands(&mut self, now: Instant) {
+        let Some(mailbox) = &self.mailbox else {
+            return;
+        };
+        for command in mailbox.take() {
+            match command {
+                Command::Reconfigure {
+                    mut settings,
+                    reply,
+                } => {
+                    // Boot URLs keep naming the port HTTP really listens on.
+                    settings.http_port = self.engine.settings().http_port;
+                    if settings.mode != self.engine.settings().mode {
+                        let _ = reply.send(Err(
+                            "dhcp: the mode (server or proxy) changed: it takes effect at the next restart".into(),
+                        ));
+                        continue;
+                    }
+                    let outside = self.engine.reconfigure(*settings, now);
+                    if outside > 0 {
+                        tracing::warn!(
+                            leases = outside,
+                            "dhcp: leases whose address is in no pool since this reload are kept until they expire and not renewed"
+                        );
+                    }
+                    tracing::info!("dhcp: new settings in use; the lease table is kept");
+                    let _ = reply.send(Ok(format!(
+                        "dhcp: reconfigured, lease table kept; {outside} active leases in no pool now (kept until they expire, not renewed)"
+                    )));
+                }
+            }
+        }
     }
 
     /// When the worker must wake with nothing received: the drop summary, a

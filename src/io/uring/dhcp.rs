@@ -41,6 +41,8 @@ enum Tag {
     Probe,
     /// The router advertisement socket is readable.
     Ra,
+    /// The mailbox was written to.
+    Mailbox,
 }
 
 /// The DHCP worker on io_uring.
@@ -52,6 +54,8 @@ pub struct Worker {
     link: Shared,
     probe: Option<Shared>,
     ra: Option<Shared>,
+    mailbox: Option<Shared>,
+    mailbox_armed: bool,
     /// Receives in flight on :67 and :4011.
     receiving: [usize; 2],
     probe_armed: bool,
@@ -107,9 +111,14 @@ impl Worker {
             let link: Shared = Rc::new(server.link.try_clone_fd()?) as Rc<OwnedFd>;
             let probe = server.prober.as_ref().map(|p| dup(&p.fd())).transpose()?;
             let ra = server.ra.as_ref().map(|a| dup(&a.raw_fd())).transpose()?;
-            Ok((main, pxe, link, probe, ra))
+            let mailbox = server
+                .mailbox
+                .as_ref()
+                .map(|m| dup(&m.as_raw_fd()))
+                .transpose()?;
+            Ok((main, pxe, link, probe, ra, mailbox))
         };
-        let (main, pxe, link, probe, ra) = match fds() {
+        let (main, pxe, link, probe, ra, mailbox) = match fds() {
             Ok(f) => f,
             Err(source) => {
                 let e = Error::Poll {
@@ -128,6 +137,8 @@ impl Worker {
             link,
             probe,
             ra,
+            mailbox,
+            mailbox_armed: false,
             receiving: [0; 2],
             probe_armed: false,
             ra_armed: false,
@@ -203,6 +214,11 @@ impl Worker {
                 .submit(Tag::Probe, Op::Poll(Poll::readable(fd.clone())))?;
             self.probe_armed = true;
         }
+        if let (false, Some(fd)) = (self.mailbox_armed, &self.mailbox) {
+            self.driver
+                .submit(Tag::Mailbox, Op::Poll(Poll::readable(fd.clone())))?;
+            self.mailbox_armed = true;
+        }
         if let (false, Some(fd)) = (self.ra_armed, &self.ra) {
             self.driver
                 .submit(Tag::Ra, Op::Poll(Poll::readable(fd.clone())))?;
@@ -257,6 +273,10 @@ impl Worker {
                 self.server.recycle(acks);
             }
             Tag::Probe => self.probe_armed = false,
+            Tag::Mailbox => {
+                self.mailbox_armed = false;
+                self.server.handle_commands(now);
+            }
             Tag::Ra => {
                 self.ra_armed = false;
                 if let Some(ra) = self.server.ra.as_mut() {

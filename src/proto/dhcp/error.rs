@@ -61,6 +61,11 @@ pub enum Error {
     /// hold it.
     #[error("no lease for this address (not ours to refuse)")]
     NoLeaseElsewhere,
+    /// RENEWING, REBINDING or INIT-REBOOT of a lease whose address a reload
+    /// took out of every pool: the lease is kept until it expires and not
+    /// renewed, so the client keeps its address until then and starts over.
+    #[error("the lease's address is in no pool since the last reload: not renewed")]
+    PoolGone,
     /// A DECLINE of an address not given to this client.
     #[error("DECLINE of an address not given to this client")]
     DeclineNotOurs,
@@ -127,6 +132,7 @@ impl Error {
             Error::NoRecord => "no_record",
             Error::NoLease => "no_lease",
             Error::NoLeaseElsewhere => "no_lease_elsewhere",
+            Error::PoolGone => "pool_gone",
             Error::DeclineNotOurs => "decline_not_ours",
             Error::ReleaseNotOurs => "release_not_ours",
             Error::NotPxe => "not_pxe",

@@ -237,6 +237,28 @@ impl Engine {
         &self.settings
     }
 
+    /// Serves `settings` from now on (a reload), keeping the lease table, the
+    /// offers and the probes. Returns how many active leases at `now` lie in
+    /// no pool and no reservation any more: they are kept until they expire
+    /// and not renewed ([`Error::PoolGone`]).
+    pub fn reconfigure(&mut self, settings: Settings, now: Instant) -> usize {
+        self.reserved = settings
+            .hosts
+            .iter()
+            .filter_map(|h| Some((h.ip?, h.mac)))
+            .collect();
+        self.cursors = vec![0; settings.subnets.len()];
+        self.settings = settings;
+        let unix = self.unix(now);
+        self.table
+            .active(unix)
+            .filter(|l| {
+                !self.settings.subnets.iter().any(|s| s.in_ranges(l.ip))
+                    && !self.reserved.contains_key(&l.ip)
+            })
+            .count()
+    }
+
     /// The lease table.
     pub fn table(&self) -> &Table {
         &self.table
@@ -509,6 +531,14 @@ impl Engine {
             }
             ciaddr
         };
+        // A lease whose address a reload took out of every pool runs out
+        // rather than being renewed (a reservation keeps it).
+        if held == Some(ip)
+            && !self.settings.subnets.iter().any(|s| s.in_ranges(ip))
+            && self.reservation_for(mac) != Some(ip)
+        {
+            return Err(Error::PoolGone);
+        }
         let lease_secs = self.settings.subnets[subnet].lease_secs;
         let hostname: Box<str> = match self.host_of(mac).and_then(|h| h.hostname.as_deref()) {
             Some(name) => name.into(),

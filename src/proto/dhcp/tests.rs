@@ -743,3 +743,53 @@ fn boot_file_templates_render_on_the_stack() {
         None
     );
 }
+
+#[test]
+fn a_reload_that_moves_the_pool_lets_old_leases_run_out_and_gives_new_ones() {
+    let mut e = engine();
+    let old = dora(&mut e, 7);
+    assert!((100..=199).contains(&old.octets()[3]));
+    // The first subnet's range moves to .200-.250.
+    let mut s = settings();
+    s.subnets[0] = subnet([10, 77, 0], 200, 250);
+    assert_eq!(e.reconfigure(s, at(NOW + 10)), 1, "one lease lies outside");
+    // Its RENEW and INIT-REBOOT get no answer: the client keeps the address
+    // until the lease ends, and the table keeps the lease.
+    let mut renew = Msg::new(T::Request, 7);
+    renew.ciaddr = old;
+    assert_eq!(
+        send_at(&mut e, &renew.bytes(), 67, NOW + 20).outcome,
+        Err(Error::PoolGone)
+    );
+    let reboot = Msg::new(T::Request, 7).requested(old);
+    assert_eq!(
+        send_at(&mut e, &reboot.bytes(), 67, NOW + 20).outcome,
+        Err(Error::PoolGone)
+    );
+    assert_eq!(Error::PoolGone.nak(), None, "silence, not a NAK");
+    assert_eq!(e.table().len(), 1, "the lease is kept");
+    // When it starts over, it gets an address of the new range.
+    let offer = send_at(&mut e, &Msg::new(T::Discover, 7).bytes(), 67, NOW + 30).reply();
+    assert!((200..=250).contains(&offer.ip.octets()[3]), "{offer:?}");
+    let req = Msg::new(T::Request, 7)
+        .requested(offer.ip)
+        .server_id(SERVER);
+    let ack = send_at(&mut e, &req.bytes(), 67, NOW + 30).reply();
+    assert_eq!((ack.kind, ack.ip), (T::Ack, offer.ip));
+    // A reservation keeps an address outside the pools renewable.
+    let mut e = engine();
+    let reserved = dora(&mut e, 9);
+    let mut s = settings();
+    s.subnets[0] = subnet([10, 77, 0], 200, 250);
+    s.hosts = vec![Host {
+        mac: [0x52, 0x54, 0, 0, 0, 9],
+        ip: Some(reserved),
+        hostname: None,
+        options: Vec::new(),
+    }];
+    assert_eq!(e.reconfigure(s, at(NOW + 10)), 0);
+    let mut renew = Msg::new(T::Request, 9);
+    renew.ciaddr = reserved;
+    let r = send_at(&mut e, &renew.bytes(), 67, NOW + 20).reply();
+    assert_eq!((r.kind, r.ip), (T::Ack, reserved));
+}
