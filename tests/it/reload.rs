@@ -3,8 +3,12 @@
 //! flight finish with the bytes they started with; a reload that fails
 //! changes nothing and says why.
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::support::{curl, run, sha256, Fixture, Server, TempDir};
@@ -27,6 +31,99 @@ fn number(body: &str, key: &str) -> u64 {
     v[key]
         .as_u64()
         .unwrap_or_else(|| panic!("no {key} in {body}"))
+}
+
+/// GETs `path` over HTTP/1.1, reads its first MiB, counts itself in
+/// `started`, waits for `go`, then reads the rest: whether the body is
+/// exactly `want` (compared as it arrives; hashing 8 GB in a debug build
+/// would take minutes).
+fn http_paused(
+    addr: SocketAddr,
+    path: &str,
+    want: &[u8],
+    started: &AtomicUsize,
+    go: &AtomicBool,
+) -> bool {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut at: Option<usize> = None;
+    let mut same = true;
+    let mut counted = false;
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        let body = match at {
+            Some(_) => &buf[..n],
+            None => {
+                head.extend_from_slice(&buf[..n]);
+                let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    continue;
+                };
+                assert!(
+                    head.starts_with(b"HTTP/1.1 200"),
+                    "{}",
+                    String::from_utf8_lossy(&head[..end])
+                );
+                at = Some(0);
+                &head[end + 4..]
+            }
+        };
+        let got = at.unwrap_or(0);
+        same &= want.get(got..got + body.len()) == Some(body);
+        let got = got + body.len();
+        at = Some(got);
+        if !counted && got >= 1 << 20 {
+            counted = true;
+            started.fetch_add(1, Ordering::SeqCst);
+            while !go.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+    same && at == Some(want.len())
+}
+
+/// Reads `file` over TFTP (512-byte blocks, one at a time), pausing after
+/// 100 blocks (counted in `started`) until `go`: what it got.
+fn tftp_paused(server: SocketAddr, file: &str, started: &AtomicUsize, go: &AtomicBool) -> Vec<u8> {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let rrq = [&[0u8, 1][..], file.as_bytes(), b"\0octet\0"].concat();
+    sock.send_to(&rrq, server).unwrap();
+    let (mut got, mut next, mut peer, mut buf) = (Vec::new(), 1u16, None, [0u8; 600]);
+    loop {
+        let (n, from) = match sock.recv_from(&mut buf) {
+            Ok(r) => r,
+            // A lost datagram: the server resends on its timer.
+            Err(_) => continue,
+        };
+        assert_eq!(&buf[..2], &[0, 3], "not DATA: {:?}", &buf[..n]);
+        let peer = *peer.get_or_insert(from);
+        let block = u16::from_be_bytes([buf[2], buf[3]]);
+        if block == next {
+            got.extend_from_slice(&buf[4..n]);
+            next = next.wrapping_add(1);
+        }
+        if block == 100 && next == 101 {
+            started.fetch_add(1, Ordering::SeqCst);
+            while !go.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        sock.send_to(&[0, 4, buf[2], buf[3]], peer).unwrap();
+        if n < 4 + 512 && block == next.wrapping_sub(1) {
+            return got;
+        }
+    }
 }
 
 /// Waits until GET `path` answers `want` (at most 20 s).
@@ -78,11 +175,26 @@ fn transfers_straddling_a_reload_keep_their_bytes_and_new_requests_get_the_new_o
     let (code, body) = admin(&server, "GET", "/api/v1/status");
     assert_eq!((code, number(&body, "generation")), (200, 0), "{body}");
 
-    // A 40 MB download at 20 MB/s and a 30 MB TFTP transfer (61,440
-    // blocks of 512 bytes, one at a time), both running while the files change.
-    let url = server.url("/big.bin");
-    let http = std::thread::spawn(move || curl(&["--limit-rate", "20M", &url]));
+    // 200 downloads of 40 MB and 50 TFTP transfers of ipxe.efi, each paused part way
+    // until the reload is done (so each surely straddles it), and one real
+    // tftp-hpa transfer of 30 MB (61,440 blocks of 512 bytes, one at a time).
+    let reloaded = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicUsize::new(0));
+    let old_big = Arc::new(f.big.clone());
+    let downloads: Vec<_> = (0..200)
+        .map(|_| {
+            let (addr, reloaded, started) = (server.addr, reloaded.clone(), started.clone());
+            let want = old_big.clone();
+            std::thread::spawn(move || http_paused(addr, "/big.bin", &want, &started, &reloaded))
+        })
+        .collect();
     let tftp = server.tftp.unwrap();
+    let transfers: Vec<_> = (0..50)
+        .map(|_| {
+            let (reloaded, started) = (reloaded.clone(), started.clone());
+            std::thread::spawn(move || tftp_paused(tftp, "efi/ipxe.efi", &started, &reloaded))
+        })
+        .collect();
     let out = dir.0.join("tftp.out");
     let get = {
         let out = out.clone();
@@ -102,34 +214,44 @@ fn transfers_straddling_a_reload_keep_their_bytes_and_new_requests_get_the_new_o
             )
         })
     };
-    std::thread::sleep(Duration::from_millis(300));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while started.load(Ordering::SeqCst) < 250 {
+        assert!(Instant::now() < deadline, "the transfers did not all start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let big_new = rackboot::store::builtin::filler(f.big.len(), 99);
     let tftp_new = rackboot::store::builtin::filler(30 << 20, 4);
     std::fs::write(root.join("big.bin"), &big_new).unwrap();
     std::fs::write(root.join("tftp.bin"), &tftp_new).unwrap();
+    let efi_old = std::fs::read(root.join("efi/ipxe.efi")).unwrap();
+    std::fs::write(root.join("efi/ipxe.efi"), b"the next generation's NBP").unwrap();
     std::fs::write(root.join("boot.ipxe"), b"#!ipxe\necho generation one\n").unwrap();
     assert!(run("kill", &["-HUP", &server.pid().to_string()])
         .status
         .success());
     until_served(&server, "/boot.ipxe", b"#!ipxe\necho generation one\n");
+    reloaded.store(true, Ordering::SeqCst);
     assert!(
         !get.is_finished(),
-        "the TFTP transfer ended before the reload: make it longer"
+        "the tftp-hpa transfer ended before the reload: make it longer"
     );
 
-    let (code, _, body) = http.join().unwrap();
-    assert_eq!(code, 200);
-    assert_eq!(
-        sha256(&body),
-        sha256(&f.big),
-        "the download kept its generation"
-    );
+    for d in downloads {
+        assert!(d.join().unwrap(), "a download kept its generation");
+    }
+    for t in transfers {
+        assert!(
+            t.join().unwrap() == efi_old,
+            "a TFTP transfer kept its generation"
+        );
+    }
+    let old_tftp = sha256(&tftp_old);
     let got = get.join().unwrap();
     assert!(got.status.success(), "{got:?}");
     assert_eq!(
         sha256(&std::fs::read(&out).unwrap()),
-        sha256(&tftp_old),
-        "the TFTP transfer kept its generation"
+        old_tftp,
+        "the tftp-hpa transfer kept its generation"
     );
     let (_, _, body) = curl(&[&server.url("/big.bin")]);
     assert_eq!(
