@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::config::dhcp::Dhcp;
 use crate::config::Config;
-use crate::io::dhcp::{Command, Mailbox};
+use crate::io::dhcp::{Command, LeaseView, Mailbox};
 use crate::proto::dhcp::Settings;
 use crate::store::{Published, Snapshot};
 
@@ -325,6 +325,36 @@ impl Control {
             reloads: counts.done,
             reloads_failed: counts.failed,
         }
+    }
+
+    /// Every lease the DHCP worker holds.
+    ///
+    /// # Errors
+    /// DHCP is off, or its worker does not answer.
+    pub fn leases(&self) -> Result<Vec<LeaseView>, String> {
+        let mailbox = self.dhcp.as_ref().ok_or("DHCP is off on this server")?;
+        let (reply, answer) = std::sync::mpsc::channel();
+        mailbox
+            .send(Command::Leases { reply })
+            .map_err(|e| format!("cannot reach the DHCP worker: {e}"))?;
+        answer
+            .recv_timeout(DHCP_WAIT)
+            .map_err(|_| "the DHCP worker did not answer".to_owned())
+    }
+
+    /// Frees the lease on `ip`, durably.
+    ///
+    /// # Errors
+    /// DHCP is off, no lease holds `ip`, or the journal cannot be written.
+    pub fn free_lease(&self, ip: std::net::Ipv4Addr) -> Result<(), String> {
+        let mailbox = self.dhcp.as_ref().ok_or("DHCP is off on this server")?;
+        let (reply, answer) = std::sync::mpsc::channel();
+        mailbox
+            .send(Command::Free { ip, reply })
+            .map_err(|e| format!("cannot reach the DHCP worker: {e}"))?;
+        answer
+            .recv_timeout(DHCP_WAIT)
+            .map_err(|_| "the DHCP worker did not answer".to_owned())?
     }
 
     /// The files served to new requests, by path.

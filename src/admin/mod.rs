@@ -5,7 +5,9 @@
 //! - `GET /api/v1/status`: generation, uptime, workers, backend, files, reloads;
 //! - `GET /api/v1/files`: the files new requests get;
 //! - `POST /api/v1/reload`: re-read the configuration and files, publish them
-//!   (200 with what was loaded; 422 with the reason when refused, nothing changed).
+//!   (200 with what was loaded; 422 with the reason when refused, nothing changed);
+//! - `GET /api/v1/leases`: every lease of the DHCP worker's table;
+//! - `DELETE /api/v1/leases/{ip}`: free one, durably before the answer.
 //!
 //! Served by tiny_http on its own thread (one request at a time: it is not the
 //! boot path, and a reload serialises anyway).
@@ -153,6 +155,11 @@ struct ErrorBody<'a> {
     error: &'a str,
 }
 
+#[derive(Serialize)]
+struct Freed {
+    freed: std::net::Ipv4Addr,
+}
+
 fn json<T: Serialize>(status: u16, body: &T) -> Response<io::Cursor<Vec<u8>>> {
     let mut bytes = serde_json::to_vec_pretty(body).unwrap_or_else(|_| b"{}".to_vec());
     bytes.push(b'\n');
@@ -207,11 +214,25 @@ fn route(control: &Control, method: &Method, url: &str) -> Response<io::Cursor<V
                 &format!("reload refused, still serving the old generation: {e}"),
             ),
         },
-        (_, "/api/v1/status" | "/api/v1/files") => error(405, "use GET"),
+        (Method::Get, "/api/v1/leases") => match control.leases() {
+            Ok(l) => json(200, &l),
+            Err(e) => error(409, &e),
+        },
+        (Method::Delete, p) if p.starts_with("/api/v1/leases/") => {
+            match p["/api/v1/leases/".len()..].parse() {
+                Ok(ip) => match control.free_lease(ip) {
+                    Ok(()) => json(200, &Freed { freed: ip }),
+                    Err(e) if e.starts_with("no lease") => error(404, &e),
+                    Err(e) => error(409, &e),
+                },
+                Err(_) => error(400, "the path names no IPv4 address: DELETE /api/v1/leases/10.0.0.5"),
+            }
+        }
+        (_, "/api/v1/status" | "/api/v1/files" | "/api/v1/leases") => error(405, "use GET"),
         (_, "/api/v1/reload") => error(405, "use POST"),
         _ => error(
             404,
-            "no such endpoint: see GET /api/v1/status, /api/v1/files, POST /api/v1/reload",
+            "no such endpoint: GET /api/v1/status, /api/v1/files, /api/v1/leases; POST /api/v1/reload; DELETE /api/v1/leases/{ip}",
         ),
     }
 }

@@ -322,6 +322,11 @@ fn the_admin_api_answers_on_its_socket_and_on_tcp_only_with_the_token() {
         files.as_array().unwrap().len() as u64
     );
     assert_eq!(admin(&server, "GET", "/api/v1/nothing").0, 404);
+    assert_eq!(
+        admin(&server, "GET", "/api/v1/leases").0,
+        409,
+        "DHCP is off here"
+    );
     assert_eq!(admin(&server, "GET", "/api/v1/reload").0, 405);
     assert_eq!(admin(&server, "DELETE", "/api/v1/status").0, 405);
     let (code, body) = admin(&server, "POST", "/api/v1/reload");

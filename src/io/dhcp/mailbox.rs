@@ -22,6 +22,33 @@ pub enum Command {
         /// Where the answer goes.
         reply: Sender<Result<String, String>>,
     },
+    /// Every lease in the table.
+    Leases {
+        /// Where the answer goes.
+        reply: Sender<Vec<LeaseView>>,
+    },
+    /// Free the lease on this address, durably, before the answer.
+    Free {
+        /// The address.
+        ip: std::net::Ipv4Addr,
+        /// Where the answer goes.
+        reply: Sender<Result<(), String>>,
+    },
+}
+
+/// A lease as the admin API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LeaseView {
+    /// The address.
+    pub ip: std::net::Ipv4Addr,
+    /// The client's hardware address, `aa:bb:...`.
+    pub mac: String,
+    /// The host name it sent or was given.
+    pub hostname: String,
+    /// When it ends, unix seconds.
+    pub expires: u64,
+    /// `active` or `expired`.
+    pub state: &'static str,
 }
 
 /// The DHCP worker's mailbox.

@@ -42,7 +42,7 @@ mod sync_thread;
 
 pub(crate) use commit::{Acks, Start};
 pub use iface::{interface, Iface};
-pub use mailbox::{Command, Mailbox};
+pub use mailbox::{Command, LeaseView, Mailbox};
 
 /// Most datagrams handled per turn (and per journal sync).
 pub(crate) const BATCH: usize = 256;
@@ -253,6 +253,57 @@ impl Server {
                         "dhcp: reconfigured, lease table kept; {outside} active leases in no pool now (kept until they expire, not renewed)"
                     )));
                 }
+                Command::Leases { reply } => {
+                    let unix = self.engine.unix(now);
+                    let mut all: Vec<LeaseView> = self
+                        .engine
+                        .table()
+                        .bound()
+                        .map(|l| LeaseView {
+                            ip: l.ip,
+                            mac: l
+                                .hw
+                                .iter()
+                                .map(|b| format!("{b:02x}"))
+                                .collect::<Vec<_>>()
+                                .join(":"),
+                            hostname: l.hostname.to_string(),
+                            expires: l.expires,
+                            state: if l.expires > unix {
+                                "active"
+                            } else {
+                                "expired"
+                            },
+                        })
+                        .collect();
+                    all.sort_by_key(|l| l.ip);
+                    let _ = reply.send(all);
+                }
+                Command::Free { ip, reply } => {
+                    let _ = reply.send(self.free_now(ip));
+                }
+            }
+        }
+    }
+
+    /// Frees the lease on `ip` and syncs its record before returning.
+    fn free_now(&mut self, ip: Ipv4Addr) -> Result<(), String> {
+        if !self.engine.free_lease(ip) {
+            return Err(format!("no lease holds {ip}"));
+        }
+        let bytes = self.engine.take_journal();
+        let Some(journal) = self.journal.as_mut() else {
+            return Ok(());
+        };
+        match journal.append(&bytes) {
+            Ok(()) => {
+                tracing::info!(%ip, "dhcp: lease freed by the admin API");
+                Ok(())
+            }
+            Err(e) => {
+                // Kept for the next batch's write, as a client's record would be.
+                self.engine.restore_journal(bytes);
+                Err(format!("the lease journal cannot be written: {e}; the lease is freed in memory and its record waits"))
             }
         }
     }

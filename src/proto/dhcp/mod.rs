@@ -237,6 +237,17 @@ impl Engine {
         &self.settings
     }
 
+    /// Frees the lease on `ip` (an operator's order): the address is free for
+    /// the next client; false when no lease holds it.
+    pub fn free_lease(&mut self, ip: Ipv4Addr) -> bool {
+        if !matches!(self.table.get(ip), Some(crate::lease::Entry::Bound(_))) {
+            return false;
+        }
+        self.table.free(ip);
+        self.rewind(ip);
+        true
+    }
+
     /// Serves `settings` from now on (a reload), keeping the lease table, the
     /// offers and the probes. Returns how many active leases at `now` lie in
     /// no pool and no reservation any more: they are kept until they expire
