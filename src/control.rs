@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::config::dhcp::Dhcp;
 use crate::config::Config;
 use crate::io::dhcp::{Command, LeaseView, Mailbox};
+use crate::metrics::Metrics;
 use crate::proto::dhcp::Settings;
 use crate::store::{Published, Snapshot};
 
@@ -168,6 +169,8 @@ pub struct Control {
     /// The DHCP worker's mailbox, when DHCP runs; and the `[dhcp]` it serves.
     dhcp: Option<Arc<Mailbox>>,
     dhcp_config: Mutex<Option<Dhcp>>,
+    /// The workers' counters.
+    metrics: Arc<Metrics>,
     fixed: Fixed,
     started: Instant,
     /// One reload at a time; the counts.
@@ -190,11 +193,13 @@ impl Control {
         published: Arc<Published>,
         rebuild: Rebuild,
         dhcp: Option<Arc<Mailbox>>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             published,
             rebuild,
             dhcp,
+            metrics,
             dhcp_config: Mutex::new(config.dhcp.clone()),
             fixed: Fixed::of(config),
             started: crate::io::clock::now(),
@@ -325,6 +330,62 @@ impl Control {
             reloads: counts.done,
             reloads_failed: counts.failed,
         }
+    }
+
+    /// Every figure, in Prometheus' text format: the workers' counters, the
+    /// DHCP worker's (asked through its mailbox), reloads and generation.
+    pub fn metrics(&self) -> String {
+        use crate::metrics::sample;
+        let mut out = String::new();
+        self.metrics.render(&mut out);
+        if let Some(mailbox) = &self.dhcp {
+            let (reply, answer) = std::sync::mpsc::channel();
+            if mailbox.send(Command::Metrics { reply }).is_ok() {
+                if let Ok(text) = answer.recv_timeout(DHCP_WAIT) {
+                    out.push_str(&text);
+                }
+            }
+        }
+        let status = self.status();
+        sample(
+            &mut out,
+            "rackboot_generation",
+            "gauge",
+            "The served generation (0 at start, one more per reload).",
+            status.generation,
+        );
+        crate::metrics::family(
+            &mut out,
+            "rackboot_reloads_total",
+            "counter",
+            "Reloads, by result.",
+        );
+        out.push_str(&format!(
+            "rackboot_reloads_total{{result=\"ok\"}} {}\nrackboot_reloads_total{{result=\"refused\"}} {}\n",
+            status.reloads, status.reloads_failed
+        ));
+        sample(
+            &mut out,
+            "rackboot_served_files",
+            "gauge",
+            "Files in the served generation.",
+            status.files,
+        );
+        sample(
+            &mut out,
+            "rackboot_served_bytes",
+            "gauge",
+            "Bytes in the served generation.",
+            status.bytes,
+        );
+        sample(
+            &mut out,
+            "rackboot_uptime_seconds",
+            "gauge",
+            "Seconds since the start.",
+            status.uptime_secs,
+        );
+        out
     }
 
     /// Every lease the DHCP worker holds.

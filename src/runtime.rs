@@ -10,6 +10,7 @@ use std::sync::{mpsc, Arc};
 use crate::config::{Backend, Config, TftpSend};
 use crate::control::{Control, Rebuild};
 use crate::io::{self, http::Worker, socket};
+use crate::metrics::Metrics;
 use crate::store::{Published, Snapshot};
 
 /// Binds the listeners, logs where it listens, and serves `snapshot` (with
@@ -29,11 +30,13 @@ pub fn serve(config: &Config, snapshot: Snapshot, rebuild: Rebuild) -> Result<()
         })?),
         None => None,
     };
+    let metrics = Arc::new(bound.metrics());
     let control = Arc::new(Control::new(
         config,
         Arc::clone(&published),
         rebuild,
         mailbox.clone(),
+        Arc::clone(&metrics),
     ));
     let admin = crate::admin::bind(&config.admin).map_err(io::Error::Admin)?;
     admin
@@ -44,7 +47,7 @@ pub fn serve(config: &Config, snapshot: Snapshot, rebuild: Rebuild) -> Result<()
             source,
         })?;
     reload_on_sighup(control)?;
-    bound.run_with(config, published, mailbox)
+    bound.run_with(config, published, metrics, mailbox)
 }
 
 /// A thread that reloads at each SIGHUP.
@@ -112,7 +115,13 @@ impl Bound {
     /// # Errors
     /// A worker's poller failed, or the DHCP worker could not start.
     pub fn run(self, config: &Config, published: Arc<Published>) -> Result<(), io::Error> {
-        self.run_with(config, published, None)
+        let metrics = Arc::new(self.metrics());
+        self.run_with(config, published, metrics, None)
+    }
+
+    /// Counters for the workers these sockets get.
+    fn metrics(&self) -> Metrics {
+        Metrics::new(self.listeners.len(), self.tftp.len())
     }
 
     /// As [`Self::run`], with a mailbox through which the DHCP worker takes
@@ -121,11 +130,12 @@ impl Bound {
         self,
         config: &Config,
         published: Arc<Published>,
+        metrics: Arc<Metrics>,
         mailbox: Option<Arc<io::dhcp::Mailbox>>,
     ) -> Result<(), io::Error> {
         let addr = self.http_addr().unwrap_or(config.http.listen);
         let Bound { listeners, tftp } = self;
-        run(config, published, mailbox, addr, listeners, tftp)
+        run(config, published, metrics, mailbox, addr, listeners, tftp)
     }
 }
 
@@ -213,6 +223,7 @@ fn ring<S: Send + 'static>(
 fn run(
     config: &Config,
     published: Arc<Published>,
+    metrics: Arc<Metrics>,
     mailbox: Option<Arc<io::dhcp::Mailbox>>,
     addr: std::net::SocketAddr,
     listeners: Vec<std::net::TcpListener>,
@@ -226,14 +237,15 @@ fn run(
     let (done, failed) = mpsc::channel();
     for (id, listener) in listeners.into_iter().enumerate() {
         let http = config.http;
-        let p = Arc::clone(&published);
+        let (p, m) = (Arc::clone(&published), Arc::clone(&metrics));
         let ring = ring(uring, id, "dup listener", listener.try_clone(), move |l| {
-            let w = io::uring::http::Worker::new(id, l, p, http)?;
+            let w = io::uring::http::Worker::new(id, l, p, http, m)?;
             Ok(Box::new(move || w.run()) as Local)
         });
-        let published = Arc::clone(&published);
-        let epoll: Run =
-            Box::new(move || Worker::new(id, listener, published, http).and_then(Worker::run));
+        let (published, metrics) = (Arc::clone(&published), Arc::clone(&metrics));
+        let epoll: Run = Box::new(move || {
+            Worker::new(id, listener, published, http, metrics).and_then(Worker::run)
+        });
         spawn(format!("rackboot-w{id}"), id, core(id), &done, ring, epoll)?;
     }
     if let Some(tftp) = config.tftp {
@@ -252,14 +264,15 @@ fn run(
             .and_then(|r| std::fs::canonicalize(r).ok())
             .and_then(|r| r.to_str().map(str::to_owned));
         for (id, socket) in tftp_sockets.into_iter().enumerate() {
-            let (p, r) = (Arc::clone(&published), root.clone());
+            let (p, r, m) = (Arc::clone(&published), root.clone(), Arc::clone(&metrics));
             let ring = ring(uring, id, "dup tftp socket", socket.try_clone(), move |s| {
-                let w = io::uring::tftp::Worker::new(id, s, p, tftp, r)?;
+                let w = io::uring::tftp::Worker::new(id, s, p, tftp, r, m)?;
                 Ok(Box::new(move || w.run()) as Local)
             });
-            let (published, root) = (Arc::clone(&published), root.clone());
+            let (published, root, metrics) =
+                (Arc::clone(&published), root.clone(), Arc::clone(&metrics));
             let epoll: Run = Box::new(move || {
-                io::tftp::Worker::new(id, socket, published, tftp, root)
+                io::tftp::Worker::new(id, socket, published, tftp, root, metrics)
                     .and_then(io::tftp::Worker::run)
             });
             spawn(format!("rackboot-t{id}"), id, core(id), &done, ring, epoll)?;

@@ -7,7 +7,9 @@
 //! - `POST /api/v1/reload`: re-read the configuration and files, publish them
 //!   (200 with what was loaded; 422 with the reason when refused, nothing changed);
 //! - `GET /api/v1/leases`: every lease of the DHCP worker's table;
-//! - `DELETE /api/v1/leases/{ip}`: free one, durably before the answer.
+//! - `DELETE /api/v1/leases/{ip}`: free one, durably before the answer;
+//! - `GET /metrics`: Prometheus' text format (also alone, without a token, on
+//!   `admin.metrics_listen`).
 //!
 //! Served by tiny_http on its own thread (one request at a time: it is not the
 //! boot path, and a reload serialises anyway).
@@ -28,6 +30,7 @@ pub mod client;
 pub struct Listeners {
     unix: Option<(Server, PathBuf)>,
     tcp: Option<(Server, String)>,
+    metrics: Option<Server>,
 }
 
 impl std::fmt::Debug for Listeners {
@@ -76,7 +79,14 @@ pub fn bind(admin: &Admin) -> Result<Listeners, String> {
         }
         None => None,
     };
-    Ok(Listeners { unix, tcp })
+    let metrics =
+        match admin.metrics {
+            Some(addr) => Some(Server::http(addr).map_err(|e| {
+                format!("admin: cannot listen on {addr} (admin.metrics_listen): {e}")
+            })?),
+            None => None,
+        };
+    Ok(Listeners { unix, tcp, metrics })
 }
 
 fn bind_unix(path: &Path) -> Result<Server, String> {
@@ -136,6 +146,21 @@ impl Listeners {
                     let _ = std::fs::remove_file(&path);
                 })?;
         }
+        if let Some(server) = self.metrics.take() {
+            tracing::info!(addr = %server.server_addr(), "metrics listening (GET /metrics)");
+            let control = Arc::clone(&control);
+            std::thread::Builder::new()
+                .name("rackboot-metrics".into())
+                .spawn(move || {
+                    for request in server.incoming_requests() {
+                        let response = match (request.method(), request.url()) {
+                            (Method::Get, "/metrics") => metrics(&control),
+                            _ => error(404, "this listener serves GET /metrics only"),
+                        };
+                        let _ = request.respond(response);
+                    }
+                })?;
+        }
         if let Some((server, token)) = self.tcp.take() {
             tracing::info!(addr = %server.server_addr(), "admin API listening on TCP (bearer token required)");
             std::thread::Builder::new()
@@ -165,6 +190,15 @@ fn json<T: Serialize>(status: u16, body: &T) -> Response<io::Cursor<Vec<u8>>> {
     bytes.push(b'\n');
     let mut response = Response::from_data(bytes).with_status_code(status);
     if let Ok(h) = Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..]) {
+        response.add_header(h);
+    }
+    response
+}
+
+/// `GET /metrics`: Prometheus' text format.
+fn metrics(control: &Control) -> Response<io::Cursor<Vec<u8>>> {
+    let mut response = Response::from_data(control.metrics().into_bytes());
+    if let Ok(h) = Header::from_bytes(&b"Content-Type"[..], &b"text/plain; version=0.0.4"[..]) {
         response.add_header(h);
     }
     response
@@ -214,6 +248,7 @@ fn route(control: &Control, method: &Method, url: &str) -> Response<io::Cursor<V
                 &format!("reload refused, still serving the old generation: {e}"),
             ),
         },
+        (Method::Get, "/metrics") => metrics(control),
         (Method::Get, "/api/v1/leases") => match control.leases() {
             Ok(l) => json(200, &l),
             Err(e) => error(409, &e),

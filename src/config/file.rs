@@ -55,6 +55,8 @@ pub struct Admin {
     pub listen: Option<Spanned<String>>,
     /// The file holding the bearer token TCP clients must send.
     pub token_file: Option<Spanned<String>>,
+    /// A TCP address serving `GET /metrics` alone, without a token.
+    pub metrics_listen: Option<Spanned<String>>,
 }
 
 /// `[boot]`

@@ -143,6 +143,8 @@ pub struct Admin {
     pub socket_is_default: bool,
     /// TCP, when configured.
     pub tcp: Option<AdminTcp>,
+    /// A TCP listener for `GET /metrics` alone (no token: it only reads).
+    pub metrics: Option<SocketAddr>,
 }
 
 /// The admin API on TCP, with the token its clients must send.
@@ -437,10 +439,22 @@ impl Validator<'_> {
                 Some(AdminTcp { listen, token })
             }
         };
+        let metrics = match &raw.metrics_listen {
+            Some(l) => Some(l.get_ref().parse().map_err(|_| {
+                self.invalid(
+                    Some(l.span().start),
+                    "admin.metrics_listen",
+                    format!("is {:?}, not an address", l.get_ref()),
+                    "write ADDR:PORT, e.g. \"0.0.0.0:9181\" for Prometheus",
+                )
+            })?),
+            None => None,
+        };
         Ok(Admin {
             socket,
             socket_is_default,
             tcp,
+            metrics,
         })
     }
 

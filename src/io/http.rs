@@ -67,6 +67,8 @@ pub struct Worker {
     /// listener is edge-triggered, so connections left in the queue bring no
     /// new event; without a retry they would wait for the next client's SYN.
     accept_retry_at: Option<Instant>,
+    /// Every worker's counters (this one writes only its own).
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -88,6 +90,7 @@ impl Worker {
         listener: std::net::TcpListener,
         published: Arc<Published>,
         config: config::Http,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<Self, Error> {
         let err = |op| {
             move |source| Error::Poll {
@@ -116,6 +119,7 @@ impl Worker {
             date: DateCache::default(),
             accept_warned_at: None,
             accept_retry_at: None,
+            metrics,
         })
     }
 
@@ -211,6 +215,7 @@ impl Worker {
                 writable: true,
             });
             self.live += 1;
+            self.metrics.http(self.id).connections(1);
             // A request may already be waiting (edge-triggered: no event would say so).
             self.drive(token, now);
         }
@@ -281,6 +286,7 @@ impl Worker {
             }
             while let Some(ev) = slot.conn.poll_event() {
                 match ev {
+                    Event::Served(s) => self.metrics.http(self.id).served(&s),
                     Event::Access(a) => access::http(self.id, slot.peer, &a),
                     Event::HalfClose => {
                         let _ = slot.stream.shutdown(Shutdown::Write);
@@ -330,6 +336,7 @@ impl Worker {
             let _ = self.poll.registry().deregister(&mut slot.stream);
             self.free.push(token);
             self.live -= 1;
+            self.metrics.http(self.id).connections(-1);
         }
     }
 }

@@ -38,6 +38,8 @@ pub struct Worker {
     gso: bool,
     rx: Vec<u8>,
     scratch: Vec<u8>,
+    /// Every worker's counters (this one writes only its own).
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -60,6 +62,7 @@ impl Worker {
         published: Arc<Published>,
         config: config::Tftp,
         root: Option<String>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<Self, Error> {
         let err = |op| {
             move |source| Error::Poll {
@@ -83,6 +86,7 @@ impl Worker {
             gso: true,
             rx: vec![0; RX],
             scratch: vec![0; 1024],
+            metrics,
         })
     }
 
@@ -128,7 +132,8 @@ impl Worker {
             bytes: &self.rx[..r.len],
             truncated: r.truncated,
         };
-        let Some((id, socket)) = transfer::on_request(&mut self.endpoint, now, d) else {
+        let metrics = self.metrics.tftp(self.id);
+        let Some((id, socket)) = transfer::on_request(&mut self.endpoint, now, d, metrics) else {
             return;
         };
         if self.sockets.len() <= id.0 {
@@ -183,6 +188,7 @@ impl Worker {
         }
         while let Some(ended) = self.endpoint.poll_event() {
             access::tftp_ended(&ended);
+            self.metrics.tftp(self.id).ended(&ended);
             if let Some(mut s) = self.sockets.get_mut(ended.id.0).and_then(Option::take) {
                 let _ = self.poll.registry().deregister(&mut s);
             }

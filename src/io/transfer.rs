@@ -36,6 +36,7 @@ pub(crate) fn on_request(
     endpoint: &mut Endpoint,
     now: Instant,
     d: Datagram<'_>,
+    metrics: &crate::metrics::Tftp,
 ) -> Option<(Id, Option<UdpSocket>)> {
     let peer = d.peer;
     let admit = match endpoint.handle(now, d) {
@@ -51,6 +52,7 @@ pub(crate) fn on_request(
         }
         Err(e) => {
             access::tftp_refused(peer, &e);
+            metrics.refused();
             return None;
         }
     };
@@ -62,9 +64,13 @@ pub(crate) fn on_request(
         }
     };
     match endpoint.open(now, admit, mtu) {
-        Ok(id) => Some((id, socket)),
+        Ok(id) => {
+            metrics.started();
+            Some((id, socket))
+        }
         Err(e) => {
             access::tftp_refused(peer, &e);
+            metrics.refused();
             None
         }
     }

@@ -11,11 +11,11 @@ use serde_json::Value;
 use crate::ns::{in_ns, spawn_in, Kill, Net};
 use crate::support::{rackboot_in, run, TempDir};
 
-const NBP: u64 = 850_528;
+pub(crate) const NBP: u64 = 850_528;
 const KERNEL: u64 = 8_200_000;
 const INITRD: u64 = 40_800_000;
 
-fn storm(netns: Option<&str>, args: &[&str]) -> (Output, Value) {
+pub(crate) fn storm(netns: Option<&str>, args: &[&str]) -> (Output, Value) {
     let dir = TempDir::new("storm");
     let json = dir.0.join("report.json");
     let out = rackboot_in(netns)
@@ -36,7 +36,7 @@ fn storm(netns: Option<&str>, args: &[&str]) -> (Output, Value) {
     (out, serde_json::from_str(&text).unwrap())
 }
 
-fn phase<'a>(r: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn phase<'a>(r: &'a Value, name: &str) -> &'a Value {
     r["phases"]
         .as_array()
         .unwrap()
@@ -45,7 +45,7 @@ fn phase<'a>(r: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no phase {name} in {r:#}"))
 }
 
-fn n(v: &Value) -> u64 {
+pub(crate) fn n(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
 }
 
@@ -191,7 +191,7 @@ fn machines_on_a_silent_link_fail_in_dhcp_and_the_exit_status_says_so() {
 }
 
 /// The boot files, as a real netboot tree has them, with a script naming `host`.
-fn netboot_tree(www: &Path, host: &str) -> (u64, u64) {
+pub(crate) fn netboot_tree(www: &Path, host: &str) -> (u64, u64) {
     std::fs::create_dir_all(www).unwrap();
     let script = format!(
         "#!ipxe\nkernel http://{host}/vmlinuz initrd=initrd.gz auto=true priority=critical url=http://{host}/preseed.cfg\ninitrd http://{host}/initrd.gz\nboot\n"
@@ -210,7 +210,7 @@ fn netboot_tree(www: &Path, host: &str) -> (u64, u64) {
     (script.len() as u64, preseed.len() as u64)
 }
 
-fn wait_for(ns: &str, cmd: &str, what: &str) {
+pub(crate) fn wait_for(ns: &str, cmd: &str, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while !in_ns(ns, cmd).status.success() {
         assert!(Instant::now() < deadline, "{what} did not come up");

@@ -22,6 +22,11 @@ pub enum Command {
         /// Where the answer goes.
         reply: Sender<Result<String, String>>,
     },
+    /// The worker's figures in Prometheus' text format.
+    Metrics {
+        /// Where the answer goes.
+        reply: Sender<String>,
+    },
     /// Every lease in the table.
     Leases {
         /// Where the answer goes.

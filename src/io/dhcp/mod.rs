@@ -282,8 +282,78 @@ impl Server {
                 Command::Free { ip, reply } => {
                     let _ = reply.send(self.free_now(ip));
                 }
+                Command::Metrics { reply } => {
+                    let _ = reply.send(self.metrics(now));
+                }
             }
         }
+    }
+
+    /// The engine's counters and the pools' use, as Prometheus text.
+    fn metrics(&self, now: Instant) -> String {
+        use crate::metrics::{family, sample};
+        use std::fmt::Write as _;
+        let c = self.engine.counters();
+        let mut out = String::new();
+        sample(
+            &mut out,
+            "rackboot_dhcp_received_total",
+            "counter",
+            "DHCP datagrams handled.",
+            c.received,
+        );
+        family(
+            &mut out,
+            "rackboot_dhcp_replies_total",
+            "counter",
+            "DHCP replies written, by type.",
+        );
+        for (kind, n) in [("offer", c.offers), ("ack", c.acks), ("nak", c.naks)] {
+            let _ = writeln!(out, "rackboot_dhcp_replies_total{{type=\"{kind}\"}} {n}");
+        }
+        for (name, help, by) in [
+            (
+                "rackboot_dhcp_dropped_total",
+                "DHCP datagrams dropped as unusable, by reason.",
+                &c.dropped,
+            ),
+            (
+                "rackboot_dhcp_unanswered_total",
+                "DHCP messages understood and left unanswered, by reason.",
+                &c.quiet,
+            ),
+        ] {
+            family(&mut out, name, "counter", help);
+            let mut reasons: Vec<_> = by.iter().collect();
+            reasons.sort();
+            for (why, n) in reasons {
+                let _ = writeln!(out, "{name}{{reason=\"{why}\"}} {n}");
+            }
+        }
+        sample(
+            &mut out,
+            "rackboot_dhcp_conflicts_total",
+            "counter",
+            "Addresses a probe found in use.",
+            c.conflicts,
+        );
+        family(
+            &mut out,
+            "rackboot_dhcp_pool_addresses",
+            "gauge",
+            "Pool addresses by state, per subnet.",
+        );
+        for (s, size, leased, offered) in self.engine.pool_use(now) {
+            let net = format!("{}/{}", s.network, s.prefix);
+            let free = size.saturating_sub(leased + offered);
+            for (state, n) in [("leased", leased), ("offered", offered), ("free", free)] {
+                let _ = writeln!(
+                    out,
+                    "rackboot_dhcp_pool_addresses{{subnet=\"{net}\",state=\"{state}\"}} {n}"
+                );
+            }
+        }
+        out
     }
 
     /// Frees the lease on `ip` and syncs its record before returning.

@@ -106,6 +106,8 @@ pub struct Worker {
     date: DateCache,
     done: Vec<Completion<Tag>>,
     active_at: Instant,
+    /// Every worker's counters (this one writes only its own).
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -127,6 +129,7 @@ impl Worker {
         listener: TcpListener,
         published: Arc<Published>,
         config: config::Http,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<Self, Error> {
         let mut ring = Ring::new(id, 1024)?;
         ring.provide(BUFFERS, BUFFER)?;
@@ -148,6 +151,7 @@ impl Worker {
             date: DateCache::default(),
             done: Vec::with_capacity(1024),
             active_at: clock::now(),
+            metrics,
         })
     }
 
@@ -344,6 +348,7 @@ impl Worker {
             out: Out::default(),
         });
         self.live += 1;
+        self.metrics.http(self.id).connections(1);
         self.drive(index, now)
     }
 
@@ -401,6 +406,7 @@ impl Worker {
         }
         while let Some(ev) = slot.conn.poll_event() {
             match ev {
+                Event::Served(s) => self.metrics.http(self.id).served(&s),
                 Event::Access(a) => crate::io::access::http(self.id, slot.peer, &a),
                 Event::HalfClose => {
                     let _ = slot.stream.shutdown(Shutdown::Write);
@@ -421,6 +427,7 @@ impl Worker {
         self.slots[index] = None;
         self.free.push(index);
         self.live -= 1;
+        self.metrics.http(self.id).connections(-1);
         Ok(())
     }
 

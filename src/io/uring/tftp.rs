@@ -111,6 +111,8 @@ pub struct Worker {
     scratch: Vec<u8>,
     done: Vec<Completion<Tag>>,
     active_at: Instant,
+    /// Every worker's counters (this one writes only its own).
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -133,6 +135,7 @@ impl Worker {
         published: Arc<Published>,
         config: config::Tftp,
         root: Option<String>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<Self, Error> {
         let mut ring = Ring::new(id, 1024)?;
         ring.provide(BUFFERS, BUFFER)?;
@@ -160,6 +163,7 @@ impl Worker {
             scratch: vec![0; 1024],
             done: Vec::with_capacity(1024),
             active_at: clock::now(),
+            metrics,
         })
     }
 
@@ -330,7 +334,8 @@ impl Worker {
             bytes: datagram,
             truncated: r.truncated,
         };
-        let Some((id, socket)) = transfer::on_request(&mut self.endpoint, now, d) else {
+        let metrics = self.metrics.tftp(self.id);
+        let Some((id, socket)) = transfer::on_request(&mut self.endpoint, now, d, metrics) else {
             return Ok(());
         };
         if self.slots.len() <= id.0 {
@@ -373,6 +378,7 @@ impl Worker {
         }
         while let Some(ended) = self.endpoint.poll_event() {
             access::tftp_ended(&ended);
+            self.metrics.tftp(self.id).ended(&ended);
             // Its receive is cancelled; its socket closes with the last op that
             // holds it, and its id is free for the next transfer now.
             if let Some(Some(slot)) = self.slots.get_mut(ended.id.0).map(Option::take) {

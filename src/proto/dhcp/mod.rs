@@ -588,6 +588,29 @@ impl Engine {
         find(r.input.server)
     }
 
+    /// Per subnet: its pool's size, the active leases and the offers held in
+    /// its ranges at `now`.
+    pub fn pool_use(&self, now: Instant) -> Vec<(&Subnet, u64, u64, u64)> {
+        let unix = self.unix(now);
+        self.settings
+            .subnets
+            .iter()
+            .map(|s| {
+                let leased = self
+                    .table
+                    .active(unix)
+                    .filter(|l| s.in_ranges(l.ip))
+                    .count();
+                let offered = self
+                    .offers
+                    .values()
+                    .filter(|o| o.expires_at > now && s.in_ranges(o.ip))
+                    .count();
+                (s, s.size(), leased as u64, offered as u64)
+            })
+            .collect()
+    }
+
     /// Outstanding offers (not yet expired at `now`).
     pub fn offers(&self, now: Instant) -> usize {
         self.offers.values().filter(|o| o.expires_at > now).count()

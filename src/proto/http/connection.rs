@@ -35,12 +35,27 @@ pub struct FileRange<'a> {
 /// Something the backend must act on or record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A response was fully written.
+    /// A response ended (written whole, or cut short): what metrics count.
+    Served(Served),
+    /// A response was fully written: its access log record (when kept).
     Access(Access),
     /// Shut down the write side: the last response is out, the client reads to EOF.
     HalfClose,
     /// Close the socket and drop the connection.
     Close,
+}
+
+/// What every response's end tells the metrics, whatever the access log does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Served {
+    /// Status code.
+    pub status: u16,
+    /// Body bytes written.
+    pub bytes: u64,
+    /// From the request head to the first byte written (`None`: none was).
+    pub first_byte: Option<Duration>,
+    /// From the request head to the last byte, or to the cut.
+    pub duration: Duration,
 }
 
 /// One line of the access log.
@@ -101,6 +116,9 @@ pub struct Connection {
     written: u64,
     head_len: u64,
     access: Option<(Access, Instant)>,
+    /// The response in flight: status, when it started, when its first byte
+    /// went out.
+    response: Option<(u16, Instant, Option<Instant>)>,
     path: String,
     events: VecDeque<Event>,
 }
@@ -121,6 +139,7 @@ impl Connection {
             written: 0,
             head_len: 0,
             access: None,
+            response: None,
             path: String::with_capacity(128),
             events: VecDeque::with_capacity(4),
             settings,
@@ -221,6 +240,11 @@ impl Connection {
             return;
         };
         self.written += n as u64;
+        if let Some((_, _, first @ None)) = &mut self.response {
+            if n > 0 {
+                *first = Some(now);
+            }
+        }
         let from_out = n.min(self.out.len() - self.out_sent);
         self.out_sent += from_out;
         let mut rest = (n - from_out) as u64;
@@ -310,6 +334,7 @@ impl Connection {
         self.written = 0;
         self.head_len = self.out.len() as u64 - plan.inline_body;
         self.access = access.map(|a| (a, now));
+        self.response = Some((plan.status, now, None));
         self.state = State::Sending {
             stall_at: now + self.settings.send_timeout,
             close: plan.close,
@@ -341,6 +366,14 @@ impl Connection {
 
     /// Emits the access record of the response in flight, if one is kept.
     fn log_access(&mut self, now: Instant, abort: Option<&'static str>) {
+        if let Some((status, started, first)) = self.response.take() {
+            self.events.push_back(Event::Served(Served {
+                status,
+                bytes: self.written.saturating_sub(self.head_len),
+                first_byte: first.map(|f| f.saturating_duration_since(started)),
+                duration: now.saturating_duration_since(started),
+            }));
+        }
         if let Some((mut access, started)) = self.access.take() {
             access.bytes = self.written.saturating_sub(self.head_len);
             access.duration = now.saturating_duration_since(started);

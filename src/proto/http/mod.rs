@@ -18,7 +18,7 @@ mod tests;
 use std::net::IpAddr;
 use std::time::Duration;
 
-pub use connection::{Access, Connection, Event, FileRange, Transmit};
+pub use connection::{Access, Connection, Event, FileRange, Served, Transmit};
 pub use error::Error;
 
 use crate::proto::boot::Profiles;

@@ -127,7 +127,12 @@ fn get_sends_the_head_then_names_the_whole_file() {
     assert_eq!(header(&w, "Connection"), None);
     assert!(header(&w, "ETag").unwrap().starts_with('"'));
     assert_eq!(w.file, [(0, 1000)]);
-    let Event::Access(a) = &w.events[0] else {
+    // What the metrics count comes first, then the access record.
+    let Event::Served(s) = &w.events[0] else {
+        panic!("{:?}", w.events)
+    };
+    assert_eq!((s.status, s.bytes), (200, 1000));
+    let Event::Access(a) = &w.events[1] else {
         panic!("{:?}", w.events)
     };
     assert_eq!((a.status, a.bytes, &*a.target), (200, 1000, "/linux"));
@@ -404,6 +409,13 @@ fn a_stalled_response_is_abandoned_and_logged_as_aborted() {
     let stall = h.conn.poll_timeout().unwrap();
     assert_eq!(stall, h.now + Settings::default().send_timeout);
     h.conn.handle_timeout(stall);
+    let Some(Event::Served(s)) = h.conn.poll_event() else {
+        panic!()
+    };
+    assert_eq!(
+        (s.status, s.bytes, s.duration),
+        (200, 10, Settings::default().send_timeout)
+    );
     let Some(Event::Access(a)) = h.conn.poll_event() else {
         panic!()
     };
