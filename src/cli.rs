@@ -111,6 +111,10 @@ struct Common {
     /// The admin API's Unix socket [default: /run/rackboot/admin.sock; "" for none].
     #[arg(long, value_name = "PATH")]
     admin_socket: Option<PathBuf>,
+    /// Reload whenever the config file, the served tree or a boot file changes
+    /// (debounced: a burst of changes is one reload).
+    #[arg(long)]
+    watch: bool,
 }
 
 pub(crate) fn parse_backend(s: &str) -> Result<config::Backend, String> {
@@ -328,7 +332,21 @@ fn serve(config: &Config, c: &Common) -> Result<(), Box<dyn std::error::Error>> 
         let snapshot = load_snapshot(&config).map_err(|e| e.to_string())?;
         Ok((config, snapshot))
     });
-    rackboot::runtime::serve(config, snapshot, rebuild)?;
+    let mut watch = Vec::new();
+    if c.watch {
+        use rackboot::watch::Watch;
+        watch.extend(config.root.as_deref().map(Watch::tree));
+        watch.extend(c.config.as_deref().and_then(Watch::file));
+        let boot_files = config
+            .boot
+            .iter()
+            .flat_map(|b| b.files.iter().map(|(_, f)| f));
+        watch.extend(boot_files.filter_map(|f| Watch::file(f)));
+        if watch.is_empty() {
+            tracing::warn!("--watch: nothing on disk to watch (no --config, no root)");
+        }
+    }
+    rackboot::runtime::serve(config, snapshot, rebuild, watch)?;
     Ok(())
 }
 

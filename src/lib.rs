@@ -23,4 +23,5 @@ pub mod sim;
 pub mod store;
 #[cfg(test)]
 pub(crate) mod testutil;
+pub mod watch;
 pub mod wire;

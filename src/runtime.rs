@@ -19,7 +19,12 @@ use crate::store::{Published, Snapshot};
 ///
 /// # Errors
 /// A listener cannot be bound, or a worker's poller failed.
-pub fn serve(config: &Config, snapshot: Snapshot, rebuild: Rebuild) -> Result<(), io::Error> {
+pub fn serve(
+    config: &Config,
+    snapshot: Snapshot,
+    rebuild: Rebuild,
+    watch: Vec<crate::watch::Watch>,
+) -> Result<(), io::Error> {
     let bound = bind(config)?;
     let published = publish(config, snapshot);
     let mailbox = match &config.dhcp {
@@ -46,6 +51,9 @@ pub fn serve(config: &Config, snapshot: Snapshot, rebuild: Rebuild) -> Result<()
             op: "spawn the admin thread",
             source,
         })?;
+    if !watch.is_empty() {
+        crate::watch::spawn(watch, Arc::clone(&control)).map_err(io::Error::Admin)?;
+    }
     reload_on_sighup(control)?;
     bound.run_with(config, published, metrics, mailbox)
 }

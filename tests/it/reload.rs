@@ -365,3 +365,36 @@ fn a_missing_token_file_or_a_tcp_listener_without_one_fails_the_start_naming_the
         );
     }
 }
+
+#[test]
+fn watch_reloads_a_changed_tree_once_and_refuses_a_broken_config() {
+    let f = Fixture::new();
+    let root = f.root();
+    let dir = TempDir::new("watch");
+    let config = write_config(&dir.0, &root, "");
+    let server = Server::start(&root, &["--config", config.to_str().unwrap(), "--watch"]);
+    // A burst of changes (ten files written back to back) is one reload.
+    for i in 0..10 {
+        std::fs::write(root.join(format!("new-{i}.txt")), format!("file {i}")).unwrap();
+    }
+    std::fs::write(root.join("boot.ipxe"), b"#!ipxe\necho watched\n").unwrap();
+    until_served(&server, "/boot.ipxe", b"#!ipxe\necho watched\n");
+    until_served(&server, "/new-9.txt", b"file 9");
+    std::thread::sleep(Duration::from_secs(1));
+    let (_, body) = admin(&server, "GET", "/api/v1/status");
+    assert_eq!(
+        number(&body, "reloads"),
+        1,
+        "one reload for the burst: {body}"
+    );
+    // A broken config is refused and said so; the files stay served.
+    std::fs::write(&config, "bogus_key = 1\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(server.log().iter().any(|l| l.contains("reload refused"))
+        && server.log().iter().any(|l| l.contains("bogus_key")))
+    {
+        assert!(Instant::now() < deadline, "{}", server.log().join("\n"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    until_served(&server, "/boot.ipxe", b"#!ipxe\necho watched\n");
+}
