@@ -283,9 +283,16 @@ fn plan(config: &Config) -> Result<Option<store::Plan>, Box<dyn std::error::Erro
     Ok(Some(plan))
 }
 
-fn load_snapshot(config: &Config) -> Result<Snapshot, Box<dyn std::error::Error>> {
+/// The snapshot `config` serves; files unchanged since `previous` are shared.
+fn load_snapshot(
+    config: &Config,
+    previous: Option<&Snapshot>,
+) -> Result<Snapshot, Box<dyn std::error::Error>> {
     let snapshot = match plan(config)? {
-        Some(plan) => Snapshot::from_plan(&plan, &config.store)?,
+        Some(plan) => match previous {
+            Some(p) => Snapshot::from_plan_after(&plan, &config.store, p)?,
+            None => Snapshot::from_plan(&plan, &config.store)?,
+        },
         None => {
             tracing::warn!("no --root and no `root` in the config: serving the built-in demo set (/boot.ipxe, /demo/...)");
             Snapshot::builtin(&config.store)?
@@ -316,7 +323,7 @@ fn profile_files(config: &Config, have: impl Fn(&str) -> bool) -> Result<(), Str
 }
 
 fn serve(config: &Config, c: &Common) -> Result<(), Box<dyn std::error::Error>> {
-    let snapshot = load_snapshot(config)?;
+    let snapshot = load_snapshot(config, None)?;
     let locked = snapshot.files().iter().filter(|f| f.is_locked()).count();
     tracing::info!(
         files = snapshot.len(),
@@ -327,9 +334,9 @@ fn serve(config: &Config, c: &Common) -> Result<(), Box<dyn std::error::Error>> 
     // A reload reads the same file with the same command line, and checks
     // what `check` checks.
     let (path, overrides) = (c.config.clone(), overrides(c));
-    let rebuild: rackboot::control::Rebuild = Box::new(move || {
+    let rebuild: rackboot::control::Rebuild = Box::new(move |current| {
         let config = Config::load(path.as_deref(), &overrides).map_err(|e| e.to_string())?;
-        let snapshot = load_snapshot(&config).map_err(|e| e.to_string())?;
+        let snapshot = load_snapshot(&config, Some(current)).map_err(|e| e.to_string())?;
         Ok((config, snapshot))
     });
     let mut watch = Vec::new();

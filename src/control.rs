@@ -35,10 +35,11 @@ fn ask_dhcp(mailbox: &Mailbox, settings: Box<Settings>) -> Result<String, String
     }
 }
 
-/// Builds the next generation: the configuration re-read with the command
-/// line it started with, and the snapshot it serves (its profiles attached by
-/// the caller). The text of an error says what to fix.
-pub type Rebuild = Box<dyn Fn() -> Result<(Config, Snapshot), String> + Send + Sync>;
+/// Builds the next generation from the one served now: the configuration
+/// re-read with the command line it started with, and the snapshot it serves
+/// (its profiles attached by the caller; unchanged files may be shared). The
+/// text of an error says what to fix.
+pub type Rebuild = Box<dyn Fn(&Snapshot) -> Result<(Config, Snapshot), String> + Send + Sync>;
 
 /// The settings a reload cannot change in a running server (sockets, threads,
 /// the DHCP engine), as they were at start.
@@ -216,7 +217,7 @@ impl Control {
     pub fn reload(&self, why: &str) -> Result<Reloaded, String> {
         let mut counts = self.reloads.lock().unwrap_or_else(PoisonError::into_inner);
         let began = crate::io::clock::now();
-        let built = (self.rebuild)();
+        let built = (self.rebuild)(&self.published.current());
         let (config, snapshot) = match built {
             Ok(b) => b,
             Err(e) => {

@@ -226,6 +226,9 @@ impl Worker {
         let Some(Some(slot)) = self.slots.get_mut(token) else {
             return;
         };
+        // A keep-alive connection's next request gets the newest generation;
+        // a response in flight holds its own file.
+        self.published.refresh(&mut slot.snapshot);
         let ctx = Context {
             snapshot: &slot.snapshot,
             date: self.date.text(),

@@ -185,7 +185,21 @@ impl Walk {
 }
 
 /// Loads every planned file into sealed memory.
-pub(super) fn load(plan: &Plan, options: &Options) -> Result<Snapshot, Error> {
+/// What identifies a source file's content without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Origin {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: std::time::SystemTime,
+}
+
+pub(super) fn load(
+    plan: &Plan,
+    options: &Options,
+    previous: Option<&Snapshot>,
+) -> Result<Snapshot, Error> {
+    use std::os::unix::fs::MetadataExt;
     let mut snapshot = Snapshot::default();
     let mut locker = Locker::new(options.mlock);
     for f in &plan.files {
@@ -193,9 +207,28 @@ pub(super) fn load(plan: &Plan, options: &Options) -> Result<Snapshot, Error> {
             path: f.source.clone(),
             source,
         };
+        let origin_of = |meta: &fs::Metadata| -> Result<Origin, Error> {
+            Ok(Origin {
+                dev: meta.dev(),
+                ino: meta.ino(),
+                len: meta.len(),
+                mtime: meta.modified().map_err(read_err)?,
+            })
+        };
+        let origin = origin_of(&fs::metadata(&f.source).map_err(read_err)?)?;
+        let same = previous
+            .and_then(|p| p.get(&f.url))
+            .filter(|b| b.origin == Some(origin));
+        if let Some(kept) = same {
+            snapshot.insert_shared(std::sync::Arc::clone(kept));
+            continue;
+        }
+        // What is read is described by the open file itself (the name may
+        // have been replaced since the look above).
         let mut file = fs::File::open(&f.source).map_err(read_err)?;
         let meta = file.metadata().map_err(read_err)?;
-        let mtime = meta.modified().map_err(read_err)?;
+        let origin = origin_of(&meta)?;
+        let mtime = origin.mtime;
         let mut memory =
             memfd::Sealed::copy_from(&f.url, &mut file, meta.len()).map_err(|source| {
                 Error::Memory {
@@ -204,7 +237,9 @@ pub(super) fn load(plan: &Plan, options: &Options) -> Result<Snapshot, Error> {
                 }
             })?;
         locker.lock(&mut memory);
-        snapshot.insert(BootFile::new(f.url.as_str().into(), mtime, memory));
+        let mut boot = BootFile::new(f.url.as_str().into(), mtime, memory);
+        boot.origin = Some(origin);
+        snapshot.insert(boot);
     }
     locker.finish();
     Ok(snapshot)
@@ -225,6 +260,47 @@ mod tests {
         symlink("efi/ipxe.efi", d.path().join("root/snp.efi")).unwrap();
         symlink("..", d.path().join("root/efi/up")).unwrap();
         d
+    }
+
+    #[test]
+    fn a_reload_shares_unchanged_files_and_reads_changed_ones() {
+        let d = tree();
+        let root = d.path().join("root");
+        let options = Options {
+            max_bytes: u64::MAX,
+            mlock: false,
+        };
+        let first = load(&plan(&root, u64::MAX).unwrap(), &options, None).unwrap();
+        // A new file under the same name (a copy replaces it: new inode).
+        let new = d.path().join("new.ipxe");
+        fs::write(&new, b"#!ipxe\necho 2\n").unwrap();
+        fs::rename(&new, root.join("boot.ipxe")).unwrap();
+        let second = load(&plan(&root, u64::MAX).unwrap(), &options, Some(&first)).unwrap();
+        let same = |p: &str| std::sync::Arc::ptr_eq(first.get(p).unwrap(), second.get(p).unwrap());
+        assert!(
+            same("/efi/ipxe.efi"),
+            "an unchanged file is shared, not read again"
+        );
+        assert!(!same("/boot.ipxe"));
+        assert_eq!(
+            second.get("/boot.ipxe").unwrap().bytes(),
+            b"#!ipxe\necho 2\n"
+        );
+        assert_eq!(second.total_bytes(), first.total_bytes() + 7);
+        // Rewritten in place with the same length: its mtime moved.
+        fs::write(root.join("efi/ipxe.efi"), vec![8u8; 3000]).unwrap();
+        let later = std::time::UNIX_EPOCH + std::time::Duration::from_secs(2_000_000_000);
+        fs::File::options()
+            .write(true)
+            .open(root.join("efi/ipxe.efi"))
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        let third = load(&plan(&root, u64::MAX).unwrap(), &options, Some(&second)).unwrap();
+        assert_eq!(
+            third.get("/efi/ipxe.efi").unwrap().bytes(),
+            &[8u8; 3000][..]
+        );
     }
 
     #[test]

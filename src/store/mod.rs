@@ -51,6 +51,9 @@ pub struct BootFile {
     content_type: &'static str,
     header_block: Box<str>,
     memory: memfd::Sealed,
+    /// The file it was read from (device, inode, length, mtime), when it was:
+    /// a reload keeps this copy while the source is unchanged.
+    origin: Option<load::Origin>,
 }
 
 impl BootFile {
@@ -80,6 +83,7 @@ impl BootFile {
             content_type,
             header_block,
             memory,
+            origin: None,
         }
     }
 
@@ -161,7 +165,7 @@ impl Snapshot {
     /// or the total passes `options.max_bytes`.
     pub fn load(root: &Path, options: &Options) -> Result<Self, Error> {
         let plan = load::plan(root, options.max_bytes)?;
-        load::load(&plan, options)
+        load::load(&plan, options, None)
     }
 
     /// Loads the files of `plan` (a walked root, with any files added to it).
@@ -169,7 +173,21 @@ impl Snapshot {
     /// # Errors
     /// A file cannot be read or held in memory.
     pub fn from_plan(plan: &Plan, options: &Options) -> Result<Self, Error> {
-        load::load(plan, options)
+        load::load(plan, options, None)
+    }
+
+    /// As [`Self::from_plan`] for a reload: a file whose source is unchanged
+    /// since `previous` read it (same device, inode, length and modification
+    /// time, the test rsync and make use) is shared, not read again.
+    ///
+    /// # Errors
+    /// A file cannot be read or held in memory.
+    pub fn from_plan_after(
+        plan: &Plan,
+        options: &Options,
+        previous: &Snapshot,
+    ) -> Result<Self, Error> {
+        load::load(plan, options, Some(previous))
     }
 
     /// The built-in demo set (see [`builtin`]), for a first run with no root.
@@ -212,8 +230,13 @@ impl Snapshot {
     }
 
     fn insert(&mut self, file: BootFile) {
+        self.insert_shared(Arc::new(file));
+    }
+
+    /// Adds a file another snapshot holds too.
+    fn insert_shared(&mut self, file: Arc<BootFile>) {
         self.total_bytes += file.len();
-        self.files.insert(file.path.clone(), Arc::new(file));
+        self.files.insert(file.path.clone(), file);
     }
 
     /// The file served at `path` (as produced by `wire::http::target::decode_path`).

@@ -92,6 +92,32 @@ fn http_paused(
     same && at == Some(want.len())
 }
 
+/// GET `path` on an open keep-alive connection: the body.
+fn get_on(s: &mut TcpStream, path: &str) -> Vec<u8> {
+    write!(s, "GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+        let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&got[..end]).to_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        if got.len() >= end + 4 + len {
+            return got[end + 4..end + 4 + len].to_vec();
+        }
+    }
+}
+
 /// Reads `file` over TFTP (512-byte blocks, one at a time), pausing after
 /// 100 blocks (counted in `started`) until `go`: what it got.
 fn tftp_paused(server: SocketAddr, file: &str, started: &AtomicUsize, go: &AtomicBool) -> Vec<u8> {
@@ -329,8 +355,17 @@ fn the_admin_api_answers_on_its_socket_and_on_tcp_only_with_the_token() {
     );
     assert_eq!(admin(&server, "GET", "/api/v1/reload").0, 405);
     assert_eq!(admin(&server, "DELETE", "/api/v1/status").0, 405);
+    // A keep-alive connection opened before the reload gets the new files
+    // for its requests after it.
+    let mut kept = TcpStream::connect(server.addr).unwrap();
+    assert_eq!(
+        get_on(&mut kept, "/boot.ipxe"),
+        std::fs::read(f.root().join("boot.ipxe")).unwrap()
+    );
+    std::fs::write(f.root().join("boot.ipxe"), b"#!ipxe\necho after\n").unwrap();
     let (code, body) = admin(&server, "POST", "/api/v1/reload");
     assert_eq!((code, number(&body, "generation")), (200, 1), "{body}");
+    assert_eq!(get_on(&mut kept, "/boot.ipxe"), b"#!ipxe\necho after\n");
 
     // TCP: 401 without the token or with a wrong one, 200 with it; the token
     // never reaches the log.

@@ -363,6 +363,9 @@ impl Worker {
             gen: slot.gen,
         };
         feed(slot, now);
+        // A keep-alive connection's next request gets the newest generation;
+        // a response in flight holds its own file.
+        self.published.refresh(&mut slot.snapshot);
         let ctx = Context {
             snapshot: &slot.snapshot,
             date: self.date.text(),
@@ -373,7 +376,7 @@ impl Worker {
         if !slot.out.send_inflight && !slot.out.splice_inflight {
             if let Some(t) = slot.conn.poll_transmit(now, &ctx) {
                 let socket: Shared = slot.stream.clone();
-                match slot.out.start(&socket, &t, self.body, &slot.snapshot) {
+                match slot.out.start(&socket, &t, self.body) {
                     Some(ops) if ops.len() == 1 => {
                         for (leg, op) in ops {
                             self.driver.submit(Tag::Send(conn, leg), op)?;

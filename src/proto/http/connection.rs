@@ -24,8 +24,8 @@ pub struct Transmit<'a> {
 /// A byte range of a boot file: the engine names it, `io/` gathers it.
 #[derive(Debug, Clone, Copy)]
 pub struct FileRange<'a> {
-    /// The file.
-    pub file: &'a BootFile,
+    /// The file (the backend may hold it for as long as the kernel reads it).
+    pub file: &'a Arc<BootFile>,
     /// First byte offset.
     pub offset: u64,
     /// Number of bytes.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::super::op::{End, Op, Pages, Poll, Send, SendZc, Shared, Splice};
 use crate::config::Body;
 use crate::proto::http::Transmit;
-use crate::store::{BootFile, Snapshot};
+use crate::store::BootFile;
 
 /// Bodies up to this size are copied behind the head and sent with it.
 pub(super) const INLINE_BODY: u64 = 32 << 10;
@@ -150,13 +150,7 @@ impl Out {
 
     /// The ops that send what `t` names on `socket`, marking them in flight;
     /// `None` when there is nothing to write.
-    pub(super) fn start(
-        &mut self,
-        socket: &Shared,
-        t: &Transmit<'_>,
-        body: Body,
-        snapshot: &Snapshot,
-    ) -> Option<Ops> {
+    pub(super) fn start(&mut self, socket: &Shared, t: &Transmit<'_>, body: Body) -> Option<Ops> {
         let file = t.file.filter(|f| f.len > 0);
         let large = file.filter(|f| f.len > INLINE_BODY);
         if !t.bytes.is_empty() || large.is_none() {
@@ -195,12 +189,12 @@ impl Out {
                 }
             }
             if let Some(p) = &self.pipe {
-                let file = Arc::clone(snapshot.get(f.file.path())?);
+                let file = Arc::clone(f.file);
                 return Some(self.splice(socket, p.held, remaining.min(p.size), file, f.offset));
             }
         }
         let offset = usize::try_from(f.offset).ok()?;
-        let file = Arc::clone(snapshot.get(f.file.path())?);
+        let file = Arc::clone(f.file);
         let len = remaining
             .min(SEND_CHUNK)
             .min(file.bytes().len().checked_sub(offset)?);

@@ -49,7 +49,7 @@ fn send_through_the_kernel(body: Body) -> (Vec<(Sent, usize)>, Vec<u8>, Vec<u8>)
                     len: (256 << 10) - sent as u64,
                 }),
             };
-            let ops = out.start(&socket, &t, body, &snapshot).unwrap();
+            let ops = out.start(&socket, &t, body).unwrap();
             if ops.len() == 1 {
                 for (leg, op) in ops {
                     driver.submit(leg, op).unwrap();
