@@ -237,8 +237,11 @@ fn run(
     listeners: Vec<std::net::TcpListener>,
     tftp_sockets: Vec<std::net::UdpSocket>,
 ) -> Result<(), io::Error> {
+    // Held only while starting: this function lives as long as the server,
+    // and an Arc kept here would keep the first generation in memory.
     let snapshot = published.current();
     tracing::info!(%addr, workers = listeners.len(), files = snapshot.len(), bytes = snapshot.total_bytes(), "http listening");
+    drop(snapshot);
     let uring = uring_chosen(config.backend);
     let cores = socket::allowed_cores();
     let core = |id: usize| (!cores.is_empty()).then(|| cores[id % cores.len()]);
@@ -287,7 +290,7 @@ fn run(
         }
     }
     if let Some(dhcp) = &config.dhcp {
-        let dhcp = io::dhcp::prepare(dhcp, &snapshot);
+        let dhcp = io::dhcp::prepare(dhcp, &published.current());
         // One DHCP worker: the lease table has one owner. Its sockets and
         // journal open before the others report anything, so a bad interface
         // fails the start at once; its thread then runs it on io_uring or,

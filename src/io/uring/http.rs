@@ -364,8 +364,12 @@ impl Worker {
         };
         feed(slot, now);
         // A keep-alive connection's next request gets the newest generation;
-        // a response in flight holds its own file.
-        self.published.refresh(&mut slot.snapshot);
+        // a response in flight holds its own file. (The worker's own copy
+        // moves too, so that no idle reference keeps an old generation.)
+        self.published.refresh(&mut self.snapshot);
+        if !Arc::ptr_eq(&slot.snapshot, &self.snapshot) {
+            slot.snapshot = Arc::clone(&self.snapshot);
+        }
         let ctx = Context {
             snapshot: &slot.snapshot,
             date: self.date.text(),

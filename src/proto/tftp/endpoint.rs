@@ -319,6 +319,9 @@ impl Endpoint {
 
     /// Fires every transfer timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        // Let go of an old generation even when no request comes (transfers
+        // in flight hold their own payload).
+        self.published.refresh(&mut self.snapshot);
         while let Some((index, at)) = self.timers.pop_due(now) {
             let Some(Some(entry)) = self.entries.get_mut(index) else {
                 continue;
