@@ -226,13 +226,8 @@ impl Worker {
         let Some(Some(slot)) = self.slots.get_mut(token) else {
             return;
         };
-        // A keep-alive connection's next request gets the newest generation;
-        // a response in flight holds its own file. (The worker's own copy
-        // moves too, so that no idle reference keeps an old generation.)
-        self.published.refresh(&mut self.snapshot);
-        if !Arc::ptr_eq(&slot.snapshot, &self.snapshot) {
-            slot.snapshot = Arc::clone(&self.snapshot);
-        }
+        self.published
+            .follow(&mut self.snapshot, &mut slot.snapshot);
         let ctx = Context {
             snapshot: &slot.snapshot,
             date: self.date.text(),

@@ -307,6 +307,18 @@ impl Published {
         Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
     }
 
+    /// Moves a worker's copy (`cached`) and a connection's (`held`) to the
+    /// current generation: a keep-alive connection's next request gets the
+    /// newest files, and no idle reference keeps an old generation alive (a
+    /// response in flight holds its own file). One atomic load unless a new
+    /// generation was published.
+    pub fn follow(&self, cached: &mut Arc<Snapshot>, held: &mut Arc<Snapshot>) {
+        self.refresh(cached);
+        if !Arc::ptr_eq(held, cached) {
+            *held = Arc::clone(cached);
+        }
+    }
+
     /// `held` if it is still current, else the current one (the cheap check
     /// a worker makes per new request).
     pub fn refresh(&self, held: &mut Arc<Snapshot>) -> bool {

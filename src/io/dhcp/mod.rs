@@ -261,12 +261,7 @@ impl Server {
                         .bound()
                         .map(|l| LeaseView {
                             ip: l.ip,
-                            mac: l
-                                .hw
-                                .iter()
-                                .map(|b| format!("{b:02x}"))
-                                .collect::<Vec<_>>()
-                                .join(":"),
+                            mac: crate::wire::dhcp::Chaddr::new(&l.hw).to_string(),
                             hostname: l.hostname.to_string(),
                             expires: l.expires,
                             state: if l.expires > unix {

@@ -363,13 +363,8 @@ impl Worker {
             gen: slot.gen,
         };
         feed(slot, now);
-        // A keep-alive connection's next request gets the newest generation;
-        // a response in flight holds its own file. (The worker's own copy
-        // moves too, so that no idle reference keeps an old generation.)
-        self.published.refresh(&mut self.snapshot);
-        if !Arc::ptr_eq(&slot.snapshot, &self.snapshot) {
-            slot.snapshot = Arc::clone(&self.snapshot);
-        }
+        self.published
+            .follow(&mut self.snapshot, &mut slot.snapshot);
         let ctx = Context {
             snapshot: &slot.snapshot,
             date: self.date.text(),
