@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::config::dhcp::Dhcp;
 use crate::config::Config;
-use crate::io::dhcp::{Command, LeaseView, Mailbox};
+use crate::io::dhcp::{Command, LeaseView, Mailbox, Unanswered};
 use crate::metrics::Metrics;
 use crate::proto::dhcp::Settings;
 use crate::store::{Published, Snapshot};
@@ -22,16 +22,21 @@ const DHCP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Hands `settings` to the DHCP worker and waits for its answer.
 fn ask_dhcp(mailbox: &Mailbox, settings: Box<Settings>) -> Result<String, String> {
-    let (reply, answer) = std::sync::mpsc::channel();
-    mailbox
-        .send(Command::Reconfigure { settings, reply })
-        .map_err(|e| format!("dhcp: cannot reach the DHCP worker: {e}"))?;
-    match answer.recv_timeout(DHCP_WAIT) {
+    match mailbox.ask(|reply| Command::Reconfigure { settings, reply }, DHCP_WAIT) {
         Ok(said) => said,
-        Err(_) => Err(
+        Err(Unanswered::Unreachable(e)) => Err(format!("dhcp: cannot reach the DHCP worker: {e}")),
+        Err(Unanswered::Late) => Err(
             "dhcp: the DHCP worker did not take the new settings in time; it keeps the old ones"
                 .into(),
         ),
+    }
+}
+
+/// What an admin request tells its caller when the DHCP worker gave no answer.
+fn unanswered(e: Unanswered) -> String {
+    match e {
+        Unanswered::Unreachable(e) => format!("cannot reach the DHCP worker: {e}"),
+        Unanswered::Late => "the DHCP worker did not answer".to_owned(),
     }
 }
 
@@ -233,7 +238,7 @@ impl Control {
         let mut not_applied = self.fixed.differences(&Fixed::of(&config));
         // DHCP settings are checked against the interface before anything is
         // published, so that a bad range refuses the whole reload.
-        let dhcp = match self.dhcp_settings(&config, &snapshot, &not_applied) {
+        let dhcp = match self.dhcp_settings(&config, &snapshot) {
             Ok(d) => d,
             Err(e) => {
                 counts.failed += 1;
@@ -289,7 +294,6 @@ impl Control {
         &self,
         config: &Config,
         snapshot: &Snapshot,
-        not_applied: &[String],
     ) -> Result<Option<(Box<Settings>, Dhcp)>, String> {
         let (Some(next), Some(_)) = (&config.dhcp, &self.dhcp) else {
             return Ok(None);
@@ -301,7 +305,7 @@ impl Control {
         if current
             .as_ref()
             .is_some_and(|c| format!("{c:?}") == format!("{next:?}"))
-            || not_applied.iter().any(|n| n.starts_with("[dhcp]"))
+            || Fixed::of(config).dhcp != self.fixed.dhcp
         {
             return Ok(None);
         }
@@ -340,11 +344,8 @@ impl Control {
         let mut out = String::new();
         self.metrics.render(&mut out);
         if let Some(mailbox) = &self.dhcp {
-            let (reply, answer) = std::sync::mpsc::channel();
-            if mailbox.send(Command::Metrics { reply }).is_ok() {
-                if let Ok(text) = answer.recv_timeout(DHCP_WAIT) {
-                    out.push_str(&text);
-                }
+            if let Ok(text) = mailbox.ask(|reply| Command::Metrics { reply }, DHCP_WAIT) {
+                out.push_str(&text);
             }
         }
         let status = self.status();
@@ -395,13 +396,9 @@ impl Control {
     /// DHCP is off, or its worker does not answer.
     pub fn leases(&self) -> Result<Vec<LeaseView>, String> {
         let mailbox = self.dhcp.as_ref().ok_or("DHCP is off on this server")?;
-        let (reply, answer) = std::sync::mpsc::channel();
         mailbox
-            .send(Command::Leases { reply })
-            .map_err(|e| format!("cannot reach the DHCP worker: {e}"))?;
-        answer
-            .recv_timeout(DHCP_WAIT)
-            .map_err(|_| "the DHCP worker did not answer".to_owned())
+            .ask(|reply| Command::Leases { reply }, DHCP_WAIT)
+            .map_err(unanswered)
     }
 
     /// Frees the lease on `ip`, durably.
@@ -410,13 +407,9 @@ impl Control {
     /// DHCP is off, no lease holds `ip`, or the journal cannot be written.
     pub fn free_lease(&self, ip: std::net::Ipv4Addr) -> Result<(), String> {
         let mailbox = self.dhcp.as_ref().ok_or("DHCP is off on this server")?;
-        let (reply, answer) = std::sync::mpsc::channel();
         mailbox
-            .send(Command::Free { ip, reply })
-            .map_err(|e| format!("cannot reach the DHCP worker: {e}"))?;
-        answer
-            .recv_timeout(DHCP_WAIT)
-            .map_err(|_| "the DHCP worker did not answer".to_owned())?
+            .ask(|reply| Command::Free { ip, reply }, DHCP_WAIT)
+            .map_err(unanswered)?
     }
 
     /// The files served to new requests, by path.

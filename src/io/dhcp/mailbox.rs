@@ -41,6 +41,15 @@ pub enum Command {
     },
 }
 
+/// Why a question to the worker got no answer.
+#[derive(Debug)]
+pub enum Unanswered {
+    /// The worker could not be woken.
+    Unreachable(io::Error),
+    /// It did not answer in time.
+    Late,
+}
+
 /// A lease as the admin API shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LeaseView {
@@ -110,6 +119,21 @@ impl Mailbox {
         } else {
             Err(io::Error::last_os_error())
         }
+    }
+
+    /// Sends the command `make` builds around a reply channel and waits up to
+    /// `wait` for the worker's answer.
+    ///
+    /// # Errors
+    /// The worker cannot be woken, or it did not answer in time.
+    pub fn ask<T>(
+        &self,
+        make: impl FnOnce(Sender<T>) -> Command,
+        wait: std::time::Duration,
+    ) -> Result<T, Unanswered> {
+        let (reply, answer) = std::sync::mpsc::channel();
+        self.send(make(reply)).map_err(Unanswered::Unreachable)?;
+        answer.recv_timeout(wait).map_err(|_| Unanswered::Late)
     }
 
     /// The commands queued (the wake is reset).

@@ -42,7 +42,7 @@ mod sync_thread;
 
 pub(crate) use commit::{Acks, Start};
 pub use iface::{interface, Iface};
-pub use mailbox::{Command, LeaseView, Mailbox};
+pub use mailbox::{Command, LeaseView, Mailbox, Unanswered};
 
 /// Most datagrams handled per turn (and per journal sync).
 pub(crate) const BATCH: usize = 256;

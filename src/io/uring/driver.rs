@@ -119,10 +119,6 @@ impl<T: Copy> Driver<T> {
         self.live
     }
 
-    fn ring(&mut self) -> &mut Ring {
-        &mut self.ring
-    }
-
     /// The ring, for its provided buffers.
     pub(crate) fn buffers(&mut self) -> &mut Ring {
         &mut self.ring
@@ -160,7 +156,7 @@ impl<T: Copy> Driver<T> {
         // SAFETY: everything the entry names is owned by the op, which the slab
         // keeps (unmoved on the heap) until its last completion is reaped, or
         // by the ring (provided buffers); the op holds its descriptor open.
-        unsafe { self.ring().push(&sqe) }?;
+        unsafe { self.ring.push(&sqe) }?;
         Ok(id)
     }
 
@@ -182,7 +178,7 @@ impl<T: Copy> Driver<T> {
             });
         }
         // SAFETY: as in `submit`, for each op of the chain.
-        unsafe { self.ring().push_all(&sqes) }
+        unsafe { self.ring.push_all(&sqes) }
     }
 
     /// Asks the kernel to cancel operation `id` (its last completion follows,
@@ -193,7 +189,7 @@ impl<T: Copy> Driver<T> {
     pub(crate) fn cancel(&mut self, id: OpId) -> Result<(), Error> {
         let sqe = cancel::one(id.user_data()).user_data(INTERNAL);
         // SAFETY: a cancel names no memory.
-        unsafe { self.ring().push(&sqe) }
+        unsafe { self.ring.push(&sqe) }
     }
 
     /// Asks the kernel to cancel every operation on descriptor `fd`.
@@ -203,7 +199,7 @@ impl<T: Copy> Driver<T> {
     pub(crate) fn cancel_fd(&mut self, fd: std::os::fd::RawFd) -> Result<(), Error> {
         let sqe = cancel::fd(fd).user_data(INTERNAL);
         // SAFETY: a cancel names no memory.
-        unsafe { self.ring().push(&sqe) }
+        unsafe { self.ring.push(&sqe) }
     }
 
     /// Submits what is queued and waits for a completion or `wait` (`None`:
@@ -218,7 +214,7 @@ impl<T: Copy> Driver<T> {
     ) -> Result<(), Error> {
         out.clear();
         let mut cqes = std::mem::take(&mut self.cqes);
-        let r = self.ring().submit_and_wait(wait, &mut cqes);
+        let r = self.ring.submit_and_wait(wait, &mut cqes);
         for &(data, result, flags) in &cqes {
             if let Some(c) = self.complete(data, result, flags) {
                 out.push(c);

@@ -201,6 +201,15 @@ pub struct Engine {
     epoch_unix: u64,
 }
 
+/// The reserved addresses of `settings`, each with the MAC it is kept for.
+fn reservations(settings: &Settings) -> HashMap<Ipv4Addr, [u8; 6]> {
+    settings
+        .hosts
+        .iter()
+        .filter_map(|h| Some((h.ip?, h.mac)))
+        .collect()
+}
+
 /// The decided boot answer for one request.
 struct Boot<'a> {
     rule: &'a Rule,
@@ -211,11 +220,7 @@ impl Engine {
     /// An engine over `table` (replayed from the journal), started at `now`,
     /// when the wall clock read `unix` seconds.
     pub fn new(settings: Settings, table: Table, now: Instant, unix: u64) -> Self {
-        let reserved = settings
-            .hosts
-            .iter()
-            .filter_map(|h| Some((h.ip?, h.mac)))
-            .collect();
+        let reserved = reservations(&settings);
         let cursors = vec![0; settings.subnets.len()];
         Self {
             settings,
@@ -253,11 +258,7 @@ impl Engine {
     /// no pool and no reservation any more: they are kept until they expire
     /// and not renewed ([`Error::PoolGone`]).
     pub fn reconfigure(&mut self, settings: Settings, now: Instant) -> usize {
-        self.reserved = settings
-            .hosts
-            .iter()
-            .filter_map(|h| Some((h.ip?, h.mac)))
-            .collect();
+        self.reserved = reservations(&settings);
         self.cursors = vec![0; settings.subnets.len()];
         self.settings = settings;
         let unix = self.unix(now);
