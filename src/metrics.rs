@@ -6,7 +6,6 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
 
 use crate::proto::http::Served;
 use crate::proto::tftp::endpoint::Ended;
@@ -268,9 +267,4 @@ fn per_worker<T>(
     for (w, b) in blocks.iter().enumerate() {
         let _ = writeln!(out, "{name}{{worker=\"{w}\"}} {}", value(b));
     }
-}
-
-/// Seconds as Prometheus writes them.
-pub fn seconds(d: Duration) -> f64 {
-    d.as_secs_f64()
 }

@@ -124,11 +124,6 @@ fn bind_unix(path: &Path) -> Result<Server, String> {
 }
 
 impl Listeners {
-    /// Where the Unix socket is, when there is one.
-    pub fn socket(&self) -> Option<&Path> {
-        self.unix.as_ref().map(|u| u.1.as_path())
-    }
-
     /// Serves each listener on its own thread, for the life of the process.
     ///
     /// # Errors

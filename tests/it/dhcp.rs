@@ -854,25 +854,21 @@ fn a_reload_changes_pools_and_reservations_and_keeps_every_lease() {
     assert!(dora_ip(&c, "52:54:00:dd:00:04").starts_with("10.201.0.15"));
 
     // The admin API lists the leases and frees one, durably.
-    let api = |method: &str, path: &str| {
-        let (code, _, body) = crate::support::curl(&[
-            "--unix-socket",
-            server.admin.to_str().unwrap(),
-            "-X",
-            method,
-            &format!("http://rackboot{path}"),
-        ]);
-        (code, String::from_utf8_lossy(&body).into_owned())
-    };
-    let (code, body) = api("GET", "/api/v1/leases");
+    let (code, body) = server.api("GET", "/api/v1/leases");
     assert_eq!(code, 200, "{body}");
     let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
     let find = |ip: &str| listed.as_array().unwrap().iter().any(|l| l["ip"] == ip);
     assert!(find(&first) && find("10.201.0.42"), "{body}");
     assert!(body.contains("52:54:00:dd:00:02"), "{body}");
-    assert_eq!(api("DELETE", &format!("/api/v1/leases/{first}")).0, 200);
-    assert_eq!(api("DELETE", &format!("/api/v1/leases/{first}")).0, 404);
-    assert_eq!(api("DELETE", "/api/v1/leases/not-an-ip").0, 400);
+    assert_eq!(
+        server.api("DELETE", &format!("/api/v1/leases/{first}")).0,
+        200
+    );
+    assert_eq!(
+        server.api("DELETE", &format!("/api/v1/leases/{first}")).0,
+        404
+    );
+    assert_eq!(server.api("DELETE", "/api/v1/leases/not-an-ip").0, 400);
     let held = leases(&dir.0.join("leases"));
     assert!(
         !held.iter().any(|(ip, _)| *ip == first),

@@ -13,18 +13,6 @@ use std::time::{Duration, Instant};
 
 use crate::support::{curl, run, sha256, Fixture, Server, TempDir};
 
-/// GET `path` over the admin socket: (status, body).
-fn admin(server: &Server, method: &str, path: &str) -> (u16, String) {
-    let (code, _, body) = curl(&[
-        "--unix-socket",
-        server.admin.to_str().unwrap(),
-        "-X",
-        method,
-        &format!("http://rackboot{path}"),
-    ]);
-    (code, String::from_utf8(body).unwrap())
-}
-
 /// The JSON number `key` in `body`.
 fn number(body: &str, key: &str) -> u64 {
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
@@ -198,7 +186,7 @@ fn transfers_straddling_a_reload_keep_their_bytes_and_new_requests_get_the_new_o
             "127.0.0.1:0",
         ],
     );
-    let (code, body) = admin(&server, "GET", "/api/v1/status");
+    let (code, body) = server.api("GET", "/api/v1/status");
     assert_eq!((code, number(&body, "generation")), (200, 0), "{body}");
 
     // 200 downloads of 40 MB and 50 TFTP transfers of ipxe.efi, each paused part way
@@ -300,10 +288,10 @@ fn transfers_straddling_a_reload_keep_their_bytes_and_new_requests_get_the_new_o
     let (ok, _, stderr) = crate::support::reload(&server.admin);
     assert!(!ok, "a broken config must be refused");
     assert!(stderr.contains("bogus_key"), "{stderr}");
-    let (code, body) = admin(&server, "POST", "/api/v1/reload");
+    let (code, body) = server.api("POST", "/api/v1/reload");
     assert_eq!(code, 422, "{body}");
     assert!(body.contains("bogus_key"), "{body}");
-    let (code, body) = admin(&server, "GET", "/api/v1/status");
+    let (code, body) = server.api("GET", "/api/v1/status");
     assert_eq!(code, 200);
     assert_eq!(number(&body, "generation"), 2, "{body}");
     assert_eq!(number(&body, "reloads_failed"), 2, "{body}");
@@ -331,7 +319,7 @@ fn the_admin_api_answers_on_its_socket_and_on_tcp_only_with_the_token() {
     );
     let server = Server::start(&f.root(), &["--config", config.to_str().unwrap()]);
 
-    let (code, body) = admin(&server, "GET", "/api/v1/files");
+    let (code, body) = server.api("GET", "/api/v1/files");
     assert_eq!(code, 200, "{body}");
     let files: serde_json::Value = serde_json::from_str(&body).unwrap();
     let big = files
@@ -341,20 +329,20 @@ fn the_admin_api_answers_on_its_socket_and_on_tcp_only_with_the_token() {
         .find(|f| f["path"] == "/big.bin")
         .unwrap_or_else(|| panic!("no /big.bin in {body}"));
     assert_eq!(big["bytes"].as_u64(), Some(f.big.len() as u64));
-    let (code, body) = admin(&server, "GET", "/api/v1/status");
+    let (code, body) = server.api("GET", "/api/v1/status");
     assert_eq!(code, 200);
     assert_eq!(
         number(&body, "files"),
         files.as_array().unwrap().len() as u64
     );
-    assert_eq!(admin(&server, "GET", "/api/v1/nothing").0, 404);
+    assert_eq!(server.api("GET", "/api/v1/nothing").0, 404);
     assert_eq!(
-        admin(&server, "GET", "/api/v1/leases").0,
+        server.api("GET", "/api/v1/leases").0,
         409,
         "DHCP is off here"
     );
-    assert_eq!(admin(&server, "GET", "/api/v1/reload").0, 405);
-    assert_eq!(admin(&server, "DELETE", "/api/v1/status").0, 405);
+    assert_eq!(server.api("GET", "/api/v1/reload").0, 405);
+    assert_eq!(server.api("DELETE", "/api/v1/status").0, 405);
     // A keep-alive connection opened before the reload gets the new files
     // for its requests after it.
     let mut kept = TcpStream::connect(server.addr).unwrap();
@@ -363,7 +351,7 @@ fn the_admin_api_answers_on_its_socket_and_on_tcp_only_with_the_token() {
         std::fs::read(f.root().join("boot.ipxe")).unwrap()
     );
     std::fs::write(f.root().join("boot.ipxe"), b"#!ipxe\necho after\n").unwrap();
-    let (code, body) = admin(&server, "POST", "/api/v1/reload");
+    let (code, body) = server.api("POST", "/api/v1/reload");
     assert_eq!((code, number(&body, "generation")), (200, 1), "{body}");
     assert_eq!(get_on(&mut kept, "/boot.ipxe"), b"#!ipxe\necho after\n");
 
@@ -416,7 +404,7 @@ fn watch_reloads_a_changed_tree_once_and_refuses_a_broken_config() {
     until_served(&server, "/boot.ipxe", b"#!ipxe\necho watched\n");
     until_served(&server, "/new-9.txt", b"file 9");
     std::thread::sleep(Duration::from_secs(1));
-    let (_, body) = admin(&server, "GET", "/api/v1/status");
+    let (_, body) = server.api("GET", "/api/v1/status");
     assert_eq!(
         number(&body, "reloads"),
         1,

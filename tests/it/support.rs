@@ -156,6 +156,18 @@ impl Server {
         }
     }
 
+    /// `method path` on its admin socket: (status, body).
+    pub(crate) fn api(&self, method: &str, path: &str) -> (u16, String) {
+        let (code, _, body) = curl(&[
+            "--unix-socket",
+            self.admin.to_str().unwrap(),
+            "-X",
+            method,
+            &format!("http://rackboot{path}"),
+        ]);
+        (code, String::from_utf8_lossy(&body).into_owned())
+    }
+
     /// Its process id (for signals).
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
