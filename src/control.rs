@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::config::dhcp::Dhcp;
-use crate::config::Config;
+use crate::config::{Admin, Backend, Config};
 use crate::io::dhcp::{Command, LeaseView, Mailbox, Unanswered};
 use crate::metrics::Metrics;
 use crate::proto::dhcp::Settings;
@@ -50,62 +50,52 @@ pub type Rebuild = Box<dyn Fn(&Snapshot) -> Result<(Config, Snapshot), String> +
 /// the DHCP engine), as they were at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Fixed {
-    http: String,
-    tftp: String,
+    http: std::net::SocketAddr,
+    tftp: Option<(std::net::SocketAddr, bool)>,
     workers: usize,
-    backend: String,
-    /// The DHCP interface and lease file (the rest of `[dhcp]` reloads).
-    dhcp: String,
-    admin: String,
+    backend: Backend,
+    /// The DHCP worker's sockets and journal: interface, lease file, probes
+    /// on or off, router advertisements (the rest of `[dhcp]` reloads).
+    dhcp: Option<(String, std::path::PathBuf, bool, bool)>,
+    admin: Admin,
 }
 
 impl Fixed {
     fn of(c: &Config) -> Self {
         Self {
-            http: c.http.listen.to_string(),
-            tftp: format!("{:?}", c.tftp.map(|t| (t.listen, t.single_port))),
+            http: c.http.listen,
+            tftp: c.tftp.map(|t| (t.listen, t.single_port)),
             workers: c.workers,
-            backend: format!("{:?}", c.backend),
-            // The DHCP worker keeps its sockets and journal; its pools,
-            // reservations, options and rules reload.
-            dhcp: format!(
-                "{:?}",
-                c.dhcp.as_ref().map(|d| (
-                    &d.interface,
-                    &d.lease_file,
+            backend: c.backend,
+            dhcp: c.dhcp.as_ref().map(|d| {
+                (
+                    d.interface.clone(),
+                    d.lease_file.clone(),
                     d.probe.is_zero(),
-                    d.router_advertisement
-                ))
-            ),
-            admin: format!("{:?}", c.admin),
+                    d.router_advertisement,
+                )
+            }),
+            admin: c.admin.clone(),
         }
     }
 
     /// What `next` changes that needs a restart.
     fn differences(&self, next: &Fixed) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut check = |what: &str, a: &str, b: &str| {
-            if a != b {
-                out.push(format!(
-                    "{what} changed: it takes effect at the next restart"
-                ));
-            }
-        };
-        check("http.listen", &self.http, &next.http);
-        check("[tftp] listen or single_port", &self.tftp, &next.tftp);
-        check(
-            "workers",
-            &self.workers.to_string(),
-            &next.workers.to_string(),
-        );
-        check("backend", &self.backend, &next.backend);
-        check(
-            "[dhcp] on or off, interface, lease_file, probe_ms on or off, router_advertisement",
-            &self.dhcp,
-            &next.dhcp,
-        );
-        check("[admin]", &self.admin, &next.admin);
-        out
+        [
+            ("http.listen", self.http != next.http),
+            ("[tftp] listen or single_port", self.tftp != next.tftp),
+            ("workers", self.workers != next.workers),
+            ("backend", self.backend != next.backend),
+            (
+                "[dhcp] on or off, interface, lease_file, probe_ms on or off, router_advertisement",
+                self.dhcp != next.dhcp,
+            ),
+            ("[admin]", self.admin != next.admin),
+        ]
+        .into_iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(what, _)| format!("{what} changed: it takes effect at the next restart"))
+        .collect()
     }
 }
 
@@ -302,11 +292,7 @@ impl Control {
             .dhcp_config
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if current
-            .as_ref()
-            .is_some_and(|c| format!("{c:?}") == format!("{next:?}"))
-            || Fixed::of(config).dhcp != self.fixed.dhcp
-        {
+        if current.as_ref() == Some(next) || Fixed::of(config).dhcp != self.fixed.dhcp {
             return Ok(None);
         }
         let prepared = crate::io::dhcp::prepare(next, snapshot);
@@ -329,7 +315,7 @@ impl Control {
                 .saturating_duration_since(self.started)
                 .as_secs(),
             workers: self.fixed.workers,
-            backend: self.fixed.backend.to_lowercase(),
+            backend: format!("{:?}", self.fixed.backend).to_lowercase(),
             files: snapshot.len(),
             bytes: snapshot.total_bytes(),
             reloads: counts.done,

@@ -20,7 +20,7 @@ pub const DEFAULT_LEASE_FILE: &str = "/var/lib/rackboot/dhcp.leases";
 pub const DEFAULT_LEASE_SECS: i64 = 3600;
 
 /// DHCP settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dhcp {
     /// The interface answered on.
     pub interface: String,
