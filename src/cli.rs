@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod admin;
 mod storm;
 
 use clap::{Parser, Subcommand};
@@ -25,8 +26,13 @@ enum Command {
     Serve(Common),
     /// Validate a configuration and print what it would serve, with totals.
     Check(Common),
-    /// List the DHCP leases in the lease journal (read-only; safe while serving).
-    Leases(Common),
+    /// The running server's DHCP leases (`list`, `free IP`), through its admin
+    /// socket; with --dhcp-lease-file or --config and no subcommand, read the
+    /// lease journal itself (read-only; for a stopped server).
+    Leases(LeasesArgs),
+    /// The machines the running server knows (`list`, `show`, `set`, `delete`),
+    /// through its admin socket.
+    Machines(admin::MachinesArgs),
     /// Play N machines booting at once and report how long each phase made them wait
     /// (without --interface: against an in-process rackboot on loopback).
     Storm(storm::Args),
@@ -40,6 +46,14 @@ pub(crate) struct ReloadArgs {
     /// The server's admin socket [default: /run/rackboot/admin.sock].
     #[arg(long, value_name = "PATH")]
     admin_socket: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct LeasesArgs {
+    #[command(subcommand)]
+    action: Option<admin::LeaseAction>,
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(Debug, clap::Args)]
@@ -109,12 +123,25 @@ struct Common {
     #[arg(long, value_name = "PATH", value_parser = parse_tftp_send)]
     tftp_send: Option<config::TftpSend>,
     /// The admin API's Unix socket [default: /run/rackboot/admin.sock; "" for none].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = path_or_empty)]
     admin_socket: Option<PathBuf>,
+    /// With --kernel: install each machine once, then boot it from its disk
+    /// (netboot `local`) once its installer fetched its done URL.
+    #[arg(long)]
+    once: bool,
+    /// The machines state file: the admin API's machine changes and
+    /// install-once state [default: /var/lib/rackboot/machines.state].
+    #[arg(long, value_name = "FILE")]
+    boot_state_file: Option<PathBuf>,
     /// Reload whenever the config file, the served tree or a boot file changes
     /// (debounced: a burst of changes is one reload).
     #[arg(long)]
     watch: bool,
+}
+
+/// A path, where "" is a value (it turns the thing off), not a missing one.
+fn path_or_empty(s: &str) -> Result<PathBuf, String> {
+    Ok(PathBuf::from(s))
 }
 
 pub(crate) fn parse_backend(s: &str) -> Result<config::Backend, String> {
@@ -165,15 +192,28 @@ fn parse_level(s: &str) -> Result<Level, String> {
 impl Args {
     fn common(&self) -> Option<&Common> {
         match &self.command {
-            Command::Serve(c) | Command::Check(c) | Command::Leases(c) => Some(c),
-            Command::Storm(_) | Command::Reload(_) => None,
+            Command::Serve(c) | Command::Check(c) => Some(c),
+            Command::Leases(l) => Some(&l.common),
+            Command::Storm(_) | Command::Reload(_) | Command::Machines(_) => None,
         }
     }
 
-    /// The reload's options, when the subcommand is `reload` (it reads no config).
-    pub(crate) fn reload(&self) -> Option<&ReloadArgs> {
+    /// Runs a subcommand that only asks the running server (it reads no
+    /// configuration): its exit code.
+    pub(crate) fn ask_server(&self) -> Option<ExitCode> {
         match &self.command {
-            Command::Reload(r) => Some(r),
+            Command::Reload(r) => Some(reload(r)),
+            Command::Machines(m) => Some(admin::machines(m)),
+            Command::Leases(l) => {
+                let from_file = l.common.dhcp_lease_file.is_some() || l.common.config.is_some();
+                match (&l.action, from_file) {
+                    (Some(a), _) => Some(admin::leases(a)),
+                    (None, true) => None,
+                    (None, false) => Some(admin::leases(&admin::LeaseAction::List {
+                        socket: admin::Socket::from_common(l.common.admin_socket.clone()),
+                    })),
+                }
+            }
             _ => None,
         }
     }
@@ -224,6 +264,8 @@ fn overrides(c: &Common) -> Overrides {
         http_body: c.http_body,
         tftp_send: c.tftp_send,
         admin_socket: c.admin_socket.clone(),
+        once: c.once,
+        boot_state_file: c.boot_state_file.clone(),
     }
 }
 
@@ -232,7 +274,8 @@ pub(crate) fn run(args: Args, config: Config) -> ExitCode {
     let result = match args.command {
         Command::Serve(ref c) => serve(&config, c),
         Command::Check(ref c) => check(&config, c.config.as_deref()),
-        Command::Leases(ref c) => leases(&config, c.dhcp_lease_file.as_deref()),
+        Command::Leases(ref l) => leases(&config, l.common.dhcp_lease_file.as_deref()),
+        Command::Machines(ref m) => return admin::machines(m),
         Command::Storm(ref s) => return storm::run(s),
         Command::Reload(ref r) => return reload(r),
     };

@@ -16,6 +16,7 @@ pub mod config;
 pub mod control;
 pub mod io;
 pub mod lease;
+pub mod machines;
 pub mod metrics;
 pub mod proto;
 pub mod runtime;

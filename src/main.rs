@@ -11,8 +11,8 @@ use rackboot::config::{Level, LogFormat};
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
-    if let Some(reload) = args.reload() {
-        return cli::reload(reload);
+    if let Some(code) = args.ask_server() {
+        return code;
     }
     if let Some(storm) = args.storm() {
         install_logging(LogFormat::Text, Level::Warn);

@@ -10,6 +10,7 @@ use std::sync::{mpsc, Arc};
 use crate::config::{Backend, Config, TftpSend};
 use crate::control::{Control, Rebuild};
 use crate::io::{self, http::Worker, socket};
+use crate::machines::Book;
 use crate::metrics::Metrics;
 use crate::store::{Published, Snapshot};
 
@@ -26,7 +27,8 @@ pub fn serve(
     watch: Vec<crate::watch::Watch>,
 ) -> Result<(), io::Error> {
     let bound = bind(config)?;
-    let published = publish(config, snapshot);
+    let book = open_book(config).map_err(io::Error::Admin)?;
+    let published = publish(config, snapshot, &book).map_err(io::Error::Admin)?;
     let mailbox = match &config.dhcp {
         Some(_) => Some(io::dhcp::Mailbox::new().map_err(|source| io::Error::Poll {
             worker: 0,
@@ -42,6 +44,7 @@ pub fn serve(
         rebuild,
         mailbox.clone(),
         Arc::clone(&metrics),
+        book,
     ));
     let admin = crate::admin::bind(&config.admin).map_err(io::Error::Admin)?;
     admin
@@ -79,10 +82,47 @@ fn reload_on_sighup(control: Arc<Control>) -> Result<(), io::Error> {
         .map_err(spawn_failed)
 }
 
-/// The first generation: `snapshot` with the config's boot profiles.
-pub fn publish(config: &Config, snapshot: Snapshot) -> Arc<Published> {
-    let profiles = config.boot.as_ref().map(|b| Arc::clone(&b.profiles));
-    Published::new(Arc::new(snapshot.with_profiles(profiles)))
+/// The machines' book of a server with `config`: its state file when it
+/// serves profiles. A default file that cannot be opened leaves the admin
+/// API's machine changes and install-once off, with a warning; a configured
+/// one stops the start.
+///
+/// # Errors
+/// `boot.state_file` (or `--boot-state-file`) cannot be opened or read.
+pub fn open_book(config: &Config) -> Result<Arc<Book>, String> {
+    let Some(boot) = &config.boot else {
+        return Ok(Arc::new(Book::memory(
+            "this server started without boot profiles, so it keeps no machines state file",
+        )));
+    };
+    let (path, default) = &boot.state_file;
+    match Book::open(path) {
+        Ok(b) => Ok(Arc::new(b)),
+        Err(e) if *default => {
+            tracing::warn!("{e}; machine changes through the admin API and install-once are off (set boot.state_file)");
+            Ok(Arc::new(Book::memory(&format!(
+                "{e}: set boot.state_file to a file this server can write, and restart"
+            ))))
+        }
+        Err(e) => Err(format!("{e} (boot.state_file)")),
+    }
+}
+
+/// The first generation: `snapshot` with the config's boot profiles and
+/// the machines of `book`.
+///
+/// # Errors
+/// A machine the admin API changed no longer fits the profiles.
+pub fn publish(
+    config: &Config,
+    snapshot: Snapshot,
+    book: &Arc<Book>,
+) -> Result<Arc<Published>, String> {
+    let profiles = match &config.boot {
+        Some(b) => Some(Arc::new(b.profiles.with_book(Arc::clone(book))?)),
+        None => None,
+    };
+    Ok(Published::new(Arc::new(snapshot.with_profiles(profiles))))
 }
 
 /// The server's sockets, bound and not yet served: where they listen is known

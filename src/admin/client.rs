@@ -15,7 +15,7 @@ const TIMEOUT: Duration = Duration::from_secs(300);
 /// The socket cannot be reached (the text says what to check), or the answer
 /// is not HTTP.
 pub fn post(socket: &Path, path: &str) -> Result<(u16, String), String> {
-    request(socket, "POST", path)
+    request(socket, "POST", path, b"")
 }
 
 /// Sends `GET path` to the admin socket at `socket`: the answer's status and body.
@@ -23,10 +23,20 @@ pub fn post(socket: &Path, path: &str) -> Result<(u16, String), String> {
 /// # Errors
 /// As [`post`].
 pub fn get(socket: &Path, path: &str) -> Result<(u16, String), String> {
-    request(socket, "GET", path)
+    request(socket, "GET", path, b"")
 }
 
-fn request(socket: &Path, method: &str, path: &str) -> Result<(u16, String), String> {
+/// Sends `method path` with `body` (JSON) to the admin socket at `socket`:
+/// the answer's status and body.
+///
+/// # Errors
+/// As [`post`].
+pub fn request(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Result<(u16, String), String> {
     let mut stream = UnixStream::connect(socket).map_err(|e| {
         format!(
             "cannot reach the server's admin socket {}: {e} (is rackboot serving, as this user or root? \
@@ -37,8 +47,11 @@ fn request(socket: &Path, method: &str, path: &str) -> Result<(u16, String), Str
     let _ = stream.set_read_timeout(Some(TIMEOUT));
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: rackboot\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: rackboot\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
     )
+    .and_then(|()| stream.write_all(body))
     .map_err(|e| format!("admin socket {}: {e}", socket.display()))?;
     let mut answer = Vec::new();
     stream

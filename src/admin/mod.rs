@@ -8,6 +8,11 @@
 //!   (200 with what was loaded; 422 with the reason when refused, nothing changed);
 //! - `GET /api/v1/leases`: every lease of the DHCP worker's table;
 //! - `DELETE /api/v1/leases/{ip}`: free one, durably before the answer;
+//! - `GET /api/v1/machines`, `GET /api/v1/machines/{mac}`: every machine the
+//!   server knows (inventory, API changes, seen, leased) and what it boots;
+//! - `PUT`/`PATCH /api/v1/machines/{mac}` (JSON: hostname, profile, labels,
+//!   vars, netboot) and `DELETE`: checked against the profiles (422), durable
+//!   before the answer;
 //! - `GET /metrics`: Prometheus' text format (also alone, without a token, on
 //!   `admin.metrics_listen`).
 //!
@@ -22,7 +27,8 @@ use serde::Serialize;
 use tiny_http::{Header, Method, Request, Response, Server};
 
 use crate::config::Admin;
-use crate::control::Control;
+use crate::control::{Control, Refused};
+use crate::machines::Mac;
 
 pub mod client;
 
@@ -219,20 +225,98 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn answer(control: &Control, request: Request, token: Option<&str>) {
+/// The largest request body read (a machine's JSON).
+const MAX_BODY: u64 = 1 << 20;
+
+fn answer(control: &Control, mut request: Request, token: Option<&str>) {
     let response = if token.is_some_and(|t| !authorized(&request, t)) {
         error(
             401,
             "this listener needs `Authorization: Bearer <token>` (admin.token_file)",
         )
+    } else if request.body_length().is_some_and(|n| n as u64 > MAX_BODY) {
+        error(413, "the body is larger than 1 MiB")
     } else {
-        route(control, request.method(), request.url())
+        let mut body = Vec::new();
+        match io::Read::read_to_end(
+            &mut io::Read::take(request.as_reader(), MAX_BODY + 1),
+            &mut body,
+        ) {
+            Ok(_) if body.len() as u64 > MAX_BODY => error(413, "the body is larger than 1 MiB"),
+            Ok(_) => route(control, request.method(), request.url(), &body),
+            Err(e) => error(400, &format!("cannot read the body: {e}")),
+        }
     };
     let _ = request.respond(response);
 }
 
-fn route(control: &Control, method: &Method, url: &str) -> Response<io::Cursor<Vec<u8>>> {
+fn refused(r: Refused) -> Response<io::Cursor<Vec<u8>>> {
+    match r {
+        Refused::Bad(e) => error(400, &e),
+        Refused::Missing(e) => error(404, &e),
+        Refused::Conflict(e) => error(409, &e),
+        Refused::Unfit(e) => error(422, &e),
+    }
+}
+
+fn machines(
+    control: &Control,
+    method: &Method,
+    rest: &str,
+    body: &[u8],
+) -> Response<io::Cursor<Vec<u8>>> {
+    if rest.is_empty() {
+        return match method {
+            Method::Get => match control.machines() {
+                Ok(m) => json(200, &m),
+                Err(e) => refused(e),
+            },
+            _ => error(
+                405,
+                "use GET (a machine's own path takes PUT, PATCH, DELETE)",
+            ),
+        };
+    }
+    let Some(mac) = Mac::parse(rest) else {
+        return error(
+            400,
+            "the path names no MAC: /api/v1/machines/52:54:00:12:34:56",
+        );
+    };
+    let done = match method {
+        Method::Get => control.machine(mac).map(|m| json(200, &m)),
+        Method::Put => control.set_machine(mac, body, true).map(|m| json(200, &m)),
+        Method::Patch => control.set_machine(mac, body, false).map(|m| json(200, &m)),
+        Method::Delete => control.delete_machine(mac).map(|()| {
+            json(
+                200,
+                &Deleted {
+                    deleted: mac.to_string(),
+                },
+            )
+        }),
+        _ => return error(405, "use GET, PUT, PATCH or DELETE"),
+    };
+    done.unwrap_or_else(refused)
+}
+
+#[derive(Serialize)]
+struct Deleted {
+    deleted: String,
+}
+
+fn route(
+    control: &Control,
+    method: &Method,
+    url: &str,
+    body: &[u8],
+) -> Response<io::Cursor<Vec<u8>>> {
     let path = url.split('?').next().unwrap_or(url);
+    if let Some(rest) = path.strip_prefix("/api/v1/machines") {
+        if rest.is_empty() || rest.starts_with('/') {
+            return machines(control, method, rest.trim_start_matches('/'), body);
+        }
+    }
     match (method, path) {
         (Method::Get, "/api/v1/status") => json(200, &control.status()),
         (Method::Get, "/api/v1/files") => json(200, &control.files()),
@@ -262,7 +346,8 @@ fn route(control: &Control, method: &Method, url: &str) -> Response<io::Cursor<V
         (_, "/api/v1/reload") => error(405, "use POST"),
         _ => error(
             404,
-            "no such endpoint: GET /api/v1/status, /api/v1/files, /api/v1/leases; POST /api/v1/reload; DELETE /api/v1/leases/{ip}",
+            "no such endpoint: GET /api/v1/status, /api/v1/files, /api/v1/leases, /api/v1/machines; \
+             POST /api/v1/reload; DELETE /api/v1/leases/{ip}; GET/PUT/PATCH/DELETE /api/v1/machines/{mac}",
         ),
     }
 }

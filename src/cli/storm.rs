@@ -204,7 +204,13 @@ fn self_mode(
     std::thread::Builder::new()
         .name("rackboot-server".into())
         .spawn(move || {
-            if let Err(e) = bound.run(&config, rackboot::runtime::publish(&config, snapshot)) {
+            let book = std::sync::Arc::new(rackboot::machines::Book::memory(
+                "the storm's in-process server keeps no machines state",
+            ));
+            let result = rackboot::runtime::publish(&config, snapshot, &book)
+                .map_err(|e| e.to_string())
+                .and_then(|p| bound.run(&config, p).map_err(|e| e.to_string()));
+            if let Err(e) = result {
                 eprintln!("rackboot storm: the in-process server stopped: {e}");
             }
         })

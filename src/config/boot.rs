@@ -11,6 +11,7 @@ use std::sync::Arc;
 use toml::Spanned;
 
 use super::{file, Error, Overrides, Validator};
+use crate::machines::Netboot;
 use crate::proto::boot::{Mac, Machine, Match, Paths, Profile, Profiles};
 
 /// The profile `--kernel` makes.
@@ -33,7 +34,12 @@ pub struct Boot {
     /// Serve iPXE's binaries from the machine's ipxe package where the root has
     /// none (the built-in defaults).
     pub find_ipxe: bool,
+    /// The machines state file, and whether it is the default one.
+    pub state_file: (PathBuf, bool),
 }
+
+/// Where the machines state file is unless configured.
+pub const DEFAULT_STATE_FILE: &str = "/var/lib/rackboot/machines.state";
 
 impl Validator<'_> {
     pub(super) fn boot(
@@ -57,6 +63,28 @@ impl Validator<'_> {
         let paths = Paths {
             script: self.url_path(b.script_path.as_ref(), "boot.script_path", "/boot.ipxe")?,
             config: self.url_path(b.config_path.as_ref(), "boot.config_path", "/config")?,
+            done: self.url_path(b.done_path.as_ref(), "boot.done_path", "/done")?,
+        };
+        if paths.done == paths.script || paths.done == paths.config {
+            return Err(self.invalid(
+                b.done_path.as_ref().map(|s| s.span().start),
+                "boot.done_path",
+                format!("is {:?}, a page's own path", paths.done),
+                "give done URLs their own prefix, e.g. \"/done\"",
+            ));
+        }
+        let state_file = match (&cli.boot_state_file, &b.state_file) {
+            (Some(p), _) => (p.clone(), false),
+            (None, Some(p)) if p.get_ref().is_empty() => {
+                return Err(self.invalid(
+                    Some(p.span().start),
+                    "boot.state_file",
+                    "is empty".into(),
+                    format!("name a file (default {DEFAULT_STATE_FILE:?})"),
+                ))
+            }
+            (None, Some(p)) => (PathBuf::from(p.get_ref()), false),
+            (None, None) => (PathBuf::from(DEFAULT_STATE_FILE), true),
         };
         let mut profiles = Vec::new();
         let mut names = HashSet::new();
@@ -120,6 +148,7 @@ impl Validator<'_> {
             profiles: Arc::new(compiled),
             files,
             find_ipxe: cli.kernel.is_some(),
+            state_file,
         }))
     }
 
@@ -189,6 +218,8 @@ impl Validator<'_> {
                 labels: p.matches.labels.clone(),
             },
             vars: p.vars.clone(),
+            once: p.once,
+            local: self.template(p.local.as_ref(), "profile.local")?,
             name,
         })
     }
@@ -267,6 +298,8 @@ impl Validator<'_> {
             config: Some(config),
             matches: Match::default(),
             vars: BTreeMap::new(),
+            once: cli.once,
+            local: None,
         };
         Ok((profile, files))
     }
@@ -301,7 +334,19 @@ impl Validator<'_> {
                     ));
                 }
             }
+            let netboot = match &m.netboot {
+                Some(n) => Some(Netboot::parse(n.get_ref()).ok_or_else(|| {
+                    self.invalid(
+                        Some(n.span().start),
+                        "machine.netboot",
+                        format!("is {:?}", n.get_ref()),
+                        "write \"install\", \"local\" or \"always\"",
+                    )
+                })?),
+                None => None,
+            };
             out.push(Machine {
+                netboot,
                 mac,
                 hostname: m.hostname.clone(),
                 profile: m.profile.as_ref().map(|p| p.get_ref().clone()),

@@ -71,6 +71,10 @@ pub struct BootPages {
     pub default: Option<Spanned<String>>,
     /// `host[:port]` in generated URLs when a request has no `Host`.
     pub server: Option<Spanned<String>>,
+    /// URL path prefix of installers' done URLs.
+    pub done_path: Option<Spanned<String>>,
+    /// The machines state file (the admin API's changes, install-once state).
+    pub state_file: Option<Spanned<String>>,
 }
 
 /// `[[profile]]`
@@ -97,6 +101,11 @@ pub struct Profile {
     /// Template variables.
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
+    /// Install once, then boot local.
+    #[serde(default)]
+    pub once: bool,
+    /// Local-boot script template file.
+    pub local: Option<Spanned<String>>,
 }
 
 /// `[profile.match]`
@@ -139,6 +148,8 @@ pub struct Machine {
     /// Template variables over the profile's.
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
+    /// `install`, `local` or `always`.
+    pub netboot: Option<Spanned<String>>,
 }
 
 /// `[http]`

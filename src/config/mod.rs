@@ -105,6 +105,10 @@ pub struct Overrides {
     pub tftp_send: Option<TftpSend>,
     /// `--admin-socket`.
     pub admin_socket: Option<PathBuf>,
+    /// `--once`: the `--kernel` profile installs each machine once.
+    pub once: bool,
+    /// `--boot-state-file`: the machines state file.
+    pub boot_state_file: Option<PathBuf>,
 }
 
 /// Validated configuration.

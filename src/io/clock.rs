@@ -61,4 +61,9 @@ impl DateCache {
     pub fn text(&self) -> &str {
         &self.text
     }
+
+    /// The unix seconds of the last refresh.
+    pub fn secs(&self) -> u64 {
+        self.secs
+    }
 }

@@ -233,6 +233,7 @@ impl Worker {
             date: self.date.text(),
             boot: slot.snapshot.profiles(),
             peer: Some(slot.peer.ip()),
+            unix_secs: self.date.secs(),
         };
         let mut budget = TURN_BUDGET;
         let mut closed = false;

@@ -71,6 +71,8 @@ fn profiles() -> &'static Profiles {
                 ..Match::default()
             },
             vars: Default::default(),
+            once: true,
+            local: None,
         };
         Profiles::new(
             Paths::default(),
@@ -91,6 +93,7 @@ pub fn boot_query(data: &[u8]) {
     let origin = Origin {
         host: Some(host),
         peer: None,
+        unix_secs: 0,
     };
     let p = profiles();
     if let Some(page) = p.answer("/boot.ipxe", query, origin) {
@@ -101,6 +104,11 @@ pub fn boot_query(data: &[u8]) {
     }
     if let Some(page) = p.answer("/config", query, origin) {
         assert!(page.body.lines().count() == 1, "{:?}", page.body);
+    }
+    // A done URL made of anything: never honoured without its signature.
+    let done = format!("/done/{query}");
+    if let Some(page) = p.answer(&done, "", origin) {
+        assert_eq!(page.status, 404, "{done:?}: {:?}", page.body);
     }
 }
 
@@ -127,6 +135,7 @@ pub fn engine(data: &[u8]) {
         date: "Wed, 25 Nov 2026 00:00:00 GMT",
         boot: Some(profiles()),
         peer: Some(std::net::IpAddr::from([192, 0, 2, 77])),
+        unix_secs: 0,
     };
     let mut rest = data;
     while let Some((&ctl, tail)) = rest.split_first() {

@@ -14,6 +14,7 @@ mod dhcp;
 mod firmware;
 mod fuzz_replay;
 mod loopback;
+mod machines;
 mod metrics;
 mod netns;
 mod ns;

@@ -88,6 +88,11 @@ impl Server {
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let admin =
             std::env::temp_dir().join(format!("rackboot-it-admin-{}-{n}.sock", std::process::id()));
+        // Each server its own machines state file, never the system's.
+        let state = admin.with_extension("machines");
+        if !extra.contains(&"--boot-state-file") {
+            let _ = std::fs::remove_file(&state);
+        }
         let mut child = rackboot_in(netns)
             .args(["serve", "--http", &format!("{ip}:0"), "--root"])
             .arg(root)
@@ -101,6 +106,16 @@ impl Server {
                 None
             } else {
                 Some(&admin)
+            })
+            .args(if extra.contains(&"--boot-state-file") {
+                &[][..]
+            } else {
+                &["--boot-state-file"][..]
+            })
+            .args(if extra.contains(&"--boot-state-file") {
+                None
+            } else {
+                Some(&state)
             })
             .args(if extra.contains(&"--workers") {
                 &[][..]
@@ -168,6 +183,22 @@ impl Server {
         (code, String::from_utf8_lossy(&body).into_owned())
     }
 
+    /// `method path` with a JSON `body` on its admin socket: (status, body).
+    pub(crate) fn api_json(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let (code, _, body) = curl(&[
+            "--unix-socket",
+            self.admin.to_str().unwrap(),
+            "-X",
+            method,
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            body,
+            &format!("http://rackboot{path}"),
+        ]);
+        (code, String::from_utf8_lossy(&body).into_owned())
+    }
+
     /// Its process id (for signals).
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
@@ -192,6 +223,7 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.admin);
+        let _ = std::fs::remove_file(self.admin.with_extension("machines"));
     }
 }
 

@@ -370,6 +370,7 @@ impl Worker {
             date: self.date.text(),
             boot: slot.snapshot.profiles(),
             peer: Some(slot.peer.ip()),
+            unix_secs: self.date.secs(),
         };
         let mut closing = false;
         if !slot.out.send_inflight && !slot.out.splice_inflight {

@@ -22,10 +22,13 @@ mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 pub use facts::{glob, Facts, Mac};
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
+
+use crate::machines::{Book, Netboot, Overlay, Phase, Seen};
 
 /// The built-in script: the profile's kernel with its command line, its initrds,
 /// boot. `initrd=NAME` lets an EFI kernel find each initrd iPXE loaded.
@@ -34,6 +37,14 @@ pub const DEFAULT_SCRIPT: &str = "#!ipxe\n\
     kernel {{ kernel_url }}{% for n in initrd_names %} initrd={{ n }}{% endfor %} {{ cmdline }}\n\
     {% for u in initrd_urls %}initrd {{ u }}\n{% endfor %}\
     boot\n";
+
+/// The built-in local-boot script, for a machine whose `netboot` is `local`:
+/// iPXE's `exit` returns to the firmware, which tries its next boot device
+/// (UEFI's boot manager its next entry; a BIOS its next device after the
+/// network ROM).
+pub const DEFAULT_LOCAL: &str = "#!ipxe\n\
+    echo rackboot: {{ mac }} is installed (netboot local): booting the next device\n\
+    exit\n";
 
 /// Which machines a profile takes: every key given must fit (any item of a list).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -92,6 +103,11 @@ pub struct Profile {
     pub matches: Match,
     /// Variables for its templates (`vars.NAME`).
     pub vars: BTreeMap<String, String>,
+    /// Install once: its machines boot `local` once the installer reported
+    /// done (their `netboot` starts as `install`, else `always`).
+    pub once: bool,
+    /// Local-boot script template; `None` for [`DEFAULT_LOCAL`].
+    pub local: Option<String>,
 }
 
 /// One machine of the inventory.
@@ -107,6 +123,27 @@ pub struct Machine {
     pub labels: BTreeMap<String, String>,
     /// Variables, over the profile's.
     pub vars: BTreeMap<String, String>,
+    /// What its boot script does; `None` follows its profile's `once`.
+    pub netboot: Option<Netboot>,
+}
+
+impl Machine {
+    /// This machine with `overlay`'s fields over its own (labels and vars
+    /// key by key).
+    pub fn overlaid(mut self, overlay: &Overlay) -> Self {
+        if let Some(h) = &overlay.hostname {
+            self.hostname = Some(h.clone());
+        }
+        if let Some(p) = &overlay.profile {
+            self.profile = Some(p.clone());
+        }
+        self.labels.extend(overlay.labels.clone());
+        self.vars.extend(overlay.vars.clone());
+        if let Some(n) = overlay.netboot {
+            self.netboot = Some(n);
+        }
+        self
+    }
 }
 
 /// Where the rendered pages are served.
@@ -116,6 +153,8 @@ pub struct Paths {
     pub script: String,
     /// The installer's answers (`/config`).
     pub config: String,
+    /// Where installers report done (`/done`, then `/MAC/ROUND/TAG`).
+    pub done: String,
 }
 
 impl Default for Paths {
@@ -123,6 +162,7 @@ impl Default for Paths {
         Self {
             script: "/boot.ipxe".into(),
             config: "/config".into(),
+            done: "/done".into(),
         }
     }
 }
@@ -158,11 +198,14 @@ pub struct Origin<'a> {
     pub host: Option<&'a str>,
     /// The client's address.
     pub peer: Option<IpAddr>,
+    /// The wall time (unix seconds), for what machines were last seen doing.
+    pub unix_secs: u64,
 }
 
 /// The profiles, the inventory and the compiled templates: shared read-only by
-/// every HTTP worker.
-#[derive(Debug)]
+/// every HTTP worker, with the machines' book (the admin API's changes and
+/// install-once state), which outlives every generation.
+#[derive(Debug, Clone)]
 pub struct Profiles {
     paths: Paths,
     profiles: Vec<Profile>,
@@ -171,6 +214,7 @@ pub struct Profiles {
     /// `host[:port]` for URLs when a request has no usable `Host`.
     fallback_host: String,
     env: Environment<'static>,
+    book: Arc<Book>,
 }
 
 #[derive(Serialize)]
@@ -191,6 +235,8 @@ struct Context<'a> {
     initrd_urls: Vec<String>,
     initrd_names: Vec<&'a str>,
     config_url: String,
+    done_url: String,
+    netboot: &'static str,
     cmdline: String,
 }
 
@@ -229,6 +275,9 @@ impl Profiles {
                 env.add_template_owned(key(&p.name, "config"), config.clone())
                     .map_err(|e| fail("config", e))?;
             }
+            let local = p.local.clone().unwrap_or_else(|| DEFAULT_LOCAL.into());
+            env.add_template_owned(key(&p.name, "local"), local)
+                .map_err(|e| fail("local", e))?;
         }
         let machines = machines.into_iter().map(|m| (m.mac, m)).collect();
         let this = Self {
@@ -238,9 +287,133 @@ impl Profiles {
             machines,
             fallback_host,
             env,
+            book: Arc::new(Book::memory(
+                "this server keeps no machines state file, so changes cannot be made durable",
+            )),
         };
         this.dry_run()?;
         Ok(this)
+    }
+
+    /// These profiles with `book`'s machines: every API record checked
+    /// against them (its pinned profile exists, every template renders for
+    /// it) as the file's inventory is.
+    ///
+    /// # Errors
+    /// A record names a profile these do not have, or a template fails for
+    /// it: the text names the machine and the fix.
+    pub fn with_book(&self, book: Arc<Book>) -> Result<Self, String> {
+        let mut next = self.clone();
+        next.book = book;
+        for (mac, record) in next.book.records() {
+            if let Some(overlay) = &record.machine {
+                next.check_overlay(mac, overlay).map_err(|e| {
+                    format!(
+                        "machine {mac} (set through the admin API): {e}; change it with \
+                         PATCH /api/v1/machines/{mac} or DELETE it first"
+                    )
+                })?;
+            }
+        }
+        Ok(next)
+    }
+
+    /// The machines' book.
+    pub fn book(&self) -> &Arc<Book> {
+        &self.book
+    }
+
+    /// Whether `overlay` may be set for `mac`: its fields fit, its profile
+    /// exists and every template renders for the machine it makes.
+    ///
+    /// # Errors
+    /// What does not fit, and the fix.
+    pub fn check_overlay(&self, mac: Mac, overlay: &Overlay) -> Result<(), String> {
+        overlay.check()?;
+        if let Some(p) = &overlay.profile {
+            if !self.profiles.iter().any(|x| &x.name == p) {
+                return Err(format!(
+                    "`profile` is {p:?}, which no [[profile]] has: name one of {}",
+                    self.profiles
+                        .iter()
+                        .map(|x| x.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+        let machine = self
+            .machines
+            .get(&mac)
+            .cloned()
+            .unwrap_or(Machine {
+                mac,
+                ..Machine::default()
+            })
+            .overlaid(overlay);
+        let facts = Facts {
+            mac: Some(mac),
+            ..dry_run_facts()
+        };
+        if let Some(profile) = self.choose(&facts, Some(&machine)) {
+            self.render_every(profile, &facts, &machine)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// `mac`'s inventory entry: the file's, with the API's changes over it.
+    pub fn machine(&self, mac: &Mac) -> Option<Machine> {
+        let file = self.machines.get(mac).cloned();
+        match (file, self.book.overlay(mac)) {
+            (Some(m), Some(o)) => Some(m.overlaid(&o)),
+            (Some(m), None) => Some(m),
+            (None, Some(o)) => Some(
+                Machine {
+                    mac: *mac,
+                    ..Machine::default()
+                }
+                .overlaid(&o),
+            ),
+            (None, None) => None,
+        }
+    }
+
+    /// The MACs of the configuration file's inventory.
+    pub fn file_machines(&self) -> impl Iterator<Item = &Mac> {
+        self.machines.keys()
+    }
+
+    /// `mac`'s entry in the configuration file's inventory.
+    pub fn file_machine(&self, mac: &Mac) -> Option<&Machine> {
+        self.machines.get(mac)
+    }
+
+    /// Whether `mac` is in the configuration file's inventory.
+    pub fn in_file(&self, mac: &Mac) -> bool {
+        self.machines.contains_key(mac)
+    }
+
+    /// What `machine`'s boot script does under `profile`.
+    pub fn netboot(machine: Option<&Machine>, profile: Option<&Profile>) -> Netboot {
+        machine
+            .and_then(|m| m.netboot)
+            .unwrap_or(if profile.is_some_and(|p| p.once) {
+                Netboot::Install
+            } else {
+                Netboot::Always
+            })
+    }
+
+    /// The done URL of `mac` for the book's current round, on `server`.
+    fn done_url(&self, server: &str, mac: &Mac) -> String {
+        let round = self.book.record(mac).map_or(0, |r| r.round);
+        format!(
+            "http://{server}{}/{}/{round}/{}",
+            self.paths.done,
+            mac.hyphens(),
+            self.book.done_tag(mac, round)
+        )
     }
 
     /// Where the pages are served.
@@ -250,7 +423,13 @@ impl Profiles {
 
     /// Whether `path` is one of the pages rendered per machine.
     pub fn renders(&self, path: &str) -> bool {
-        path == self.paths.script || path == self.paths.config
+        path == self.paths.script || path == self.paths.config || self.done_path(path).is_some()
+    }
+
+    /// What follows the done prefix in `path`, if it is a done URL.
+    fn done_path<'p>(&self, path: &'p str) -> Option<&'p str> {
+        path.strip_prefix(self.paths.done.as_str())?
+            .strip_prefix('/')
     }
 
     /// The profiles, in match order.
@@ -265,9 +444,74 @@ impl Profiles {
             .map(|p| p.name.as_str())
     }
 
-    /// Number of machines in the inventory.
+    /// Number of machines in the configuration file's inventory.
     pub fn machines(&self) -> usize {
         self.machines.len()
+    }
+
+    /// `GET`/`POST` of a done URL (`rest` follows the prefix): flips the
+    /// machine to `local`, durably, when it was installing.
+    fn done(&self, rest: &str, at: u64) -> Page {
+        let mut parts = rest.split('/');
+        let (Some(mac), Some(round), Some(tag), None) = (
+            parts.next().and_then(Mac::parse),
+            parts.next().and_then(|r| r.parse::<u32>().ok()),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return text(404, "not a done URL");
+        };
+        if !self.book.tag_fits(&mac, round, tag) {
+            tracing::warn!(%mac, round, "boot: a done URL with a wrong signature");
+            return text(404, "not a done URL");
+        }
+        let machine = self.machine(&mac);
+        let facts = self.facts_seen(mac);
+        let profile = self.choose(&facts, machine.as_ref());
+        let before = Self::netboot(machine.as_ref(), profile);
+        let changed = self.book.change(mac, |r| {
+            if r.round != round {
+                return Err("stale".into());
+            }
+            r.done_at = Some(at);
+            if before == Netboot::Install {
+                r.machine.get_or_insert_with(Overlay::default).netboot = Some(Netboot::Local);
+            }
+            Ok(())
+        });
+        match changed {
+            Ok(_) => {
+                self.book.saw_phase(&mac, Phase::Done, at);
+                let said = if before == Netboot::Install {
+                    "netboot is now local: its next boot is from its disk"
+                } else {
+                    "netboot stays as it is"
+                };
+                tracing::info!(%mac, netboot = before.name(), "boot: the installer reported done; {said}");
+                text(200, &format!("rackboot: {mac} done; {said}"))
+            }
+            Err(e) if e == "stale" => text(
+                410,
+                "this done URL is from an earlier install round of this machine",
+            ),
+            Err(e) => {
+                tracing::error!(%mac, error = %e, "boot: the installer reported done, but it could not be kept");
+                text(503, &format!("rackboot: cannot record done: {e}"))
+            }
+        }
+    }
+
+    /// `mac`'s facts as it last gave them (for choosing its profile outside a
+    /// script request).
+    pub fn facts_seen(&self, mac: Mac) -> Facts {
+        let seen = self.book.seen(&mac).unwrap_or_default();
+        Facts {
+            mac: Some(mac),
+            uuid: seen.uuid,
+            arch: seen.arch,
+            platform: seen.platform,
+            hostname: seen.hostname,
+        }
     }
 
     /// The page for `path` (decoded) and `query` (raw, without `?`), or `None`
@@ -275,6 +519,9 @@ impl Profiles {
     pub fn answer(&self, path: &str, query: &str, origin: Origin<'_>) -> Option<Page> {
         if !self.renders(path) {
             return None;
+        }
+        if let Some(rest) = self.done_path(path) {
+            return Some(self.done(rest, origin.unix_secs));
         }
         let script = path == self.paths.script;
         let facts = Facts::from_query(query);
@@ -288,7 +535,8 @@ impl Profiles {
                 )
             });
         };
-        let machine = self.machines.get(&mac);
+        let merged = self.machine(&mac);
+        let machine = merged.as_ref();
         let Some(profile) = self.choose(&facts, machine) else {
             tracing::info!(%mac, arch = %facts.arch, platform = %facts.platform, "boot: no profile takes this machine");
             return Some(if script {
@@ -305,13 +553,35 @@ impl Profiles {
                         .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
             })
             .unwrap_or(&self.fallback_host);
-        let what = if script { "script" } else { "config" };
+        let netboot = Self::netboot(machine, Some(profile));
+        let (what, phase) = match (script, netboot) {
+            (true, Netboot::Local) => ("local", Phase::Local),
+            (true, _) => ("script", Phase::Script),
+            (false, _) => ("config", Phase::Config),
+        };
+        if script {
+            self.book.saw(
+                mac,
+                Seen {
+                    uuid: facts.uuid.clone(),
+                    arch: facts.arch.clone(),
+                    platform: facts.platform.clone(),
+                    hostname: facts.hostname.clone(),
+                    ip: origin.peer,
+                    profile: profile.name.clone(),
+                    phase: Some(phase),
+                    at: origin.unix_secs,
+                },
+            );
+        } else {
+            self.book.saw_phase(&mac, phase, origin.unix_secs);
+        }
         if !script && profile.config.is_none() {
             return Some(text(404, "this machine's profile has no config template"));
         }
         match self.render(profile, what, &facts, machine, server, origin.peer) {
             Ok(body) => {
-                tracing::info!(%mac, profile = %profile.name, page = what, "boot: rendered");
+                tracing::info!(%mac, profile = %profile.name, page = what, netboot = netboot.name(), "boot: rendered");
                 Some(Page {
                     status: 200,
                     content_type: TEXT,
@@ -392,6 +662,8 @@ impl Profiles {
             vars,
             profile: &profile.name,
             server,
+            done_url: self.done_url(server, &mac),
+            netboot: Self::netboot(machine, Some(profile)).name(),
             config_url: format!("{base_url}{}?{}", self.paths.config, facts.to_query()),
             base_url: base_url.clone(),
             kernel_url: url(&profile.kernel),
@@ -416,53 +688,54 @@ impl Profiles {
     /// Renders every template for every inventory machine it would serve, and
     /// for an unknown machine.
     fn dry_run(&self) -> Result<(), Error> {
-        let unknown = Facts {
-            mac: Some(Mac([0x02, 0, 0, 0, 0, 1])),
-            uuid: "00000000-0000-0000-0000-000000000000".into(),
-            arch: "x86_64".into(),
-            platform: "pcbios".into(),
-            hostname: "unknown".into(),
-        };
-        let peer = Some(IpAddr::from([192, 0, 2, 10]));
+        let unknown = dry_run_facts();
         // An unknown machine reaches the profiles with a `match` and the default.
-        let mut cases: Vec<(Facts, Option<&Machine>, Option<&Profile>)> = self
-            .profiles
-            .iter()
-            .enumerate()
-            .filter(|&(i, p)| !p.matches.is_empty() || self.default == Some(i))
-            .map(|(_, p)| (unknown.clone(), None, Some(p)))
-            .collect();
+        for (i, p) in self.profiles.iter().enumerate() {
+            if !p.matches.is_empty() || self.default == Some(i) {
+                self.render_every(p, &unknown, None)?;
+            }
+        }
         for m in self.machines.values() {
             let facts = Facts {
                 mac: Some(m.mac),
                 ..unknown.clone()
             };
-            let p = self.choose(&facts, Some(m));
-            cases.push((facts, Some(m), p));
-        }
-        for (facts, machine, profile) in cases {
-            let Some(profile) = profile else { continue };
-            let pages: &[&str] = if profile.config.is_some() {
-                &["script", "config"]
-            } else {
-                &["script"]
-            };
-            for what in pages {
-                self.render(profile, what, &facts, machine, "192.0.2.1", peer)
-                    .map_err(|e| {
-                        // The template that failed: the command line is rendered
-                        // inside the script.
-                        let what = e.name().and_then(|n| n.rsplit('/').next()).unwrap_or(what);
-                        Error {
-                            profile: profile.name.clone(),
-                            what: match machine {
-                                Some(m) => format!("{what} for machine {}", m.mac),
-                                None => what.into(),
-                            },
-                            message: describe(&e),
-                        }
-                    })?;
+            if let Some(p) = self.choose(&facts, Some(m)) {
+                self.render_every(p, &facts, Some(m))?;
             }
+        }
+        Ok(())
+    }
+
+    /// Renders every page of `profile` for `machine`.
+    fn render_every<'m>(
+        &self,
+        profile: &Profile,
+        facts: &Facts,
+        machine: impl Into<Option<&'m Machine>>,
+    ) -> Result<(), Error> {
+        let machine = machine.into();
+        let peer = Some(IpAddr::from([192, 0, 2, 10]));
+        let pages: &[&str] = if profile.config.is_some() {
+            &["script", "local", "config"]
+        } else {
+            &["script", "local"]
+        };
+        for what in pages {
+            self.render(profile, what, facts, machine, "192.0.2.1", peer)
+                .map_err(|e| {
+                    // The template that failed: the command line is rendered
+                    // inside the script.
+                    let what = e.name().and_then(|n| n.rsplit('/').next()).unwrap_or(what);
+                    Error {
+                        profile: profile.name.clone(),
+                        what: match machine {
+                            Some(m) => format!("{what} for machine {}", m.mac),
+                            None => (*what).into(),
+                        },
+                        message: describe(&e),
+                    }
+                })?;
         }
         Ok(())
     }
@@ -478,6 +751,17 @@ impl Profiles {
                 self.paths.script
             ),
         }
+    }
+}
+
+/// The facts templates are dry-rendered with: a machine that said everything.
+fn dry_run_facts() -> Facts {
+    Facts {
+        mac: Some(Mac([0x02, 0, 0, 0, 0, 1])),
+        uuid: "00000000-0000-0000-0000-000000000000".into(),
+        arch: "x86_64".into(),
+        platform: "pcbios".into(),
+        hostname: "unknown".into(),
     }
 }
 

@@ -24,6 +24,8 @@ fn debian() -> Profile {
             ("console".into(), "console=ttyS0".into()),
             ("disk".into(), "/dev/sda".into()),
         ]),
+        once: true,
+        local: None,
     }
 }
 
@@ -40,6 +42,8 @@ fn rescue() -> Profile {
             ..Match::default()
         },
         vars: BTreeMap::new(),
+        once: false,
+        local: None,
     }
 }
 
@@ -65,6 +69,7 @@ fn origin() -> Origin<'static> {
     Origin {
         host: Some("10.81.0.1"),
         peer: Some(IpAddr::from([10, 81, 0, 101])),
+        unix_secs: 1_000,
     }
 }
 
@@ -227,6 +232,7 @@ fn a_host_header_that_could_break_a_url_is_not_used() {
     let evil = Origin {
         host: Some("x\nkernel evil"),
         peer: None,
+        unix_secs: 0,
     };
     let page = p.answer("/boot.ipxe", MAC1, evil).unwrap();
     assert!(
@@ -234,4 +240,42 @@ fn a_host_header_that_could_break_a_url_is_not_used() {
         "{}",
         page.body
     );
+}
+
+#[test]
+fn a_once_machine_boots_local_after_its_done_url_and_a_stale_one_is_gone() {
+    let dir = std::env::temp_dir().join(format!("rackboot-boot-once-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let book = std::sync::Arc::new(crate::machines::Book::open(&dir.join("m")).unwrap());
+    let p = profiles(None, vec![])
+        .with_book(std::sync::Arc::clone(&book))
+        .unwrap();
+    let mac = Mac::parse("52:54:00:81:00:01").unwrap();
+    let tag = book.done_tag(&mac, 0);
+    let installing = p.answer("/boot.ipxe", MAC1, origin()).unwrap();
+    assert!(installing
+        .body
+        .contains("kernel http://10.81.0.1/d-i/linux"));
+    let done = format!("/done/52-54-00-81-00-01/0/{tag}");
+    assert_eq!(p.answer(&done, "", origin()).unwrap().status, 200);
+    let local = p.answer("/boot.ipxe", MAC1, origin()).unwrap();
+    assert_eq!(
+        local.body,
+        "#!ipxe\necho rackboot: 52:54:00:81:00:01 is installed (netboot local): booting the next device\nexit\n"
+    );
+    assert_eq!(
+        book.seen(&mac).unwrap().phase,
+        Some(crate::machines::Phase::Local)
+    );
+    // Another round: the old URL is spent.
+    book.change(mac, |r| {
+        r.round += 1;
+        r.machine = None;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(p.answer(&done, "", origin()).unwrap().status, 410);
+    let wrong = format!("/done/52-54-00-81-00-02/0/{tag}");
+    assert_eq!(p.answer(&wrong, "", origin()).unwrap().status, 404);
+    let _ = std::fs::remove_dir_all(&dir);
 }

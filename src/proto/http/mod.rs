@@ -71,6 +71,8 @@ pub struct Context<'a> {
     pub boot: Option<&'a Profiles>,
     /// The connection's peer, a fact for the profiles' templates.
     pub peer: Option<IpAddr>,
+    /// The wall time, unix seconds (as `date` says it).
+    pub unix_secs: u64,
 }
 
 /// The answer to a connection past the worker's connection limit: sent

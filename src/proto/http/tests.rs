@@ -72,6 +72,7 @@ impl Harness {
             date: DATE,
             boot: None,
             peer: None,
+            unix_secs: 0,
         }
     }
 

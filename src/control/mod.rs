@@ -13,9 +13,13 @@ use serde::Serialize;
 use crate::config::dhcp::Dhcp;
 use crate::config::{Admin, Backend, Config};
 use crate::io::dhcp::{Command, LeaseView, Mailbox, Unanswered};
+use crate::machines::Book;
 use crate::metrics::Metrics;
 use crate::proto::dhcp::Settings;
 use crate::store::{Published, Snapshot};
+
+mod machines;
+pub use machines::{MachineView, Refused};
 
 /// How long a reload waits for the DHCP worker to take its new settings.
 const DHCP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -58,6 +62,8 @@ struct Fixed {
     /// on or off, router advertisements (the rest of `[dhcp]` reloads).
     dhcp: Option<(String, std::path::PathBuf, bool, bool)>,
     admin: Admin,
+    /// The machines state file, when profiles are served.
+    state_file: Option<std::path::PathBuf>,
 }
 
 impl Fixed {
@@ -76,6 +82,7 @@ impl Fixed {
                 )
             }),
             admin: c.admin.clone(),
+            state_file: c.boot.as_ref().map(|b| b.state_file.0.clone()),
         }
     }
 
@@ -91,6 +98,10 @@ impl Fixed {
                 self.dhcp != next.dhcp,
             ),
             ("[admin]", self.admin != next.admin),
+            (
+                "boot.state_file (or [[profile]] added to a server that started without)",
+                self.state_file != next.state_file,
+            ),
         ]
         .into_iter()
         .filter(|(_, changed)| *changed)
@@ -167,6 +178,8 @@ pub struct Control {
     dhcp_config: Mutex<Option<Dhcp>>,
     /// The workers' counters.
     metrics: Arc<Metrics>,
+    /// The machines' records, attached to every generation's profiles.
+    book: Arc<Book>,
     fixed: Fixed,
     started: Instant,
     /// One reload at a time; the counts.
@@ -190,12 +203,14 @@ impl Control {
         rebuild: Rebuild,
         dhcp: Option<Arc<Mailbox>>,
         metrics: Arc<Metrics>,
+        book: Arc<Book>,
     ) -> Self {
         Self {
             published,
             rebuild,
             dhcp,
             metrics,
+            book,
             dhcp_config: Mutex::new(config.dhcp.clone()),
             fixed: Fixed::of(config),
             started: crate::io::clock::now(),
@@ -221,7 +236,19 @@ impl Control {
                 return Err(e);
             }
         };
-        let profiles = config.boot.as_ref().map(|b| Arc::clone(&b.profiles));
+        let profiles = match config
+            .boot
+            .as_ref()
+            .map(|b| b.profiles.with_book(Arc::clone(&self.book)))
+        {
+            None => None,
+            Some(Ok(p)) => Some(Arc::new(p)),
+            Some(Err(e)) => {
+                counts.failed += 1;
+                tracing::error!(by = why, error = %e, generation = self.published.generation(), "reload refused: still serving the old generation");
+                return Err(e);
+            }
+        };
         let n_profiles = profiles.as_ref().map_or(0, |p| p.profiles().len());
         let snapshot = snapshot.with_profiles(profiles);
         let (files, bytes) = (snapshot.len(), snapshot.total_bytes());
@@ -366,6 +393,28 @@ impl Control {
             "Bytes in the served generation.",
             status.bytes,
         );
+        if let Some((netboot, phase)) = self.machine_counts() {
+            crate::metrics::family(
+                &mut out,
+                "rackboot_machines",
+                "gauge",
+                "Machines known (inventory, admin API, seen), by what their boot script does.",
+            );
+            for (n, count) in netboot {
+                out.push_str(&format!("rackboot_machines{{netboot=\"{n}\"}} {count}\n"));
+            }
+            crate::metrics::family(
+                &mut out,
+                "rackboot_machines_by_phase",
+                "gauge",
+                "Machines seen, by what they asked for last (script, config, done, local).",
+            );
+            for (f, count) in phase {
+                out.push_str(&format!(
+                    "rackboot_machines_by_phase{{phase=\"{f}\"}} {count}\n"
+                ));
+            }
+        }
         sample(
             &mut out,
             "rackboot_uptime_seconds",
