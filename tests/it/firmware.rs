@@ -67,6 +67,8 @@ fn serve(ns: &str, server: &str, dir: &Path, boot: &str, args: &[&str], log: &Pa
     std::fs::write(&config, text).unwrap();
     let child = rackboot_in(Some(ns))
         .args(["serve", "--config", config.to_str().unwrap()])
+        .arg("--boot-state-file")
+        .arg(dir.join("machines.state"))
         .args(args)
         .args(["--http", &format!("{server}:80")])
         .stdin(Stdio::null())
@@ -172,18 +174,29 @@ fn assert_installer_booted(log: &str, console: &str, answers: &str) {
     }
 }
 
+/// One machine booting the installer: its network, server and VM, kept
+/// for what the test does next.
+struct Booted {
+    log: String,
+    ns: String,
+    dir: TempDir,
+    vm: Kill,
+    _rackboot: Kill,
+    _net: Net,
+}
+
 /// Boots a virtio NIC with `mac` under `firmware` (its QEMU arguments, files
 /// made in the test's directory) against `rackboot serve --kernel --initrd`
-/// (the built-in defaults: no root, iPXE's binaries found on the machine) until
-/// the installer fetched its rendered preseed; checks the kernel booted and
-/// returns rackboot's log.
+/// (the built-in defaults: no root, iPXE's binaries found on the machine,
+/// and `extra`) until the installer fetched its rendered preseed; checks the
+/// kernel booted.
 fn boot_installer(
     tag: &str,
     firmware: impl FnOnce(&Path) -> Vec<String>,
     mac: &str,
     nic: &str,
-) -> String {
-    let _turn = crate::support::heavy();
+    extra: &[&str],
+) -> Booted {
     let mut net = Net::new(tag);
     let server = "10.81.0.1";
     let ns = boot_network(&mut net, server, 1);
@@ -191,7 +204,7 @@ fn boot_installer(
     let log = dir.0.join("rackboot.log");
     let (kernel, initrd) = installer();
     let (kernel, initrd) = (kernel.to_str().unwrap(), initrd.to_str().unwrap());
-    let args = [
+    let mut args = vec![
         "--kernel",
         kernel,
         "--initrd",
@@ -199,11 +212,12 @@ fn boot_installer(
         "--cmdline",
         "console=ttyS0,115200",
     ];
-    let _rackboot = serve(&ns, server, &dir.0, "", &args, &log);
+    args.extend_from_slice(extra);
+    let rackboot = serve(&ns, server, &dir.0, "", &args, &log);
     let firmware = firmware(&dir.0);
     let serial = dir.0.join("serial.log");
     let started = Instant::now();
-    let _vm = qemu(
+    let vm = qemu(
         &ns,
         "tap0",
         &serial,
@@ -213,29 +227,118 @@ fn boot_installer(
     let answers = format!("/config?mac={}", mac.replace(':', "-"));
     let (log, console) = wait_for_preseed(&log, &serial, &answers, started);
     assert_installer_booted(&log, &console, &answers);
-    log
+    Booted {
+        log,
+        ns,
+        dir,
+        vm,
+        _rackboot: rackboot,
+        _net: net,
+    }
 }
 
+/// A disk whose boot sector writes [`DISK_SAYS`] to COM1 and halts: what
+/// "booted from its disk" looks like on the serial console.
+fn local_disk(path: &Path) {
+    let mut sector = vec![
+        0xfa, // cli
+        0x31, 0xc0, // xor ax, ax
+        0x8e, 0xd8, // mov ds, ax
+        0xbe, 0x16, 0x7c, // mov si, 0x7c16 (the message)
+        0xba, 0xf8, 0x03, // mov dx, 0x3f8 (COM1)
+        0xac, // lodsb
+        0x84, 0xc0, // test al, al
+        0x74, 0x03, // jz halt
+        0xee, // out dx, al
+        0xeb, 0xf8, // jmp lodsb
+        0xf4, // halt: hlt
+        0xeb, 0xfd, // jmp halt
+    ];
+    sector.extend_from_slice(DISK_SAYS.as_bytes());
+    sector.extend_from_slice(b"\r\n\0");
+    sector.resize(510, 0);
+    sector.extend_from_slice(&[0x55, 0xaa]);
+    sector.resize(1 << 20, 0);
+    std::fs::write(path, sector).unwrap();
+}
+
+const DISK_SAYS: &str = "rackboot-test: booted from the local disk";
+
 #[test]
-fn seabios_with_the_ipxe_rom_boots_the_installer_to_its_preseed() {
+fn seabios_installs_once_then_boots_its_disk() {
     // SeaBIOS runs the virtio NIC's iPXE ROM (ipxe-qemu): iPXE's own DHCP, then
-    // the boot script over HTTP.
-    let log = boot_installer(
-        "qb",
-        |_| vec!["-boot".into(), "n".into()],
-        "52:54:00:81:00:01",
-        "",
-    );
+    // the boot script over HTTP. The machine has a disk after the network in
+    // its boot order; `--once` makes it install once.
+    let _turn = crate::support::heavy();
+    let mac = "52:54:00:81:00:01";
+    let firmware = |dir: &Path| {
+        local_disk(&dir.join("disk.img"));
+        vec![
+            "-boot".into(),
+            "order=nc".into(),
+            "-drive".into(),
+            format!("file={},format=raw,if=ide", dir.join("disk.img").display()),
+        ]
+    };
+    let booted = boot_installer("qb", firmware, mac, "", &["--once"]);
     assert!(
-        !log.contains("proto=tftp"),
-        "an iPXE ROM needs no TFTP:\n{log}"
+        !booted.log.contains("proto=tftp"),
+        "an iPXE ROM needs no TFTP:\n{}",
+        booted.log
     );
+    // The installer's late command would fetch its done URL at the end of
+    // the install (a full install needs a mirror): the test fetches it from
+    // the answers the installer got.
+    let curl = |url: &str| sh(&format!("ip netns exec {} curl -sS -f '{url}'", booted.ns));
+    let answers = curl("http://10.81.0.1/config?mac=52-54-00-81-00-01");
+    let done = answers
+        .lines()
+        .find(|l| l.starts_with("d-i preseed/late_command"))
+        .and_then(|l| l.split_whitespace().find(|w| w.contains("/done/")))
+        .unwrap_or_else(|| panic!("no done URL in the answers:\n{answers}"))
+        .to_owned();
+    assert!(curl(&done).contains("netboot is now local"));
+
+    // The next power-on of the same machine: the local-boot script, then the
+    // firmware's next boot device, and no installer.
+    drop(booted.vm);
+    let serial = booted.dir.0.join("serial-2.log");
+    let log = booted.dir.0.join("rackboot.log");
+    let kernels = |text: &str| text.matches("target=/boot/linux").count();
+    let before = kernels(&std::fs::read_to_string(&log).unwrap());
+    let _vm = qemu(
+        &booted.ns,
+        "tap0",
+        &serial,
+        &firmware(&booted.dir.0),
+        &format!("virtio-net-pci,netdev=n0,mac={mac}"),
+    );
+    let started = Instant::now();
+    loop {
+        let console =
+            String::from_utf8_lossy(&std::fs::read(&serial).unwrap_or_default()).into_owned();
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if console.contains(DISK_SAYS) {
+            assert!(
+                text.contains("page=\"local\"") && kernels(&text) == before,
+                "the disk booted, but not through the local-boot script:\n{text}"
+            );
+            assert!(!console.contains("Linux version"), "{console}");
+            break;
+        }
+        assert!(
+            started.elapsed() < BOOT_LIMIT,
+            "the second power-on did not reach its disk in {BOOT_LIMIT:?}.\nrackboot log:\n{text}\nserial console:\n{console}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }
 
 #[test]
 fn ovmf_edk2_pxe_tftps_snponly_efi_and_boots_the_installer_to_its_preseed() {
     // romfile= leaves the NIC without iPXE's ROM: EDK2's own PXE client runs,
     // TFTPs iPXE (snponly.efi), and iPXE takes over from there.
+    let _turn = crate::support::heavy();
     let log = boot_installer(
         "qu",
         |dir| {
@@ -244,7 +347,9 @@ fn ovmf_edk2_pxe_tftps_snponly_efi_and_boots_the_installer_to_its_preseed() {
         },
         "52:54:00:81:00:02",
         ",romfile=",
-    );
+        &[],
+    )
+    .log;
     // The built-in defaults serve iPXE's snponly.efi (found with dpkg), which
     // EDK2 PXE gets instead of ipxe.efi.
     assert!(
@@ -283,6 +388,7 @@ fn ovmf_uefi_http_boot_fetches_ipxe_efi_over_http_and_boots_the_installer() {
     // EDK2's own HTTP boot (HttpBootDxe, in Debian's OVMF): its variable store
     // gets a one-time boot entry for the URI of ipxe.efi (virt-fw-vars), so the
     // firmware DHCPs as an HTTPClient and GETs ipxe.efi itself: no TFTP at all.
+    let _turn = crate::support::heavy();
     let log = boot_installer(
         "qh",
         |dir| {
@@ -305,7 +411,9 @@ fn ovmf_uefi_http_boot_fetches_ipxe_efi_over_http_and_boots_the_installer() {
         },
         "52:54:00:81:00:03",
         ",romfile=",
-    );
+        &[],
+    )
+    .log;
     assert!(
         log.lines()
             .any(|l| l.contains("target=/ipxe.efi status=200") && l.contains("UefiHttpBoot")),
