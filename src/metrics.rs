@@ -244,6 +244,42 @@ impl Metrics {
     }
 }
 
+/// An empty histogram of microseconds, three significant digits, growing as
+/// values need.
+#[allow(
+    clippy::expect_used,
+    reason = "3 significant digits is within hdrhistogram's accepted 0..=5"
+)]
+pub fn micros_histogram() -> hdrhistogram::Histogram<u64> {
+    let mut h = hdrhistogram::Histogram::new(3).expect("3 significant digits are accepted");
+    h.auto(true);
+    h
+}
+
+/// `h` (microseconds) as a Prometheus histogram in seconds: cumulative
+/// counts at each of `bounds` (seconds), `+Inf`, the sum and the count.
+pub fn histogram(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    h: &hdrhistogram::Histogram<u64>,
+    bounds: &[f64],
+) {
+    family(out, name, "histogram", help);
+    for b in bounds {
+        let micros = (b * 1e6) as u64;
+        let n = if h.is_empty() {
+            0
+        } else {
+            h.count_between(0, micros)
+        };
+        let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {n}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.len());
+    let _ = writeln!(out, "{name}_sum {}", h.mean() * h.len() as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count {}", h.len());
+}
+
 /// A family's HELP and TYPE lines.
 pub fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");

@@ -139,15 +139,8 @@ pub struct Report {
     pub failures: Vec<Failure>,
 }
 
-#[allow(
-    clippy::expect_used,
-    reason = "3 significant digits is within hdrhistogram's accepted 0..=5"
-)]
 fn histogram() -> Histogram<u64> {
-    // Three significant digits, microseconds, growing as needed.
-    let mut h = Histogram::new(3).expect("3 significant digits are accepted");
-    h.auto(true);
-    h
+    crate::metrics::micros_histogram()
 }
 
 fn stats(

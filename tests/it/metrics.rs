@@ -142,4 +142,13 @@ fn prometheus_scrapes_what_the_storm_counted() {
         query(&srv, "sum(rackboot_dhcp_pool_addresses{state=\"leased\"})").unwrap_or(0.0) >= 20.0
     );
     assert_eq!(query(&srv, "rackboot_generation"), Some(1.0));
+    // Every ACK of the storm's DHCP followed an OFFER: the offer-to-ACK
+    // histogram counted each, and Prometheus can take its quantiles.
+    let taken = query(&srv, "rackboot_dhcp_offer_to_ack_seconds_count").unwrap_or(0.0);
+    assert!(taken > 0.0 && taken <= acks as f64, "{taken} of {acks}");
+    let p99 = query(
+        &srv,
+        "histogram_quantile(0.99, rackboot_dhcp_offer_to_ack_seconds_bucket)",
+    );
+    assert!(p99.is_some_and(|s| s > 0.0 && s <= 8.0), "{p99:?}");
 }

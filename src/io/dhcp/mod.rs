@@ -325,6 +325,13 @@ impl Server {
                 let _ = writeln!(out, "{name}{{reason=\"{why}\"}} {n}");
             }
         }
+        crate::metrics::histogram(
+            &mut out,
+            "rackboot_dhcp_offer_to_ack_seconds",
+            "Time from an OFFER to the REQUEST that took it (its ACK leaves after the journal sync).",
+            self.engine.offer_to_ack(),
+            &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 4.0, 8.0],
+        );
         sample(
             &mut out,
             "rackboot_dhcp_conflicts_total",

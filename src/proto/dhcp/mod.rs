@@ -172,6 +172,8 @@ pub struct Counters {
 struct Offer {
     ip: Ipv4Addr,
     expires_at: Instant,
+    /// When it was (last) offered: the start of the offer-to-ACK time.
+    offered_at: Instant,
 }
 
 /// A DISCOVER waiting for the probe of the address it is to be offered.
@@ -196,6 +198,8 @@ pub struct Engine {
     cursors: Vec<u64>,
     probing: HashMap<Ipv4Addr, Probing>,
     counters: Counters,
+    /// Microseconds from an OFFER to the REQUEST that took it.
+    offer_to_ack: hdrhistogram::Histogram<u64>,
     /// The wall clock at `epoch`, for lease times.
     epoch: Instant,
     epoch_unix: u64,
@@ -232,6 +236,7 @@ impl Engine {
             cursors,
             probing: HashMap::new(),
             counters: Counters::default(),
+            offer_to_ack: crate::metrics::micros_histogram(),
             epoch: now,
             epoch_unix: unix,
         }
@@ -279,6 +284,12 @@ impl Engine {
     /// Counters so far.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// Microseconds from each OFFER to the REQUEST that took it (its ACK
+    /// leaves after its journal sync).
+    pub fn offer_to_ack(&self) -> &hdrhistogram::Histogram<u64> {
+        &self.offer_to_ack
     }
 
     /// Unix seconds at `now`, for lease times.
@@ -563,6 +574,10 @@ impl Engine {
         // The offer becomes the lease (an offer of another address is given back).
         match self.offers.get(client) {
             Some(o) if o.ip == ip => {
+                let waited = now.saturating_duration_since(o.offered_at);
+                let _ = self
+                    .offer_to_ack
+                    .record(u64::try_from(waited.as_micros()).unwrap_or(u64::MAX));
                 self.offers.remove(client);
                 self.offered.remove(&ip);
             }

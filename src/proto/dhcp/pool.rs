@@ -30,8 +30,14 @@ impl Engine {
                 key
             }
         };
-        self.offers
-            .insert(Arc::clone(&key), Offer { ip, expires_at });
+        self.offers.insert(
+            Arc::clone(&key),
+            Offer {
+                ip,
+                expires_at,
+                offered_at: now,
+            },
+        );
         self.offered.insert(ip, key);
     }
 

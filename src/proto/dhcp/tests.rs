@@ -793,3 +793,20 @@ fn a_reload_that_moves_the_pool_lets_old_leases_run_out_and_gives_new_ones() {
     let r = send_at(&mut e, &renew.bytes(), 67, NOW + 20).reply();
     assert_eq!((r.kind, r.ip), (T::Ack, reserved));
 }
+
+#[test]
+fn the_time_from_offer_to_the_request_that_takes_it_is_recorded() {
+    let mut e = engine();
+    let offer = send_at(&mut e, &Msg::new(T::Discover, 9).bytes(), 67, NOW).reply();
+    let request = Msg::new(T::Request, 9)
+        .requested(offer.ip)
+        .server_id(SERVER)
+        .bytes();
+    assert_eq!(send_at(&mut e, &request, 67, NOW + 3).reply().kind, T::Ack);
+    let h = e.offer_to_ack();
+    assert_eq!(h.len(), 1);
+    assert!(h.equivalent(h.max(), 3_000_000), "{}", h.max());
+    // A renewal is no offer taken.
+    send_at(&mut e, &request, 67, NOW + 4);
+    assert_eq!(e.offer_to_ack().len(), 1);
+}
