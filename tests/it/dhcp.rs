@@ -869,9 +869,33 @@ fn a_reload_changes_pools_and_reservations_and_keeps_every_lease() {
         404
     );
     assert_eq!(server.api("DELETE", "/api/v1/leases/not-an-ip").0, 400);
+    // The same through `rackboot leases`, which asks the running server.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rackboot"))
+            .args(args)
+            .arg("--admin-socket")
+            .arg(&server.admin)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, table) = cli(&["leases", "list"]);
+    assert!(
+        ok && table.starts_with("IP ") && table.contains("10.201.0.42"),
+        "{table}"
+    );
+    assert!(!table.contains(&format!("{first} ")), "{table}");
+    let (ok, said) = cli(&["leases", "free", "10.201.0.42"]);
+    assert!(ok && said.contains("freed 10.201.0.42"), "{said}");
+    let (ok, said) = cli(&["leases", "free", "10.201.0.42"]);
+    assert!(!ok && said.contains("404"), "{said}");
     let held = leases(&dir.0.join("leases"));
     assert!(
-        !held.iter().any(|(ip, _)| *ip == first),
+        !held
+            .iter()
+            .any(|(ip, _)| *ip == first || ip == "10.201.0.42"),
         "freed on disk: {held:?}"
     );
 }
