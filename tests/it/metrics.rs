@@ -146,6 +146,12 @@ fn prometheus_scrapes_what_the_storm_counted() {
     // histogram counted each, and Prometheus can take its quantiles.
     let taken = query(&srv, "rackboot_dhcp_offer_to_ack_seconds_count").unwrap_or(0.0);
     assert!(taken > 0.0 && taken <= acks as f64, "{taken} of {acks}");
+    // Each ACK answered a REQUEST counted by type.
+    let requests = query(&srv, "rackboot_dhcp_messages_total{type=\"request\"}").unwrap_or(0.0);
+    assert!(
+        requests >= acks as f64,
+        "{requests} REQUESTs for {acks} ACKs"
+    );
     let p99 = query(
         &srv,
         "histogram_quantile(0.99, rackboot_dhcp_offer_to_ack_seconds_bucket)",

@@ -299,6 +299,18 @@ impl Server {
         );
         family(
             &mut out,
+            "rackboot_dhcp_messages_total",
+            "counter",
+            "DHCP messages received and understood, by type.",
+        );
+        let mut kinds: Vec<_> = c.received_by_type.iter().collect();
+        kinds.sort();
+        for (kind, n) in kinds {
+            let kind = kind.to_ascii_lowercase();
+            let _ = writeln!(out, "rackboot_dhcp_messages_total{{type=\"{kind}\"}} {n}");
+        }
+        family(
+            &mut out,
             "rackboot_dhcp_replies_total",
             "counter",
             "DHCP replies written, by type.",

@@ -154,6 +154,8 @@ pub enum Outcome {
 pub struct Counters {
     /// Datagrams handled.
     pub received: u64,
+    /// Messages understood, by their type (`discover`, `request`, ...).
+    pub received_by_type: HashMap<&'static str, u64>,
     /// OFFERs written.
     pub offers: u64,
     /// ACKs written.
@@ -320,7 +322,14 @@ impl Engine {
         out: &mut [u8],
     ) -> Result<Outcome, Error> {
         self.counters.received += 1;
-        let outcome = Request::parse(input).and_then(|r| self.dispatch(now, &r, out));
+        let outcome = Request::parse(input).and_then(|r| {
+            *self
+                .counters
+                .received_by_type
+                .entry(r.kind.name())
+                .or_default() += 1;
+            self.dispatch(now, &r, out)
+        });
         self.count(outcome)
     }
 
