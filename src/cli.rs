@@ -30,6 +30,10 @@ enum Command {
     /// socket; with --dhcp-lease-file or --config and no subcommand, read the
     /// lease journal itself (read-only; for a stopped server).
     Leases(LeasesArgs),
+    /// Print the rackboot.toml equivalent to a dnsmasq configuration
+    /// (--dnsmasq-conf), each item under the line it came from; lines not
+    /// carried over are listed on stderr.
+    Import(Common),
     /// The machines the running server knows (`list`, `show`, `set`, `delete`),
     /// through its admin socket.
     Machines(admin::MachinesArgs),
@@ -133,6 +137,14 @@ struct Common {
     /// install-once state [default: /var/lib/rackboot/machines.state].
     #[arg(long, value_name = "FILE")]
     boot_state_file: Option<PathBuf>,
+    /// Serve from a dnsmasq configuration (dnsmasq.conf and what it
+    /// includes), translated as `rackboot import` prints it.
+    #[arg(long, value_name = "FILE")]
+    dnsmasq_conf: Option<PathBuf>,
+    /// Go on when lines that change DHCP or TFTP answers cannot be carried
+    /// over from --dnsmasq-conf (each is listed).
+    #[arg(long)]
+    allow_partial: bool,
     /// Reload whenever the config file, the served tree or a boot file changes
     /// (debounced: a burst of changes is one reload).
     #[arg(long)]
@@ -194,7 +206,9 @@ impl Args {
         match &self.command {
             Command::Serve(c) | Command::Check(c) => Some(c),
             Command::Leases(l) => Some(&l.common),
-            Command::Storm(_) | Command::Reload(_) | Command::Machines(_) => None,
+            Command::Storm(_) | Command::Reload(_) | Command::Machines(_) | Command::Import(_) => {
+                None
+            }
         }
     }
 
@@ -204,6 +218,7 @@ impl Args {
         match &self.command {
             Command::Reload(r) => Some(reload(r)),
             Command::Machines(m) => Some(admin::machines(m)),
+            Command::Import(c) => Some(import(c)),
             Command::Leases(l) => {
                 let from_file = l.common.dhcp_lease_file.is_some() || l.common.config.is_some();
                 match (&l.action, from_file) {
@@ -238,7 +253,114 @@ pub(crate) fn load_config(args: &Args) -> Result<Config, config::Error> {
     let Some(c) = args.common() else {
         return Config::load(None, &Overrides::default());
     };
+    if let Some(path) = &c.dnsmasq_conf {
+        return from_dnsmasq(c, path).map(|(config, _)| config);
+    }
     Config::load(c.config.as_deref(), &overrides(c))
+}
+
+/// The dnsmasq configuration at `path`, translated (its notes on stderr)
+/// and the translation validated as a rackboot configuration.
+fn from_dnsmasq(
+    c: &Common,
+    path: &std::path::Path,
+) -> Result<(Config, rackboot::import::dnsmasq::Imported), config::Error> {
+    let imported = translate_dnsmasq(c, path)?;
+    if imported.partial() && !c.allow_partial {
+        let n = imported
+            .notes
+            .iter()
+            .filter(|n| n.severity == rackboot::import::dnsmasq::Severity::Changes)
+            .count();
+        return Err(config::Error::Parse {
+            path: path.to_owned(),
+            message: format!(
+                "{n} line(s) that change DHCP or TFTP answers cannot be carried over (listed above); \
+                 --allow-partial serves without them"
+            ),
+        });
+    }
+    let origin = PathBuf::from(format!("{} (translated)", path.display()));
+    let config = Config::parse(&imported.toml, &origin, &overrides(c))?;
+    Ok((config, imported))
+}
+
+/// Reads and translates the dnsmasq configuration at `path`, listing on
+/// stderr every line not carried over.
+fn translate_dnsmasq(
+    c: &Common,
+    path: &std::path::Path,
+) -> Result<rackboot::import::dnsmasq::Imported, config::Error> {
+    use rackboot::import::dnsmasq::{self, Severity};
+    if c.config.is_some() {
+        return Err(config::Error::Parse {
+            path: path.to_owned(),
+            message: "give --config or --dnsmasq-conf, not both".into(),
+        });
+    }
+    let lines = dnsmasq::read::read(path).map_err(|e| config::Error::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    let name = c.interface.clone().or_else(|| {
+        lines
+            .iter()
+            .find(|l| l.key == "interface")
+            .and_then(|l| l.value.as_deref())
+            .and_then(|v| v.split(',').next())
+            .map(|v| v.trim().to_owned())
+    });
+    let iface_net = name
+        .and_then(|n| rackboot::io::dhcp::interface(&n).ok())
+        .map(|i| {
+            let mask = u32::MAX.checked_shl(32 - u32::from(i.prefix)).unwrap_or(0);
+            (std::net::Ipv4Addr::from(u32::from(i.addr) & mask), i.prefix)
+        });
+    let imported = dnsmasq::translate(&lines, &dnsmasq::Host { iface_net });
+    for n in &imported.notes {
+        let what = match n.severity {
+            Severity::Changes => "NOT CARRIED OVER, answers differ",
+            Severity::Dns => "DNS, not served",
+            Severity::Harmless => "not needed",
+        };
+        if n.line.is_empty() {
+            eprintln!("rackboot: {}: {}", path.display(), n.why);
+        } else {
+            eprintln!("rackboot: {}: {}: {what}: {}", n.at, n.line, n.why);
+        }
+    }
+    Ok(imported)
+}
+
+/// `rackboot import`: the translation on stdout.
+fn import(c: &Common) -> ExitCode {
+    let Some(path) = &c.dnsmasq_conf else {
+        eprintln!("rackboot import: give --dnsmasq-conf FILE");
+        return ExitCode::from(2);
+    };
+    let imported = match translate_dnsmasq(c, path) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("rackboot import: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    print!("{}", imported.toml);
+    if let Err(e) = Config::parse(
+        &imported.toml,
+        std::path::Path::new("(translated)"),
+        &Overrides::default(),
+    ) {
+        eprintln!("rackboot import: the translation does not validate on this machine: {e}");
+    }
+    if imported.partial() && !c.allow_partial {
+        eprintln!(
+            "rackboot import: lines that change DHCP or TFTP answers were not carried over (listed above); \
+             --allow-partial exits 0 anyway"
+        );
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }
 
 /// The command line's values that win over the file.
@@ -276,6 +398,7 @@ pub(crate) fn run(args: Args, config: Config) -> ExitCode {
         Command::Check(ref c) => check(&config, c.config.as_deref()),
         Command::Leases(ref l) => leases(&config, l.common.dhcp_lease_file.as_deref()),
         Command::Machines(ref m) => return admin::machines(m),
+        Command::Import(ref c) => return import(c),
         Command::Storm(ref s) => return storm::run(s),
         Command::Reload(ref r) => return reload(r),
     };

@@ -10,7 +10,7 @@ use toml::Spanned;
 
 use super::{file, Error, Overrides, Validator};
 use crate::proto::dhcp::{
-    policy::{self, Action, Match, Rule},
+    policy::{self, Action, Match, OptionTest, Rule, TaggedOption, ValueAt},
     Host, Mode, Settings, Subnet,
 };
 
@@ -26,6 +26,8 @@ pub struct Dhcp {
     pub interface: String,
     /// The lease journal.
     pub lease_file: PathBuf,
+    /// dnsmasq's lease file, read into an empty journal at start.
+    pub import_leases: Option<PathBuf>,
     /// Engine settings; subnets listed in `on_interface` get their network,
     /// router and DNS from the interface at start.
     pub settings: Settings,
@@ -201,6 +203,7 @@ impl Validator<'_> {
         Ok(Some(Dhcp {
             interface,
             lease_file,
+            import_leases: d.import_leases.as_ref().map(|p| PathBuf::from(p.get_ref())),
             settings: Settings {
                 mode,
                 authoritative: d.authoritative.unwrap_or(true),
@@ -213,6 +216,20 @@ impl Validator<'_> {
                 rules,
                 http_port,
                 probe: probe_ms > 0,
+                options: self.tagged_options(&d.option)?,
+                options_when_asked: match &d.send_options {
+                    None => false,
+                    Some(s) if s.get_ref() == "always" => false,
+                    Some(s) if s.get_ref() == "asked" => true,
+                    Some(s) => {
+                        return Err(self.invalid(
+                            Some(s.span().start),
+                            "dhcp.send_options",
+                            format!("is {:?}", s.get_ref()),
+                            "write \"always\" (every configured option) or \"asked\" (those in the client's option 55, as dnsmasq)",
+                        ))
+                    }
+                },
             },
             on_interface,
             default_router,
@@ -441,6 +458,8 @@ impl Validator<'_> {
             }
         };
         let has_action = b.file.is_some()
+            || b.ignore == Some(true)
+            || b.server_name.is_some()
             || b.next_server.is_some()
             || b.no_pxedhcp.is_some()
             || !b.options.is_empty();
@@ -454,8 +473,31 @@ impl Validator<'_> {
                 mac: b
                     .mac
                     .as_ref()
+                    .filter(|m| !m.get_ref().contains('*'))
                     .map(|m| self.mac(m, "dhcp.boot.mac", false))
                     .transpose()?,
+                mac_glob: b
+                    .mac
+                    .as_ref()
+                    .filter(|m| m.get_ref().contains('*'))
+                    .map(|m| self.mac_glob(m))
+                    .transpose()?,
+                vendor_has: b.vendor_contains.as_ref().map(|v| v.as_bytes().to_vec()),
+                user_class_has: b
+                    .user_class_contains
+                    .as_ref()
+                    .map(|v| v.as_bytes().to_vec()),
+                option: b
+                    .has_option
+                    .iter()
+                    .map(|t| self.option_test(t))
+                    .collect::<Result<_, _>>()?,
+                network: b
+                    .subnet
+                    .as_ref()
+                    .map(|n| self.network(n, "dhcp.boot.subnet"))
+                    .transpose()?,
+                known: b.known,
                 uuid,
                 relay: b
                     .relay
@@ -479,30 +521,151 @@ impl Validator<'_> {
                             .transpose()?,
                         no_pxedhcp: b.no_pxedhcp.unwrap_or(false),
                         options: self.raw_options(&b.options)?,
+                        server_name: b.server_name.clone(),
+                        ignore: b.ignore.unwrap_or(false),
                     })
                 })
                 .transpose()?,
         })
     }
 
+    /// `52:54:00:*:*:*`: six bytes, `*` for any.
+    fn mac_glob(&self, s: &Spanned<String>) -> Result<Vec<Option<u8>>, Error> {
+        let parts: Vec<Option<Option<u8>>> = s
+            .get_ref()
+            .split([':', '-'])
+            .map(|p| match p {
+                "*" => Some(None),
+                p if p.len() <= 2 => u8::from_str_radix(p, 16).ok().map(Some),
+                _ => None,
+            })
+            .collect();
+        match parts.into_iter().collect::<Option<Vec<_>>>() {
+            Some(v) if v.len() == 6 => Ok(v),
+            _ => Err(self.invalid(
+                Some(s.span().start),
+                "dhcp.boot.mac",
+                format!("is {:?}", s.get_ref()),
+                "write six hex bytes, `*` for any: \"52:54:00:*:*:*\" (or a prefix without `*`)",
+            )),
+        }
+    }
+
+    fn option_test(&self, t: &file::OptionTest) -> Result<OptionTest, Error> {
+        let code = self.int(
+            &t.code,
+            "dhcp.boot.has_option.code",
+            0..=255,
+            "give an option number",
+        )? as u8;
+        let bad = |why: &str| {
+            self.invalid(
+                Some(t.code.span().start),
+                "dhcp.boot.has_option",
+                why.to_owned(),
+                "give at most one of hex = \"01:*:03\", text = \"...\", number = N (with width = 1, 2 or 4)",
+            )
+        };
+        let (value, at) = match (&t.hex, &t.text, t.number) {
+            (None, None, None) => (None, ValueAt::Start),
+            (Some(h), None, None) => {
+                let v = h
+                    .split(':')
+                    .map(|b| match b {
+                        "*" => Some(None),
+                        b => u8::from_str_radix(b, 16).ok().map(Some),
+                    })
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| bad(&format!("hex {h:?} is not colon-separated bytes")))?;
+                (Some(v), ValueAt::Start)
+            }
+            (None, Some(s), None) => (Some(s.bytes().map(Some).collect()), ValueAt::Anywhere),
+            (None, None, Some(n)) => {
+                let width = t.width.unwrap_or(1);
+                let bytes = n.to_be_bytes();
+                let v: Vec<Option<u8>> = match width {
+                    1 | 2 | 4 => bytes[8 - width as usize..]
+                        .iter()
+                        .map(|b| Some(*b))
+                        .collect(),
+                    _ => return Err(bad("`width` is not 1, 2 or 4")),
+                };
+                (Some(v), ValueAt::Element)
+            }
+            _ => return Err(bad("has more than one value")),
+        };
+        Ok(OptionTest {
+            code,
+            value,
+            at,
+            enterprise: t.enterprise.map(|e| e as u32),
+        })
+    }
+
+    /// `ADDR/PREFIX`, the address made its network's.
+    fn network(&self, s: &Spanned<String>, key: &'static str) -> Result<(Ipv4Addr, u8), Error> {
+        let parsed = s.get_ref().split_once('/').and_then(|(a, p)| {
+            let a: Ipv4Addr = a.parse().ok()?;
+            let p: u8 = p.parse().ok().filter(|p| *p <= 32)?;
+            let mask = u32::MAX.checked_shl(32 - u32::from(p)).unwrap_or(0);
+            Some((Ipv4Addr::from(u32::from(a) & mask), p))
+        });
+        parsed.ok_or_else(|| {
+            self.invalid(
+                Some(s.span().start),
+                key,
+                format!("is {:?}", s.get_ref()),
+                "write ADDR/PREFIX, e.g. \"10.1.0.0/24\"",
+            )
+        })
+    }
+
     fn raw_options(&self, opts: &[file::RawOption]) -> Result<Vec<(u8, Vec<u8>)>, Error> {
-        let mut out = Vec::new();
-        for o in opts {
+        opts.iter()
+            .map(|o| self.raw_option(&o.code, &o.text, &o.ip, &o.hex))
+            .collect()
+    }
+
+    fn tagged_options(&self, opts: &[file::TaggedOption]) -> Result<Vec<TaggedOption>, Error> {
+        opts.iter()
+            .map(|o| {
+                let (code, value) = self.raw_option(&o.code, &o.text, &o.ip, &o.hex)?;
+                Ok(TaggedOption {
+                    tags: o.tag.clone(),
+                    not_tags: o.not_tag.clone(),
+                    code,
+                    value,
+                    force: o.force,
+                    zero_is_self: o.ip.is_some(),
+                })
+            })
+            .collect()
+    }
+
+    fn raw_option(
+        &self,
+        code: &Spanned<i64>,
+        text: &Option<String>,
+        ip: &Option<Vec<String>>,
+        hex: &Option<String>,
+    ) -> Result<(u8, Vec<u8>), Error> {
+        {
+            let o = code;
             let c = self.int(
-                &o.code,
+                o,
                 "options.code",
                 1..=254,
                 "give an option number from 1 to 254",
             )? as u8;
             let bad = |problem: String| {
                 self.invalid(
-                    Some(o.code.span().start),
+                    Some(o.span().start),
                     "options",
                     problem,
                     "give exactly one of text = \"...\", ip = [\"10.0.0.1\"], hex = \"0a0b\"",
                 )
             };
-            let value = match (&o.text, &o.ip, &o.hex) {
+            let value = match (text, ip, hex) {
                 (Some(t), None, None) => t.as_bytes().to_vec(),
                 (None, Some(ips), None) => {
                     let mut v = Vec::new();
@@ -519,9 +682,8 @@ impl Validator<'_> {
                 }
                 _ => return Err(bad(format!("option {c} needs one value"))),
             };
-            out.push((c, value));
+            Ok((c, value))
         }
-        Ok(out)
     }
 }
 

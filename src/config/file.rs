@@ -212,6 +212,8 @@ pub struct Dhcp {
     pub authoritative: Option<bool>,
     /// The lease journal.
     pub lease_file: Option<Spanned<String>>,
+    /// A dnsmasq lease file whose leases fill an empty journal at start.
+    pub import_leases: Option<Spanned<String>>,
     /// Seconds an offered address is held for its client.
     pub offer_secs: Option<Spanned<i64>>,
     /// Seconds a declined address stays out of use.
@@ -236,6 +238,53 @@ pub struct Dhcp {
     /// `[[dhcp.boot]]`
     #[serde(default)]
     pub boot: Vec<Boot>,
+    /// `[[dhcp.option]]`: options sent by tag.
+    #[serde(default)]
+    pub option: Vec<TaggedOption>,
+    /// `always` (every configured option) or `asked` (only those in the
+    /// client's option 55, unless `force`: dnsmasq's way).
+    pub send_options: Option<Spanned<String>>,
+}
+
+/// `[[dhcp.option]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaggedOption {
+    /// Option number, 1 to 254.
+    pub code: Spanned<i64>,
+    /// A text value.
+    pub text: Option<String>,
+    /// A list of IPv4 addresses (0.0.0.0: the server's own).
+    pub ip: Option<Vec<String>>,
+    /// Raw bytes in hex.
+    pub hex: Option<String>,
+    /// Tags required.
+    #[serde(default)]
+    pub tag: Vec<String>,
+    /// Tags forbidden.
+    #[serde(default)]
+    pub not_tag: Vec<String>,
+    /// Sent even when not asked for.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// One option a `[[dhcp.boot]]` rule requires.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptionTest {
+    /// Its number (inside option 124 with `enterprise`).
+    pub code: Spanned<i64>,
+    /// Hex bytes, `*` for any byte, matched at the option's start.
+    pub hex: Option<String>,
+    /// Text found anywhere in it.
+    pub text: Option<String>,
+    /// A number equal to one of its elements of `width` bytes.
+    pub number: Option<i64>,
+    /// The element width for `number` (1, 2 or 4).
+    pub width: Option<i64>,
+    /// V-I vendor class (option 124) data of this enterprise.
+    pub enterprise: Option<i64>,
 }
 
 /// `[[dhcp.subnet]]`
@@ -308,6 +357,17 @@ pub struct Boot {
     pub circuit_id: Option<String>,
     /// Relay remote id (text).
     pub remote_id: Option<String>,
+    /// Vendor class containing this text.
+    pub vendor_contains: Option<String>,
+    /// A user class containing this text.
+    pub user_class_contains: Option<String>,
+    /// Options the request carries.
+    #[serde(default)]
+    pub has_option: Vec<OptionTest>,
+    /// The subnet the client is answered in, `ADDR/PREFIX`.
+    pub subnet: Option<Spanned<String>>,
+    /// Whether the client has a `[[dhcp.host]]` reservation.
+    pub known: Option<bool>,
     /// Tags required.
     #[serde(default)]
     pub tag: Vec<String>,
@@ -319,6 +379,10 @@ pub struct Boot {
     pub set_tag: Vec<String>,
     /// Boot file name or URL.
     pub file: Option<String>,
+    /// Server host name (sname) in the reply.
+    pub server_name: Option<String>,
+    /// Answer nothing to the clients it matches.
+    pub ignore: Option<bool>,
     /// Next server for TFTP.
     pub next_server: Option<Spanned<String>>,
     /// Send iPXE 175.176.

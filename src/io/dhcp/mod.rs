@@ -29,6 +29,7 @@ use super::probe::Prober;
 use super::ra::Advertiser;
 use super::{clock, udp};
 use crate::config::dhcp::Dhcp;
+use crate::lease::journal::Record;
 use crate::lease::{Journal, Table};
 use crate::proto::dhcp::{Dest, Engine, Input, Mode, Outcome, Reply};
 use crate::wire::dhcp::{MessageType, CLIENT_PORT, PXE_PORT, SERVER_PORT};
@@ -119,6 +120,32 @@ pub struct Server {
     pub(crate) mailbox: Option<Arc<Mailbox>>,
 }
 
+/// Carries dnsmasq's leases from `from` into the empty journal `j`, durably:
+/// a machine holding an address keeps it when rackboot takes over.
+fn import_leases(j: &mut Journal, from: &std::path::Path) -> Result<Vec<Record>, String> {
+    let text = match std::fs::read_to_string(from) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::info!(file = %from.display(), "dhcp: no dnsmasq lease file to import");
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(format!("dhcp: dnsmasq lease file {}: {e}", from.display())),
+    };
+    let (leases, bad) = crate::import::dnsmasq::leases::parse(&text, clock::unix_now());
+    for (line, why) in &bad {
+        tracing::warn!(file = %from.display(), line, "dhcp: dnsmasq lease not imported: {why}");
+    }
+    let records: Vec<Record> = leases.into_iter().map(Record::Bound).collect();
+    let mut bytes = Vec::new();
+    for r in &records {
+        crate::lease::journal::encode(r, &mut bytes);
+    }
+    j.append(&bytes)
+        .map_err(|e| format!("dhcp: cannot write the imported leases: {e}"))?;
+    tracing::info!(file = %from.display(), leases = records.len(), "dhcp: imported dnsmasq's leases into the empty journal");
+    Ok(records)
+}
+
 impl Server {
     /// Opens the sockets on the configured interface, replays the lease journal.
     ///
@@ -153,8 +180,11 @@ impl Server {
         })?;
         // A proxy gives no addresses, so it keeps no journal.
         let (journal, records, torn) = if settings.mode == Mode::Server {
-            let (j, r, t) = Journal::open(&config.lease_file)
+            let (mut j, mut r, t) = Journal::open(&config.lease_file)
                 .map_err(|e| format!("dhcp: lease file {}: {e}", config.lease_file.display()))?;
+            if let (true, Some(from)) = (r.is_empty(), &config.import_leases) {
+                r = import_leases(&mut j, from)?;
+            }
             (Some(j), r, t)
         } else {
             (None, Vec::new(), 0)

@@ -25,6 +25,10 @@ pub enum Error {
     /// The answer does not fit the reply buffer.
     #[error("reply too large")]
     ReplyTooLarge,
+    /// A boot rule says to ignore this client (dnsmasq's `dhcp-ignore`,
+    /// `dhcp-host=...,ignore`).
+    #[error("ignored by rule")]
+    Ignored,
     /// A request to port 4011, which only a proxy answers.
     #[error("port 4011 in server mode")]
     PxePortInServerMode,
@@ -121,6 +125,7 @@ impl Error {
             Error::Bootp => "bootp",
             Error::NoAddress(_) => "no_address",
             Error::ReplyTooLarge => "reply_too_large",
+            Error::Ignored => "ignored",
             Error::PxePortInServerMode => "pxe_port_in_server_mode",
             Error::NoSubnet => "no_subnet",
             Error::PoolExhausted => "pool_exhausted",

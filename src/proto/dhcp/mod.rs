@@ -66,6 +66,12 @@ pub struct Settings {
     pub rules: Vec<Rule>,
     /// The HTTP port, for `{http}` in boot URLs.
     pub http_port: u16,
+    /// Options sent by tag (dnsmasq's `dhcp-option`), after the subnet's,
+    /// replacing any of the same number.
+    pub options: Vec<policy::TaggedOption>,
+    /// Send configured options only when the client's option 55 asks for
+    /// them (unless forced), as dnsmasq does; otherwise always.
+    pub options_when_asked: bool,
     /// Probe an address for another user (conflict detection) before it is
     /// first offered: the engine asks with [`Outcome::Probe`] and the backend
     /// answers with [`Engine::probe_result`].
@@ -83,6 +89,8 @@ impl Default for Settings {
             hosts: Vec::new(),
             rules: policy::defaults(),
             http_port: 80,
+            options: Vec::new(),
+            options_when_asked: false,
             probe: false,
         }
     }
@@ -437,11 +445,32 @@ impl Engine {
         }
     }
 
+    /// Whether a rule with `ignore` decides for this client (only looked at
+    /// when a rule has it).
+    fn ignored(&self, r: &Request<'_>, subnet: Option<usize>) -> bool {
+        let rules = &self.settings.rules;
+        if !rules
+            .iter()
+            .any(|x| x.action.as_ref().is_some_and(|a| a.ignore))
+        {
+            return false;
+        }
+        let mut facts = policy::Firmware::of(&r.options, r.packet.chaddr(), r.packet.giaddr());
+        if let Some(s) = subnet.and_then(|i| self.settings.subnets.get(i)) {
+            facts.network = Some((s.network, s.prefix));
+        }
+        facts.known = self.host_of(r.packet.mac()).is_some();
+        policy::decide(rules, &facts).is_some_and(|(_, a)| a.ignore)
+    }
+
     fn server(&mut self, now: Instant, r: &Request<'_>, out: &mut [u8]) -> Result<Outcome, Error> {
         if r.input.port == PXE_PORT {
             return Err(Error::PxePortInServerMode);
         }
         let subnet = self.subnet_of(r).ok_or(Error::NoSubnet)?;
+        if self.ignored(r, Some(subnet)) {
+            return Err(Error::Ignored);
+        }
         let client = r.client.as_bytes();
         let requested = r.options.ip(code::REQUESTED_IP);
         let mac = r.packet.mac();

@@ -28,10 +28,68 @@ pub struct Match {
     pub circuit_id: Option<Vec<u8>>,
     /// Relay agent remote id (option 82.2).
     pub remote_id: Option<Vec<u8>>,
+    /// Options the request must carry, each present or with a value
+    /// (dnsmasq's `dhcp-match`).
+    pub option: Vec<OptionTest>,
+    /// The whole MAC, `None` bytes matching any (dnsmasq's `dhcp-mac`).
+    pub mac_glob: Option<Vec<Option<u8>>>,
+    /// Vendor class (option 60) containing these bytes (`dhcp-vendorclass`).
+    pub vendor_has: Option<Vec<u8>>,
+    /// A user class (option 77) item containing these bytes (`dhcp-userclass`).
+    pub user_class_has: Option<Vec<u8>>,
+    /// The subnet the client is answered in (`network`, `prefix`).
+    pub network: Option<(Ipv4Addr, u8)>,
+    /// Whether the client has a reservation (`[[dhcp.host]]`).
+    pub known: Option<bool>,
     /// Tags set by earlier rules, all of.
     pub tags: Vec<String>,
     /// Tags that must not be set.
     pub not_tags: Vec<String>,
+}
+
+/// One option a request must carry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OptionTest {
+    /// Its number.
+    pub code: u8,
+    /// Its value: bytes, `None` matching any byte; `None` for "present".
+    pub value: Option<Vec<Option<u8>>>,
+    /// Where in the option the value must be.
+    pub at: ValueAt,
+    /// Inside vendor-identifying option 125, for this enterprise number.
+    pub enterprise: Option<u32>,
+}
+
+/// Where a matched value sits in an option (dnsmasq's `match_bytes`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ValueAt {
+    /// At its start (hex bytes).
+    #[default]
+    Start,
+    /// Anywhere in it (text).
+    Anywhere,
+    /// Equal to one of its elements of the value's width (a number or an
+    /// address in a list, e.g. one of option 93's architectures).
+    Element,
+}
+
+/// An option sent when its tags match (dnsmasq's `dhcp-option`): per option
+/// number, the tagged ones that match win over untagged ones, and of those
+/// the first listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaggedOption {
+    /// Tags required, all of.
+    pub tags: Vec<String>,
+    /// Tags forbidden.
+    pub not_tags: Vec<String>,
+    /// Its number.
+    pub code: u8,
+    /// Its value.
+    pub value: Vec<u8>,
+    /// Sent even when the client's option 55 does not ask for it.
+    pub force: bool,
+    /// Its value is addresses, and 0.0.0.0 means the server's own.
+    pub zero_is_self: bool,
 }
 
 /// What a matching rule makes the server answer.
@@ -46,6 +104,10 @@ pub struct Action {
     pub no_pxedhcp: bool,
     /// Extra options, by number, as raw values.
     pub options: Vec<(u8, Vec<u8>)>,
+    /// The server name field (sname) of the reply.
+    pub server_name: Option<String>,
+    /// Answer nothing at all.
+    pub ignore: bool,
 }
 
 /// One rule.
@@ -79,6 +141,10 @@ pub struct Firmware<'a> {
     pub mac: &'a [u8],
     /// giaddr, when relayed.
     pub relay: Option<Ipv4Addr>,
+    /// The subnet the client is answered in, when known.
+    pub network: Option<(Ipv4Addr, u8)>,
+    /// Whether it has a reservation.
+    pub known: bool,
     options: &'a Options<'a>,
 }
 
@@ -91,6 +157,8 @@ impl<'a> Firmware<'a> {
             ipxe: options.is_ipxe(),
             mac: chaddr,
             relay: (!giaddr.is_unspecified()).then_some(giaddr),
+            network: None,
+            known: false,
             options,
         }
     }
@@ -136,6 +204,50 @@ impl Match {
                 return false;
             }
         }
+        if let Some(g) = &self.mac_glob {
+            if !glob_equal(g, f.mac) {
+                return false;
+            }
+        }
+        if let Some(v) = &self.vendor_has {
+            if !f.vendor.as_deref().is_some_and(|got| contains(got, v)) {
+                return false;
+            }
+        }
+        if let Some(u) = &self.user_class_has {
+            let items = f.options.get(code::USER_CLASS);
+            if !items.as_deref().is_some_and(|got| contains(got, u)) {
+                return false;
+            }
+        }
+        if self.network.is_some() && self.network != f.network {
+            return false;
+        }
+        if self.known.is_some_and(|k| k != f.known) {
+            return false;
+        }
+        for t in &self.option {
+            let got = match t.enterprise {
+                Some(e) => f.options.vendor_class_of(e),
+                None => f.options.get(t.code).map(|v| v.into_owned()),
+            };
+            let fits = match (&got, &t.value) {
+                (None, _) => false,
+                (Some(_), None) => true,
+                (Some(got), Some(want)) => match t.at {
+                    ValueAt::Start => {
+                        got.len() >= want.len() && glob_equal(want, &got[..want.len()])
+                    }
+                    ValueAt::Anywhere => glob_within(want, got),
+                    ValueAt::Element => {
+                        !want.is_empty() && got.chunks(want.len()).any(|c| glob_equal(want, c))
+                    }
+                },
+            };
+            if !fits {
+                return false;
+            }
+        }
         if let Some(u) = &self.uuid {
             // Option 97: a type byte (0) then the 16-byte UUID.
             let got = f.options.get(code::UUID);
@@ -163,17 +275,74 @@ impl Match {
 
 /// Evaluates `rules` in order; returns the first matching rule that has an action.
 pub fn decide<'r>(rules: &'r [Rule], f: &Firmware<'_>) -> Option<(&'r Rule, &'r Action)> {
+    decide_tagged(rules, f).0
+}
+
+/// As [`decide`], and the tags the client ends with: every rule without an
+/// action is evaluated, also after the deciding rule (rules with an action
+/// after it are not).
+pub fn decide_tagged<'r>(
+    rules: &'r [Rule],
+    f: &Firmware<'_>,
+) -> (Option<(&'r Rule, &'r Action)>, Vec<&'r str>) {
     let mut tags: Vec<&str> = Vec::new();
+    let mut decided = None;
     for r in rules {
-        if !r.when.matches(f, &tags) {
+        if (decided.is_some() && r.action.is_some()) || !r.when.matches(f, &tags) {
             continue;
         }
         tags.extend(r.set_tags.iter().map(String::as_str));
-        if let Some(a) = &r.action {
-            return Some((r, a));
+        if let (Some(a), None) = (&r.action, &decided) {
+            decided = Some((r, a));
         }
     }
-    None
+    (decided, tags)
+}
+
+/// Which of `options` apply to a client with `tags`, by dnsmasq's rule: per
+/// option number, the matching tagged ones if any, else the untagged ones;
+/// of several, the first listed. In list order.
+pub fn tagged_options<'o>(options: &'o [TaggedOption], tags: &[&str]) -> Vec<&'o TaggedOption> {
+    let fits = |o: &TaggedOption| {
+        o.tags.iter().all(|t| tags.contains(&t.as_str()))
+            && !o.not_tags.iter().any(|t| tags.contains(&t.as_str()))
+    };
+    let tagged = |o: &TaggedOption| !o.tags.is_empty() || !o.not_tags.is_empty();
+    let mut out: Vec<&TaggedOption> = Vec::new();
+    for o in options {
+        if !fits(o) || out.iter().any(|x| x.code == o.code) {
+            continue;
+        }
+        if !tagged(o)
+            && options
+                .iter()
+                .any(|x| x.code == o.code && tagged(x) && fits(x))
+        {
+            continue;
+        }
+        out.push(o);
+    }
+    out
+}
+
+/// Whether `pattern` (`None` bytes match any) equals `got`.
+fn glob_equal(pattern: &[Option<u8>], got: &[u8]) -> bool {
+    pattern.len() == got.len()
+        && pattern
+            .iter()
+            .zip(got)
+            .all(|(p, g)| p.is_none_or(|p| p == *g))
+}
+
+/// Whether `pattern` occurs in `got` at some offset.
+fn glob_within(pattern: &[Option<u8>], got: &[u8]) -> bool {
+    pattern.is_empty()
+        || (pattern.len() <= got.len()
+            && got.windows(pattern.len()).any(|w| glob_equal(pattern, w)))
+}
+
+fn contains(got: &[u8], want: &[u8]) -> bool {
+    want.is_empty() || got.windows(want.len()).any(|w| w == want)
 }
 
 /// The rules used when the configuration gives none: iPXE gets the boot script

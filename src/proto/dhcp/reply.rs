@@ -17,6 +17,9 @@ impl Engine {
         if !facts.is_pxe() {
             return Err(Error::NotPxe);
         }
+        if self.ignored(r, None) {
+            return Err(Error::Ignored);
+        }
         let kind = match (r.kind, input.port) {
             (MessageType::Discover, SERVER_PORT) => MessageType::Offer,
             (MessageType::Request | MessageType::Inform, PXE_PORT) => MessageType::Ack,
@@ -60,8 +63,13 @@ impl Engine {
     }
 
     fn boot(&self, facts: &Firmware<'_>) -> Option<Boot<'_>> {
-        let (rule, action) = policy::decide(&self.settings.rules, facts)?;
-        Some(Boot { rule, action })
+        self.boot_tagged(facts).0
+    }
+
+    /// The boot answer and the tags the client ends with.
+    fn boot_tagged(&self, facts: &Firmware<'_>) -> (Option<Boot<'_>>, Vec<&str>) {
+        let (decided, tags) = policy::decide_tagged(&self.settings.rules, facts);
+        (decided.map(|(rule, action)| Boot { rule, action }), tags)
     }
 
     fn write_boot(
@@ -79,6 +87,14 @@ impl Engine {
             boot.action.file.as_deref().map(|f| {
                 policy::render(f, server, self.settings.http_port, facts.mac, &mut rendered)
             });
+        if let Some(name) = &boot.action.server_name {
+            if !w.sname(name.as_bytes()) || asked(code::TFTP_SERVER) {
+                w.option(code::TFTP_SERVER, name.as_bytes())?;
+            }
+            if boot.action.file.is_none() {
+                w.siaddr(boot.action.next_server.unwrap_or(server));
+            }
+        }
         if let Some(file) = file {
             let file = &rendered[..file.ok_or(crate::wire::Error::Malformed(
                 "boot file name over 255 bytes",
@@ -91,7 +107,7 @@ impl Engine {
             if !url {
                 let next = boot.action.next_server.unwrap_or(server);
                 w.siaddr(next);
-                if asked(code::TFTP_SERVER) {
+                if asked(code::TFTP_SERVER) && boot.action.server_name.is_none() {
                     let mut text = [0u8; 15];
                     let n = policy::ip_text(next, &mut text);
                     w.option(code::TFTP_SERVER, &text[..n])?;
@@ -124,10 +140,21 @@ impl Engine {
     ) -> Result<Outcome, Error> {
         let (p, o, input) = (&r.packet, &r.options, &r.input);
         let inform = ip.is_unspecified();
-        let facts = Firmware::of(o, p.chaddr(), p.giaddr());
-        let boot = self.boot(&facts);
         let s = &self.settings.subnets[subnet];
         let host = self.host_of(p.mac());
+        let mut facts = Firmware::of(o, p.chaddr(), p.giaddr());
+        facts.network = Some((s.network, s.prefix));
+        facts.known = host.is_some();
+        let (boot, tags) = self.boot_tagged(&facts);
+        let extra = policy::tagged_options(&self.settings.options, &tags);
+        let requested = o.get(code::PARAMS);
+        // dnsmasq's way (`options_when_asked`): a configured option goes
+        // only to a client whose option 55 lists it (or that sends none).
+        let send = |c: u8| {
+            !self.settings.options_when_asked || requested.as_deref().is_none_or(|l| l.contains(&c))
+        };
+        // A tagged option replaces the subnet's of the same number.
+        let own = |c: u8| send(c) && !extra.iter().any(|x| x.code == c);
         let result = (|| -> Result<usize, crate::wire::Error> {
             let mut w = Writer::reply(out, p)?;
             w.yiaddr(ip);
@@ -142,28 +169,55 @@ impl Engine {
                 w.option(code::RENEWAL, &(l / 2).to_be_bytes())?;
                 w.option(code::REBINDING, &(l / 8 * 7).to_be_bytes())?;
             }
-            w.option(code::SUBNET_MASK, &s.mask().octets())?;
-            w.option(code::BROADCAST, &s.broadcast().octets())?;
-            if let Some(r) = s.router {
+            if !extra.iter().any(|x| x.code == code::SUBNET_MASK) {
+                w.option(code::SUBNET_MASK, &s.mask().octets())?;
+            }
+            if !extra.iter().any(|x| x.code == code::BROADCAST) {
+                w.option(code::BROADCAST, &s.broadcast().octets())?;
+            }
+            if let Some(r) = s.router.filter(|_| own(code::ROUTER)) {
                 w.option(code::ROUTER, &r.octets())?;
             }
-            if !s.dns.is_empty() {
+            if !s.dns.is_empty() && own(code::DNS) {
                 w.option_ips(code::DNS, &s.dns)?;
             }
-            if let Some(d) = &s.domain {
+            if let Some(d) = s.domain.as_ref().filter(|_| own(code::DOMAIN)) {
                 w.option(code::DOMAIN, d.as_bytes())?;
             }
-            if !s.ntp.is_empty() {
+            if !s.ntp.is_empty() && own(code::NTP) {
                 w.option_ips(code::NTP, &s.ntp)?;
             }
-            if let Some(m) = s.mtu {
+            if let Some(m) = s.mtu.filter(|_| own(code::MTU)) {
                 w.option(code::MTU, &m.to_be_bytes())?;
             }
-            if let Some(name) = host.and_then(|h| h.hostname.as_deref()) {
+            if let Some(name) = host
+                .and_then(|h| h.hostname.as_deref())
+                .filter(|_| own(code::HOSTNAME))
+            {
                 w.option(code::HOSTNAME, name.as_bytes())?;
             }
             if let Some(b) = &boot {
                 self.write_boot(&mut w, r, &facts, b)?;
+            }
+            for x in &extra {
+                // An empty value only keeps the subnet's option out
+                // (dnsmasq's `dhcp-option=3`).
+                if x.value.is_empty() || !(x.force || send(x.code)) {
+                    continue;
+                }
+                if x.zero_is_self {
+                    // 0.0.0.0 in an address list is this server.
+                    let mut v = x.value.clone();
+                    for quad in v
+                        .chunks_mut(4)
+                        .filter(|q| q.len() == 4 && q.iter().all(|b| *b == 0))
+                    {
+                        quad.copy_from_slice(&input.server.octets());
+                    }
+                    w.option(x.code, &v)?;
+                } else {
+                    w.option(x.code, &x.value)?;
+                }
             }
             for (c, v) in s.options.iter().chain(host.map_or(&[][..], |h| &h.options)) {
                 w.option(*c, v)?;

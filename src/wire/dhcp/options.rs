@@ -172,6 +172,23 @@ impl<'a> Options<'a> {
         self.has(code::IPXE) || self.has_user_class(b"iPXE")
     }
 
+    /// The data of `enterprise` in option 124 (V-I vendor class, RFC 3925):
+    /// `enterprise(4) len(1) data` blocks.
+    pub fn vendor_class_of(&self, enterprise: u32) -> Option<Vec<u8>> {
+        let v = self.get(124)?;
+        let mut rest = &*v;
+        while rest.len() >= 5 {
+            let (head, tail) = rest.split_at(5);
+            let n = usize::from(head[4]);
+            let data = tail.get(..n)?;
+            if u32::from_be_bytes([head[0], head[1], head[2], head[3]]) == enterprise {
+                return Some(data.to_vec());
+            }
+            rest = &tail[n..];
+        }
+        None
+    }
+
     /// Sub-option `sub` of encapsulated option `c` (43, 82, 175).
     pub fn sub(&self, c: u8, sub: u8) -> Option<Vec<u8>> {
         let v = self.get(c)?;

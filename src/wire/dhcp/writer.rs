@@ -91,6 +91,16 @@ impl<'b> Writer<'b> {
         self.buf[field::FLAGS].copy_from_slice(&BROADCAST_FLAG.to_be_bytes());
     }
 
+    /// Puts `name` in the `sname` field; false (and nothing written) when it
+    /// does not fit with its NUL.
+    pub fn sname(&mut self, name: &[u8]) -> bool {
+        if name.len() >= field::SNAME.len() {
+            return false;
+        }
+        self.buf[field::SNAME.start..field::SNAME.start + name.len()].copy_from_slice(name);
+        true
+    }
+
     /// Puts `name` in the `file` field; false (and nothing written) when it does
     /// not fit with its NUL.
     pub fn file(&mut self, name: &[u8]) -> bool {

@@ -1,0 +1,113 @@
+use std::path::Path;
+
+use super::*;
+
+fn lines(text: &str) -> Vec<Line> {
+    text.lines()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            read::parse_line(
+                l,
+                &At {
+                    file: "dnsmasq.conf".into(),
+                    line: i + 1,
+                },
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+/// The iPXE chainloading recipe: PXE firmware gets iPXE over TFTP, iPXE (by
+/// option 175) gets the HTTP script.
+const CHAIN: &str = "
+interface=br0
+port=0
+dhcp-range=10.81.0.100,10.81.0.200,255.255.255.0,12h
+dhcp-host=52:54:00:81:00:09,10.81.0.9,node9
+dhcp-match=set:ipxe,175 # iPXE sends a 175 option
+dhcp-match=set:efi64,option:client-arch,7
+dhcp-match=set:efi64,option:client-arch,9
+dhcp-boot=tag:!ipxe,undionly.kpxe
+dhcp-boot=tag:efi64,tag:!ipxe,ipxe.efi
+dhcp-boot=tag:ipxe,http://10.81.0.1/boot.ipxe
+dhcp-option=option:dns-server,0.0.0.0
+dhcp-option=tag:efi64,encap:175,190,user
+enable-tftp
+tftp-root=/srv/tftp
+log-dhcp
+domain-needed
+pxe-prompt=\"Booting\",5
+";
+
+#[test]
+fn the_ipxe_chainloading_recipe_translates_to_a_config_that_validates() {
+    let out = translate(&lines(CHAIN), &Host::default());
+    let config = crate::config::Config::parse(
+        &out.toml.replace("root = \"/srv/tftp\"\n", ""),
+        Path::new("generated.toml"),
+        &crate::config::Overrides::default(),
+    );
+    let config = config.unwrap_or_else(|e| panic!("{e}\n{}", out.toml));
+    let d = config.dhcp.unwrap();
+    assert_eq!(d.interface, "br0");
+    assert!(d.settings.options_when_asked);
+    assert_eq!(d.settings.subnets[0].lease_secs, 12 * 3600);
+    assert!(
+        d.settings.subnets[0].dns.is_empty(),
+        "port=0: no DNS of its own"
+    );
+    // Tagged boot lines first, last line first; then untagged.
+    let files: Vec<_> = d
+        .settings
+        .rules
+        .iter()
+        .filter_map(|r| r.action.as_ref()?.file.clone())
+        .collect();
+    assert_eq!(
+        files,
+        ["http://10.81.0.1/boot.ipxe", "ipxe.efi", "undionly.kpxe"]
+    );
+    // The encapsulated option is one option 175, sub-option 190 = "user".
+    assert!(d.settings.options.iter().any(|o| o.code == 175
+        && o.value == [190, 4, b'u', b's', b'e', b'r']
+        && o.tags == ["efi64"]));
+    let severities: Vec<_> = out.notes.iter().map(|n| (n.at.line, n.severity)).collect();
+    assert!(
+        severities.contains(&(16, Severity::Harmless)),
+        "{severities:?}"
+    );
+    assert!(severities.contains(&(17, Severity::Dns)), "{severities:?}");
+    assert!(
+        severities.contains(&(18, Severity::Changes)),
+        "{severities:?}"
+    );
+    assert!(out.partial());
+    assert!(out
+        .toml
+        .contains("# dnsmasq.conf:5: dhcp-host=52:54:00:81:00:09,10.81.0.9,node9"));
+}
+
+#[test]
+fn ranges_parse_as_dnsmasq_reads_them() {
+    let r = range("set:red,10.0.0.10,10.0.0.20,255.255.255.0,10.0.0.255,45m").unwrap();
+    assert_eq!(
+        (r.set.as_slice(), r.lease_secs),
+        (&["red".to_owned()][..], 2700)
+    );
+    assert_eq!(r.netmask, Some(Ipv4Addr::new(255, 255, 255, 0)));
+    assert!(range("10.0.0.0,proxy").unwrap().proxy);
+    assert!(range("tag:x,10.0.0.5,static").unwrap().is_static);
+    assert_eq!(range("10.0.0.5,10.0.0.9,30").unwrap().lease_secs, 120);
+    assert!(range("10.0.0.5").is_err());
+}
+
+#[test]
+#[ignore = "prints the translation"]
+fn print_chain() {
+    let out = translate(&lines(CHAIN), &Host::default());
+    println!("{}", out.toml);
+    for n in &out.notes {
+        println!("{}: {} ({:?}): {}", n.at, n.line, n.severity, n.why);
+    }
+}

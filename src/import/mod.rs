@@ -1,0 +1,4 @@
+//! Taking over from the servers a provisioning host already runs: dnsmasq's
+//! configuration and leases ([`dnsmasq`]).
+
+pub mod dnsmasq;
