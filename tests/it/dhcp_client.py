@@ -10,7 +10,8 @@ Debian installer) by the options it sends, and prints what it got as JSON lines.
   dhcp_client.py IFACE MAC garbage  SERVER               bad datagrams to SERVER:67
 
 Identity options: --arch N --vendor TEXT --user-class TEXT --ipxe --uuid
---prefer SERVER (take that server's offer) --wait SECS.
+--prefer SERVER (take that server's offer) --wait SECS --first (stop at the
+first answer: one server on the link).
 """
 
 import argparse
@@ -45,6 +46,7 @@ def parse(data):
         "xid": xid,
         "yiaddr": socket.inet_ntoa(data[16:20]),
         "siaddr": socket.inet_ntoa(data[20:24]),
+        "sname": data[44:108].split(b"\0")[0].decode("latin-1"),
         "file": data[108:236].split(b"\0")[0].decode("latin-1"),
         "options": {},
     }
@@ -92,10 +94,10 @@ def open_socket(iface, port=68):
     return s
 
 
-def collect(s, xid, want_types, wait):
+def collect(s, xid, want_types, wait, first=False):
     end = time.monotonic() + wait
     got = []
-    while True:
+    while not (first and got):
         left = end - time.monotonic()
         if left <= 0:
             return got
@@ -107,6 +109,7 @@ def collect(s, xid, want_types, wait):
         p = parse(data)
         if p and p["xid"] == xid and p["type"] in want_types:
             got.append(p)
+    return got
 
 
 def dora(args, mac):
@@ -116,7 +119,7 @@ def dora(args, mac):
     offers = []
     for _ in range(3):
         s.sendto(packet(mac, xid, 1, ident), ("255.255.255.255", 67))
-        offers = collect(s, xid, {2}, args.wait)
+        offers = collect(s, xid, {2}, args.wait, args.first)
         if offers:
             break
     print(json.dumps({"offers": offers}))
@@ -131,7 +134,7 @@ def dora(args, mac):
         (54, socket.inet_aton(offer["server"])),
     ]
     s.sendto(packet(mac, xid, 3, req), ("255.255.255.255", 67))
-    acks = collect(s, xid, {5, 6}, args.wait)
+    acks = collect(s, xid, {5, 6}, args.wait, args.first)
     print(json.dumps({"ack": acks[0] if acks else None}))
     return 0 if acks and acks[0]["type"] == 5 else 1
 
@@ -149,6 +152,7 @@ def main():
     ap.add_argument("--uuid", action="store_true")
     ap.add_argument("--prefer")
     ap.add_argument("--wait", type=float, default=1.0)
+    ap.add_argument("--first", action="store_true", help="stop at the first answer")
     args = ap.parse_args()
     mac = bytes.fromhex(args.mac.replace(":", ""))
     if args.action == "dora":

@@ -11,6 +11,7 @@ mod bad_input;
 mod check;
 mod concurrency;
 mod dhcp;
+mod dnsmasq;
 mod firmware;
 mod fuzz_replay;
 mod loopback;

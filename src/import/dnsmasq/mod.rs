@@ -260,6 +260,14 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
             });
         };
         let from = format!("# {}: {text}\n", line.at);
+        if v.contains("option6:") || v.contains("enterprise:") {
+            note(
+                &mut o,
+                "DHCPv6 only: rackboot does not serve DHCPv6 yet (its IPv4 answers are unchanged)",
+                Severity::Harmless,
+            );
+            continue;
+        }
         match line.key.as_str() {
             "interface" => {
                 if interface.is_some() {
@@ -437,9 +445,10 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
                 "PXE boot menus (option 43 menus and boot servers) are not carried over yet: use dhcp-boot, which rackboot answers",
                 Severity::Changes,
             ),
-            "read-ethers" | "dhcp-hostsfile" | "dhcp-hostsdir" | "dhcp-optsfile" | "dhcp-optsdir" => note(
+            "read-ethers" => read_ethers(&mut o, ETHERS, &from, |o, why, s| note(o, why, s)),
+            "dhcp-hostsfile" | "dhcp-hostsdir" | "dhcp-optsfile" | "dhcp-optsdir" => note(
                 &mut o,
-                "hosts and options files are not read yet: put their lines in the configuration",
+                "dhcp-hostsfile/-hostsdir and dhcp-optsfile/-optsdir are not read yet: put their lines in the configuration",
                 Severity::Changes,
             ),
             k if DNS_ONLY.contains(&k) => note(
@@ -622,6 +631,47 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
         toml,
         notes: o.notes,
         lease_file,
+    }
+}
+
+/// Where `read-ethers` reads.
+const ETHERS: &str = "/etc/ethers";
+
+/// `read-ethers`: each `MAC ADDRESS` line of /etc/ethers is a reservation
+/// (a name instead of an address needs DNS, and is not carried over).
+fn read_ethers(
+    o: &mut Out,
+    path: &str,
+    from: &str,
+    mut note: impl FnMut(&mut Out, &str, Severity),
+) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        // dnsmasq reads nothing either.
+        return;
+    };
+    for line in text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+    {
+        let mut f = line.split_whitespace();
+        let (Some(mac), Some(who)) = (f.next(), f.next()) else {
+            continue;
+        };
+        match who.parse::<Ipv4Addr>() {
+            Ok(ip) => {
+                let _ = write!(
+                    o.hosts,
+                    "\n{from}# {path}: {line}\n[[dhcp.host]]\nmac = {}\nip = {}\n",
+                    q(mac),
+                    q(&ip.to_string())
+                );
+            }
+            Err(_) => note(
+                o,
+                &format!("{path}: {line}: a host name there needs DNS to find its address; give the address"),
+                Severity::Changes,
+            ),
+        }
     }
 }
 
@@ -892,8 +942,12 @@ fn dhcp_match(rest: &[&str]) -> Result<String, String> {
         let _ = write!(test, ", enterprise = {e}");
     }
     let value = values.join(",");
+    let hexy = value.contains(':')
+        && value
+            .split(':')
+            .all(|b| b == "*" || (b.len() <= 2 && u8::from_str_radix(b, 16).is_ok()));
     if !value.is_empty() {
-        if value.contains(':') {
+        if hexy {
             let _ = write!(test, ", hex = {}", q(&value));
         } else if value.bytes().all(|b| b.is_ascii_digit()) {
             let width = match kind {

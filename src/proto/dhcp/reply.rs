@@ -107,7 +107,12 @@ impl Engine {
             if !url {
                 let next = boot.action.next_server.unwrap_or(server);
                 w.siaddr(next);
-                if asked(code::TFTP_SERVER) && boot.action.server_name.is_none() {
+                // dnsmasq's way (options only as configured) names no
+                // TFTP server in option 66 unless a dhcp-option does.
+                if asked(code::TFTP_SERVER)
+                    && boot.action.server_name.is_none()
+                    && !self.settings.options_when_asked
+                {
                     let mut text = [0u8; 15];
                     let n = policy::ip_text(next, &mut text);
                     w.option(code::TFTP_SERVER, &text[..n])?;
@@ -163,6 +168,9 @@ impl Engine {
             }
             w.message_type(kind)?;
             w.option(code::SERVER_ID, &input.server.octets())?;
+            // The next server is this one unless a boot rule names another
+            // (as dnsmasq answers every client).
+            w.siaddr(input.server);
             if !inform {
                 let l = s.lease_secs;
                 w.option(code::LEASE_TIME, &l.to_be_bytes())?;

@@ -1,0 +1,361 @@
+//! rackboot from dnsmasq's own configuration, dnsmasq as the oracle: each
+//! fixture under tests/fixtures/dnsmasq (a network-boot setup reproduced from
+//! public documentation or a repository, named in its first lines) is served
+//! first by dnsmasq, then by `rackboot serve --dnsmasq-conf` with the same
+//! file on the same link, and the same firmware personas (dhcp_client.py)
+//! must get the same answers field by field. Needs root and dnsmasq.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::ns::{in_ns, spawn_in, Kill, Net};
+use crate::support::{run, Server, TempDir};
+
+/// The server's address on the link; fixtures use 10.90.0.0/24 and `s0`.
+const SERVER: &str = "10.90.0.1";
+
+/// (name, dhcp_client.py identity options).
+const PERSONAS: &[(&str, &str)] = &[
+    (
+        "bios-pxe",
+        "--arch 0 --vendor PXEClient:Arch:00000:UNDI:002001",
+    ),
+    (
+        "uefi-pxe-7",
+        "--arch 7 --vendor PXEClient:Arch:00007:UNDI:003016",
+    ),
+    (
+        "uefi-pxe-9",
+        "--arch 9 --vendor PXEClient:Arch:00009:UNDI:003016",
+    ),
+    (
+        "uefi-http",
+        "--arch 16 --vendor HTTPClient:Arch:00016:UNDI:003001",
+    ),
+    (
+        "arm64-pxe",
+        "--arch 11 --vendor PXEClient:Arch:00011:UNDI:003000",
+    ),
+    (
+        "ipxe-bios",
+        "--arch 0 --vendor PXEClient:Arch:00000:UNDI:002001 --user-class iPXE --ipxe",
+    ),
+    (
+        "ipxe-efi",
+        "--arch 7 --vendor PXEClient:Arch:00007:UNDI:003016 --user-class iPXE --ipxe",
+    ),
+    ("plain", ""),
+    ("debian-installer", "--vendor d-i"),
+];
+
+/// What one persona got: the OFFER and the ACK.
+#[derive(Debug, Clone, PartialEq)]
+struct Got {
+    offer: Option<Answer>,
+    ack: Option<Answer>,
+}
+
+/// The fields compared.
+#[derive(Debug, Clone, PartialEq)]
+struct Answer {
+    kind: u64,
+    yiaddr: Ipv4Addr,
+    siaddr: String,
+    sname: String,
+    /// Option 67 when sent, else the file field.
+    file: String,
+    options: BTreeMap<u8, String>,
+}
+
+/// Options not compared: T1/T2 (dnsmasq takes a little off them at random).
+const NOT_COMPARED: &[u8] = &[58, 59];
+
+fn answer(v: &Value) -> Option<Answer> {
+    let v = v.as_object()?;
+    let opts = v["options"].as_object()?;
+    let mut options: BTreeMap<u8, String> = opts
+        .iter()
+        .filter_map(|(k, v)| Some((k.parse().ok()?, v.as_str()?.to_owned())))
+        .filter(|(k, _)| !NOT_COMPARED.contains(k))
+        .collect();
+    let text = |hex: &str| {
+        let bytes: Vec<u8> = (0..hex.len() / 2)
+            .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+            .collect();
+        String::from_utf8_lossy(&bytes)
+            .trim_end_matches('\0')
+            .to_owned()
+    };
+    let file = options
+        .remove(&67)
+        .map(|h| text(&h))
+        .unwrap_or_else(|| v["file"].as_str().unwrap_or("").to_owned());
+    let sname = options
+        .remove(&66)
+        .map(|h| text(&h))
+        .unwrap_or_else(|| v["sname"].as_str().unwrap_or("").to_owned());
+    Some(Answer {
+        kind: v["type"].as_u64()?,
+        yiaddr: v["yiaddr"].as_str()?.parse().ok()?,
+        siaddr: v["siaddr"].as_str()?.to_owned(),
+        sname,
+        file,
+        options,
+    })
+}
+
+fn dora(ns: &str, mac: &str, identity: &str) -> Got {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/dhcp_client.py");
+    let o = in_ns(
+        ns,
+        &format!("python3 {script} c0 {mac} dora {identity} --wait 2 --first"),
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    let mut got = Got {
+        offer: None,
+        ack: None,
+    };
+    for line in out.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        if let Some(offers) = v.get("offers").and_then(Value::as_array) {
+            got.offer = offers.first().and_then(answer);
+        }
+        if let Some(ack) = v.get("ack") {
+            got.ack = answer(ack);
+        }
+    }
+    got
+}
+
+/// The fixture's first dhcp-range, as addresses.
+fn pool(text: &str) -> Option<(Ipv4Addr, Ipv4Addr)> {
+    let line = text.lines().find(|l| l.starts_with("dhcp-range="))?;
+    let addrs: Vec<Ipv4Addr> = line["dhcp-range=".len()..]
+        .split(',')
+        .filter_map(|p| p.trim().parse().ok())
+        .collect();
+    Some((*addrs.first()?, *addrs.get(1)?))
+}
+
+/// The MACs the fixture reserves.
+fn reserved(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("dhcp-host="))
+        .filter_map(|l| {
+            l.split(',')
+                .find(|f| f.len() == 17 && f.matches(':').count() == 5 && !f.contains('*'))
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+/// Each persona (and each reserved MAC, as a plain client) against the
+/// server `start` starts; their answers by persona.
+fn ask_all(client: &str, text: &str) -> BTreeMap<String, Got> {
+    let mut out = BTreeMap::new();
+    for (i, (name, identity)) in PERSONAS.iter().enumerate() {
+        let mac = format!("02:90:00:00:00:{:02x}", i + 1);
+        out.insert((*name).to_owned(), dora(client, &mac, identity));
+    }
+    // A reserved machine boots like the rest: as BIOS PXE firmware.
+    for mac in reserved(text) {
+        out.insert(format!("reserved {mac}"), dora(client, &mac, PERSONAS[0].1));
+    }
+    out
+}
+
+/// Two namespaces joined by a veth: `s0` (10.90.0.1/24) and `c0`.
+fn link(net: &mut Net) -> (String, String) {
+    let server = net.ns("s");
+    let client = net.ns("c");
+    Net::veth(&server, "s0", Some("10.90.0.1/24"), &client, "c0", None);
+    (server, client)
+}
+
+fn run_dnsmasq(ns: &str, conf: &Path, dir: &Path) -> Kill {
+    assert!(
+        run("sh", &["-c", "command -v dnsmasq"]).status.success(),
+        "dnsmasq is not installed: apt-get install dnsmasq"
+    );
+    let log = dir.join("dnsmasq.log");
+    let child = spawn_in(
+        ns,
+        &format!(
+            "exec dnsmasq --keep-in-foreground --conf-file={} --no-ping --user=root \
+             --pid-file={} --log-facility={} --log-dhcp",
+            conf.display(),
+            dir.join("dnsmasq.pid").display(),
+            log.display()
+        ),
+    );
+    let kill = Kill(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("DHCP")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "dnsmasq did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    kill
+}
+
+/// A fixture with `{DIR}` made the test's directory (the TFTP root).
+fn fixture(name: &str, dir: &Path) -> (String, std::path::PathBuf) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dnsmasq/");
+    let text = std::fs::read_to_string(format!("{path}{name}"))
+        .unwrap()
+        .replace("{DIR}", &dir.display().to_string());
+    let out = dir.join(name);
+    std::fs::write(&out, &text).unwrap();
+    (text, out)
+}
+
+/// The differences between dnsmasq's answers and rackboot's that are not
+/// allowed, as text (empty when they agree).
+fn differences(text: &str, want: &BTreeMap<String, Got>, got: &BTreeMap<String, Got>) -> String {
+    let mut out = String::new();
+    let in_pool = |ip: Ipv4Addr| {
+        pool(text).is_some_and(|(a, b)| (u32::from(a)..=u32::from(b)).contains(&u32::from(ip)))
+    };
+    for (persona, w) in want {
+        let g = &got[persona];
+        for (step, w, g) in [("OFFER", &w.offer, &g.offer), ("ACK", &w.ack, &g.ack)] {
+            match (w, g) {
+                (None, None) => {}
+                (Some(w), Some(g)) => {
+                    let mut g = g.clone();
+                    let reserved = persona.starts_with("reserved");
+                    // Pool clients: any address of the pool (the two servers
+                    // pick differently), the same one across OFFER and ACK.
+                    if !reserved && in_pool(w.yiaddr) && in_pool(g.yiaddr) {
+                        g.yiaddr = w.yiaddr;
+                    }
+                    if *w != g {
+                        out.push_str(&format!(
+                            "{persona} {step}:\n  dnsmasq  {w:?}\n  rackboot {g:?}\n"
+                        ));
+                    }
+                }
+                (w, g) => out.push_str(&format!(
+                    "{persona} {step}: dnsmasq {}, rackboot {}\n",
+                    if w.is_some() {
+                        "answered"
+                    } else {
+                        "was silent"
+                    },
+                    if g.is_some() {
+                        "answered"
+                    } else {
+                        "was silent"
+                    },
+                )),
+            }
+        }
+    }
+    out
+}
+
+/// Serves fixture `name` with dnsmasq, then with rackboot, and compares.
+fn same_answers(name: &str) {
+    let _turn = crate::support::heavy();
+    let mut net = Net::new(&format!("dm{}", name.len()));
+    let (server, client) = link(&mut net);
+    let dir = TempDir::new("dnsmasq-diff");
+    let (text, conf) = fixture(name, &dir.0);
+    let want = {
+        let _dnsmasq = run_dnsmasq(&server, &conf, &dir.0);
+        ask_all(&client, &text)
+    };
+    assert!(
+        want.values()
+            .any(|g| g.ack.as_ref().is_some_and(|a| !a.file.is_empty())),
+        "dnsmasq gave no persona a boot file: the fixture does not exercise boot rules"
+    );
+    assert!(
+        want.values().any(|g| g.ack.is_some()),
+        "dnsmasq answered nobody: the fixture or the link is wrong\n{}",
+        std::fs::read_to_string(dir.0.join("dnsmasq.log")).unwrap_or_default()
+    );
+    let leases = dir.0.join("rackboot.leases");
+    let s = Server::start_in(
+        Some(&server),
+        SERVER,
+        &dir.0,
+        &[
+            "--dnsmasq-conf",
+            conf.to_str().unwrap(),
+            "--interface",
+            "s0",
+            "--dhcp-lease-file",
+            leases.to_str().unwrap(),
+        ],
+    );
+    let got = ask_all(&client, &text);
+    let diff = differences(&text, &want, &got);
+    assert!(
+        diff.is_empty(),
+        "{name}: rackboot answers differently from dnsmasq:\n{diff}\nrackboot log:\n{}",
+        s.log().join("\n")
+    );
+}
+
+#[test]
+fn ipxe_chainloading_recipe() {
+    same_answers("ipxe-chainload.conf");
+}
+
+#[test]
+fn openstack_ironic_inspector() {
+    same_answers("ironic-inspector.conf");
+}
+
+#[test]
+fn openstack_ironic_devstack() {
+    same_answers("ironic-devstack.conf");
+}
+
+#[test]
+fn metal3_ironic_image() {
+    same_answers("metal3-ironic-image.conf");
+}
+
+#[test]
+fn netboot_xyz() {
+    same_answers("netboot-xyz.conf");
+}
+
+#[test]
+fn cobbler() {
+    same_answers("cobbler.conf");
+}
+
+#[test]
+fn arch_wiki_pxe() {
+    same_answers("arch-wiki.conf");
+}
+
+#[test]
+fn matchbox() {
+    same_answers("matchbox.conf");
+}
+
+#[test]
+fn openshift_dev_scripts() {
+    same_answers("dev-scripts.conf");
+}
+
+#[test]
+fn forester() {
+    same_answers("forester.conf");
+}
