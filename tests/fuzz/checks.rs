@@ -367,3 +367,38 @@ pub fn dhcp_engine(data: &[u8]) {
         }
     }
 }
+
+/// A dnsmasq configuration made of anything: read and translated without a
+/// panic, and the translation is always TOML of rackboot's own keys (no value
+/// from the file can break out of its string or add a key).
+pub fn dnsmasq_conf(data: &[u8]) {
+    use rackboot::import::dnsmasq::{read, translate, At, Host};
+    let text = String::from_utf8_lossy(data);
+    let lines: Vec<_> = text
+        .lines()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            read::parse_line(
+                l,
+                &At {
+                    file: "fuzz.conf".into(),
+                    line: i + 1,
+                },
+            )
+            .ok()
+            .flatten()
+        })
+        .collect();
+    let imported = translate(&lines, &Host::default());
+    let parsed = rackboot::config::Config::parse(
+        &imported.toml,
+        std::path::Path::new("fuzz.toml"),
+        &rackboot::config::Overrides::default(),
+    );
+    if let Err(rackboot::config::Error::Parse { message, .. }) = parsed {
+        panic!(
+            "the translation is not rackboot TOML: {message}\n{}",
+            imported.toml
+        );
+    }
+}

@@ -266,6 +266,25 @@ fn differences(text: &str, want: &BTreeMap<String, Got>, got: &BTreeMap<String, 
     out
 }
 
+/// `rackboot serve --dnsmasq-conf conf` in `ns`, its journal (new, so
+/// dnsmasq's leases are imported) in `dir`.
+fn rackboot_from(ns: &str, conf: &Path, dir: &Path) -> Server {
+    let leases = dir.join("rackboot.leases");
+    Server::start_in(
+        Some(ns),
+        SERVER,
+        dir,
+        &[
+            "--dnsmasq-conf",
+            conf.to_str().unwrap(),
+            "--interface",
+            "s0",
+            "--dhcp-lease-file",
+            leases.to_str().unwrap(),
+        ],
+    )
+}
+
 /// Serves fixture `name` with dnsmasq, then with rackboot, and compares.
 fn same_answers(name: &str) {
     let _turn = crate::support::heavy();
@@ -287,20 +306,7 @@ fn same_answers(name: &str) {
         "dnsmasq answered nobody: the fixture or the link is wrong\n{}",
         std::fs::read_to_string(dir.0.join("dnsmasq.log")).unwrap_or_default()
     );
-    let leases = dir.0.join("rackboot.leases");
-    let s = Server::start_in(
-        Some(&server),
-        SERVER,
-        &dir.0,
-        &[
-            "--dnsmasq-conf",
-            conf.to_str().unwrap(),
-            "--interface",
-            "s0",
-            "--dhcp-lease-file",
-            leases.to_str().unwrap(),
-        ],
-    );
+    let s = rackboot_from(&server, &conf, &dir.0);
     let got = ask_all(&client, &text);
     let diff = differences(&text, &want, &got);
     assert!(
@@ -358,4 +364,66 @@ fn openshift_dev_scripts() {
 #[test]
 fn forester() {
     same_answers("forester.conf");
+}
+
+/// dhclient once on `c0` in `ns`, with its lease file in `dir` (kept across
+/// runs, so a second run asks for the address it holds): that address, and
+/// what dhclient said.
+fn dhclient(ns: &str, dir: &Path) -> (String, String) {
+    let lf = dir.join("dhclient.leases");
+    let pid = dir.join("dhclient.pid");
+    let o = in_ns(
+        ns,
+        &format!(
+            "timeout 60 dhclient -4 -1 -v -sf /bin/true -lf {lf} -pf {pid} c0; r=$?; \
+             dhclient -x -pf {pid} -sf /bin/true c0 2>/dev/null; exit $r",
+            lf = lf.display(),
+            pid = pid.display(),
+        ),
+    );
+    let text = std::fs::read_to_string(&lf).unwrap_or_default();
+    assert!(
+        o.status.success() && text.contains("fixed-address"),
+        "dhclient got no lease (apt-get install isc-dhcp-client): {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let last = text.rsplit("lease {").next().unwrap_or("");
+    let ip = last
+        .split("fixed-address ")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .unwrap()
+        .to_owned();
+    (ip, String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+#[test]
+fn a_dhclient_lease_from_dnsmasq_is_kept_when_rackboot_takes_over() {
+    let _turn = crate::support::heavy();
+    let mut net = Net::new("dmlease");
+    let (server, client) = link(&mut net);
+    let dir = TempDir::new("dnsmasq-lease");
+    let (_, conf) = fixture("ipxe-chainload.conf", &dir.0);
+    let before = {
+        let _dnsmasq = run_dnsmasq(&server, &conf, &dir.0);
+        dhclient(&client, &dir.0)
+    };
+    let held = std::fs::read_to_string(dir.0.join("dnsmasq.leases")).unwrap_or_default();
+    assert!(held.contains(&before.0), "dnsmasq's lease file: {held}");
+    let s = rackboot_from(&server, &conf, &dir.0);
+    let (after, said) = dhclient(&client, &dir.0);
+    let log = s.log().join("\n");
+    assert_eq!(
+        after, before.0,
+        "the address changed when rackboot took over:\n{log}"
+    );
+    assert!(log.contains("imported dnsmasq's leases"), "{log}");
+    // INIT-REBOOT: a REQUEST for the address it holds, ACKed at once.
+    assert!(
+        said.contains(&format!("DHCPREQUEST for {after}"))
+            && said.contains("DHCPACK")
+            && !said.contains("DHCPNAK")
+            && !said.contains("DHCPDISCOVER"),
+        "{said}"
+    );
 }

@@ -15,6 +15,7 @@ fn the_fuzz_corpus_replays_through_parsers_and_engines() {
         "tftp_transfer",
         "dhcp_packet",
         "dhcp_engine",
+        "dnsmasq_conf",
     ] {
         let dir = std::path::Path::new(corpus).join(target);
         for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
@@ -27,6 +28,7 @@ fn the_fuzz_corpus_replays_through_parsers_and_engines() {
             checks::tftp_transfer(&data);
             checks::dhcp_packet(&data);
             checks::dhcp_engine(&data);
+            checks::dnsmasq_conf(&data);
             replayed += 1;
         }
     }

@@ -14,6 +14,7 @@ mod dhcp;
 mod dnsmasq;
 mod firmware;
 mod fuzz_replay;
+mod import;
 mod loopback;
 mod machines;
 mod metrics;
