@@ -60,7 +60,7 @@ pub(crate) struct LeasesArgs {
     common: Common,
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 struct Common {
     /// TOML configuration file.
     #[arg(long, value_name = "FILE")]
@@ -499,9 +499,15 @@ fn serve(config: &Config, c: &Common) -> Result<(), Box<dyn std::error::Error>> 
     );
     // A reload reads the same file with the same command line, and checks
     // what `check` checks.
-    let (path, overrides) = (c.config.clone(), overrides(c));
+    let (path, overrides, common) = (c.config.clone(), overrides(c), c.clone());
     let rebuild: rackboot::control::Rebuild = Box::new(move |current| {
-        let config = Config::load(path.as_deref(), &overrides).map_err(|e| e.to_string())?;
+        // dnsmasq's files are translated again, as a SIGHUP makes dnsmasq
+        // re-read its hosts and options files.
+        let config = match &common.dnsmasq_conf {
+            Some(d) => from_dnsmasq(&common, d).map(|(c, _)| c),
+            None => Config::load(path.as_deref(), &overrides),
+        }
+        .map_err(|e| e.to_string())?;
         let snapshot = load_snapshot(&config, Some(current)).map_err(|e| e.to_string())?;
         Ok((config, snapshot))
     });
@@ -510,6 +516,35 @@ fn serve(config: &Config, c: &Common) -> Result<(), Box<dyn std::error::Error>> 
         use rackboot::watch::Watch;
         watch.extend(config.root.as_deref().map(Watch::tree));
         watch.extend(c.config.as_deref().and_then(Watch::file));
+        if let Some(d) = &c.dnsmasq_conf {
+            // Every file the configuration reads, and its hosts and options
+            // files and directories.
+            let lines = rackboot::import::dnsmasq::read::read(d).unwrap_or_default();
+            let mut files: Vec<PathBuf> = lines.iter().map(|l| l.at.file.clone()).collect();
+            files.extend(
+                lines
+                    .iter()
+                    .filter(|l| {
+                        [
+                            "dhcp-hostsfile",
+                            "dhcp-hostsdir",
+                            "dhcp-optsfile",
+                            "dhcp-optsdir",
+                        ]
+                        .contains(&l.key.as_str())
+                    })
+                    .filter_map(|l| l.value.as_deref().map(PathBuf::from)),
+            );
+            files.sort();
+            files.dedup();
+            for f in files {
+                watch.extend(if f.is_dir() {
+                    Some(Watch::tree(&f))
+                } else {
+                    Watch::file(&f)
+                });
+            }
+        }
         let boot_files = config
             .boot
             .iter()

@@ -427,3 +427,44 @@ fn a_dhclient_lease_from_dnsmasq_is_kept_when_rackboot_takes_over() {
         "{said}"
     );
 }
+
+#[test]
+fn hosts_and_options_files_are_read_and_read_again_on_reload() {
+    let _turn = crate::support::heavy();
+    let mut net = Net::new("dmhosts");
+    let (server, client) = link(&mut net);
+    let dir = TempDir::new("dnsmasq-hosts");
+    let d = &dir.0;
+    std::fs::create_dir_all(d.join("hosts.d")).unwrap();
+    std::fs::write(
+        d.join("hosts.d/rack1"),
+        "52:54:00:90:01:01,10.90.0.31,r1n1\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("opts"), "option:domain-name,rack.example\n").unwrap();
+    let conf = d.join("dnsmasq.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "interface=s0\nport=0\ndhcp-range=10.90.0.100,10.90.0.200\ndhcp-leasefile={0}/dnsmasq.leases\n\
+             dhcp-hostsdir={0}/hosts.d\ndhcp-optsfile={0}/opts\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    let s = rackboot_from(&server, &conf, d);
+    let got = dora(&client, "52:54:00:90:01:01", "");
+    let ack = got.ack.expect("no ACK");
+    assert_eq!(ack.yiaddr, Ipv4Addr::new(10, 90, 0, 31));
+    // Option 15 is in the persona's option 55.
+    assert_eq!(
+        ack.options.get(&15).map(String::as_str),
+        Some("7261636b2e6578616d706c65")
+    );
+    // A new host in the directory, a reload: it is reserved.
+    std::fs::write(d.join("hosts.d/rack2"), "52:54:00:90:02:01,10.90.0.32\n").unwrap();
+    let (ok, _, err) = crate::support::reload(&s.admin);
+    assert!(ok, "{err}");
+    let ack = dora(&client, "52:54:00:90:02:01", "").ack.expect("no ACK");
+    assert_eq!(ack.yiaddr, Ipv4Addr::new(10, 90, 0, 32));
+}

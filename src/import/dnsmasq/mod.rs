@@ -60,6 +60,9 @@ pub struct Imported {
     pub notes: Vec<Note>,
     /// dnsmasq's lease file, to import at first start.
     pub lease_file: Option<PathBuf>,
+    /// The hosts and options files and directories it read (`--watch`
+    /// reloads when they change, as dnsmasq re-reads them).
+    pub read: Vec<PathBuf>,
 }
 
 impl Imported {
@@ -232,9 +235,82 @@ fn hex_text(bytes: &[u8]) -> String {
         .join(":")
 }
 
+/// `lines` with every `dhcp-hostsfile`/`dhcp-hostsdir` line replaced by the
+/// `dhcp-host` lines its files hold, and every `dhcp-optsfile`/`dhcp-optsdir`
+/// line by `dhcp-option` lines, each at its own file and line; the files and
+/// directories read; and the ones that could not be.
+fn expand(lines: &[Line]) -> (Vec<Line>, Vec<PathBuf>, Vec<(Line, String)>) {
+    let (mut out, mut read, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+    for line in lines {
+        let key = match line.key.as_str() {
+            "dhcp-hostsfile" | "dhcp-hostsdir" => "dhcp-host",
+            "dhcp-optsfile" | "dhcp-optsdir" => "dhcp-option",
+            _ => {
+                out.push(line.clone());
+                continue;
+            }
+        };
+        let path = PathBuf::from(line.value.as_deref().unwrap_or("").trim());
+        let files = if path.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&path)
+                .map(|d| {
+                    d.filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .filter(|p| {
+                            p.is_file()
+                                && !p.file_name().is_some_and(|n| {
+                                    let n = n.to_string_lossy();
+                                    n.starts_with('.') || n.ends_with('~')
+                                })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            files.sort();
+            files
+        } else {
+            vec![path.clone()]
+        };
+        read.push(path);
+        for file in files {
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) => {
+                    failed.push((line.clone(), format!("cannot read {}: {e}", file.display())));
+                    continue;
+                }
+            };
+            for (i, l) in text.lines().enumerate() {
+                let l = l.split('#').next().unwrap_or("").trim();
+                if !l.is_empty() {
+                    out.push(Line {
+                        at: At {
+                            file: file.clone(),
+                            line: i + 1,
+                        },
+                        key: key.to_owned(),
+                        value: Some(l.replace('"', "")),
+                    });
+                }
+            }
+        }
+    }
+    (out, read, failed)
+}
+
 /// Translates `lines` (read with [`read::read`]).
 pub fn translate(lines: &[Line], host: &Host) -> Imported {
+    let (lines, read, failed) = expand(lines);
+    let lines = &lines[..];
     let mut o = Out::default();
+    for (line, why) in failed {
+        o.notes.push(Note {
+            line: format!("{}={}", line.key, line.value.unwrap_or_default()),
+            at: line.at,
+            why,
+            severity: Severity::Changes,
+        });
+    }
     let mut interface: Option<String> = None;
     let mut mode_proxy = false;
     let mut authoritative = false;
@@ -446,11 +522,6 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
                 Severity::Changes,
             ),
             "read-ethers" => read_ethers(&mut o, ETHERS, &from, |o, why, s| note(o, why, s)),
-            "dhcp-hostsfile" | "dhcp-hostsdir" | "dhcp-optsfile" | "dhcp-optsdir" => note(
-                &mut o,
-                "dhcp-hostsfile/-hostsdir and dhcp-optsfile/-optsdir are not read yet: put their lines in the configuration",
-                Severity::Changes,
-            ),
             k if DNS_ONLY.contains(&k) => note(
                 &mut o,
                 "not served by rackboot: keep dnsmasq for DNS with `port=` and DHCP off",
@@ -631,6 +702,7 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
         toml,
         notes: o.notes,
         lease_file,
+        read,
     }
 }
 
