@@ -141,6 +141,10 @@ struct Common {
     /// includes), translated as `rackboot import` prints it.
     #[arg(long, value_name = "FILE")]
     dnsmasq_conf: Option<PathBuf>,
+    /// Serve nginx's site from its configuration (listen, root, locations
+    /// with root or alias), alone or with --dnsmasq-conf.
+    #[arg(long, value_name = "FILE")]
+    nginx_conf: Option<PathBuf>,
     /// Go on when lines that change DHCP or TFTP answers cannot be carried
     /// over from --dnsmasq-conf (each is listed).
     #[arg(long)]
@@ -253,7 +257,7 @@ pub(crate) fn load_config(args: &Args) -> Result<Config, config::Error> {
     let Some(c) = args.common() else {
         return Config::load(None, &Overrides::default());
     };
-    if let Some(path) = &c.dnsmasq_conf {
+    if let Some(path) = c.dnsmasq_conf.as_ref().or(c.nginx_conf.as_ref()) {
         return from_dnsmasq(c, path).map(|(config, _)| config);
     }
     Config::load(c.config.as_deref(), &overrides(c))
@@ -291,13 +295,29 @@ fn translate_dnsmasq(
     c: &Common,
     path: &std::path::Path,
 ) -> Result<rackboot::import::dnsmasq::Imported, config::Error> {
-    use rackboot::import::dnsmasq::{self, Severity};
+    use rackboot::import::dnsmasq;
     if c.config.is_some() {
         return Err(config::Error::Parse {
             path: path.to_owned(),
             message: "give --config or --dnsmasq-conf, not both".into(),
         });
     }
+    let nginx = match &c.nginx_conf {
+        Some(n) => {
+            Some(
+                rackboot::import::nginx::read(n).map_err(|message| config::Error::Parse {
+                    path: n.clone(),
+                    message,
+                })?,
+            )
+        }
+        None => None,
+    };
+    let Some(path) = c.dnsmasq_conf.as_deref() else {
+        let imported = dnsmasq::Imported::nginx_only(nginx.unwrap_or_default());
+        print_notes(&imported, path);
+        return Ok(imported);
+    };
     let lines = dnsmasq::read::read(path).map_err(|e| config::Error::Parse {
         path: path.to_owned(),
         message: e.to_string(),
@@ -316,12 +336,23 @@ fn translate_dnsmasq(
             let mask = u32::MAX.checked_shl(32 - u32::from(i.prefix)).unwrap_or(0);
             (std::net::Ipv4Addr::from(u32::from(i.addr) & mask), i.prefix)
         });
-    let imported = dnsmasq::translate(&lines, &dnsmasq::Host { iface_net });
+    let mut imported = dnsmasq::translate(&lines, &dnsmasq::Host { iface_net });
+    if let Some(n) = nginx {
+        imported = imported.with_nginx(n);
+    }
+    print_notes(&imported, path);
+    Ok(imported)
+}
+
+/// Every line not carried over, on stderr.
+fn print_notes(imported: &rackboot::import::dnsmasq::Imported, path: &std::path::Path) {
+    use rackboot::import::dnsmasq::Severity;
     for n in &imported.notes {
         let what = match n.severity {
             Severity::Changes => "NOT CARRIED OVER, answers differ",
             Severity::Dns => "DNS, not served",
             Severity::Harmless => "not needed",
+            Severity::Http => "HTTP, not carried over",
         };
         if n.line.is_empty() {
             eprintln!("rackboot: {}: {}", path.display(), n.why);
@@ -329,13 +360,12 @@ fn translate_dnsmasq(
             eprintln!("rackboot: {}: {}: {what}: {}", n.at, n.line, n.why);
         }
     }
-    Ok(imported)
 }
 
 /// `rackboot import`: the translation on stdout.
 fn import(c: &Common) -> ExitCode {
-    let Some(path) = &c.dnsmasq_conf else {
-        eprintln!("rackboot import: give --dnsmasq-conf FILE");
+    let Some(path) = c.dnsmasq_conf.as_ref().or(c.nginx_conf.as_ref()) else {
+        eprintln!("rackboot import: give --dnsmasq-conf FILE and/or --nginx-conf FILE");
         return ExitCode::from(2);
     };
     let imported = match translate_dnsmasq(c, path) {
@@ -420,9 +450,21 @@ fn plan(config: &Config) -> Result<Option<store::Plan>, Box<dyn std::error::Erro
     let boot = config.boot.as_ref().filter(|b| !b.files.is_empty());
     let mut plan = match (&config.root, boot) {
         (Some(root), _) => store::plan(root, cap)?,
+        (None, _) if !config.mounts.is_empty() => store::Plan::default(),
         (None, Some(_)) => store::Plan::default(),
         (None, None) => return Ok(None),
     };
+    for (prefix, dir) in &config.mounts {
+        let sub = store::plan(dir, cap)?;
+        for f in sub.files {
+            let url = format!("{prefix}{}", f.url);
+            if plan.files.iter().any(|x| x.url == url) {
+                tracing::warn!(%url, dir = %dir.display(), "a mounted file has the URL of one already served; the first is kept");
+                continue;
+            }
+            plan.add(&url, &f.source, cap)?;
+        }
+    }
     if let Some(b) = boot {
         for (url, file) in &b.files {
             plan.add(url, file, cap)?;
@@ -503,7 +545,7 @@ fn serve(config: &Config, c: &Common) -> Result<(), Box<dyn std::error::Error>> 
     let rebuild: rackboot::control::Rebuild = Box::new(move |current| {
         // dnsmasq's files are translated again, as a SIGHUP makes dnsmasq
         // re-read its hosts and options files.
-        let config = match &common.dnsmasq_conf {
+        let config = match common.dnsmasq_conf.as_ref().or(common.nginx_conf.as_ref()) {
             Some(d) => from_dnsmasq(&common, d).map(|(c, _)| c),
             None => Config::load(path.as_deref(), &overrides),
         }
@@ -516,6 +558,8 @@ fn serve(config: &Config, c: &Common) -> Result<(), Box<dyn std::error::Error>> 
         use rackboot::watch::Watch;
         watch.extend(config.root.as_deref().map(Watch::tree));
         watch.extend(c.config.as_deref().and_then(Watch::file));
+        watch.extend(c.nginx_conf.as_deref().and_then(Watch::file));
+        watch.extend(config.mounts.iter().map(|(_, d)| Watch::tree(d)));
         if let Some(d) = &c.dnsmasq_conf {
             // Every file the configuration reads, and its hosts and options
             // files and directories.

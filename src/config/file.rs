@@ -43,6 +43,19 @@ pub struct File {
     /// `[admin]`: the admin API's listeners.
     #[serde(default)]
     pub admin: Admin,
+    /// `[[mount]]`: more directories, served under URL prefixes.
+    #[serde(default)]
+    pub mount: Vec<Mount>,
+}
+
+/// `[[mount]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mount {
+    /// The URL prefix (`/images`; `/` adds the directory's files beside the root's).
+    pub path: Spanned<String>,
+    /// The directory.
+    pub dir: Spanned<String>,
 }
 
 /// `[admin]`

@@ -116,6 +116,9 @@ pub struct Overrides {
 pub struct Config {
     /// Served directory; `None` serves the built-in demo set.
     pub root: Option<PathBuf>,
+    /// More directories, served under URL prefixes: (prefix without a
+    /// trailing `/`, `""` for the top; directory).
+    pub mounts: Vec<(String, PathBuf)>,
     /// Worker threads (at least 1).
     pub workers: usize,
     /// HTTP listener.
@@ -344,8 +347,26 @@ impl Config {
         let boot = v.boot(&raw, cli, listen)?;
         let admin = v.admin(&raw.admin, cli)?;
         let max_mib = v.opt_int(&raw.store.max_mib, "store.max_mib", 1..=1 << 20, 8192)? as u64;
+        let mut mounts = Vec::new();
+        for m in &raw.mount {
+            let dir = v.dir(Some(&m.dir), "mount.dir", Path::new(m.dir.get_ref()))?;
+            let p = m.path.get_ref().trim_end_matches('/');
+            if !(m.path.get_ref().starts_with('/')
+                && !p.contains(['?', '#', ' ', '%'])
+                && !p.split('/').any(|s| s == ".." || s == "."))
+            {
+                return Err(v.invalid(
+                    Some(m.path.span().start),
+                    "mount.path",
+                    format!("is {:?}", m.path.get_ref()),
+                    "write a URL path such as \"/images\" (or \"/\" to serve the directory beside the root)",
+                ));
+            }
+            mounts.push((p.to_owned(), dir));
+        }
         Ok(Config {
             root,
+            mounts,
             workers,
             http: Http {
                 listen,

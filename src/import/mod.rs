@@ -2,3 +2,4 @@
 //! configuration and leases ([`dnsmasq`]).
 
 pub mod dnsmasq;
+pub mod nginx;

@@ -132,7 +132,7 @@ fn conf_dir_reads_what_dnsmasq_reads_in_name_order() {
         d,
         "main.conf",
         &format!(
-            "port=0\ninterface=lo\nconf-dir={},*.conf\n",
+            "port=0\ninterface=lo\ndhcp-range=127.0.0.100,127.0.0.150\nconf-dir={},*.conf\n",
             d.join("d").display()
         ),
     );
@@ -149,4 +149,123 @@ fn conf_dir_reads_what_dnsmasq_reads_in_name_order() {
         "# {}:1: dhcp-boot=first.kpxe",
         d.join("d/10-boot.conf").display()
     )));
+}
+
+/// A free TCP port on loopback.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path` on `port`: status and body.
+fn get(port: u16, path: &str) -> (u16, Vec<u8>) {
+    let (code, _, body) = crate::support::curl(&["-g", &format!("http://127.0.0.1:{port}{path}")]);
+    (code, body)
+}
+
+/// Waits until something answers on `port`.
+fn wait_for(port: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing listens on {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_nginx_site_is_served_alike_by_nginx_and_by_rackboot_from_its_configuration() {
+    assert!(
+        crate::support::run("sh", &["-c", "command -v nginx"])
+            .status
+            .success(),
+        "nginx is not installed: apt-get install nginx"
+    );
+    let dir = TempDir::new("import-nginx");
+    let d = &dir.0;
+    for (path, body) in [
+        ("html/boot.ipxe", "#!ipxe\nchain /images/menu.ipxe\n"),
+        ("html/nested/a.txt", "a"),
+        ("images/d-i/linux", "kernel bytes"),
+        ("images/menu.ipxe", "#!ipxe\nmenu\n"),
+        ("isos/iso/debian.iso", "iso bytes"),
+    ] {
+        std::fs::create_dir_all(d.join(path).parent().unwrap()).unwrap();
+        std::fs::write(d.join(path), body).unwrap();
+    }
+    let port = free_port();
+    std::fs::create_dir_all(d.join("sites")).unwrap();
+    write(
+        &d.join("sites"),
+        "pxe.conf",
+        &format!(
+            "server {{\n    listen 127.0.0.1:{port} default_server;\n    root {0}/html;\n    \
+             location /images/ {{\n        alias {0}/images/;\n        autoindex on;\n    }}\n    \
+             location /iso/ {{ root {0}/isos; }}\n}}\n",
+            d.display()
+        ),
+    );
+    let conf = write(
+        d,
+        "nginx.conf",
+        &format!(
+            "error_log stderr;\npid {0}/nginx.pid;\nevents {{}}\nhttp {{\n    access_log off;\n    \
+             client_body_temp_path {0}/tmp;\n    proxy_temp_path {0}/tmp;\n    fastcgi_temp_path {0}/tmp;\n    \
+             uwsgi_temp_path {0}/tmp;\n    scgi_temp_path {0}/tmp;\n    include {0}/sites/*.conf;\n}}\n",
+            d.display()
+        ),
+    );
+    let paths = [
+        "/boot.ipxe",
+        "/nested/a.txt",
+        "/images/d-i/linux",
+        "/images/menu.ipxe",
+        "/iso/debian.iso",
+        "/images/nothing",
+        "/nothing",
+    ];
+    let nginx_said: Vec<(u16, Vec<u8>)> = {
+        let child = Command::new("nginx")
+            .args(["-c", &conf, "-p", d.to_str().unwrap(), "-g", "daemon off;"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let _nginx = crate::ns::Kill(child);
+        wait_for(port);
+        paths.iter().map(|p| get(port, p)).collect()
+    };
+    assert_eq!(
+        nginx_said[2],
+        (200, b"kernel bytes".to_vec()),
+        "nginx itself"
+    );
+    // rackboot on the very same configuration (and port).
+    let child = Command::new(env!("CARGO_BIN_EXE_rackboot"))
+        .args(["serve", "--nginx-conf", &conf, "--admin-socket", ""])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let server = crate::ns::Kill(child);
+    wait_for(port);
+    let rackboot_said: Vec<(u16, Vec<u8>)> = paths.iter().map(|p| get(port, p)).collect();
+    // The same status for every path, the same bytes for every file (error
+    // pages are each server's own).
+    for ((p, n), r) in paths.iter().zip(&nginx_said).zip(&rackboot_said) {
+        assert_eq!(n.0, r.0, "{p}");
+        if n.0 == 200 {
+            assert_eq!(n.1, r.1, "{p}");
+        }
+    }
+    drop(server);
+    // What is not carried over is named.
+    let (_, _, err) = rackboot(&["import", "--nginx-conf", &conf]);
+    assert!(
+        err.contains("pxe.conf:6: autoindex on: HTTP, not carried over"),
+        "{err}"
+    );
 }

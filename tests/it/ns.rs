@@ -88,9 +88,21 @@ pub(crate) fn spawn_in(ns: &str, cmd: &str) -> Child {
         .unwrap()
 }
 
+/// A process stopped on drop: SIGTERM first (nginx's master then stops its
+/// workers; SIGKILL would orphan them), SIGKILL after 2 s.
 pub(crate) struct Kill(pub(crate) Child);
 impl Drop for Kill {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }

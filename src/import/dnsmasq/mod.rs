@@ -34,6 +34,8 @@ pub enum Severity {
     Harmless,
     /// DNS, which rackboot does not serve.
     Dns,
+    /// HTTP (nginx's configuration): what rackboot's HTTP answers differ in.
+    Http,
     /// DHCP or TFTP answers would differ from dnsmasq's.
     Changes,
 }
@@ -63,6 +65,10 @@ pub struct Imported {
     /// The hosts and options files and directories it read (`--watch`
     /// reloads when they change, as dnsmasq re-reads them).
     pub read: Vec<PathBuf>,
+    /// The TFTP root (`tftp-root`), served as rackboot's root.
+    pub root: Option<String>,
+    /// The text after the top-level keys.
+    body: String,
 }
 
 impl Imported {
@@ -202,6 +208,22 @@ fn tagged(value: &str) -> Tagged<'_> {
     t
 }
 
+/// `s` as a TOML comment line: characters a comment cannot hold (controls
+/// but tab) become U+FFFD.
+fn comment(s: &str) -> String {
+    let clean: String = s
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect();
+    format!("# {clean}\n")
+}
+
 /// `s` as a TOML basic string.
 fn q(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -335,7 +357,7 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
                 severity,
             });
         };
-        let from = format!("# {}: {text}\n", line.at);
+        let from = comment(&format!("{}: {text}", line.at));
         if v.contains("option6:") || v.contains("enterprise:") {
             note(
                 &mut o,
@@ -588,11 +610,11 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
         });
     }
     for (line, r) in &ranges {
-        let from = format!(
-            "# {}: dhcp-range={}\n",
+        let from = comment(&format!(
+            "{}: dhcp-range={}",
             line.at,
             line.value.as_deref().unwrap_or("")
-        );
+        ));
         if r.proxy {
             continue;
         }
@@ -647,62 +669,139 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
         head.push_str("\n# dnsmasq tags a client with a dhcp-host `known`\n[[dhcp.boot]]\nknown = true\nset_tag = [\"known\"]\n");
     }
     let mut toml = String::new();
-    toml.push_str("# rackboot configuration translated from dnsmasq's (`rackboot import`).\n");
-    if let Some(root) = &tftp_root {
-        let _ = writeln!(toml, "root = {}", q(root));
-    }
     toml.push_str(&o.top);
-    toml.push_str("\n[dhcp]\n");
-    if !iface.is_empty() {
-        let _ = writeln!(toml, "interface = {}", q(&iface));
-    }
-    if mode_proxy {
-        toml.push_str("mode = \"proxy\"\n");
-    }
-    let _ = writeln!(
-        toml,
-        "authoritative = {authoritative}   # dnsmasq: dhcp-authoritative"
-    );
-    if !mode_proxy {
-        let leases = lease_file
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DNSMASQ_LEASES));
+    // dnsmasq answers DHCP only with a dhcp-range.
+    if ranges.is_empty() {
+        if !(o.subnets.is_empty()
+            && o.hosts.is_empty()
+            && o.boots_tagged.is_empty()
+            && o.boots_untagged.is_empty())
+        {
+            o.notes.push(Note {
+                at: At {
+                    file: PathBuf::new(),
+                    line: 0,
+                },
+                line: String::new(),
+                why: "no dhcp-range: dnsmasq answers no DHCP, and neither does the translation"
+                    .into(),
+                severity: Severity::Harmless,
+            });
+        }
+    } else {
+        toml.push_str("\n[dhcp]\n");
+        if !iface.is_empty() {
+            let _ = writeln!(toml, "interface = {}", q(&iface));
+        }
+        if mode_proxy {
+            toml.push_str("mode = \"proxy\"\n");
+        }
         let _ = writeln!(
             toml,
-            "import_leases = {}   # dnsmasq's leases, read into an empty journal",
-            q(&leases.display().to_string())
+            "authoritative = {authoritative}   # dnsmasq: dhcp-authoritative"
         );
-    }
-    toml.push_str("send_options = \"asked\"   # as dnsmasq: options only when option 55 asks\n");
-    toml.push_str("default_rules = false     # only dnsmasq's dhcp-boot lines decide what boots\n");
-    toml.push_str("router_advertisement = false\n");
-    toml.push_str(&o.dhcp);
-    toml.push_str(&o.subnets);
-    toml.push_str(&o.hosts);
-    toml.push_str(&head);
-    toml.push_str(&o.tag_rules);
-    toml.push_str(&o.tag_ifs);
-    toml.push_str(&o.ignores);
-    for r in o
-        .boots_tagged
-        .iter()
-        .rev()
-        .chain(o.boots_untagged.iter().rev())
-    {
-        toml.push_str(r);
-    }
-    for item in o.options.iter().rev() {
-        toml.push_str(item);
+        if !mode_proxy {
+            let leases = lease_file
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DNSMASQ_LEASES));
+            let _ = writeln!(
+                toml,
+                "import_leases = {}   # dnsmasq's leases, read into an empty journal",
+                q(&leases.display().to_string())
+            );
+        }
+        toml.push_str(
+            "send_options = \"asked\"   # as dnsmasq: options only when option 55 asks\n",
+        );
+        toml.push_str(
+            "default_rules = false     # only dnsmasq's dhcp-boot lines decide what boots\n",
+        );
+        toml.push_str("router_advertisement = false\n");
+        toml.push_str(&o.dhcp);
+        toml.push_str(&o.subnets);
+        toml.push_str(&o.hosts);
+        toml.push_str(&head);
+        toml.push_str(&o.tag_rules);
+        toml.push_str(&o.tag_ifs);
+        toml.push_str(&o.ignores);
+        for r in o
+            .boots_tagged
+            .iter()
+            .rev()
+            .chain(o.boots_untagged.iter().rev())
+        {
+            toml.push_str(r);
+        }
+        for item in o.options.iter().rev() {
+            toml.push_str(item);
+        }
     }
     if tftp_on || !o.tftp.is_empty() {
         toml.push_str("\n[tftp]\nlisten = \"0.0.0.0:69\"\n");
         toml.push_str(&o.tftp);
     }
-    Imported {
-        toml,
+    let mut out = Imported {
+        toml: String::new(),
         notes: o.notes,
         lease_file,
         read,
+        root: tftp_root,
+        body: toml,
+    };
+    out.toml = out.render(None);
+    out
+}
+
+impl Imported {
+    /// The translation with nginx's (when given): one root (dnsmasq's TFTP
+    /// root, else nginx's; nginx's beside it when both), nginx's listen
+    /// address and its locations as `[[mount]]`s, and its notes.
+    pub fn with_nginx(mut self, nginx: crate::import::nginx::Nginx) -> Self {
+        self.toml = self.render(Some(&nginx));
+        self.notes.extend(nginx.notes);
+        self
+    }
+
+    /// nginx's configuration alone (dnsmasq stays, or there is none).
+    pub fn nginx_only(nginx: crate::import::nginx::Nginx) -> Self {
+        Self::default().with_nginx(nginx)
+    }
+
+    fn render(&self, nginx: Option<&crate::import::nginx::Nginx>) -> String {
+        let mut t = String::from(
+            "# rackboot configuration translated from dnsmasq's (`rackboot import`).\n",
+        );
+        let nginx_root = nginx
+            .and_then(|n| n.root.as_ref())
+            .map(|r| r.display().to_string());
+        let root = self.root.clone().or_else(|| nginx_root.clone());
+        if let Some(r) = &root {
+            let _ = writeln!(t, "root = {}", q(r));
+        }
+        t.push_str(&self.body);
+        let Some(n) = nginx else {
+            return t;
+        };
+        if let (Some(r), true) = (&nginx_root, root != nginx_root) {
+            let _ = write!(t, "\n# nginx's root, served beside the TFTP root\n[[mount]]\npath = \"/\"\ndir = {}\n", q(r));
+        }
+        for (prefix, dir) in &n.mounts {
+            let _ = write!(
+                t,
+                "\n{}[[mount]]\npath = {}\ndir = {}\n",
+                comment(&format!("nginx location {prefix}")),
+                q(prefix),
+                q(&dir.display().to_string())
+            );
+        }
+        if let Some(addr) = n.listen {
+            let _ = write!(
+                t,
+                "\n# nginx's listen\n[http]\nlisten = {}\n",
+                q(&addr.to_string())
+            );
+        }
+        t
     }
 }
 
@@ -733,7 +832,8 @@ fn read_ethers(
             Ok(ip) => {
                 let _ = write!(
                     o.hosts,
-                    "\n{from}# {path}: {line}\n[[dhcp.host]]\nmac = {}\nip = {}\n",
+                    "\n{from}{}[[dhcp.host]]\nmac = {}\nip = {}\n",
+                    comment(&format!("{path}: {line}")),
                     q(mac),
                     q(&ip.to_string())
                 );
