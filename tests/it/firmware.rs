@@ -505,3 +505,100 @@ fn two_machines_in_one_run_boot_their_own_profiles() {
         std::thread::sleep(Duration::from_secs(1));
     }
 }
+
+#[test]
+fn seabios_boots_the_installer_from_a_dnsmasq_and_nginx_configuration() {
+    // The seed's recipe, as a provisioning host runs it with dnsmasq + nginx:
+    // dnsmasq gives addresses, undionly.kpxe over TFTP to PXE firmware and
+    // an HTTP script to iPXE; nginx serves the script, the installer and its
+    // preseed (the installer's files by an alias). rackboot serves it from
+    // those two files, untouched.
+    let _turn = crate::support::heavy();
+    let mut net = Net::new("qd");
+    let server = "10.81.0.1";
+    let ns = boot_network(&mut net, server, 1);
+    let dir = TempDir::new("qd");
+    let d = &dir.0;
+    let (kernel, _) = installer();
+    let di = kernel.parent().unwrap();
+    std::fs::create_dir_all(d.join("tftp")).unwrap();
+    std::fs::create_dir_all(d.join("www")).unwrap();
+    std::fs::write(
+        d.join("www/boot.ipxe"),
+        "#!ipxe\nkernel http://10.81.0.1/d-i/linux auto=true priority=critical \
+         url=http://10.81.0.1/preseed.cfg console=ttyS0,115200\n\
+         initrd http://10.81.0.1/d-i/initrd.gz\nboot\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("www/preseed.cfg"),
+        "d-i debian-installer/locale string en_US.UTF-8\nd-i keyboard-configuration/xkb-keymap select us\n",
+    )
+    .unwrap();
+    let dnsmasq = d.join("dnsmasq.conf");
+    std::fs::write(
+        &dnsmasq,
+        format!(
+            "interface=br0\nbind-interfaces\nport=0\ndhcp-range=10.81.0.100,10.81.0.200,12h\n\
+             dhcp-leasefile={0}/dnsmasq.leases\nenable-tftp\ntftp-root={0}/tftp\n\
+             dhcp-option=option:router,10.81.0.1\ndhcp-option=option:dns-server,10.81.0.1\n\
+             dhcp-match=set:ipxe,175\ndhcp-boot=tag:!ipxe,undionly.kpxe\n\
+             dhcp-boot=tag:ipxe,http://10.81.0.1/boot.ipxe\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    let nginx = d.join("nginx.conf");
+    std::fs::write(
+        &nginx,
+        format!(
+            "events {{}}\nhttp {{\n  server {{\n    listen 10.81.0.1:80;\n    root {}/www;\n    \
+             location /d-i/ {{ alias {}/; }}\n  }}\n}}\n",
+            d.display(),
+            di.display()
+        ),
+    )
+    .unwrap();
+    let log = d.join("rackboot.log");
+    let child = crate::support::rackboot_in(Some(&ns))
+        .args(["serve", "--dnsmasq-conf", dnsmasq.to_str().unwrap()])
+        .args([
+            "--nginx-conf",
+            nginx.to_str().unwrap(),
+            "--admin-socket",
+            "",
+        ])
+        .arg("--boot-state-file")
+        .arg(d.join("machines.state"))
+        .arg("--dhcp-lease-file")
+        .arg(d.join("leases"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let _rackboot = Kill(child);
+    let serial = d.join("serial.log");
+    let started = Instant::now();
+    let _vm = qemu(
+        &ns,
+        "tap0",
+        &serial,
+        &["-boot".into(), "n".into()],
+        "virtio-net-pci,netdev=n0,mac=52:54:00:81:00:04",
+    );
+    let (log, console) = wait_for_preseed(&log, &serial, "/preseed.cfg", started);
+    assert!(
+        console.contains("Linux version")
+            && console.contains("url=http://10.81.0.1/preseed.cfg")
+            && console.contains("console=ttyS0,115200"),
+        "the serial console does not show the installer's kernel with the script's command line:\n{console}"
+    );
+    for path in ["/boot.ipxe", "/d-i/linux", "/d-i/initrd.gz"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(&format!("target={path} ")) && l.contains("status=200")),
+            "{path} was not served:\n{log}"
+        );
+    }
+}
