@@ -85,6 +85,23 @@ pub struct Host {
     pub iface_net: Option<(Ipv4Addr, u8)>,
 }
 
+/// What the translation adds for iPXE (see where it is used).
+const NO_PXEDHCP: &str = "
+# rackboot adds this one answer to dnsmasq's: iPXE (option 175 in its request)
+# is told no ProxyDHCP offer will come (iPXE's 175.176 = 1), so it does not wait
+# ~3 s for one. Remove these two items if another server on the link answers
+# iPXE with ProxyDHCP offers.
+[[dhcp.boot]]
+has_option = [{ code = 175 }]
+set_tag = [\"rackboot-ipxe\"]
+
+[[dhcp.option]]
+code = 175
+tag = [\"rackboot-ipxe\"]
+hex = \"b0:01:01\"
+force = true
+";
+
 /// Where Debian's dnsmasq keeps its leases unless `dhcp-leasefile` says.
 pub const DNSMASQ_LEASES: &str = "/var/lib/misc/dnsmasq.leases";
 
@@ -734,6 +751,14 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
         }
         for item in o.options.iter().rev() {
             toml.push_str(item);
+        }
+        // The one answer rackboot adds to dnsmasq's: iPXE is told that no
+        // ProxyDHCP offer will come (175.176), so it does not wait ~3 s for
+        // one after its DHCP. Left out when the configuration sends option
+        // 175 itself, and in proxy mode (where a ProxyDHCP server is expected).
+        let sends_175 = o.options.iter().any(|x| x.contains("\ncode = 175\n"));
+        if !mode_proxy && !sends_175 {
+            toml.push_str(NO_PXEDHCP);
         }
     }
     if tftp_on || !o.tftp.is_empty() {
