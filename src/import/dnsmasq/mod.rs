@@ -1147,20 +1147,21 @@ fn dhcp_match(rest: &[&str]) -> Result<String, String> {
         if hexy {
             let _ = write!(test, ", hex = {}", q(&value));
         } else if value.bytes().all(|b| b.is_ascii_digit()) {
+            let n: u64 = value
+                .parse()
+                .ok()
+                .filter(|n| *n <= u64::from(u32::MAX))
+                .ok_or_else(|| format!("{value} is too large for an option value"))?;
             let width = match kind {
-                opts::Kind::Number(n) => n,
-                _ => {
-                    let n: u64 = value.parse().map_err(|_| "number too large".to_owned())?;
-                    if n < 256 {
-                        1
-                    } else if n < 65536 {
-                        2
-                    } else {
-                        4
-                    }
-                }
+                opts::Kind::Number(w) => w,
+                _ if n < 256 => 1,
+                _ if n < 65536 => 2,
+                _ => 4,
             };
-            let _ = write!(test, ", number = {value}, width = {width}");
+            if width < 4 && n >> (8 * u32::from(width)) != 0 {
+                return Err(format!("{n} does not fit the option's {width} byte(s)"));
+            }
+            let _ = write!(test, ", number = {n}, width = {width}");
         } else {
             let _ = write!(test, ", text = {}", q(&value));
         }
