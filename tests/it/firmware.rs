@@ -508,24 +508,58 @@ fn two_machines_in_one_run_boot_their_own_profiles() {
 
 #[test]
 fn seabios_boots_the_installer_from_a_dnsmasq_and_nginx_configuration() {
-    // The seed's recipe, as a provisioning host runs it with dnsmasq + nginx:
-    // dnsmasq gives addresses, undionly.kpxe over TFTP to PXE firmware and
-    // an HTTP script to iPXE; nginx serves the script, the installer and its
-    // preseed (the installer's files by an alias). rackboot serves it from
-    // those two files, untouched.
+    boot_from_dnsmasq_and_nginx("qd", "52:54:00:81:00:04", "", |_| {
+        vec!["-boot".into(), "n".into()]
+    });
+}
+
+#[test]
+fn ovmf_edk2_pxe_boots_the_installer_from_a_dnsmasq_and_nginx_configuration() {
+    // No iPXE ROM: EDK2's own PXE client gets ipxe.efi over TFTP by the
+    // recipe's client-arch match, then iPXE chains the HTTP script.
+    let log = boot_from_dnsmasq_and_nginx("qe", "52:54:00:81:00:05", ",romfile=", |dir| {
+        let (code, vars) = ovmf(dir);
+        pflash(&code, &vars)
+    });
+    assert!(
+        log.lines()
+            .any(|l| l.contains("proto=tftp") && l.contains("file=/ipxe.efi result=done")),
+        "EDK2 did not fetch ipxe.efi over TFTP:\n{log}"
+    );
+}
+
+/// The seed's recipe, as a provisioning host runs it with dnsmasq + nginx:
+/// dnsmasq gives addresses, undionly.kpxe (BIOS) or ipxe.efi (UEFI) over
+/// TFTP to PXE firmware and an HTTP script to iPXE; nginx serves the
+/// script, the installer and its preseed (the installer's files by an
+/// alias). rackboot serves it from those two files, untouched, until the
+/// installer fetches its preseed; its log.
+fn boot_from_dnsmasq_and_nginx(
+    tag: &str,
+    mac: &str,
+    nic: &str,
+    firmware: impl FnOnce(&Path) -> Vec<String>,
+) -> String {
     let _turn = crate::support::heavy();
-    let mut net = Net::new("qd");
+    let mut net = Net::new(tag);
     let server = "10.81.0.1";
     let ns = boot_network(&mut net, server, 1);
-    let dir = TempDir::new("qd");
+    let dir = TempDir::new(tag);
     let d = &dir.0;
     let (kernel, _) = installer();
     let di = kernel.parent().unwrap();
     std::fs::create_dir_all(d.join("tftp")).unwrap();
+    for name in ["undionly.kpxe", "ipxe.efi"] {
+        std::fs::copy(
+            package_file("ipxe", &format!("/ipxe/{name}")),
+            d.join("tftp").join(name),
+        )
+        .unwrap();
+    }
     std::fs::create_dir_all(d.join("www")).unwrap();
     std::fs::write(
         d.join("www/boot.ipxe"),
-        "#!ipxe\nkernel http://10.81.0.1/d-i/linux auto=true priority=critical \
+        "#!ipxe\nkernel http://10.81.0.1/d-i/linux initrd=initrd.gz auto=true priority=critical \
          url=http://10.81.0.1/preseed.cfg console=ttyS0,115200\n\
          initrd http://10.81.0.1/d-i/initrd.gz\nboot\n",
     )
@@ -542,7 +576,8 @@ fn seabios_boots_the_installer_from_a_dnsmasq_and_nginx_configuration() {
             "interface=br0\nbind-interfaces\nport=0\ndhcp-range=10.81.0.100,10.81.0.200,12h\n\
              dhcp-leasefile={0}/dnsmasq.leases\nenable-tftp\ntftp-root={0}/tftp\n\
              dhcp-option=option:router,10.81.0.1\ndhcp-option=option:dns-server,10.81.0.1\n\
-             dhcp-match=set:ipxe,175\ndhcp-boot=tag:!ipxe,undionly.kpxe\n\
+             dhcp-match=set:ipxe,175\ndhcp-match=set:efi,option:client-arch,7\n\
+             dhcp-boot=tag:!ipxe,undionly.kpxe\ndhcp-boot=tag:efi,tag:!ipxe,ipxe.efi\n\
              dhcp-boot=tag:ipxe,http://10.81.0.1/boot.ipxe\n",
             d.display()
         ),
@@ -580,12 +615,13 @@ fn seabios_boots_the_installer_from_a_dnsmasq_and_nginx_configuration() {
     let _rackboot = Kill(child);
     let serial = d.join("serial.log");
     let started = Instant::now();
+    let firmware = firmware(d);
     let _vm = qemu(
         &ns,
         "tap0",
         &serial,
-        &["-boot".into(), "n".into()],
-        "virtio-net-pci,netdev=n0,mac=52:54:00:81:00:04",
+        &firmware,
+        &format!("virtio-net-pci,netdev=n0,mac={mac}{nic}"),
     );
     let (log, console) = wait_for_preseed(&log, &serial, "/preseed.cfg", started);
     assert!(
@@ -601,4 +637,5 @@ fn seabios_boots_the_installer_from_a_dnsmasq_and_nginx_configuration() {
             "{path} was not served:\n{log}"
         );
     }
+    log
 }
