@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{curl, Fixture, Server, TempDir};
+use crate::support::{ask as cli, curl, Fixture, Server, TempDir};
 
 const CONFIG: &str = r#"
 [boot]
@@ -65,20 +65,6 @@ fn script(s: &Server, mac: &str) -> String {
 
 fn json(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
-}
-
-fn cli(args: &[&str], admin: &Path) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rackboot"))
-        .args(args)
-        .arg("--admin-socket")
-        .arg(admin)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn kill_9(s: &Server) {

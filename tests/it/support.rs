@@ -328,8 +328,15 @@ pub(crate) fn status_of(bytes: &[u8]) -> Option<u16> {
 /// `rackboot reload` against the server whose admin socket is `admin`:
 /// (success, stdout, stderr).
 pub(crate) fn reload(admin: &Path) -> (bool, String, String) {
+    ask(&["reload"], admin)
+}
+
+/// `rackboot ARGS --admin-socket ADMIN` (a subcommand that asks a running
+/// server): (success, stdout, stderr).
+pub(crate) fn ask(args: &[&str], admin: &Path) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_rackboot"))
-        .args(["reload", "--admin-socket"])
+        .args(args)
+        .arg("--admin-socket")
         .arg(admin)
         .output()
         .unwrap();
