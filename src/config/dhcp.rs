@@ -11,7 +11,7 @@ use toml::Spanned;
 use super::{file, Error, Overrides, Validator};
 use crate::proto::dhcp::{
     policy::{self, Action, Match, OptionTest, Rule, TaggedOption, ValueAt},
-    Host, Mode, Settings, Subnet,
+    pxe, Host, Mode, Settings, Subnet,
 };
 
 /// The default lease journal.
@@ -217,6 +217,7 @@ impl Validator<'_> {
                 http_port,
                 probe: probe_ms > 0,
                 options: self.tagged_options(&d.option)?,
+                pxe_menu: self.pxe_menu(&d.pxe_service, d.pxe_prompt.as_ref())?,
                 options_when_asked: match &d.send_options {
                     None => false,
                     Some(s) if s.get_ref() == "always" => false,
@@ -422,6 +423,19 @@ impl Validator<'_> {
                 .map(|i| self.ip(i, "dhcp.host.ip"))
                 .transpose()?,
             hostname: h.hostname.clone(),
+            lease_secs: h
+                .lease_secs
+                .as_ref()
+                .map(|l| {
+                    self.int(
+                        l,
+                        "dhcp.host.lease_secs",
+                        120..=i64::from(u32::MAX),
+                        "give seconds from 120, or 4294967295 for an infinite lease",
+                    )
+                })
+                .transpose()?
+                .map(|l| l as u32),
             options: self.raw_options(&h.options)?,
         })
     }
@@ -618,6 +632,85 @@ impl Validator<'_> {
                 "write ADDR/PREFIX, e.g. \"10.1.0.0/24\"",
             )
         })
+    }
+
+    fn pxe_menu(
+        &self,
+        services: &[file::PxeService],
+        prompt: Option<&file::PxePrompt>,
+    ) -> Result<Option<pxe::Menu>, Error> {
+        if services.is_empty() && prompt.is_none() {
+            return Ok(None);
+        }
+        let mut next_type = pxe::FIRST_FILE_TYPE;
+        let mut items = Vec::new();
+        for s in services {
+            let arch = match s.arch.get_ref() {
+                toml::Value::Integer(n) => u16::try_from(*n).ok(),
+                toml::Value::String(name) => pxe::arch_by_name(name),
+                _ => None,
+            }
+            .ok_or_else(|| {
+                self.invalid(
+                    Some(s.arch.span().start),
+                    "dhcp.pxe_service.arch",
+                    format!("is {:?}", s.arch.get_ref()),
+                    "give an option 93 number or a PXE name: x86PC, PC98, IA64_EFI, Alpha, Arc_x86, Intel_Lean_Client, IA32_EFI, x86-64_EFI, Xscale_EFI, BC_EFI, ARM32_EFI, ARM64_EFI",
+                )
+            })?;
+            let boot_type =
+                match (&s.file, &s.boot_type) {
+                    (Some(_), Some(t)) => return Err(self.invalid(
+                        Some(t.span().start),
+                        "dhcp.pxe_service.type",
+                        "is given with file".into(),
+                        "give file (this server's file) or type (another boot server's), not both",
+                    )),
+                    (Some(_), None) => {
+                        let t = next_type;
+                        next_type = next_type.saturating_add(1);
+                        t
+                    }
+                    (None, Some(t)) => self.int(
+                        t,
+                        "dhcp.pxe_service.type",
+                        0..=65535,
+                        "give a boot server type from 0 (local disk) to 65535",
+                    )? as u16,
+                    (None, None) => 0,
+                };
+            items.push(pxe::Item {
+                arch,
+                text: s.text.clone(),
+                boot_type,
+                file: s.file.clone(),
+                server: s
+                    .server
+                    .as_ref()
+                    .map(|x| self.ip(x, "dhcp.pxe_service.server"))
+                    .transpose()?,
+                tags: s.tag.clone(),
+                not_tags: s.not_tag.clone(),
+            });
+        }
+        let prompt = match prompt {
+            None => None,
+            Some(p) => Some(pxe::Prompt {
+                text: p.text.clone(),
+                timeout: match &p.timeout {
+                    None => 255,
+                    Some(t) => self.int(
+                        t,
+                        "dhcp.pxe_prompt.timeout",
+                        0..=255,
+                        "give seconds from 0 to 254, or 255 to wait for a key",
+                    )? as u8,
+                },
+                tags: p.tag.clone(),
+                not_tags: p.not_tag.clone(),
+            }),
+        };
+        Ok(Some(pxe::Menu { items, prompt }))
     }
 
     fn raw_options(&self, opts: &[file::RawOption]) -> Result<Vec<(u8, Vec<u8>)>, Error> {

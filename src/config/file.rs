@@ -211,6 +211,10 @@ pub struct Tftp {
     pub max_per_client: Option<Spanned<i64>>,
     /// How the io_uring backend sends a window.
     pub send: Option<TftpSend>,
+    /// Grant the blksize option (default true).
+    pub blksize: Option<bool>,
+    /// Look file names up in lower case (default false).
+    pub lowercase: Option<bool>,
 }
 
 /// `[dhcp]`
@@ -257,6 +261,51 @@ pub struct Dhcp {
     /// `always` (every configured option) or `asked` (only those in the
     /// client's option 55, unless `force`: dnsmasq's way).
     pub send_options: Option<Spanned<String>>,
+    /// `[[dhcp.pxe_service]]`: PXE boot menu items.
+    #[serde(default)]
+    pub pxe_service: Vec<PxeService>,
+    /// `[dhcp.pxe_prompt]`: the PXE menu's prompt.
+    pub pxe_prompt: Option<PxePrompt>,
+}
+
+/// `[[dhcp.pxe_service]]`: one PXE menu item (dnsmasq's `pxe-service`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PxeService {
+    /// The client architecture it is shown to: a PXE name (`x86PC`,
+    /// `x86-64_EFI`, `BC_EFI`, ...) or an option 93 number.
+    pub arch: Spanned<toml::Value>,
+    /// The menu text.
+    pub text: String,
+    /// The file a boot server request for it gets.
+    pub file: Option<String>,
+    /// A boot server type (instead of a file); neither: boot from disk.
+    #[serde(rename = "type")]
+    pub boot_type: Option<Spanned<i64>>,
+    /// The boot server's address, when not this server.
+    pub server: Option<Spanned<String>>,
+    /// Tags required.
+    #[serde(default)]
+    pub tag: Vec<String>,
+    /// Tags forbidden.
+    #[serde(default)]
+    pub not_tag: Vec<String>,
+}
+
+/// `[dhcp.pxe_prompt]` (dnsmasq's `pxe-prompt`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PxePrompt {
+    /// The prompt's text.
+    pub text: String,
+    /// Seconds before the first item boots; 255 (the default) waits.
+    pub timeout: Option<Spanned<i64>>,
+    /// Tags required.
+    #[serde(default)]
+    pub tag: Vec<String>,
+    /// Tags forbidden.
+    #[serde(default)]
+    pub not_tag: Vec<String>,
 }
 
 /// `[[dhcp.option]]`
@@ -338,6 +387,8 @@ pub struct Host {
     pub mac: Spanned<String>,
     /// Fixed address.
     pub ip: Option<Spanned<String>>,
+    /// Its own lease time, seconds (dnsmasq's per-host lease).
+    pub lease_secs: Option<Spanned<i64>>,
     /// Host name sent as option 12.
     pub hostname: Option<String>,
     /// Raw options.

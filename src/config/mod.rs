@@ -588,6 +588,8 @@ impl Validator<'_> {
                 1..=64,
                 i64::from(d.max_windowsize),
             )? as u16,
+            blksize: t.blksize.unwrap_or(true),
+            lowercase: t.lowercase.unwrap_or(false),
         };
         Ok(Some(Tftp {
             listen,

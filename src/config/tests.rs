@@ -132,3 +132,44 @@ fn the_command_line_wins_and_is_checked_too() {
         .to_string();
     assert!(msg.starts_with("command line: `--root`"), "{msg}");
 }
+
+#[test]
+fn a_pxe_menu_is_read_and_its_mistakes_are_named() {
+    let menu = |items: &str| {
+        parse(&format!(
+            "[dhcp]\ninterface = \"eth9\"\nmode = \"proxy\"\n{items}"
+        ))
+        .map(|c| c.dhcp.unwrap().settings.pxe_menu.unwrap())
+    };
+    let m = menu(
+        "[dhcp.pxe_prompt]\ntext = \"Boot\"\ntimeout = 5\n\
+         [[dhcp.pxe_service]]\narch = \"x86PC\"\ntext = \"Install\"\nfile = \"undionly.kpxe\"\n\
+         [[dhcp.pxe_service]]\narch = 7\ntext = \"Other\"\ntype = 12\nserver = \"10.0.0.9\"\n\
+         [[dhcp.pxe_service]]\narch = \"bc_efi\"\ntext = \"EFI\"\nfile = \"ipxe.efi\"\n\
+         [[dhcp.pxe_service]]\narch = \"x86PC\"\ntext = \"Disk\"\n",
+    )
+    .unwrap();
+    let kinds: Vec<_> = m.items.iter().map(|i| (i.arch, i.boot_type)).collect();
+    assert_eq!(kinds, [(0, 32768), (7, 12), (9, 32769), (0, 0)]);
+    assert_eq!(
+        m.items[1].server,
+        Some(std::net::Ipv4Addr::new(10, 0, 0, 9))
+    );
+    assert_eq!(m.prompt.map(|p| p.timeout), Some(5));
+    let bad = |items: &str, key: &str| {
+        let msg = menu(items).unwrap_err().to_string();
+        assert!(msg.contains(key), "{msg}");
+    };
+    bad(
+        "[[dhcp.pxe_service]]\narch = \"amiga\"\ntext = \"x\"\n",
+        "dhcp.pxe_service.arch",
+    );
+    bad(
+        "[[dhcp.pxe_service]]\narch = 0\ntext = \"x\"\nfile = \"a\"\ntype = 3\n",
+        "dhcp.pxe_service.type",
+    );
+    bad(
+        "[dhcp.pxe_prompt]\ntext = \"x\"\ntimeout = 300\n",
+        "dhcp.pxe_prompt.timeout",
+    );
+}

@@ -11,7 +11,8 @@ Debian installer) by the options it sends, and prints what it got as JSON lines.
 
 Identity options: --arch N --vendor TEXT --user-class TEXT --ipxe --uuid
 --prefer SERVER (take that server's offer) --wait SECS --first (stop at the
-first answer: one server on the link).
+first answer: one server on the link) --pxe-at IP (after a proxy offer, ask
+the proxy's :4011 from IP, as PXE firmware does).
 """
 
 import argparse
@@ -124,6 +125,9 @@ def dora(args, mac):
             break
     print(json.dumps({"offers": offers}))
     usable = [o for o in offers if o["yiaddr"] != "0.0.0.0"]
+    proxy = [o for o in offers if o["yiaddr"] == "0.0.0.0" and "server" in o]
+    if not usable and proxy and args.pxe_at:
+        return boot_server(args, mac, ident, proxy[0])
     if args.prefer:
         usable = [o for o in usable if o.get("server") == args.prefer]
     if not usable:
@@ -133,10 +137,49 @@ def dora(args, mac):
         (50, socket.inet_aton(offer["yiaddr"])),
         (54, socket.inet_aton(offer["server"])),
     ]
-    s.sendto(packet(mac, xid, 3, req), ("255.255.255.255", 67))
-    acks = collect(s, xid, {5, 6}, args.wait, args.first)
+    # Resent, as clients do, when no answer comes in time (an ACK waits for
+    # the server's journal to reach the disk, slow on a loaded machine).
+    for _ in range(3):
+        s.sendto(packet(mac, xid, 3, req), ("255.255.255.255", 67))
+        acks = collect(s, xid, {5, 6}, args.wait, args.first)
+        if acks:
+            break
     print(json.dumps({"ack": acks[0] if acks else None}))
     return 0 if acks and acks[0]["type"] == 5 else 1
+
+
+def menu_items(offer):
+    """The boot server types of a proxy offer's PXE menu (option 43.9)."""
+    v = bytes.fromhex(offer["options"].get("43", ""))
+    i, items = 0, []
+    while i + 1 < len(v) and v[i] != 255:
+        code, n = v[i], v[i + 1]
+        body = v[i + 2:i + 2 + n]
+        if code == 9:
+            j = 0
+            while j + 2 < len(body):
+                items.append(struct.unpack("!H", body[j:j + 2])[0])
+                j += 3 + body[j + 2]
+        i += 2 + n
+    return items
+
+
+def boot_server(args, mac, ident, offer):
+    """What PXE firmware does after a proxy offer, from the address another
+    server gave it (--pxe-at): a REQUEST to the proxy's :4011, naming the
+    menu's first item (option 43.71, layer 0) when the offer had a menu."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((args.pxe_at, 68))
+    items = menu_items(offer)
+    opts = list(ident)
+    if items:
+        opts.append((43, bytes([71, 4]) + struct.pack("!HH", items[0], 0) + b"\xff"))
+    xid = random.getrandbits(32)
+    s.sendto(packet(mac, xid, 3, opts, ciaddr=args.pxe_at, broadcast=False), (offer["server"], 4011))
+    acks = collect(s, xid, {5}, args.wait, args.first)
+    print(json.dumps({"ack": acks[0] if acks else None}))
+    return 0 if acks else 1
 
 
 def main():
@@ -153,6 +196,7 @@ def main():
     ap.add_argument("--prefer")
     ap.add_argument("--wait", type=float, default=1.0)
     ap.add_argument("--first", action="store_true", help="stop at the first answer")
+    ap.add_argument("--pxe-at", help="after a proxy offer, ask its :4011 from this address")
     args = ap.parse_args()
     mac = bytes.fromhex(args.mac.replace(":", ""))
     if args.action == "dora":

@@ -17,6 +17,8 @@ use crate::support::{run, Server, TempDir};
 
 /// The server's address on the link; fixtures use 10.90.0.0/24 and `s0`.
 const SERVER: &str = "10.90.0.1";
+/// The client's address in proxy setups (as if another server gave it).
+const CLIENT_AT: &str = "10.90.0.50";
 
 /// (name, dhcp_client.py identity options).
 const PERSONAS: &[(&str, &str)] = &[
@@ -108,11 +110,18 @@ fn answer(v: &Value) -> Option<Answer> {
     })
 }
 
-fn dora(ns: &str, mac: &str, identity: &str) -> Got {
+fn dora(ns: &str, mac: &str, identity: &str, proxy: bool) -> Got {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/dhcp_client.py");
+    // After a proxy offer, firmware asks the proxy's :4011 from the address
+    // another server gave it.
+    let at = if proxy {
+        format!("--pxe-at {CLIENT_AT}")
+    } else {
+        String::new()
+    };
     let o = in_ns(
         ns,
-        &format!("python3 {script} c0 {mac} dora {identity} --wait 2 --first"),
+        &format!("python3 {script} c0 {mac} dora {identity} --wait 2 --first {at}"),
     );
     let out = String::from_utf8_lossy(&o.stdout);
     let mut got = Got {
@@ -159,15 +168,25 @@ fn reserved(text: &str) -> Vec<String> {
 /// server `start` starts; their answers by persona.
 fn ask_all(client: &str, text: &str) -> BTreeMap<String, Got> {
     let mut out = BTreeMap::new();
+    let proxy = is_proxy(text);
     for (i, (name, identity)) in PERSONAS.iter().enumerate() {
         let mac = format!("02:90:00:00:00:{:02x}", i + 1);
-        out.insert((*name).to_owned(), dora(client, &mac, identity));
+        out.insert((*name).to_owned(), dora(client, &mac, identity, proxy));
     }
     // A reserved machine boots like the rest: as BIOS PXE firmware.
     for mac in reserved(text) {
-        out.insert(format!("reserved {mac}"), dora(client, &mac, PERSONAS[0].1));
+        out.insert(
+            format!("reserved {mac}"),
+            dora(client, &mac, PERSONAS[0].1, proxy),
+        );
     }
     out
+}
+
+/// A proxyDHCP setup: another server gives addresses.
+fn is_proxy(text: &str) -> bool {
+    text.lines()
+        .any(|l| l.starts_with("dhcp-range=") && l.contains(",proxy"))
 }
 
 /// Two namespaces joined by a veth: `s0` (10.90.0.1/24) and `c0`.
@@ -300,6 +319,10 @@ fn same_answers(name: &str) {
     let (server, client) = link(&mut net);
     let dir = TempDir::new("dnsmasq-diff");
     let (text, conf) = fixture(name, &dir.0);
+    if is_proxy(&text) {
+        let o = in_ns(&client, &format!("ip addr add {CLIENT_AT}/24 dev c0"));
+        assert!(o.status.success(), "{o:?}");
+    }
     let want = {
         let _dnsmasq = run_dnsmasq(&server, &conf, &dir.0);
         ask_all(&client, &text)
@@ -367,6 +390,14 @@ fn matchbox() {
 #[test]
 fn openshift_dev_scripts() {
     same_answers("dev-scripts.conf");
+}
+
+/// FOG's ProxyDHCP recipe: a PXE menu (pxe-prompt, pxe-service) beside
+/// another DHCP server; BIOS firmware picks the item from :4011, UEFI
+/// firmware is sent there for its one item.
+#[test]
+fn fog_proxy_dhcp_menu() {
+    same_answers("fog-proxy.conf");
 }
 
 #[test]
@@ -461,7 +492,7 @@ fn hosts_and_options_files_are_read_and_read_again_on_reload() {
     )
     .unwrap();
     let s = rackboot_from(&server, &conf, d);
-    let got = dora(&client, "52:54:00:90:01:01", "");
+    let got = dora(&client, "52:54:00:90:01:01", "", false);
     let ack = got.ack.expect("no ACK");
     assert_eq!(ack.yiaddr, Ipv4Addr::new(10, 90, 0, 31));
     // Option 15 is in the persona's option 55.
@@ -473,6 +504,98 @@ fn hosts_and_options_files_are_read_and_read_again_on_reload() {
     std::fs::write(d.join("hosts.d/rack2"), "52:54:00:90:02:01,10.90.0.32\n").unwrap();
     let (ok, _, err) = crate::support::reload(&s.admin);
     assert!(ok, "{err}");
-    let ack = dora(&client, "52:54:00:90:02:01", "").ack.expect("no ACK");
+    let ack = dora(&client, "52:54:00:90:02:01", "", false)
+        .ack
+        .expect("no ACK");
     assert_eq!(ack.yiaddr, Ipv4Addr::new(10, 90, 0, 32));
+}
+
+/// A dhclient that keeps running through the switch: its lease from dnsmasq
+/// is renewed (RENEWING: a unicast REQUEST from its address, RFC 2131
+/// §4.3.2) by rackboot, which imported it, with the same address.
+#[test]
+fn a_running_dhclient_renews_its_dnsmasq_lease_from_rackboot() {
+    let _turn = crate::support::heavy();
+    let mut net = Net::new("dmrenew");
+    let (server, client) = link(&mut net);
+    let dir = TempDir::new("dnsmasq-renew");
+    let (_, conf) = fixture("ipxe-chainload.conf", &dir.0);
+    // Renew every 2 s instead of at half the lease; the script puts the
+    // address on the link (a renewal is sent from it).
+    let cf = dir.0.join("dhclient.conf");
+    std::fs::write(&cf, "supersede dhcp-renewal-time 2;\n").unwrap();
+    let script = dir.0.join("dhclient-script");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ncase \"$reason\" in BOUND|RENEW|REBIND|REBOOT)\n  \
+         ip addr replace \"$new_ip_address/24\" dev \"$interface\";;\nesac\n",
+    )
+    .unwrap();
+    run("chmod", &["+x", script.to_str().unwrap()]);
+    let log = dir.0.join("dhclient.log");
+    let acks = |from: usize| -> Vec<String> {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.get(from..)
+            .unwrap_or("")
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let wait_for = |from: usize, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !acks(from).iter().any(|l| l.contains(what)) {
+            assert!(
+                Instant::now() < deadline,
+                "dhclient never said {what:?}: {:?}",
+                acks(0)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let _dhclient;
+    let before = {
+        let _dnsmasq = run_dnsmasq(&server, &conf, &dir.0);
+        _dhclient = Kill(spawn_in(
+            &client,
+            &format!(
+                "exec dhclient -4 -d -v -sf {} -cf {} -lf {} -pf {} c0 2>{}",
+                script.display(),
+                cf.display(),
+                dir.0.join("dhclient.leases").display(),
+                dir.0.join("dhclient.pid").display(),
+                log.display()
+            ),
+        ));
+        wait_for(0, "DHCPACK");
+        // One renewal from dnsmasq, so the next one goes to whoever serves.
+        let at = std::fs::read_to_string(&log).unwrap().len();
+        wait_for(at, "DHCPACK");
+        std::fs::read_to_string(&log).unwrap().len()
+    };
+    let held = std::fs::read_to_string(dir.0.join("dnsmasq.leases")).unwrap_or_default();
+    let ip = held.split_whitespace().nth(2).unwrap_or("").to_owned();
+    assert!(ip.starts_with("10.90.0."), "dnsmasq's lease file: {held}");
+    let s = rackboot_from(&server, &conf, &dir.0);
+    // The next renewals are rackboot's: unicast REQUESTs for the address,
+    // ACKed, never a NAK or a new DISCOVER.
+    let from = std::fs::read_to_string(&log).unwrap().len().max(before);
+    wait_for(from, "DHCPACK");
+    let said = acks(from);
+    let text = said.join("\n");
+    assert!(
+        said.iter()
+            .any(|l| l.contains(&format!("DHCPREQUEST for {ip} on c0 to {SERVER}"))),
+        "no unicast renewal: {text}"
+    );
+    assert!(
+        said.iter()
+            .any(|l| l.contains(&format!("DHCPACK of {ip} from {SERVER}"))),
+        "{text}"
+    );
+    assert!(
+        !text.contains("DHCPNAK") && !text.contains("DHCPDISCOVER"),
+        "{text}"
+    );
+    let log = s.log().join("\n");
+    assert!(log.contains("imported dnsmasq's leases"), "{log}");
 }

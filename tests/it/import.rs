@@ -27,7 +27,7 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 }
 
 #[test]
-fn a_pxe_menu_setup_is_named_line_by_line_and_refused_unless_partial_is_allowed() {
+fn a_pxe_menu_is_carried_over_and_what_is_not_is_named_and_refused_unless_partial() {
     let dir = TempDir::new("import-fog");
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -37,30 +37,58 @@ fn a_pxe_menu_setup_is_named_line_by_line_and_refused_unless_partial_is_allowed(
     .replace("{DIR}", &dir.0.display().to_string());
     let conf = write(&dir.0, "fog.conf", &text);
     let (code, out, err) = rackboot(&["import", "--dnsmasq-conf", &conf]);
-    assert_ne!(code, 0, "{err}");
-    for line in [18, 19, 20, 21] {
-        assert!(
-            err.contains(&format!("{conf}:{line}: ")) && err.contains("NOT CARRIED OVER"),
-            "line {line} not named:\n{err}"
-        );
-    }
+    assert_eq!(code, 0, "{err}");
     assert!(
         err.contains(&format!("{conf}:7: log-dhcp: not needed")),
         "{err}"
     );
-    // The rest is translated all the same.
     assert!(out.contains("mode = \"proxy\""), "{out}");
-    let (code, out, _) = rackboot(&["import", "--dnsmasq-conf", &conf, "--allow-partial"]);
-    assert_eq!(code, 0);
+    // Each menu line becomes an item, with its source line.
+    for (line, item) in [
+        (
+            19,
+            "arch = \"X86PC\"\ntext = \"Boot to FOG\"\nfile = \"undionly.kpxe\"",
+        ),
+        (
+            20,
+            "arch = \"X86-64_EFI\"\ntext = \"Boot to FOG UEFI\"\nfile = \"ipxe.efi\"",
+        ),
+        (21, "arch = \"BC_EFI\""),
+    ] {
+        let at = out
+            .find(&format!("{conf}:{line}: pxe-service="))
+            .unwrap_or_else(|| panic!("line {line} not cited:\n{out}"));
+        assert!(out[at..].contains(item), "line {line}: {item}\n{out}");
+    }
     assert!(
-        out.contains("vendor_contains = \"PXEClient:Arch:00007\""),
+        out.contains("[dhcp.pxe_prompt]\ntext = \"Booting FOG Client\"\ntimeout = 1"),
         "{out}"
     );
+    // A boot server by name cannot be carried over: named, and refused.
+    let partial = write(
+        &dir.0,
+        "named.conf",
+        &format!("{text}pxe-service=x86PC,\"Elsewhere\",pxelinux,bootserver.example\n"),
+    );
+    let (code, out, err) = rackboot(&["import", "--dnsmasq-conf", &partial]);
+    assert_ne!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("{partial}:23: "))
+            && err.contains("NOT CARRIED OVER")
+            && err.contains("by name"),
+        "{err}"
+    );
+    assert!(
+        out.contains("[[dhcp.pxe_service]]"),
+        "the rest is translated: {out}"
+    );
+    let (code, _, _) = rackboot(&["import", "--dnsmasq-conf", &partial, "--allow-partial"]);
+    assert_eq!(code, 0);
     // serve refuses to start on it, naming why.
     let (code, _, err) = rackboot(&[
         "serve",
         "--dnsmasq-conf",
-        &conf,
+        &partial,
         "--http",
         "127.0.0.1:0",
         "--admin-socket",

@@ -190,6 +190,7 @@ struct Out {
     boots_tagged: Vec<String>,
     boots_untagged: Vec<String>,
     options: Vec<String>,
+    pxe: String,
     tftp: String,
     notes: Vec<Note>,
     used_tags: BTreeSet<String>,
@@ -360,6 +361,8 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
     let mut lease_file = None;
     let mut ranges: Vec<(&Line, Range)> = Vec::new();
     let mut encaps: Vec<Encap> = Vec::new();
+    let (mut pxe_on, mut pxe_prompt) = (false, false);
+    let mut vendors: BTreeSet<String> = BTreeSet::new();
     for line in lines {
         let v = line.value.as_deref().unwrap_or("");
         let text = match &line.value {
@@ -422,9 +425,15 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
                 }
                 Err(_) => note(&mut o, "not a number", Severity::Changes),
             },
-            "tftp-no-blocksize" | "tftp-lowercase" | "tftp-unique-root" | "tftp-mtu" => note(
+            "tftp-no-blocksize" => {
+                let _ = writeln!(o.tftp, "{from}blksize = false");
+            }
+            "tftp-lowercase" => {
+                let _ = writeln!(o.tftp, "{from}lowercase = true");
+            }
+            "tftp-unique-root" | "tftp-mtu" => note(
                 &mut o,
-                "rackboot's TFTP has no such switch (it negotiates blksize and serves names as given)",
+                "rackboot's TFTP has no such switch (one root for every client; blocks fit the path MTU by itself)",
                 Severity::Changes,
             ),
             "dhcp-range" => match range(v) {
@@ -549,15 +558,50 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
                         }
                         o.options.push(item);
                     }
-                    Ok(Opt::Encap { tags, parent, code, value }) => {
+                    Ok(Opt::Encap { tags, parent, code, value, vendor }) => {
+                        if let Some(class) = vendor.filter(|c| vendors.insert(c.clone())) {
+                            let _ = write!(
+                                o.tag_rules,
+                                "\n{from}# (vendor:{class}: clients whose vendor class holds it)\n[[dhcp.boot]]\nvendor_contains = {}\nset_tag = {}\n",
+                                q(&class),
+                                list(&[vendor_tag(&class)])
+                            );
+                        }
                         encaps.push(Encap { from, tags, parent, sub: code, value });
                     }
                     Err(e) => note(&mut o, &e, Severity::Changes),
                 }
             }
-            "pxe-service" | "pxe-prompt" | "dhcp-pxe-vendor" => note(
+            "pxe-service" => match pxe_service(v) {
+                Ok(item) => {
+                    pxe_on = true;
+                    let _ = write!(o.pxe, "\n{from}[[dhcp.pxe_service]]\n{item}");
+                    let t = tagged(v);
+                    rule_tags(&mut o.pxe, &mut o.used_tags, &t);
+                }
+                Err(e) => note(&mut o, &e, Severity::Changes),
+            },
+            "pxe-prompt" => {
+                let t = tagged(v);
+                let text = t.rest.first().copied().unwrap_or("");
+                let timeout = t.rest.get(1).map(|x| x.trim().parse::<u8>());
+                if pxe_prompt {
+                    note(&mut o, "a second pxe-prompt: rackboot keeps the first", Severity::Changes);
+                } else if text.is_empty() || matches!(timeout, Some(Err(_))) {
+                    note(&mut o, "expected pxe-prompt=[tag:TAG,]TEXT[,SECONDS]", Severity::Changes);
+                } else {
+                    pxe_on = true;
+                    pxe_prompt = true;
+                    let _ = write!(o.pxe, "\n{from}[dhcp.pxe_prompt]\ntext = {}\n", q(text));
+                    if let Some(Ok(secs)) = timeout {
+                        let _ = writeln!(o.pxe, "timeout = {secs}");
+                    }
+                    rule_tags(&mut o.pxe, &mut o.used_tags, &t);
+                }
+            }
+            "dhcp-pxe-vendor" => note(
                 &mut o,
-                "PXE boot menus (option 43 menus and boot servers) are not carried over yet: use dhcp-boot, which rackboot answers",
+                "rackboot's PXE menus answer vendor class PXEClient only",
                 Severity::Changes,
             ),
             "read-ethers" => read_ethers(&mut o, ETHERS, &from, |o, why, s| note(o, why, s)),
@@ -616,6 +660,14 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
         // (dnsmasq sends them when the client asks for any of its kind).
         item.push_str("force = true\n");
         o.options.push(item);
+    }
+    if mode_proxy && !pxe_on {
+        o.notes.push(Note {
+            at: At { file: PathBuf::new(), line: 0 },
+            line: String::new(),
+            why: "a proxy dhcp-range without pxe-service: dnsmasq gives no proxy answers then; rackboot answers PXE firmware with the dhcp-boot file".into(),
+            severity: Severity::Harmless,
+        });
     }
     let iface = interface.clone().unwrap_or_default();
     if iface.is_empty() {
@@ -752,6 +804,7 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
         for item in o.options.iter().rev() {
             toml.push_str(item);
         }
+        toml.push_str(&o.pxe);
         // The one answer rackboot adds to dnsmasq's: iPXE is told that no
         // ProxyDHCP offer will come (175.176), so it does not wait ~3 s for
         // one after its DHCP. Left out when the configuration sends option
@@ -934,6 +987,48 @@ fn strip_htype(mac: &str) -> String {
     }
 }
 
+/// A `pxe-service` value as the body of a `[[dhcp.pxe_service]]` (its
+/// tags left to the caller).
+fn pxe_service(v: &str) -> Result<String, String> {
+    let usage = "expected pxe-service=[tag:TAG,]ARCH,TEXT[,FILE|TYPE][,SERVER-ADDRESS]";
+    let t = tagged(v);
+    let (arch, text) = match t.rest.as_slice() {
+        [arch, text, ..] => (*arch, *text),
+        _ => return Err(usage.into()),
+    };
+    let arch = match crate::proto::dhcp::pxe::arch_by_name(arch) {
+        Some(_) => q(arch.trim()),
+        None => match arch.trim().parse::<u16>() {
+            Ok(n) => n.to_string(),
+            Err(_) => return Err(format!("{arch:?} is not a PXE architecture name or number")),
+        },
+    };
+    let mut out = format!("arch = {arch}\ntext = {}\n", q(text));
+    if let Some(what) = t.rest.get(2).filter(|x| !x.is_empty()) {
+        match what.parse::<u16>() {
+            Ok(n) => {
+                let _ = writeln!(out, "type = {n}");
+            }
+            Err(_) => {
+                let _ = writeln!(out, "file = {}", q(what));
+            }
+        }
+    }
+    if let Some(server) = t.rest.get(3).filter(|x| !x.is_empty()) {
+        match server.parse::<Ipv4Addr>() {
+            Ok(ip) => {
+                let _ = writeln!(out, "server = {}", q(&ip.to_string()));
+            }
+            Err(_) => {
+                return Err(
+                    "a boot server given by name is not carried over (give its address)".into(),
+                )
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// One `dhcp-range`.
 #[derive(Debug, Clone)]
 struct Range {
@@ -1013,7 +1108,8 @@ fn range(v: &str) -> Result<Range, String> {
 fn dhcp_host(o: &mut Out, v: &str, from: &str, mut note: impl FnMut(&mut Out, &str, Severity)) {
     let mut macs = Vec::new();
     let (mut ip, mut hostname, mut set) = (None, None, Vec::new());
-    let (mut ignore, mut tag_filter, mut client_id, mut lease) = (false, false, false, false);
+    let (mut ignore, mut tag_filter, mut client_id) = (false, false, false);
+    let mut lease: Option<u32> = None;
     for f in v.split(',').map(str::trim).filter(|f| !f.is_empty()) {
         if f.contains(':') {
             if f.starts_with("id:") {
@@ -1031,8 +1127,11 @@ fn dhcp_host(o: &mut Out, v: &str, from: &str, mut note: impl FnMut(&mut Out, &s
             ip = f.parse::<Ipv4Addr>().ok();
         } else if f == "ignore" {
             ignore = true;
-        } else if f == "infinite" || opts::seconds(f).is_some() {
-            lease = true;
+        } else if f == "infinite" {
+            lease = Some(u32::MAX);
+        } else if let Some(secs) = opts::seconds(f) {
+            // dnsmasq's shortest lease is two minutes.
+            lease = Some(secs.max(120));
         } else {
             hostname = Some(f.split('.').next().unwrap_or(f).to_owned());
         }
@@ -1048,13 +1147,6 @@ fn dhcp_host(o: &mut Out, v: &str, from: &str, mut note: impl FnMut(&mut Out, &s
         note(
             o,
             "a reservation only for tagged clients (`tag:`) is not carried over",
-            Severity::Changes,
-        );
-    }
-    if lease {
-        note(
-            o,
-            "a lease time per host is not carried over: the range's applies",
             Severity::Changes,
         );
     }
@@ -1106,6 +1198,9 @@ fn dhcp_host(o: &mut Out, v: &str, from: &str, mut note: impl FnMut(&mut Out, &s
         }
         if let Some(h) = &hostname {
             let _ = writeln!(o.hosts, "hostname = {}", q(h));
+        }
+        if let Some(l) = lease {
+            let _ = writeln!(o.hosts, "lease_secs = {l}");
         }
         if !set.is_empty() {
             let _ = write!(
@@ -1192,6 +1287,8 @@ enum Opt<'a> {
         parent: u8,
         code: u8,
         value: Vec<u8>,
+        /// `vendor:CLASS`: only for clients whose vendor class holds CLASS.
+        vendor: Option<String>,
     },
 }
 
@@ -1203,10 +1300,16 @@ struct Encap {
     value: Vec<u8>,
 }
 
+/// The tag a `vendor:CLASS` option's clients get.
+fn vendor_tag(class: &str) -> String {
+    format!("vendor-class:{class}")
+}
+
 fn dhcp_option(v: &str) -> Result<Opt<'static>, String> {
     let t = tagged(v);
     let mut rest = t.rest.iter().copied().peekable();
     let mut parent = None;
+    let mut vendor = None;
     while let Some(p) = rest.peek().copied() {
         if let Some(n) = p.strip_prefix("encap:") {
             parent = Some(
@@ -1214,10 +1317,15 @@ fn dhcp_option(v: &str) -> Result<Opt<'static>, String> {
                     .map_err(|_| format!("encap:{n} is not an option number"))?,
             );
             rest.next();
-        } else if p.starts_with("vi-encap:")
-            || p.starts_with("vendor:")
-            || p.starts_with("option6:")
-        {
+        } else if let Some(class) = p.strip_prefix("vendor:") {
+            // Option 43's sub-options, for clients of that vendor class.
+            if class.is_empty() {
+                return Err("vendor: names no vendor class".into());
+            }
+            parent = Some(43);
+            vendor = Some(class.to_owned());
+            rest.next();
+        } else if p.starts_with("vi-encap:") || p.starts_with("option6:") {
             return Err(format!("{p} options are not carried over yet"));
         } else {
             break;
@@ -1238,6 +1346,9 @@ fn dhcp_option(v: &str) -> Result<Opt<'static>, String> {
         ..Tagged::default()
     };
     tags.rest.clear();
+    if let Some(class) = &vendor {
+        tags.tags.push(vendor_tag(class));
+    }
     if let Some(parent) = parent {
         let value = opts::encode(
             if kind == opts::Kind::Internal {
@@ -1253,6 +1364,7 @@ fn dhcp_option(v: &str) -> Result<Opt<'static>, String> {
             parent,
             code,
             value,
+            vendor,
         });
     }
     let kind = if kind == opts::Kind::Internal && opt.parse::<u8>().is_ok() {

@@ -37,7 +37,7 @@ enable-tftp
 tftp-root=/srv/tftp
 log-dhcp
 domain-needed
-pxe-prompt=\"Booting\",5
+dhcp-host=id:01:02:03:04,10.81.0.7
 ";
 
 #[test]

@@ -1,6 +1,6 @@
 //! The DHCP worker: one thread owns the one socket on :67 (bound to the boot
 //! interface; a broadcast reaches every member of a reuseport group, so there is
-//! exactly one), the :4011 socket in proxy mode, a send-only link socket for
+//! exactly one), the :4011 socket in proxy mode or with a PXE menu, a send-only link socket for
 //! frames to clients without an address (io/link.rs), the engine and its lease
 //! journal. Where each job lives:
 //!
@@ -170,7 +170,10 @@ impl Server {
             })
         };
         let main = listen(SERVER_PORT)?;
-        let pxe = if settings.mode == Mode::Proxy {
+        // A PXE menu's boot server answers on :4011 in server mode too (the
+        // socket is opened at start: a reload that adds a menu needs a restart
+        // for it).
+        let pxe = if settings.mode == Mode::Proxy || settings.pxe_menu.is_some() {
             Some(listen(PXE_PORT)?)
         } else {
             None
@@ -268,6 +271,12 @@ impl Server {
                     if settings.mode != self.engine.settings().mode {
                         let _ = reply.send(Err(
                             "dhcp: the mode (server or proxy) changed: it takes effect at the next restart".into(),
+                        ));
+                        continue;
+                    }
+                    if settings.pxe_menu.is_some() && self.pxe.is_none() {
+                        let _ = reply.send(Err(
+                            "dhcp: a PXE menu was added in server mode: its boot server listens on :4011 from the next restart".into(),
                         ));
                         continue;
                     }

@@ -88,6 +88,12 @@ pub enum Error {
     /// A probe result for an address no DISCOVER waits on.
     #[error("no probe for this address")]
     NoProbe,
+    /// A boot server request for a menu item this server has no file for.
+    #[error("no PXE menu item of this type with a file")]
+    NoMenuItem,
+    /// A boot server request with Boot Integrity Services (layer bit 15).
+    #[error("PXE boot integrity services are not supported")]
+    PxeBis,
 }
 
 impl Error {
@@ -144,6 +150,8 @@ impl Error {
             Error::ProxyMessage => "proxy_message",
             Error::NoBootRule => "no_boot_rule",
             Error::NoProbe => "no_probe",
+            Error::NoMenuItem => "no_menu_item",
+            Error::PxeBis => "pxe_bis",
         }
     }
 }

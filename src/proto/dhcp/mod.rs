@@ -18,6 +18,7 @@
 mod error;
 pub mod policy;
 mod pool;
+pub mod pxe;
 mod reply;
 mod request;
 mod subnet;
@@ -76,6 +77,9 @@ pub struct Settings {
     /// first offered: the engine asks with [`Outcome::Probe`] and the backend
     /// answers with [`Engine::probe_result`].
     pub probe: bool,
+    /// A PXE boot menu (dnsmasq's `pxe-service`): PXEClient answers carry it
+    /// in option 43, and boot server requests on :4011 are answered.
+    pub pxe_menu: Option<pxe::Menu>,
 }
 
 impl Default for Settings {
@@ -92,6 +96,7 @@ impl Default for Settings {
             options: Vec::new(),
             options_when_asked: false,
             probe: false,
+            pxe_menu: None,
         }
     }
 }
@@ -432,9 +437,12 @@ impl Engine {
         r: &Request<'_>,
         out: &mut [u8],
     ) -> Result<Outcome, Error> {
-        let result = match self.settings.mode {
-            Mode::Server => self.server(now, r, out),
-            Mode::Proxy => self.proxy(r, out),
+        let item = self.settings.pxe_menu.as_ref().and(self.boot_item(r));
+        let result = match (item, self.settings.mode) {
+            (Some(_), _) if self.ignored(r, None) => Err(Error::Ignored),
+            (Some(item), _) => self.boot_server(r, item, out),
+            (None, Mode::Server) => self.server(now, r, out),
+            (None, Mode::Proxy) => self.proxy(r, out),
         };
         match result {
             Err(e) => match e.nak() {
@@ -443,6 +451,26 @@ impl Engine {
             },
             ok => ok,
         }
+    }
+
+    /// The lease time for `mac` in `subnet`: its reservation's, else the
+    /// subnet's.
+    fn lease_secs(&self, subnet: usize, mac: Option<[u8; 6]>) -> u32 {
+        self.host_of(mac)
+            .and_then(|h| h.lease_secs)
+            .unwrap_or(self.settings.subnets[subnet].lease_secs)
+    }
+
+    /// The menu item a PXE client's REQUEST or INFORM asks a boot server for.
+    fn boot_item(&self, r: &Request<'_>) -> Option<[u8; 4]> {
+        if !matches!(r.kind, MessageType::Request | MessageType::Inform) {
+            return None;
+        }
+        let vendor = r.options.get(code::VENDOR_CLASS)?;
+        if !vendor.starts_with(b"PXEClient") {
+            return None;
+        }
+        pxe::boot_item(&r.options.get(code::VENDOR)?)
     }
 
     /// Whether a rule with `ignore` decides for this client (only looked at
@@ -600,7 +628,7 @@ impl Engine {
         {
             return Err(Error::PoolGone);
         }
-        let lease_secs = self.settings.subnets[subnet].lease_secs;
+        let lease_secs = self.lease_secs(subnet, mac);
         let hostname: Box<str> = match self.host_of(mac).and_then(|h| h.hostname.as_deref()) {
             Some(name) => name.into(),
             None => r

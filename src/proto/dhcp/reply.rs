@@ -5,7 +5,7 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use super::policy::{self, Firmware};
-use super::{Boot, Dest, Engine, Error, Mode, Outcome, Reply, Request};
+use super::{pxe, Boot, Dest, Engine, Error, Mode, Outcome, Reply, Request};
 use crate::wire::dhcp::{
     self, code, ipxe, MessageType, Packet, Writer, CLIENT_PORT, PXE_PORT, SERVER_PORT,
 };
@@ -25,6 +25,9 @@ impl Engine {
             (MessageType::Request | MessageType::Inform, PXE_PORT) => MessageType::Ack,
             _ => return Err(Error::ProxyMessage),
         };
+        if self.settings.pxe_menu.is_some() {
+            return self.proxy_menu(r, &facts, kind, out);
+        }
         let boot = self.boot(&facts).ok_or(Error::NoBootRule)?;
         let result = (|| -> Result<usize, crate::wire::Error> {
             let mut w = Writer::reply(out, p)?;
@@ -48,18 +51,157 @@ impl Engine {
             w.finish()
         })();
         let len = result.map_err(|_| Error::ReplyTooLarge)?;
-        let to = if input.port == PXE_PORT {
-            Dest::Unicast(input.peer)
-        } else {
-            destination(p, MessageType::Offer, Ipv4Addr::UNSPECIFIED)
-        };
-        Ok(Outcome::Reply(Reply {
-            len,
-            to,
+        Ok(pxe_outcome(
+            r,
             kind,
-            ip: Ipv4Addr::UNSPECIFIED,
-            chaddr: p.hw(),
-        }))
+            len,
+            destination(p, MessageType::Offer, Ipv4Addr::UNSPECIFIED),
+        ))
+    }
+
+    /// The proxy answer where a PXE menu is configured, as dnsmasq gives it:
+    /// BIOS firmware gets the menu on :67 and picks an item from a boot
+    /// server; UEFI firmware is sent to :4011 (siaddr), where it gets the
+    /// one item of its arch directly, or the menu.
+    fn proxy_menu(
+        &mut self,
+        r: &Request<'_>,
+        facts: &Firmware<'_>,
+        kind: MessageType,
+        out: &mut [u8],
+    ) -> Result<Outcome, Error> {
+        let (p, o, input) = (&r.packet, &r.options, &r.input);
+        let arch = facts.arch.ok_or(Error::NotPxe)?;
+        if !facts.vendor_is(b"PXEClient") {
+            return Err(Error::NotPxe);
+        }
+        let Some(menu) = &self.settings.pxe_menu else {
+            return Err(Error::NoBootRule);
+        };
+        let (boot, tags) = self.boot_tagged(facts);
+        let on_4011 = input.port == PXE_PORT;
+        let single = menu.single_uefi_item(arch, &tags);
+        let result = (|| -> Result<usize, crate::wire::Error> {
+            let mut w = Writer::reply(out, p)?;
+            if kind == MessageType::Offer || p.ciaddr().is_unspecified() {
+                w.broadcast_flag();
+            } else {
+                w.ciaddr(p.ciaddr());
+            }
+            // UEFI firmware asks :4011 of siaddr for its boot file.
+            if arch >= 6 {
+                w.siaddr(input.server);
+            }
+            match (single, &boot) {
+                (Some(item), _) if on_4011 => {
+                    let at = item.server.unwrap_or(input.server);
+                    w.siaddr(at);
+                    let mut text = [0u8; 15];
+                    let n = policy::ip_text(at, &mut text);
+                    w.sname(&text[..n]);
+                    if let Some(f) = item.file_for(0) {
+                        w.file(f.as_bytes());
+                    }
+                }
+                (Some(_), _) => {}
+                (None, Some(b)) => {
+                    if let Some(next) = b.action.next_server {
+                        w.siaddr(next);
+                    }
+                    if let Some(f) = &b.action.file {
+                        w.file(f.as_bytes());
+                    }
+                }
+                (None, None) => {}
+            }
+            w.message_type(kind)?;
+            w.option(code::SERVER_ID, &input.server.octets())?;
+            w.option(code::VENDOR_CLASS, b"PXEClient")?;
+            if let Some(uuid) = o.get(code::UUID) {
+                w.option(code::UUID, &uuid)?;
+            }
+            if (on_4011 && single.is_none()) || arch < 6 {
+                w.option(code::VENDOR, &menu.vendor_option(arch, &tags, input.server))?;
+            }
+            if let Some(r) = o.get(code::RELAY_AGENT) {
+                w.option(code::RELAY_AGENT, &r)?;
+            }
+            w.finish()
+        })();
+        let len = result.map_err(|_| Error::ReplyTooLarge)?;
+        Ok(pxe_outcome(
+            r,
+            kind,
+            len,
+            destination(p, MessageType::Offer, Ipv4Addr::UNSPECIFIED),
+        ))
+    }
+
+    /// A PXE boot server's answer (PXE 2.1 §2.2.6): a REQUEST naming a menu
+    /// item (option 43.71) gets that item's file, in proxy and server mode.
+    pub(super) fn boot_server(
+        &mut self,
+        r: &Request<'_>,
+        item: [u8; 4],
+        out: &mut [u8],
+    ) -> Result<Outcome, Error> {
+        let (p, o, input) = (&r.packet, &r.options, &r.input);
+        let boot_type = u16::from_be_bytes([item[0], item[1]]);
+        let layer = u16::from_be_bytes([item[2], item[3]]);
+        if layer & 0x8000 != 0 {
+            return Err(Error::PxeBis);
+        }
+        let ciaddr = p.ciaddr();
+        let subnets = &self.settings.subnets;
+        let on_net = if subnets.is_empty() {
+            !ciaddr.is_unspecified()
+        } else {
+            subnets.iter().any(|s| s.contains(ciaddr))
+        };
+        if !on_net {
+            return Err(Error::NoSubnet);
+        }
+        let found = self
+            .settings
+            .pxe_menu
+            .as_ref()
+            .and_then(|m| m.by_type(boot_type))
+            .and_then(|i| Some((i.server, i.file_for(layer)?)));
+        let (server, file) = found.ok_or(Error::NoMenuItem)?;
+        // The prompt goes along (where its tags fit), as dnsmasq sends it.
+        let facts = Firmware::of(o, p.chaddr(), p.giaddr());
+        let (_, tags) = self.boot_tagged(&facts);
+        let prompt = self
+            .settings
+            .pxe_menu
+            .as_ref()
+            .and_then(|m| m.prompt_for(&tags));
+        let result = (|| -> Result<usize, crate::wire::Error> {
+            let mut w = Writer::reply(out, p)?;
+            w.yiaddr(ciaddr);
+            w.siaddr(server.unwrap_or(input.server));
+            w.file(file.as_bytes());
+            w.message_type(MessageType::Ack)?;
+            w.option(code::SERVER_ID, &input.server.octets())?;
+            w.option(code::VENDOR_CLASS, b"PXEClient")?;
+            if let Some(uuid) = o.get(code::UUID) {
+                w.option(code::UUID, &uuid)?;
+            }
+            let mut vendor = vec![pxe::sub::BOOT_ITEM, 4];
+            vendor.extend_from_slice(&item);
+            if let Some(p) = prompt {
+                p.write(&mut vendor);
+            }
+            vendor.push(255);
+            w.option(code::VENDOR, &vendor)?;
+            if let Some(r) = o.get(code::RELAY_AGENT) {
+                w.option(code::RELAY_AGENT, &r)?;
+            }
+            w.finish()
+        })();
+        let len = result.map_err(|_| Error::ReplyTooLarge)?;
+        let otherwise = destination(p, MessageType::Ack, ciaddr);
+        Ok(pxe_outcome(r, MessageType::Ack, len, otherwise))
     }
 
     fn boot(&self, facts: &Firmware<'_>) -> Option<Boot<'_>> {
@@ -160,6 +302,22 @@ impl Engine {
         };
         // A tagged option replaces the subnet's of the same number.
         let own = |c: u8| send(c) && !extra.iter().any(|x| x.code == c);
+        // Where a PXE menu is configured, PXE firmware hears of it (unless
+        // it is UEFI with one item of its own: the offer's file is that).
+        let pxe_arch = facts
+            .arch
+            .filter(|_| self.settings.pxe_menu.is_some() && facts.vendor_is(b"PXEClient"));
+        let pxe_client = pxe_arch.is_some();
+        let asked_43 = requested
+            .as_deref()
+            .is_some_and(|l| l.contains(&code::VENDOR) || l.contains(&code::VENDOR_CLASS));
+        let menu = self
+            .settings
+            .pxe_menu
+            .as_ref()
+            .zip(pxe_arch)
+            .filter(|(m, a)| asked_43 && m.single_uefi_item(*a, &tags).is_none())
+            .map(|(m, a)| m.vendor_option(a, &tags, input.server));
         let result = (|| -> Result<usize, crate::wire::Error> {
             let mut w = Writer::reply(out, p)?;
             w.yiaddr(ip);
@@ -172,10 +330,13 @@ impl Engine {
             // (as dnsmasq answers every client).
             w.siaddr(input.server);
             if !inform {
-                let l = s.lease_secs;
+                let l = self.lease_secs(subnet, p.mac());
                 w.option(code::LEASE_TIME, &l.to_be_bytes())?;
-                w.option(code::RENEWAL, &(l / 2).to_be_bytes())?;
-                w.option(code::REBINDING, &(l / 8 * 7).to_be_bytes())?;
+                // An infinite lease has no renewal.
+                if l != u32::MAX {
+                    w.option(code::RENEWAL, &(l / 2).to_be_bytes())?;
+                    w.option(code::REBINDING, &(l / 8 * 7).to_be_bytes())?;
+                }
             }
             if !extra.iter().any(|x| x.code == code::SUBNET_MASK) {
                 w.option(code::SUBNET_MASK, &s.mask().octets())?;
@@ -207,7 +368,20 @@ impl Engine {
             if let Some(b) = &boot {
                 self.write_boot(&mut w, r, &facts, b)?;
             }
+            if pxe_client {
+                w.option(code::VENDOR_CLASS, b"PXEClient")?;
+                if let Some(uuid) = o.get(code::UUID) {
+                    w.option(code::UUID, &uuid)?;
+                }
+            }
+            if let Some(v) = &menu {
+                w.option(code::VENDOR, v)?;
+            }
             for x in &extra {
+                // A PXE menu's client gets the menu's 43 and PXEClient as 60.
+                if pxe_client && (x.code == code::VENDOR || x.code == code::VENDOR_CLASS) {
+                    continue;
+                }
                 // An empty value only keeps the subnet's option out
                 // (dnsmasq's `dhcp-option=3`).
                 if x.value.is_empty() || !(x.force || send(x.code)) {
@@ -280,6 +454,23 @@ impl Engine {
             chaddr: p.hw(),
         }))
     }
+}
+
+/// A proxy or boot server answer of `len` bytes: back to the sender of a
+/// :4011 request, else to `otherwise`.
+fn pxe_outcome(r: &Request<'_>, kind: MessageType, len: usize, otherwise: Dest) -> Outcome {
+    let to = if r.input.port == PXE_PORT {
+        Dest::Unicast(r.input.peer)
+    } else {
+        otherwise
+    };
+    Outcome::Reply(Reply {
+        len,
+        to,
+        kind,
+        ip: Ipv4Addr::UNSPECIFIED,
+        chaddr: r.packet.hw(),
+    })
 }
 
 /// RFC 2131 §4.1: relay, else the client's address, else broadcast when asked

@@ -120,6 +120,8 @@ pub struct Host {
     pub ip: Option<Ipv4Addr>,
     /// Option 12.
     pub hostname: Option<String>,
+    /// Its own lease time, seconds (`u32::MAX`: infinite), over the subnet's.
+    pub lease_secs: Option<u32>,
     /// Raw options by number.
     pub options: Vec<(u8, Vec<u8>)>,
 }

@@ -460,6 +460,7 @@ fn rules_match_in_order_and_tags_carry_forward() {
 fn reservations_win_and_are_kept_from_others() {
     let mut s = settings();
     s.hosts = vec![Host {
+        lease_secs: None,
         mac: [0x52, 0x54, 0, 0, 0, 5],
         ip: Some(Ipv4Addr::new(10, 77, 0, 100)),
         hostname: Some("node05".into()),
@@ -782,6 +783,7 @@ fn a_reload_that_moves_the_pool_lets_old_leases_run_out_and_gives_new_ones() {
     let mut s = settings();
     s.subnets[0] = subnet([10, 77, 0], 200, 250);
     s.hosts = vec![Host {
+        lease_secs: None,
         mac: [0x52, 0x54, 0, 0, 0, 9],
         ip: Some(reserved),
         hostname: None,
@@ -809,4 +811,136 @@ fn the_time_from_offer_to_the_request_that_takes_it_is_recorded() {
     // A renewal is no offer taken.
     send_at(&mut e, &request, 67, NOW + 4);
     assert_eq!(e.offer_to_ack().len(), 1);
+}
+
+fn fog_menu() -> pxe::Menu {
+    let item = |arch, text: &str, boot_type, file: Option<&str>| pxe::Item {
+        arch,
+        text: text.into(),
+        boot_type,
+        file: file.map(str::to_owned),
+        server: None,
+        tags: vec![],
+        not_tags: vec![],
+    };
+    pxe::Menu {
+        items: vec![
+            item(0, "Install", 32768, Some("undionly.kpxe")),
+            item(0, "Local disk", 0, None),
+            item(7, "UEFI", 32769, Some("ipxe.efi")),
+        ],
+        prompt: None,
+    }
+}
+
+fn pxe_client(t: T, mac: u8, arch: u16) -> Msg {
+    let vendor = format!("PXEClient:Arch:{arch:05}:UNDI:002001");
+    Msg::new(t, mac)
+        .opt(code::PARAMS, &[1, 3, 43, 60, 66, 67])
+        .opt(code::VENDOR_CLASS, vendor.as_bytes())
+        .opt(code::CLIENT_ARCH, &arch.to_be_bytes())
+        .opt(code::UUID, &[0; 17])
+}
+
+#[test]
+fn a_proxy_with_a_menu_shows_bios_the_menu_and_its_boot_server_gives_the_item() {
+    let s = Settings {
+        mode: Mode::Proxy,
+        pxe_menu: Some(fog_menu()),
+        ..Settings::default()
+    };
+    let mut e = Engine::new(s, Table::default(), base(), NOW);
+    let offer = send(&mut e, &pxe_client(T::Discover, 1, 0));
+    assert_eq!(offer.reply().kind, T::Offer);
+    let p = offer.packet();
+    // The boot rule's file rides along (dnsmasq's dhcp-boot), for firmware
+    // that takes no menu; no address.
+    assert_eq!(
+        (p.yiaddr(), p.siaddr(), p.file()),
+        (
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::UNSPECIFIED,
+            &b"undionly.kpxe"[..]
+        )
+    );
+    let menu = offer.opt(code::VENDOR).unwrap();
+    assert_eq!(
+        &menu[..6],
+        &[6, 1, 3, 10, 4, 255],
+        "two items: wait for a choice"
+    );
+    assert!(
+        menu.windows(9)
+            .any(|w| w == [8, 7, 0x80, 0, 1, 10, 77, 0, 1]),
+        "{menu:?}"
+    );
+    // The firmware picks item 0x8000 from the boot server, on :4011.
+    let mut pick = pxe_client(T::Request, 1, 0).opt(code::VENDOR, &[71, 4, 0x80, 0, 0, 0, 255]);
+    pick.ciaddr = Ipv4Addr::new(10, 77, 0, 50);
+    let ack = send_at(&mut e, &pick.bytes(), 4011, NOW);
+    let p = ack.packet();
+    assert_eq!(ack.reply().kind, T::Ack);
+    assert_eq!((p.yiaddr(), p.siaddr()), (pick.ciaddr, SERVER));
+    assert_eq!(p.file(), b"undionly.kpxe");
+    assert_eq!(ack.opt(code::VENDOR), Some(vec![71, 4, 0x80, 0, 0, 0, 255]));
+    assert_eq!(ack.opt(code::VENDOR_CLASS), Some(b"PXEClient".to_vec()));
+    // A type no item has, or boot integrity services, get silence.
+    let none = pxe_client(T::Request, 1, 0).opt(code::VENDOR, &[71, 4, 0, 9, 0, 0]);
+    let mut none = none;
+    none.ciaddr = pick.ciaddr;
+    assert_eq!(
+        send_at(&mut e, &none.bytes(), 4011, NOW).outcome,
+        Err(Error::NoMenuItem)
+    );
+    let mut bis = pxe_client(T::Request, 1, 0).opt(code::VENDOR, &[71, 4, 0x80, 0, 0x80, 0]);
+    bis.ciaddr = pick.ciaddr;
+    assert_eq!(
+        send_at(&mut e, &bis.bytes(), 4011, NOW).outcome,
+        Err(Error::PxeBis)
+    );
+}
+
+#[test]
+fn uefi_with_one_item_is_sent_to_4011_for_it_and_a_server_menu_rides_on_the_ack() {
+    let s = Settings {
+        mode: Mode::Proxy,
+        pxe_menu: Some(fog_menu()),
+        ..Settings::default()
+    };
+    let mut e = Engine::new(s, Table::default(), base(), NOW);
+    let offer = send(&mut e, &pxe_client(T::Discover, 2, 7));
+    let p = offer.packet();
+    assert_eq!((p.siaddr(), p.file()), (SERVER, &b""[..]));
+    assert_eq!(offer.opt(code::VENDOR), None, "UEFI gets its item on :4011");
+    let mut ask = pxe_client(T::Request, 2, 7);
+    ask.ciaddr = Ipv4Addr::new(10, 77, 0, 51);
+    let ack = send_at(&mut e, &ask.bytes(), 4011, NOW);
+    let p = ack.packet();
+    assert_eq!((p.siaddr(), p.file()), (SERVER, &b"ipxe.efi"[..]));
+    assert_eq!(p.sname(), b"10.77.0.1");
+
+    // In server mode a PXE client's ACK carries the menu (43) and PXEClient.
+    let mut e = Engine::new(
+        Settings {
+            pxe_menu: Some(fog_menu()),
+            ..settings()
+        },
+        Table::default(),
+        base(),
+        NOW,
+    );
+    let offer = send(&mut e, &pxe_client(T::Discover, 3, 0));
+    assert!(offer.opt(code::VENDOR).is_some_and(|v| v[..3] == [6, 1, 3]));
+    assert_eq!(offer.opt(code::VENDOR_CLASS), Some(b"PXEClient".to_vec()));
+    assert_eq!(offer.opt(code::UUID), Some(vec![0; 17]));
+    // ...but not a plain client's, nor UEFI's with its one item.
+    let plain = send(
+        &mut e,
+        &Msg::new(T::Discover, 4).opt(code::PARAMS, &[43, 60]),
+    );
+    assert_eq!(plain.opt(code::VENDOR), None);
+    assert_eq!(
+        send(&mut e, &pxe_client(T::Discover, 5, 7)).opt(code::VENDOR),
+        None
+    );
 }

@@ -242,7 +242,12 @@ impl Endpoint {
                 "too many transfers from this address, retry later",
             ));
         }
-        let request = Request::parse(d.bytes, &self.snapshot, self.root.as_deref())?;
+        let request = Request::parse(
+            d.bytes,
+            &self.snapshot,
+            self.root.as_deref(),
+            &self.settings,
+        )?;
         Ok(Handled::Admit(Admit {
             request,
             local: d.local,

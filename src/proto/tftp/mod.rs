@@ -41,6 +41,13 @@ pub struct Settings {
     pub retries: u32,
     /// Largest window granted (RFC 7440 allows up to 65535).
     pub max_windowsize: u16,
+    /// Grant the blksize option (RFC 2348); off, every transfer uses 512-byte
+    /// blocks (dnsmasq's `tftp-no-blocksize`, for firmware that asks for more
+    /// than it can take).
+    pub blksize: bool,
+    /// Look file names up in lower case (dnsmasq's `tftp-lowercase`, for
+    /// clients that ask in the wrong case for a tree of lower-case files).
+    pub lowercase: bool,
 }
 
 impl Default for Settings {
@@ -55,6 +62,8 @@ impl Default for Settings {
             max_timeout: Duration::from_secs(2),
             retries: 15,
             max_windowsize: 64,
+            blksize: true,
+            lowercase: false,
         }
     }
 }

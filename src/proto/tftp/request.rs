@@ -81,7 +81,12 @@ impl Request {
     ///
     /// # Errors
     /// The refusal, whose [`Error::reply`] is the ERROR to send.
-    pub fn parse(datagram: &[u8], snapshot: &Snapshot, root: Option<&str>) -> Result<Self, Error> {
+    pub fn parse(
+        datagram: &[u8],
+        snapshot: &Snapshot,
+        root: Option<&str>,
+        settings: &Settings,
+    ) -> Result<Self, Error> {
         let packet = Packet::new_checked(datagram)?;
         match packet.opcode() {
             Opcode::Rrq => {}
@@ -96,7 +101,10 @@ impl Request {
         } else {
             return Err(Error::Mode);
         };
-        let path = resolve(request.filename, root)?;
+        let mut path = resolve(request.filename, root)?;
+        if settings.lowercase {
+            path.name.make_ascii_lowercase();
+        }
         let file = match snapshot.get(&path.name) {
             Some(f) => f,
             None if path.absolute => {
@@ -147,7 +155,7 @@ pub fn accept(
     settings: &Settings,
     at: Where<'_>,
 ) -> Result<Accepted, Error> {
-    Ok(Request::parse(datagram, snapshot, at.root)?.grant(settings, at.path_mtu))
+    Ok(Request::parse(datagram, snapshot, at.root, settings)?.grant(settings, at.path_mtu))
 }
 
 struct Resolved {
@@ -265,6 +273,7 @@ impl Asked {
         });
         let blksize = self
             .blksize
+            .filter(|_| settings.blksize)
             .map_or(512, |asked| asked.min(u64::from(frame_max)) as u16);
         let windowsize = self.windowsize.map_or(1, |asked| {
             asked.min(u64::from(settings.max_windowsize.max(1))) as u16
@@ -275,6 +284,7 @@ impl Asked {
         let windowsize = windowsize.min(per_send as u16).max(1);
         let oack = self.order[..usize::from(self.listed)]
             .iter()
+            .filter(|&&slot| slot != 0 || settings.blksize)
             .map(|&slot| match slot {
                 0 => ("blksize", u64::from(blksize)),
                 1 => ("tsize", len),
@@ -336,6 +346,20 @@ pub(super) mod unit {
             );
         }
         assert!(resolve(b"\xff\xfe", None).is_err());
+    }
+
+    #[test]
+    fn without_blksize_blocks_are_512_and_the_oack_leaves_it_out() {
+        let pairs = [Ok((&b"blksize"[..], &b"1468"[..])), Ok((b"tsize", b"0"))];
+        let settings = Settings {
+            blksize: false,
+            ..Settings::default()
+        };
+        let n = Asked::parse(pairs.into_iter())
+            .unwrap()
+            .grant(850_528, &settings, None);
+        assert_eq!(n.blksize, 512);
+        assert_eq!(n.oack, [("tsize", 850_528)]);
     }
 
     fn grant(opts: &[(&str, &str)], mtu: Option<u32>) -> Result<Negotiated, Error> {

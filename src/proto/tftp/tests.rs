@@ -248,3 +248,27 @@ fn an_empty_file_is_one_empty_block() {
     x.handle(t0, &ack(1)).unwrap();
     assert_eq!(x.poll_event(), Some(Event::Done { probe: false }));
 }
+
+#[test]
+fn lowercase_looks_names_up_in_lower_case() {
+    let snapshot = crate::store::Snapshot::from_memory(
+        [("/pxelinux.0", &b"nbp"[..], std::time::UNIX_EPOCH)],
+        &crate::store::Options {
+            max_bytes: u64::MAX,
+            mlock: false,
+        },
+    )
+    .unwrap();
+    let rrq = b"\x00\x01PXELinux.0\x00octet\x00";
+    let plain = Settings::default();
+    assert!(matches!(
+        Request::parse(rrq, &snapshot, None, &plain),
+        Err(Error::NotFound(_))
+    ));
+    let lower = Settings {
+        lowercase: true,
+        ..Settings::default()
+    };
+    let r = Request::parse(rrq, &snapshot, None, &lower).unwrap();
+    assert_eq!(r.path(), "/pxelinux.0");
+}

@@ -307,6 +307,11 @@ impl<'a> Packet<'a> {
         Ipv4Addr::from(arr::<4>(&self.buf[field::GIADDR]))
     }
 
+    /// The `sname` field up to its NUL (meaningless when overloaded).
+    pub fn sname(&self) -> &'a [u8] {
+        until_nul(&self.buf[field::SNAME])
+    }
+
     /// The `file` field up to its NUL (meaningless when overloaded).
     pub fn file(&self) -> &'a [u8] {
         until_nul(&self.buf[field::FILE])
