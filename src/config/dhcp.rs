@@ -324,6 +324,9 @@ impl Validator<'_> {
                 .transpose()?
                 .map(|m| m as u16),
             options: self.raw_options(&s.options)?,
+            tags: s.tag.clone(),
+            not_tags: s.not_tag.clone(),
+            set_tags: s.set_tag.clone(),
         };
         if !on_if {
             for (a, b) in &sub.ranges {

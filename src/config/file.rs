@@ -377,6 +377,15 @@ pub struct Subnet {
     /// Raw options.
     #[serde(default)]
     pub options: Vec<RawOption>,
+    /// Only clients with all these tags get addresses here.
+    #[serde(default)]
+    pub tag: Vec<String>,
+    /// Clients with any of these tags do not.
+    #[serde(default)]
+    pub not_tag: Vec<String>,
+    /// Tags its clients get, for rules and options.
+    #[serde(default)]
+    pub set_tag: Vec<String>,
 }
 
 /// `[[dhcp.host]]`

@@ -326,6 +326,9 @@ pub fn dhcp_engine(data: &[u8]) {
         ntp: Vec::new(),
         mtu: None,
         options: Vec::new(),
+        tags: Vec::new(),
+        not_tags: Vec::new(),
+        set_tags: Vec::new(),
     };
     let settings = Settings {
         subnets: vec![subnet],

@@ -12,7 +12,8 @@ Debian installer) by the options it sends, and prints what it got as JSON lines.
 Identity options: --arch N --vendor TEXT --user-class TEXT --ipxe --uuid
 --prefer SERVER (take that server's offer) --wait SECS --first (stop at the
 first answer: one server on the link) --pxe-at IP (after a proxy offer, ask
-the proxy's :4011 from IP, as PXE firmware does).
+the proxy's :4011 from IP, as PXE firmware does) --boot-server (after an ACK
+with a PXE menu, take its address and ask :4011 for the first item).
 """
 
 import argparse
@@ -20,6 +21,7 @@ import json
 import random
 import socket
 import struct
+import subprocess
 import sys
 import time
 
@@ -145,7 +147,22 @@ def dora(args, mac):
         if acks:
             break
     print(json.dumps({"ack": acks[0] if acks else None}))
-    return 0 if acks and acks[0]["type"] == 5 else 1
+    ok = acks and acks[0]["type"] == 5
+    if ok and args.boot_server and any(menu_items(acks[0])):
+        return boot_server_from(args, mac, ident, acks[0])
+    return 0 if ok else 1
+
+
+def boot_server_from(args, mac, ident, ack):
+    """What BIOS PXE firmware does with a PXE menu in its ACK: it takes the
+    address, picks the first item and asks the boot server on :4011."""
+    ip = ack["yiaddr"]
+    subprocess.run(["ip", "addr", "add", f"{ip}/24", "dev", args.iface], check=True)
+    try:
+        args.pxe_at = ip
+        return boot_server(args, mac, ident, ack, "boot")
+    finally:
+        subprocess.run(["ip", "addr", "del", f"{ip}/24", "dev", args.iface], check=False)
 
 
 def menu_items(offer):
@@ -164,21 +181,23 @@ def menu_items(offer):
     return items
 
 
-def boot_server(args, mac, ident, offer):
+def boot_server(args, mac, ident, offer, key="ack"):
     """What PXE firmware does after a proxy offer, from the address another
     server gave it (--pxe-at): a REQUEST to the proxy's :4011, naming the
-    menu's first item (option 43.71, layer 0) when the offer had a menu."""
+    menu's first item from a boot server (option 43.71, layer 0) when the offer
+    had a menu."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((args.pxe_at, 68))
-    items = menu_items(offer)
+    # Type 0 is "boot from the local disk": firmware asks no server for it.
+    items = [t for t in menu_items(offer) if t != 0]
     opts = list(ident)
     if items:
         opts.append((43, bytes([71, 4]) + struct.pack("!HH", items[0], 0) + b"\xff"))
     xid = random.getrandbits(32)
     s.sendto(packet(mac, xid, 3, opts, ciaddr=args.pxe_at, broadcast=False), (offer["server"], 4011))
     acks = collect(s, xid, {5}, args.wait, args.first)
-    print(json.dumps({"ack": acks[0] if acks else None}))
+    print(json.dumps({key: acks[0] if acks else None}))
     return 0 if acks else 1
 
 
@@ -197,6 +216,8 @@ def main():
     ap.add_argument("--wait", type=float, default=1.0)
     ap.add_argument("--first", action="store_true", help="stop at the first answer")
     ap.add_argument("--pxe-at", help="after a proxy offer, ask its :4011 from this address")
+    ap.add_argument("--boot-server", action="store_true",
+                    help="after an ACK with a PXE menu, ask :4011 for its first item")
     args = ap.parse_args()
     mac = bytes.fromhex(args.mac.replace(":", ""))
     if args.action == "dora":

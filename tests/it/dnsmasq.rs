@@ -54,11 +54,13 @@ const PERSONAS: &[(&str, &str)] = &[
     ("debian-installer", "--vendor d-i"),
 ];
 
-/// What one persona got: the OFFER and the ACK.
+/// What one persona got: the OFFER, the ACK, and a PXE boot server's ACK
+/// (:4011) for the first item of a menu its ACK carried.
 #[derive(Debug, Clone, PartialEq)]
 struct Got {
     offer: Option<Answer>,
     ack: Option<Answer>,
+    boot: Option<Answer>,
 }
 
 /// The fields compared.
@@ -121,12 +123,13 @@ fn dora(ns: &str, mac: &str, identity: &str, proxy: bool) -> Got {
     };
     let o = in_ns(
         ns,
-        &format!("python3 {script} c0 {mac} dora {identity} --wait 2 --first {at}"),
+        &format!("python3 {script} c0 {mac} dora {identity} --wait 2 --first --boot-server {at}"),
     );
     let out = String::from_utf8_lossy(&o.stdout);
     let mut got = Got {
         offer: None,
         ack: None,
+        boot: None,
     };
     for line in out.lines() {
         let Ok(v) = serde_json::from_str::<Value>(line) else {
@@ -138,18 +141,25 @@ fn dora(ns: &str, mac: &str, identity: &str, proxy: bool) -> Got {
         if let Some(ack) = v.get("ack") {
             got.ack = answer(ack);
         }
+        if let Some(boot) = v.get("boot") {
+            got.boot = answer(boot);
+        }
     }
     got
 }
 
-/// The fixture's first dhcp-range, as addresses.
-fn pool(text: &str) -> Option<(Ipv4Addr, Ipv4Addr)> {
-    let line = text.lines().find(|l| l.starts_with("dhcp-range="))?;
-    let addrs: Vec<Ipv4Addr> = line["dhcp-range=".len()..]
-        .split(',')
-        .filter_map(|p| p.trim().parse().ok())
-        .collect();
-    Some((*addrs.first()?, *addrs.get(1)?))
+/// The fixture's dhcp-ranges, as addresses.
+fn pools(text: &str) -> Vec<(Ipv4Addr, Ipv4Addr)> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("dhcp-range="))
+        .filter_map(|line| {
+            let addrs: Vec<Ipv4Addr> = line
+                .split(',')
+                .filter_map(|p| p.trim().parse().ok())
+                .collect();
+            Some((*addrs.first()?, *addrs.get(1)?))
+        })
+        .collect()
 }
 
 /// The MACs the fixture reserves.
@@ -244,12 +254,20 @@ fn fixture(name: &str, dir: &Path) -> (String, std::path::PathBuf) {
 /// allowed, as text (empty when they agree).
 fn differences(text: &str, want: &BTreeMap<String, Got>, got: &BTreeMap<String, Got>) -> String {
     let mut out = String::new();
-    let in_pool = |ip: Ipv4Addr| {
-        pool(text).is_some_and(|(a, b)| (u32::from(a)..=u32::from(b)).contains(&u32::from(ip)))
+    // Which range an address is in (the two servers may pick different
+    // addresses, never different ranges).
+    let pool_of = |ip: Ipv4Addr| {
+        pools(text)
+            .into_iter()
+            .position(|(a, b)| (u32::from(a)..=u32::from(b)).contains(&u32::from(ip)))
     };
     for (persona, w) in want {
         let g = &got[persona];
-        for (step, w, g) in [("OFFER", &w.offer, &g.offer), ("ACK", &w.ack, &g.ack)] {
+        for (step, w, g) in [
+            ("OFFER", &w.offer, &g.offer),
+            ("ACK", &w.ack, &g.ack),
+            ("boot server ACK", &w.boot, &g.boot),
+        ] {
             match (w, g) {
                 (None, None) => {}
                 (Some(w), Some(g)) => {
@@ -257,7 +275,10 @@ fn differences(text: &str, want: &BTreeMap<String, Got>, got: &BTreeMap<String, 
                     let reserved = persona.starts_with("reserved");
                     // Pool clients: any address of the pool (the two servers
                     // pick differently), the same one across OFFER and ACK.
-                    if !reserved && in_pool(w.yiaddr) && in_pool(g.yiaddr) {
+                    if !reserved
+                        && pool_of(w.yiaddr).is_some()
+                        && pool_of(w.yiaddr) == pool_of(g.yiaddr)
+                    {
                         g.yiaddr = w.yiaddr;
                     }
                     // The one deliberate difference: rackboot tells iPXE that
@@ -337,6 +358,13 @@ fn same_answers(name: &str) {
         "dnsmasq answered nobody: the fixture or the link is wrong\n{}",
         std::fs::read_to_string(dir.0.join("dnsmasq.log")).unwrap_or_default()
     );
+    // A PXE menu in server mode: firmware asks the boot server on :4011.
+    if text.contains("\npxe-service=") && !is_proxy(&text) {
+        assert!(
+            want.values().any(|g| g.boot.is_some()),
+            "no persona got dnsmasq's boot server answer: {want:?}"
+        );
+    }
     let s = rackboot_from(&server, &conf, &dir.0);
     let got = ask_all(&client, &text);
     let diff = differences(&text, &want, &got);
@@ -398,6 +426,13 @@ fn openshift_dev_scripts() {
 #[test]
 fn fog_proxy_dhcp_menu() {
     same_answers("fog-proxy.conf");
+}
+
+/// dnsmasq's own example file: ranges by tag, a PXE menu in server mode
+/// (and its boot server on :4011), vendor-class options, per-host leases.
+#[test]
+fn dnsmasq_conf_example() {
+    same_answers("dnsmasq-example.conf");
 }
 
 #[test]

@@ -441,9 +441,6 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
                     if r.proxy {
                         mode_proxy = true;
                     }
-                    if !r.filter.is_empty() {
-                        note(&mut o, "a range only for tagged clients (`tag:` on dhcp-range) is not carried over: every client may get its addresses", Severity::Changes);
-                    }
                     ranges.push((line, r));
                 }
                 Err(e) => note(&mut o, &e, Severity::Changes),
@@ -567,7 +564,7 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
                                 list(&[vendor_tag(&class)])
                             );
                         }
-                        encaps.push(Encap { from, tags, parent, sub: code, value });
+                        encaps.push(Encap { from, tags, parent, sub: code, value, force });
                     }
                     Err(e) => note(&mut o, &e, Severity::Changes),
                 }
@@ -622,6 +619,7 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
         tags: Vec<String>,
         parent: u8,
         value: Vec<u8>,
+        force: bool,
     }
     let mut groups: Vec<Group> = Vec::new();
     for e in encaps {
@@ -635,6 +633,7 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
             Some(g) => {
                 g.value.extend_from_slice(&sub);
                 g.from.push_str(&e.from);
+                g.force |= e.force;
             }
             None => groups.push(Group {
                 key,
@@ -648,6 +647,7 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
                     .collect(),
                 parent: e.parent,
                 value: sub,
+                force: e.force,
             }),
         }
     }
@@ -655,10 +655,15 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
         let t = tagged_from(&g.tags);
         let mut item = format!("\n{}[[dhcp.option]]\ncode = {}\n", g.from, g.parent);
         rule_tags(&mut item, &mut o.used_tags, &t);
-        let _ = writeln!(item, "hex = {}", q(&hex_text(&g.value)));
-        // Encapsulated options go whether or not the parent is asked for
-        // (dnsmasq sends them when the client asks for any of its kind).
-        item.push_str("force = true\n");
+        // dnsmasq ends encapsulated sub-options with an END (255).
+        let mut value = g.value;
+        value.push(255);
+        let _ = writeln!(item, "hex = {}", q(&hex_text(&value)));
+        // Sent when the client asks for the parent option, or when one of
+        // them is forced (dhcp-option-force).
+        if g.force {
+            item.push_str("force = true\n");
+        }
         o.options.push(item);
     }
     if mode_proxy && !pxe_on {
@@ -705,28 +710,32 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
             );
         }
         let _ = writeln!(o.subnets, "lease_secs = {}", r.lease_secs);
+        // A range only for tagged clients (`tag:` on the range).
+        let (not, want): (Vec<&String>, Vec<&String>) =
+            r.filter.iter().partition(|t| t.starts_with('!'));
+        if !want.is_empty() {
+            let want: Vec<String> = want.into_iter().cloned().collect();
+            let _ = writeln!(o.subnets, "tag = {}", list(&want));
+        }
+        if !not.is_empty() {
+            let not: Vec<String> = not.iter().map(|t| t[1..].to_owned()).collect();
+            let _ = writeln!(o.subnets, "not_tag = {}", list(&not));
+        }
+        o.used_tags.extend(
+            r.filter
+                .iter()
+                .map(|t| t.trim_start_matches('!').to_owned()),
+        );
         if !dns_port {
             o.subnets.push_str("dns = []\n");
         }
         if let Some(d) = &domain {
             let _ = writeln!(o.subnets, "domain = {}", q(d));
         }
-        if let Some(set) = r.set.first() {
-            let subnet = net.or(host.iface_net);
-            match subnet {
-                Some((n, p)) => {
-                    let _ = write!(o.tag_rules, "\n{from}[[dhcp.boot]]\nsubnet = {}\nset_tag = {}\n", q(&format!("{n}/{p}")), list(std::slice::from_ref(set)));
-                }
-                None if ranges.len() == 1 => {
-                    let _ = write!(o.tag_rules, "\n{from}# (the only range: every client is in it)\n[[dhcp.boot]]\nset_tag = {}\n", list(std::slice::from_ref(set)));
-                }
-                None => o.notes.push(Note {
-                    at: line.at.clone(),
-                    line: format!("dhcp-range={}", line.value.as_deref().unwrap_or("")),
-                    why: "its set: tag needs the interface's network, which is not known here (give a netmask)".into(),
-                    severity: Severity::Changes,
-                }),
-            }
+        if !r.set.is_empty() {
+            // The range's clients get its tags (only that range's, when
+            // several share the network).
+            let _ = writeln!(o.subnets, "set_tag = {}", list(&r.set));
         }
     }
     // The implicit tags: the interface's name, and `known`.
@@ -1298,6 +1307,7 @@ struct Encap {
     parent: u8,
     sub: u8,
     value: Vec<u8>,
+    force: bool,
 }
 
 /// The tag a `vendor:CLASS` option's clients get.

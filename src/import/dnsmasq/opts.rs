@@ -168,6 +168,8 @@ pub(super) fn encode(kind: Kind, values: &[&str]) -> Result<Option<Vec<u8>>, Str
                 hex(values[0])
                     .map(Some)
                     .ok_or_else(|| format!("{:?} is not hex bytes", values[0]))
+            } else if values.len() == 1 && suffixed(values[0]).is_some() {
+                number(values[0], 1).map(Some)
             } else if values.len() == 1 && values[0].bytes().all(|b| b.is_ascii_digit()) {
                 let n: u64 = values[0].parse().map_err(|_| "number too large")?;
                 let width = if n < 256 {
@@ -185,7 +187,20 @@ pub(super) fn encode(kind: Kind, values: &[&str]) -> Result<Option<Vec<u8>>, Str
     }
 }
 
+/// A decimal number with dnsmasq's size letter (`1b`, `1s`, `1i`: one, two
+/// or four bytes): its digits and width.
+fn suffixed(v: &str) -> Option<(&str, u8)> {
+    let (digits, width) = match v.char_indices().last()? {
+        (i, 'b') => (&v[..i], 1),
+        (i, 's') => (&v[..i], 2),
+        (i, 'i') => (&v[..i], 4),
+        _ => return None,
+    };
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some((digits, width))
+}
+
 fn number(v: &str, width: u8) -> Result<Vec<u8>, String> {
+    let (v, width) = suffixed(v).unwrap_or((v, width));
     let n: u64 = v.parse().map_err(|_| format!("{v:?} is not a number"))?;
     let bytes = n.to_be_bytes();
     let w = usize::from(width);

@@ -70,7 +70,7 @@ fn the_ipxe_chainloading_recipe_translates_to_a_config_that_validates() {
     );
     // The encapsulated option is one option 175, sub-option 190 = "user".
     assert!(d.settings.options.iter().any(|o| o.code == 175
-        && o.value == [190, 4, b'u', b's', b'e', b'r']
+        && o.value == [190, 4, b'u', b's', b'e', b'r', 255]
         && o.tags == ["efi64"]));
     let severities: Vec<_> = out.notes.iter().map(|n| (n.at.line, n.severity)).collect();
     assert!(
@@ -103,11 +103,49 @@ fn ranges_parse_as_dnsmasq_reads_them() {
 }
 
 #[test]
-#[ignore = "prints the translation"]
-fn print_chain() {
-    let out = translate(&lines(CHAIN), &Host::default());
-    println!("{}", out.toml);
-    for n in &out.notes {
-        println!("{}: {} ({:?}): {}", n.at, n.line, n.severity, n.why);
-    }
+fn vendor_options_tagged_ranges_and_host_leases_carry_over() {
+    let conf = "
+interface=br0
+dhcp-range=tag:green,10.0.0.160,10.0.0.170,12h
+dhcp-range=set:red,10.0.0.50,10.0.0.150,12h
+dhcp-host=52:54:00:00:00:02,fred,10.0.0.60,45m
+dhcp-host=52:54:00:00:00:03,10.0.0.61,infinite
+dhcp-option=vendor:MSFT,2,1i
+dhcp-option=vendor:PXEClient,1,0.0.0.0
+";
+    let out = translate(&lines(conf), &Host::default());
+    assert!(!out.partial(), "{:?}", out.notes);
+    let config = crate::config::Config::parse(
+        &out.toml,
+        Path::new("generated.toml"),
+        &crate::config::Overrides::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", out.toml));
+    let s = config.dhcp.unwrap().settings;
+    let (green, red) = (&s.subnets[0], &s.subnets[1]);
+    assert_eq!(
+        (green.tags.as_slice(), green.set_tags.len()),
+        (&["green".to_owned()][..], 0)
+    );
+    assert_eq!(
+        (red.tags.len(), red.set_tags.as_slice()),
+        (0, &["red".to_owned()][..])
+    );
+    let leases: Vec<_> = s.hosts.iter().map(|h| h.lease_secs).collect();
+    assert_eq!(leases, [Some(2700), Some(u32::MAX)]);
+    // `1i` is four bytes; each vendor class has its own option 43.
+    let msft = s
+        .options
+        .iter()
+        .find(|o| o.tags == ["vendor-class:MSFT"])
+        .unwrap();
+    assert_eq!(
+        (msft.code, msft.value.as_slice()),
+        (43, &[2, 4, 0, 0, 0, 1, 255][..])
+    );
+    assert!(s
+        .options
+        .iter()
+        .any(|o| o.tags == ["vendor-class:PXEClient"]));
+    assert!(s.rules.iter().any(|r| r.set_tags == ["vendor-class:MSFT"]));
 }

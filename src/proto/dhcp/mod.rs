@@ -488,14 +488,18 @@ impl Engine {
             facts.network = Some((s.network, s.prefix));
         }
         facts.known = self.host_of(r.packet.mac()).is_some();
-        policy::decide(rules, &facts).is_some_and(|(_, a)| a.ignore)
+        let initial = subnet.map_or(&[][..], |s| &self.settings.subnets[s].set_tags);
+        policy::decide_tagged(rules, &facts, initial)
+            .0
+            .is_some_and(|(_, a)| a.ignore)
     }
 
     fn server(&mut self, now: Instant, r: &Request<'_>, out: &mut [u8]) -> Result<Outcome, Error> {
         if r.input.port == PXE_PORT {
             return Err(Error::PxePortInServerMode);
         }
-        let subnet = self.subnet_of(r).ok_or(Error::NoSubnet)?;
+        let candidates = self.subnets_of(r);
+        let subnet = *candidates.first().ok_or(Error::NoSubnet)?;
         if self.ignored(r, Some(subnet)) {
             return Err(Error::Ignored);
         }
@@ -512,8 +516,11 @@ impl Engine {
                 if held.is_some_and(|x| self.probing.contains_key(&x.ip)) {
                     return Err(Error::ProbeInProgress);
                 }
-                let ip = self
-                    .choose(now, subnet, client, mac, requested)
+                // The first subnet (of those serving the client) with an
+                // address left.
+                let (subnet, ip) = candidates
+                    .iter()
+                    .find_map(|&s| Some((s, self.choose(now, s, client, mac, requested)?)))
                     .ok_or(Error::PoolExhausted)?;
                 // Probed once already, or the client's own: no second probe.
                 let known = held.is_some_and(|x| x.ip == ip)
@@ -533,7 +540,7 @@ impl Engine {
                 }
                 self.answer(r, subnet, MessageType::Offer, ip, out)
             }
-            MessageType::Request => self.request(now, r, subnet, requested, out),
+            MessageType::Request => self.request(now, r, &candidates, requested, out),
             MessageType::Decline => {
                 let ip = requested.ok_or(Error::NoAddress("DECLINE"))?;
                 let ours = self.table.of_client(client).is_some_and(|l| l.ip == ip)
@@ -566,10 +573,19 @@ impl Engine {
         &mut self,
         now: Instant,
         r: &Request<'_>,
-        subnet: usize,
+        candidates: &[usize],
         requested: Option<Ipv4Addr>,
         out: &mut [u8],
     ) -> Result<Outcome, Error> {
+        // The subnet whose ranges hold `ip` (of those serving the client).
+        let holding = |ip: Ipv4Addr| {
+            candidates
+                .iter()
+                .copied()
+                .find(|&s| self.settings.subnets[s].in_ranges(ip))
+                .unwrap_or(candidates[0])
+        };
+        let subnet = candidates[0];
         let client = r.client.as_bytes();
         let unix = self.unix(now);
         let ciaddr = r.packet.ciaddr();
@@ -597,7 +613,7 @@ impl Engine {
                 return Err(Error::NotOnNetwork);
             }
             if held != Some(ip) {
-                let usable = self.usable(now, subnet, ip, client, mac)
+                let usable = self.usable(now, holding(ip), ip, client, mac)
                     || self.reservation_for(mac) == Some(ip);
                 if !self.settings.authoritative {
                     return Err(Error::NoRecord);
@@ -628,6 +644,7 @@ impl Engine {
         {
             return Err(Error::PoolGone);
         }
+        let subnet = holding(ip);
         let lease_secs = self.lease_secs(subnet, mac);
         let hostname: Box<str> = match self.host_of(mac).and_then(|h| h.hostname.as_deref()) {
             Some(name) => name.into(),
@@ -659,15 +676,31 @@ impl Engine {
         self.answer(r, subnet, MessageType::Ack, ip, out)
     }
 
-    /// The subnet a request belongs to: the relay's, else the receiving
-    /// interface's.
-    fn subnet_of(&self, r: &Request<'_>) -> Option<usize> {
-        let find = |ip: Ipv4Addr| self.settings.subnets.iter().position(|s| s.contains(ip));
+    /// The subnets a request belongs to, in order: the relay's network, else
+    /// the receiving interface's; of several subnets of that network, those
+    /// whose tag filter the client passes (dnsmasq's `dhcp-range=tag:X,...`).
+    fn subnets_of(&self, r: &Request<'_>) -> Vec<usize> {
         let giaddr = r.packet.giaddr();
-        if !giaddr.is_unspecified() {
-            return find(giaddr);
+        let at = if giaddr.is_unspecified() {
+            r.input.server
+        } else {
+            giaddr
+        };
+        let subnets = &self.settings.subnets;
+        let mut found: Vec<usize> = (0..subnets.len())
+            .filter(|&i| subnets[i].contains(at))
+            .collect();
+        let Some(s) = found.first().map(|&i| &subnets[i]) else {
+            return found;
+        };
+        if found.iter().any(|&i| subnets[i].is_filtered()) {
+            let mut facts = policy::Firmware::of(&r.options, r.packet.chaddr(), giaddr);
+            facts.network = Some((s.network, s.prefix));
+            facts.known = self.host_of(r.packet.mac()).is_some();
+            let (_, tags) = policy::decide_tagged(&self.settings.rules, &facts, &[]);
+            found.retain(|&i| subnets[i].serves(&tags));
         }
-        find(r.input.server)
+        found
     }
 
     /// Per subnet: its pool's size, the active leases and the offers held in

@@ -275,17 +275,20 @@ impl Match {
 
 /// Evaluates `rules` in order; returns the first matching rule that has an action.
 pub fn decide<'r>(rules: &'r [Rule], f: &Firmware<'_>) -> Option<(&'r Rule, &'r Action)> {
-    decide_tagged(rules, f).0
+    decide_tagged(rules, f, &[]).0
 }
 
 /// As [`decide`], and the tags the client ends with: every rule without an
 /// action is evaluated, also after the deciding rule (rules with an action
 /// after it are not).
+///
+/// The client starts with `initial` (its subnet's tags).
 pub fn decide_tagged<'r>(
     rules: &'r [Rule],
     f: &Firmware<'_>,
+    initial: &'r [String],
 ) -> (Option<(&'r Rule, &'r Action)>, Vec<&'r str>) {
-    let mut tags: Vec<&str> = Vec::new();
+    let mut tags: Vec<&str> = initial.iter().map(String::as_str).collect();
     let mut decided = None;
     for r in rules {
         if (decided.is_some() && r.action.is_some()) || !r.when.matches(f, &tags) {

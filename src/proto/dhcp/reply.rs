@@ -78,7 +78,7 @@ impl Engine {
         let Some(menu) = &self.settings.pxe_menu else {
             return Err(Error::NoBootRule);
         };
-        let (boot, tags) = self.boot_tagged(facts);
+        let (boot, tags) = self.boot_tagged(facts, None);
         let on_4011 = input.port == PXE_PORT;
         let single = menu.single_uefi_item(arch, &tags);
         let result = (|| -> Result<usize, crate::wire::Error> {
@@ -170,7 +170,7 @@ impl Engine {
         let (server, file) = found.ok_or(Error::NoMenuItem)?;
         // The prompt goes along (where its tags fit), as dnsmasq sends it.
         let facts = Firmware::of(o, p.chaddr(), p.giaddr());
-        let (_, tags) = self.boot_tagged(&facts);
+        let (_, tags) = self.boot_tagged(&facts, None);
         let prompt = self
             .settings
             .pxe_menu
@@ -192,6 +192,11 @@ impl Engine {
             if let Some(p) = prompt {
                 p.write(&mut vendor);
             }
+            // And the client's vendor sub-options (dnsmasq's `vendor:`).
+            let extra = policy::tagged_options(&self.settings.options, &tags);
+            if let Some(x) = extra.iter().find(|x| x.code == code::VENDOR) {
+                vendor.extend_from_slice(x.value.strip_suffix(&[255]).unwrap_or(&x.value));
+            }
             vendor.push(255);
             w.option(code::VENDOR, &vendor)?;
             if let Some(r) = o.get(code::RELAY_AGENT) {
@@ -205,12 +210,18 @@ impl Engine {
     }
 
     fn boot(&self, facts: &Firmware<'_>) -> Option<Boot<'_>> {
-        self.boot_tagged(facts).0
+        self.boot_tagged(facts, None).0
     }
 
-    /// The boot answer and the tags the client ends with.
-    fn boot_tagged(&self, facts: &Firmware<'_>) -> (Option<Boot<'_>>, Vec<&str>) {
-        let (decided, tags) = policy::decide_tagged(&self.settings.rules, facts);
+    /// The boot answer and the tags the client ends with (starting with its
+    /// subnet's).
+    fn boot_tagged(
+        &self,
+        facts: &Firmware<'_>,
+        subnet: Option<usize>,
+    ) -> (Option<Boot<'_>>, Vec<&str>) {
+        let initial = subnet.map_or(&[][..], |s| &self.settings.subnets[s].set_tags);
+        let (decided, tags) = policy::decide_tagged(&self.settings.rules, facts, initial);
         (decided.map(|(rule, action)| Boot { rule, action }), tags)
     }
 
@@ -292,7 +303,7 @@ impl Engine {
         let mut facts = Firmware::of(o, p.chaddr(), p.giaddr());
         facts.network = Some((s.network, s.prefix));
         facts.known = host.is_some();
-        let (boot, tags) = self.boot_tagged(&facts);
+        let (boot, tags) = self.boot_tagged(&facts, Some(subnet));
         let extra = policy::tagged_options(&self.settings.options, &tags);
         let requested = o.get(code::PARAMS);
         // dnsmasq's way (`options_when_asked`): a configured option goes
@@ -317,7 +328,17 @@ impl Engine {
             .as_ref()
             .zip(pxe_arch)
             .filter(|(m, a)| asked_43 && m.single_uefi_item(*a, &tags).is_none())
-            .map(|(m, a)| m.vendor_option(a, &tags, input.server));
+            .map(|(m, a)| {
+                // The client's vendor sub-options (dnsmasq's `vendor:`) follow
+                // the menu's in the one option 43.
+                let mut v = m.vendor_option(a, &tags, input.server);
+                if let Some(x) = extra.iter().find(|x| x.code == code::VENDOR) {
+                    v.pop();
+                    v.extend_from_slice(x.value.strip_suffix(&[255]).unwrap_or(&x.value));
+                    v.push(255);
+                }
+                v
+            });
         let result = (|| -> Result<usize, crate::wire::Error> {
             let mut w = Writer::reply(out, p)?;
             w.yiaddr(ip);
@@ -378,8 +399,11 @@ impl Engine {
                 w.option(code::VENDOR, v)?;
             }
             for x in &extra {
-                // A PXE menu's client gets the menu's 43 and PXEClient as 60.
-                if pxe_client && (x.code == code::VENDOR || x.code == code::VENDOR_CLASS) {
+                // A PXE menu's client gets PXEClient as 60, and 43 with the
+                // menu in it.
+                if (pxe_client && x.code == code::VENDOR_CLASS)
+                    || (menu.is_some() && x.code == code::VENDOR)
+                {
                     continue;
                 }
                 // An empty value only keeps the subnet's option out

@@ -28,6 +28,15 @@ pub struct Subnet {
     pub mtu: Option<u16>,
     /// Raw options by number.
     pub options: Vec<(u8, Vec<u8>)>,
+    /// Only clients with all these tags get addresses here (dnsmasq's
+    /// `dhcp-range=tag:X,...`); another subnet of the same network may serve
+    /// the rest.
+    pub tags: Vec<String>,
+    /// Clients with any of these tags do not.
+    pub not_tags: Vec<String>,
+    /// Tags its clients get (dnsmasq's `dhcp-range=set:X,...`), before the
+    /// boot rules are read.
+    pub set_tags: Vec<String>,
 }
 
 impl Subnet {
@@ -51,7 +60,21 @@ impl Subnet {
             ntp: Vec::new(),
             mtu: None,
             options: Vec::new(),
+            tags: Vec::new(),
+            not_tags: Vec::new(),
+            set_tags: Vec::new(),
         }
+    }
+
+    /// Whether a client with `tags` may get an address here.
+    pub fn serves(&self, tags: &[&str]) -> bool {
+        self.tags.iter().all(|t| tags.contains(&t.as_str()))
+            && !self.not_tags.iter().any(|t| tags.contains(&t.as_str()))
+    }
+
+    /// Whether only some clients get addresses here.
+    pub fn is_filtered(&self) -> bool {
+        !self.tags.is_empty() || !self.not_tags.is_empty()
     }
 
     /// Whether `ip` is inside the network.

@@ -26,6 +26,9 @@ fn subnet(net: [u8; 3], first: u8, last: u8) -> Subnet {
         ntp: Vec::new(),
         mtu: None,
         options: vec![(252, b"x".to_vec())],
+        tags: Vec::new(),
+        not_tags: Vec::new(),
+        set_tags: Vec::new(),
     }
 }
 
