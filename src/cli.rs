@@ -336,7 +336,11 @@ fn translate_dnsmasq(
             let mask = u32::MAX.checked_shl(32 - u32::from(i.prefix)).unwrap_or(0);
             (std::net::Ipv4Addr::from(u32::from(i.addr) & mask), i.prefix)
         });
-    let mut imported = dnsmasq::translate(&lines, &dnsmasq::Host { iface_net });
+    // Boot servers given by name resolve through /etc/hosts, as in dnsmasq.
+    let names = std::fs::read_to_string("/etc/hosts")
+        .map(|t| dnsmasq::hosts_file(&t))
+        .unwrap_or_default();
+    let mut imported = dnsmasq::translate(&lines, &dnsmasq::Host { iface_net, names });
     if let Some(n) = nginx {
         imported = imported.with_nginx(n);
     }

@@ -415,11 +415,36 @@ impl Validator<'_> {
     }
 
     fn host(&self, h: &file::Host) -> Result<Host, Error> {
-        let mac = self.mac(&h.mac, "dhcp.host.mac", true)?;
         let mut m = [0u8; 6];
-        m.copy_from_slice(&mac);
+        let client_id = match (&h.mac, &h.client_id) {
+            (Some(mac), None) => {
+                m.copy_from_slice(&self.mac(mac, "dhcp.host.mac", true)?);
+                None
+            }
+            (None, Some(id)) => Some(
+                decode_hex(id.get_ref())
+                    .filter(|b| !b.is_empty())
+                    .ok_or_else(|| {
+                        self.invalid(
+                            Some(id.span().start),
+                            "dhcp.host.client_id",
+                            format!("is {:?}", id.get_ref()),
+                            "give option 61's bytes in hex, e.g. \"01:52:54:00:12:34:56\"",
+                        )
+                    })?,
+            ),
+            (mac, _) => {
+                return Err(self.invalid(
+                    mac.as_ref().map(|m| m.span().start),
+                    "dhcp.host",
+                    "needs one of mac and client_id".into(),
+                    "give mac = \"52:54:00:12:34:56\", or client_id = \"01:02:03:04\"",
+                ))
+            }
+        };
         Ok(Host {
             mac: m,
+            client_id,
             ip: h
                 .ip
                 .as_ref()

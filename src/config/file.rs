@@ -393,7 +393,9 @@ pub struct Subnet {
 #[serde(deny_unknown_fields)]
 pub struct Host {
     /// MAC address.
-    pub mac: Spanned<String>,
+    pub mac: Option<Spanned<String>>,
+    /// DHCP client identifier (option 61) in hex, instead of the MAC.
+    pub client_id: Option<Spanned<String>>,
     /// Fixed address.
     pub ip: Option<Spanned<String>>,
     /// Its own lease time, seconds (dnsmasq's per-host lease).

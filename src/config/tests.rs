@@ -173,3 +173,28 @@ fn a_pxe_menu_is_read_and_its_mistakes_are_named() {
         "dhcp.pxe_prompt.timeout",
     );
 }
+
+#[test]
+fn a_host_is_known_by_its_mac_or_its_client_id() {
+    let host = |keys: &str| {
+        parse(&format!(
+            "[dhcp]\ninterface = \"eth9\"\n[[dhcp.subnet]]\nnetwork = \"10.0.0.0/24\"\n\
+             ranges = [\"10.0.0.10-10.0.0.20\"]\n[[dhcp.host]]\n{keys}"
+        ))
+        .map(|c| c.dhcp.unwrap().settings.hosts.remove(0))
+    };
+    let h = host("client_id = \"01:02:02:04\"\nip = \"10.0.0.5\"\n").unwrap();
+    assert_eq!(h.client_id, Some(vec![1, 2, 2, 4]));
+    for bad in [
+        "ip = \"10.0.0.5\"\n",
+        "mac = \"52:54:00:00:00:01\"\nclient_id = \"01\"\n",
+    ] {
+        let msg = host(bad).unwrap_err().to_string();
+        assert!(
+            msg.contains("dhcp.host") && msg.contains("client_id"),
+            "{msg}"
+        );
+    }
+    let msg = host("client_id = \"zz\"\n").unwrap_err().to_string();
+    assert!(msg.contains("dhcp.host.client_id"), "{msg}");
+}

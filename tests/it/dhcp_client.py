@@ -10,6 +10,7 @@ Debian installer) by the options it sends, and prints what it got as JSON lines.
   dhcp_client.py IFACE MAC garbage  SERVER               bad datagrams to SERVER:67
 
 Identity options: --arch N --vendor TEXT --user-class TEXT --ipxe --uuid
+--client-id HEX
 --prefer SERVER (take that server's offer) --wait SECS --first (stop at the
 first answer: one server on the link) --pxe-at IP (after a proxy offer, ask
 the proxy's :4011 from IP, as PXE firmware does) --boot-server (after an ACK
@@ -85,6 +86,8 @@ def identity(args):
         opts.append((175, b"\xb1\x05\x01\x1a\xf4\x10\x00"))
     if args.uuid:
         opts.append((97, b"\x00" + bytes(range(16))))
+    if args.client_id:
+        opts.append((61, bytes.fromhex(args.client_id.replace(":", ""))))
     return opts
 
 
@@ -212,6 +215,7 @@ def main():
     ap.add_argument("--user-class")
     ap.add_argument("--ipxe", action="store_true")
     ap.add_argument("--uuid", action="store_true")
+    ap.add_argument("--client-id", help="option 61, hex bytes")
     ap.add_argument("--prefer")
     ap.add_argument("--wait", type=float, default=1.0)
     ap.add_argument("--first", action="store_true", help="stop at the first answer")

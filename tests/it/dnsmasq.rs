@@ -190,7 +190,26 @@ fn ask_all(client: &str, text: &str) -> BTreeMap<String, Got> {
             dora(client, &mac, PERSONAS[0].1, proxy),
         );
     }
+    // So does one reserved by client id (option 61), from a MAC of its own.
+    for (i, id) in reserved_ids(text).iter().enumerate() {
+        let identity = format!("{} --client-id {id}", PERSONAS[0].1);
+        let mac = format!("02:90:00:00:01:{:02x}", i + 1);
+        out.insert(
+            format!("reserved id:{id}"),
+            dora(client, &mac, &identity, proxy),
+        );
+    }
     out
+}
+
+/// The client ids (hex) the fixture reserves.
+fn reserved_ids(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("dhcp-host=id:"))
+        .filter_map(|l| l.split(',').next())
+        .filter(|id| id.contains(':'))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A proxyDHCP setup: another server gives addresses.
@@ -364,6 +383,15 @@ fn same_answers(name: &str) {
             want.values().any(|g| g.boot.is_some()),
             "no persona got dnsmasq's boot server answer: {want:?}"
         );
+    }
+    // Every machine reserved by client id gets its address from dnsmasq.
+    for id in reserved_ids(&text) {
+        let ack = want[&format!("reserved id:{id}")].ack.as_ref();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("dhcp-host=id:{id},")));
+        let ip = line.and_then(|l| l.split(',').find_map(|f| f.parse::<Ipv4Addr>().ok()));
+        assert_eq!(ack.map(|a| a.yiaddr), ip, "id:{id}: {ack:?}");
     }
     let s = rackboot_from(&server, &conf, &dir.0);
     let got = ask_all(&client, &text);

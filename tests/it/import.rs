@@ -64,7 +64,7 @@ fn a_pxe_menu_is_carried_over_and_what_is_not_is_named_and_refused_unless_partia
         out.contains("[dhcp.pxe_prompt]\ntext = \"Booting FOG Client\"\ntimeout = 1"),
         "{out}"
     );
-    // A boot server by name cannot be carried over: named, and refused.
+    // A boot server by a name /etc/hosts does not hold cannot be carried over: named, and refused.
     let partial = write(
         &dir.0,
         "named.conf",
@@ -75,7 +75,7 @@ fn a_pxe_menu_is_carried_over_and_what_is_not_is_named_and_refused_unless_partia
     assert!(
         err.contains(&format!("{partial}:23: "))
             && err.contains("NOT CARRIED OVER")
-            && err.contains("by name"),
+            && err.contains("not in /etc/hosts"),
         "{err}"
     );
     assert!(

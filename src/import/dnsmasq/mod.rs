@@ -83,6 +83,34 @@ impl Imported {
 pub struct Host {
     /// The interface's network, when known (for dhcp-range tags on it).
     pub iface_net: Option<(Ipv4Addr, u8)>,
+    /// The host's /etc/hosts (IPv4): where dnsmasq finds a boot server
+    /// given by name.
+    pub names: Vec<(String, Ipv4Addr)>,
+}
+
+impl Host {
+    /// The address of `name` in the hosts file (any case), as dnsmasq
+    /// resolves a boot server's name.
+    pub fn resolve(&self, name: &str) -> Option<Ipv4Addr> {
+        self.names
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.trim()))
+            .map(|(_, ip)| *ip)
+    }
+}
+
+/// The IPv4 names of a hosts file (`ADDRESS NAME [ALIAS...]`, `#` comments).
+pub fn hosts_file(text: &str) -> Vec<(String, Ipv4Addr)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("");
+        let mut words = line.split_whitespace();
+        let Some(ip) = words.next().and_then(|w| w.parse::<Ipv4Addr>().ok()) else {
+            continue;
+        };
+        out.extend(words.map(|n| (n.to_owned(), ip)));
+    }
+    out
 }
 
 /// What the translation adds for iPXE (see where it is used).
@@ -459,11 +487,12 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
                     let _ = writeln!(rule, "server_name = {}", q(sname));
                 }
                 if let Some(server) = t.rest.get(2).filter(|s| !s.is_empty()) {
-                    match server.parse::<Ipv4Addr>() {
-                        Ok(ip) => {
+                    // An address, or a name dnsmasq looks up in /etc/hosts.
+                    match server.parse::<Ipv4Addr>().ok().or_else(|| host.resolve(server)) {
+                        Some(ip) => {
                             let _ = writeln!(rule, "next_server = {}", q(&ip.to_string()));
                         }
-                        Err(_) => note(&mut o, "a boot server given by name is not carried over (give its address)", Severity::Changes),
+                        None => note(&mut o, &format!("boot server {server:?} is not in /etc/hosts, where dnsmasq looks it up: give its address"), Severity::Changes),
                     }
                 }
                 if file.is_empty() && t.rest.get(1).is_none_or(|s| s.is_empty()) {
@@ -555,7 +584,7 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
                         }
                         o.options.push(item);
                     }
-                    Ok(Opt::Encap { tags, parent, code, value, vendor }) => {
+                    Ok(Opt::Encap { tags, parent, code, value, vendor, enterprise }) => {
                         if let Some(class) = vendor.filter(|c| vendors.insert(c.clone())) {
                             let _ = write!(
                                 o.tag_rules,
@@ -564,12 +593,12 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
                                 list(&[vendor_tag(&class)])
                             );
                         }
-                        encaps.push(Encap { from, tags, parent, sub: code, value, force });
+                        encaps.push(Encap { from, tags, parent, sub: code, value, force, enterprise });
                     }
                     Err(e) => note(&mut o, &e, Severity::Changes),
                 }
             }
-            "pxe-service" => match pxe_service(v) {
+            "pxe-service" => match pxe_service(v, host) {
                 Ok(item) => {
                     pxe_on = true;
                     let _ = write!(o.pxe, "\n{from}[[dhcp.pxe_service]]\n{item}");
@@ -618,6 +647,7 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
         from: String,
         tags: Vec<String>,
         parent: u8,
+        enterprise: Option<u32>,
         value: Vec<u8>,
         force: bool,
     }
@@ -628,7 +658,7 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
         sub.extend_from_slice(&e.value);
         match groups
             .iter_mut()
-            .find(|g| g.key == key && g.parent == e.parent)
+            .find(|g| g.key == key && g.parent == e.parent && g.enterprise == e.enterprise)
         {
             Some(g) => {
                 g.value.extend_from_slice(&sub);
@@ -646,19 +676,44 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
                     .chain(e.tags.not_tags.iter().map(|t| format!("!{t}")))
                     .collect(),
                 parent: e.parent,
+                enterprise: e.enterprise,
                 value: sub,
                 force: e.force,
             }),
         }
     }
-    for g in groups {
+    // An option's value: encapsulated sub-options end with an END (255), as
+    // dnsmasq sends them; vendor-identifying ones (option 125, RFC 3925) are
+    // one block per enterprise, the blocks of one client's tags in one
+    // option.
+    let mut merged: Vec<Group> = Vec::new();
+    for mut g in groups {
+        match g.enterprise {
+            None => g.value.push(255),
+            Some(e) => {
+                let mut block = e.to_be_bytes().to_vec();
+                block.push(u8::try_from(g.value.len()).unwrap_or(255));
+                block.extend_from_slice(&g.value);
+                g.value = block;
+            }
+        }
+        match merged
+            .iter_mut()
+            .find(|m| m.enterprise.is_some() && g.enterprise.is_some() && m.key == g.key)
+        {
+            Some(m) => {
+                m.value.extend_from_slice(&g.value);
+                m.from.push_str(&g.from);
+                m.force |= g.force;
+            }
+            None => merged.push(g),
+        }
+    }
+    for g in merged {
         let t = tagged_from(&g.tags);
         let mut item = format!("\n{}[[dhcp.option]]\ncode = {}\n", g.from, g.parent);
         rule_tags(&mut item, &mut o.used_tags, &t);
-        // dnsmasq ends encapsulated sub-options with an END (255).
-        let mut value = g.value;
-        value.push(255);
-        let _ = writeln!(item, "hex = {}", q(&hex_text(&value)));
+        let _ = writeln!(item, "hex = {}", q(&hex_text(&g.value)));
         // Sent when the client asks for the parent option, or when one of
         // them is forced (dhcp-option-force).
         if g.force {
@@ -998,7 +1053,7 @@ fn strip_htype(mac: &str) -> String {
 
 /// A `pxe-service` value as the body of a `[[dhcp.pxe_service]]` (its
 /// tags left to the caller).
-fn pxe_service(v: &str) -> Result<String, String> {
+fn pxe_service(v: &str, host: &Host) -> Result<String, String> {
     let usage = "expected pxe-service=[tag:TAG,]ARCH,TEXT[,FILE|TYPE][,SERVER-ADDRESS]";
     let t = tagged(v);
     let (arch, text) = match t.rest.as_slice() {
@@ -1024,14 +1079,14 @@ fn pxe_service(v: &str) -> Result<String, String> {
         }
     }
     if let Some(server) = t.rest.get(3).filter(|x| !x.is_empty()) {
-        match server.parse::<Ipv4Addr>() {
-            Ok(ip) => {
+        match server.parse::<Ipv4Addr>().ok().or_else(|| host.resolve(server)) {
+            Some(ip) => {
                 let _ = writeln!(out, "server = {}", q(&ip.to_string()));
             }
-            Err(_) => {
-                return Err(
-                    "a boot server given by name is not carried over (give its address)".into(),
-                )
+            None => {
+                return Err(format!(
+                    "boot server {server:?} is not in /etc/hosts, where dnsmasq looks it up: give its address"
+                ))
             }
         }
     }
@@ -1117,12 +1172,17 @@ fn range(v: &str) -> Result<Range, String> {
 fn dhcp_host(o: &mut Out, v: &str, from: &str, mut note: impl FnMut(&mut Out, &str, Severity)) {
     let mut macs = Vec::new();
     let (mut ip, mut hostname, mut set) = (None, None, Vec::new());
-    let (mut ignore, mut tag_filter, mut client_id) = (false, false, false);
+    let (mut ignore, mut tag_filter, mut id_star) = (false, false, false);
+    let mut ids: Vec<Vec<u8>> = Vec::new();
     let mut lease: Option<u32> = None;
     for f in v.split(',').map(str::trim).filter(|f| !f.is_empty()) {
         if f.contains(':') {
-            if f.starts_with("id:") {
-                client_id = true;
+            if let Some(id) = f.strip_prefix("id:") {
+                // Hex bytes with colons, else the text itself (dnsmasq's way).
+                match id {
+                    "*" => id_star = true,
+                    _ => ids.push(opts::hex(id).unwrap_or_else(|| id.as_bytes().to_vec())),
+                }
             } else if let Some(t) = f.strip_prefix("set:").or_else(|| f.strip_prefix("net:")) {
                 set.push(t.to_owned());
             } else if f.starts_with("tag:") {
@@ -1145,10 +1205,10 @@ fn dhcp_host(o: &mut Out, v: &str, from: &str, mut note: impl FnMut(&mut Out, &s
             hostname = Some(f.split('.').next().unwrap_or(f).to_owned());
         }
     }
-    if client_id {
+    if id_star {
         note(
             o,
-            "reservations by client id (`id:`) are not carried over: rackboot reserves by MAC",
+            "`id:*` (ignore this host's client id) is not carried over: rackboot keys a lease by option 61 when the client sends one",
             Severity::Changes,
         );
     }
@@ -1170,12 +1230,28 @@ fn dhcp_host(o: &mut Out, v: &str, from: &str, mut note: impl FnMut(&mut Out, &s
         }
         return;
     }
+    // Reservations by client id (option 61).
+    for id in &ids {
+        let hex = hex_text(id);
+        let _ = write!(o.hosts, "\n{from}[[dhcp.host]]\nclient_id = {}\n", q(&hex));
+        host_fields(o, ip, hostname.as_deref(), lease);
+        if !set.is_empty() {
+            let _ = write!(
+                o.tag_rules,
+                "\n{from}[[dhcp.boot]]\nhas_option = [{{ code = 61, hex = {} }}]\nset_tag = {}\n",
+                q(&hex),
+                list(&set)
+            );
+        }
+    }
     if macs.is_empty() {
-        note(
-            o,
-            "a dhcp-host without a MAC is not carried over",
-            Severity::Changes,
-        );
+        if ids.is_empty() {
+            note(
+                o,
+                "a dhcp-host without a MAC or client id (a host by name) is not carried over",
+                Severity::Changes,
+            );
+        }
         return;
     }
     if macs.len() > 1 && ip.is_some() {
@@ -1202,15 +1278,7 @@ fn dhcp_host(o: &mut Out, v: &str, from: &str, mut note: impl FnMut(&mut Out, &s
     }
     for m in &macs {
         let _ = write!(o.hosts, "\n{from}[[dhcp.host]]\nmac = {}\n", q(m));
-        if let Some(ip) = ip {
-            let _ = writeln!(o.hosts, "ip = {}", q(&ip.to_string()));
-        }
-        if let Some(h) = &hostname {
-            let _ = writeln!(o.hosts, "hostname = {}", q(h));
-        }
-        if let Some(l) = lease {
-            let _ = writeln!(o.hosts, "lease_secs = {l}");
-        }
+        host_fields(o, ip, hostname.as_deref(), lease);
         if !set.is_empty() {
             let _ = write!(
                 o.tag_rules,
@@ -1219,6 +1287,19 @@ fn dhcp_host(o: &mut Out, v: &str, from: &str, mut note: impl FnMut(&mut Out, &s
                 list(&set)
             );
         }
+    }
+}
+
+/// A `[[dhcp.host]]`'s address, name and lease time.
+fn host_fields(o: &mut Out, ip: Option<Ipv4Addr>, hostname: Option<&str>, lease: Option<u32>) {
+    if let Some(ip) = ip {
+        let _ = writeln!(o.hosts, "ip = {}", q(&ip.to_string()));
+    }
+    if let Some(h) = hostname {
+        let _ = writeln!(o.hosts, "hostname = {}", q(h));
+    }
+    if let Some(l) = lease {
+        let _ = writeln!(o.hosts, "lease_secs = {l}");
     }
 }
 
@@ -1298,6 +1379,8 @@ enum Opt<'a> {
         value: Vec<u8>,
         /// `vendor:CLASS`: only for clients whose vendor class holds CLASS.
         vendor: Option<String>,
+        /// `vi-encap:N`: the enterprise number (option 125).
+        enterprise: Option<u32>,
     },
 }
 
@@ -1308,6 +1391,8 @@ struct Encap {
     sub: u8,
     value: Vec<u8>,
     force: bool,
+    /// vi-encap: its enterprise number (the parent is option 125).
+    enterprise: Option<u32>,
 }
 
 /// The tag a `vendor:CLASS` option's clients get.
@@ -1320,6 +1405,7 @@ fn dhcp_option(v: &str) -> Result<Opt<'static>, String> {
     let mut rest = t.rest.iter().copied().peekable();
     let mut parent = None;
     let mut vendor = None;
+    let mut enterprise = None;
     while let Some(p) = rest.peek().copied() {
         if let Some(n) = p.strip_prefix("encap:") {
             parent = Some(
@@ -1335,7 +1421,15 @@ fn dhcp_option(v: &str) -> Result<Opt<'static>, String> {
             parent = Some(43);
             vendor = Some(class.to_owned());
             rest.next();
-        } else if p.starts_with("vi-encap:") || p.starts_with("option6:") {
+        } else if let Some(n) = p.strip_prefix("vi-encap:") {
+            // Option 125's sub-options under enterprise number N.
+            enterprise = Some(
+                n.parse::<u32>()
+                    .map_err(|_| format!("vi-encap:{n} is not an enterprise number"))?,
+            );
+            parent = Some(125);
+            rest.next();
+        } else if p.starts_with("option6:") {
             return Err(format!("{p} options are not carried over yet"));
         } else {
             break;
@@ -1360,21 +1454,16 @@ fn dhcp_option(v: &str) -> Result<Opt<'static>, String> {
         tags.tags.push(vendor_tag(class));
     }
     if let Some(parent) = parent {
-        let value = opts::encode(
-            if kind == opts::Kind::Internal {
-                opts::Kind::Any
-            } else {
-                kind
-            },
-            &values,
-        )?
-        .unwrap_or_default();
+        // A sub-option's number says nothing of its type (dnsmasq reads the
+        // value as it looks: addresses, hex, a number, else text).
+        let value = opts::encode(opts::Kind::Any, &values)?.unwrap_or_default();
         return Ok(Opt::Encap {
             tags,
             parent,
             code,
             value,
             vendor,
+            enterprise,
         });
     }
     let kind = if kind == opts::Kind::Internal && opt.parse::<u8>().is_ok() {

@@ -37,7 +37,7 @@ enable-tftp
 tftp-root=/srv/tftp
 log-dhcp
 domain-needed
-dhcp-host=id:01:02:03:04,10.81.0.7
+dhcp-host=52:54:00:81:00:07,id:*
 ";
 
 #[test]
@@ -112,6 +112,7 @@ dhcp-host=52:54:00:00:00:02,fred,10.0.0.60,45m
 dhcp-host=52:54:00:00:00:03,10.0.0.61,infinite
 dhcp-option=vendor:MSFT,2,1i
 dhcp-option=vendor:PXEClient,1,0.0.0.0
+dhcp-option=vi-encap:3561,1,box
 ";
     let out = translate(&lines(conf), &Host::default());
     assert!(!out.partial(), "{:?}", out.notes);
@@ -148,4 +149,36 @@ dhcp-option=vendor:PXEClient,1,0.0.0.0
         .iter()
         .any(|o| o.tags == ["vendor-class:PXEClient"]));
     assert!(s.rules.iter().any(|r| r.set_tags == ["vendor-class:MSFT"]));
+    // vi-encap: option 125, enterprise 3561, its sub-options, no END.
+    let vi = s.options.iter().find(|o| o.code == 125).unwrap();
+    assert_eq!(vi.value, [0, 0, 0x0d, 0xe9, 5, 1, 3, b'b', b'o', b'x']);
+}
+
+#[test]
+fn boot_servers_given_by_name_resolve_through_the_hosts_file() {
+    let conf = "
+dhcp-range=10.0.0.50,10.0.0.150
+dhcp-boot=pxelinux.0,boothost,tftp_server_name
+pxe-service=x86PC,Install,pxelinux,BootHost
+pxe-service=x86PC,Elsewhere,7,nowhere
+";
+    let host = Host {
+        names: hosts_file("127.0.0.1 localhost\n# 10.9.9.9 old\n10.0.0.3 boothost tftp_server_name\n::1 ip6-localhost\n"),
+        ..Host::default()
+    };
+    let out = translate(&lines(conf), &host);
+    assert!(
+        out.toml
+            .contains("server_name = \"boothost\"\nnext_server = \"10.0.0.3\""),
+        "{}",
+        out.toml
+    );
+    assert!(out.toml.contains("server = \"10.0.0.3\""), "{}", out.toml);
+    let unresolved: Vec<_> = out
+        .notes
+        .iter()
+        .filter(|n| n.why.contains("/etc/hosts"))
+        .collect();
+    assert_eq!(unresolved.len(), 1, "{:?}", out.notes);
+    assert_eq!(unresolved[0].at.line, 5);
 }

@@ -209,7 +209,8 @@ pub struct Engine {
     /// Offer deadlines, earliest first; an entry whose offer moved or went is
     /// skipped (or re-armed) when it fires.
     expiry: BinaryHeap<Reverse<(Instant, Arc<[u8]>)>>,
-    reserved: HashMap<Ipv4Addr, [u8; 6]>,
+    /// Reserved addresses, each with its host (an index into the hosts).
+    reserved: HashMap<Ipv4Addr, usize>,
     cursors: Vec<u64>,
     probing: HashMap<Ipv4Addr, Probing>,
     counters: Counters,
@@ -220,12 +221,13 @@ pub struct Engine {
     epoch_unix: u64,
 }
 
-/// The reserved addresses of `settings`, each with the MAC it is kept for.
-fn reservations(settings: &Settings) -> HashMap<Ipv4Addr, [u8; 6]> {
+/// The reserved addresses of `settings`, each with the host it is kept for.
+fn reservations(settings: &Settings) -> HashMap<Ipv4Addr, usize> {
     settings
         .hosts
         .iter()
-        .filter_map(|h| Some((h.ip?, h.mac)))
+        .enumerate()
+        .filter_map(|(i, h)| Some((h.ip?, i)))
         .collect()
 }
 
@@ -455,8 +457,8 @@ impl Engine {
 
     /// The lease time for `mac` in `subnet`: its reservation's, else the
     /// subnet's.
-    fn lease_secs(&self, subnet: usize, mac: Option<[u8; 6]>) -> u32 {
-        self.host_of(mac)
+    fn lease_secs(&self, subnet: usize, mac: Option<[u8; 6]>, client: &[u8]) -> u32 {
+        self.host_of(mac, client)
             .and_then(|h| h.lease_secs)
             .unwrap_or(self.settings.subnets[subnet].lease_secs)
     }
@@ -487,7 +489,7 @@ impl Engine {
         if let Some(s) = subnet.and_then(|i| self.settings.subnets.get(i)) {
             facts.network = Some((s.network, s.prefix));
         }
-        facts.known = self.host_of(r.packet.mac()).is_some();
+        facts.known = self.host_of(r.packet.mac(), r.client.as_bytes()).is_some();
         let initial = subnet.map_or(&[][..], |s| &self.settings.subnets[s].set_tags);
         policy::decide_tagged(rules, &facts, initial)
             .0
@@ -525,7 +527,7 @@ impl Engine {
                 // Probed once already, or the client's own: no second probe.
                 let known = held.is_some_and(|x| x.ip == ip)
                     || self.table.of_client(client).is_some_and(|l| l.ip == ip)
-                    || self.reservation_for(mac) == Some(ip);
+                    || self.reservation_for(mac, client) == Some(ip);
                 self.hold(now, client, ip);
                 if self.settings.probe && !known {
                     self.probing.insert(
@@ -614,7 +616,7 @@ impl Engine {
             }
             if held != Some(ip) {
                 let usable = self.usable(now, holding(ip), ip, client, mac)
-                    || self.reservation_for(mac) == Some(ip);
+                    || self.reservation_for(mac, client) == Some(ip);
                 if !self.settings.authoritative {
                     return Err(Error::NoRecord);
                 }
@@ -640,13 +642,16 @@ impl Engine {
         // rather than being renewed (a reservation keeps it).
         if held == Some(ip)
             && !self.settings.subnets.iter().any(|s| s.in_ranges(ip))
-            && self.reservation_for(mac) != Some(ip)
+            && self.reservation_for(mac, client) != Some(ip)
         {
             return Err(Error::PoolGone);
         }
         let subnet = holding(ip);
-        let lease_secs = self.lease_secs(subnet, mac);
-        let hostname: Box<str> = match self.host_of(mac).and_then(|h| h.hostname.as_deref()) {
+        let lease_secs = self.lease_secs(subnet, mac, client);
+        let hostname: Box<str> = match self
+            .host_of(mac, client)
+            .and_then(|h| h.hostname.as_deref())
+        {
             Some(name) => name.into(),
             None => r
                 .options
@@ -696,7 +701,7 @@ impl Engine {
         if found.iter().any(|&i| subnets[i].is_filtered()) {
             let mut facts = policy::Firmware::of(&r.options, r.packet.chaddr(), giaddr);
             facts.network = Some((s.network, s.prefix));
-            facts.known = self.host_of(r.packet.mac()).is_some();
+            facts.known = self.host_of(r.packet.mac(), r.client.as_bytes()).is_some();
             let (_, tags) = policy::decide_tagged(&self.settings.rules, &facts, &[]);
             found.retain(|&i| subnets[i].serves(&tags));
         }

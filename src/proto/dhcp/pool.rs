@@ -41,13 +41,13 @@ impl Engine {
         self.offered.insert(ip, key);
     }
 
-    pub(super) fn host_of(&self, mac: Option<[u8; 6]>) -> Option<&Host> {
-        let mac = mac?;
-        self.settings.hosts.iter().find(|h| h.mac == mac)
+    /// The reservation of the client with `mac` and lease key `client`.
+    pub(super) fn host_of(&self, mac: Option<[u8; 6]>, client: &[u8]) -> Option<&Host> {
+        self.settings.hosts.iter().find(|h| h.is(mac, client))
     }
 
-    pub(super) fn reservation_for(&self, mac: Option<[u8; 6]>) -> Option<Ipv4Addr> {
-        self.host_of(mac)?.ip
+    pub(super) fn reservation_for(&self, mac: Option<[u8; 6]>, client: &[u8]) -> Option<Ipv4Addr> {
+        self.host_of(mac, client)?.ip
     }
 
     /// Whether `ip` may be offered to `client` at `now`.
@@ -64,7 +64,10 @@ impl Engine {
             && ip != s.network
             && ip != s.broadcast()
             && !s.exclude.contains(&ip)
-            && self.reserved.get(&ip).is_none_or(|m| Some(*m) == mac)
+            && self
+                .reserved
+                .get(&ip)
+                .is_none_or(|&h| self.settings.hosts[h].is(mac, client))
             && self.table.is_free_for(ip, client, self.unix(now))
             && self.offered.get(&ip).is_none_or(|c| {
                 **c == *client || self.offers.get(&**c).is_none_or(|o| o.expires_at <= now)
@@ -82,7 +85,7 @@ impl Engine {
         mac: Option<[u8; 6]>,
         requested: Option<Ipv4Addr>,
     ) -> Option<Ipv4Addr> {
-        if let Some(ip) = self.reservation_for(mac) {
+        if let Some(ip) = self.reservation_for(mac, client) {
             if self.settings.subnets[subnet].contains(ip) {
                 return Some(ip);
             }

@@ -137,8 +137,11 @@ impl Subnet {
 /// A static reservation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Host {
-    /// The machine's MAC.
+    /// The machine's MAC (ignored when `client_id` is given).
     pub mac: [u8; 6],
+    /// Its DHCP client identifier (option 61), when it is known by that
+    /// instead of its MAC (dnsmasq's `dhcp-host=id:...`).
+    pub client_id: Option<Vec<u8>>,
     /// Its address (in one of the subnets; may be outside the ranges).
     pub ip: Option<Ipv4Addr>,
     /// Option 12.
@@ -147,4 +150,16 @@ pub struct Host {
     pub lease_secs: Option<u32>,
     /// Raw options by number.
     pub options: Vec<(u8, Vec<u8>)>,
+}
+
+impl Host {
+    /// Whether this is the host of a client with `mac` and lease key
+    /// `client` (option 61 as `0, id...`, or `1, htype, chaddr`: one that is
+    /// htype + chaddr keys as the hardware address does).
+    pub fn is(&self, mac: Option<[u8; 6]>, client: &[u8]) -> bool {
+        match &self.client_id {
+            Some(id) => client.get(1..) == Some(&id[..]) && matches!(client.first(), Some(0 | 1)),
+            None => mac == Some(self.mac),
+        }
+    }
 }

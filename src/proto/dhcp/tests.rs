@@ -464,6 +464,7 @@ fn reservations_win_and_are_kept_from_others() {
     let mut s = settings();
     s.hosts = vec![Host {
         lease_secs: None,
+        client_id: None,
         mac: [0x52, 0x54, 0, 0, 0, 5],
         ip: Some(Ipv4Addr::new(10, 77, 0, 100)),
         hostname: Some("node05".into()),
@@ -787,6 +788,7 @@ fn a_reload_that_moves_the_pool_lets_old_leases_run_out_and_gives_new_ones() {
     s.subnets[0] = subnet([10, 77, 0], 200, 250);
     s.hosts = vec![Host {
         lease_secs: None,
+        client_id: None,
         mac: [0x52, 0x54, 0, 0, 0, 9],
         ip: Some(reserved),
         hostname: None,
@@ -946,4 +948,24 @@ fn uefi_with_one_item_is_sent_to_4011_for_it_and_a_server_menu_rides_on_the_ack(
         send(&mut e, &pxe_client(T::Discover, 5, 7)).opt(code::VENDOR),
         None
     );
+}
+
+#[test]
+fn a_reservation_by_client_id_goes_to_the_client_that_sends_it() {
+    let mut s = settings();
+    let ip = Ipv4Addr::new(10, 77, 0, 150);
+    s.hosts = vec![Host {
+        mac: [0; 6],
+        client_id: Some(vec![1, 2, 2, 4]),
+        ip: Some(ip),
+        hostname: Some("marjorie".into()),
+        lease_secs: None,
+        options: Vec::new(),
+    }];
+    let mut e = Engine::new(s, Table::default(), base(), NOW);
+    let with_id = Msg::new(T::Discover, 7).opt(code::CLIENT_ID, &[1, 2, 2, 4]);
+    assert_eq!(send(&mut e, &with_id).reply().ip, ip);
+    // Another client (or the same MAC without that id) gets a pool address.
+    let other = send(&mut e, &Msg::new(T::Discover, 8)).reply().ip;
+    assert_ne!(other, ip);
 }
