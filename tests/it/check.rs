@@ -129,7 +129,7 @@ fn the_shipped_dhcp_example_config_is_valid() {
     let (code, out, err) = check(&["--config", example, "--root", f.root().to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("dhcp: Server on eth1, 2 subnets") && out.contains("1 reservations"),
+        out.contains("dhcp: Server on eth1, 2 subnets") && out.contains("2 reservations"),
         "{out}"
     );
     assert!(
