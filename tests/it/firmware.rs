@@ -528,24 +528,10 @@ fn ovmf_edk2_pxe_boots_the_installer_from_a_dnsmasq_and_nginx_configuration() {
     );
 }
 
-/// The seed's recipe, as a provisioning host runs it with dnsmasq + nginx:
-/// dnsmasq gives addresses, undionly.kpxe (BIOS) or ipxe.efi (UEFI) over
-/// TFTP to PXE firmware and an HTTP script to iPXE; nginx serves the
-/// script, the installer and its preseed (the installer's files by an
-/// alias). rackboot serves it from those two files, untouched, until the
-/// installer fetches its preseed; its log.
-fn boot_from_dnsmasq_and_nginx(
-    tag: &str,
-    mac: &str,
-    nic: &str,
-    firmware: impl FnOnce(&Path) -> Vec<String>,
-) -> String {
-    let _turn = crate::support::heavy();
-    let mut net = Net::new(tag);
-    let server = "10.81.0.1";
-    let ns = boot_network(&mut net, server, 1);
-    let dir = TempDir::new(tag);
-    let d = &dir.0;
+/// In `d`: tftp/ with iPXE's undionly.kpxe and ipxe.efi, www/ with a boot
+/// script that starts the installer with a preseed, and nginx.conf serving
+/// www/ on 10.81.0.1:80 with the installer under /d-i/. Returns nginx.conf.
+fn installer_tree(d: &Path) -> PathBuf {
     let (kernel, _) = installer();
     let di = kernel.parent().unwrap();
     std::fs::create_dir_all(d.join("tftp")).unwrap();
@@ -569,6 +555,62 @@ fn boot_from_dnsmasq_and_nginx(
         "d-i debian-installer/locale string en_US.UTF-8\nd-i keyboard-configuration/xkb-keymap select us\n",
     )
     .unwrap();
+    let nginx = d.join("nginx.conf");
+    std::fs::write(
+        &nginx,
+        format!(
+            "events {{}}\nhttp {{\n  server {{\n    listen 10.81.0.1:80;\n    root {}/www;\n    \
+             location /d-i/ {{ alias {}/; }}\n  }}\n}}\n",
+            d.display(),
+            di.display()
+        ),
+    )
+    .unwrap();
+    nginx
+}
+
+/// `rackboot serve --dnsmasq-conf dnsmasq --nginx-conf nginx` in `ns`, its
+/// state in `d`, its log in `log`.
+fn serve_files(ns: &str, d: &Path, dnsmasq: &Path, nginx: &Path, log: &Path) -> Kill {
+    let child = crate::support::rackboot_in(Some(ns))
+        .args(["serve", "--dnsmasq-conf", dnsmasq.to_str().unwrap()])
+        .args([
+            "--nginx-conf",
+            nginx.to_str().unwrap(),
+            "--admin-socket",
+            "",
+        ])
+        .arg("--boot-state-file")
+        .arg(d.join("machines.state"))
+        .arg("--dhcp-lease-file")
+        .arg(d.join("leases"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    Kill(child)
+}
+
+/// The seed's recipe, as a provisioning host runs it with dnsmasq + nginx:
+/// dnsmasq gives addresses, undionly.kpxe (BIOS) or ipxe.efi (UEFI) over
+/// TFTP to PXE firmware and an HTTP script to iPXE; nginx serves the
+/// script, the installer and its preseed (the installer's files by an
+/// alias). rackboot serves it from those two files, untouched, until the
+/// installer fetches its preseed; its log.
+fn boot_from_dnsmasq_and_nginx(
+    tag: &str,
+    mac: &str,
+    nic: &str,
+    firmware: impl FnOnce(&Path) -> Vec<String>,
+) -> String {
+    let _turn = crate::support::heavy();
+    let mut net = Net::new(tag);
+    let server = "10.81.0.1";
+    let ns = boot_network(&mut net, server, 1);
+    let dir = TempDir::new(tag);
+    let d = &dir.0;
+    let nginx = installer_tree(d);
     let dnsmasq = d.join("dnsmasq.conf");
     std::fs::write(
         &dnsmasq,
@@ -583,36 +625,8 @@ fn boot_from_dnsmasq_and_nginx(
         ),
     )
     .unwrap();
-    let nginx = d.join("nginx.conf");
-    std::fs::write(
-        &nginx,
-        format!(
-            "events {{}}\nhttp {{\n  server {{\n    listen 10.81.0.1:80;\n    root {}/www;\n    \
-             location /d-i/ {{ alias {}/; }}\n  }}\n}}\n",
-            d.display(),
-            di.display()
-        ),
-    )
-    .unwrap();
     let log = d.join("rackboot.log");
-    let child = crate::support::rackboot_in(Some(&ns))
-        .args(["serve", "--dnsmasq-conf", dnsmasq.to_str().unwrap()])
-        .args([
-            "--nginx-conf",
-            nginx.to_str().unwrap(),
-            "--admin-socket",
-            "",
-        ])
-        .arg("--boot-state-file")
-        .arg(d.join("machines.state"))
-        .arg("--dhcp-lease-file")
-        .arg(d.join("leases"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let _rackboot = Kill(child);
+    let _rackboot = serve_files(&ns, d, &dnsmasq, &nginx, &log);
     let serial = d.join("serial.log");
     let started = Instant::now();
     let firmware = firmware(d);
@@ -638,4 +652,82 @@ fn boot_from_dnsmasq_and_nginx(
         );
     }
     log
+}
+
+/// FOG's way: another DHCP server gives addresses (dnsmasq, in its own
+/// namespace on the bridge) and rackboot, from a dnsmasq.conf with a proxy
+/// range and a PXE menu, only says what to boot. OVMF's EDK2 PXE is sent to
+/// :4011 for its one menu item (ipxe.efi over TFTP); iPXE asks :4011 too and
+/// gets its own item, the HTTP script; the installer then boots to its
+/// preseed.
+#[test]
+fn ovmf_edk2_pxe_boots_from_a_proxy_pxe_menu_beside_another_dhcp_server() {
+    let _turn = crate::support::heavy();
+    let mut net = Net::new("qp");
+    let server = "10.81.0.1";
+    let ns = boot_network(&mut net, server, 1);
+    let dir = TempDir::new("qp");
+    let d = &dir.0;
+    let nginx = installer_tree(d);
+    // The address server: plain DHCP, no boot answers.
+    let other = net.ns("o");
+    sh(&format!(
+        "ip -n {ns} link add vo0 type veth peer name vo1 netns {other} && \
+         ip -n {ns} link set vo0 master br0 && ip -n {ns} link set vo0 up && \
+         ip -n {other} addr add 10.81.0.2/24 dev vo1 && ip -n {other} link set vo1 up"
+    ));
+    let leases = d.join("other.leases");
+    let _dhcp = Kill(crate::ns::spawn_in(
+        &other,
+        &format!(
+            "exec dnsmasq --keep-in-foreground --port=0 --interface=vo1 --bind-interfaces \
+             --dhcp-range=10.81.0.100,10.81.0.150,12h --dhcp-option=3,10.81.0.1 \
+             --dhcp-option=6,10.81.0.1 --dhcp-leasefile={} --no-ping --user=root \
+             --pid-file={}",
+            leases.display(),
+            d.join("other.pid").display()
+        ),
+    ));
+    let conf = d.join("proxy.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "interface=br0\nport=0\ndhcp-range=10.81.0.1,proxy\nenable-tftp\ntftp-root={}/tftp\n\
+             dhcp-userclass=set:ipxe,iPXE\n\
+             pxe-prompt=\"Booting\",1\n\
+             pxe-service=tag:!ipxe,X86-64_EFI,\"Network boot\",ipxe.efi\n\
+             pxe-service=tag:ipxe,X86-64_EFI,\"Installer\",http://10.81.0.1/boot.ipxe\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    let log = d.join("rackboot.log");
+    let _rackboot = serve_files(&ns, d, &conf, &nginx, &log);
+    let serial = d.join("serial.log");
+    let started = Instant::now();
+    let (code, vars) = ovmf(d);
+    let _vm = qemu(
+        &ns,
+        "tap0",
+        &serial,
+        &pflash(&code, &vars),
+        "virtio-net-pci,netdev=n0,mac=52:54:00:81:00:07,romfile=",
+    );
+    let (log, console) = wait_for_preseed(&log, &serial, "/preseed.cfg", started);
+    assert!(
+        console.contains("Linux version") && console.contains("url=http://10.81.0.1/preseed.cfg"),
+        "the installer's kernel did not boot:\n{console}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("proto=tftp") && l.contains("file=/ipxe.efi result=done")),
+        "EDK2 did not fetch its menu item ipxe.efi over TFTP:\n{log}"
+    );
+    // The addresses came from the other server, never from rackboot.
+    let given = std::fs::read_to_string(&leases).unwrap_or_default();
+    assert!(given.contains("52:54:00:81:00:07"), "{given}");
+    assert!(
+        !log.contains("dhcp ACK mac=52:54:00:81:00:07 ip=10."),
+        "{log}"
+    );
 }
