@@ -322,25 +322,38 @@ fn translate_dnsmasq(
         path: path.to_owned(),
         message: e.to_string(),
     })?;
-    let name = c.interface.clone().or_else(|| {
-        lines
-            .iter()
-            .find(|l| l.key == "interface")
-            .and_then(|l| l.value.as_deref())
-            .and_then(|v| v.split(',').next())
-            .map(|v| v.trim().to_owned())
-    });
-    let iface_net = name
-        .and_then(|n| rackboot::io::dhcp::interface(&n).ok())
-        .map(|i| {
+    // The interfaces' networks, where this host has them.
+    let mut ifnames: Vec<String> = c.interface.iter().cloned().collect();
+    for l in lines.iter().filter(|l| l.key == "interface") {
+        let value = l.value.as_deref().unwrap_or("");
+        ifnames.extend(value.split(',').map(|v| v.trim().to_owned()));
+    }
+    let nets: Vec<(String, (std::net::Ipv4Addr, u8))> = ifnames
+        .iter()
+        .filter_map(|n| {
+            let i = rackboot::io::dhcp::interface(n).ok()?;
             let mask = u32::MAX.checked_shl(32 - u32::from(i.prefix)).unwrap_or(0);
-            (std::net::Ipv4Addr::from(u32::from(i.addr) & mask), i.prefix)
-        });
+            Some((
+                n.clone(),
+                (std::net::Ipv4Addr::from(u32::from(i.addr) & mask), i.prefix),
+            ))
+        })
+        .collect();
+    let iface_net = ifnames
+        .first()
+        .and_then(|n| nets.iter().find(|(name, _)| name == n).map(|(_, net)| *net));
     // Boot servers given by name resolve through /etc/hosts, as in dnsmasq.
     let names = std::fs::read_to_string("/etc/hosts")
         .map(|t| dnsmasq::hosts_file(&t))
         .unwrap_or_default();
-    let mut imported = dnsmasq::translate(&lines, &dnsmasq::Host { iface_net, names });
+    let mut imported = dnsmasq::translate(
+        &lines,
+        &dnsmasq::Host {
+            iface_net,
+            nets,
+            names,
+        },
+    );
     if let Some(n) = nginx {
         imported = imported.with_nginx(n);
     }
@@ -777,7 +790,7 @@ fn check_into(
                 out,
                 "dhcp: {:?} on {}, {} subnets, {pool} addresses, {} reservations, {} boot rules, leases in {}",
                 s.mode,
-                d.interface,
+                d.interfaces().collect::<Vec<_>>().join(", "),
                 s.subnets.len(),
                 s.hosts.len(),
                 s.rules.len(),

@@ -139,7 +139,7 @@ pub struct Bound {
 /// A listener cannot be bound.
 pub fn bind(config: &Config) -> Result<Bound, io::Error> {
     let listeners = socket::reuseport_listeners(config.http.listen, config.workers)?;
-    let tftp = match config.tftp {
+    let tftp = match &config.tftp {
         Some(t) => io::tftp::reuseport_sockets(t.listen, config.workers)?,
         None => Vec::new(),
     };
@@ -299,7 +299,7 @@ fn run(
         });
         spawn(format!("rackboot-w{id}"), id, core(id), &done, ring, epoll)?;
     }
-    if let Some(tftp) = config.tftp {
+    if let Some(tftp) = &config.tftp {
         let tftp_addr = tftp_sockets
             .first()
             .and_then(|s| s.local_addr().ok())
@@ -316,14 +316,16 @@ fn run(
             .and_then(|r| r.to_str().map(str::to_owned));
         for (id, socket) in tftp_sockets.into_iter().enumerate() {
             let (p, r, m) = (Arc::clone(&published), root.clone(), Arc::clone(&metrics));
+            let on_ring = tftp.clone();
             let ring = ring(uring, id, "dup tftp socket", socket.try_clone(), move |s| {
-                let w = io::uring::tftp::Worker::new(id, s, p, tftp, r, m)?;
+                let w = io::uring::tftp::Worker::new(id, s, p, on_ring, r, m)?;
                 Ok(Box::new(move || w.run()) as Local)
             });
             let (published, root, metrics) =
                 (Arc::clone(&published), root.clone(), Arc::clone(&metrics));
+            let on_epoll = tftp.clone();
             let epoll: Run = Box::new(move || {
-                io::tftp::Worker::new(id, socket, published, tftp, root, metrics)
+                io::tftp::Worker::new(id, socket, published, on_epoll, root, metrics)
                     .and_then(io::tftp::Worker::run)
             });
             spawn(format!("rackboot-t{id}"), id, core(id), &done, ring, epoll)?;

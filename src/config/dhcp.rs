@@ -22,8 +22,13 @@ pub const DEFAULT_LEASE_SECS: i64 = 3600;
 /// DHCP settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dhcp {
-    /// The interface answered on.
+    /// The interface answered on (the first, whose network subnets without
+    /// a `network` are on).
     pub interface: String,
+    /// More interfaces answered on (the same subnets, leases and rules; each
+    /// request is answered in the subnet of the interface it came in on, or
+    /// of its relay).
+    pub also_interfaces: Vec<String>,
     /// The lease journal.
     pub lease_file: PathBuf,
     /// dnsmasq's lease file, read into an empty journal at start.
@@ -46,13 +51,25 @@ pub struct Dhcp {
 }
 
 impl Dhcp {
-    /// The settings with the interface's address and network filled in, and
-    /// every range checked against its network.
+    /// Every interface answered on, the first first.
+    pub fn interfaces(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.interface.as_str())
+            .chain(self.also_interfaces.iter().map(String::as_str))
+    }
+
+    /// The settings with the interfaces' addresses and networks filled in
+    /// (`ifaces`, as [`Self::interfaces`] lists them), and every range
+    /// checked against its network. A subnet without `network` is on the
+    /// first interface; a subnet on an interface's network gets that address
+    /// as its default router and DNS server (the first's when it is on none).
     ///
     /// # Errors
     /// A range outside its subnet, named.
-    pub fn resolve(&self, addr: Ipv4Addr, prefix: u8) -> Result<Settings, String> {
+    pub fn resolve(&self, ifaces: &[(Ipv4Addr, u8)]) -> Result<Settings, String> {
         let mut s = self.settings.clone();
+        let Some(&(addr, prefix)) = ifaces.first() else {
+            return Err("no interface to answer on".into());
+        };
         let net = |ip: Ipv4Addr| {
             Ipv4Addr::from(
                 u32::from(ip) & u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0),
@@ -63,11 +80,12 @@ impl Dhcp {
                 sub.network = net(addr);
                 sub.prefix = prefix;
             }
-            if self.default_router[i] && sub.contains(addr) {
-                sub.router = Some(addr);
+            let local = ifaces.iter().map(|(a, _)| *a).find(|a| sub.contains(*a));
+            if let (true, Some(a)) = (self.default_router[i], local) {
+                sub.router = Some(a);
             }
             if self.default_dns[i] {
-                sub.dns = vec![addr];
+                sub.dns = vec![local.unwrap_or(addr)];
             }
             for (a, b) in &sub.ranges {
                 if !sub.contains(*a) || !sub.contains(*b) {
@@ -104,9 +122,24 @@ impl Validator<'_> {
         }
         let empty = file::Dhcp::default();
         let d = raw.unwrap_or(&empty);
-        let interface = match (&cli.interface, &d.interface) {
-            (Some(i), _) => i.clone(),
-            (None, Some(i)) => i.get_ref().clone(),
+        let at = d.interface.as_ref().map(|s| s.span().start);
+        let names: Vec<String> = match (&cli.interface, &d.interface) {
+            (Some(i), _) => vec![i.clone()],
+            (None, Some(i)) => match i.get_ref() {
+                toml::Value::String(s) => vec![s.clone()],
+                toml::Value::Array(a) if !a.is_empty() => a
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_owned).unwrap_or_default())
+                    .collect(),
+                other => {
+                    return Err(self.invalid(
+                        at,
+                        "dhcp.interface",
+                        format!("is {other:?}"),
+                        "give a name, e.g. \"eth1\", or a list, e.g. [\"eth1\", \"eth2\"]",
+                    ))
+                }
+            },
             (None, None) => {
                 return Err(self.invalid(
                     None,
@@ -116,14 +149,30 @@ impl Validator<'_> {
                 ))
             }
         };
-        if interface.is_empty() || interface.len() > 15 || interface.contains(['/', ' ']) {
+        for name in &names {
+            if name.is_empty() || name.len() > 15 || name.contains(['/', ' ']) {
+                return Err(self.invalid(
+                    at,
+                    "dhcp.interface",
+                    format!("has {name:?}, not an interface name"),
+                    "give a name as `ip link` shows it, e.g. eth1",
+                ));
+            }
+        }
+        if let Some(twice) = names
+            .iter()
+            .enumerate()
+            .find(|(i, n)| names[..*i].contains(n))
+        {
             return Err(self.invalid(
-                d.interface.as_ref().map(|s| s.span().start),
+                at,
                 "dhcp.interface",
-                format!("is {interface:?}, not an interface name"),
-                "give a name as `ip link` shows it, e.g. eth1",
+                format!("names {:?} twice", twice.1),
+                "list each interface once",
             ));
         }
+        let interface = names[0].clone();
+        let also_interfaces = names[1..].to_vec();
         let mode = match (cli.dhcp_proxy, &d.mode) {
             (true, _) => Mode::Proxy,
             (false, None) => Mode::Server,
@@ -202,6 +251,7 @@ impl Validator<'_> {
         };
         Ok(Some(Dhcp {
             interface,
+            also_interfaces,
             lease_file,
             import_leases: d.import_leases.as_ref().map(|p| PathBuf::from(p.get_ref())),
             settings: Settings {

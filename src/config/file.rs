@@ -215,14 +215,28 @@ pub struct Tftp {
     pub blksize: Option<bool>,
     /// Look file names up in lower case (default false).
     pub lowercase: Option<bool>,
+    /// `[[tftp.interface_root]]`: requests that reach an interface are
+    /// served from its own directory.
+    #[serde(default)]
+    pub interface_root: Vec<InterfaceRoot>,
+}
+
+/// `[[tftp.interface_root]]` (dnsmasq's `tftp-root=DIR,INTERFACE`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InterfaceRoot {
+    /// The interface.
+    pub interface: Spanned<String>,
+    /// The directory its requests are served from (instead of the root).
+    pub dir: Spanned<String>,
 }
 
 /// `[dhcp]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Dhcp {
-    /// Interface to answer on.
-    pub interface: Option<Spanned<String>>,
+    /// Interface to answer on, or a list of them.
+    pub interface: Option<Spanned<toml::Value>>,
     /// `server` (owns addresses) or `proxy` (boot answers only).
     pub mode: Option<Spanned<String>>,
     /// NAK requests for unknown addresses on its subnets.

@@ -189,7 +189,7 @@ pub struct Http {
 }
 
 /// TFTP settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Tftp {
     /// Listen address.
     pub listen: SocketAddr,
@@ -205,6 +205,14 @@ pub struct Tftp {
     pub busy_poll: Duration,
     /// How the io_uring worker sends a window.
     pub send: TftpSend,
+    /// Per interface, the URL prefix its requests are served under (its
+    /// `[[tftp.interface_root]]` directory, mounted there).
+    pub interface_roots: Vec<(String, String)>,
+}
+
+/// Where an interface's own TFTP root is mounted.
+pub fn interface_root_prefix(interface: &str) -> String {
+    format!("/.interface/{interface}")
 }
 
 /// Logging settings.
@@ -363,6 +371,28 @@ impl Config {
                 ));
             }
             mounts.push((p.to_owned(), dir));
+        }
+        let mut tftp = tftp;
+        if let (Some(t), Some(raw_t)) = (tftp.as_mut(), raw.tftp.as_ref()) {
+            for r in &raw_t.interface_root {
+                let name = r.interface.get_ref();
+                if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', '.']) {
+                    return Err(v.invalid(
+                        Some(r.interface.span().start),
+                        "tftp.interface_root.interface",
+                        format!("is {name:?}, not an interface name"),
+                        "give a name as `ip link` shows it, e.g. eth1",
+                    ));
+                }
+                let dir = v.dir(
+                    Some(&r.dir),
+                    "tftp.interface_root.dir",
+                    Path::new(r.dir.get_ref()),
+                )?;
+                let prefix = interface_root_prefix(name);
+                mounts.push((prefix.clone(), dir));
+                t.interface_roots.push((name.clone(), prefix));
+            }
         }
         Ok(Config {
             root,
@@ -609,6 +639,7 @@ impl Validator<'_> {
             )? as u32,
             busy_poll,
             send: cli.tftp_send.or(t.send).unwrap_or_default(),
+            interface_roots: Vec::new(),
         }))
     }
 

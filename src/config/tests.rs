@@ -198,3 +198,50 @@ fn a_host_is_known_by_its_mac_or_its_client_id() {
     let msg = host("client_id = \"zz\"\n").unwrap_err().to_string();
     assert!(msg.contains("dhcp.host.client_id"), "{msg}");
 }
+
+#[test]
+fn dhcp_answers_on_one_interface_or_a_list() {
+    let dhcp = |iface: &str| {
+        parse(&format!(
+            "[dhcp]\ninterface = {iface}\n[[dhcp.subnet]]\nnetwork = \"10.0.0.0/24\"\n\
+             ranges = [\"10.0.0.10-10.0.0.20\"]\n"
+        ))
+        .map(|c| c.dhcp.unwrap())
+    };
+    let one = dhcp("\"eth1\"").unwrap();
+    assert_eq!(one.interfaces().collect::<Vec<_>>(), ["eth1"]);
+    let two = dhcp("[\"eth1\", \"eth2\"]").unwrap();
+    assert_eq!(two.interfaces().collect::<Vec<_>>(), ["eth1", "eth2"]);
+    for bad in ["[\"eth1\", \"eth1\"]", "[]", "3", "[\"a b\"]"] {
+        let msg = dhcp(bad).unwrap_err().to_string();
+        assert!(msg.contains("dhcp.interface"), "{bad}: {msg}");
+    }
+}
+
+#[test]
+fn an_interface_root_is_mounted_for_its_interface_and_mistakes_are_named() {
+    let dir = std::env::temp_dir();
+    let c = parse(&format!(
+        "[tftp]\n[[tftp.interface_root]]\ninterface = \"eth2\"\ndir = \"{}\"\n",
+        dir.display()
+    ))
+    .unwrap();
+    let t = c.tftp.unwrap();
+    assert_eq!(
+        t.interface_roots,
+        [("eth2".to_owned(), "/.interface/eth2".to_owned())]
+    );
+    assert!(c.mounts.iter().any(|(p, _)| p == "/.interface/eth2"));
+    let msg =
+        parse("[tftp]\n[[tftp.interface_root]]\ninterface = \"eth2\"\ndir = \"/no/such/dir\"\n")
+            .unwrap_err()
+            .to_string();
+    assert!(msg.contains("tftp.interface_root.dir"), "{msg}");
+    let msg = parse(&format!(
+        "[tftp]\n[[tftp.interface_root]]\ninterface = \"../x\"\ndir = \"{}\"\n",
+        dir.display()
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(msg.contains("tftp.interface_root.interface"), "{msg}");
+}

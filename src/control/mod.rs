@@ -58,9 +58,9 @@ struct Fixed {
     tftp: Option<(std::net::SocketAddr, bool)>,
     workers: usize,
     backend: Backend,
-    /// The DHCP worker's sockets and journal: interface, lease file, probes
+    /// The DHCP worker's sockets and journal: interfaces, lease file, probes
     /// on or off, router advertisements (the rest of `[dhcp]` reloads).
-    dhcp: Option<(String, std::path::PathBuf, bool, bool)>,
+    dhcp: Option<(Vec<String>, std::path::PathBuf, bool, bool)>,
     admin: Admin,
     /// The machines state file, when profiles are served.
     state_file: Option<std::path::PathBuf>,
@@ -70,12 +70,12 @@ impl Fixed {
     fn of(c: &Config) -> Self {
         Self {
             http: c.http.listen,
-            tftp: c.tftp.map(|t| (t.listen, t.single_port)),
+            tftp: c.tftp.as_ref().map(|t| (t.listen, t.single_port)),
             workers: c.workers,
             backend: c.backend,
             dhcp: c.dhcp.as_ref().map(|d| {
                 (
-                    d.interface.clone(),
+                    d.interfaces().map(str::to_owned).collect(),
                     d.lease_file.clone(),
                     d.probe.is_zero(),
                     d.router_advertisement,
@@ -323,10 +323,13 @@ impl Control {
             return Ok(None);
         }
         let prepared = crate::io::dhcp::prepare(next, snapshot);
-        let iface =
-            crate::io::dhcp::interface(&prepared.interface).map_err(|e| format!("dhcp: {e}"))?;
+        let mut ifaces = Vec::new();
+        for name in prepared.interfaces() {
+            let i = crate::io::dhcp::interface(name).map_err(|e| format!("dhcp: {e}"))?;
+            ifaces.push((i.addr, i.prefix));
+        }
         let settings = prepared
-            .resolve(iface.addr, iface.prefix)
+            .resolve(&ifaces)
             .map_err(|e| format!("dhcp: {e}"))?;
         Ok(Some((Box::new(settings), next.clone())))
     }

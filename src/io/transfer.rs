@@ -25,7 +25,19 @@ pub(crate) fn endpoint(
         max_per_client: config.max_per_client,
         single_port: config.single_port,
     };
-    Endpoint::new(config.settings, limits, published, root)
+    // Each interface with a root of its own, by its address.
+    let roots = config
+        .interface_roots
+        .iter()
+        .filter_map(|(name, prefix)| match crate::io::dhcp::interface(name) {
+            Ok(i) => Some((std::net::IpAddr::V4(i.addr), prefix.as_str().into())),
+            Err(e) => {
+                tracing::error!(interface = %name, error = %e, "tftp: an interface root is not served");
+                None
+            }
+        })
+        .collect();
+    Endpoint::new(config.settings, limits, published, root).with_local_roots(roots)
 }
 
 /// Hands `d` to `endpoint`; a request it admits becomes a transfer: its id

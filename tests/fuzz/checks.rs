@@ -197,6 +197,7 @@ pub fn tftp_request(data: &[u8]) {
             Where {
                 root: Some("/srv/tftp"),
                 path_mtu,
+                prefix: None,
             },
         ) {
             assert!(

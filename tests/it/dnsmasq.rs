@@ -662,3 +662,140 @@ fn a_running_dhclient_renews_its_dnsmasq_lease_from_rackboot() {
     let log = s.log().join("\n");
     assert!(log.contains("imported dnsmasq's leases"), "{log}");
 }
+
+/// What `tftp-hpa` gets for `file` from `server`, run in `ns`: the bytes,
+/// or the client's complaint.
+fn tftp_get(ns: &str, server: &str, file: &str, dir: &Path) -> Result<Vec<u8>, String> {
+    let out = dir.join(format!("got-{ns}-{}", file.replace('/', "_")));
+    let _ = std::fs::remove_file(&out);
+    let o = in_ns(
+        ns,
+        &format!(
+            "timeout 20 tftp {server} -m binary -c get {file} {}",
+            out.display()
+        ),
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        o.status.code() != Some(127),
+        "tftp is missing (apt-get install tftp-hpa): {text}"
+    );
+    match std::fs::read(&out) {
+        Ok(b) if o.status.success() && !text.contains("Error") => Ok(b),
+        _ => Err(text),
+    }
+}
+
+/// dnsmasq on two interfaces (`interface=s0,s1`), a range on each link, the
+/// interface tag choosing a boot file, and a TFTP root of s1's own
+/// (`tftp-root=DIR,s1`): rackboot from the same file answers each link's
+/// clients as dnsmasq does, from that link's range and root.
+#[test]
+fn two_interfaces_each_with_its_own_range_and_tag() {
+    let _turn = crate::support::heavy();
+    let mut net = Net::new("dm2if");
+    let server = net.ns("s");
+    let (a, b) = (net.ns("a"), net.ns("b"));
+    Net::veth(&server, "s0", Some("10.90.0.1/24"), &a, "c0", None);
+    Net::veth(&server, "s1", Some("10.91.0.1/24"), &b, "c0", None);
+    let dir = TempDir::new("dnsmasq-2if");
+    let text = format!(
+        "interface=s0,s1\nport=0\ndhcp-leasefile={0}/dnsmasq.leases\n\
+         dhcp-range=10.90.0.50,10.90.0.150,12h\ndhcp-range=10.91.0.50,10.91.0.150,12h\n\
+         dhcp-boot=undionly.kpxe\ndhcp-boot=tag:s1,second.kpxe\nenable-tftp\ntftp-root={0}/main\n\
+         tftp-root={0}/s1root,s1\n",
+        dir.0.display()
+    );
+    // The same name in both roots, and one only in s1's.
+    for (sub, name, body) in [
+        ("main", "undionly.kpxe", "main root\n"),
+        ("s1root", "undionly.kpxe", "s1's own root\n"),
+        ("s1root", "second.kpxe", "only in s1's root\n"),
+    ] {
+        std::fs::create_dir_all(dir.0.join(sub)).unwrap();
+        std::fs::write(dir.0.join(sub).join(name), body).unwrap();
+    }
+    let conf = dir.0.join("two.conf");
+    std::fs::write(&conf, &text).unwrap();
+    let ask = || {
+        let mut out = BTreeMap::new();
+        for (ns, name, mac) in [
+            (&a, "s0 link", "02:90:00:00:02:01"),
+            (&b, "s1 link", "02:90:00:00:02:02"),
+        ] {
+            out.insert(name.to_owned(), dora(ns, mac, PERSONAS[0].1, false));
+        }
+        out
+    };
+    // Each link's client at an address of its own, for TFTP.
+    in_ns(&a, "ip addr add 10.90.0.200/24 dev c0");
+    in_ns(&b, "ip addr add 10.91.0.200/24 dev c0");
+    let fetch = || {
+        [
+            (&a, "10.90.0.1", "undionly.kpxe"),
+            (&a, "10.90.0.1", "second.kpxe"),
+            (&b, "10.91.0.1", "undionly.kpxe"),
+            (&b, "10.91.0.1", "second.kpxe"),
+        ]
+        .map(|(ns, server, file)| tftp_get(ns, server, file, &dir.0).ok())
+    };
+    let (want, want_files) = {
+        let _dnsmasq = run_dnsmasq(&server, &conf, &dir.0);
+        (ask(), fetch())
+    };
+    assert_eq!(
+        want_files,
+        [
+            Some(b"main root\n".to_vec()),
+            None,
+            Some(b"s1's own root\n".to_vec()),
+            Some(b"only in s1's root\n".to_vec()),
+        ],
+        "dnsmasq's TFTP per interface"
+    );
+    let files: Vec<_> = want
+        .values()
+        .map(|g| {
+            g.ack
+                .as_ref()
+                .map(|x| (x.yiaddr.octets()[1], x.file.clone()))
+        })
+        .collect();
+    assert_eq!(
+        files,
+        [
+            Some((90, "undionly.kpxe".into())),
+            Some((91, "second.kpxe".into()))
+        ],
+        "dnsmasq: {want:?}"
+    );
+    let leases = dir.0.join("rackboot.leases");
+    let s = Server::start_in(
+        Some(&server),
+        SERVER,
+        &dir.0.join("main"),
+        &[
+            "--dnsmasq-conf",
+            conf.to_str().unwrap(),
+            "--dhcp-lease-file",
+            leases.to_str().unwrap(),
+        ],
+    );
+    let got = ask();
+    let diff = differences(&text, &want, &got);
+    assert!(
+        diff.is_empty(),
+        "rackboot answers differently from dnsmasq:\n{diff}\nrackboot log:\n{}",
+        s.log().join("\n")
+    );
+    assert_eq!(
+        fetch(),
+        want_files,
+        "rackboot's TFTP per interface differs from dnsmasq's:\n{}",
+        s.log().join("\n")
+    );
+}

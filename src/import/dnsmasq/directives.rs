@@ -54,7 +54,7 @@ pub(super) fn harmless_why(k: &str) -> &'static str {
     match k {
         "no-ping" => "rackboot does not ping before offering unless dhcp.probe_ms is set",
         "bind-interfaces" | "bind-dynamic" | "except-interface" | "listen-address" => {
-            "rackboot binds its DHCP sockets to the one interface it answers on"
+            "rackboot binds its DHCP sockets to the interfaces it answers on"
         }
         "dhcp-lease-max" => "rackboot's pools bound the leases",
         "tftp-secure" => "rackboot serves only the files under its root, loaded at start",
@@ -391,10 +391,14 @@ pub(super) fn range_subnet(
     if r.proxy {
         return;
     }
-    let net = r.netmask.map(|m| {
-        let p = u32::from(m).leading_ones() as u8;
-        (Ipv4Addr::from(u32::from(r.first) & u32::from(m)), p)
-    });
+    // Its network: by its netmask, else that of the interface it is on.
+    let net = r
+        .netmask
+        .map(|m| {
+            let p = u32::from(m).leading_ones() as u8;
+            (Ipv4Addr::from(u32::from(r.first) & u32::from(m)), p)
+        })
+        .or_else(|| host.net_holding(r.first));
     let _ = write!(o.subnets, "\n{from}[[dhcp.subnet]]\n");
     if let Some((n, p)) = net.filter(|n| host.iface_net != Some(*n)) {
         let _ = writeln!(o.subnets, "network = {}", q(&format!("{n}/{p}")));

@@ -87,14 +87,34 @@ impl Imported {
 /// Settings of the machine the translation is for.
 #[derive(Debug, Clone, Default)]
 pub struct Host {
-    /// The interface's network, when known (for dhcp-range tags on it).
+    /// The (first) interface's network, when known: ranges on it need no
+    /// `network`.
     pub iface_net: Option<(Ipv4Addr, u8)>,
+    /// Each interface's network, when known (ranges on the others get a
+    /// `network`, and their interface tags one).
+    pub nets: Vec<(String, (Ipv4Addr, u8))>,
     /// The host's /etc/hosts (IPv4): where dnsmasq finds a boot server
     /// given by name.
     pub names: Vec<(String, Ipv4Addr)>,
 }
 
 impl Host {
+    /// The network of interface `name`, when known.
+    pub fn net_of(&self, name: &str) -> Option<(Ipv4Addr, u8)> {
+        self.nets
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, net)| *net)
+    }
+
+    /// The known interface network holding `ip`.
+    pub fn net_holding(&self, ip: Ipv4Addr) -> Option<(Ipv4Addr, u8)> {
+        self.nets.iter().map(|(_, net)| *net).find(|(n, p)| {
+            let mask = u32::MAX.checked_shl(32 - u32::from(*p)).unwrap_or(0);
+            u32::from(ip) & mask == u32::from(*n)
+        })
+    }
+
     /// The address of `name` in the hosts file (any case), as dnsmasq
     /// resolves a boot server's name.
     pub fn resolve(&self, name: &str) -> Option<Ipv4Addr> {
@@ -385,7 +405,7 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
             severity: Severity::Changes,
         });
     }
-    let mut interface: Option<String> = None;
+    let mut interfaces: Vec<String> = Vec::new();
     let mut mode_proxy = false;
     let mut authoritative = false;
     let mut dns_port = true;
@@ -396,6 +416,7 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
     let mut ranges: Vec<(&Line, Range)> = Vec::new();
     let mut encaps: Vec<Encap> = Vec::new();
     let (mut pxe_on, mut pxe_prompt) = (false, false);
+    let mut interface_roots = String::new();
     let mut vendors: BTreeSet<String> = BTreeSet::new();
     for line in lines {
         let v = line.value.as_deref().unwrap_or("");
@@ -422,10 +443,12 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
         }
         match line.key.as_str() {
             "interface" => {
-                if interface.is_some() {
-                    note(&mut o, "rackboot answers DHCP on one interface: the first `interface` is used", Severity::Changes);
-                } else {
-                    interface = Some(v.split(',').next().unwrap_or("").trim().to_owned());
+                for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                    if name.contains('*') {
+                        note(&mut o, "an interface name with `*` is not carried over: name each interface", Severity::Changes);
+                    } else if !interfaces.iter().any(|i| i == name) {
+                        interfaces.push(name.to_owned());
+                    }
                 }
             }
             "port" => {
@@ -445,12 +468,20 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
                 }
             }
             "tftp-root" => {
-                let mut parts = v.split(',');
-                let dir = parts.next().unwrap_or("").trim().to_owned();
-                if parts.next().is_some() || tftp_root.is_some() {
-                    note(&mut o, "rackboot serves one root: a second or per-interface tftp-root is not carried over", Severity::Changes);
-                } else {
-                    tftp_root = Some(dir);
+                let mut parts = v.split(',').map(str::trim);
+                let dir = parts.next().unwrap_or("").to_owned();
+                match parts.next() {
+                    // Requests that reach that interface are served from DIR.
+                    Some(iface) if !iface.is_empty() => {
+                        let _ = write!(
+                            interface_roots,
+                            "\n{from}[[tftp.interface_root]]\ninterface = {}\ndir = {}\n",
+                            q(iface),
+                            q(&dir)
+                        );
+                    }
+                    // As in dnsmasq, the last one counts.
+                    _ => tftp_root = Some(dir),
                 }
             }
             "tftp-max" => match v.trim().parse::<u32>() {
@@ -655,7 +686,7 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
             severity: Severity::Harmless,
         });
     }
-    let iface = interface.clone().unwrap_or_default();
+    let iface = interfaces.first().cloned().unwrap_or_default();
     if iface.is_empty() {
         o.notes.push(Note {
             at: At { file: PathBuf::new(), line: 0 },
@@ -669,8 +700,26 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
     }
     // The implicit tags: the interface's name, and `known`.
     let mut head = String::new();
-    if !iface.is_empty() && o.used_tags.contains(&iface) {
-        let _ = write!(head, "\n# dnsmasq tags every request with the interface it came in on\n[[dhcp.boot]]\nset_tag = {}\n", list(std::slice::from_ref(&iface)));
+    match interfaces.as_slice() {
+        [one] if o.used_tags.contains(one) => {
+            let _ = write!(head, "\n# dnsmasq tags every request with the interface it came in on\n[[dhcp.boot]]\nset_tag = {}\n", list(std::slice::from_ref(one)));
+        }
+        several => {
+            for name in several.iter().filter(|n| o.used_tags.contains(*n)) {
+                // Several interfaces: a request's is the one on its network.
+                match host.net_of(name) {
+                    Some((n, p)) => {
+                        let _ = write!(head, "\n# dnsmasq tags every request with the interface it came in on\n[[dhcp.boot]]\nsubnet = {}\nset_tag = {}\n", q(&format!("{n}/{p}")), list(std::slice::from_ref(name)));
+                    }
+                    None => o.notes.push(Note {
+                        at: At { file: PathBuf::new(), line: 0 },
+                        line: String::new(),
+                        why: format!("the `{name}` interface tag needs {name}'s network, not known here (run the import on the server)"),
+                        severity: Severity::Changes,
+                    }),
+                }
+            }
+        }
     }
     if o.used_tags.contains("known") {
         head.push_str("\n# dnsmasq tags a client with a dhcp-host `known`\n[[dhcp.boot]]\nknown = true\nset_tag = [\"known\"]\n");
@@ -697,8 +746,14 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
         }
     } else {
         toml.push_str("\n[dhcp]\n");
-        if !iface.is_empty() {
-            let _ = writeln!(toml, "interface = {}", q(&iface));
+        match interfaces.as_slice() {
+            [] => {}
+            [one] => {
+                let _ = writeln!(toml, "interface = {}", q(one));
+            }
+            several => {
+                let _ = writeln!(toml, "interface = {}", list(several));
+            }
         }
         if mode_proxy {
             toml.push_str("mode = \"proxy\"\n");
@@ -755,6 +810,7 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
     if tftp_on || !o.tftp.is_empty() {
         toml.push_str("\n[tftp]\nlisten = \"0.0.0.0:69\"\n");
         toml.push_str(&o.tftp);
+        toml.push_str(&interface_roots);
     }
     let mut out = Imported {
         toml: String::new(),

@@ -12,12 +12,12 @@ use super::sync_thread::Syncer;
 use super::{Pending, Route, Server, Start, BATCH, RX};
 use crate::io::{clock, turn::Turn, udp, Error};
 
-const MAIN: Token = Token(0);
-const PXE: Token = Token(1);
-const SYNCED: Token = Token(2);
-const PROBE: Token = Token(3);
-const RA: Token = Token(4);
-const MAILBOX: Token = Token(5);
+const SYNCED: Token = Token(0);
+const PROBE: Token = Token(1);
+const MAILBOX: Token = Token(2);
+/// Port `i`'s :67, :4011 and advertisement sockets are tokens
+/// `PORTS + 3i`, `+ 1` and `+ 2` (the loop reads every socket on a wake).
+const PORTS: usize = 16;
 
 /// The DHCP worker on epoll.
 #[derive(Debug)]
@@ -46,20 +46,22 @@ impl Worker {
             poll.registry()
                 .register(&mut SourceFd(&fd), token, Interest::READABLE)
         };
-        register(server.main.as_raw_fd(), MAIN).map_err(epoll)?;
-        if let Some(s) = &server.pxe {
-            register(s.as_raw_fd(), PXE).map_err(epoll)?;
+        for (i, port) in server.ports.iter().enumerate() {
+            register(port.main.as_raw_fd(), Token(PORTS + 3 * i)).map_err(epoll)?;
+            if let Some(s) = &port.pxe {
+                register(s.as_raw_fd(), Token(PORTS + 3 * i + 1)).map_err(epoll)?;
+            }
+            if let Some(a) = &port.ra {
+                if let Err(e) = register(a.raw_fd(), Token(PORTS + 3 * i + 2)) {
+                    tracing::warn!(error = %e, "dhcp: cannot poll the router advertisement socket");
+                }
+            }
         }
         if let Some(p) = &server.prober {
             register(p.fd(), PROBE).map_err(epoll)?;
         }
         if let Some(m) = &server.mailbox {
             register(m.as_raw_fd(), MAILBOX).map_err(epoll)?;
-        }
-        if let Some(a) = &server.ra {
-            if let Err(e) = register(a.raw_fd(), RA) {
-                tracing::warn!(error = %e, "dhcp: cannot poll the router advertisement socket");
-            }
         }
         let syncer = match &server.journal {
             Some(_) => {
@@ -103,7 +105,7 @@ impl Worker {
             }
             let replies = self.server.finish_probes(now);
             self.send_all(&replies);
-            if let Some(ra) = self.server.ra.as_mut() {
+            for ra in self.server.ports.iter_mut().filter_map(|p| p.ra.as_mut()) {
                 ra.handle_readable(now);
             }
             loop {
@@ -150,19 +152,28 @@ impl Worker {
         }
     }
 
-    /// Reads up to a batch from both sockets and lets the engine answer.
+    /// Reads up to a batch from every port's sockets and lets the engine
+    /// answer.
     fn drain(&mut self, rx: &mut [u8], bufs: &mut [[u8; 1500]], pending: &mut Vec<Pending>) {
         let now = clock::now();
-        let mut idle = [false, self.server.pxe.is_none()];
-        while pending.len() < BATCH && !(idle[0] && idle[1]) {
-            for (i, done) in idle.iter_mut().enumerate() {
+        // (port, from :4011, done)
+        let mut sockets: Vec<(usize, bool, bool)> = Vec::new();
+        for (i, p) in self.server.ports.iter().enumerate() {
+            sockets.push((i, false, false));
+            if p.pxe.is_some() {
+                sockets.push((i, true, false));
+            }
+        }
+        while pending.len() < BATCH && sockets.iter().any(|s| !s.2) {
+            for (port, from_pxe, done) in &mut sockets {
                 if *done || pending.len() >= BATCH {
                     continue;
                 }
-                let sock = match (i, &self.server.pxe) {
-                    (0, _) => &self.server.main,
-                    (_, Some(p)) => p,
-                    _ => continue,
+                let p = &self.server.ports[*port];
+                let sock = match (*from_pxe, &p.pxe) {
+                    (false, _) => &p.main,
+                    (true, Some(x)) => x,
+                    (true, None) => continue,
                 };
                 let got = match udp::recv(sock, rx) {
                     Ok(r) => r,
@@ -176,7 +187,7 @@ impl Worker {
                 };
                 let out = &mut bufs[pending.len()];
                 let bytes = &rx[..got.len.min(rx.len())];
-                if let Some(p) = self.server.answer(now, &got, bytes, i == 1, out) {
+                if let Some(p) = self.server.answer(now, *port, &got, bytes, *from_pxe, out) {
                     pending.push(p);
                 }
             }
@@ -191,13 +202,16 @@ impl Worker {
 
     fn send(&self, p: &Pending, bytes: &[u8]) {
         let s = &self.server;
+        let port = &s.ports[p.port];
         let result = match s.route(p, bytes) {
-            Route::Main(a) => s.main.send_to(bytes, a).map(drop),
-            Route::Pxe(a) => match &s.pxe {
+            Route::Main(a) => port.main.send_to(bytes, a).map(drop),
+            Route::Pxe(a) => match &port.pxe {
                 Some(pxe) => pxe.send_to(bytes, a).map(drop),
                 None => Ok(()),
             },
-            Route::Link { mac, headers } => s.link.send_to(s.iface.index, mac, &[&headers, bytes]),
+            Route::Link { mac, headers } => {
+                port.link.send_to(port.iface.index, mac, &[&headers, bytes])
+            }
             Route::Nowhere => Ok(()),
         };
         s.log_sent(p, result.as_ref().map(|_| ()));

@@ -58,6 +58,19 @@ const REPORT_EVERY: Duration = Duration::from_secs(5);
 pub(crate) struct Pending {
     pub(crate) reply: Reply,
     pub(crate) from_pxe_port: bool,
+    /// The interface it leaves on (an index into [`Server::ports`]).
+    pub(crate) port: usize,
+}
+
+/// One interface DHCP answers on: its sockets and its advertiser.
+#[derive(Debug)]
+pub struct Port {
+    pub(crate) iface: Iface,
+    pub(crate) main: UdpSocket,
+    pub(crate) pxe: Option<UdpSocket>,
+    pub(crate) link: Link,
+    /// Router advertisements on it (dhcp.router_advertisement).
+    pub(crate) ra: Option<Advertiser>,
 }
 
 /// Where a reply leaves.
@@ -101,17 +114,13 @@ pub fn prepare(dhcp: &Dhcp, snapshot: &crate::store::Snapshot) -> Dhcp {
 /// its journal replayed; probes and advertisements.
 #[derive(Debug)]
 pub struct Server {
-    pub(crate) iface: Iface,
-    pub(crate) main: UdpSocket,
-    pub(crate) pxe: Option<UdpSocket>,
-    pub(crate) link: Link,
+    /// The interfaces answered on, the first first.
+    pub(crate) ports: Vec<Port>,
     engine: Engine,
     pub(crate) journal: Option<Journal>,
     access_log: bool,
     /// Conflict probes, when `dhcp.probe_ms` asks for them.
     pub(crate) prober: Option<Prober>,
-    /// Router advertisements on the interface (dhcp.router_advertisement).
-    pub(crate) ra: Option<Advertiser>,
     commit: commit::Commit,
     /// Drops already reported, and when the next summary is due.
     reported: u64,
@@ -146,19 +155,10 @@ fn import_leases(j: &mut Journal, from: &std::path::Path) -> Result<Vec<Record>,
     Ok(records)
 }
 
-impl Server {
-    /// Opens the sockets on the configured interface, replays the lease journal.
-    ///
-    /// # Errors
-    /// The interface is missing or has no address, a socket cannot be bound, the
-    /// journal cannot be opened, or a range lies outside the interface's network.
-    pub fn open(config: &Dhcp, http_port: u16, access_log: bool) -> Result<Self, String> {
-        let iface = interface(&config.interface).map_err(|e| format!("dhcp: {e}"))?;
-        let mut settings = config
-            .resolve(iface.addr, iface.prefix)
-            .map_err(|e| format!("dhcp: {e}"))?;
-        // Boot URLs name the port HTTP really listens on (it may be picked at bind).
-        settings.http_port = http_port;
+impl Port {
+    /// The sockets on `iface`: :67, :4011 when `pxe`, the link sender, and
+    /// router advertisements when `ra`.
+    fn open(iface: Iface, pxe: bool, ra: bool) -> Result<Self, String> {
         let listen = |port| {
             iface::udp_socket(&iface, port).map_err(|e| {
                 let hint = match e.kind() {
@@ -170,17 +170,69 @@ impl Server {
             })
         };
         let main = listen(SERVER_PORT)?;
-        // A PXE menu's boot server answers on :4011 in server mode too (the
-        // socket is opened at start: a reload that adds a menu needs a restart
-        // for it).
-        let pxe = if settings.mode == Mode::Proxy || settings.pxe_menu.is_some() {
-            Some(listen(PXE_PORT)?)
-        } else {
-            None
-        };
+        let pxe = if pxe { Some(listen(PXE_PORT)?) } else { None };
         let link = Link::sender(&iface.name).map_err(|e| {
             format!("dhcp: cannot open a raw socket to reach clients without an address: {e} (needs CAP_NET_RAW)")
         })?;
+        // A kernel without IPv6, or without CAP_NET_RAW, serves on without
+        // advertisements: iPXE then waits out its IPv6 autoconfiguration.
+        let ra = if ra {
+            match Advertiser::start(&iface.name, iface.index as u32, iface.mac, clock::now()) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    tracing::warn!(
+                        interface = %iface.name,
+                        error = %e,
+                        "dhcp: no IPv6 router advertisements (needs IPv6 on the interface and CAP_NET_RAW): \
+                         iPXE will wait ~15 s for IPv6 at each start; set dhcp.router_advertisement = false to silence"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Ok(Self {
+            iface,
+            main,
+            pxe,
+            link,
+            ra,
+        })
+    }
+}
+
+impl Server {
+    /// Opens the sockets on the configured interfaces, replays the lease journal.
+    ///
+    /// # Errors
+    /// The interface is missing or has no address, a socket cannot be bound, the
+    /// journal cannot be opened, or a range lies outside the interface's network.
+    pub fn open(config: &Dhcp, http_port: u16, access_log: bool) -> Result<Self, String> {
+        let mut ifaces: Vec<Iface> = Vec::new();
+        for name in config.interfaces() {
+            let iface = interface(name).map_err(|e| format!("dhcp: {e}"))?;
+            if let Some(other) = ifaces.iter().find(|i| i.addr == iface.addr) {
+                return Err(format!(
+                    "dhcp: {} and {} have the same address {}: a reply could not tell them apart",
+                    other.name, iface.name, iface.addr
+                ));
+            }
+            ifaces.push(iface);
+        }
+        let nets: Vec<(Ipv4Addr, u8)> = ifaces.iter().map(|i| (i.addr, i.prefix)).collect();
+        let mut settings = config.resolve(&nets).map_err(|e| format!("dhcp: {e}"))?;
+        // Boot URLs name the port HTTP really listens on (it may be picked at bind).
+        settings.http_port = http_port;
+        // A PXE menu's boot server answers on :4011 in server mode too (the
+        // socket is opened at start: a reload that adds a menu needs a restart
+        // for it).
+        let pxe = settings.mode == Mode::Proxy || settings.pxe_menu.is_some();
+        let mut ports = Vec::new();
+        for iface in ifaces {
+            ports.push(Port::open(iface, pxe, config.router_advertisement)?);
+        }
+        let iface = &ports[0].iface;
         // A proxy gives no addresses, so it keeps no journal.
         let (journal, records, torn) = if settings.mode == Mode::Server {
             let (mut j, mut r, t) = Journal::open(&config.lease_file)
@@ -197,16 +249,19 @@ impl Server {
         }
         let table = Table::from_records(records);
         let now = clock::unix_now();
-        tracing::info!(
-            interface = %iface.name,
-            addr = %iface.addr,
-            mode = ?settings.mode,
-            leases = table.active(now).count(),
-            pool = settings.subnets.iter().map(|s| s.size()).sum::<u64>(),
-            file = %config.lease_file.display(),
-            "dhcp listening"
-        );
-        iface::warn_if_arp_table_small(&settings, &iface);
+        for p in &ports {
+            tracing::info!(
+                interface = %p.iface.name,
+                addr = %p.iface.addr,
+                mode = ?settings.mode,
+                leases = table.active(now).count(),
+                pool = settings.subnets.iter().map(|s| s.size()).sum::<u64>(),
+                file = %config.lease_file.display(),
+                "dhcp listening"
+            );
+            iface::warn_if_arp_table_small(&settings, &p.iface);
+        }
+        // Probes leave by the routing table, which knows each subnet's link.
         let prober = if settings.probe {
             Some(Prober::open(&iface.name, config.probe).map_err(|e| {
                 format!("dhcp: cannot open the ICMP socket for conflict probes: {e} (needs CAP_NET_RAW; or set dhcp.probe_ms = 0)")
@@ -214,33 +269,12 @@ impl Server {
         } else {
             None
         };
-        // A kernel without IPv6, or without CAP_NET_RAW, serves on without
-        // advertisements: iPXE then waits out its IPv6 autoconfiguration.
-        let ra = if config.router_advertisement {
-            match Advertiser::start(&iface.name, iface.index as u32, iface.mac, clock::now()) {
-                Ok(a) => Some(a),
-                Err(e) => {
-                    tracing::warn!(
-                        error = %e,
-                        "dhcp: no IPv6 router advertisements (needs IPv6 on the interface and CAP_NET_RAW): \
-                         iPXE will wait ~15 s for IPv6 at each start; set dhcp.router_advertisement = false to silence"
-                    );
-                    None
-                }
-            }
-        } else {
-            None
-        };
         Ok(Self {
-            iface,
-            main,
-            pxe,
-            link,
+            ports,
             engine: Engine::new(settings, table, clock::now(), now),
             journal,
             access_log,
             prober,
-            ra,
             commit: commit::Commit::default(),
             reported: 0,
             report_at: None,
@@ -274,7 +308,7 @@ impl Server {
                         ));
                         continue;
                     }
-                    if settings.pxe_menu.is_some() && self.pxe.is_none() {
+                    if settings.pxe_menu.is_some() && self.ports.iter().any(|p| p.pxe.is_none()) {
                         let _ = reply.send(Err(
                             "dhcp: a PXE menu was added in server mode: its boot server listens on :4011 from the next restart".into(),
                         ));
@@ -454,6 +488,7 @@ impl Server {
     pub(crate) fn answer(
         &mut self,
         now: Instant,
+        port: usize,
         received: &udp::Received,
         bytes: &[u8],
         from_pxe: bool,
@@ -468,7 +503,7 @@ impl Server {
         }
         let input = Input {
             bytes,
-            server: self.iface.addr,
+            server: self.ports[port].iface.addr,
             port: if from_pxe { PXE_PORT } else { SERVER_PORT },
             peer,
         };
@@ -477,6 +512,7 @@ impl Server {
                 return Some(Pending {
                     reply: r,
                     from_pxe_port: from_pxe,
+                    port,
                 })
             }
             Ok(Outcome::Probe(ip)) => self.start_probe(ip, now),
@@ -507,11 +543,18 @@ impl Server {
             if in_use {
                 tracing::warn!(%ip, "dhcp: address answers a ping but has no lease here (a static address?); kept out of use for dhcp.decline_secs");
             }
+            // The reply leaves on the interface its DISCOVER came in on.
+            let port = self
+                .engine
+                .probe_server(ip)
+                .and_then(|a| self.ports.iter().position(|p| p.iface.addr == a))
+                .unwrap_or(0);
             match self.engine.probe_result(now, ip, in_use, &mut out) {
                 Ok(Outcome::Reply(r)) => replies.push((
                     Pending {
                         reply: r,
                         from_pxe_port: false,
+                        port,
                     },
                     out[..r.len].to_vec(),
                 )),
@@ -586,10 +629,11 @@ impl Server {
 
     /// Where `p`'s reply (`bytes`) leaves.
     pub(crate) fn route(&self, p: &Pending, bytes: &[u8]) -> Route {
-        let frame = |ip| ipv4::udp_headers(self.iface.addr, SERVER_PORT, ip, CLIENT_PORT, bytes);
+        let port = &self.ports[p.port];
+        let frame = |ip| ipv4::udp_headers(port.iface.addr, SERVER_PORT, ip, CLIENT_PORT, bytes);
         match p.reply.to {
             Dest::Relay(a) => Route::Main(a),
-            Dest::Unicast(a) if p.from_pxe_port => match &self.pxe {
+            Dest::Unicast(a) if p.from_pxe_port => match &port.pxe {
                 Some(_) => Route::Pxe(a),
                 None => Route::Nowhere,
             },

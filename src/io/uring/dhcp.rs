@@ -31,16 +31,16 @@ const SPARE: usize = 256;
 /// What an operation is for.
 #[derive(Debug, Clone, Copy)]
 enum Tag {
-    /// A receive on :67, or on :4011.
-    Recv { pxe: bool },
+    /// A receive on a port's :67, or on its :4011.
+    Recv { port: usize, pxe: bool },
     /// A reply on its way.
     Send(Pending),
     /// The journal's sync.
     Sync,
     /// The probe socket is readable.
     Probe,
-    /// The router advertisement socket is readable.
-    Ra,
+    /// A port's router advertisement socket is readable.
+    Ra(usize),
     /// The mailbox was written to.
     Mailbox,
 }
@@ -49,17 +49,12 @@ enum Tag {
 pub struct Worker {
     server: Server,
     driver: Driver<Tag>,
-    main: Shared,
-    pxe: Option<Shared>,
-    link: Shared,
+    /// Each port's descriptors, as the server's ports.
+    ports: Vec<PortFds>,
     probe: Option<Shared>,
-    ra: Option<Shared>,
     mailbox: Option<Shared>,
     mailbox_armed: bool,
-    /// Receives in flight on :67 and :4011.
-    receiving: [usize; 2],
     probe_armed: bool,
-    ra_armed: bool,
     #[allow(
         clippy::vec_box,
         reason = "each box is lent to a receive whose msghdr points into it"
@@ -83,6 +78,17 @@ impl std::fmt::Debug for Worker {
     }
 }
 
+/// One port's descriptors, duplicated for the ring's ops.
+struct PortFds {
+    main: Shared,
+    pxe: Option<Shared>,
+    link: Shared,
+    ra: Option<Shared>,
+    /// Receives in flight on :67 and :4011.
+    receiving: [usize; 2],
+    ra_armed: bool,
+}
+
 /// A descriptor of the server's, duplicated for the ring's ops.
 fn dup(fd: &impl AsRawFd) -> io::Result<Shared> {
     // SAFETY: the descriptor is open for the duration of the call (it is
@@ -103,22 +109,29 @@ impl Worker {
             Err(e) => return Err(Box::new((e, server))),
         };
         let fds = || -> io::Result<_> {
-            let main: Shared = Rc::new(server.main.try_clone()?) as Rc<UdpSocket>;
-            let pxe = match &server.pxe {
-                Some(s) => Some(Rc::new(s.try_clone()?) as Shared),
-                None => None,
-            };
-            let link: Shared = Rc::new(server.link.try_clone_fd()?) as Rc<OwnedFd>;
+            let mut ports = Vec::new();
+            for p in &server.ports {
+                ports.push(PortFds {
+                    main: Rc::new(p.main.try_clone()?) as Rc<UdpSocket>,
+                    pxe: match &p.pxe {
+                        Some(s) => Some(Rc::new(s.try_clone()?) as Shared),
+                        None => None,
+                    },
+                    link: Rc::new(p.link.try_clone_fd()?) as Rc<OwnedFd>,
+                    ra: p.ra.as_ref().map(|a| dup(&a.raw_fd())).transpose()?,
+                    receiving: [0; 2],
+                    ra_armed: false,
+                });
+            }
             let probe = server.prober.as_ref().map(|p| dup(&p.fd())).transpose()?;
-            let ra = server.ra.as_ref().map(|a| dup(&a.raw_fd())).transpose()?;
             let mailbox = server
                 .mailbox
                 .as_ref()
                 .map(|m| dup(&m.as_raw_fd()))
                 .transpose()?;
-            Ok((main, pxe, link, probe, ra, mailbox))
+            Ok((ports, probe, mailbox))
         };
-        let (main, pxe, link, probe, ra, mailbox) = match fds() {
+        let (ports, probe, mailbox) = match fds() {
             Ok(f) => f,
             Err(source) => {
                 let e = Error::Poll {
@@ -132,16 +145,11 @@ impl Worker {
         Ok(Self {
             server,
             driver: Driver::new(ring),
-            main,
-            pxe,
-            link,
+            ports,
             probe,
-            ra,
             mailbox,
             mailbox_armed: false,
-            receiving: [0; 2],
             probe_armed: false,
-            ra_armed: false,
             rx_spare: Vec::new(),
             tx_spare: Vec::new(),
             bufs: vec![[0u8; 1500]; BATCH],
@@ -194,19 +202,22 @@ impl Worker {
 
     /// Keeps the receives and the readiness polls in flight.
     fn arm(&mut self) -> Result<(), Error> {
-        for pxe in [false, true] {
-            let Some(socket) = (if pxe {
-                self.pxe.as_ref()
-            } else {
-                Some(&self.main)
-            }) else {
-                continue;
-            };
-            while self.receiving[usize::from(pxe)] < DEPTH {
-                let msg = self.rx_spare.pop().unwrap_or_else(|| MsgIn::new(RX));
-                let op = Op::RecvMsg(RecvMsg::new(socket.clone(), msg));
-                self.driver.submit(Tag::Recv { pxe }, op)?;
-                self.receiving[usize::from(pxe)] += 1;
+        for (port, p) in self.ports.iter_mut().enumerate() {
+            for pxe in [false, true] {
+                let Some(socket) = (if pxe { p.pxe.as_ref() } else { Some(&p.main) }) else {
+                    continue;
+                };
+                while p.receiving[usize::from(pxe)] < DEPTH {
+                    let msg = self.rx_spare.pop().unwrap_or_else(|| MsgIn::new(RX));
+                    let op = Op::RecvMsg(RecvMsg::new(socket.clone(), msg));
+                    self.driver.submit(Tag::Recv { port, pxe }, op)?;
+                    p.receiving[usize::from(pxe)] += 1;
+                }
+            }
+            if let (false, Some(fd)) = (p.ra_armed, &p.ra) {
+                self.driver
+                    .submit(Tag::Ra(port), Op::Poll(Poll::readable(fd.clone())))?;
+                p.ra_armed = true;
             }
         }
         if let (false, Some(fd)) = (self.probe_armed, &self.probe) {
@@ -219,18 +230,13 @@ impl Worker {
                 .submit(Tag::Mailbox, Op::Poll(Poll::readable(fd.clone())))?;
             self.mailbox_armed = true;
         }
-        if let (false, Some(fd)) = (self.ra_armed, &self.ra) {
-            self.driver
-                .submit(Tag::Ra, Op::Poll(Poll::readable(fd.clone())))?;
-            self.ra_armed = true;
-        }
         Ok(())
     }
 
     fn complete(&mut self, c: Completion<Tag>, now: Instant) -> Result<(), Error> {
         match c.tag {
-            Tag::Recv { pxe } => {
-                self.receiving[usize::from(pxe)] -= 1;
+            Tag::Recv { port, pxe } => {
+                self.ports[port].receiving[usize::from(pxe)] -= 1;
                 let Some(Op::RecvMsg(r)) = c.op else {
                     return Ok(());
                 };
@@ -243,7 +249,7 @@ impl Worker {
                         self.answer_batch()?;
                     }
                     let out = &mut self.bufs[self.pending.len()];
-                    if let Some(p) = self.server.answer(now, &got, bytes, pxe, out) {
+                    if let Some(p) = self.server.answer(now, port, &got, bytes, pxe, out) {
                         self.pending.push(p);
                     }
                 }
@@ -277,9 +283,9 @@ impl Worker {
                 self.mailbox_armed = false;
                 self.server.handle_commands(now);
             }
-            Tag::Ra => {
-                self.ra_armed = false;
-                if let Some(ra) = self.server.ra.as_mut() {
+            Tag::Ra(port) => {
+                self.ports[port].ra_armed = false;
+                if let Some(ra) = self.server.ports[port].ra.as_mut() {
                     ra.handle_readable(now);
                 }
             }
@@ -313,12 +319,13 @@ impl Worker {
             .tx_spare
             .pop()
             .unwrap_or_else(|| Box::new(MsgOut::new()));
+        let fds = &self.ports[p.port];
         let socket = match self.server.route(p, bytes) {
             Route::Main(a) => {
                 msg.set_bytes(SocketAddr::V4(a), bytes);
-                self.main.clone()
+                fds.main.clone()
             }
-            Route::Pxe(a) => match &self.pxe {
+            Route::Pxe(a) => match &fds.pxe {
                 Some(s) => {
                     msg.set_bytes(SocketAddr::V4(a), bytes);
                     s.clone()
@@ -326,9 +333,9 @@ impl Worker {
                 None => return Ok(()),
             },
             Route::Link { mac, headers } => {
-                let to = link::address(self.server.iface.index, mac);
+                let to = link::address(self.server.ports[p.port].iface.index, mac);
                 msg.set_link(&to, &[&headers, bytes]);
-                self.link.clone()
+                fds.link.clone()
             }
             Route::Nowhere => return Ok(()),
         };

@@ -150,9 +150,9 @@ impl Worker {
             gens: Vec::new(),
             endpoint: transfer::endpoint(&config, published, root.as_deref()),
             spare: Vec::new(),
+            zc: config.send == TftpSend::SendmsgZc,
             config,
             gso: true,
-            zc: config.send == TftpSend::SendmsgZc,
             zc_frags: zc::max_skb_frags(),
             // SAFETY: sysconf has no preconditions.
             page: usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })

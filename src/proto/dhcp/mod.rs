@@ -413,6 +413,11 @@ impl Engine {
         self.count(outcome)
     }
 
+    /// The local address whose DISCOVER waits on the probe of `ip`.
+    pub fn probe_server(&self, ip: Ipv4Addr) -> Option<Ipv4Addr> {
+        self.probing.get(&ip).map(|p| p.server)
+    }
+
     /// Addresses being probed.
     pub fn probing(&self) -> usize {
         self.probing.len()

@@ -154,6 +154,8 @@ pub struct Endpoint {
     published: Arc<Published>,
     snapshot: Arc<Snapshot>,
     root: Option<Box<str>>,
+    /// Per local address, the URL prefix its requests are served under.
+    by_local: Vec<(IpAddr, Box<str>)>,
     entries: Vec<Option<Entry>>,
     free: Vec<usize>,
     by_peer: HashMap<SocketAddr, Id>,
@@ -180,6 +182,7 @@ impl Endpoint {
             snapshot: published.current(),
             published,
             root: root.map(Into::into),
+            by_local: Vec::new(),
             entries: Vec::new(),
             free: Vec::new(),
             by_peer: HashMap::new(),
@@ -189,6 +192,14 @@ impl Endpoint {
             refusals: VecDeque::new(),
             ended: VecDeque::new(),
         }
+    }
+
+    /// Requests that reach `addr` are served under `prefix` (an interface's
+    /// own root, mounted there).
+    #[must_use]
+    pub fn with_local_roots(mut self, roots: Vec<(IpAddr, Box<str>)>) -> Self {
+        self.by_local = roots;
+        self
     }
 
     /// Whether transfers are answered from the request port.
@@ -242,10 +253,16 @@ impl Endpoint {
                 "too many transfers from this address, retry later",
             ));
         }
+        let prefix = self
+            .by_local
+            .iter()
+            .find(|(a, _)| *a == d.local)
+            .map(|(_, p)| &**p);
         let request = Request::parse(
             d.bytes,
             &self.snapshot,
             self.root.as_deref(),
+            prefix,
             &self.settings,
         )?;
         Ok(Handled::Admit(Admit {

@@ -62,6 +62,8 @@ pub struct Where<'a> {
     pub root: Option<&'a str>,
     /// MTU of the path to the client; blocks are clamped to fit one frame.
     pub path_mtu: Option<u32>,
+    /// The URL prefix of the arrival interface's own root, when it has one.
+    pub prefix: Option<&'a str>,
 }
 
 /// A read request, parsed once: the file it names (looked up in the snapshot
@@ -85,6 +87,7 @@ impl Request {
         datagram: &[u8],
         snapshot: &Snapshot,
         root: Option<&str>,
+        prefix: Option<&str>,
         settings: &Settings,
     ) -> Result<Self, Error> {
         let packet = Packet::new_checked(datagram)?;
@@ -104,6 +107,10 @@ impl Request {
         let mut path = resolve(request.filename, root)?;
         if settings.lowercase {
             path.name.make_ascii_lowercase();
+        }
+        // A request to an interface with a root of its own is served from it.
+        if let Some(p) = prefix {
+            path.name.insert_str(0, p);
         }
         let file = match snapshot.get(&path.name) {
             Some(f) => f,
@@ -155,7 +162,10 @@ pub fn accept(
     settings: &Settings,
     at: Where<'_>,
 ) -> Result<Accepted, Error> {
-    Ok(Request::parse(datagram, snapshot, at.root, settings)?.grant(settings, at.path_mtu))
+    Ok(
+        Request::parse(datagram, snapshot, at.root, at.prefix, settings)?
+            .grant(settings, at.path_mtu),
+    )
 }
 
 struct Resolved {

@@ -262,13 +262,13 @@ fn lowercase_looks_names_up_in_lower_case() {
     let rrq = b"\x00\x01PXELinux.0\x00octet\x00";
     let plain = Settings::default();
     assert!(matches!(
-        Request::parse(rrq, &snapshot, None, &plain),
+        Request::parse(rrq, &snapshot, None, None, &plain),
         Err(Error::NotFound(_))
     ));
     let lower = Settings {
         lowercase: true,
         ..Settings::default()
     };
-    let r = Request::parse(rrq, &snapshot, None, &lower).unwrap();
+    let r = Request::parse(rrq, &snapshot, None, None, &lower).unwrap();
     assert_eq!(r.path(), "/pxelinux.0");
 }
