@@ -495,6 +495,8 @@ impl Validator<'_> {
         Ok(Host {
             mac: m,
             client_id,
+            tags: h.tag.clone(),
+            not_tags: h.not_tag.clone(),
             ip: h
                 .ip
                 .as_ref()

@@ -416,6 +416,12 @@ pub struct Host {
     pub lease_secs: Option<Spanned<i64>>,
     /// Host name sent as option 12.
     pub hostname: Option<String>,
+    /// The reservation holds only for clients with these tags.
+    #[serde(default)]
+    pub tag: Vec<String>,
+    /// ...and none of these.
+    #[serde(default)]
+    pub not_tag: Vec<String>,
     /// Raw options.
     #[serde(default)]
     pub options: Vec<RawOption>,

@@ -238,7 +238,9 @@ pub(super) fn dhcp_host(
 ) {
     let mut macs = Vec::new();
     let (mut ip, mut hostname, mut set) = (None, None, Vec::new());
-    let (mut ignore, mut tag_filter, mut id_star) = (false, false, false);
+    let (mut ignore, mut id_star) = (false, false);
+    // `tag:`: the entry holds only for clients with those tags.
+    let mut filter = Tagged::default();
     let mut ids: Vec<Vec<u8>> = Vec::new();
     let mut lease: Option<u32> = None;
     for f in v.split(',').map(str::trim).filter(|f| !f.is_empty()) {
@@ -251,8 +253,11 @@ pub(super) fn dhcp_host(
                 }
             } else if let Some(t) = f.strip_prefix("set:").or_else(|| f.strip_prefix("net:")) {
                 set.push(t.to_owned());
-            } else if f.starts_with("tag:") {
-                tag_filter = true;
+            } else if let Some(t) = f.strip_prefix("tag:") {
+                match t.strip_prefix('!') {
+                    Some(not) => filter.not_tags.push(not.to_owned()),
+                    None => filter.tags.push(t.to_owned()),
+                }
             } else if f.starts_with('[') {
                 // IPv6: not served.
             } else {
@@ -278,21 +283,12 @@ pub(super) fn dhcp_host(
             Severity::Changes,
         );
     }
-    if tag_filter {
-        note(
-            o,
-            "a reservation only for tagged clients (`tag:`) is not carried over",
-            Severity::Changes,
-        );
-    }
     let wild = macs.iter().any(|m| m.contains('*'));
     if ignore {
         for m in &macs {
-            let _ = write!(
-                o.ignores,
-                "\n{from}[[dhcp.boot]]\nmac = {}\nignore = true\n",
-                q(m)
-            );
+            let _ = write!(o.ignores, "\n{from}[[dhcp.boot]]\nmac = {}\n", q(m));
+            rule_tags(&mut o.ignores, &mut o.used_tags, &filter);
+            o.ignores.push_str("ignore = true\n");
         }
         return;
     }
@@ -300,14 +296,15 @@ pub(super) fn dhcp_host(
     for id in &ids {
         let hex = hex_text(id);
         let _ = write!(o.hosts, "\n{from}[[dhcp.host]]\nclient_id = {}\n", q(&hex));
-        host_fields(o, ip, hostname.as_deref(), lease);
+        host_fields(o, ip, hostname.as_deref(), lease, &filter);
         if !set.is_empty() {
             let _ = write!(
                 o.tag_rules,
-                "\n{from}[[dhcp.boot]]\nhas_option = [{{ code = 61, hex = {} }}]\nset_tag = {}\n",
-                q(&hex),
-                list(&set)
+                "\n{from}[[dhcp.boot]]\nhas_option = [{{ code = 61, hex = {} }}]\n",
+                q(&hex)
             );
+            rule_tags(&mut o.tag_rules, &mut o.used_tags, &filter);
+            let _ = writeln!(o.tag_rules, "set_tag = {}", list(&set));
         }
     }
     if macs.is_empty() {
@@ -344,14 +341,11 @@ pub(super) fn dhcp_host(
     }
     for m in &macs {
         let _ = write!(o.hosts, "\n{from}[[dhcp.host]]\nmac = {}\n", q(m));
-        host_fields(o, ip, hostname.as_deref(), lease);
+        host_fields(o, ip, hostname.as_deref(), lease, &filter);
         if !set.is_empty() {
-            let _ = write!(
-                o.tag_rules,
-                "\n{from}[[dhcp.boot]]\nmac = {}\nset_tag = {}\n",
-                q(m),
-                list(&set)
-            );
+            let _ = write!(o.tag_rules, "\n{from}[[dhcp.boot]]\nmac = {}\n", q(m));
+            rule_tags(&mut o.tag_rules, &mut o.used_tags, &filter);
+            let _ = writeln!(o.tag_rules, "set_tag = {}", list(&set));
         }
     }
 }
@@ -362,7 +356,9 @@ pub(super) fn host_fields(
     ip: Option<Ipv4Addr>,
     hostname: Option<&str>,
     lease: Option<u32>,
+    filter: &Tagged<'_>,
 ) {
+    rule_tags(&mut o.hosts, &mut o.used_tags, filter);
     if let Some(ip) = ip {
         let _ = writeln!(o.hosts, "ip = {}", q(&ip.to_string()));
     }

@@ -462,8 +462,8 @@ impl Engine {
 
     /// The lease time for `mac` in `subnet`: its reservation's, else the
     /// subnet's.
-    fn lease_secs(&self, subnet: usize, mac: Option<[u8; 6]>, client: &[u8]) -> u32 {
-        self.host_of(mac, client)
+    fn lease_secs(&self, subnet: usize, r: &Request<'_>) -> u32 {
+        self.host_of(r)
             .and_then(|h| h.lease_secs)
             .unwrap_or(self.settings.subnets[subnet].lease_secs)
     }
@@ -494,7 +494,7 @@ impl Engine {
         if let Some(s) = subnet.and_then(|i| self.settings.subnets.get(i)) {
             facts.network = Some((s.network, s.prefix));
         }
-        facts.known = self.host_of(r.packet.mac(), r.client.as_bytes()).is_some();
+        facts.known = self.host_of(r).is_some();
         let initial = subnet.map_or(&[][..], |s| &self.settings.subnets[s].set_tags);
         policy::decide_tagged(rules, &facts, initial)
             .0
@@ -512,7 +512,6 @@ impl Engine {
         }
         let client = r.client.as_bytes();
         let requested = r.options.ip(code::REQUESTED_IP);
-        let mac = r.packet.mac();
         match r.kind {
             MessageType::Discover => {
                 let held = self
@@ -527,12 +526,12 @@ impl Engine {
                 // address left.
                 let (subnet, ip) = candidates
                     .iter()
-                    .find_map(|&s| Some((s, self.choose(now, s, client, mac, requested)?)))
+                    .find_map(|&s| Some((s, self.choose(now, s, r, requested)?)))
                     .ok_or(Error::PoolExhausted)?;
                 // Probed once already, or the client's own: no second probe.
                 let known = held.is_some_and(|x| x.ip == ip)
                     || self.table.of_client(client).is_some_and(|l| l.ip == ip)
-                    || self.reservation_for(mac, client) == Some(ip);
+                    || self.reservation_for(r) == Some(ip);
                 self.hold(now, client, ip);
                 if self.settings.probe && !known {
                     self.probing.insert(
@@ -621,7 +620,7 @@ impl Engine {
             }
             if held != Some(ip) {
                 let usable = self.usable(now, holding(ip), ip, client, mac)
-                    || self.reservation_for(mac, client) == Some(ip);
+                    || self.reservation_for(r) == Some(ip);
                 if !self.settings.authoritative {
                     return Err(Error::NoRecord);
                 }
@@ -647,16 +646,13 @@ impl Engine {
         // rather than being renewed (a reservation keeps it).
         if held == Some(ip)
             && !self.settings.subnets.iter().any(|s| s.in_ranges(ip))
-            && self.reservation_for(mac, client) != Some(ip)
+            && self.reservation_for(r) != Some(ip)
         {
             return Err(Error::PoolGone);
         }
         let subnet = holding(ip);
-        let lease_secs = self.lease_secs(subnet, mac, client);
-        let hostname: Box<str> = match self
-            .host_of(mac, client)
-            .and_then(|h| h.hostname.as_deref())
-        {
+        let lease_secs = self.lease_secs(subnet, r);
+        let hostname: Box<str> = match self.host_of(r).and_then(|h| h.hostname.as_deref()) {
             Some(name) => name.into(),
             None => r
                 .options
@@ -706,7 +702,7 @@ impl Engine {
         if found.iter().any(|&i| subnets[i].is_filtered()) {
             let mut facts = policy::Firmware::of(&r.options, r.packet.chaddr(), giaddr);
             facts.network = Some((s.network, s.prefix));
-            facts.known = self.host_of(r.packet.mac(), r.client.as_bytes()).is_some();
+            facts.known = self.host_of(r).is_some();
             let (_, tags) = policy::decide_tagged(&self.settings.rules, &facts, &[]);
             found.retain(|&i| subnets[i].serves(&tags));
         }

@@ -7,6 +7,8 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::policy::{self, Firmware};
+use super::request::Request;
 use super::{Engine, Host, Offer};
 use crate::lease::Entry;
 
@@ -41,13 +43,29 @@ impl Engine {
         self.offered.insert(ip, key);
     }
 
-    /// The reservation of the client with `mac` and lease key `client`.
-    pub(super) fn host_of(&self, mac: Option<[u8; 6]>, client: &[u8]) -> Option<&Host> {
-        self.settings.hosts.iter().find(|h| h.is(mac, client))
+    /// The reservation of `r`'s client: the first host that names it (by
+    /// MAC or client id) and whose tag filter its tags pass (the tags of
+    /// its request, without its subnet's: dnsmasq's order).
+    pub(super) fn host_of(&self, r: &Request<'_>) -> Option<&Host> {
+        let (mac, client) = (r.packet.mac(), r.client.as_bytes());
+        let mut tags: Option<Vec<&str>> = None;
+        self.settings.hosts.iter().find(|h| {
+            if !h.is(mac, client) {
+                return false;
+            }
+            if !h.is_filtered() {
+                return true;
+            }
+            let tags = tags.get_or_insert_with(|| {
+                let facts = Firmware::of(&r.options, r.packet.chaddr(), r.packet.giaddr());
+                policy::decide_tagged(&self.settings.rules, &facts, &[]).1
+            });
+            h.serves(tags)
+        })
     }
 
-    pub(super) fn reservation_for(&self, mac: Option<[u8; 6]>, client: &[u8]) -> Option<Ipv4Addr> {
-        self.host_of(mac, client)?.ip
+    pub(super) fn reservation_for(&self, r: &Request<'_>) -> Option<Ipv4Addr> {
+        self.host_of(r)?.ip
     }
 
     /// Whether `ip` may be offered to `client` at `now`.
@@ -64,10 +82,12 @@ impl Engine {
             && ip != s.network
             && ip != s.broadcast()
             && !s.exclude.contains(&ip)
-            && self
-                .reserved
-                .get(&ip)
-                .is_none_or(|&h| self.settings.hosts[h].is(mac, client))
+            // A reserved address goes to its host only (one that holds
+            // only for tagged requests gives it through `reservation_for`).
+            && self.reserved.get(&ip).is_none_or(|&h| {
+                let host = &self.settings.hosts[h];
+                !host.is_filtered() && host.is(mac, client)
+            })
             && self.table.is_free_for(ip, client, self.unix(now))
             && self.offered.get(&ip).is_none_or(|c| {
                 **c == *client || self.offers.get(&**c).is_none_or(|o| o.expires_at <= now)
@@ -81,11 +101,11 @@ impl Engine {
         &mut self,
         now: Instant,
         subnet: usize,
-        client: &[u8],
-        mac: Option<[u8; 6]>,
+        r: &Request<'_>,
         requested: Option<Ipv4Addr>,
     ) -> Option<Ipv4Addr> {
-        if let Some(ip) = self.reservation_for(mac, client) {
+        let (client, mac) = (r.client.as_bytes(), r.packet.mac());
+        if let Some(ip) = self.reservation_for(r) {
             if self.settings.subnets[subnet].contains(ip) {
                 return Some(ip);
             }

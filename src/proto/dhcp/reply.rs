@@ -299,7 +299,7 @@ impl Engine {
         let (p, o, input) = (&r.packet, &r.options, &r.input);
         let inform = ip.is_unspecified();
         let s = &self.settings.subnets[subnet];
-        let host = self.host_of(p.mac(), r.client.as_bytes());
+        let host = self.host_of(r);
         let mut facts = Firmware::of(o, p.chaddr(), p.giaddr());
         facts.network = Some((s.network, s.prefix));
         facts.known = host.is_some();
@@ -351,7 +351,7 @@ impl Engine {
             // (as dnsmasq answers every client).
             w.siaddr(input.server);
             if !inform {
-                let l = self.lease_secs(subnet, p.mac(), r.client.as_bytes());
+                let l = self.lease_secs(subnet, r);
                 w.option(code::LEASE_TIME, &l.to_be_bytes())?;
                 // An infinite lease has no renewal.
                 if l != u32::MAX {

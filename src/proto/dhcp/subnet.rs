@@ -150,9 +150,25 @@ pub struct Host {
     pub lease_secs: Option<u32>,
     /// Raw options by number.
     pub options: Vec<(u8, Vec<u8>)>,
+    /// The reservation holds only for a client with all these tags
+    /// (dnsmasq's `dhcp-host=tag:X,...`).
+    pub tags: Vec<String>,
+    /// ...and none of these.
+    pub not_tags: Vec<String>,
 }
 
 impl Host {
+    /// Whether only some of its clients' requests get this reservation.
+    pub fn is_filtered(&self) -> bool {
+        !self.tags.is_empty() || !self.not_tags.is_empty()
+    }
+
+    /// Whether a request with `tags` gets it.
+    pub fn serves(&self, tags: &[&str]) -> bool {
+        self.tags.iter().all(|t| tags.contains(&t.as_str()))
+            && !self.not_tags.iter().any(|t| tags.contains(&t.as_str()))
+    }
+
     /// Whether this is the host of a client with `mac` and lease key
     /// `client` (option 61 as `0, id...`, or `1, htype, chaddr`: one that is
     /// htype + chaddr keys as the hardware address does).

@@ -463,6 +463,8 @@ fn rules_match_in_order_and_tags_carry_forward() {
 fn reservations_win_and_are_kept_from_others() {
     let mut s = settings();
     s.hosts = vec![Host {
+        tags: Vec::new(),
+        not_tags: Vec::new(),
         lease_secs: None,
         client_id: None,
         mac: [0x52, 0x54, 0, 0, 0, 5],
@@ -787,6 +789,8 @@ fn a_reload_that_moves_the_pool_lets_old_leases_run_out_and_gives_new_ones() {
     let mut s = settings();
     s.subnets[0] = subnet([10, 77, 0], 200, 250);
     s.hosts = vec![Host {
+        tags: Vec::new(),
+        not_tags: Vec::new(),
         lease_secs: None,
         client_id: None,
         mac: [0x52, 0x54, 0, 0, 0, 9],
@@ -955,6 +959,8 @@ fn a_reservation_by_client_id_goes_to_the_client_that_sends_it() {
     let mut s = settings();
     let ip = Ipv4Addr::new(10, 77, 0, 150);
     s.hosts = vec![Host {
+        tags: Vec::new(),
+        not_tags: Vec::new(),
         mac: [0; 6],
         client_id: Some(vec![1, 2, 2, 4]),
         ip: Some(ip),
