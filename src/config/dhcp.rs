@@ -492,9 +492,18 @@ impl Validator<'_> {
                 ))
             }
         };
+        if h.ignore_client_id && client_id.is_some() {
+            return Err(self.invalid(
+                h.client_id.as_ref().map(|c| c.span().start),
+                "dhcp.host.ignore_client_id",
+                "is set on a host known by its client_id".into(),
+                "give mac with ignore_client_id, or client_id alone",
+            ));
+        }
         Ok(Host {
             mac: m,
             client_id,
+            ignore_client_id: h.ignore_client_id,
             tags: h.tag.clone(),
             not_tags: h.not_tag.clone(),
             ip: h

@@ -416,6 +416,9 @@ pub struct Host {
     pub lease_secs: Option<Spanned<i64>>,
     /// Host name sent as option 12.
     pub hostname: Option<String>,
+    /// Key its leases by the MAC, whatever client id it sends.
+    #[serde(default)]
+    pub ignore_client_id: bool,
     /// The reservation holds only for clients with these tags.
     #[serde(default)]
     pub tag: Vec<String>,

@@ -63,6 +63,7 @@ pub(super) fn harmless_why(k: &str) -> &'static str {
         }
         "dhcp-reply-delay" => "rackboot answers at once",
         "dhcp-ignore-names" => "client-sent names are not used in rackboot's answers",
+        "dhcp-no-override" => "rackboot never puts options in the file and sname fields",
         _ => "about dnsmasq's own process or logs: nothing a client sees",
     }
 }
@@ -276,13 +277,6 @@ pub(super) fn dhcp_host(
             hostname = Some(f.split('.').next().unwrap_or(f).to_owned());
         }
     }
-    if id_star {
-        note(
-            o,
-            "`id:*` (ignore this host's client id) is not carried over: rackboot keys a lease by option 61 when the client sends one",
-            Severity::Changes,
-        );
-    }
     let wild = macs.iter().any(|m| m.contains('*'));
     if ignore {
         for m in &macs {
@@ -341,6 +335,9 @@ pub(super) fn dhcp_host(
     }
     for m in &macs {
         let _ = write!(o.hosts, "\n{from}[[dhcp.host]]\nmac = {}\n", q(m));
+        if id_star {
+            o.hosts.push_str("ignore_client_id = true\n");
+        }
         host_fields(o, ip, hostname.as_deref(), lease, &filter);
         if !set.is_empty() {
             let _ = write!(o.tag_rules, "\n{from}[[dhcp.boot]]\nmac = {}\n", q(m));

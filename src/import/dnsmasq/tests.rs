@@ -37,7 +37,7 @@ enable-tftp
 tftp-root=/srv/tftp
 log-dhcp
 domain-needed
-dhcp-host=52:54:00:81:00:07,id:*
+dhcp-pxe-vendor=PXEClient,Other
 ";
 
 #[test]

@@ -337,7 +337,8 @@ impl Engine {
         out: &mut [u8],
     ) -> Result<Outcome, Error> {
         self.counters.received += 1;
-        let outcome = Request::parse(input).and_then(|r| {
+        let outcome = Request::parse(input).and_then(|mut r| {
+            self.rekey(&mut r);
             *self
                 .counters
                 .received_by_type
@@ -401,7 +402,8 @@ impl Engine {
             port: SERVER_PORT,
             peer: waiting.peer,
         };
-        let outcome = Request::parse(input).and_then(|r| {
+        let outcome = Request::parse(input).and_then(|mut r| {
+            self.rekey(&mut r);
             if in_use {
                 self.counters.conflicts += 1;
                 self.drop_offer(r.client.as_bytes());
@@ -466,6 +468,23 @@ impl Engine {
         self.host_of(r)
             .and_then(|h| h.lease_secs)
             .unwrap_or(self.settings.subnets[subnet].lease_secs)
+    }
+
+    /// A machine whose host says to ignore its client id (dnsmasq's
+    /// `dhcp-host=MAC,id:*`) is known by its MAC alone: its firmware, iPXE
+    /// and OS, each with a client id of its own, share one lease.
+    fn rekey(&self, r: &mut Request<'_>) {
+        let Some(mac) = r.packet.mac() else {
+            return;
+        };
+        if self
+            .settings
+            .hosts
+            .iter()
+            .any(|h| h.ignore_client_id && h.client_id.is_none() && h.mac == mac)
+        {
+            r.client = request::ClientKey::hardware(&r.packet);
+        }
     }
 
     /// The menu item a PXE client's REQUEST or INFORM asks a boot server for.

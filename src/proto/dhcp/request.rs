@@ -45,6 +45,20 @@ impl ClientKey {
         k
     }
 
+    /// The key of the hardware address alone (`1, htype, chaddr`).
+    pub(super) fn hardware(p: &Packet<'_>) -> Self {
+        let mut k = Self {
+            len: 0,
+            bytes: [0; 258],
+        };
+        let chaddr = p.chaddr();
+        k.bytes[0] = 1;
+        k.bytes[1] = p.htype();
+        k.bytes[2..2 + chaddr.len()].copy_from_slice(chaddr);
+        k.len = 2 + chaddr.len();
+        k
+    }
+
     pub(super) fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }

@@ -150,6 +150,9 @@ pub struct Host {
     pub lease_secs: Option<u32>,
     /// Raw options by number.
     pub options: Vec<(u8, Vec<u8>)>,
+    /// Its client ids are ignored: its leases are keyed by its MAC
+    /// (dnsmasq's `dhcp-host=MAC,id:*`).
+    pub ignore_client_id: bool,
     /// The reservation holds only for a client with all these tags
     /// (dnsmasq's `dhcp-host=tag:X,...`).
     pub tags: Vec<String>,

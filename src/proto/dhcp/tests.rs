@@ -463,6 +463,7 @@ fn rules_match_in_order_and_tags_carry_forward() {
 fn reservations_win_and_are_kept_from_others() {
     let mut s = settings();
     s.hosts = vec![Host {
+        ignore_client_id: false,
         tags: Vec::new(),
         not_tags: Vec::new(),
         lease_secs: None,
@@ -789,6 +790,7 @@ fn a_reload_that_moves_the_pool_lets_old_leases_run_out_and_gives_new_ones() {
     let mut s = settings();
     s.subnets[0] = subnet([10, 77, 0], 200, 250);
     s.hosts = vec![Host {
+        ignore_client_id: false,
         tags: Vec::new(),
         not_tags: Vec::new(),
         lease_secs: None,
@@ -959,6 +961,7 @@ fn a_reservation_by_client_id_goes_to_the_client_that_sends_it() {
     let mut s = settings();
     let ip = Ipv4Addr::new(10, 77, 0, 150);
     s.hosts = vec![Host {
+        ignore_client_id: false,
         tags: Vec::new(),
         not_tags: Vec::new(),
         mac: [0; 6],
@@ -974,4 +977,46 @@ fn a_reservation_by_client_id_goes_to_the_client_that_sends_it() {
     // Another client (or the same MAC without that id) gets a pool address.
     let other = send(&mut e, &Msg::new(T::Discover, 8)).reply().ip;
     assert_ne!(other, ip);
+}
+
+#[test]
+fn a_host_that_ignores_client_ids_keeps_one_lease_for_its_mac() {
+    let mut s = settings();
+    s.hosts = vec![Host {
+        mac: [0x52, 0x54, 0, 0, 0, 9],
+        client_id: None,
+        ignore_client_id: true,
+        ip: None,
+        hostname: None,
+        lease_secs: None,
+        options: Vec::new(),
+        tags: Vec::new(),
+        not_tags: Vec::new(),
+    }];
+    let mut e = Engine::new(s, Table::default(), base(), NOW);
+    // Firmware and its OS send different client ids from one NIC.
+    let first = dora_with(&mut e, 9, &[1, 1, 1]);
+    let second = dora_with(&mut e, 9, &[2, 2, 2]);
+    assert_eq!(first, second, "one machine, one address");
+    // Without the host's say-so, two ids are two clients.
+    let mut e = Engine::new(settings(), Table::default(), base(), NOW);
+    assert_ne!(
+        dora_with(&mut e, 9, &[1, 1, 1]),
+        dora_with(&mut e, 9, &[2, 2, 2])
+    );
+}
+
+/// DISCOVER then REQUEST from `mac` with client id `id`: the address ACKed.
+fn dora_with(e: &mut Engine, mac: u8, id: &[u8]) -> Ipv4Addr {
+    let offer = send(e, &Msg::new(T::Discover, mac).opt(code::CLIENT_ID, id)).reply();
+    let ack = send(
+        e,
+        &Msg::new(T::Request, mac)
+            .opt(code::CLIENT_ID, id)
+            .requested(offer.ip)
+            .server_id(SERVER),
+    )
+    .reply();
+    assert_eq!(ack.kind, T::Ack);
+    ack.ip
 }
