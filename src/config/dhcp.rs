@@ -500,8 +500,23 @@ impl Validator<'_> {
                 "give mac with ignore_client_id, or client_id alone",
             ));
         }
+        let mut other_macs = Vec::new();
+        for o in &h.other_macs {
+            let mut x = [0u8; 6];
+            x.copy_from_slice(&self.mac(o, "dhcp.host.other_macs", true)?);
+            other_macs.push(x);
+        }
+        if !other_macs.is_empty() && h.mac.is_none() {
+            return Err(self.invalid(
+                h.other_macs.first().map(|o| o.span().start),
+                "dhcp.host.other_macs",
+                "is given without mac".into(),
+                "give the machine's first MAC as mac, the others as other_macs",
+            ));
+        }
         Ok(Host {
             mac: m,
+            other_macs,
             client_id,
             ignore_client_id: h.ignore_client_id,
             tags: h.tag.clone(),

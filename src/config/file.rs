@@ -408,6 +408,9 @@ pub struct Subnet {
 pub struct Host {
     /// MAC address.
     pub mac: Option<Spanned<String>>,
+    /// The machine's other NICs: one address for whichever asks.
+    #[serde(default)]
+    pub other_macs: Vec<Spanned<String>>,
     /// DHCP client identifier (option 61) in hex, instead of the MAC.
     pub client_id: Option<Spanned<String>>,
     /// Fixed address.

@@ -311,8 +311,21 @@ pub(super) fn dhcp_host(
         }
         return;
     }
-    if macs.len() > 1 && ip.is_some() {
-        note(o, "one address for several MACs is not carried over: rackboot reserves one address per MAC", Severity::Changes);
+    if macs.len() > 1 && ip.is_some() && !wild {
+        // One machine, several NICs: one address for whichever asks.
+        let _ = write!(o.hosts, "\n{from}[[dhcp.host]]\nmac = {}\n", q(&macs[0]));
+        let _ = writeln!(o.hosts, "other_macs = {}", list(&macs[1..]));
+        if id_star {
+            o.hosts.push_str("ignore_client_id = true\n");
+        }
+        host_fields(o, ip, hostname.as_deref(), lease, &filter);
+        for m in &macs {
+            if !set.is_empty() {
+                let _ = write!(o.tag_rules, "\n{from}[[dhcp.boot]]\nmac = {}\n", q(m));
+                rule_tags(&mut o.tag_rules, &mut o.used_tags, &filter);
+                let _ = writeln!(o.tag_rules, "set_tag = {}", list(&set));
+            }
+        }
         return;
     }
     if wild {

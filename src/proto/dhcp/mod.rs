@@ -481,7 +481,7 @@ impl Engine {
             .settings
             .hosts
             .iter()
-            .any(|h| h.ignore_client_id && h.client_id.is_none() && h.mac == mac)
+            .any(|h| h.ignore_client_id && h.client_id.is_none() && h.is(Some(mac), &[]))
         {
             r.client = request::ClientKey::hardware(&r.packet);
         }

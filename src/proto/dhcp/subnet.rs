@@ -139,6 +139,9 @@ impl Subnet {
 pub struct Host {
     /// The machine's MAC (ignored when `client_id` is given).
     pub mac: [u8; 6],
+    /// Its other NICs' MACs: one address for whichever asks (a lease of one
+    /// is given up when another takes the address).
+    pub other_macs: Vec<[u8; 6]>,
     /// Its DHCP client identifier (option 61), when it is known by that
     /// instead of its MAC (dnsmasq's `dhcp-host=id:...`).
     pub client_id: Option<Vec<u8>>,
@@ -178,7 +181,7 @@ impl Host {
     pub fn is(&self, mac: Option<[u8; 6]>, client: &[u8]) -> bool {
         match &self.client_id {
             Some(id) => client.get(1..) == Some(&id[..]) && matches!(client.first(), Some(0 | 1)),
-            None => mac == Some(self.mac),
+            None => mac.is_some_and(|m| m == self.mac || self.other_macs.contains(&m)),
         }
     }
 }

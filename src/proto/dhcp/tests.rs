@@ -463,6 +463,7 @@ fn rules_match_in_order_and_tags_carry_forward() {
 fn reservations_win_and_are_kept_from_others() {
     let mut s = settings();
     s.hosts = vec![Host {
+        other_macs: Vec::new(),
         ignore_client_id: false,
         tags: Vec::new(),
         not_tags: Vec::new(),
@@ -790,6 +791,7 @@ fn a_reload_that_moves_the_pool_lets_old_leases_run_out_and_gives_new_ones() {
     let mut s = settings();
     s.subnets[0] = subnet([10, 77, 0], 200, 250);
     s.hosts = vec![Host {
+        other_macs: Vec::new(),
         ignore_client_id: false,
         tags: Vec::new(),
         not_tags: Vec::new(),
@@ -961,6 +963,7 @@ fn a_reservation_by_client_id_goes_to_the_client_that_sends_it() {
     let mut s = settings();
     let ip = Ipv4Addr::new(10, 77, 0, 150);
     s.hosts = vec![Host {
+        other_macs: Vec::new(),
         ignore_client_id: false,
         tags: Vec::new(),
         not_tags: Vec::new(),
@@ -983,6 +986,7 @@ fn a_reservation_by_client_id_goes_to_the_client_that_sends_it() {
 fn a_host_that_ignores_client_ids_keeps_one_lease_for_its_mac() {
     let mut s = settings();
     s.hosts = vec![Host {
+        other_macs: Vec::new(),
         mac: [0x52, 0x54, 0, 0, 0, 9],
         client_id: None,
         ignore_client_id: true,
@@ -1019,4 +1023,29 @@ fn dora_with(e: &mut Engine, mac: u8, id: &[u8]) -> Ipv4Addr {
     .reply();
     assert_eq!(ack.kind, T::Ack);
     ack.ip
+}
+
+#[test]
+fn one_address_for_a_machines_several_nics_goes_to_whichever_asks() {
+    let mut s = settings();
+    let ip = Ipv4Addr::new(10, 77, 0, 160);
+    s.hosts = vec![Host {
+        mac: [0x52, 0x54, 0, 0, 0, 21],
+        other_macs: vec![[0x52, 0x54, 0, 0, 0, 22]],
+        client_id: None,
+        ignore_client_id: false,
+        ip: Some(ip),
+        hostname: None,
+        lease_secs: None,
+        options: Vec::new(),
+        tags: Vec::new(),
+        not_tags: Vec::new(),
+    }];
+    let mut e = Engine::new(s, Table::default(), base(), NOW);
+    assert_eq!(dora(&mut e, 21), ip);
+    // The wireless NIC asks: it gets the address, the wired one's lease goes.
+    assert_eq!(dora(&mut e, 22), ip);
+    assert_eq!(e.table().bound().filter(|l| l.ip == ip).count(), 1);
+    // Another machine never gets it.
+    assert_ne!(dora(&mut e, 23), ip);
 }
