@@ -328,17 +328,36 @@ fn translate_dnsmasq(
         let value = l.value.as_deref().unwrap_or("");
         ifnames.extend(value.split(',').map(|v| v.trim().to_owned()));
     }
-    let nets: Vec<(String, (std::net::Ipv4Addr, u8))> = ifnames
+    // And every interface of this host, for dnsmasq's defaults (DHCP where a
+    // range is on an interface's network) and listen-address.
+    let mut all: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    all.sort();
+    for n in &ifnames {
+        if !all.contains(n) {
+            all.push(n.clone());
+        }
+    }
+    let found: Vec<(String, rackboot::io::dhcp::Iface)> = all
         .iter()
-        .filter_map(|n| {
-            let i = rackboot::io::dhcp::interface(n).ok()?;
+        .filter_map(|n| Some((n.clone(), rackboot::io::dhcp::interface(n).ok()?)))
+        .collect();
+    let nets: Vec<(String, (std::net::Ipv4Addr, u8))> = found
+        .iter()
+        .map(|(n, i)| {
             let mask = u32::MAX.checked_shl(32 - u32::from(i.prefix)).unwrap_or(0);
-            Some((
+            (
                 n.clone(),
                 (std::net::Ipv4Addr::from(u32::from(i.addr) & mask), i.prefix),
-            ))
+            )
         })
         .collect();
+    let addrs: Vec<(String, std::net::Ipv4Addr)> =
+        found.iter().map(|(n, i)| (n.clone(), i.addr)).collect();
     let iface_net = ifnames
         .first()
         .and_then(|n| nets.iter().find(|(name, _)| name == n).map(|(_, net)| *net));
@@ -351,6 +370,7 @@ fn translate_dnsmasq(
         &dnsmasq::Host {
             iface_net,
             nets,
+            addrs,
             names,
         },
     );

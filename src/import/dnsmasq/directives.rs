@@ -53,7 +53,7 @@ pub(super) fn read_ethers(
 pub(super) fn harmless_why(k: &str) -> &'static str {
     match k {
         "no-ping" => "rackboot does not ping before offering unless dhcp.probe_ms is set",
-        "bind-interfaces" | "bind-dynamic" | "except-interface" | "listen-address" => {
+        "bind-interfaces" | "bind-dynamic" => {
             "rackboot binds its DHCP sockets to the interfaces it answers on"
         }
         "dhcp-lease-max" => "rackboot's pools bound the leases",

@@ -93,6 +93,8 @@ pub struct Host {
     /// Each interface's network, when known (ranges on the others get a
     /// `network`, and their interface tags one).
     pub nets: Vec<(String, (Ipv4Addr, u8))>,
+    /// Each interface's IPv4 address (for `listen-address`).
+    pub addrs: Vec<(String, Ipv4Addr)>,
     /// The host's /etc/hosts (IPv4): where dnsmasq finds a boot server
     /// given by name.
     pub names: Vec<(String, Ipv4Addr)>,
@@ -212,8 +214,6 @@ const HARMLESS: &[&str] = &[
     "no-daemon",
     "bind-interfaces",
     "bind-dynamic",
-    "except-interface",
-    "listen-address",
     "no-ping",
     "dhcp-reply-delay",
     "dhcp-no-override",
@@ -406,6 +406,7 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
         });
     }
     let mut interfaces: Vec<String> = Vec::new();
+    let mut excepted: Vec<String> = Vec::new();
     let mut mode_proxy = false;
     let mut authoritative = false;
     let mut dns_port = true;
@@ -442,6 +443,20 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
             continue;
         }
         match line.key.as_str() {
+            "listen-address" => {
+                // DHCP on the interface that has the address (not loopback).
+                for a in v.split(',').filter_map(|a| a.trim().parse::<Ipv4Addr>().ok()) {
+                    match host.addrs.iter().find(|(_, x)| *x == a) {
+                        Some((name, _)) if !interfaces.contains(name) => interfaces.push(name.clone()),
+                        Some(_) => {}
+                        None if a.is_loopback() => {}
+                        None => note(&mut o, &format!("no interface here has {a}: give --interface"), Severity::Changes),
+                    }
+                }
+            }
+            "except-interface" => {
+                excepted.extend(v.split(',').map(|n| n.trim().to_owned()));
+            }
             "interface" => {
                 for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
                     if name.contains('*') {
@@ -686,6 +701,24 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
             severity: Severity::Harmless,
         });
     }
+    // Without interface= or listen-address=, dnsmasq answers DHCP on every
+    // interface but the excepted ones and loopback, where a range is on its
+    // network: the same interfaces, of this host's.
+    if interfaces.is_empty() {
+        for (name, (n, p)) in &host.nets {
+            let mask = u32::MAX.checked_shl(32 - u32::from(*p)).unwrap_or(0);
+            let on = |ip: Ipv4Addr| u32::from(ip) & mask == u32::from(*n);
+            if name != "lo" && !excepted.contains(name) && ranges.iter().any(|(_, r)| on(r.first)) {
+                interfaces.push(name.clone());
+            }
+        }
+    }
+    interfaces.retain(|i| !excepted.contains(i));
+    let first_net = interfaces.first().and_then(|i| host.net_of(i));
+    let host = &Host {
+        iface_net: first_net.or(host.iface_net),
+        ..host.clone()
+    };
     let iface = interfaces.first().cloned().unwrap_or_default();
     if iface.is_empty() {
         o.notes.push(Note {

@@ -182,3 +182,33 @@ pxe-service=x86PC,Elsewhere,7,nowhere
     assert_eq!(unresolved.len(), 1, "{:?}", out.notes);
     assert_eq!(unresolved[0].at.line, 5);
 }
+
+#[test]
+fn without_interface_lines_dhcp_goes_where_dnsmasq_answers() {
+    let host = Host {
+        nets: vec![
+            ("eth0".into(), (Ipv4Addr::new(10, 0, 0, 0), 24)),
+            ("eth9".into(), (Ipv4Addr::new(10, 1, 0, 0), 24)),
+            ("lo".into(), (Ipv4Addr::new(127, 0, 0, 0), 8)),
+            ("wlan0".into(), (Ipv4Addr::new(192, 168, 1, 0), 24)),
+        ],
+        addrs: vec![("eth9".into(), Ipv4Addr::new(10, 1, 0, 1))],
+        ..Host::default()
+    };
+    let ranges = "dhcp-range=10.0.0.50,10.0.0.150\ndhcp-range=10.1.0.50,10.1.0.150\n";
+    let interfaces = |extra: &str| {
+        let out = translate(&lines(&format!("{extra}{ranges}")), &host);
+        out.toml
+            .lines()
+            .find_map(|l| l.strip_prefix("interface = "))
+            .unwrap_or("")
+            .to_owned()
+    };
+    // Every interface with a range on its network (not wlan0, not lo).
+    assert_eq!(interfaces(""), "[\"eth0\", \"eth9\"]");
+    assert_eq!(interfaces("except-interface=eth9\n"), "\"eth0\"");
+    assert_eq!(
+        interfaces("listen-address=10.1.0.1,127.0.0.1\n"),
+        "\"eth9\""
+    );
+}
