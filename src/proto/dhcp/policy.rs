@@ -302,14 +302,18 @@ pub fn decide_tagged<'r>(
     (decided, tags)
 }
 
+/// Whether a client with `tags` has all of `want` and none of `refuse`:
+/// the one tag filter options, subnets, hosts and PXE menu items share.
+pub fn tags_fit(want: &[String], refuse: &[String], tags: &[&str]) -> bool {
+    want.iter().all(|t| tags.contains(&t.as_str()))
+        && !refuse.iter().any(|t| tags.contains(&t.as_str()))
+}
+
 /// Which of `options` apply to a client with `tags`, by dnsmasq's rule: per
 /// option number, the matching tagged ones if any, else the untagged ones;
 /// of several, the first listed. In list order.
 pub fn tagged_options<'o>(options: &'o [TaggedOption], tags: &[&str]) -> Vec<&'o TaggedOption> {
-    let fits = |o: &TaggedOption| {
-        o.tags.iter().all(|t| tags.contains(&t.as_str()))
-            && !o.not_tags.iter().any(|t| tags.contains(&t.as_str()))
-    };
+    let fits = |o: &TaggedOption| tags_fit(&o.tags, &o.not_tags, tags);
     let tagged = |o: &TaggedOption| !o.tags.is_empty() || !o.not_tags.is_empty();
     let mut out: Vec<&TaggedOption> = Vec::new();
     for o in options {

@@ -6,6 +6,8 @@
 
 use std::net::Ipv4Addr;
 
+use super::policy::tags_fit as fits;
+
 /// Vendor sub-options (PXE 2.1 table 2-1).
 pub mod sub {
     /// Discovery control: bit 0 no broadcast, bit 1 no multicast, bit 3
@@ -101,11 +103,6 @@ impl Prompt {
         out.push(self.timeout);
         out.extend_from_slice(text);
     }
-}
-
-fn fits(want: &[String], refuse: &[String], tags: &[&str]) -> bool {
-    want.iter().all(|t| tags.contains(&t.as_str()))
-        && !refuse.iter().any(|t| tags.contains(&t.as_str()))
 }
 
 impl Item {

@@ -68,8 +68,7 @@ impl Subnet {
 
     /// Whether a client with `tags` may get an address here.
     pub fn serves(&self, tags: &[&str]) -> bool {
-        self.tags.iter().all(|t| tags.contains(&t.as_str()))
-            && !self.not_tags.iter().any(|t| tags.contains(&t.as_str()))
+        super::policy::tags_fit(&self.tags, &self.not_tags, tags)
     }
 
     /// Whether only some clients get addresses here.
@@ -171,8 +170,7 @@ impl Host {
 
     /// Whether a request with `tags` gets it.
     pub fn serves(&self, tags: &[&str]) -> bool {
-        self.tags.iter().all(|t| tags.contains(&t.as_str()))
-            && !self.not_tags.iter().any(|t| tags.contains(&t.as_str()))
+        super::policy::tags_fit(&self.tags, &self.not_tags, tags)
     }
 
     /// Whether this is the host of a client with `mac` and lease key
