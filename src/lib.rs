@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod config;
 pub mod control;
+pub mod fleet;
 pub mod import;
 pub mod io;
 pub mod lease;

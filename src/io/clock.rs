@@ -24,6 +24,17 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The wall clock in unix milliseconds (the fleet view's times).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the fleet view's one wall-clock read, paired with a monotonic one"
+)]
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// The current `Date` header value, cached for the second it names.
 #[derive(Debug)]
 pub struct DateCache {
