@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod admin;
+mod status;
 mod storm;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +44,9 @@ enum Command {
     /// Ask the running server to re-read its configuration and files (as SIGHUP
     /// does); exits non-zero, saying why, when it refuses.
     Reload(ReloadArgs),
+    /// The fleet's boots as the running server sees them: machines by phase, the
+    /// stuck first with their diagnosis; with a MAC, that machine's timeline.
+    Status(status::Args),
 }
 
 #[derive(Debug, clap::Args)]
@@ -210,9 +214,11 @@ impl Args {
         match &self.command {
             Command::Serve(c) | Command::Check(c) => Some(c),
             Command::Leases(l) => Some(&l.common),
-            Command::Storm(_) | Command::Reload(_) | Command::Machines(_) | Command::Import(_) => {
-                None
-            }
+            Command::Storm(_)
+            | Command::Reload(_)
+            | Command::Machines(_)
+            | Command::Import(_)
+            | Command::Status(_) => None,
         }
     }
 
@@ -222,6 +228,7 @@ impl Args {
         match &self.command {
             Command::Reload(r) => Some(reload(r)),
             Command::Machines(m) => Some(admin::machines(m)),
+            Command::Status(s) => Some(status::run(s)),
             Command::Import(c) => Some(import(c)),
             Command::Leases(l) => {
                 let from_file = l.common.dhcp_lease_file.is_some() || l.common.config.is_some();
@@ -468,6 +475,7 @@ pub(crate) fn run(args: Args, config: Config) -> ExitCode {
         Command::Import(ref c) => return import(c),
         Command::Storm(ref s) => return storm::run(s),
         Command::Reload(ref r) => return reload(r),
+        Command::Status(ref s) => return status::run(s),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -105,6 +105,7 @@ impl Tftp {
 pub struct Metrics {
     http: Box<[Http]>,
     tftp: Box<[Tftp]>,
+    fleet: crate::fleet::Sink,
 }
 
 impl Metrics {
@@ -113,7 +114,19 @@ impl Metrics {
         Self {
             http: (0..http).map(|_| Http::default()).collect(),
             tftp: (0..tftp).map(|_| Tftp::default()).collect(),
+            fleet: crate::fleet::Sink::off(),
         }
+    }
+
+    /// With the workers' events going to the fleet view through `sink`.
+    pub fn with_fleet(mut self, sink: crate::fleet::Sink) -> Self {
+        self.fleet = sink;
+        self
+    }
+
+    /// Where the workers send what the fleet view joins.
+    pub fn fleet(&self) -> &crate::fleet::Sink {
+        &self.fleet
     }
 
     /// HTTP worker `id`'s block (a spare one past the count, never read).

@@ -37,15 +37,32 @@ pub fn serve(
         })?),
         None => None,
     };
-    let metrics = Arc::new(bound.metrics());
-    let control = Arc::new(Control::new(
-        config,
-        Arc::clone(&published),
-        rebuild,
-        mailbox.clone(),
-        Arc::clone(&metrics),
-        book,
-    ));
+    let (sink, fleet) = match &config.fleet {
+        Some(f) => {
+            let (sink, view) =
+                crate::fleet::collect::start(f.limits, f.timers, Some(Arc::clone(&published)))
+                    .map_err(|source| io::Error::Poll {
+                        worker: 0,
+                        op: "spawn the fleet view's thread",
+                        source,
+                    })?;
+            book.set_fleet(sink.clone());
+            (sink, Some(view))
+        }
+        None => (crate::fleet::Sink::off(), None),
+    };
+    let metrics = Arc::new(bound.metrics().with_fleet(sink));
+    let control = Arc::new(
+        Control::new(
+            config,
+            Arc::clone(&published),
+            rebuild,
+            mailbox.clone(),
+            Arc::clone(&metrics),
+            book,
+        )
+        .with_fleet(fleet),
+    );
     let admin = crate::admin::bind(&config.admin).map_err(io::Error::Admin)?;
     admin
         .serve(Arc::clone(&control))
@@ -339,7 +356,8 @@ fn run(
         // failing that, on epoll.
         let server = io::dhcp::Server::open(&dhcp, addr.port(), config.http.settings.access_log)
             .map_err(io::Error::Dhcp)?
-            .with_mailbox(mailbox);
+            .with_mailbox(mailbox)
+            .with_fleet(metrics.fleet().clone());
         let server = Arc::new(std::sync::Mutex::new(Some(server)));
         let take = |s: &Arc<std::sync::Mutex<Option<io::dhcp::Server>>>| {
             s.lock()

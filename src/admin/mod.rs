@@ -13,6 +13,11 @@
 //! - `PUT`/`PATCH /api/v1/machines/{mac}` (JSON: hostname, profile, labels,
 //!   vars, netboot) and `DELETE`: checked against the profiles (422), durable
 //!   before the answer;
+//! - `GET /api/v1/boots` (`?state=stuck&phase=nbp&q=TEXT&limit=N&history=1`):
+//!   the fleet view: machines by state and phase, the stuck first with their
+//!   diagnosis; `GET /api/v1/machines/{mac}/boots`: one machine's last boots,
+//!   step by step;
+//! - `GET /`: the fleet page (static; it asks the API itself);
 //! - `GET /metrics`: Prometheus' text format (also alone, without a token, on
 //!   `admin.metrics_listen`).
 //!
@@ -31,6 +36,7 @@ use crate::control::{Control, Refused};
 use crate::machines::Mac;
 
 pub mod client;
+mod page;
 
 /// Where the admin API listens, bound.
 pub struct Listeners {
@@ -228,7 +234,18 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// The largest request body read (a machine's JSON).
 const MAX_BODY: u64 = 1 << 20;
 
+/// What a fleet view that is off answers.
+const FLEET_OFF: &str = "the fleet view is off ([fleet] enabled = false)";
+
 fn answer(control: &Control, mut request: Request, token: Option<&str>) {
+    // The page holds no data (it asks the API, with the token), so it is
+    // served without one.
+    if *request.method() == Method::Get {
+        if let Some(response) = page::static_file(request.url()) {
+            let _ = request.respond(response);
+            return;
+        }
+    }
     let response = if token.is_some_and(|t| !authorized(&request, t)) {
         error(
             401,
@@ -277,6 +294,19 @@ fn machines(
             ),
         };
     }
+    if let Some(mac) = rest.strip_suffix("/boots") {
+        return match (method, Mac::parse(mac)) {
+            (Method::Get, Some(mac)) => match control.fleet() {
+                None => error(409, FLEET_OFF),
+                Some(f) => match f.machine(&mac) {
+                    Some(m) => json(200, &m),
+                    None => error(404, &format!("no boot of {mac} has been seen (since the start, or since it was forgotten)")),
+                },
+            },
+            (Method::Get, None) => error(400, "the path names no MAC: /api/v1/machines/52:54:00:12:34:56/boots"),
+            _ => error(405, "use GET"),
+        };
+    }
     let Some(mac) = Mac::parse(rest) else {
         return error(
             400,
@@ -319,6 +349,13 @@ fn route(
     }
     match (method, path) {
         (Method::Get, "/api/v1/status") => json(200, &control.status()),
+        (Method::Get, "/api/v1/boots") => match control.fleet() {
+            None => error(409, FLEET_OFF),
+            Some(f) => match page::query(url.split_once('?').map_or("", |q| q.1)) {
+                Ok(q) => json(200, &f.summary(&q)),
+                Err(e) => error(400, &e),
+            },
+        },
         (Method::Get, "/api/v1/files") => json(200, &control.files()),
         (Method::Post, "/api/v1/reload") => match control.reload("admin API") {
             Ok(r) => json(200, &r),
@@ -342,12 +379,15 @@ fn route(
                 Err(_) => error(400, "the path names no IPv4 address: DELETE /api/v1/leases/10.0.0.5"),
             }
         }
-        (_, "/api/v1/status" | "/api/v1/files" | "/api/v1/leases") => error(405, "use GET"),
+        (_, "/api/v1/status" | "/api/v1/files" | "/api/v1/leases" | "/api/v1/boots") => {
+            error(405, "use GET")
+        }
         (_, "/api/v1/reload") => error(405, "use POST"),
         _ => error(
             404,
-            "no such endpoint: GET /api/v1/status, /api/v1/files, /api/v1/leases, /api/v1/machines; \
-             POST /api/v1/reload; DELETE /api/v1/leases/{ip}; GET/PUT/PATCH/DELETE /api/v1/machines/{mac}",
+            "no such endpoint: GET /api/v1/status, /api/v1/files, /api/v1/leases, /api/v1/machines, \
+             /api/v1/boots, /api/v1/machines/{mac}/boots; POST /api/v1/reload; \
+             DELETE /api/v1/leases/{ip}; GET/PUT/PATCH/DELETE /api/v1/machines/{mac}; the fleet page at /",
         ),
     }
 }

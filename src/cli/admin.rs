@@ -272,7 +272,7 @@ fn text(v: &Value) -> String {
 }
 
 /// Rows as aligned columns under `head`.
-fn columns(head: &[&str], rows: Vec<Vec<String>>) -> String {
+pub(crate) fn columns(head: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut width: Vec<usize> = head.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (w, c) in width.iter_mut().zip(r) {

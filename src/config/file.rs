@@ -46,6 +46,25 @@ pub struct File {
     /// `[[mount]]`: more directories, served under URL prefixes.
     #[serde(default)]
     pub mount: Vec<Mount>,
+    /// `[fleet]`: the boot timelines.
+    #[serde(default)]
+    pub fleet: Fleet,
+}
+
+/// `[fleet]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fleet {
+    /// Whether timelines are kept (default true).
+    pub enabled: Option<bool>,
+    /// Machines tracked.
+    pub machines: Option<Spanned<i64>>,
+    /// Boots kept per machine.
+    pub boots: Option<Spanned<i64>>,
+    /// Seconds from the kernel to the installer's DHCP before a machine is stuck.
+    pub installer_secs: Option<Spanned<i64>>,
+    /// Seconds from the installer's DHCP to its answers request.
+    pub answers_secs: Option<Spanned<i64>>,
 }
 
 /// `[[mount]]`

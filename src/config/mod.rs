@@ -138,6 +138,17 @@ pub struct Config {
     pub backend: Backend,
     /// The admin API's listeners.
     pub admin: Admin,
+    /// The boot timelines, unless turned off.
+    pub fleet: Option<Fleet>,
+}
+
+/// `[fleet]`: what the boot timelines keep and when a machine is stuck.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fleet {
+    /// How much is kept.
+    pub limits: crate::fleet::Limits,
+    /// The waits.
+    pub timers: crate::fleet::Timers,
 }
 
 /// Where the admin API listens.
@@ -354,6 +365,7 @@ impl Config {
         let tftp = v.tftp(tftp_raw, cli, busy_poll)?;
         let boot = v.boot(&raw, cli, listen)?;
         let admin = v.admin(&raw.admin, cli)?;
+        let fleet = v.fleet(&raw.fleet)?;
         let max_mib = v.opt_int(&raw.store.max_mib, "store.max_mib", 1..=1 << 20, 8192)? as u64;
         let mut mounts = Vec::new();
         for m in &raw.mount {
@@ -418,6 +430,7 @@ impl Config {
             boot,
             backend: cli.backend.or(raw.backend).unwrap_or_default(),
             admin,
+            fleet,
         })
     }
 }
@@ -437,6 +450,38 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
+    /// `[fleet]`: on by default, its sizes and waits in range.
+    fn fleet(&self, raw: &file::Fleet) -> Result<Option<Fleet>, Error> {
+        if raw.enabled == Some(false) {
+            return Ok(None);
+        }
+        let d = crate::fleet::Limits::default();
+        let t = crate::fleet::Timers::default();
+        let machines = self.opt_int(
+            &raw.machines,
+            "fleet.machines",
+            1..=1_000_000,
+            d.machines as i64,
+        )?;
+        let boots = self.opt_int(&raw.boots, "fleet.boots", 1..=64, d.boots as i64)?;
+        let secs = |s: &Option<Spanned<i64>>, key, default: Duration| {
+            self.opt_int(s, key, 10..=86_400, default.as_secs() as i64)
+                .map(|n| Duration::from_secs(n as u64))
+        };
+        Ok(Some(Fleet {
+            limits: crate::fleet::Limits {
+                machines: machines as usize,
+                boots: boots as usize,
+                ..d
+            },
+            timers: crate::fleet::Timers {
+                installer: secs(&raw.installer_secs, "fleet.installer_secs", t.installer)?,
+                answers: secs(&raw.answers_secs, "fleet.answers_secs", t.answers)?,
+                ..t
+            },
+        }))
+    }
+
     /// `[admin]`: the socket (default, named, or "" for none) and TCP with
     /// its token.
     fn admin(&self, raw: &file::Admin, cli: &Overrides) -> Result<Admin, Error> {

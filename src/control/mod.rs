@@ -64,6 +64,8 @@ struct Fixed {
     admin: Admin,
     /// The machines state file, when profiles are served.
     state_file: Option<std::path::PathBuf>,
+    /// `[fleet]`: the collector's sizes and waits are set at start.
+    fleet: Option<crate::config::Fleet>,
 }
 
 impl Fixed {
@@ -83,6 +85,7 @@ impl Fixed {
             }),
             admin: c.admin.clone(),
             state_file: c.boot.as_ref().map(|b| b.state_file.0.clone()),
+            fleet: c.fleet,
         }
     }
 
@@ -102,6 +105,7 @@ impl Fixed {
                 "boot.state_file (or [[profile]] added to a server that started without)",
                 self.state_file != next.state_file,
             ),
+            ("[fleet]", self.fleet != next.fleet),
         ]
         .into_iter()
         .filter(|(_, changed)| *changed)
@@ -184,6 +188,8 @@ pub struct Control {
     started: Instant,
     /// One reload at a time; the counts.
     reloads: Mutex<Counts>,
+    /// The boot timelines, when kept.
+    fleet: Option<Arc<crate::fleet::collect::View>>,
 }
 
 impl std::fmt::Debug for Control {
@@ -215,7 +221,20 @@ impl Control {
             fixed: Fixed::of(config),
             started: crate::io::clock::now(),
             reloads: Mutex::new(Counts::default()),
+            fleet: None,
         }
+    }
+
+    /// With the boot timelines of `view`.
+    #[must_use]
+    pub fn with_fleet(mut self, view: Option<Arc<crate::fleet::collect::View>>) -> Self {
+        self.fleet = view;
+        self
+    }
+
+    /// The boot timelines, when kept.
+    pub fn fleet(&self) -> Option<&crate::fleet::collect::View> {
+        self.fleet.as_deref()
     }
 
     /// Re-reads the configuration and the served files and publishes them;
@@ -396,6 +415,37 @@ impl Control {
             "Bytes in the served generation.",
             status.bytes,
         );
+        if let Some(fleet) = self.fleet() {
+            let summary = fleet.summary(&crate::fleet::view::Query {
+                limit: Some(0),
+                ..Default::default()
+            });
+            crate::metrics::family(
+                &mut out,
+                "rackboot_fleet_machines",
+                "gauge",
+                "Machines whose boots the fleet view follows, by their latest boot's state.",
+            );
+            for (state, n) in &summary.counts.states {
+                out.push_str(&format!(
+                    "rackboot_fleet_machines{{state=\"{state}\"}} {n}\n"
+                ));
+            }
+            sample(
+                &mut out,
+                "rackboot_fleet_forgotten_total",
+                "counter",
+                "Machines the fleet view forgot to stay within fleet.machines.",
+                summary.forgotten,
+            );
+            sample(
+                &mut out,
+                "rackboot_fleet_events_dropped_total",
+                "counter",
+                "Events the workers dropped because the fleet view's queue was full.",
+                summary.dropped_events,
+            );
+        }
         if let Some((netboot, phase)) = self.machine_counts() {
             crate::metrics::family(
                 &mut out,

@@ -35,6 +35,15 @@ pub fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Waits `d`: only the CLI's `--watch` loops do (nothing in the server sleeps).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a command-line watch loop between refreshes, never a worker"
+)]
+pub fn pause(d: std::time::Duration) {
+    std::thread::sleep(d);
+}
+
 /// The current `Date` header value, cached for the second it names.
 #[derive(Debug)]
 pub struct DateCache {

@@ -61,6 +61,9 @@ pub struct Worker {
     published: Arc<Published>,
     snapshot: Arc<Snapshot>,
     config: config::Http,
+    /// Whether responses get access log lines (records are kept for the
+    /// fleet view too).
+    log_access: bool,
     date: DateCache,
     accept_warned_at: Option<Instant>,
     /// After a failed accept (EMFILE, ENFILE, ENOBUFS): when to try again. The
@@ -104,6 +107,9 @@ impl Worker {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(err("register listener"))?;
+        let log_access = config.settings.access_log;
+        let mut config = config;
+        config.settings.access_log |= metrics.fleet().on();
         Ok(Self {
             id,
             poll,
@@ -115,6 +121,7 @@ impl Worker {
             ready: Vec::new(),
             snapshot: published.current(),
             published,
+            log_access,
             config,
             date: DateCache::default(),
             accept_warned_at: None,
@@ -290,7 +297,16 @@ impl Worker {
             while let Some(ev) = slot.conn.poll_event() {
                 match ev {
                     Event::Served(s) => self.metrics.http(self.id).served(&s),
-                    Event::Access(a) => access::http(self.id, slot.peer, &a),
+                    Event::Access(a) => access::http_done(
+                        self.id,
+                        slot.peer,
+                        &a,
+                        self.log_access,
+                        self.metrics.fleet(),
+                    ),
+                    Event::Begun(target) => {
+                        access::http_begun(slot.peer, &target, self.metrics.fleet())
+                    }
                     Event::HalfClose => {
                         let _ = slot.stream.shutdown(Shutdown::Write);
                     }

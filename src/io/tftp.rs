@@ -133,7 +133,9 @@ impl Worker {
             truncated: r.truncated,
         };
         let metrics = self.metrics.tftp(self.id);
-        let Some((id, socket)) = transfer::on_request(&mut self.endpoint, now, d, metrics) else {
+        let sink = self.metrics.fleet();
+        let Some((id, socket)) = transfer::on_request(&mut self.endpoint, now, d, metrics, sink)
+        else {
             return;
         };
         if self.sockets.len() <= id.0 {
@@ -187,7 +189,7 @@ impl Worker {
             }
         }
         while let Some(ended) = self.endpoint.poll_event() {
-            access::tftp_ended(&ended);
+            access::tftp_done(&ended, self.metrics.fleet());
             self.metrics.tftp(self.id).ended(&ended);
             if let Some(mut s) = self.sockets.get_mut(ended.id.0).and_then(Option::take) {
                 let _ = self.poll.registry().deregister(&mut s);

@@ -49,8 +49,10 @@ pub(crate) fn on_request(
     now: Instant,
     d: Datagram<'_>,
     metrics: &crate::metrics::Tftp,
+    sink: &crate::fleet::Sink,
 ) -> Option<(Id, Option<UdpSocket>)> {
     let peer = d.peer;
+    let bytes = d.bytes;
     let admit = match endpoint.handle(now, d) {
         Ok(Handled::Admit(a)) => a,
         Ok(Handled::Delivered(_, Err(e))) => {
@@ -63,7 +65,7 @@ pub(crate) fn on_request(
             return None;
         }
         Err(e) => {
-            access::tftp_refused(peer, &e);
+            access::tftp_refused_from(peer, &e, bytes, sink);
             metrics.refused();
             return None;
         }
@@ -78,10 +80,13 @@ pub(crate) fn on_request(
     match endpoint.open(now, admit, mtu) {
         Ok(id) => {
             metrics.started();
+            if sink.on() {
+                access::tftp_started(peer, endpoint.path_of(id).unwrap_or("-"), sink);
+            }
             Some((id, socket))
         }
         Err(e) => {
-            access::tftp_refused(peer, &e);
+            access::tftp_refused_from(peer, &e, bytes, sink);
             metrics.refused();
             None
         }

@@ -191,6 +191,8 @@ pub struct Book {
     /// Held while a change is written, so changes apply in journal order.
     journal: Mutex<Result<Journal, String>>,
     seen: Mutex<HashMap<Mac, Seen>>,
+    /// Where pages rendered for machines are told to the fleet view.
+    fleet: std::sync::OnceLock<crate::fleet::Sink>,
 }
 
 impl std::fmt::Debug for Book {
@@ -214,6 +216,7 @@ impl Book {
             records: RwLock::default(),
             journal: Mutex::new(Err(why.to_owned())),
             seen: Mutex::default(),
+            fleet: std::sync::OnceLock::new(),
         }
     }
 
@@ -229,6 +232,7 @@ impl Book {
             records: RwLock::new(records),
             journal: Mutex::new(Ok(journal)),
             seen: Mutex::default(),
+            fleet: std::sync::OnceLock::new(),
         })
     }
 
@@ -354,6 +358,45 @@ impl Book {
             .iter()
             .map(|(m, s)| (*m, s.clone()))
             .collect()
+    }
+
+    /// Tells the pages rendered for machines to the fleet view, through
+    /// `sink` (the first one set stays).
+    pub fn set_fleet(&self, sink: crate::fleet::Sink) {
+        let _ = self.fleet.set(sink);
+    }
+
+    /// Tells the fleet view that `kind` was rendered for `mac`, asking from
+    /// `peer`: `body` for scripts (cut to [`crate::fleet::SCRIPT_MAX`]), or
+    /// why its template failed.
+    pub fn rendered(
+        &self,
+        mac: Mac,
+        peer: Option<IpAddr>,
+        kind: crate::fleet::PageKind,
+        body: Option<&str>,
+        error: Option<&str>,
+    ) {
+        let Some(sink) = self.fleet.get() else {
+            return;
+        };
+        sink.send(|| {
+            let body = body.map(|b| {
+                let mut end = b.len().min(crate::fleet::SCRIPT_MAX);
+                while !b.is_char_boundary(end) {
+                    end -= 1;
+                }
+                b[..end].into()
+            });
+            crate::fleet::Event::Page(crate::fleet::Page {
+                at: crate::io::clock::now(),
+                mac,
+                peer: peer.map(|p| p.to_canonical()),
+                kind,
+                body,
+                error: error.map(Into::into),
+            })
+        });
     }
 
     /// Forgets what `mac` was seen doing.

@@ -419,7 +419,7 @@ impl Machine {
         match self.phase {
             Phase::Nbp => Ok(Some(Next::IpxeDhcp)),
             Phase::Script => {
-                let text = String::from_utf8_lossy(body);
+                let text = script::expand(&String::from_utf8_lossy(body), |n| self.setting(n));
                 let plan = script::plan(&text, &self.script_url).map_err(|e| e.to_string())?;
                 if let Some(chain) = plan.chain {
                     return Ok(Some(Next::Script(chain)));
@@ -469,6 +469,30 @@ impl Machine {
         self.phase = phase;
         self.step = step.map_err(|e| (phase, e.to_string()))?;
         Ok(())
+    }
+
+    /// The iPXE setting `name` of this machine, as its iPXE would give it.
+    fn setting(&self, name: &str) -> Option<String> {
+        let [a, b, c, d, e, f] = self.mac;
+        let efi = !matches!(self.identity, Identity::IpxeBios);
+        Some(match name {
+            "mac" => format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}"),
+            "uuid" => {
+                let u = self.uuid.map(|b| format!("{b:02x}")).concat();
+                format!(
+                    "{}-{}-{}-{}-{}",
+                    &u[..8],
+                    &u[8..12],
+                    &u[12..16],
+                    &u[16..20],
+                    &u[20..]
+                )
+            }
+            "buildarch" => if efi { "x86_64" } else { "i386" }.into(),
+            "platform" => if efi { "efi" } else { "pcbios" }.into(),
+            "ip" => self.address?.to_string(),
+            _ => return None,
+        })
     }
 
     /// A DHCP exchange of `identity` from this machine's MAC and UUID.

@@ -64,8 +64,10 @@ pub struct Run {
 pub struct PhaseStats {
     /// The phase name.
     pub phase: &'static str,
-    /// Machines that finished it.
+    /// Times it finished (a chained script finishes twice).
     pub count: u64,
+    /// Machines that finished it at least once.
+    pub machines: u64,
     /// Percentiles and maximum of the time it took, milliseconds.
     pub p50_ms: f64,
     /// 90th percentile.
@@ -165,6 +167,7 @@ fn stats(
     PhaseStats {
         phase,
         count: h.len(),
+        machines: 0,
         p50_ms: ms(p50),
         p90_ms: ms(p90),
         p99_ms: ms(p99),
@@ -182,6 +185,7 @@ fn stats(
 
 #[derive(Default)]
 struct Acc {
+    machines: u64,
     retries: u64,
     failures: u64,
     bytes: u64,
@@ -201,8 +205,12 @@ impl Report {
         for o in outcomes {
             *mix.entry(kind_name(o.identity)).or_default() += 1;
             let mut began = Duration::ZERO;
+            let mut ended = [false; PHASES.len()];
             for e in &o.ended {
                 let k = e.phase as usize;
+                if !std::mem::replace(&mut ended[k], true) {
+                    acc[k].machines += 1;
+                }
                 let _ = hist[k].record(micros(e.at.saturating_sub(began)));
                 let a = &mut acc[k];
                 a.retries += u64::from(e.retries);
@@ -229,12 +237,18 @@ impl Report {
             .filter(|(_, (h, a))| !h.is_empty() || a.failures > 0)
             .map(|(p, (h, a))| {
                 let span = a.first.map_or(Duration::ZERO, |f| a.last.saturating_sub(f));
-                stats(p.name(), h, a.retries, a.failures, a.bytes, span)
+                PhaseStats {
+                    machines: a.machines,
+                    ..stats(p.name(), h, a.retries, a.failures, a.bytes, span)
+                }
             })
             .collect();
         let bytes: u64 = acc.iter().map(|a| a.bytes).sum();
         let retries: u64 = acc.iter().map(|a| a.retries).sum();
-        let total = stats("total", &total, retries, failed, bytes, run.elapsed);
+        let total = PhaseStats {
+            machines: booted,
+            ..stats("total", &total, retries, failed, bytes, run.elapsed)
+        };
         let mut failures: Vec<Failure> = reasons
             .into_iter()
             .map(|((phase, reason), machines)| Failure {

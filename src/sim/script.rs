@@ -84,6 +84,33 @@ fn answers_url(arg: &str) -> Option<&str> {
     .then_some(value)
 }
 
+/// `text` with iPXE's `${name}` and `${name:type}` settings filled in from
+/// `setting` (a name without its `netX/`, `net0/` scope); a setting it does
+/// not know is empty, as in iPXE. Types: `hexhyp` writes a MAC with hyphens,
+/// the others leave the value as it is.
+pub fn expand(text: &str, setting: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let Some(len) = rest[at + 2..].find('}') else {
+            out.push_str(&rest[at..]);
+            return out;
+        };
+        let spec = &rest[at + 2..at + 2 + len];
+        let (name, kind) = spec.split_once(':').unwrap_or((spec, ""));
+        let name = name.rsplit('/').next().unwrap_or(name);
+        let value = setting(name).unwrap_or_default();
+        match kind {
+            "hexhyp" => out.push_str(&value.replace(':', "-")),
+            _ => out.push_str(&value),
+        }
+        rest = &rest[at + 3 + len..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// `reference` resolved against `base` the way iPXE does for the forms boot
 /// scripts use: absolute URLs, host-absolute paths, and paths relative to the
 /// script's directory.
@@ -105,6 +132,22 @@ pub fn resolve(base: &str, reference: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_are_filled_in_as_ipxe_does() {
+        let got = expand(
+            "chain /boot.ipxe?mac=${netX/mac:hexhyp}&uuid=${uuid}&h=${hostname:uristring}&x=${unknown}${",
+            |n| match n {
+                "mac" => Some("52:54:00:12:34:56".into()),
+                "uuid" => Some("u-1".into()),
+                _ => None,
+            },
+        );
+        assert_eq!(
+            got,
+            "chain /boot.ipxe?mac=52-54-00-12-34-56&uuid=u-1&h=&x=${"
+        );
+    }
 
     #[test]
     fn the_built_in_demo_script_names_its_kernel_and_initrd() {

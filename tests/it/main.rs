@@ -13,6 +13,7 @@ mod concurrency;
 mod dhcp;
 mod dnsmasq;
 mod firmware;
+mod fleet;
 mod fuzz_replay;
 mod import;
 mod loopback;

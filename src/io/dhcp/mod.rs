@@ -127,6 +127,8 @@ pub struct Server {
     report_at: Option<Instant>,
     /// What other threads ask of the worker.
     pub(crate) mailbox: Option<Arc<Mailbox>>,
+    /// Where the fleet view's events go.
+    fleet: crate::fleet::Sink,
 }
 
 /// Carries dnsmasq's leases from `from` into the empty journal `j`, durably:
@@ -279,7 +281,15 @@ impl Server {
             reported: 0,
             report_at: None,
             mailbox: None,
+            fleet: crate::fleet::Sink::off(),
         })
+    }
+
+    /// Sends what it answers to the fleet view through `sink`.
+    #[must_use]
+    pub fn with_fleet(mut self, sink: crate::fleet::Sink) -> Self {
+        self.fleet = sink;
+        self
     }
 
     /// Takes commands from `mailbox` (a reload's settings).
@@ -507,7 +517,21 @@ impl Server {
             port: if from_pxe { PXE_PORT } else { SERVER_PORT },
             peer,
         };
-        match self.engine.handle(now, input, out) {
+        let outcome = self.engine.handle(now, input, out);
+        if self.fleet.on() {
+            let reply = match &outcome {
+                Ok(Outcome::Reply(r)) => Ok(&out[..r.len]),
+                Ok(Outcome::Probe(_)) => Err("held for an address probe"),
+                Ok(_) => Err("-"),
+                Err(e) => Err(e.kind()),
+            };
+            if !matches!(reply, Err("-")) {
+                if let Some(e) = crate::fleet::Dhcp::from_wire(now, bytes, reply) {
+                    self.fleet.send(|| crate::fleet::Event::Dhcp(e));
+                }
+            }
+        }
+        match outcome {
             Ok(Outcome::Reply(r)) => {
                 return Some(Pending {
                     reply: r,

@@ -102,6 +102,9 @@ pub struct Worker {
     published: Arc<Published>,
     snapshot: Arc<Snapshot>,
     config: config::Http,
+    /// Whether responses get access log lines (records are kept for the
+    /// fleet view too).
+    log_access: bool,
     body: Body,
     date: DateCache,
     done: Vec<Completion<Tag>>,
@@ -133,6 +136,9 @@ impl Worker {
     ) -> Result<Self, Error> {
         let mut ring = Ring::new(id, 1024)?;
         ring.provide(BUFFERS, BUFFER)?;
+        let log_access = config.settings.access_log;
+        let mut config = config;
+        config.settings.access_log |= metrics.fleet().on();
         Ok(Self {
             id,
             driver: Driver::new(ring),
@@ -147,6 +153,7 @@ impl Worker {
             snapshot: published.current(),
             published,
             body: config.body,
+            log_access,
             config,
             date: DateCache::default(),
             done: Vec::with_capacity(1024),
@@ -410,7 +417,16 @@ impl Worker {
         while let Some(ev) = slot.conn.poll_event() {
             match ev {
                 Event::Served(s) => self.metrics.http(self.id).served(&s),
-                Event::Access(a) => crate::io::access::http(self.id, slot.peer, &a),
+                Event::Access(a) => crate::io::access::http_done(
+                    self.id,
+                    slot.peer,
+                    &a,
+                    self.log_access,
+                    self.metrics.fleet(),
+                ),
+                Event::Begun(target) => {
+                    crate::io::access::http_begun(slot.peer, &target, self.metrics.fleet())
+                }
                 Event::HalfClose => {
                     let _ = slot.stream.shutdown(Shutdown::Write);
                 }

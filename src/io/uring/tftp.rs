@@ -335,7 +335,9 @@ impl Worker {
             truncated: r.truncated,
         };
         let metrics = self.metrics.tftp(self.id);
-        let Some((id, socket)) = transfer::on_request(&mut self.endpoint, now, d, metrics) else {
+        let sink = self.metrics.fleet();
+        let Some((id, socket)) = transfer::on_request(&mut self.endpoint, now, d, metrics, sink)
+        else {
             return Ok(());
         };
         if self.slots.len() <= id.0 {
@@ -377,7 +379,7 @@ impl Worker {
             self.transmit(&out)?;
         }
         while let Some(ended) = self.endpoint.poll_event() {
-            access::tftp_ended(&ended);
+            access::tftp_done(&ended, self.metrics.fleet());
             self.metrics.tftp(self.id).ended(&ended);
             // Its receive is cancelled; its socket closes with the last op that
             // holds it, and its id is free for the next transfer now.

@@ -16,7 +16,7 @@
 //! inventory and once for an unknown machine, when the configuration is loaded:
 //! template mistakes stop `rackboot check` and the start, not a boot.
 
-mod facts;
+pub(crate) mod facts;
 #[cfg(test)]
 mod tests;
 
@@ -482,6 +482,8 @@ impl Profiles {
         match changed {
             Ok(_) => {
                 self.book.saw_phase(&mac, Phase::Done, at);
+                self.book
+                    .rendered(mac, None, crate::fleet::PageKind::Done, None, None);
                 let said = if before == Netboot::Install {
                     "netboot is now local: its next boot is from its disk"
                 } else {
@@ -540,7 +542,11 @@ impl Profiles {
         let Some(profile) = self.choose(&facts, machine) else {
             tracing::info!(%mac, arch = %facts.arch, platform = %facts.platform, "boot: no profile takes this machine");
             return Some(if script {
-                nothing_to_boot(&facts)
+                let page = nothing_to_boot(&facts);
+                let kind = crate::fleet::PageKind::Script;
+                self.book
+                    .rendered(mac, origin.peer, kind, Some(&page.body), None);
+                page
             } else {
                 text(404, "no profile takes this machine")
             });
@@ -579,7 +585,23 @@ impl Profiles {
         if !script && profile.config.is_none() {
             return Some(text(404, "this machine's profile has no config template"));
         }
-        match self.render(profile, what, &facts, machine, server, origin.peer) {
+        let kind = match phase {
+            Phase::Local => crate::fleet::PageKind::Local,
+            Phase::Config => crate::fleet::PageKind::Config,
+            _ => crate::fleet::PageKind::Script,
+        };
+        let rendered = self.render(profile, what, &facts, machine, server, origin.peer);
+        match &rendered {
+            Ok(body) => {
+                let body = script.then_some(body.as_str());
+                self.book.rendered(mac, origin.peer, kind, body, None);
+            }
+            Err(e) => {
+                let e = describe(e);
+                self.book.rendered(mac, origin.peer, kind, None, Some(&e));
+            }
+        }
+        match rendered {
             Ok(body) => {
                 tracing::info!(%mac, profile = %profile.name, page = what, netboot = netboot.name(), "boot: rendered");
                 Some(Page {

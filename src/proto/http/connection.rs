@@ -39,6 +39,9 @@ pub enum Event {
     Served(Served),
     /// A response was fully written: its access log record (when kept).
     Access(Access),
+    /// A response with a body of [`crate::fleet::LONG_BODY`] or more began
+    /// (when records are kept): its request target.
+    Begun(Box<str>),
     /// Shut down the write side: the last response is out, the client reads to EOF.
     HalfClose,
     /// Close the socket and drop the connection.
@@ -329,6 +332,11 @@ impl Connection {
     }
 
     fn start_response(&mut self, now: Instant, plan: Plan, access: Option<Access>) {
+        if let (Some(a), Some((_, _, len))) = (&access, &plan.body) {
+            if *len >= crate::fleet::LONG_BODY {
+                self.events.push_back(Event::Begun(a.target.clone()));
+            }
+        }
         self.out_sent = 0;
         self.body = plan.body;
         self.written = 0;

@@ -120,6 +120,8 @@ pub struct Ended {
     pub windowsize: u16,
     /// Windows sent again.
     pub resent: u32,
+    /// Blocks acknowledged, and blocks in the file.
+    pub blocks: (u64, u64),
     /// From the request to the end.
     pub duration: Duration,
 }
@@ -425,6 +427,11 @@ impl Endpoint {
         }
     }
 
+    /// The path transfer `id` serves.
+    pub fn path_of(&self, id: Id) -> Option<&str> {
+        self.entries.get(id.0)?.as_ref().map(|e| &*e.path)
+    }
+
     fn live_entry(&mut self, id: Id) -> Option<&mut Entry> {
         self.entries.get_mut(id.0)?.as_mut().filter(|e| !e.ended)
     }
@@ -469,6 +476,7 @@ impl Endpoint {
             blksize,
             windowsize,
             resent: entry.transfer.stats().resent,
+            blocks: (entry.transfer.stats().acked, entry.transfer.blocks()),
             duration: now.saturating_duration_since(entry.started),
         });
         if self.by_peer.get(&peer) == Some(&id) {
