@@ -88,3 +88,40 @@ pub(super) fn query(raw: &str) -> Result<Query, String> {
     }
     Ok(q)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_boots_query_is_read_and_its_mistakes_are_named() {
+        let q = query("state=stuck&phase=ipxe-dhcp&q=52%3A54+x&limit=5&history=1").unwrap();
+        assert_eq!(q.state, Some(State::Stuck));
+        assert_eq!(q.phase, Some(Phase::IpxeDhcp));
+        assert_eq!(q.search.as_deref(), Some("52:54 x"));
+        assert_eq!((q.limit, q.history), (Some(5), true));
+        assert!(query("").unwrap().state.is_none());
+        for (bad, says) in [
+            ("state=dead", "stuck, booting or booted"),
+            ("phase=bios", "dhcp, nbp"),
+            ("limit=many", "number of rows"),
+            ("sort=mac", "unknown parameter `sort`"),
+            ("q=%zz", "percent-encoded"),
+        ] {
+            let e = query(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn only_the_page_is_served_without_the_api() {
+        assert!(static_file("/").is_some());
+        assert!(static_file("/fleet?x=1").is_some());
+        assert!(static_file("/api/v1/boots").is_none());
+        // Nothing from elsewhere: the only URL is the SVG namespace.
+        assert!(PAGE.contains("/api/v1/boots"));
+        assert!(!PAGE.contains("https://") && !PAGE.contains(" src="));
+        assert_eq!(PAGE.matches("http://").count(), 1);
+        assert!(PAGE.contains("\"http://www.w3.org/2000/svg\""));
+    }
+}

@@ -245,3 +245,27 @@ fn an_interface_root_is_mounted_for_its_interface_and_mistakes_are_named() {
     .to_string();
     assert!(msg.contains("tftp.interface_root.interface"), "{msg}");
 }
+
+#[test]
+fn the_fleet_view_is_on_by_default_and_its_sizes_are_checked() {
+    let c = parse("").unwrap();
+    let f = c.fleet.unwrap();
+    assert_eq!(f.limits, crate::fleet::Limits::default());
+    assert_eq!(f.timers, crate::fleet::Timers::default());
+    let c = parse("[fleet]\nmachines = 500\nboots = 2\ninstaller_secs = 900\n").unwrap();
+    let f = c.fleet.unwrap();
+    assert_eq!((f.limits.machines, f.limits.boots), (500, 2));
+    assert_eq!(f.timers.installer, std::time::Duration::from_secs(900));
+    assert!(parse("[fleet]\nenabled = false\n").unwrap().fleet.is_none());
+    let msg = parse("[fleet]\nmachines = 0\n").unwrap_err().to_string();
+    assert!(
+        msg.contains("fleet.machines") && msg.contains("from 1 to 1000000"),
+        "{msg}"
+    );
+    let msg = parse("[fleet]\nanswers_secs = 1\n")
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("fleet.answers_secs"), "{msg}");
+    let msg = parse("[fleet]\nmachine = 5\n").unwrap_err().to_string();
+    assert!(msg.contains("machine"), "{msg}");
+}

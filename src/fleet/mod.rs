@@ -216,7 +216,7 @@ pub enum Event {
 }
 
 /// How many events may wait for the collector before new ones are dropped.
-pub const QUEUE: usize = 65_536;
+pub const QUEUE: usize = 16_384;
 
 /// Where workers send events: cheap to clone, never blocks; off, it drops
 /// everything at the cost of a branch.

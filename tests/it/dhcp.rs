@@ -508,13 +508,13 @@ fn a_relayed_client_gets_an_address_in_its_own_subnet_and_option_82_back() {
 }
 
 /// tshark capturing on an interface of a namespace, until read.
-struct Capture {
+pub(crate) struct Capture {
     tshark: Kill,
     pcap: std::path::PathBuf,
 }
 
 impl Capture {
-    fn start(ns: &str, iface: &str, filter: &str, pcap: &std::path::Path) -> Self {
+    pub(crate) fn start(ns: &str, iface: &str, filter: &str, pcap: &std::path::Path) -> Self {
         assert!(
             run("sh", &["-c", "command -v tshark"]).status.success(),
             "tshark is missing: apt-get install tshark"
@@ -549,7 +549,7 @@ impl Capture {
     }
 
     /// Stops the capture; `fields` of every packet `display` matches.
-    fn rows(self, display: &str, fields: &[&str]) -> Vec<Vec<String>> {
+    pub(crate) fn rows(self, display: &str, fields: &[&str]) -> Vec<Vec<String>> {
         // Let the last replies land in the file before tshark goes.
         std::thread::sleep(Duration::from_secs(1));
         drop(self.tshark);

@@ -69,6 +69,8 @@ fn serve(ns: &str, server: &str, dir: &Path, boot: &str, args: &[&str], log: &Pa
         .args(["serve", "--config", config.to_str().unwrap()])
         .arg("--boot-state-file")
         .arg(dir.join("machines.state"))
+        .arg("--admin-socket")
+        .arg(dir.join("admin.sock"))
         .args(args)
         .args(["--http", &format!("{server}:80")])
         .stdin(Stdio::null())
@@ -178,6 +180,8 @@ fn assert_installer_booted(log: &str, console: &str, answers: &str) {
 /// for what the test does next.
 struct Booted {
     log: String,
+    /// The boot's packets (DHCP and HTTP on the bridge), when asked for.
+    capture: Option<crate::dhcp::Capture>,
     ns: String,
     dir: TempDir,
     vm: Kill,
@@ -196,6 +200,7 @@ fn boot_installer(
     mac: &str,
     nic: &str,
     extra: &[&str],
+    capture: bool,
 ) -> Booted {
     let mut net = Net::new(tag);
     let server = "10.81.0.1";
@@ -216,6 +221,15 @@ fn boot_installer(
     let rackboot = serve(&ns, server, &dir.0, "", &args, &log);
     let firmware = firmware(&dir.0);
     let serial = dir.0.join("serial.log");
+    let capture = capture.then(|| {
+        let pcap = dir.0.join("boot.pcap");
+        crate::dhcp::Capture::start(
+            &ns,
+            "br0",
+            "udp port 67 or udp port 68 or tcp port 80",
+            &pcap,
+        )
+    });
     let started = Instant::now();
     let vm = qemu(
         &ns,
@@ -229,6 +243,7 @@ fn boot_installer(
     assert_installer_booted(&log, &console, &answers);
     Booted {
         log,
+        capture,
         ns,
         dir,
         vm,
@@ -264,6 +279,68 @@ fn local_disk(path: &Path) {
 
 const DISK_SAYS: &str = "rackboot-test: booted from the local disk";
 
+/// The fleet view's timeline of `mac`'s boot has every step, in order, each
+/// starting within a second of its first packet in the capture.
+fn timeline_matches_the_capture(booted: &mut Booted, mac: &str) {
+    let packets = booted.capture.take().unwrap().rows(
+        "dhcp.option.dhcp == 1 || http.request",
+        &[
+            "frame.time_epoch",
+            "dhcp.option.vendor_class_id",
+            "http.request.uri",
+        ],
+    );
+    let first = |what: &dyn Fn(&[String]) -> bool| -> f64 {
+        packets
+            .iter()
+            .find(|p| what(p))
+            .and_then(|p| p[0].parse().ok())
+            .unwrap_or_else(|| panic!("no such packet in the capture: {packets:?}"))
+    };
+    let o = Command::new("curl")
+        .args(["-sS", "--unix-socket"])
+        .arg(booted.dir.0.join("admin.sock"))
+        .arg(format!("http://rackboot/api/v1/machines/{mac}/boots"))
+        .output()
+        .unwrap();
+    let t: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
+    let steps: Vec<&serde_json::Value> = t["boots"][0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["ok"] == true)
+        .collect();
+    let mut phases: Vec<&str> = steps.iter().map(|s| s["phase"].as_str().unwrap()).collect();
+    phases.dedup();
+    assert_eq!(
+        phases,
+        [
+            "dhcp",
+            "script",
+            "kernel",
+            "initrd",
+            "installer-dhcp",
+            "answers"
+        ],
+        "{t:#}"
+    );
+    for step in &steps {
+        let what = step["what"].as_str().unwrap();
+        let seen = match step["phase"].as_str().unwrap() {
+            "dhcp" => first(&|p| p[2].is_empty() && p[1] != "d-i"),
+            "installer-dhcp" => first(&|p| p[1] == "d-i"),
+            _ => first(&|p| p[2].starts_with(what)),
+        };
+        let at = step["start_ms"].as_f64().unwrap() / 1000.0;
+        assert!(
+            (at - seen).abs() < 1.0,
+            "{} ({what}) starts at {at:.3} in the timeline, {seen:.3} in the capture: {t:#}",
+            step["phase"]
+        );
+    }
+}
+
 #[test]
 fn seabios_installs_once_then_boots_its_disk() {
     // SeaBIOS runs the virtio NIC's iPXE ROM (ipxe-qemu): iPXE's own DHCP, then
@@ -280,7 +357,8 @@ fn seabios_installs_once_then_boots_its_disk() {
             format!("file={},format=raw,if=ide", dir.join("disk.img").display()),
         ]
     };
-    let booted = boot_installer("qb", firmware, mac, "", &["--once"]);
+    let mut booted = boot_installer("qb", firmware, mac, "", &["--once"], true);
+    timeline_matches_the_capture(&mut booted, mac);
     assert!(
         !booted.log.contains("proto=tftp"),
         "an iPXE ROM needs no TFTP:\n{}",
@@ -348,6 +426,7 @@ fn ovmf_edk2_pxe_tftps_snponly_efi_and_boots_the_installer_to_its_preseed() {
         "52:54:00:81:00:02",
         ",romfile=",
         &[],
+        false,
     )
     .log;
     // The built-in defaults serve iPXE's snponly.efi (found with dpkg), which
@@ -412,6 +491,7 @@ fn ovmf_uefi_http_boot_fetches_ipxe_efi_over_http_and_boots_the_installer() {
         "52:54:00:81:00:03",
         ",romfile=",
         &[],
+        false,
     )
     .log;
     assert!(
