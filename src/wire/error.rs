@@ -28,6 +28,9 @@ pub enum Error {
     /// Two `Content-Length` fields, or one with an invalid value (request smuggling).
     #[error("invalid or repeated Content-Length")]
     BadContentLength,
+    /// An HTTP/1.1 request without a `Host` field, or one with two (RFC 9112 §3.2).
+    #[error("missing or repeated Host")]
+    BadHost,
     /// The request target cannot name a file under the served root.
     #[error("request target rejected: {0}")]
     BadTarget(&'static str),
@@ -65,6 +68,7 @@ impl Error {
             Error::TooManyHeaders { .. } => "too_many_headers",
             Error::TargetTooLong { .. } => "target_too_long",
             Error::BadContentLength => "bad_content_length",
+            Error::BadHost => "bad_host",
             Error::BadTarget(_) => "bad_target",
             Error::Truncated { .. } => "truncated",
             Error::Unterminated(_) => "unterminated",

@@ -21,10 +21,10 @@ fn bad_requests_get_4xx_or_a_clean_close_while_a_download_goes_on() {
     let download =
         std::thread::spawn(move || run("curl", &["-s", "-S", "--limit-rate", "8M", &url]));
 
-    let mut huge_header = b"GET /boot.ipxe HTTP/1.1\r\nX-Big: ".to_vec();
+    let mut huge_header = b"GET /boot.ipxe HTTP/1.1\r\nHost: t\r\nX-Big: ".to_vec();
     huge_header.resize(huge_header.len() + (1 << 20), b'a');
     huge_header.extend_from_slice(b"\r\n\r\n");
-    let mut many_headers = b"GET /boot.ipxe HTTP/1.1\r\n".to_vec();
+    let mut many_headers = b"GET /boot.ipxe HTTP/1.1\r\nHost: t\r\n".to_vec();
     for i in 0..10_000 {
         many_headers.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
     }
@@ -42,29 +42,39 @@ fn bad_requests_get_4xx_or_a_clean_close_while_a_download_goes_on() {
         ("10,000 headers", many_headers, Some(431)),
         (
             "two Content-Length",
-            b"GET /boot.ipxe HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 5\r\n\r\n".to_vec(),
+            b"GET /boot.ipxe HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nContent-Length: 5\r\n\r\n".to_vec(),
             Some(400),
         ),
         (
             "a body on GET",
-            b"GET /boot.ipxe HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello".to_vec(),
+            b"GET /boot.ipxe HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello".to_vec(),
             Some(400),
         ),
         (
             "chunked body on GET",
-            b"GET /boot.ipxe HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+            b"GET /boot.ipxe HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
                 .to_vec(),
             Some(400),
         ),
         (
             "a 10 KB target",
-            format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(10_000)).into_bytes(),
+            format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(10_000)).into_bytes(),
             Some(414),
         ),
         (
             "an unknown method",
-            b"BREW /boot.ipxe HTTP/1.1\r\nConnection: close\r\n\r\n".to_vec(),
+            b"BREW /boot.ipxe HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".to_vec(),
             Some(405),
+        ),
+        (
+            "HTTP/1.1 without Host",
+            b"GET /boot.ipxe HTTP/1.1\r\n\r\n".to_vec(),
+            Some(400),
+        ),
+        (
+            "two Host fields",
+            b"GET /boot.ipxe HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n".to_vec(),
+            Some(400),
         ),
         (
             "HTTP/2 preface",
@@ -122,7 +132,7 @@ fn a_silent_client_is_closed_after_the_head_timeout_config() {
     // An idle keep-alive connection too.
     let (resp, closed) = raw(
         s.addr,
-        b"GET /boot.ipxe HTTP/1.1\r\n\r\n",
+        b"GET /boot.ipxe HTTP/1.1\r\nHost: t\r\n\r\n",
         Duration::from_secs(30),
     );
     assert_eq!(status_of(&resp), Some(200));

@@ -66,7 +66,7 @@ fn head_reports_the_length_and_sends_no_body() {
     // On the wire, the response ends with its head.
     let (resp, closed) = raw(
         s.addr,
-        b"HEAD /efi/ipxe.efi HTTP/1.1\r\nConnection: close\r\n\r\n",
+        b"HEAD /efi/ipxe.efi HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
         Duration::from_secs(10),
     );
     assert!(
@@ -193,7 +193,7 @@ fn no_traversal_form_returns_a_byte_from_outside_the_root() {
     }
     let (resp, _) = raw(
         s.addr,
-        b"GET /a\0b HTTP/1.1\r\n\r\n",
+        b"GET /a\0b HTTP/1.1\r\nHost: t\r\n\r\n",
         Duration::from_secs(10),
     );
     assert_eq!(status_of(&resp), Some(400));

@@ -146,7 +146,7 @@ fn get_sends_the_head_then_names_the_whole_file() {
 #[test]
 fn partial_writes_resume_where_they_stopped() {
     let mut h = Harness::new();
-    h.feed(b"GET /linux HTTP/1.1\r\n\r\n");
+    h.feed(b"GET /linux HTTP/1.1\r\nHost: t\r\n\r\n");
     let w = h.drain(300);
     assert_eq!(w.file, [(0, 300), (300, 300), (600, 300), (900, 100)]);
     assert!(w.text.ends_with("\r\n\r\n"));
@@ -155,7 +155,7 @@ fn partial_writes_resume_where_they_stopped() {
 #[test]
 fn head_sends_headers_and_no_body() {
     let mut h = Harness::new();
-    let w = h.request(b"HEAD /boot.ipxe HTTP/1.1\r\n\r\n");
+    let w = h.request(b"HEAD /boot.ipxe HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(status(&w), 200);
     assert_eq!(header(&w, "Content-Length"), Some("20"));
     assert_eq!(
@@ -168,64 +168,76 @@ fn head_sends_headers_and_no_body() {
 #[test]
 fn a_range_gets_206_with_content_range() {
     let mut h = Harness::new();
-    let w = h.request(b"GET /linux HTTP/1.1\r\nRange: bytes=100-199\r\n\r\n");
+    let w = h.request(b"GET /linux HTTP/1.1\r\nHost: t\r\nRange: bytes=100-199\r\n\r\n");
     assert_eq!(status(&w), 206);
     assert_eq!(header(&w, "Content-Range"), Some("bytes 100-199/1000"));
     assert_eq!(header(&w, "Content-Length"), Some("100"));
     assert_eq!(w.file, [(100, 100)]);
-    let w = h.request(b"GET /linux HTTP/1.1\r\nRange: bytes=-10\r\n\r\n");
+    let w = h.request(b"GET /linux HTTP/1.1\r\nHost: t\r\nRange: bytes=-10\r\n\r\n");
     assert_eq!(header(&w, "Content-Range"), Some("bytes 990-999/1000"));
 }
 
 #[test]
 fn a_range_past_the_end_gets_416_with_the_length() {
     let mut h = Harness::new();
-    let w = h.request(b"GET /linux HTTP/1.1\r\nRange: bytes=1000-\r\n\r\n");
+    let w = h.request(b"GET /linux HTTP/1.1\r\nHost: t\r\nRange: bytes=1000-\r\n\r\n");
     assert_eq!(status(&w), 416);
     assert_eq!(header(&w, "Content-Range"), Some("bytes */1000"));
     assert!(w.file.is_empty());
     // The connection stays usable.
-    assert_eq!(status(&h.request(b"GET /empty HTTP/1.1\r\n\r\n")), 200);
+    assert_eq!(
+        status(&h.request(b"GET /empty HTTP/1.1\r\nHost: t\r\n\r\n")),
+        200
+    );
 }
 
 #[test]
 fn if_range_with_a_stale_validator_sends_the_whole_file() {
     let mut h = Harness::new();
-    let etag = header(&h.request(b"HEAD /linux HTTP/1.1\r\n\r\n"), "ETag")
-        .unwrap()
-        .to_owned();
-    let right = format!("GET /linux HTTP/1.1\r\nRange: bytes=0-9\r\nIf-Range: {etag}\r\n\r\n");
+    let etag = header(
+        &h.request(b"HEAD /linux HTTP/1.1\r\nHost: t\r\n\r\n"),
+        "ETag",
+    )
+    .unwrap()
+    .to_owned();
+    let right =
+        format!("GET /linux HTTP/1.1\r\nHost: t\r\nRange: bytes=0-9\r\nIf-Range: {etag}\r\n\r\n");
     assert_eq!(status(&h.request(right.as_bytes())), 206);
-    let wrong = b"GET /linux HTTP/1.1\r\nRange: bytes=0-9\r\nIf-Range: \"other\"\r\n\r\n";
+    let wrong =
+        b"GET /linux HTTP/1.1\r\nHost: t\r\nRange: bytes=0-9\r\nIf-Range: \"other\"\r\n\r\n";
     let w = h.request(wrong);
     assert_eq!((status(&w), &w.file[..]), (200, &[(0, 1000)][..]));
-    let date = format!("GET /linux HTTP/1.1\r\nRange: bytes=0-9\r\nIf-Range: {MTIME}\r\n\r\n");
+    let date =
+        format!("GET /linux HTTP/1.1\r\nHost: t\r\nRange: bytes=0-9\r\nIf-Range: {MTIME}\r\n\r\n");
     assert_eq!(status(&h.request(date.as_bytes())), 206);
-    let old = b"GET /linux HTTP/1.1\r\nRange: bytes=0-9\r\nIf-Range: Mon, 01 Jan 2024 00:00:00 GMT\r\n\r\n";
+    let old = b"GET /linux HTTP/1.1\r\nHost: t\r\nRange: bytes=0-9\r\nIf-Range: Mon, 01 Jan 2024 00:00:00 GMT\r\n\r\n";
     assert_eq!(status(&h.request(old)), 200);
 }
 
 #[test]
 fn validators_that_match_get_304_without_a_body() {
     let mut h = Harness::new();
-    let etag = header(&h.request(b"HEAD /linux HTTP/1.1\r\n\r\n"), "ETag")
-        .unwrap()
-        .to_owned();
+    let etag = header(
+        &h.request(b"HEAD /linux HTTP/1.1\r\nHost: t\r\n\r\n"),
+        "ETag",
+    )
+    .unwrap()
+    .to_owned();
     for req in [
-        format!("GET /linux HTTP/1.1\r\nIf-None-Match: {etag}\r\n\r\n"),
-        format!("GET /linux HTTP/1.1\r\nIf-None-Match: \"x\", W/{etag}\r\n\r\n"),
-        "GET /linux HTTP/1.1\r\nIf-None-Match: *\r\n\r\n".to_owned(),
-        format!("GET /linux HTTP/1.1\r\nIf-Modified-Since: {MTIME}\r\n\r\n"),
+        format!("GET /linux HTTP/1.1\r\nHost: t\r\nIf-None-Match: {etag}\r\n\r\n"),
+        format!("GET /linux HTTP/1.1\r\nHost: t\r\nIf-None-Match: \"x\", W/{etag}\r\n\r\n"),
+        "GET /linux HTTP/1.1\r\nHost: t\r\nIf-None-Match: *\r\n\r\n".to_owned(),
+        format!("GET /linux HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: {MTIME}\r\n\r\n"),
     ] {
         let w = h.request(req.as_bytes());
         assert_eq!(status(&w), 304, "{req}");
         assert!(w.file.is_empty() && header(&w, "Content-Length").is_none());
     }
-    let stale = b"GET /linux HTTP/1.1\r\nIf-Modified-Since: Mon, 01 Jan 2024 00:00:00 GMT\r\n\r\n";
+    let stale = b"GET /linux HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: Mon, 01 Jan 2024 00:00:00 GMT\r\n\r\n";
     assert_eq!(status(&h.request(stale)), 200);
     // If-None-Match wins over If-Modified-Since (RFC 9110 13.2.2).
     let both = format!(
-        "GET /linux HTTP/1.1\r\nIf-None-Match: \"x\"\r\nIf-Modified-Since: {MTIME}\r\n\r\n"
+        "GET /linux HTTP/1.1\r\nHost: t\r\nIf-None-Match: \"x\"\r\nIf-Modified-Since: {MTIME}\r\n\r\n"
     );
     assert_eq!(status(&h.request(both.as_bytes())), 200);
 }
@@ -234,7 +246,7 @@ fn validators_that_match_get_304_without_a_body() {
 fn pipelined_requests_are_answered_in_order() {
     let mut h = Harness::new();
     h.feed(
-        b"GET /boot.ipxe HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\nHEAD /linux HTTP/1.1\r\n\r\n",
+        b"GET /boot.ipxe HTTP/1.1\r\nHost: t\r\n\r\nGET /nope HTTP/1.1\r\nHost: t\r\n\r\nHEAD /linux HTTP/1.1\r\nHost: t\r\n\r\n",
     );
     let w = h.drain(usize::MAX);
     let statuses: Vec<u16> = w
@@ -261,7 +273,10 @@ fn a_request_split_across_reads_is_assembled() {
         h.conn.poll_timeout(),
         Some(h.now + Settings::default().head_timeout)
     );
-    assert_eq!(status(&h.request(b".ipxe HTTP/1.1\r\n\r\n")), 200);
+    assert_eq!(
+        status(&h.request(b".ipxe HTTP/1.1\r\nHost: t\r\n\r\n")),
+        200
+    );
 }
 
 #[test]
@@ -281,7 +296,7 @@ fn http10_closes_unless_keep_alive_is_asked() {
 fn connection_close_half_closes_then_lingers_until_eof_or_deadline() {
     let mut h = Harness::new();
     let w = h.request(
-        b"GET /boot.ipxe HTTP/1.1\r\nConnection: close\r\n\r\nGET /linux HTTP/1.1\r\n\r\n",
+        b"GET /boot.ipxe HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\nGET /linux HTTP/1.1\r\nHost: t\r\n\r\n",
     );
     assert_eq!(
         w.text.matches("HTTP/1.1 ").count(),
@@ -299,7 +314,7 @@ fn connection_close_half_closes_then_lingers_until_eof_or_deadline() {
 #[test]
 fn other_methods_get_405_with_allow() {
     let mut h = Harness::new();
-    let w = h.request(b"DELETE /linux HTTP/1.1\r\n\r\n");
+    let w = h.request(b"DELETE /linux HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(status(&w), 405);
     assert_eq!(header(&w, "Allow"), Some("GET, HEAD"));
     assert_eq!(
@@ -308,7 +323,7 @@ fn other_methods_get_405_with_allow() {
         "no body, so the connection stays"
     );
     let w = h.request(
-        b"POST /linux HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /empty HTTP/1.1\r\n\r\n",
+        b"POST /linux HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabcGET /empty HTTP/1.1\r\nHost: t\r\n\r\n",
     );
     assert_eq!(status(&w), 405);
     assert_eq!(
@@ -322,12 +337,12 @@ fn other_methods_get_405_with_allow() {
 #[test]
 fn a_body_on_get_gets_400_and_the_connection_closes() {
     let mut h = Harness::new();
-    let w = h.request(b"GET /boot.ipxe HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
+    let w = h.request(b"GET /boot.ipxe HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello");
     assert_eq!(status(&w), 400);
     assert_eq!(w.events.last(), Some(&Event::HalfClose));
     let mut h = Harness::new();
     assert_eq!(
-        status(&h.request(b"GET /boot.ipxe HTTP/1.1\r\nContent-Length: 0\r\n\r\n")),
+        status(&h.request(b"GET /boot.ipxe HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n")),
         200
     );
 }
@@ -336,12 +351,15 @@ fn a_body_on_get_gets_400_and_the_connection_closes() {
 fn framing_errors_answer_and_close() {
     for (req, code) in [
         (
-            &b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"[..],
+            &b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"[..],
             400,
         ),
-        (b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
         (
-            b"GET /linux HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n",
+            400,
+        ),
+        (
+            b"GET /linux HTTP/1.1\r\nHost: t\r\nContent-Length: 999999999\r\n\r\n",
             400,
         ),
         (b"\x00\x01garbage\r\n\r\n", 400),
@@ -357,14 +375,14 @@ fn framing_errors_answer_and_close() {
 #[test]
 fn an_oversized_head_gets_431_and_a_long_target_414() {
     let mut h = Harness::new();
-    let mut req = b"GET / HTTP/1.1\r\n".to_vec();
+    let mut req = b"GET / HTTP/1.1\r\nHost: t\r\n".to_vec();
     while req.len() < 20_000 {
         req.extend_from_slice(b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
     }
     h.feed(&req); // takes what fits the buffer
     assert_eq!(status(&h.drain(usize::MAX)), 431);
     let mut h = Harness::new();
-    let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(5000));
+    let long = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(5000));
     h.feed(long.as_bytes());
     assert_eq!(status(&h.drain(usize::MAX)), 414);
 }
@@ -380,13 +398,22 @@ fn traversal_attempts_never_reach_a_file() {
         "/linux%00",
         "http://h/../linux",
     ] {
-        let w = h.request(format!("GET {t} HTTP/1.1\r\n\r\n").as_bytes());
+        let w = h.request(format!("GET {t} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
         assert_eq!(status(&w), 400, "{t}");
         assert!(w.file.is_empty());
     }
-    assert_eq!(status(&h.request(b"GET /nothing HTTP/1.1\r\n\r\n")), 404);
-    assert_eq!(status(&h.request(b"GET / HTTP/1.1\r\n\r\n")), 404);
-    assert_eq!(status(&h.request(b"GET /./linux HTTP/1.1\r\n\r\n")), 200);
+    assert_eq!(
+        status(&h.request(b"GET /nothing HTTP/1.1\r\nHost: t\r\n\r\n")),
+        404
+    );
+    assert_eq!(
+        status(&h.request(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")),
+        404
+    );
+    assert_eq!(
+        status(&h.request(b"GET /./linux HTTP/1.1\r\nHost: t\r\n\r\n")),
+        200
+    );
 }
 
 #[test]
@@ -403,7 +430,7 @@ fn an_idle_connection_closes_at_its_deadline() {
 #[test]
 fn a_stalled_response_is_abandoned_and_logged_as_aborted() {
     let mut h = Harness::new();
-    h.feed(b"GET /linux HTTP/1.1\r\n\r\n");
+    h.feed(b"GET /linux HTTP/1.1\r\nHost: t\r\n\r\n");
     let ctx = Harness::ctx(&h.snapshot);
     let head_len = h.conn.poll_transmit(h.now, &ctx).unwrap().bytes.len();
     h.conn.sent(h.now, head_len + 10);
@@ -427,7 +454,7 @@ fn a_stalled_response_is_abandoned_and_logged_as_aborted() {
 #[test]
 fn progress_pushes_the_send_deadline_back() {
     let mut h = Harness::new();
-    h.feed(b"GET /linux HTTP/1.1\r\n\r\n");
+    h.feed(b"GET /linux HTTP/1.1\r\nHost: t\r\n\r\n");
     let ctx = Harness::ctx(&h.snapshot);
     let _ = h.conn.poll_transmit(h.now, &ctx);
     h.conn.sent(h.now + 30 * SEC, 10);
@@ -448,7 +475,7 @@ fn a_full_buffer_behind_a_response_stops_reading() {
         ..Settings::default()
     };
     let mut h = Harness::with(settings);
-    h.feed(b"GET /linux HTTP/1.1\r\n\r\n");
+    h.feed(b"GET /linux HTTP/1.1\r\nHost: t\r\n\r\n");
     let ctx = Harness::ctx(&h.snapshot);
     let _ = h.conn.poll_transmit(h.now, &ctx);
     h.feed(&[b'G'; 64]);
@@ -458,7 +485,7 @@ fn a_full_buffer_behind_a_response_stops_reading() {
 #[test]
 fn regression_8_eof_while_sending_a_body_stops_asking_for_reads() {
     let mut h = Harness::new();
-    h.feed(b"GET /linux HTTP/1.1\r\n\r\n");
+    h.feed(b"GET /linux HTTP/1.1\r\nHost: t\r\n\r\n");
     let ctx = Harness::ctx(&h.snapshot);
     let head = h.conn.poll_transmit(h.now, &ctx).unwrap().bytes.len();
     h.conn.sent(h.now, head);
@@ -478,7 +505,7 @@ fn regression_8_eof_while_sending_a_body_stops_asking_for_reads() {
 #[test]
 fn eof_after_a_pipelined_batch_answers_it_then_closes() {
     let mut h = Harness::new();
-    h.feed(b"GET /boot.ipxe HTTP/1.1\r\n\r\nGET /empty HTTP/1.1\r\n\r\n");
+    h.feed(b"GET /boot.ipxe HTTP/1.1\r\nHost: t\r\n\r\nGET /empty HTTP/1.1\r\nHost: t\r\n\r\n");
     h.conn.handle_eof(h.now);
     let w = h.drain(usize::MAX);
     assert_eq!(w.text.matches("HTTP/1.1 200").count(), 2);
@@ -499,4 +526,16 @@ fn unix_epoch_mtime_is_formatted_as_an_http_date() {
         s.get("/a").unwrap().last_modified(),
         "Thu, 01 Jan 1970 00:00:00 GMT"
     );
+}
+
+#[test]
+fn an_http_1_1_request_without_host_gets_400_and_the_connection_closes() {
+    let mut h = Harness::new();
+    let w = h.request(b"GET /linux HTTP/1.1\r\n\r\n");
+    assert_eq!(status(&w), 400);
+    assert_eq!(header(&w, "Connection"), Some("close"));
+    assert!(w.file.is_empty());
+    // HTTP/1.0 names no host and is served.
+    let mut h = Harness::new();
+    assert_eq!(status(&h.request(b"GET /linux HTTP/1.0\r\n\r\n")), 200);
 }

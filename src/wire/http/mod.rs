@@ -156,6 +156,7 @@ pub fn parse<'b>(buf: &'b [u8], limits: &Limits) -> Result<Parse<'b>, Error> {
         host: None,
     };
     let mut ranges = 0usize;
+    let mut hosts = 0usize;
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         let value = trim(h.value);
@@ -185,8 +186,14 @@ pub fn parse<'b>(buf: &'b [u8], limits: &Limits) -> Result<Parse<'b>, Error> {
         } else if name.eq_ignore_ascii_case(b"user-agent") {
             request.user_agent = Some(value);
         } else if name.eq_ignore_ascii_case(b"host") {
+            hosts += 1;
             request.host = Some(value);
         }
+    }
+    // RFC 9112 §3.2: an HTTP/1.1 request names its host once; two Host
+    // fields are refused in any version.
+    if hosts > 1 || (hosts == 0 && version == Version::Http11) {
+        return Err(Error::BadHost);
     }
     if ranges > 1 {
         // Two Range fields are not a valid request; RFC 9110 §14.2 lets us ignore Range.
@@ -336,7 +343,7 @@ mod tests {
         assert_eq!(parse(two, &LIMITS), Err(Error::BadContentLength));
         let bad = b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n";
         assert_eq!(parse(bad, &LIMITS), Err(Error::BadContentLength));
-        let (r, _) = complete(b"GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
+        let (r, _) = complete(b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello");
         assert_eq!(r.content_length, Some(5));
     }
 
@@ -354,8 +361,26 @@ mod tests {
 
     #[test]
     fn two_range_fields_drop_the_range() {
-        let (r, _) = complete(b"GET / HTTP/1.1\r\nRange: bytes=0-1\r\nRange: bytes=2-3\r\n\r\n");
+        let (r, _) =
+            complete(b"GET / HTTP/1.1\r\nHost: t\r\nRange: bytes=0-1\r\nRange: bytes=2-3\r\n\r\n");
         assert_eq!(r.range, None);
+    }
+
+    #[test]
+    fn an_http_1_1_request_names_its_host_once() {
+        for bad in [
+            &b"GET / HTTP/1.1\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            b"GET / HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n",
+        ] {
+            assert_eq!(parse(bad, &LIMITS).err(), Some(Error::BadHost), "{bad:?}");
+        }
+        // HTTP/1.0 needs none; an empty value is a Host (RFC 9112 §3.2).
+        assert!(complete(b"GET / HTTP/1.0\r\n\r\n").0.host.is_none());
+        assert_eq!(
+            complete(b"GET / HTTP/1.1\r\nHost:\r\n\r\n").0.host,
+            Some(&b""[..])
+        );
     }
 
     #[test]
