@@ -629,6 +629,16 @@ impl Engine {
             let offered = self.offers.get(client).map(|x| x.ip);
             match requested {
                 Some(ip) if offered == Some(ip) || held == Some(ip) => ip,
+                // The offer ran out while the client's REQUEST was lost or
+                // late (EDK2 resends it at 4, 12 and 28 s): the address is
+                // still the client's to take if nobody else holds it.
+                Some(ip)
+                    if self.settings.subnets.iter().any(|s| s.in_ranges(ip))
+                        && (self.usable(now, holding(ip), ip, client, mac)
+                            || self.reservation_for(r) == Some(ip)) =>
+                {
+                    ip
+                }
                 _ => return Err(Error::NotOffered),
             }
         } else if ciaddr.is_unspecified() {

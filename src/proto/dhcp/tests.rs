@@ -1049,3 +1049,35 @@ fn one_address_for_a_machines_several_nics_goes_to_whichever_asks() {
     // Another machine never gets it.
     assert_ne!(dora(&mut e, 23), ip);
 }
+
+#[test]
+fn a_request_after_its_offer_ran_out_is_acked_while_the_address_is_free() {
+    let mut e = engine();
+    let offer = send(&mut e, &Msg::new(T::Discover, 1));
+    let ip = offer.reply().ip;
+    // 40 s later (the 30 s offer hold is over), the REQUEST that was lost
+    // on the way comes again.
+    let late = Msg::new(T::Request, 1).requested(ip).server_id(SERVER);
+    e.handle_timeout(at(NOW + 40));
+    let ack = send_at(&mut e, &late.bytes(), 67, NOW + 40);
+    assert_eq!((ack.reply().kind, ack.reply().ip), (T::Ack, ip));
+    // An address another client took meanwhile is refused.
+    let mut e = engine();
+    let ip = send(&mut e, &Msg::new(T::Discover, 1)).reply().ip;
+    e.handle_timeout(at(NOW + 40));
+    let other = Msg::new(T::Discover, 2).requested(ip);
+    assert_eq!(send_at(&mut e, &other.bytes(), 67, NOW + 40).reply().ip, ip);
+    let late = Msg::new(T::Request, 1).requested(ip).server_id(SERVER);
+    assert_eq!(
+        send_at(&mut e, &late.bytes(), 67, NOW + 41).reply().kind,
+        T::Nak
+    );
+    // An address outside every pool is not taken.
+    let far = Msg::new(T::Request, 3)
+        .requested(Ipv4Addr::new(10, 77, 0, 5))
+        .server_id(SERVER);
+    assert_eq!(
+        send_at(&mut e, &far.bytes(), 67, NOW + 41).reply().kind,
+        T::Nak
+    );
+}
