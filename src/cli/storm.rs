@@ -64,6 +64,17 @@ pub(crate) struct Args {
     /// No progress line.
     #[arg(long)]
     quiet: bool,
+    /// Drop P % of the machines' DHCP and TFTP datagrams and frames, and Q % of
+    /// the server's on their way back [default Q: P]; seeded by --seed.
+    #[arg(long, value_name = "P[,Q]")]
+    loss: Option<String>,
+    /// Hold every DHCP and TFTP datagram and frame MS milliseconds each way,
+    /// plus up to JITTER more.
+    #[arg(long, value_name = "MS[,JITTER]")]
+    delay: Option<String>,
+    /// Hold P % of the DHCP and TFTP datagrams and frames back past later ones.
+    #[arg(long, value_name = "P")]
+    reorder: Option<String>,
 }
 
 fn parse_phase(s: &str) -> Result<Phase, String> {
@@ -106,6 +117,11 @@ fn play(args: &Args) -> Result<bool, String> {
     if !(args.ramp.is_finite() && args.ramp >= 0.0) {
         return Err("--ramp must be a number of seconds, 0 or more".into());
     }
+    let model = rackboot::sim::faults::Model::parse(
+        args.loss.as_deref(),
+        args.delay.as_deref(),
+        args.reorder.as_deref(),
+    )?;
     let seed = args.seed.unwrap_or_else(clock_seed);
     let specs = fleet(
         args.machines,
@@ -126,6 +142,9 @@ fn play(args: &Args) -> Result<bool, String> {
             "storm: {} machines against {target}, seed {seed} (replay with --seed {seed})",
             args.machines
         );
+        if !model.is_none() {
+            eprintln!("storm: faults: {}", model.describe());
+        }
     }
     let settings = storm::Settings {
         fleet: specs,
@@ -139,6 +158,7 @@ fn play(args: &Args) -> Result<bool, String> {
             (_, None) => 2,
             (_, Some(_)) => 1,
         },
+        faults: rackboot::sim::faults::Faults::new(model, seed),
     };
     let self_mode = args.interface.is_none();
     let cpu_before = storm::process_cpu();
@@ -161,7 +181,12 @@ fn play(args: &Args) -> Result<bool, String> {
         storm_cpu: done.cpu,
         server_cpu,
     };
-    let report = Report::new(&run, &done.outcomes);
+    let mut report = Report::new(&run, &done.outcomes);
+    report.faults = rackboot::sim::report::Faults {
+        model: model.describe(),
+        dropped_out: done.dropped.0,
+        dropped_in: done.dropped.1,
+    };
     print!("{}", report.table());
     if let Some(path) = &args.json {
         std::fs::write(path, report.json())

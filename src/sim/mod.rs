@@ -10,6 +10,7 @@
 )]
 
 pub mod dhcp;
+pub mod faults;
 pub mod fleet;
 pub mod http;
 pub mod machine;

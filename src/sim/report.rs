@@ -95,6 +95,28 @@ pub struct Failure {
     pub reason: String,
     /// How many.
     pub machines: u64,
+    /// Whether their firmware gave up by its own timers (no answer after its
+    /// retries), rather than failing on something it was answered.
+    pub gave_up: bool,
+}
+
+/// Reasons a firmware gives when its own retries ran out.
+const GAVE_UP: [&str; 4] = [
+    "no OFFER to the DISCOVER",
+    "no ACK to the REQUEST",
+    "no answer to the read request",
+    "the server stopped sending",
+];
+
+/// The faults the storm put on its own packets.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Faults {
+    /// The model, in words (`none` without one).
+    pub model: String,
+    /// The machines' datagrams and frames dropped.
+    pub dropped_out: u64,
+    /// The server's dropped on their way to the machines.
+    pub dropped_in: u64,
 }
 
 /// CPU seconds used.
@@ -139,6 +161,10 @@ pub struct Report {
     pub total: PhaseStats,
     /// Failures grouped by phase and reason, most frequent first.
     pub failures: Vec<Failure>,
+    /// Machines whose firmware gave up by its own timers.
+    pub failed_by_timers: u64,
+    /// The fault model and what it dropped.
+    pub faults: Faults,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -255,8 +281,14 @@ impl Report {
                 phase: phase.name(),
                 reason: reason.to_owned(),
                 machines,
+                gave_up: GAVE_UP.contains(&reason),
             })
             .collect();
+        let failed_by_timers = failures
+            .iter()
+            .filter(|f| f.gave_up)
+            .map(|f| f.machines)
+            .sum();
         failures.sort_by_key(|f| std::cmp::Reverse(f.machines));
         let secs = run.elapsed.as_secs_f64();
         Report {
@@ -282,6 +314,11 @@ impl Report {
             phases,
             total,
             failures,
+            failed_by_timers,
+            faults: Faults {
+                model: "none".into(),
+                ..Faults::default()
+            },
         }
     }
 
@@ -347,11 +384,31 @@ impl Report {
             self.throughput_bps / 1e6,
             self.cpu.storm_s
         );
-        for f in &self.failures {
+        if self.faults.model != "none" {
             let _ = writeln!(
                 out,
-                "FAILED {} machines in {}: {}",
+                "faults: {}; dropped {} of the machines' packets, {} of the server's",
+                self.faults.model, self.faults.dropped_out, self.faults.dropped_in
+            );
+        }
+        for f in &self.failures {
+            let why = if f.gave_up {
+                " (its firmware gave up by its own timers)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "FAILED {} machines in {}: {}{why}",
                 f.machines, f.phase, f.reason
+            );
+        }
+        if self.failed > 0 {
+            let _ = writeln!(
+                out,
+                "failed: {} whose firmware gave up by its own timers, {} otherwise",
+                self.failed_by_timers,
+                self.failed - self.failed_by_timers
             );
         }
         out
@@ -479,9 +536,18 @@ mod tests {
             [Failure {
                 phase: "nbp",
                 reason: "no answer from the TFTP server".into(),
-                machines: 1
+                machines: 1,
+                gave_up: false,
             }]
         );
+        assert_eq!(r.failed_by_timers, 0);
+        let mut o = outcomes();
+        o[0].failure = Some((Phase::Dhcp, "no OFFER to the DISCOVER".into()));
+        let r = Report::new(&run(), &o);
+        assert_eq!(r.failed_by_timers, 1);
+        assert!(r
+            .table()
+            .contains("1 whose firmware gave up by its own timers"));
     }
 
     #[test]

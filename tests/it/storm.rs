@@ -313,3 +313,103 @@ fn fifty_machines_boot_against_dnsmasq_and_nginx() {
         leases.lines().filter_map(|l| l.split(' ').nth(1)).collect();
     assert_eq!(macs.len(), 50, "{leases}");
 }
+
+/// What a storm under loss must show: every machine booted unless its
+/// firmware gave up by its own timers (and the report says which), the fault
+/// model stated, and packets dropped both ways.
+fn assert_only_timers_failed(out: &Output, r: &Value, machines: u64, loss: &str) {
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(n(&r["booted"]) + n(&r["failed"]), machines, "{table}");
+    assert_eq!(r["failed"], r["failed_by_timers"], "{table}");
+    assert!(n(&r["booted"]) > 0, "{table}");
+    assert_eq!(
+        out.status.code(),
+        Some(if n(&r["failed"]) == 0 { 0 } else { 1 })
+    );
+    let model = r["faults"]["model"].as_str().unwrap();
+    assert!(
+        model.contains(&format!("{loss}.0 % of the machines'")),
+        "{model}"
+    );
+    assert!(
+        n(&r["faults"]["dropped_out"]) > 0 && n(&r["faults"]["dropped_in"]) > 0,
+        "{table}"
+    );
+    assert!(table.contains("faults: "), "{table}");
+}
+
+#[test]
+fn under_10_and_30_percent_loss_only_firmware_that_gives_up_fails() {
+    let _turn = crate::support::heavy();
+    // In-process: two storms at once (they wait on firmware timers, not the
+    // CPU). At 10 %, the default mix up to its NBP (EDK2's TFTP included); at
+    // 30 %, iPXE ROMs through their whole boot (TFTP at 30 % takes EDK2
+    // minutes per NBP, and HTTP is TCP's).
+    let runs: Vec<_> = [
+        ("10", &["--until", "nbp"][..]),
+        ("30", &["--mix", "ipxe-bios=1"][..]),
+    ]
+    .into_iter()
+    .map(|(loss, extra)| {
+        std::thread::spawn(move || {
+            let args = ["--machines", "60", "--seed", "9", "--quiet", "--loss", loss];
+            let (out, r) = storm(None, &[&args[..], extra].concat());
+            (loss, out, r)
+        })
+    })
+    .collect();
+    // Against `rackboot serve` over a veth: the same faults on raw frames.
+    let mut net = Net::new("sl");
+    let (srv, cli) = (net.ns("s"), net.ns("c"));
+    Net::veth(
+        &srv,
+        "eth0",
+        Some("10.82.0.1/24"),
+        &cli,
+        "eth0",
+        Some("10.82.0.2/24"),
+    );
+    crate::ns::sh(&format!(
+        "ip -n {cli} route add local 10.82.0.128/25 dev eth0"
+    ));
+    let dir = TempDir::new("storm-loss");
+    let www = dir.0.join("www");
+    netboot_tree(&www, "10.82.0.1");
+    let _server = crate::support::Server::start_in(
+        Some(&srv),
+        "10.82.0.1",
+        &www,
+        &[
+            "--interface",
+            "eth0",
+            "--dhcp-range",
+            "10.82.0.130,10.82.0.250,600",
+            "--dhcp-lease-file",
+            dir.0.join("leases").to_str().unwrap(),
+            "--tftp",
+            "10.82.0.1:69",
+            "--no-access-log",
+        ],
+    );
+    let (out, r) = storm(
+        Some(&cli),
+        &[
+            "--interface",
+            "eth0",
+            "--machines",
+            "40",
+            "--seed",
+            "4",
+            "--until",
+            "ipxe-dhcp",
+            "--loss",
+            "10",
+            "--quiet",
+        ],
+    );
+    assert_only_timers_failed(&out, &r, 40, "10");
+    for h in runs {
+        let (loss, out, r) = h.join().unwrap();
+        assert_only_timers_failed(&out, &r, 60, loss);
+    }
+}

@@ -22,6 +22,7 @@ mod net;
 mod sys;
 
 use crate::proto::dhcp::{Engine, Input, Outcome as DhcpOutcome};
+use crate::sim::faults::{Fate, Faults, Way};
 use crate::sim::fleet::Spec;
 use crate::sim::machine::{Event, Machine, Phase, Send};
 use crate::sim::report::{Outcome, PHASES};
@@ -63,6 +64,8 @@ pub struct Settings {
     /// Open files the process may need per machine (a socket each in the
     /// storm; two when the server runs in the same process).
     pub files_per_machine: usize,
+    /// What happens to the machines' datagrams and frames on the way.
+    pub faults: Faults,
 }
 
 /// What the storm saw.
@@ -77,6 +80,91 @@ pub struct Done {
     /// Whether TFTP and HTTP left from each machine's leased address (else
     /// from the host's own).
     pub from_leases: bool,
+    /// Datagrams and frames the fault model dropped: the machines', the server's.
+    pub dropped: (u64, u64),
+}
+
+/// A packet the fault model holds back.
+#[derive(Debug)]
+enum Held {
+    /// Machine `k`'s DHCP message.
+    DhcpOut(usize, Vec<u8>),
+    /// Machine `k`'s TFTP datagram to an address.
+    TftpOut(usize, SocketAddr, Vec<u8>),
+    /// A DHCP message for machine `k`.
+    DhcpIn(usize, Vec<u8>),
+    /// A TFTP datagram for machine `k` from the server's port.
+    TftpIn(usize, u16, Vec<u8>),
+}
+
+/// Packets held back, due at their instants (a sequence number keeps
+/// packets due together in the order they were held).
+#[derive(Debug, Default)]
+struct Hold {
+    due: BinaryHeap<Reverse<(Instant, u64)>>,
+    packets: HashMap<u64, Held>,
+    seq: u64,
+}
+
+impl Hold {
+    fn put(&mut self, at: Instant, p: Held) {
+        self.seq += 1;
+        self.due.push(Reverse((at, self.seq)));
+        self.packets.insert(self.seq, p);
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.due.peek().map(|r| r.0 .0)
+    }
+
+    fn take_due(&mut self, now: Instant) -> Option<Held> {
+        let &Reverse((at, id)) = self.due.peek()?;
+        if at > now {
+            return None;
+        }
+        self.due.pop();
+        self.packets.remove(&id)
+    }
+}
+
+/// Machine `m`'s DHCP message `bytes` reaches the server: an engine's
+/// answer comes back through the fault model; a link's goes out as a frame.
+#[allow(clippy::too_many_arguments)]
+fn dhcp_out(
+    dhcp: &mut Dhcp,
+    faults: &mut Faults,
+    hold: &mut Hold,
+    rx: &mut [u8],
+    frame: &mut Vec<u8>,
+    m: &mut Machine,
+    k: usize,
+    mac: [u8; 6],
+    now: Instant,
+    bytes: &[u8],
+) {
+    match dhcp {
+        Dhcp::Engine { engine, server } => {
+            let input = Input {
+                bytes,
+                server: *server,
+                port: 67,
+                peer: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+            };
+            engine.handle_timeout(now);
+            if let Ok(DhcpOutcome::Reply(r)) = engine.handle(now, input, rx) {
+                match faults.fate(Way::In, now) {
+                    Fate::Pass => m.handle_dhcp(now, &rx[..r.len]),
+                    Fate::Hold(at) => hold.put(at, Held::DhcpIn(k, rx[..r.len].to_vec())),
+                    Fate::Drop => {}
+                }
+            }
+        }
+        Dhcp::Raw(link) => {
+            // A frame the queue refused is lost on the wire, as on
+            // a busy link; the client's retransmission covers it.
+            let _ = link.send_dhcp(mac, bytes, frame);
+        }
+    }
 }
 
 const RAW: Token = Token(usize::MAX);
@@ -112,6 +200,8 @@ struct Driver {
     outcomes: Vec<Option<Outcome>>,
     macs: HashMap<[u8; 6], usize>,
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// What the fault model holds back.
+    hold: Hold,
     /// Connections left readable after their turn.
     ready: Vec<usize>,
     /// TFTP and HTTP leave from the host's own address: the leased ones are
@@ -129,7 +219,24 @@ struct Driver {
 /// # Errors
 /// The poller could not be created, or the raw link failed.
 pub fn run(settings: Settings, dhcp: Dhcp) -> Result<Done, String> {
-    raise_fd_limit(settings.fleet.len() * settings.files_per_machine + 64);
+    /// Descriptors the process holds besides the machines' (poller, link,
+    /// listeners, the in-process server's own).
+    const SPARE: usize = 256;
+    let per = settings.files_per_machine.max(1);
+    let (limit, bound) = raise_fd_limit(settings.fleet.len() * per + SPARE);
+    if let Some(why) = bound {
+        let at_once = limit.saturating_sub(SPARE) / per;
+        let together = settings.fleet.iter().filter(|s| s.start.is_zero()).count();
+        let msg = format!(
+            "this storm can hold {at_once} machines' sockets at once ({per} each), bounded by {why}"
+        );
+        if together > at_once {
+            return Err(format!(
+                "{msg}; {together} machines power on together: play at most {at_once}, or spread them (--ramp)"
+            ));
+        }
+        eprintln!("storm: {msg}; machines past it fail with 'Too many open files'");
+    }
     let poll = Poll::new().map_err(|e| format!("create the poller: {e}"))?;
     if let Dhcp::Raw(link) = &dhcp {
         poll.registry()
@@ -152,6 +259,7 @@ pub fn run(settings: Settings, dhcp: Dhcp) -> Result<Done, String> {
         outcomes: (0..n).map(|_| None).collect(),
         macs,
         timers: BinaryHeap::new(),
+        hold: Hold::default(),
         ready: Vec::new(),
         own_address: false,
         started: clock::now(),
@@ -178,6 +286,7 @@ pub fn run(settings: Settings, dhcp: Dhcp) -> Result<Done, String> {
         .collect();
     Ok(Done {
         outcomes,
+        dropped: d.settings.faults.dropped,
         from_leases: !d.own_address,
         elapsed,
         cpu: thread_cpu().saturating_sub(cpu0),
@@ -213,6 +322,7 @@ impl Driver {
                 slot.m.handle_timeout(now);
                 self.pump(now, k);
             }
+            self.release(now);
             if now >= next_sweep {
                 self.sweep(now);
                 next_sweep = now + SWEEP;
@@ -231,6 +341,9 @@ impl Driver {
             }
             let mut wake = next_sweep;
             if let Some(&Reverse((at, _))) = self.timers.peek() {
+                wake = wake.min(at);
+            }
+            if let Some(at) = self.hold.next_due() {
                 wake = wake.min(at);
             }
             if let Some(s) = self.settings.fleet.get(next_start) {
@@ -300,28 +413,23 @@ impl Driver {
         }
         while let Some(send) = slot.m.poll_transmit(now, &mut self.out) {
             match send {
-                Send::Dhcp { len } => match &mut self.dhcp {
-                    Dhcp::Engine { engine, server } => {
-                        let input = Input {
-                            bytes: &self.out[..len],
-                            server: *server,
-                            port: 67,
-                            peer: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
-                        };
-                        engine.handle_timeout(now);
-                        if let Ok(DhcpOutcome::Reply(r)) = engine.handle(now, input, &mut self.rx) {
-                            slot.m.handle_dhcp(now, &self.rx[..r.len]);
-                        }
-                    }
-                    Dhcp::Raw(link) => {
-                        // A frame the queue refused is lost on the wire, as on
-                        // a busy link; the client's retransmission covers it.
-                        let _ = link.send_dhcp(
-                            self.settings.fleet[k].mac,
-                            &self.out[..len],
-                            &mut self.frame,
-                        );
-                    }
+                Send::Dhcp { len } => match self.settings.faults.fate(Way::Out, now) {
+                    Fate::Drop => {}
+                    Fate::Hold(at) => self
+                        .hold
+                        .put(at, Held::DhcpOut(k, self.out[..len].to_vec())),
+                    Fate::Pass => dhcp_out(
+                        &mut self.dhcp,
+                        &mut self.settings.faults,
+                        &mut self.hold,
+                        &mut self.rx,
+                        &mut self.frame,
+                        &mut slot.m,
+                        k,
+                        self.settings.fleet[k].mac,
+                        now,
+                        &self.out[..len],
+                    ),
                 },
                 Send::Tftp { server, to, len } => {
                     let port = match to {
@@ -349,8 +457,15 @@ impl Driver {
                         }
                     }
                     if let Some((sock, _)) = &slot.tftp {
-                        // A datagram the kernel refused is a lost datagram.
-                        let _ = sock.send_to(&self.out[..len], dest);
+                        match self.settings.faults.fate(Way::Out, now) {
+                            // A datagram the kernel refused is a lost datagram.
+                            Fate::Pass => drop(sock.send_to(&self.out[..len], dest)),
+                            Fate::Hold(at) => {
+                                self.hold
+                                    .put(at, Held::TftpOut(k, dest, self.out[..len].to_vec()));
+                            }
+                            Fate::Drop => {}
+                        }
                     }
                 }
                 Send::Http { target, len } => {
@@ -462,7 +577,11 @@ impl Driver {
                 continue;
             };
             if let Some(slot) = self.slots[k].as_mut() {
-                slot.m.handle_dhcp(now, payload);
+                match self.settings.faults.fate(Way::In, now) {
+                    Fate::Pass => slot.m.handle_dhcp(now, payload),
+                    Fate::Hold(at) => self.hold.put(at, Held::DhcpIn(k, payload.to_vec())),
+                    Fate::Drop => {}
+                }
                 self.pump(now, k);
             }
         }
@@ -478,7 +597,14 @@ impl Driver {
         loop {
             match sock.recv_from(&mut self.rx) {
                 Ok((n, SocketAddr::V4(from))) if from.ip() == server => {
-                    slot.m.handle_tftp(now, from.port(), &self.rx[..n]);
+                    match self.settings.faults.fate(Way::In, now) {
+                        Fate::Pass => slot.m.handle_tftp(now, from.port(), &self.rx[..n]),
+                        Fate::Hold(at) => {
+                            let p = Held::TftpIn(k, from.port(), self.rx[..n].to_vec());
+                            self.hold.put(at, p);
+                        }
+                        Fate::Drop => {}
+                    }
                 }
                 Ok(_) => {}
                 Err(_) => return,
@@ -539,6 +665,48 @@ impl Driver {
         // Still readable: come back after the other machines had their turn
         // (readiness is edge-triggered, so no new event would come).
         self.ready.push(k);
+    }
+
+    /// Delivers the held packets now due.
+    fn release(&mut self, now: Instant) {
+        while let Some(p) = self.hold.take_due(now) {
+            let k = match &p {
+                Held::DhcpOut(k, _)
+                | Held::TftpOut(k, ..)
+                | Held::DhcpIn(k, _)
+                | Held::TftpIn(k, ..) => *k,
+            };
+            // A machine that ended meanwhile gets nothing.
+            let Some(slot) = self.slots[k].as_mut() else {
+                continue;
+            };
+            match p {
+                Held::DhcpOut(_, bytes) => dhcp_out(
+                    &mut self.dhcp,
+                    &mut self.settings.faults,
+                    &mut self.hold,
+                    &mut self.rx,
+                    &mut self.frame,
+                    &mut slot.m,
+                    k,
+                    self.settings.fleet[k].mac,
+                    now,
+                    &bytes,
+                ),
+                Held::TftpOut(_, dest, bytes) => {
+                    if let Some((sock, _)) = &slot.tftp {
+                        let _ = sock.send_to(&bytes, dest);
+                    }
+                }
+                Held::DhcpIn(_, bytes) => slot.m.handle_dhcp(now, &bytes),
+                Held::TftpIn(_, port, bytes) => {
+                    if slot.m.is_on_tftp() {
+                        slot.m.handle_tftp(now, port, &bytes);
+                    }
+                }
+            }
+            self.pump(now, k);
+        }
     }
 
     /// Times out silent HTTP exchanges and machines past the deadline.
