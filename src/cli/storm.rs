@@ -155,7 +155,10 @@ fn play(args: &Args) -> Result<bool, String> {
         progress: !args.quiet,
         files_per_machine: match (args.until, &args.interface) {
             (Phase::Dhcp, _) => 0,
-            (_, None) => 2,
+            // The machine's socket and the in-process server's, and the
+            // server's socket of EDK2's size probe, which may not be closed
+            // yet when its download begins.
+            (_, None) => 3,
             (_, Some(_)) => 1,
         },
         faults: rackboot::sim::faults::Faults::new(model, seed),

@@ -67,10 +67,14 @@ pub(super) fn raise_fd_limit(want: usize) -> (usize, Option<String>) {
     }
     let bound = (lim.rlim_cur < want).then(|| {
         if nr_open.is_some_and(|n| lim.rlim_cur >= n) {
-            format!("the kernel's fs.nr_open ({}); raise it with sysctl", lim.rlim_cur)
+            format!(
+                "the kernel's fs.nr_open ({}); raise it with sysctl",
+                lim.rlim_cur
+            )
         } else {
             format!(
-                "the open-file limit ({}, hard {}); run as root, or raise it (ulimit -Hn, LimitNOFILE=)",
+                "the open-file limit ({}, hard {}): raising the hard limit needs root with \
+                 CAP_SYS_RESOURCE (or ulimit -Hn, LimitNOFILE= before the start)",
                 lim.rlim_cur, lim.rlim_max
             )
         }
