@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod admin;
+mod package;
 mod status;
 mod storm;
 
@@ -15,7 +16,7 @@ use rackboot::store::{self, Snapshot};
 
 /// rackboot: a network boot server that serves boot files from memory.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version = env!("RACKBOOT_VERSION"), about, long_about = None)]
 pub(crate) struct Args {
     #[command(subcommand)]
     command: Command,
@@ -47,6 +48,12 @@ enum Command {
     /// The fleet's boots as the running server sees them: machines by phase, the
     /// stuck first with their diagnosis; with a MAC, that machine's timeline.
     Status(status::Args),
+    /// Write the man pages and shell completions into DIR (for packaging).
+    #[command(hide = true)]
+    PackageFiles {
+        /// Where.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -218,7 +225,8 @@ impl Args {
             | Command::Reload(_)
             | Command::Machines(_)
             | Command::Import(_)
-            | Command::Status(_) => None,
+            | Command::Status(_)
+            | Command::PackageFiles { .. } => None,
         }
     }
 
@@ -229,6 +237,7 @@ impl Args {
             Command::Reload(r) => Some(reload(r)),
             Command::Machines(m) => Some(admin::machines(m)),
             Command::Status(s) => Some(status::run(s)),
+            Command::PackageFiles { dir } => Some(package::run(dir)),
             Command::Import(c) => Some(import(c)),
             Command::Leases(l) => {
                 let from_file = l.common.dhcp_lease_file.is_some() || l.common.config.is_some();
@@ -476,6 +485,7 @@ pub(crate) fn run(args: Args, config: Config) -> ExitCode {
         Command::Storm(ref s) => return storm::run(s),
         Command::Reload(ref r) => return reload(r),
         Command::Status(ref s) => return status::run(s),
+        Command::PackageFiles { ref dir } => return package::run(dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

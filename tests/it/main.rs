@@ -21,6 +21,7 @@ mod machines;
 mod metrics;
 mod netns;
 mod ns;
+mod package;
 mod profiles;
 mod reload;
 mod storm;
