@@ -27,6 +27,13 @@ pub fn serve(
     watch: Vec<crate::watch::Watch>,
 ) -> Result<(), io::Error> {
     let bound = bind(config)?;
+    // Once each thread has its sockets, it keeps only what a reload needs:
+    // page-locking a new generation's files.
+    crate::io::caps::set_kept(if config.store.mlock {
+        &[crate::io::caps::CAP_IPC_LOCK]
+    } else {
+        &[]
+    });
     let book = open_book(config).map_err(io::Error::Admin)?;
     let published = publish(config, snapshot, &book).map_err(io::Error::Admin)?;
     let mailbox = match &config.dhcp {
@@ -37,6 +44,35 @@ pub fn serve(
         })?),
         None => None,
     };
+    // The DHCP worker's sockets (port 67, raw frames, probes) open here, on
+    // the main thread, before any thread starts.
+    let dhcp = match &config.dhcp {
+        Some(d) => {
+            let d = io::dhcp::prepare(d, &published.current());
+            let port = bound.http_addr().unwrap_or(config.http.listen).port();
+            let server = io::dhcp::Server::open(&d, port, config.http.settings.access_log)
+                .map_err(io::Error::Dhcp)?
+                .with_mailbox(mailbox.clone());
+            Some(server)
+        }
+        None => None,
+    };
+    // Every socket a capability opens is open: from here the main thread, and
+    // every thread it starts (ours and the libraries'), keeps only what a
+    // reload needs. (The admin API listens on a Unix socket, or TCP ports
+    // that need none.)
+    match crate::io::caps::settle() {
+        Ok(0) => {}
+        Ok(dropped) => {
+            let kept = crate::io::caps::permitted().unwrap_or(0);
+            tracing::info!(
+                dropped = %crate::io::caps::names(dropped),
+                kept = %crate::io::caps::names(kept),
+                "capabilities: every socket is open; those only opening them needed are dropped"
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot drop capabilities"),
+    }
     let (sink, fleet) = match &config.fleet {
         Some(f) => {
             let (sink, view) =
@@ -75,7 +111,7 @@ pub fn serve(
         crate::watch::spawn(watch, Arc::clone(&control)).map_err(io::Error::Admin)?;
     }
     reload_on_sighup(control)?;
-    bound.run_with(config, published, metrics, mailbox)
+    bound.run_with(config, published, metrics, dhcp)
 }
 
 /// A thread that reloads at each SIGHUP.
@@ -90,6 +126,7 @@ fn reload_on_sighup(control: Arc<Control>) -> Result<(), io::Error> {
     std::thread::Builder::new()
         .name("rackboot-sighup".into())
         .spawn(move || {
+            crate::io::caps::settle_thread("rackboot-sighup");
             for _ in signals.forever() {
                 // The outcome is logged by the reload itself.
                 let _ = control.reload("SIGHUP");
@@ -181,7 +218,18 @@ impl Bound {
     /// A worker's poller failed, or the DHCP worker could not start.
     pub fn run(self, config: &Config, published: Arc<Published>) -> Result<(), io::Error> {
         let metrics = Arc::new(self.metrics());
-        self.run_with(config, published, metrics, None)
+        let dhcp = match &config.dhcp {
+            Some(d) => {
+                let d = io::dhcp::prepare(d, &published.current());
+                let port = self.http_addr().unwrap_or(config.http.listen).port();
+                Some(
+                    io::dhcp::Server::open(&d, port, config.http.settings.access_log)
+                        .map_err(io::Error::Dhcp)?,
+                )
+            }
+            None => None,
+        };
+        self.run_with(config, published, metrics, dhcp)
     }
 
     /// Counters for the workers these sockets get.
@@ -189,18 +237,17 @@ impl Bound {
         Metrics::new(self.listeners.len(), self.tftp.len())
     }
 
-    /// As [`Self::run`], with a mailbox through which the DHCP worker takes
-    /// a reload's settings.
+    /// As [`Self::run`], with the DHCP worker's server already open.
     fn run_with(
         self,
         config: &Config,
         published: Arc<Published>,
         metrics: Arc<Metrics>,
-        mailbox: Option<Arc<io::dhcp::Mailbox>>,
+        dhcp: Option<io::dhcp::Server>,
     ) -> Result<(), io::Error> {
         let addr = self.http_addr().unwrap_or(config.http.listen);
         let Bound { listeners, tftp } = self;
-        run(config, published, metrics, mailbox, addr, listeners, tftp)
+        run(config, published, metrics, dhcp, addr, listeners, tftp)
     }
 }
 
@@ -244,6 +291,8 @@ fn spawn(
     std::thread::Builder::new()
         .name(name)
         .spawn(move || {
+            // Its sockets are open: what opening them needed goes.
+            crate::io::caps::settle_thread(&what);
             if let Some(core) = core {
                 if let Err(e) = socket::pin_current_thread(core) {
                     tracing::warn!(thread = %what, core, error = %e, "cannot pin worker to its core; running unpinned");
@@ -289,7 +338,7 @@ fn run(
     config: &Config,
     published: Arc<Published>,
     metrics: Arc<Metrics>,
-    mailbox: Option<Arc<io::dhcp::Mailbox>>,
+    dhcp: Option<io::dhcp::Server>,
     addr: std::net::SocketAddr,
     listeners: Vec<std::net::TcpListener>,
     tftp_sockets: Vec<std::net::UdpSocket>,
@@ -348,16 +397,12 @@ fn run(
             spawn(format!("rackboot-t{id}"), id, core(id), &done, ring, epoll)?;
         }
     }
-    if let Some(dhcp) = &config.dhcp {
-        let dhcp = io::dhcp::prepare(dhcp, &published.current());
+    if let Some(server) = dhcp {
         // One DHCP worker: the lease table has one owner. Its sockets and
-        // journal open before the others report anything, so a bad interface
-        // fails the start at once; its thread then runs it on io_uring or,
-        // failing that, on epoll.
-        let server = io::dhcp::Server::open(&dhcp, addr.port(), config.http.settings.access_log)
-            .map_err(io::Error::Dhcp)?
-            .with_mailbox(mailbox)
-            .with_fleet(metrics.fleet().clone());
+        // journal opened before the others, so a bad interface failed the
+        // start at once; its thread runs it on io_uring or, failing that, on
+        // epoll.
+        let server = server.with_fleet(metrics.fleet().clone());
         let server = Arc::new(std::sync::Mutex::new(Some(server)));
         let take = |s: &Arc<std::sync::Mutex<Option<io::dhcp::Server>>>| {
             s.lock()

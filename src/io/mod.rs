@@ -11,6 +11,7 @@
 //! here, in small wrappers.
 
 mod access;
+pub mod caps;
 pub mod clock;
 pub mod dhcp;
 mod error;

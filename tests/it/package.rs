@@ -150,22 +150,42 @@ fn the_deb_installs_and_runs_as_its_user_with_the_units_capabilities() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    // Running as rackboot, with the unit's three capabilities and no other.
+    // Running as rackboot, started with the unit's three capabilities; once
+    // its sockets are open every thread keeps CAP_IPC_LOCK (page-locking what
+    // a reload loads) and nothing else.
     let pid = ok(&format!(
         "pgrep -u rackboot -f 'rackboot serve --config {}'",
         config.display()
     ));
-    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap();
-    let eff = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .unwrap()
-        .trim();
-    // CAP_NET_BIND_SERVICE (10), CAP_NET_RAW (13), CAP_IPC_LOCK (14).
-    assert_eq!(
-        u64::from_str_radix(eff, 16).unwrap(),
-        (1 << 10) | (1 << 13) | (1 << 14)
+    let pid = pid.trim();
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log_text.contains("dropped=CAP_NET_BIND_SERVICE, CAP_NET_RAW kept=CAP_IPC_LOCK"),
+        "{log_text}"
     );
+    let tasks: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .collect();
+    assert!(tasks.len() >= 4, "{} threads", tasks.len());
+    for t in tasks {
+        let status = std::fs::read_to_string(t.path().join("status")).unwrap();
+        let field = |name: &str| {
+            let hex = status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap()
+                .trim();
+            u64::from_str_radix(hex, 16).unwrap()
+        };
+        let name = status.lines().next().unwrap_or("").to_owned();
+        // CAP_IPC_LOCK is capability 14.
+        assert_eq!(
+            (field("CapEff:"), field("CapPrm:")),
+            (1 << 14, 1 << 14),
+            "{name}"
+        );
+    }
 
     let lease = in_ns(
         &cli,
