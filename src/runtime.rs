@@ -46,17 +46,9 @@ pub fn serve(
     };
     // The DHCP worker's sockets (port 67, raw frames, probes) open here, on
     // the main thread, before any thread starts.
-    let dhcp = match &config.dhcp {
-        Some(d) => {
-            let d = io::dhcp::prepare(d, &published.current());
-            let port = bound.http_addr().unwrap_or(config.http.listen).port();
-            let server = io::dhcp::Server::open(&d, port, config.http.settings.access_log)
-                .map_err(io::Error::Dhcp)?
-                .with_mailbox(mailbox.clone());
-            Some(server)
-        }
-        None => None,
-    };
+    let dhcp = bound
+        .open_dhcp(config, &published)?
+        .map(|server| server.with_mailbox(mailbox.clone()));
     // Every socket a capability opens is open: from here the main thread, and
     // every thread it starts (ours and the libraries'), keeps only what a
     // reload needs. (The admin API listens on a Unix socket, or TCP ports
@@ -126,7 +118,6 @@ fn reload_on_sighup(control: Arc<Control>) -> Result<(), io::Error> {
     std::thread::Builder::new()
         .name("rackboot-sighup".into())
         .spawn(move || {
-            crate::io::caps::settle_thread("rackboot-sighup");
             for _ in signals.forever() {
                 // The outcome is logged by the reload itself.
                 let _ = control.reload("SIGHUP");
@@ -218,18 +209,28 @@ impl Bound {
     /// A worker's poller failed, or the DHCP worker could not start.
     pub fn run(self, config: &Config, published: Arc<Published>) -> Result<(), io::Error> {
         let metrics = Arc::new(self.metrics());
-        let dhcp = match &config.dhcp {
-            Some(d) => {
-                let d = io::dhcp::prepare(d, &published.current());
-                let port = self.http_addr().unwrap_or(config.http.listen).port();
-                Some(
-                    io::dhcp::Server::open(&d, port, config.http.settings.access_log)
-                        .map_err(io::Error::Dhcp)?,
-                )
-            }
-            None => None,
-        };
+        let dhcp = self.open_dhcp(config, &published)?;
         self.run_with(config, published, metrics, dhcp)
+    }
+
+    /// The DHCP worker's server (port 67, raw frames, probes), when
+    /// `[dhcp]` is on: its sockets open on the calling thread.
+    ///
+    /// # Errors
+    /// A socket or the lease journal cannot be opened.
+    fn open_dhcp(
+        &self,
+        config: &Config,
+        published: &Published,
+    ) -> Result<Option<io::dhcp::Server>, io::Error> {
+        let Some(d) = &config.dhcp else {
+            return Ok(None);
+        };
+        let d = io::dhcp::prepare(d, &published.current());
+        let port = self.http_addr().unwrap_or(config.http.listen).port();
+        io::dhcp::Server::open(&d, port, config.http.settings.access_log)
+            .map(Some)
+            .map_err(io::Error::Dhcp)
     }
 
     /// Counters for the workers these sockets get.
@@ -291,8 +292,6 @@ fn spawn(
     std::thread::Builder::new()
         .name(name)
         .spawn(move || {
-            // Its sockets are open: what opening them needed goes.
-            crate::io::caps::settle_thread(&what);
             if let Some(core) = core {
                 if let Err(e) = socket::pin_current_thread(core) {
                     tracing::warn!(thread = %what, core, error = %e, "cannot pin worker to its core; running unpinned");

@@ -87,7 +87,6 @@ pub fn spawn(watches: Vec<Watch>, control: Arc<Control>) -> Result<(), String> {
     std::thread::Builder::new()
         .name("rackboot-watch".into())
         .spawn(move || {
-            crate::io::caps::settle_thread("rackboot-watch");
             // The watcher lives as long as the thread.
             let _watcher = watcher;
             loop {

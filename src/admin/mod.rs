@@ -147,7 +147,6 @@ impl Listeners {
             std::thread::Builder::new()
                 .name("rackboot-admin".into())
                 .spawn(move || {
-                    crate::io::caps::settle_thread("rackboot-admin");
                     for request in server.incoming_requests() {
                         answer(&control, request, None);
                     }
@@ -160,7 +159,6 @@ impl Listeners {
             std::thread::Builder::new()
                 .name("rackboot-metrics".into())
                 .spawn(move || {
-                    crate::io::caps::settle_thread("rackboot-metrics");
                     for request in server.incoming_requests() {
                         let response = match (request.method(), request.url()) {
                             (Method::Get, "/metrics") => metrics(&control),
@@ -175,7 +173,6 @@ impl Listeners {
             std::thread::Builder::new()
                 .name("rackboot-admin-tcp".into())
                 .spawn(move || {
-                    crate::io::caps::settle_thread("rackboot-admin-tcp");
                     for request in server.incoming_requests() {
                         answer(&control, request, Some(&token));
                     }

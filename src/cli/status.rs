@@ -76,19 +76,19 @@ pub(crate) fn run(args: &Args) -> ExitCode {
             return ExitCode::from(2);
         }
         loop {
-            let shown = ask(&socket, &path, args);
+            let shown = ask(&socket, &path, args).map(|(text, _)| text);
             // Home, clear, then the new view: as top redraws.
             print!("\x1b[H\x1b[2J{}", shown.unwrap_or_else(|e| e + "\n"));
             rackboot::io::clock::pause(Duration::from_secs_f64(every));
         }
     }
     match ask(&socket, &path, args) {
-        Ok(text) => {
+        Ok((text, agree)) => {
             print!("{text}");
-            if args.compare.is_some() && text.contains("differ") {
-                ExitCode::FAILURE
-            } else {
+            if agree {
                 ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
             }
         }
         Err(e) => {
@@ -98,8 +98,9 @@ pub(crate) fn run(args: &Args) -> ExitCode {
     }
 }
 
-/// What to print for `path`, or why it cannot be.
-fn ask(socket: &std::path::Path, path: &str, args: &Args) -> Result<String, String> {
+/// What to print for `path` and, with --compare, whether the storm and the
+/// server agree (true otherwise); or why it cannot be shown.
+fn ask(socket: &std::path::Path, path: &str, args: &Args) -> Result<(String, bool), String> {
     let (status, body) = client::get(socket, path).map_err(|e| format!("rackboot status: {e}"))?;
     let v: Value = serde_json::from_str(&body)
         .map_err(|e| format!("rackboot status: the server's answer is not JSON: {e}"))?;
@@ -110,7 +111,7 @@ fn ask(socket: &std::path::Path, path: &str, args: &Args) -> Result<String, Stri
         ));
     }
     if args.json {
-        return Ok(body);
+        return Ok((body, true));
     }
     if let Some(file) = &args.compare {
         let text = std::fs::read_to_string(file)
@@ -123,11 +124,12 @@ fn ask(socket: &std::path::Path, path: &str, args: &Args) -> Result<String, Stri
         })?;
         return Ok(compare(&storm, &v));
     }
-    Ok(if args.mac.is_some() {
+    let text = if args.mac.is_some() {
         timeline(&v)
     } else {
         table(&v)
-    })
+    };
+    Ok((text, true))
 }
 
 fn encode(s: &str) -> String {
@@ -271,8 +273,9 @@ fn timeline(v: &Value) -> String {
 }
 
 /// The storm's machines per phase beside the server's, phase by phase: how
-/// many machines finished each (a chained script is one machine's, twice).
-fn compare(storm: &Value, server: &Value) -> String {
+/// many machines finished each (a chained script is one machine's, twice);
+/// and whether they agree on every phase.
+fn compare(storm: &Value, server: &Value) -> (String, bool) {
     let mut out = String::new();
     let _ = writeln!(out, "{:<16} {:>8} {:>8}", "PHASE", "STORM", "SERVER");
     let mut differ = Vec::new();
@@ -310,5 +313,5 @@ fn compare(storm: &Value, server: &Value) -> String {
     } else {
         let _ = writeln!(out, "they differ at: {}", differ.join(", "));
     }
-    out
+    (out, differ.is_empty())
 }

@@ -104,10 +104,7 @@ pub fn start(
     let on_thread = Arc::clone(&view);
     std::thread::Builder::new()
         .name("rackboot-fleet".into())
-        .spawn(move || {
-            crate::io::caps::settle_thread("rackboot-fleet");
-            run(&on_thread, &rx, published.as_deref());
-        })?;
+        .spawn(move || run(&on_thread, &rx, published.as_deref()))?;
     Ok((sink, view))
 }
 

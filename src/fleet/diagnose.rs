@@ -209,6 +209,22 @@ fn waited(boot: &Boot, t: &Timers, now: Instant) -> Option<Diagnosis> {
             .unwrap_or(last.start),
     );
     let quiet = now.saturating_duration_since(quiet_since);
+    // Most boots are moving: no wait is over yet, and no evidence is written.
+    let shortest = [
+        t.request,
+        t.nbp,
+        t.ipxe,
+        t.script,
+        t.kernel,
+        t.installer,
+        t.answers,
+    ]
+    .into_iter()
+    .min()
+    .unwrap_or_default();
+    if quiet < shortest {
+        return None;
+    }
     let d = |code, timer: Duration, summary: String, evidence: Vec<String>| {
         (quiet >= timer).then_some(Diagnosis {
             code,

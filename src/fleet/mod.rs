@@ -12,6 +12,7 @@
 //! them as they arrive costs what merging them when asked would, and a query
 //! is answered from state already joined.
 
+pub mod boot;
 pub mod collect;
 pub mod diagnose;
 #[cfg(test)]
@@ -40,10 +41,9 @@ pub enum Client {
 }
 
 impl Client {
-    /// Reads it from a request's vendor class (60), user class (77) and
-    /// whether option 175 was there.
-    pub fn of(vendor: Option<&[u8]>, user_class: Option<&[u8]>, ipxe_175: bool) -> Self {
-        let ipxe = ipxe_175 || user_class.is_some_and(|u| u.windows(4).any(|w| w == b"iPXE"));
+    /// Reads it from whether the request is iPXE's (user class `iPXE` or
+    /// option 175) and its vendor class (60).
+    pub fn of(ipxe: bool, vendor: Option<&[u8]>) -> Self {
         if ipxe {
             Self::Ipxe
         } else if vendor
@@ -277,11 +277,7 @@ impl Dhcp {
             MessageType::Release => "release",
             MessageType::Offer | MessageType::Ack | MessageType::Nak => return None,
         };
-        let client = if o.is_ipxe() {
-            Client::Ipxe
-        } else {
-            Client::of(o.get(60).as_deref(), None, false)
-        };
+        let client = Client::of(o.is_ipxe(), o.get(60).as_deref());
         let ciaddr = Some(p.ciaddr()).filter(|a| !a.is_unspecified());
         let mut event = Self {
             at,

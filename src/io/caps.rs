@@ -2,10 +2,10 @@
 //! `CAP_NET_RAW` only to open its sockets (ports below 1024, raw frames,
 //! `SO_BINDTODEVICE`), all opened before any worker runs; later it needs
 //! `CAP_IPC_LOCK` only, and only to page-lock what a reload loads. Linux
-//! keeps capabilities per thread, so every thread the server starts calls
-//! [`settle`] first, and the main thread once the workers are started: each
-//! keeps [`set_kept`]'s capabilities (permitted, effective) and drops the
-//! rest, inheritable and ambient ones included.
+//! keeps capabilities per thread, so the main thread calls [`settle`] once
+//! those sockets are open and before it starts any thread: every thread
+//! (the libraries' too) inherits [`set_kept`]'s capabilities (permitted,
+//! effective) and none of the rest, inheritable and ambient ones included.
 
 use std::sync::OnceLock;
 
@@ -81,14 +81,6 @@ pub fn settle() -> std::io::Result<u64> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(had & !keep)
-}
-
-/// [`settle`] for a thread that starts: a failure is logged (the thread
-/// goes on with what it has).
-pub fn settle_thread(name: &str) {
-    if let Err(e) = settle() {
-        tracing::warn!(thread = name, error = %e, "cannot drop capabilities");
-    }
 }
 
 /// Capability numbers as names, for the log.

@@ -32,7 +32,6 @@ impl Syncer {
         std::thread::Builder::new()
             .name("rackboot-dhcp-sync".into())
             .spawn(move || {
-                crate::io::caps::settle_thread("rackboot-dhcp-sync");
                 for file in todo {
                     let result = file.sync_data();
                     if done.send(result).is_err() {

@@ -4,12 +4,14 @@
 //! either into an in-process engine (self mode: loopback has no broadcast and no
 //! link layer) or out as raw frames from its own MAC (`--interface`). Timers sit
 //! in one heap; a sweep four times a second times out silent HTTP, enforces the
-//! storm's deadline and prints the progress line.
+//! storm's deadline and prints the progress line. One loop over one state
+//! (the machines' slots), so one file; what it needs beside it is in
+//! hold.rs (the fault model's held packets), net.rs and sys.rs.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io::{IsTerminal, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpStream, UdpSocket};
@@ -18,15 +20,17 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::io::clock;
 
+mod hold;
 mod net;
 mod sys;
 
-use crate::proto::dhcp::{Engine, Input, Outcome as DhcpOutcome};
+use crate::proto::dhcp::Engine;
 use crate::sim::faults::{Fate, Faults, Way};
 use crate::sim::fleet::Spec;
 use crate::sim::machine::{Event, Machine, Phase, Send};
 use crate::sim::report::{Outcome, PHASES};
 use crate::sim::tftp::To;
+use hold::{dhcp_out, Held, Hold};
 use net::{connect, discard, flush, retry_from_host, source_of, udp_socket};
 use sys::raise_fd_limit;
 pub use sys::{process_cpu, thread_cpu};
@@ -82,89 +86,6 @@ pub struct Done {
     pub from_leases: bool,
     /// Datagrams and frames the fault model dropped: the machines', the server's.
     pub dropped: (u64, u64),
-}
-
-/// A packet the fault model holds back.
-#[derive(Debug)]
-enum Held {
-    /// Machine `k`'s DHCP message.
-    DhcpOut(usize, Vec<u8>),
-    /// Machine `k`'s TFTP datagram to an address.
-    TftpOut(usize, SocketAddr, Vec<u8>),
-    /// A DHCP message for machine `k`.
-    DhcpIn(usize, Vec<u8>),
-    /// A TFTP datagram for machine `k` from the server's port.
-    TftpIn(usize, u16, Vec<u8>),
-}
-
-/// Packets held back, due at their instants (a sequence number keeps
-/// packets due together in the order they were held).
-#[derive(Debug, Default)]
-struct Hold {
-    due: BinaryHeap<Reverse<(Instant, u64)>>,
-    packets: HashMap<u64, Held>,
-    seq: u64,
-}
-
-impl Hold {
-    fn put(&mut self, at: Instant, p: Held) {
-        self.seq += 1;
-        self.due.push(Reverse((at, self.seq)));
-        self.packets.insert(self.seq, p);
-    }
-
-    fn next_due(&self) -> Option<Instant> {
-        self.due.peek().map(|r| r.0 .0)
-    }
-
-    fn take_due(&mut self, now: Instant) -> Option<Held> {
-        let &Reverse((at, id)) = self.due.peek()?;
-        if at > now {
-            return None;
-        }
-        self.due.pop();
-        self.packets.remove(&id)
-    }
-}
-
-/// Machine `m`'s DHCP message `bytes` reaches the server: an engine's
-/// answer comes back through the fault model; a link's goes out as a frame.
-#[allow(clippy::too_many_arguments)]
-fn dhcp_out(
-    dhcp: &mut Dhcp,
-    faults: &mut Faults,
-    hold: &mut Hold,
-    rx: &mut [u8],
-    frame: &mut Vec<u8>,
-    m: &mut Machine,
-    k: usize,
-    mac: [u8; 6],
-    now: Instant,
-    bytes: &[u8],
-) {
-    match dhcp {
-        Dhcp::Engine { engine, server } => {
-            let input = Input {
-                bytes,
-                server: *server,
-                port: 67,
-                peer: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
-            };
-            engine.handle_timeout(now);
-            if let Ok(DhcpOutcome::Reply(r)) = engine.handle(now, input, rx) {
-                match faults.fate(Way::In, now) {
-                    Fate::Pass => m.handle_dhcp(now, &rx[..r.len]),
-                    Fate::Hold(at) => hold.put(at, Held::DhcpIn(k, rx[..r.len].to_vec())),
-                    Fate::Drop => {}
-                }
-            }
-        }
-        Dhcp::Raw(link) => {
-            // A frame the queue refused is lost on the wire, as on
-            // a busy link; the client's retransmission covers it.
-            let _ = link.send_dhcp(mac, bytes, frame);
-        }
-    }
 }
 
 const RAW: Token = Token(usize::MAX);

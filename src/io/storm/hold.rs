@@ -1,0 +1,95 @@
+//! What the fault model holds back, and a machine's DHCP message on its way
+//! to the server (through the in-process engine, or out on the link).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Instant;
+
+use super::Dhcp;
+use crate::proto::dhcp::{Input, Outcome as DhcpOutcome};
+use crate::sim::faults::{Fate, Faults, Way};
+use crate::sim::machine::Machine;
+
+/// A packet the fault model holds back.
+#[derive(Debug)]
+pub(super) enum Held {
+    /// Machine `k`'s DHCP message.
+    DhcpOut(usize, Vec<u8>),
+    /// Machine `k`'s TFTP datagram to an address.
+    TftpOut(usize, SocketAddr, Vec<u8>),
+    /// A DHCP message for machine `k`.
+    DhcpIn(usize, Vec<u8>),
+    /// A TFTP datagram for machine `k` from the server's port.
+    TftpIn(usize, u16, Vec<u8>),
+}
+
+/// Packets held back, due at their instants (a sequence number keeps
+/// packets due together in the order they were held).
+#[derive(Debug, Default)]
+pub(super) struct Hold {
+    due: BinaryHeap<Reverse<(Instant, u64)>>,
+    packets: HashMap<u64, Held>,
+    seq: u64,
+}
+
+impl Hold {
+    pub(super) fn put(&mut self, at: Instant, p: Held) {
+        self.seq += 1;
+        self.due.push(Reverse((at, self.seq)));
+        self.packets.insert(self.seq, p);
+    }
+
+    pub(super) fn next_due(&self) -> Option<Instant> {
+        self.due.peek().map(|r| r.0 .0)
+    }
+
+    pub(super) fn take_due(&mut self, now: Instant) -> Option<Held> {
+        let &Reverse((at, id)) = self.due.peek()?;
+        if at > now {
+            return None;
+        }
+        self.due.pop();
+        self.packets.remove(&id)
+    }
+}
+
+/// Machine `m`'s DHCP message `bytes` reaches the server: an engine's
+/// answer comes back through the fault model; a link's goes out as a frame.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn dhcp_out(
+    dhcp: &mut Dhcp,
+    faults: &mut Faults,
+    hold: &mut Hold,
+    rx: &mut [u8],
+    frame: &mut Vec<u8>,
+    m: &mut Machine,
+    k: usize,
+    mac: [u8; 6],
+    now: Instant,
+    bytes: &[u8],
+) {
+    match dhcp {
+        Dhcp::Engine { engine, server } => {
+            let input = Input {
+                bytes,
+                server: *server,
+                port: 67,
+                peer: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+            };
+            engine.handle_timeout(now);
+            if let Ok(DhcpOutcome::Reply(r)) = engine.handle(now, input, rx) {
+                match faults.fate(Way::In, now) {
+                    Fate::Pass => m.handle_dhcp(now, &rx[..r.len]),
+                    Fate::Hold(at) => hold.put(at, Held::DhcpIn(k, rx[..r.len].to_vec())),
+                    Fate::Drop => {}
+                }
+            }
+        }
+        Dhcp::Raw(link) => {
+            // A frame the queue refused is lost on the wire, as on
+            // a busy link; the client's retransmission covers it.
+            let _ = link.send_dhcp(mac, bytes, frame);
+        }
+    }
+}
