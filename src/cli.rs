@@ -689,9 +689,15 @@ fn leases(
         (None, Some(p)) => p.to_path_buf(),
         (None, None) => config::dhcp::DEFAULT_LEASE_FILE.into(),
     };
-    let records = rackboot::lease::journal::read(&path)
+    let replay = rackboot::lease::journal::read(&path)
         .map_err(|e| format!("lease file {}: {e}", path.display()))?;
-    let table = rackboot::lease::Table::from_records(records);
+    for (offset, len) in &replay.damaged {
+        eprintln!(
+            "rackboot: lease file {}: {len} damaged bytes at offset {offset} skipped (checksum mismatch); the server keeps the records around them",
+            path.display()
+        );
+    }
+    let table = rackboot::lease::Table::from_records(replay.records);
     let now = rackboot::io::clock::unix_now();
     let mut rows: Vec<_> = table.bound().collect();
     rows.sort_by_key(|l| l.ip);

@@ -1,9 +1,15 @@
 //! The lease journal: an append-only file of checksummed records. A lease is
 //! written and fdatasync'ed before its ACK leaves; the worker batches a burst's
-//! records into one write and one sync (group commit). On open, records are
-//! replayed up to the first one that is short or fails its checksum (a write torn
-//! by a crash), and the file is cut there. Compaction rewrites the live records
-//! into a new file and renames it over the old one.
+//! records into one write and one sync (group commit). Compaction rewrites the
+//! live records into a new file and renames it over the old one.
+//!
+//! On open, every record whose checksum holds is replayed. A bad stretch (a
+//! failed disk write, a flipped bit) is skipped by scanning on for the next
+//! record whose header, checksum and fields all hold, so the good records on
+//! both sides are kept; the stretch is reported with its offset, the damaged
+//! file is kept aside for inspection and the journal rewritten without it. A
+//! bad stretch with no good record after it is a write torn by a crash, and
+//! the file is cut there.
 //!
 //! File: `RKBLEAS1` then records `len: u16 LE, crc32: u32 LE, payload[len]`;
 //! payload: `kind: u8, ip: [u8; 4], time: u64 LE` then, for a binding,
@@ -18,6 +24,10 @@ use super::Lease;
 
 const MAGIC: &[u8; 8] = b"RKBLEAS1";
 const HEADER: usize = 6;
+/// The longest payload a record can have: 13 fixed bytes and three fields of
+/// at most 255 bytes (DHCP option lengths), each with its length. A scan past
+/// a bad stretch considers no longer candidate.
+const MAX_PAYLOAD: usize = 13 + 3 * (2 + 255);
 
 /// One change to the lease table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,25 +73,65 @@ pub fn encode(r: &Record, out: &mut Vec<u8>) {
     out[start + 2..start + HEADER].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// Reads the records of `bytes` (after the magic); returns them and how many
-/// bytes were whole. Stops at the first torn or corrupt record.
-pub fn decode(bytes: &[u8]) -> (Vec<Record>, usize) {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while let Some(head) = bytes.get(at..at + HEADER) {
-        let len = usize::from(u16::from_le_bytes([head[0], head[1]]));
-        let crc = u32::from_le_bytes([head[2], head[3], head[4], head[5]]);
-        let Some(payload) = bytes.get(at + HEADER..at + HEADER + len) else {
-            break;
-        };
-        if crc32fast::hash(payload) != crc {
-            break;
-        }
-        let Some(r) = parse(payload) else { break };
-        out.push(r);
-        at += HEADER + len;
+/// What a replay of the journal's bytes found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Replay {
+    /// The good records, in order.
+    pub records: Vec<Record>,
+    /// Where the last good record ends (bytes after the magic).
+    pub end: usize,
+    /// Bad stretches with good records after them: `(offset, length)` in
+    /// bytes from the start of the slice given.
+    pub damaged: Vec<(usize, usize)>,
+}
+
+/// The record at the start of `bytes` and its framed length, if its header,
+/// checksum and fields all hold.
+fn record_at(bytes: &[u8]) -> Option<(Record, usize)> {
+    let head = bytes.get(..HEADER)?;
+    let len = usize::from(u16::from_le_bytes([head[0], head[1]]));
+    let crc = u32::from_le_bytes([head[2], head[3], head[4], head[5]]);
+    let payload = bytes.get(HEADER..HEADER + len)?;
+    if crc32fast::hash(payload) != crc {
+        return None;
     }
-    (out, at)
+    Some((parse(payload)?, HEADER + len))
+}
+
+/// Whether a record could start at `bytes` (cheap checks before the checksum).
+fn plausible(bytes: &[u8]) -> bool {
+    match bytes.get(..HEADER + 1) {
+        Some(h) => {
+            let len = usize::from(u16::from_le_bytes([h[0], h[1]]));
+            (13..=MAX_PAYLOAD).contains(&len) && (1..=3).contains(&h[HEADER])
+        }
+        None => false,
+    }
+}
+
+/// Reads the records of `bytes` (after the magic), skipping bad stretches
+/// that have good records after them (see the module's text).
+pub fn decode(bytes: &[u8]) -> Replay {
+    let mut out = Replay::default();
+    let mut at = 0;
+    while at < bytes.len() {
+        if let Some((r, n)) = record_at(&bytes[at..]) {
+            out.records.push(r);
+            at += n;
+            out.end = at;
+            continue;
+        }
+        let next = (at + 1..bytes.len())
+            .find(|&s| plausible(&bytes[s..]) && record_at(&bytes[s..]).is_some());
+        match next {
+            Some(s) => {
+                out.damaged.push((at, s - at));
+                at = s;
+            }
+            None => break,
+        }
+    }
+    out
 }
 
 fn parse(p: &[u8]) -> Option<Record> {
@@ -115,11 +165,12 @@ fn parse(p: &[u8]) -> Option<Record> {
 }
 
 /// The records of the journal at `path`, read without changing it (a torn
-/// tail is left for the server to cut).
+/// tail and damaged stretches are left for the server to deal with; their
+/// offsets here are from the start of the file).
 ///
 /// # Errors
 /// The file cannot be read or is not a lease journal.
-pub fn read(path: &Path) -> io::Result<Vec<Record>> {
+pub fn read(path: &Path) -> io::Result<Replay> {
     let bytes = std::fs::read(path)?;
     if bytes.get(..MAGIC.len()) != Some(&MAGIC[..]) {
         return Err(io::Error::new(
@@ -127,7 +178,11 @@ pub fn read(path: &Path) -> io::Result<Vec<Record>> {
             "not a rackboot lease journal",
         ));
     }
-    Ok(decode(&bytes[MAGIC.len()..]).0)
+    let mut replay = decode(&bytes[MAGIC.len()..]);
+    for d in &mut replay.damaged {
+        d.0 += MAGIC.len();
+    }
+    Ok(replay)
 }
 
 /// The journal file, open for appending.
@@ -140,11 +195,13 @@ pub struct Journal {
 
 impl Journal {
     /// Opens (or creates) the journal at `path` and replays it. A torn tail is
-    /// cut off (and reported as the number of bytes dropped).
+    /// cut off; damaged stretches between good records are skipped, the file
+    /// as found is copied aside and the journal rewritten from the good
+    /// records (see the module's text).
     ///
     /// # Errors
     /// The file cannot be created, read or written, or it is not a lease journal.
-    pub fn open(path: &Path) -> io::Result<(Self, Vec<Record>, u64)> {
+    pub fn open(path: &Path) -> io::Result<Opened> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
@@ -171,23 +228,42 @@ impl Journal {
                 ),
             ));
         }
-        let (records, whole) = decode(&bytes[MAGIC.len()..]);
-        let len = (MAGIC.len() + whole) as u64;
+        let replay = decode(&bytes[MAGIC.len()..]);
+        let len = (MAGIC.len() + replay.end) as u64;
         let torn = bytes.len() as u64 - len;
         if torn > 0 {
             file.set_len(len)?;
             file.sync_all()?;
         }
         file.seek(SeekFrom::Start(len))?;
-        Ok((
-            Self {
-                file,
-                path: path.to_path_buf(),
-                len,
-            },
-            records,
+        let mut journal = Self {
+            file,
+            path: path.to_path_buf(),
+            len,
+        };
+        let damaged: Vec<(u64, u64)> = replay
+            .damaged
+            .iter()
+            .map(|&(at, n)| ((MAGIC.len() + at) as u64, n as u64))
+            .collect();
+        let mut kept_aside = None;
+        if !damaged.is_empty() {
+            let aside = aside_name(path);
+            std::fs::write(&aside, &bytes)?;
+            let mut good = Vec::new();
+            for r in &replay.records {
+                encode(r, &mut good);
+            }
+            journal.compact(&good)?;
+            kept_aside = Some(aside);
+        }
+        Ok(Opened {
+            journal,
+            records: replay.records,
             torn,
-        ))
+            damaged,
+            kept_aside,
+        })
     }
 
     /// Writes `bytes` (encoded records) and waits until they are on disk.
@@ -258,6 +334,39 @@ impl Journal {
     }
 }
 
+/// What [`Journal::open`] found.
+#[derive(Debug)]
+pub struct Opened {
+    /// The journal, open for appending.
+    pub journal: Journal,
+    /// The good records, in order.
+    pub records: Vec<Record>,
+    /// Bytes of a torn tail cut off.
+    pub torn: u64,
+    /// Damaged stretches skipped: `(file offset, length)`.
+    pub damaged: Vec<(u64, u64)>,
+    /// Where the file as found was copied before it was rewritten without
+    /// its damaged stretches.
+    pub kept_aside: Option<PathBuf>,
+}
+
+/// `FILE.damaged-UNIXTIME`, or with `-N` added if that exists (an earlier
+/// copy is never overwritten).
+fn aside_name(path: &Path) -> PathBuf {
+    let base = format!(
+        "{}.damaged-{}",
+        path.display(),
+        crate::io::clock::unix_now()
+    );
+    let mut name = PathBuf::from(&base);
+    let mut n = 1;
+    while name.exists() {
+        name = PathBuf::from(format!("{base}-{n}"));
+        n += 1;
+    }
+    name
+}
+
 fn sync_dir(path: &Path) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -270,6 +379,12 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::testutil::TempDir;
+
+    fn open(path: &Path) -> (Journal, Vec<Record>, u64) {
+        let o = Journal::open(path).unwrap();
+        assert!(o.damaged.is_empty(), "{:?}", o.damaged);
+        (o.journal, o.records, o.torn)
+    }
 
     fn lease(last: u8) -> Lease {
         Lease {
@@ -285,7 +400,7 @@ mod tests {
     fn records_survive_a_reopen() {
         let dir = TempDir::new("journal");
         let path = dir.path().join("sub/leases");
-        let (mut j, records, torn) = Journal::open(&path).unwrap();
+        let (mut j, records, torn) = open(&path);
         assert!(records.is_empty() && torn == 0 && j.is_empty());
         let mut buf = Vec::new();
         let want = vec![
@@ -298,7 +413,7 @@ mod tests {
         }
         j.append(&buf).unwrap();
         drop(j);
-        let (_, got, torn) = Journal::open(&path).unwrap();
+        let (_, got, torn) = open(&path);
         assert_eq!((got, torn), (want, 0));
     }
 
@@ -306,7 +421,7 @@ mod tests {
     fn a_torn_tail_is_cut_and_the_rest_kept() {
         let dir = TempDir::new("journal");
         let path = dir.path().join("leases");
-        let (mut j, _, _) = Journal::open(&path).unwrap();
+        let (mut j, _, _) = open(&path);
         let mut buf = Vec::new();
         encode(&Record::Bound(lease(1)), &mut buf);
         encode(&Record::Bound(lease(2)), &mut buf);
@@ -318,7 +433,7 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(&third[..third.len() / 2]).unwrap();
         drop(f);
-        let (j, got, torn) = Journal::open(&path).unwrap();
+        let (j, got, torn) = open(&path);
         assert_eq!(got.len(), 2);
         assert_eq!(torn, (third.len() / 2) as u64);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), j.len());
@@ -327,7 +442,7 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
-        let (_, got, torn) = Journal::open(&path).unwrap();
+        let (_, got, torn) = open(&path);
         assert_eq!(got, vec![Record::Bound(lease(1))]);
         assert!(torn > 0);
     }
@@ -336,7 +451,7 @@ mod tests {
     fn compaction_keeps_only_what_it_is_given() {
         let dir = TempDir::new("journal");
         let path = dir.path().join("leases");
-        let (mut j, _, _) = Journal::open(&path).unwrap();
+        let (mut j, _, _) = open(&path);
         let mut buf = Vec::new();
         for i in 0..100 {
             encode(&Record::Bound(lease(i)), &mut buf);
@@ -351,7 +466,7 @@ mod tests {
         encode(&Record::Freed(Ipv4Addr::new(10, 0, 0, 7)), &mut more);
         j.append(&more).unwrap();
         drop(j);
-        let (_, got, _) = Journal::open(&path).unwrap();
+        let (_, got, _) = open(&path);
         assert_eq!(
             got,
             vec![
@@ -371,5 +486,74 @@ mod tests {
             e.to_string().contains("not a rackboot lease journal"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_damaged_middle_is_skipped_reported_and_kept_aside() {
+        let dir = TempDir::new("journal");
+        let path = dir.path().join("leases");
+        let (mut j, _, _) = open(&path);
+        let mut buf = Vec::new();
+        let mut starts = Vec::new();
+        for i in 1..=5 {
+            starts.push(MAGIC.len() + buf.len());
+            encode(&Record::Bound(lease(i)), &mut buf);
+        }
+        j.append(&buf).unwrap();
+        drop(j);
+        // The second and third records: a flipped bit in one, zeros (a lost
+        // block) over part of the other.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[starts[1] + 9] ^= 0x10;
+        bytes[starts[2] + 2..starts[2] + 12].fill(0);
+        std::fs::write(&path, &bytes).unwrap();
+
+        let seen = read(&path).unwrap();
+        assert_eq!(seen.damaged, vec![(starts[1], starts[3] - starts[1])]);
+        let o = Journal::open(&path).unwrap();
+        let want: Vec<Record> = [1, 4, 5].map(|i| Record::Bound(lease(i))).into();
+        assert_eq!(o.records, want);
+        assert_eq!(
+            o.damaged,
+            vec![(starts[1] as u64, (starts[3] - starts[1]) as u64)]
+        );
+        assert_eq!(o.torn, 0);
+        // The file as found is kept; the journal holds only the good records
+        // and takes appends after them.
+        let aside = o.kept_aside.clone().unwrap();
+        assert_eq!(std::fs::read(&aside).unwrap(), bytes);
+        let mut j = o.journal;
+        let mut more = Vec::new();
+        encode(&Record::Freed(Ipv4Addr::new(10, 0, 0, 4)), &mut more);
+        j.append(&more).unwrap();
+        drop(j);
+        let (_, got, torn) = open(&path);
+        assert_eq!(torn, 0);
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[3], Record::Freed(Ipv4Addr::new(10, 0, 0, 4)));
+        // A second damage the same second gets a copy of its own.
+        assert_ne!(aside_name(&path), aside);
+    }
+
+    #[test]
+    fn garbage_between_records_costs_a_bounded_scan() {
+        let mut buf = Vec::new();
+        encode(&Record::Bound(lease(1)), &mut buf);
+        let first = buf.len();
+        // 256 KiB of noise that looks like headers everywhere.
+        let mut x: u32 = 7;
+        for _ in 0..(256 << 10) {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            buf.push((x >> 16) as u8);
+        }
+        let noise_end = buf.len();
+        encode(&Record::Declined(Ipv4Addr::new(10, 0, 0, 9), 5), &mut buf);
+        let r = decode(&buf);
+        assert_eq!(r.records.len(), 2);
+        assert_eq!(r.damaged, vec![(first, noise_end - first)]);
+        assert_eq!(r.end, buf.len());
+        // Noise at the end is a torn tail, not damage.
+        let r = decode(&buf[..noise_end]);
+        assert_eq!((r.records.len(), r.end, r.damaged.len()), (1, first, 0));
     }
 }

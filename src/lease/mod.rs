@@ -212,7 +212,7 @@ mod tests {
         assert!(!t.is_free_for(Ipv4Addr::new(10, 0, 0, 6), &[2], 150));
         assert!(t.is_free_for(Ipv4Addr::new(10, 0, 0, 6), &[2], 200));
         assert!(t.is_free_for(Ipv4Addr::new(10, 0, 0, 6), &[1], 150));
-        let replayed = Table::from_records(journal::decode(&t.take_pending()).0);
+        let replayed = Table::from_records(journal::decode(&t.take_pending()).records);
         assert_eq!(replayed.of_client(&[1]), t.of_client(&[1]));
         assert_eq!(replayed.len(), 1);
     }
@@ -229,8 +229,8 @@ mod tests {
         t.free(Ipv4Addr::new(10, 0, 0, 7));
         assert_eq!(t.of_client(&[2]), None);
         let snap = t.snapshot(10);
-        let replayed = Table::from_records(journal::decode(&snap).0);
+        let replayed = Table::from_records(journal::decode(&snap).records);
         assert_eq!(replayed.len(), 1);
-        assert!(Table::from_records(journal::decode(&t.snapshot(60)).0).is_empty());
+        assert!(Table::from_records(journal::decode(&t.snapshot(60)).records).is_empty());
     }
 }

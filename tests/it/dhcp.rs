@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::ns::{in_ns, sh, spawn_in, Kill, Net};
 use crate::support::{run, Fixture, Server, TempDir};
 
-fn client(ns: &str, args: &str) -> (bool, String) {
+pub(crate) fn client(ns: &str, args: &str) -> (bool, String) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/dhcp_client.py");
     let o = in_ns(ns, &format!("python3 {script} {args}"));
     (
@@ -23,7 +23,7 @@ fn client(ns: &str, args: &str) -> (bool, String) {
 }
 
 /// A field of the ACK line, e.g. `"yiaddr"`, as the text after it.
-fn ack_field(out: &str, key: &str) -> Option<String> {
+pub(crate) fn ack_field(out: &str, key: &str) -> Option<String> {
     let line = out.lines().find(|l| l.starts_with("{\"ack\": {"))?;
     let at = line.find(&format!("\"{key}\": \""))? + key.len() + 5;
     Some(line[at..].split('"').next()?.to_owned())
@@ -111,7 +111,7 @@ fn dhclient(ns: &str, ifname: &str, dir: &TempDir) -> String {
         .to_owned()
 }
 
-fn leases(file: &std::path::Path) -> Vec<(String, String)> {
+pub(crate) fn leases(file: &std::path::Path) -> Vec<(String, String)> {
     let o = run(
         env!("CARGO_BIN_EXE_rackboot"),
         &["leases", "--dhcp-lease-file", file.to_str().unwrap()],
@@ -128,13 +128,13 @@ fn leases(file: &std::path::Path) -> Vec<(String, String)> {
 }
 
 /// Server 10.201.0.1 on `eth0` of one namespace, clients on `eth0` of another.
-fn pair(net: &mut Net) -> (String, String) {
+pub(crate) fn pair(net: &mut Net) -> (String, String) {
     let (s, c) = (net.ns("s"), net.ns("c"));
     Net::veth(&s, "eth0", Some("10.201.0.1/24"), &c, "eth0", None);
     (s, c)
 }
 
-fn start(s: &str, f: &Fixture, leases: &std::path::Path, extra: &[&str]) -> Server {
+pub(crate) fn start(s: &str, f: &Fixture, leases: &std::path::Path, extra: &[&str]) -> Server {
     let mut args = vec![
         "--interface",
         "eth0",
@@ -544,7 +544,7 @@ impl Capture {
     }
 
     /// Stops the capture; `fields` of every DHCPACK in it, one row per ACK.
-    fn acks(self, fields: &[&str]) -> Vec<Vec<String>> {
+    pub(crate) fn acks(self, fields: &[&str]) -> Vec<Vec<String>> {
         self.rows("dhcp.option.dhcp == 5", fields)
     }
 
@@ -608,7 +608,7 @@ fn perfdhcp(ns: &str, rate: u32, count: u32, extra: &str) -> (String, Vec<(u64, 
     (text, out)
 }
 
-fn perf_pair(net: &mut Net) -> (String, String) {
+pub(crate) fn perf_pair(net: &mut Net) -> (String, String) {
     let (s, c) = (net.ns("s"), net.ns("c"));
     Net::veth(
         &s,
@@ -901,7 +901,7 @@ fn a_reload_changes_pools_and_reservations_and_keeps_every_lease() {
 }
 
 /// The address a scripted DORA from `mac` is ACKed.
-fn dora_ip(ns: &str, mac: &str) -> String {
+pub(crate) fn dora_ip(ns: &str, mac: &str) -> String {
     let (ok, out) = client(ns, &format!("eth0 {mac} dora"));
     assert!(ok, "{out}");
     ack_field(&out, "yiaddr").unwrap_or_else(|| panic!("no ACK: {out}"))

@@ -16,6 +16,7 @@ mod firmware;
 mod fleet;
 mod fuzz_replay;
 mod import;
+mod journal;
 mod loopback;
 mod machines;
 mod metrics;

@@ -4,9 +4,19 @@
 //! NAKs and proxy answers leave at once, ACKs wait here. How the sync runs is
 //! the backend's: a ring operation (io_uring) or a second thread (epoll,
 //! sync_thread.rs); both report its result to [`Commit::finished`].
+//!
+//! A disk that fails (ENOSPC on write, EIO on sync) turns ACKs into silence:
+//! the clients retry, and a retry's record is written again. After a failed
+//! sync the file's state is unknown (Linux may drop the dirty pages), so the
+//! next commit rewrites the journal whole from the table before it syncs
+//! anything else. [`Health`] logs the first failure at once, then one line
+//! per [`LOG_EVERY`] while it lasts, and the recovery.
 
 use std::fs::File;
 use std::io;
+use std::time::{Duration, Instant};
+
+use crate::io::clock;
 
 use super::Pending;
 use crate::lease::{Journal, Table};
@@ -16,6 +26,83 @@ const COMPACT_RATIO: u64 = 4;
 const COMPACT_MIN: u64 = 1 << 20;
 /// ACK buffers kept for reuse: a sync's worth in a rack's burst.
 const SPARE: usize = 1024;
+/// After a failed rewrite, the next is tried no sooner than this.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+/// While the disk fails, one log line per this.
+pub(crate) const LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// What the journal's disk has been doing, for logs and metrics.
+#[derive(Debug, Default)]
+pub(crate) struct Health {
+    /// Writes that failed (ENOSPC, EIO, ...), ever.
+    pub(crate) write_errors: u64,
+    /// Syncs (and rewrites) that failed, ever.
+    pub(crate) sync_errors: u64,
+    /// ACKs not sent because their record could not be made durable, ever.
+    pub(crate) acks_held_back: u64,
+    /// When the current run of failures began.
+    failing_since: Option<Instant>,
+    /// Failures in the current run, and since the last log line.
+    run: u64,
+    unlogged: u64,
+    logged_at: Option<Instant>,
+}
+
+impl Health {
+    /// Whether the last operation on the journal failed.
+    pub(crate) fn failing(&self) -> bool {
+        self.failing_since.is_some()
+    }
+
+    /// `op` failed with `e`, holding back `held` ACKs.
+    pub(crate) fn failed(&mut self, now: Instant, op: &'static str, e: &io::Error, held: usize) {
+        match op {
+            "write" => self.write_errors += 1,
+            _ => self.sync_errors += 1,
+        }
+        self.acks_held_back += held as u64;
+        self.run += 1;
+        self.unlogged += 1;
+        let since = *self.failing_since.get_or_insert(now);
+        let due = self
+            .logged_at
+            .is_none_or(|t| now.duration_since(t) >= LOG_EVERY);
+        if !due {
+            return;
+        }
+        self.logged_at = Some(now);
+        let hint = match e.raw_os_error() {
+            Some(28) => " (the disk is full: free space; rackboot recovers by itself)",
+            Some(5) => {
+                " (an I/O error: check the disk; rackboot retries and rewrites the journal whole)"
+            }
+            _ => "",
+        };
+        tracing::error!(
+            op,
+            error = %e,
+            failures = self.unlogged,
+            failing_secs = now.duration_since(since).as_secs(),
+            "dhcp: the lease journal cannot be {}; ACKs are held back (clients retry) until it can{hint}",
+            if op == "write" { "written" } else { "synced" },
+        );
+        self.unlogged = 0;
+    }
+
+    /// An operation on the journal succeeded.
+    pub(crate) fn ok(&mut self, now: Instant) {
+        if let Some(since) = self.failing_since.take() {
+            tracing::warn!(
+                failures = self.run,
+                secs = now.duration_since(since).as_secs(),
+                "dhcp: the lease journal is writable again; ACKs flow"
+            );
+            self.run = 0;
+            self.unlogged = 0;
+            self.logged_at = None;
+        }
+    }
+}
 
 /// ACKs waiting for the disk, each with its bytes.
 pub(crate) type Acks = Vec<(Pending, Vec<u8>)>;
@@ -35,6 +122,13 @@ pub(super) struct Commit {
     /// Buffers of ACKs sent, for the next ones (no allocation per ACK once
     /// warm).
     spare: Vec<Vec<u8>>,
+    /// A sync failed: rewrite the file whole before trusting it again.
+    rewrite: bool,
+    /// No rewrite is tried again before this (a failing disk is not asked
+    /// for a whole file on every batch).
+    retry_at: Option<Instant>,
+    /// The disk's record.
+    pub(crate) health: Health,
 }
 
 /// What to do after [`Commit::start`].
@@ -72,20 +166,40 @@ impl Commit {
     }
 
     /// Starts the next sync, unless one runs or nothing is written. Compacts
-    /// the journal first when it has grown large against the live `table`.
+    /// the journal first when it has grown large against the live `table`, or
+    /// when the last sync failed.
     pub(super) fn start(&mut self, journal: &mut Journal, table: &Table, unix: u64) -> Start {
-        if self.busy || !self.unsynced {
+        if self.busy || !(self.unsynced || self.rewrite) {
             return Start::Idle;
         }
         self.unsynced = false;
+        let now = clock::now();
+        if self.rewrite && self.retry_at.is_some_and(|t| now < t) {
+            self.health.acks_held_back += std::mem::take(&mut self.next).len() as u64;
+            return Start::Idle;
+        }
         let live = table.len() as u64 * 64;
-        if journal.len() > COMPACT_MIN && journal.len() > COMPACT_RATIO * live {
+        let large = journal.len() > COMPACT_MIN && journal.len() > COMPACT_RATIO * live;
+        if self.rewrite || large {
             // No sync is running, so the file may be replaced; the new file is
             // synced whole, records of the waiting ACKs included.
             match journal.compact(&table.snapshot(unix)) {
                 Ok(()) => {
-                    tracing::info!(bytes = journal.len(), "dhcp: lease journal compacted");
+                    tracing::info!(
+                        bytes = journal.len(),
+                        rewrite = self.rewrite,
+                        "dhcp: lease journal compacted"
+                    );
+                    self.rewrite = false;
+                    self.retry_at = None;
+                    self.health.ok(now);
                     return Start::Ready(std::mem::take(&mut self.next));
+                }
+                Err(e) if self.rewrite => {
+                    let held = std::mem::take(&mut self.next);
+                    self.health.failed(now, "sync", &e, held.len());
+                    self.retry_at = Some(now + RETRY_EVERY);
+                    return Start::Idle;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "dhcp: lease journal compaction failed; still appending")
@@ -99,8 +213,8 @@ impl Commit {
                 Start::Sync(file)
             }
             Err(e) => {
-                tracing::error!(error = %e, "dhcp: cannot open the lease journal to sync it; ACKs held back until it can");
-                self.next.clear();
+                let held = std::mem::take(&mut self.next);
+                self.health.failed(now, "sync", &e, held.len());
                 Start::Idle
             }
         }
@@ -108,18 +222,18 @@ impl Commit {
 
     /// The sync started last ended with `result`: the ACKs it covers, to
     /// send; none if it failed (the clients retry, and their retries write
-    /// the records again).
+    /// the records again, into a journal rewritten whole first).
     pub(super) fn finished(&mut self, result: io::Result<()>) -> Acks {
         self.busy = false;
         let acks = std::mem::take(&mut self.in_sync);
         match result {
-            Ok(()) => acks,
+            Ok(()) => {
+                self.health.ok(clock::now());
+                acks
+            }
             Err(e) => {
-                tracing::error!(
-                    error = %e,
-                    held_back = acks.len(),
-                    "dhcp: cannot sync the lease journal; ACKs held back until it can"
-                );
+                self.health.failed(clock::now(), "sync", &e, acks.len());
+                self.rewrite = true;
                 Vec::new()
             }
         }

@@ -157,6 +157,25 @@ fn import_leases(j: &mut Journal, from: &std::path::Path) -> Result<Vec<Record>,
     Ok(records)
 }
 
+/// Says what opening the journal found beyond its good records.
+fn report_replay(file: &std::path::Path, o: &crate::lease::journal::Opened) {
+    if o.torn > 0 {
+        tracing::warn!(file = %file.display(), bytes = o.torn, "lease journal had a torn tail (a crash mid-write); cut it off");
+    }
+    for &(offset, bytes) in &o.damaged {
+        tracing::error!(
+            file = %file.display(),
+            offset,
+            bytes,
+            "lease journal: a damaged stretch (checksum mismatch) skipped; the records before and after it are kept, \
+             a change recorded in it is lost (check the disk)"
+        );
+    }
+    if let Some(aside) = &o.kept_aside {
+        tracing::warn!(file = %file.display(), copy = %aside.display(), records = o.records.len(), "lease journal rewritten from its good records; the file as found is kept aside");
+    }
+}
+
 impl Port {
     /// The sockets on `iface`: :67, :4011 when `pxe`, the link sender, and
     /// router advertisements when `ra`.
@@ -236,19 +255,18 @@ impl Server {
         }
         let iface = &ports[0].iface;
         // A proxy gives no addresses, so it keeps no journal.
-        let (journal, records, torn) = if settings.mode == Mode::Server {
-            let (mut j, mut r, t) = Journal::open(&config.lease_file)
+        let (journal, records) = if settings.mode == Mode::Server {
+            let o = Journal::open(&config.lease_file)
                 .map_err(|e| format!("dhcp: lease file {}: {e}", config.lease_file.display()))?;
+            report_replay(&config.lease_file, &o);
+            let (mut j, mut r) = (o.journal, o.records);
             if let (true, Some(from)) = (r.is_empty(), &config.import_leases) {
                 r = import_leases(&mut j, from)?;
             }
-            (Some(j), r, t)
+            (Some(j), r)
         } else {
-            (None, Vec::new(), 0)
+            (None, Vec::new())
         };
-        if torn > 0 {
-            tracing::warn!(file = %config.lease_file.display(), bytes = torn, "lease journal had a torn tail (a crash mid-write); cut it off");
-        }
         let table = Table::from_records(records);
         let now = clock::unix_now();
         for p in &ports {
@@ -426,6 +444,30 @@ impl Server {
             "Time from an OFFER to the REQUEST that took it (its ACK leaves after the journal sync).",
             self.engine.offer_to_ack(),
             &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 4.0, 8.0],
+        );
+        let h = &self.commit.health;
+        family(
+            &mut out,
+            "rackboot_dhcp_journal_errors_total",
+            "counter",
+            "Lease journal operations that failed (the disk full or failing).",
+        );
+        for (op, n) in [("write", h.write_errors), ("sync", h.sync_errors)] {
+            let _ = writeln!(out, "rackboot_dhcp_journal_errors_total{{op=\"{op}\"}} {n}");
+        }
+        sample(
+            &mut out,
+            "rackboot_dhcp_journal_failing",
+            "gauge",
+            "1 while the last lease journal operation failed (ACKs are held back), else 0.",
+            u64::from(h.failing()),
+        );
+        sample(
+            &mut out,
+            "rackboot_dhcp_acks_held_back_total",
+            "counter",
+            "ACKs not sent because their lease could not be made durable.",
+            h.acks_held_back,
         );
         sample(
             &mut out,
@@ -619,9 +661,11 @@ impl Server {
         match journal.write(&bytes) {
             Ok(()) => self.commit.written(),
             Err(e) => {
-                tracing::error!(error = %e, "dhcp: cannot write the lease journal; ACKs held back until it can");
                 self.engine.restore_journal(bytes);
+                let before = pending.len();
                 pending.retain(|p| p.reply.kind != MessageType::Ack || p.reply.ip.is_unspecified());
+                let held = before - pending.len();
+                self.commit.health.failed(clock::now(), "write", &e, held);
             }
         }
     }

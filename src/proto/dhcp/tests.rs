@@ -198,7 +198,7 @@ fn discover_request_gives_a_durable_lease_with_the_subnet_options() {
         &Msg::new(T::Request, 1).requested(r.ip).server_id(SERVER),
     );
     assert_eq!(ack.reply().kind, T::Ack);
-    let (records, _) = journal::decode(&e.take_journal());
+    let records = journal::decode(&e.take_journal()).records;
     assert!(
         matches!(&records[..], [journal::Record::Bound(l)] if l.ip == r.ip && l.expires == NOW + 3600)
     );
@@ -272,7 +272,7 @@ fn a_request_for_another_servers_offer_leaves_nothing_behind() {
 fn leases_survive_a_restart_and_init_reboot_is_acked() {
     let mut e = engine();
     let ip = dora(&mut e, 7);
-    let records = journal::decode(&e.take_journal()).0;
+    let records = journal::decode(&e.take_journal()).records;
     let mut e = Engine::new(settings(), Table::from_records(records), base(), NOW);
     let r = send(&mut e, &Msg::new(T::Request, 7).requested(ip)).reply();
     assert_eq!((r.kind, r.ip), (T::Ack, ip));
