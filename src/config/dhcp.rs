@@ -266,6 +266,18 @@ impl Validator<'_> {
                 rules,
                 http_port,
                 probe: probe_ms > 0,
+                held_offers_percent: self.opt_int(
+                    &d.held_offers_percent,
+                    "dhcp.held_offers_percent",
+                    1..=100,
+                    50,
+                )? as u8,
+                answers_per_mac: self.opt_int(
+                    &d.answers_per_mac,
+                    "dhcp.answers_per_mac",
+                    0..=100_000,
+                    20,
+                )? as u32,
                 options: self.tagged_options(&d.option)?,
                 pxe_menu: self.pxe_menu(&d.pxe_service, d.pxe_prompt.as_ref())?,
                 options_when_asked: match &d.send_options {

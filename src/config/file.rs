@@ -271,6 +271,10 @@ pub struct Dhcp {
     /// Milliseconds to wait for an ICMP echo reply before first offering an
     /// address (conflict detection); 0 = no probe.
     pub probe_ms: Option<Spanned<i64>>,
+    /// At most this share (percent) of a subnet's pool is held by offers.
+    pub held_offers_percent: Option<Spanned<i64>>,
+    /// Messages answered per MAC per second (0: no limit).
+    pub answers_per_mac: Option<Spanned<i64>>,
     /// Append the built-in boot rules after `[[dhcp.boot]]`.
     pub default_rules: Option<bool>,
     /// Send IPv6 router advertisements saying "no router" on the interface.

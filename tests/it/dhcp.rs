@@ -334,7 +334,7 @@ fn firmware_identities_get_what_the_boot_policy_says() {
 
 /// Server `s` (.1), dnsmasq `d` (.2) and client `c` (no address) on one bridge
 /// in `10.NET.0.0/24`.
-fn shared_segment(net: &mut Net, subnet: u8) -> (String, String, String) {
+pub(crate) fn shared_segment(net: &mut Net, subnet: u8) -> (String, String, String) {
     let (s, d, c, sw) = (net.ns("s"), net.ns("d"), net.ns("c"), net.ns("w"));
     sh(&format!(
         "ip -n {sw} link add br0 type bridge && ip -n {sw} link set br0 up"

@@ -14,6 +14,7 @@ mod dhcp;
 mod dnsmasq;
 mod firmware;
 mod fleet;
+mod flood;
 mod fuzz_replay;
 mod import;
 mod journal;

@@ -445,6 +445,13 @@ impl Server {
             self.engine.offer_to_ack(),
             &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 4.0, 8.0],
         );
+        sample(
+            &mut out,
+            "rackboot_dhcp_offers_unheld_total",
+            "counter",
+            "OFFERs made without holding their address: the subnet's held offers were at dhcp.held_offers_percent (a DISCOVER flood).",
+            c.offers_unheld,
+        );
         let h = &self.commit.health;
         family(
             &mut out,

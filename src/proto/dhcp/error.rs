@@ -94,6 +94,9 @@ pub enum Error {
     /// A boot server request with Boot Integrity Services (layer bit 15).
     #[error("PXE boot integrity services are not supported")]
     PxeBis,
+    /// More messages from this MAC this second than `answers_per_mac`.
+    #[error("too many messages from this MAC this second")]
+    RateLimited,
 }
 
 impl Error {
@@ -119,6 +122,7 @@ impl Error {
                 | Error::ServerMessage
                 | Error::NoAddress(_)
                 | Error::ReplyTooLarge
+                | Error::RateLimited
         )
     }
 
@@ -131,6 +135,7 @@ impl Error {
             Error::Bootp => "bootp",
             Error::NoAddress(_) => "no_address",
             Error::ReplyTooLarge => "reply_too_large",
+            Error::RateLimited => "rate_limited",
             Error::Ignored => "ignored",
             Error::PxePortInServerMode => "pxe_port_in_server_mode",
             Error::NoSubnet => "no_subnet",

@@ -16,6 +16,7 @@
 //! them durable ([`Engine::take_journal`]) before it sends the replies.
 
 mod error;
+mod flood;
 pub mod policy;
 mod pool;
 pub mod pxe;
@@ -80,6 +81,11 @@ pub struct Settings {
     /// A PXE boot menu (dnsmasq's `pxe-service`): PXEClient answers carry it
     /// in option 43, and boot server requests on :4011 are answered.
     pub pxe_menu: Option<pxe::Menu>,
+    /// At most this share (percent) of a subnet's pool is held by offers at
+    /// once; past it, offers are made without a hold (see flood.rs).
+    pub held_offers_percent: u8,
+    /// Messages answered per MAC per second (0: no limit).
+    pub answers_per_mac: u32,
 }
 
 impl Default for Settings {
@@ -97,6 +103,8 @@ impl Default for Settings {
             options_when_asked: false,
             probe: false,
             pxe_menu: None,
+            held_offers_percent: 50,
+            answers_per_mac: 20,
         }
     }
 }
@@ -181,6 +189,9 @@ pub struct Counters {
     pub dropped: HashMap<&'static str, u64>,
     /// Addresses found in use by a probe (then quarantined like a DECLINE).
     pub conflicts: u64,
+    /// OFFERs made without holding their address: the subnet's held offers
+    /// were at their bound (a DISCOVER flood).
+    pub offers_unheld: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -216,6 +227,8 @@ pub struct Engine {
     counters: Counters,
     /// Microseconds from an OFFER to the REQUEST that took it.
     offer_to_ack: hdrhistogram::Histogram<u64>,
+    /// Held offers per subnet, answers per MAC.
+    guard: flood::Guard,
     /// The wall clock at `epoch`, for lease times.
     epoch: Instant,
     epoch_unix: u64,
@@ -254,9 +267,16 @@ impl Engine {
             probing: HashMap::new(),
             counters: Counters::default(),
             offer_to_ack: crate::metrics::micros_histogram(),
+            guard: flood::Guard::default(),
             epoch: now,
             epoch_unix: unix,
         }
+        .counted()
+    }
+
+    fn counted(mut self) -> Self {
+        self.recount_held();
+        self
     }
 
     /// The settings in use.
@@ -283,6 +303,7 @@ impl Engine {
         self.reserved = reservations(&settings);
         self.cursors = vec![0; settings.subnets.len()];
         self.settings = settings;
+        self.recount_held();
         let unix = self.unix(now);
         self.table
             .active(unix)
@@ -344,6 +365,9 @@ impl Engine {
                 .received_by_type
                 .entry(r.kind.name())
                 .or_default() += 1;
+            if !self.admit(now, r.packet.mac()) {
+                return Err(Error::RateLimited);
+            }
             self.dispatch(now, &r, out)
         });
         self.count(outcome)
@@ -364,7 +388,7 @@ impl Engine {
                     let ip = o.ip;
                     self.offers.remove(&*client);
                     if self.offered.get(&ip).is_some_and(|c| **c == *client) {
-                        self.offered.remove(&ip);
+                        self.unhold_ip(ip);
                     }
                 }
                 None => {}
@@ -551,6 +575,11 @@ impl Engine {
                 let known = held.is_some_and(|x| x.ip == ip)
                     || self.table.of_client(client).is_some_and(|l| l.ip == ip)
                     || self.reservation_for(r) == Some(ip);
+                if !known && !self.may_hold(subnet) {
+                    // A flood holds its share already: offered, not held.
+                    self.counters.offers_unheld += 1;
+                    return self.answer(r, subnet, MessageType::Offer, ip, out);
+                }
                 self.hold(now, client, ip);
                 if self.settings.probe && !known {
                     self.probing.insert(
@@ -697,7 +726,7 @@ impl Engine {
                     .offer_to_ack
                     .record(u64::try_from(waited.as_micros()).unwrap_or(u64::MAX));
                 self.offers.remove(client);
-                self.offered.remove(&ip);
+                self.unhold_ip(ip);
             }
             _ => self.drop_offer(client),
         }

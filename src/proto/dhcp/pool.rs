@@ -20,8 +20,8 @@ impl Engine {
         let key = match self.offers.get_key_value(client) {
             Some((key, old)) => {
                 let (key, old_ip) = (Arc::clone(key), old.ip);
-                if old_ip != ip {
-                    self.offered.remove(&old_ip);
+                if old_ip != ip && self.offered.get(&old_ip).is_some_and(|c| **c == *client) {
+                    self.unhold_ip(old_ip);
                 }
                 // Its queued deadline re-arms itself when it fires.
                 key
@@ -40,7 +40,7 @@ impl Engine {
                 offered_at: now,
             },
         );
-        self.offered.insert(ip, key);
+        self.hold_ip(ip, key);
     }
 
     /// The reservation of `r`'s client: the first host that names it (by
@@ -143,7 +143,7 @@ impl Engine {
     pub(super) fn drop_offer(&mut self, client: &[u8]) {
         if let Some(o) = self.offers.remove(client) {
             if self.offered.get(&o.ip).is_some_and(|c| **c == *client) {
-                self.offered.remove(&o.ip);
+                self.unhold_ip(o.ip);
                 self.rewind(o.ip);
             }
         }

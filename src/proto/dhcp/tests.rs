@@ -1081,3 +1081,73 @@ fn a_request_after_its_offer_ran_out_is_acked_while_the_address_is_free() {
         T::Nak
     );
 }
+
+/// A DISCOVER from MAC 52:54:01:00:hi:lo.
+fn flood_discover(n: u16) -> Vec<u8> {
+    let mut b = Msg::new(T::Discover, 0).bytes();
+    b[30..34].copy_from_slice(&[1, 0, (n >> 8) as u8, n as u8]);
+    b
+}
+
+#[test]
+fn a_discover_flood_holds_at_most_its_share_and_real_clients_still_get_leases() {
+    let mut e = engine();
+    for n in 0..300 {
+        let got = send_at(&mut e, &flood_discover(n), 67, NOW);
+        assert_eq!(got.reply().kind, T::Offer, "every DISCOVER is answered");
+    }
+    // 10.77.0.100-199: half of 100 held, the rest offered unheld.
+    assert_eq!(e.held_offers()[0], 50);
+    assert_eq!(e.counters().offers_unheld, 250);
+    // A real client still completes, and its lease is durable.
+    let ip = dora(&mut e, 7);
+    assert!(
+        matches!(e.table().get(ip), Some(Entry::Bound(l)) if l.hw[..] == [0x52, 0x54, 0, 0, 0, 7]),
+        "{ip}"
+    );
+    let records = journal::decode(&e.take_journal()).records;
+    assert!(matches!(&records[..], [journal::Record::Bound(l)] if l.ip == ip));
+    // Held offers run out on time and are counted down.
+    e.handle_timeout(at(NOW + 31));
+    assert_eq!(e.held_offers()[0], 0);
+}
+
+#[test]
+fn two_clients_offered_one_unheld_address_the_first_request_wins() {
+    let mut e = Engine::new(
+        Settings {
+            held_offers_percent: 1,
+            ..settings()
+        },
+        Table::default(),
+        base(),
+        NOW,
+    );
+    // The first offer holds the one address the bound allows.
+    let _ = send(&mut e, &Msg::new(T::Discover, 1)).reply();
+    let a = send(&mut e, &Msg::new(T::Discover, 2)).reply();
+    // Offered to 2 unheld; 3's DISCOVER may be offered the same address.
+    let free_again = Msg::new(T::Request, 3).requested(a.ip).server_id(SERVER);
+    let ack = send(
+        &mut e,
+        &Msg::new(T::Request, 2).requested(a.ip).server_id(SERVER),
+    )
+    .reply();
+    assert_eq!((ack.kind, ack.ip), (T::Ack, a.ip));
+    let nak = send(&mut e, &free_again).reply();
+    assert_eq!(nak.kind, T::Nak, "the address went to the first REQUEST");
+}
+
+#[test]
+fn one_mac_is_answered_at_most_answers_per_mac_times_a_second() {
+    let mut e = engine();
+    let d = Msg::new(T::Discover, 9).bytes();
+    let answered = (0..25)
+        .filter(|_| send_at(&mut e, &d, 67, NOW).outcome.is_ok())
+        .count();
+    assert_eq!(answered, 20);
+    assert_eq!(e.counters().dropped.get("rate_limited"), Some(&5));
+    // Another MAC is not held back, and the next second starts afresh.
+    assert!(send(&mut e, &Msg::new(T::Discover, 10)).outcome.is_ok());
+    assert!(send_at(&mut e, &d, 67, NOW + 1).outcome.is_ok());
+}
