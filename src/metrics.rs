@@ -27,6 +27,10 @@ pub struct Http {
     bytes: AtomicU64,
     /// Connections open.
     open: AtomicI64,
+    /// Idle or half-read connections dropped to take a new one at the limit.
+    evicted: AtomicU64,
+    /// Connections refused with 503 at the limit (every one was busy).
+    refused: AtomicU64,
     /// Time to first byte: counts per bucket (the last is +Inf), and the sum
     /// in microseconds.
     ttfb: [AtomicU64; TTFB_BUCKETS.len() + 1],
@@ -54,6 +58,16 @@ impl Http {
             bump(&self.ttfb[at], 1);
             bump(&self.ttfb_sum_us, t.as_micros() as u64);
         }
+    }
+
+    /// An idle connection was dropped to take a new one.
+    pub fn evicted(&self) {
+        bump(&self.evicted, 1);
+    }
+
+    /// A connection was refused at the limit.
+    pub fn refused(&self) {
+        bump(&self.refused, 1);
     }
 
     /// A connection opened (+1) or closed (-1).
@@ -178,6 +192,22 @@ impl Metrics {
             "HTTP connections open.",
             &self.http,
             |h| h.open.load(Relaxed),
+        );
+        per_worker(
+            out,
+            "rackboot_http_connections_evicted_total",
+            "counter",
+            "Idle or half-read HTTP connections dropped at http.max_connections to take a new one.",
+            &self.http,
+            |h| h.evicted.load(Relaxed) as i64,
+        );
+        per_worker(
+            out,
+            "rackboot_http_connections_refused_total",
+            "counter",
+            "HTTP connections refused with 503 at http.max_connections (every one had a response in flight).",
+            &self.http,
+            |h| h.refused.load(Relaxed) as i64,
         );
         family(
             out,

@@ -26,6 +26,20 @@ pub fn serve(
     rebuild: Rebuild,
     watch: Vec<crate::watch::Watch>,
 ) -> Result<(), io::Error> {
+    // Every connection and transfer is a descriptor: the soft limit goes up
+    // to the hard one, and a hard limit below what the config allows is said.
+    let want = config.workers * config.http.max_connections
+        + config.tftp.as_ref().map_or(0, |t| t.max_transfers)
+        + 1024;
+    let (limit, short) = crate::io::storm::raise_fd_limit(want);
+    if let Some(why) = short {
+        tracing::info!(
+            limit,
+            want,
+            "http.max_connections x workers and tftp.max_transfers need {want} descriptors; \
+             past {limit} new connections wait in the queue. Bound by {why}"
+        );
+    }
     let bound = bind(config)?;
     // Once each thread has its sockets, it keeps only what a reload needs:
     // page-locking a new generation's files.

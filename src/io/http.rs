@@ -192,8 +192,9 @@ impl Worker {
                     return;
                 }
             };
-            if self.live >= self.config.max_connections {
+            if self.live >= self.config.max_connections && !self.evict(now) {
                 let _ = (&stream).write(crate::proto::http::BUSY);
+                self.metrics.http(self.id).refused();
                 tracing::debug!(worker = self.id, %peer, "connection limit reached; refused with 503");
                 continue;
             }
@@ -226,6 +227,26 @@ impl Worker {
             // A request may already be waiting (edge-triggered: no event would say so).
             self.drive(token, now);
         }
+    }
+
+    /// At the connection limit: closes the idle or half-read connection
+    /// nearest its timeout, if there is one.
+    fn evict(&mut self, now: Instant) -> bool {
+        let victim = Connection::first_to_evict(
+            self.slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| Some((i, &s.as_ref()?.conn))),
+        );
+        let Some(token) = victim else {
+            return false;
+        };
+        if let Some(Some(slot)) = self.slots.get_mut(token) {
+            slot.conn.abort(now);
+        }
+        self.drive(token, now);
+        self.metrics.http(self.id).evicted();
+        true
     }
 
     /// Moves one connection as far as its socket and the turn budget allow.

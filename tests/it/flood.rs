@@ -10,14 +10,6 @@ use crate::dhcp::{dora_ip, shared_segment};
 use crate::ns::{in_ns, spawn_in, Kill, Net};
 use crate::support::{run, Fixture, Server};
 
-/// The value of the first metric line starting with `name`.
-fn metric(s: &Server, name: &str) -> u64 {
-    let (_, text) = s.api("GET", "/metrics");
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
-}
-
 #[test]
 fn a_discover_flood_cannot_hold_the_pool_and_real_clients_get_leases() {
     let _turn = crate::support::heavy();
@@ -51,12 +43,12 @@ fn a_discover_flood_cannot_hold_the_pool_and_real_clients_get_leases() {
     let mut ips = Vec::new();
     for i in 0..5 {
         ips.push(dora_ip(&c, &format!("52:54:00:fd:00:{i:02x}")));
-        most_held = most_held.max(metric(
-            &server,
-            "rackboot_dhcp_pool_addresses{subnet=\"10.206.0.0/24\",state=\"offered\"}",
-        ));
+        most_held = most_held
+            .max(server.metric(
+                "rackboot_dhcp_pool_addresses{subnet=\"10.206.0.0/24\",state=\"offered\"}",
+            ));
     }
-    let unheld = metric(&server, "rackboot_dhcp_offers_unheld_total");
+    let unheld = server.metric("rackboot_dhcp_offers_unheld_total");
     let deadline = Instant::now() + Duration::from_secs(30);
     while flood.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
@@ -78,4 +70,104 @@ fn a_discover_flood_cannot_hold_the_pool_and_real_clients_get_leases() {
     assert!(most_held <= 50, "offers held {most_held} of 100 addresses");
     let distinct: std::collections::HashSet<_> = ips.iter().collect();
     assert_eq!(distinct.len(), 5, "{ips:?}");
+}
+
+/// The sum over workers of the metric `name`.
+fn per_worker_sum(s: &Server, name: &str) -> u64 {
+    let (_, text) = s.api("GET", "/metrics");
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The best of three downloads of `url`, in bytes per second, each checked.
+fn best_rate(url: &str, want: &str) -> f64 {
+    (0..3)
+        .map(|_| {
+            let o = run(
+                "sh",
+                &["-c", &format!("curl -s -S -o - -w '%{{stderr}}%{{speed_download}} %{{http_code}}' {url} | sha256sum")],
+            );
+            let err = String::from_utf8_lossy(&o.stderr).into_owned();
+            let sum = String::from_utf8_lossy(&o.stdout).into_owned();
+            assert!(err.ends_with(" 200") && sum.starts_with(want), "{err} {sum}");
+            err.split(' ').next().unwrap().parse::<f64>().unwrap()
+        })
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn ten_thousand_idle_and_slowloris_connections_leave_a_download_its_speed() {
+    let _turn = crate::support::heavy();
+    let dir = crate::support::TempDir::new("flood-http");
+    let root = dir.0.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let big = rackboot::store::builtin::filler(40 << 20, 3);
+    std::fs::write(root.join("initrd.gz"), &big).unwrap();
+    let want = crate::support::sha256(&big);
+    // 3,000 a worker: the flood's 10,000 pass the limit, so it must evict.
+    let config = dir.0.join("rackboot.toml");
+    std::fs::write(&config, "[http]\nmax_connections = 3000\n").unwrap();
+    let server = Server::start(
+        &root,
+        &["--config", config.to_str().unwrap(), "--no-access-log"],
+    );
+    let url = server.url("/initrd.gz");
+    let alone = best_rate(&url, &want);
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/idle_flood.py");
+    let addr = server.addr;
+    let mut flood = std::process::Command::new("python3")
+        .args([
+            script,
+            &addr.ip().to_string(),
+            &addr.port().to_string(),
+            "8000",
+            "2000",
+            "25",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut out = std::io::BufReader::new(flood.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "open 10000", "the flood did not connect");
+    let flooded = best_rate(&url, &want);
+    // The slowloris heads run out of time (http.head_secs) while it lasts.
+    std::thread::sleep(Duration::from_secs(12));
+    let after_heads = best_rate(&url, &want);
+    line.clear();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    let _ = flood.wait();
+    let evicted = per_worker_sum(&server, "rackboot_http_connections_evicted_total");
+    let refused = per_worker_sum(&server, "rackboot_http_connections_refused_total");
+    let closed: Vec<u64> = line
+        .split(' ')
+        .skip(1)
+        .map(|n| n.trim().parse().unwrap())
+        .collect();
+    assert!(
+        evicted > 0,
+        "10,000 connections past a limit of 6,000 evicted none"
+    );
+    assert_eq!(
+        refused, 0,
+        "a download was refused while idle connections could go"
+    );
+    assert_eq!(
+        closed[1], 2000,
+        "every slowloris head is cut (timed out or evicted): {line}"
+    );
+    assert!(closed[0] + closed[1] >= 4000, "the limit held: {line}");
+    for (when, rate) in [
+        ("during the flood", flooded),
+        ("after the heads timed out", after_heads),
+    ] {
+        assert!(
+            rate * 2.0 >= alone,
+            "download {when} at {rate:.0} B/s, alone {alone:.0} B/s"
+        );
+    }
 }

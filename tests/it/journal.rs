@@ -59,14 +59,6 @@ fn faultfs(backing: &Path, dir: &Path) -> Mount {
     Mount(dir.to_path_buf(), Some(Kill(child)))
 }
 
-/// The value of the metric line starting with `name` (labels included).
-fn metric(s: &Server, name: &str) -> u64 {
-    let (_, text) = s.api("GET", "/metrics");
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
-}
-
 fn count(log: &[String], text: &str) -> usize {
     log.iter().filter(|l| l.contains(text)).count()
 }
@@ -107,9 +99,9 @@ fn a_full_disk_mid_storm_holds_acks_back_and_every_ack_sent_is_on_disk() {
         ],
     );
     std::thread::sleep(Duration::from_secs(6));
-    let errors = metric(&server, "rackboot_dhcp_journal_errors_total{op=\"write\"}");
-    let failing = metric(&server, "rackboot_dhcp_journal_failing");
-    let held = metric(&server, "rackboot_dhcp_acks_held_back_total");
+    let errors = server.metric("rackboot_dhcp_journal_errors_total{op=\"write\"}");
+    let failing = server.metric("rackboot_dhcp_journal_failing");
+    let held = server.metric("rackboot_dhcp_acks_held_back_total");
     std::fs::remove_file(disk.join("fill")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while storm.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
@@ -179,13 +171,13 @@ fn fsync_failing_with_eio_sends_no_ack_until_the_journal_is_rewritten() {
         !ok && ack_field(&out, "yiaddr").is_none(),
         "an ACK left without a durable record: {out}"
     );
-    assert!(metric(&server, "rackboot_dhcp_journal_errors_total{op=\"sync\"}") > 0);
-    assert_eq!(metric(&server, "rackboot_dhcp_journal_failing"), 1);
-    assert!(metric(&server, "rackboot_dhcp_acks_held_back_total") > 0);
+    assert!(server.metric("rackboot_dhcp_journal_errors_total{op=\"sync\"}") > 0);
+    assert_eq!(server.metric("rackboot_dhcp_journal_failing"), 1);
+    assert!(server.metric("rackboot_dhcp_acks_held_back_total") > 0);
 
     std::fs::remove_file(backing.join(".fail-fsync")).unwrap();
     let second = dora_ip(&c, "52:54:00:ee:00:02");
-    assert_eq!(metric(&server, "rackboot_dhcp_journal_failing"), 0);
+    assert_eq!(server.metric("rackboot_dhcp_journal_failing"), 0);
     let log = server.log();
     drop(server);
     assert_eq!(

@@ -199,6 +199,15 @@ impl Server {
         (code, String::from_utf8_lossy(&body).into_owned())
     }
 
+    /// The value of the first metric line starting with `name` (labels
+    /// included), from the admin socket's /metrics.
+    pub(crate) fn metric(&self, name: &str) -> u64 {
+        let (_, text) = self.api("GET", "/metrics");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+    }
+
     /// Its process id (for signals).
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()

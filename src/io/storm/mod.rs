@@ -32,7 +32,7 @@ use crate::sim::report::{Outcome, PHASES};
 use crate::sim::tftp::To;
 use hold::{dhcp_out, Held, Hold};
 use net::{connect, discard, flush, retry_from_host, source_of, udp_socket};
-use sys::raise_fd_limit;
+pub use sys::raise_fd_limit;
 pub use sys::{process_cpu, thread_cpu};
 
 /// Where the machines' DHCP goes.

@@ -29,9 +29,9 @@ pub(super) fn rusage(who: libc::c_int) -> Duration {
 /// Raises the open-file limit toward `want`: the soft limit up to the hard
 /// one, and, where the process may (root, or CAP_SYS_RESOURCE), the hard
 /// one up to the kernel's `fs.nr_open`. A storm holds a socket or two per
-/// machine. Returns the soft limit it ends with, and what bounds it when that
+/// machine; a server one per connection and transfer. Returns the soft limit it ends with, and what bounds it when that
 /// is below `want`.
-pub(super) fn raise_fd_limit(want: usize) -> (usize, Option<String>) {
+pub fn raise_fd_limit(want: usize) -> (usize, Option<String>) {
     // SAFETY: rlimit is plain data; getrlimit fills it.
     let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
     // SAFETY: `lim` is valid for the call to write.

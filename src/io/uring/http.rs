@@ -328,9 +328,10 @@ impl Worker {
         let Ok(peer) = stream.peer_addr() else {
             return Ok(());
         };
-        if self.live >= self.config.max_connections {
+        if self.live >= self.config.max_connections && !self.evict(now)? {
             use std::io::Write as _;
             let _ = (&stream).write(crate::proto::http::BUSY);
+            self.metrics.http(self.id).refused();
             return Ok(());
         }
         let _ = stream.set_nodelay(true);
@@ -357,6 +358,26 @@ impl Worker {
         self.live += 1;
         self.metrics.http(self.id).connections(1);
         self.drive(index, now)
+    }
+
+    /// At the connection limit: closes the idle or half-read connection
+    /// nearest its timeout, if there is one.
+    fn evict(&mut self, now: Instant) -> Result<bool, Error> {
+        let victim = Connection::first_to_evict(
+            self.slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| Some((i, &s.as_ref()?.conn))),
+        );
+        let Some(index) = victim else {
+            return Ok(false);
+        };
+        if let Some(Some(slot)) = self.slots.get_mut(index) {
+            slot.conn.abort(now);
+        }
+        self.drive(index, now)?;
+        self.metrics.http(self.id).evicted();
+        Ok(true)
     }
 
     /// Starts what the engine wants next: a send of its next bytes, a receive;

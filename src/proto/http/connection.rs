@@ -390,6 +390,28 @@ impl Connection {
         }
     }
 
+    /// When this connection, idle or with half a request head, would time
+    /// out; `None` while a response is in flight (or after). A full worker
+    /// drops the connection with the earliest such deadline to take a new
+    /// one, so idle and slowloris connections cannot lock clients out.
+    #[must_use]
+    pub fn evictable(&self) -> Option<Instant> {
+        match self.state {
+            State::Idle { idle_at } => Some(idle_at),
+            State::Reading { head_at } => Some(head_at),
+            _ => None,
+        }
+    }
+
+    /// Of `conns` (index, connection), the one to evict first: the
+    /// evictable one nearest its deadline.
+    pub fn first_to_evict<'a>(conns: impl Iterator<Item = (usize, &'a Self)>) -> Option<usize> {
+        conns
+            .filter_map(|(i, c)| Some((c.evictable()?, i)))
+            .min()
+            .map(|(_, i)| i)
+    }
+
     /// The socket failed (reset, broken pipe): the connection ends now.
     pub fn abort(&mut self, now: Instant) {
         self.close(now, Some("aborted"));
