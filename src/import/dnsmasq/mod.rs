@@ -232,6 +232,29 @@ const HARMLESS: &[&str] = &[
     "dhcp-sequential-ip",
 ];
 
+/// Sets `key = value` in the `[tftp]` lines, after the comment `from`; a
+/// key set before is replaced (a repeated line: the last counts, as in
+/// dnsmasq), so the table never holds a key twice.
+fn tftp_set(tftp: &mut String, from: &str, key: &str, value: &str) {
+    let prefix = format!("{key} = ");
+    let mut lines: Vec<&str> = tftp.lines().collect();
+    if let Some(i) = lines.iter().position(|l| l.starts_with(&prefix)) {
+        // Its comment line goes with it.
+        let start = if i > 0 && lines[i - 1].starts_with('#') {
+            i - 1
+        } else {
+            i
+        };
+        lines.drain(start..=i);
+    }
+    let mut out = lines.join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    let _ = writeln!(out, "{from}{prefix}{value}");
+    *tftp = out;
+}
+
 #[derive(Default)]
 struct Out {
     top: String,
@@ -501,15 +524,15 @@ pub fn translate(lines: &[Line], host: &Host) -> Imported {
             }
             "tftp-max" => match v.trim().parse::<u32>() {
                 Ok(n) => {
-                    let _ = writeln!(o.tftp, "{from}max_transfers = {n}");
+                    tftp_set(&mut o.tftp, &from, "max_transfers", &n.to_string());
                 }
                 Err(_) => note(&mut o, "not a number", Severity::Changes),
             },
             "tftp-no-blocksize" => {
-                let _ = writeln!(o.tftp, "{from}blksize = false");
+                tftp_set(&mut o.tftp, &from, "blksize", "false");
             }
             "tftp-lowercase" => {
-                let _ = writeln!(o.tftp, "{from}lowercase = true");
+                tftp_set(&mut o.tftp, &from, "lowercase", "true");
             }
             "tftp-unique-root" | "tftp-mtu" => note(
                 &mut o,
