@@ -15,7 +15,7 @@ const TTFB_BUCKETS: [f64; 12] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
 ];
 /// TFTP transfer results, as `Ended::result` names them.
-const TFTP_RESULTS: [&str; 4] = ["done", "size_probe", "timeout", "client_error"];
+const TFTP_RESULTS: [&str; 5] = ["done", "size_probe", "timeout", "client_error", "evicted"];
 
 /// One HTTP worker's counters.
 #[derive(Debug, Default)]

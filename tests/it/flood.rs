@@ -171,3 +171,73 @@ fn ten_thousand_idle_and_slowloris_connections_leave_a_download_its_speed() {
         );
     }
 }
+
+#[test]
+fn a_flood_of_silent_tftp_requests_does_not_starve_a_real_transfer() {
+    let _turn = crate::support::heavy();
+    let f = Fixture::new();
+    let dir = crate::support::TempDir::new("flood-tftp");
+    // 400 transfers a worker: the flood's 3,000 pass it many times over.
+    let config = dir.0.join("rackboot.toml");
+    std::fs::write(&config, "[tftp]\nmax_transfers = 400\n").unwrap();
+    let server = Server::start(
+        &f.root(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--tftp",
+            "127.0.0.1:0",
+            "--no-access-log",
+        ],
+    );
+    let t = server.tftp.unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/tftp_flood.py");
+    let mut flood = Kill(
+        std::process::Command::new("python3")
+            .args([
+                script,
+                "127.0.0.1",
+                &t.port().to_string(),
+                "big.bin",
+                "3000",
+                "20",
+            ])
+            .spawn()
+            .expect("python3"),
+    );
+    // Into the flood: the worker is full of silent transfers by now.
+    std::thread::sleep(Duration::from_secs(4));
+    let got = dir.0.join("big.bin");
+    let o = run(
+        "atftp",
+        &[
+            "--option",
+            "blksize 1468",
+            "--option",
+            "windowsize 8",
+            "-g",
+            "-r",
+            "big.bin",
+            "-l",
+            got.to_str().unwrap(),
+            "127.0.0.1",
+            &t.port().to_string(),
+        ],
+    );
+    let (_, text) = server.api("GET", "/metrics");
+    let evicted: u64 = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("rackboot_tftp_transfers_total{") && l.contains("result=\"evicted\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    let _ = flood.0.kill();
+    assert_eq!(
+        crate::support::sha256(&std::fs::read(&got).unwrap_or_default()),
+        crate::support::sha256(&f.big),
+        "atftp during the flood (apt-get install atftp): {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(evicted > 0, "the flood filled no worker: {text}");
+}

@@ -28,6 +28,15 @@ use crate::wire::{self, tftp};
 /// Requests longer than this are refused (RFC 2347 keeps them under 512).
 pub const MAX_REQUEST: usize = 2048;
 
+/// A transfer whose client has sent nothing for this long may be ended to
+/// admit a new request when the worker is full (the one silent longest
+/// first): a flood of requests that never acknowledge ends its own oldest
+/// members, while transfers that acknowledge (firmware does within
+/// milliseconds) are heard from too recently to be chosen. A flood starves
+/// new requests only past `max_transfers` per this period, 40,000 requests
+/// a second per worker at the default limit.
+pub const EVICT_SILENT: Duration = Duration::from_millis(250);
+
 /// What bounds a worker's transfers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -110,7 +119,8 @@ pub struct Ended {
     pub peer: SocketAddr,
     /// URL-style path of the file.
     pub path: Box<str>,
-    /// `done`, `size_probe`, `timeout` or `client_error`.
+    /// `done`, `size_probe`, `timeout`, `client_error` or `evicted` (its
+    /// client silent while the worker was full).
     pub result: &'static str,
     /// Bytes delivered (0 unless done).
     pub bytes: u64,
@@ -132,6 +142,8 @@ struct Entry {
     transfer: Transfer,
     path: Box<str>,
     started: Instant,
+    /// The last datagram from the client (or the request).
+    heard: Instant,
     armed: Armed,
     /// Ended: no longer routed, timed or counted; waits for `release`.
     ended: bool,
@@ -236,8 +248,35 @@ impl Endpoint {
         }
         // One atomic load, unless a new snapshot was published.
         self.published.refresh(&mut self.snapshot);
+        if self.by_peer.len() >= self.limits.max_transfers {
+            self.evict_silent(now);
+        }
         self.admit(d)
             .map_err(|e| self.refuse(Port::Request, d.peer, e))
+    }
+
+    /// Ends the transfer whose client has been silent longest, if for at
+    /// least [`EVICT_SILENT`]; its client is told the server is busy.
+    fn evict_silent(&mut self, now: Instant) {
+        let victim = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.as_ref().filter(|e| !e.ended).map(|e| (e.heard, i)))
+            .filter(|(heard, _)| now.saturating_duration_since(*heard) >= EVICT_SILENT)
+            .min();
+        let Some((_, index)) = victim else {
+            return;
+        };
+        let id = Id(index);
+        if let Some(peer) = self.live_entry(id).map(|e| e.peer) {
+            let _ = self.refuse(
+                Port::Transfer(id),
+                peer,
+                Error::Busy("server busy: transfer ended for a new request, retry"),
+            );
+            self.finish(now, id, "evicted");
+        }
     }
 
     fn admit(&self, d: Datagram<'_>) -> Result<Handled, Error> {
@@ -302,6 +341,7 @@ impl Endpoint {
             transfer,
             path,
             started: now,
+            heard: now,
             armed: Armed::default(),
             ended: false,
         });
@@ -336,6 +376,7 @@ impl Endpoint {
         let Some(entry) = self.live_entry(id) else {
             return Ok(());
         };
+        entry.heard = now;
         let result = entry.transfer.handle(now, bytes);
         self.dirty.push_back(id);
         result
@@ -450,17 +491,22 @@ impl Endpoint {
     }
 
     fn end(&mut self, now: Instant, id: Id, event: Event) {
-        let Some(Some(entry)) = self.entries.get_mut(id.0) else {
-            return;
-        };
-        entry.ended = true;
-        let peer = entry.peer;
         let result = match event {
             Event::Done { probe: false } => "done",
             Event::Done { probe: true } => "size_probe",
             Event::Failed(Failure::Timeout) => "timeout",
             Event::Failed(Failure::ClientError { .. }) => "client_error",
         };
+        self.finish(now, id, result);
+    }
+
+    /// Ends transfer `id` with `result` and queues its record.
+    fn finish(&mut self, now: Instant, id: Id, result: &'static str) {
+        let Some(Some(entry)) = self.entries.get_mut(id.0) else {
+            return;
+        };
+        entry.ended = true;
+        let peer = entry.peer;
         let (blksize, windowsize) = entry.transfer.sizes();
         let bytes = if result == "done" {
             entry.transfer.payload().len() as u64

@@ -208,3 +208,39 @@ fn a_silent_client_times_out_on_the_endpoint_timer() {
     }
     panic!("no timeout");
 }
+
+#[test]
+fn a_full_worker_ends_the_transfer_silent_longest_for_a_new_request() {
+    let t0 = testutil::t0();
+    let mut e = endpoint(limits(false));
+    let silent = start(&mut e, t0, peer(2, 1000));
+    let talking = start(&mut e, t0, peer(3, 1000));
+    let _ = drain(&mut e, t0);
+    let request = rrq("ipxe.efi");
+    // Full, and nobody silent for EVICT_SILENT yet: refused.
+    let refused = e.handle(t0, datagram(&request, peer(4, 1000)));
+    assert!(matches!(refused, Err(Error::Busy(_))), "{refused:?}");
+    let _ = drain(&mut e, t0);
+    // The second client acknowledges; the first never does.
+    let later = t0 + EVICT_SILENT * 2;
+    e.handle_transfer(later, talking, peer(3, 1000), &[0, 4, 0, 1])
+        .unwrap();
+    let _ = drain(&mut e, later);
+    // The silent one goes and the new request is admitted.
+    let Ok(Handled::Admit(a)) = e.handle(later, datagram(&request, peer(4, 1000))) else {
+        panic!("not admitted");
+    };
+    let ended = e.poll_event().unwrap();
+    assert_eq!((ended.id, ended.result), (silent, "evicted"));
+    assert!(e.poll_event().is_none(), "the acknowledging transfer stays");
+    let fresh = e.open(later, a, Ok(Some(1500))).unwrap();
+    let sent = drain(&mut e, later);
+    assert_eq!(
+        (sent[0].0, sent[0].1, &sent[0].3[..4]),
+        (Port::Transfer(silent), peer(2, 1000), &[0, 5, 0, 0][..]),
+        "the silent client is told"
+    );
+    assert_eq!(e.live(), 2);
+    e.release(silent);
+    assert_ne!(fresh, silent);
+}
