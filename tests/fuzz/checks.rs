@@ -406,3 +406,28 @@ pub fn dnsmasq_conf(data: &[u8]) {
         );
     }
 }
+
+/// The journal's replay: whatever the bytes, the damaged stretches lie in
+/// order inside them, the good records end where it says, and the good
+/// records written again replay to themselves with nothing damaged.
+pub fn lease_journal(data: &[u8]) {
+    use rackboot::lease::journal;
+    let replay = journal::decode(data);
+    assert!(replay.end <= data.len());
+    let mut at = 0;
+    for &(offset, len) in &replay.damaged {
+        assert!(
+            offset >= at && len > 0 && offset + len <= replay.end,
+            "{:?}",
+            replay.damaged
+        );
+        at = offset + len;
+    }
+    let mut again = Vec::new();
+    for r in &replay.records {
+        journal::encode(r, &mut again);
+    }
+    let second = journal::decode(&again);
+    assert_eq!(second.records, replay.records);
+    assert!(second.damaged.is_empty() && second.end == again.len());
+}

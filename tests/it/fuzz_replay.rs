@@ -16,6 +16,7 @@ fn the_fuzz_corpus_replays_through_parsers_and_engines() {
         "dhcp_packet",
         "dhcp_engine",
         "dnsmasq_conf",
+        "lease_journal",
     ] {
         let dir = std::path::Path::new(corpus).join(target);
         for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
@@ -29,6 +30,7 @@ fn the_fuzz_corpus_replays_through_parsers_and_engines() {
             checks::dhcp_packet(&data);
             checks::dhcp_engine(&data);
             checks::dnsmasq_conf(&data);
+            checks::lease_journal(&data);
             replayed += 1;
         }
     }
