@@ -7,7 +7,7 @@ Debian installer) by the options it sends, and prints what it got as JSON lines.
   dhcp_client.py IFACE MAC dora     [identity options]   DISCOVER, offers, REQUEST, ACK
   dhcp_client.py IFACE MAC decline  IP SERVER            DECLINE of IP
   dhcp_client.py IFACE MAC pxe4011  SERVER               proxyDHCP REQUEST to SERVER:4011
-  dhcp_client.py IFACE MAC garbage  SERVER               bad datagrams to SERVER:67
+  dhcp_client.py IFACE MAC garbage  SERVER [--repeat N]  bad datagrams to SERVER:67
 
 Identity options: --arch N --vendor TEXT --user-class TEXT --ipxe --uuid
 --client-id HEX
@@ -218,6 +218,7 @@ def main():
     ap.add_argument("--client-id", help="option 61, hex bytes")
     ap.add_argument("--prefer")
     ap.add_argument("--wait", type=float, default=1.0)
+    ap.add_argument("--repeat", type=int, default=1, help="garbage: send the bad datagrams this many times")
     ap.add_argument("--first", action="store_true", help="stop at the first answer")
     ap.add_argument("--pxe-at", help="after a proxy offer, ask its :4011 from this address")
     ap.add_argument("--boot-server", action="store_true",
@@ -256,8 +257,11 @@ def main():
             good[:240] + bytes([53, 1, 3, 50, 4, 192, 168, 250, 9, 255]),
             good[:240] + bytes([53, 1, 1, 61, 255]) + b"\x07" * 255 + b"\xff",
         ]
-        for b in bad:
-            s.sendto(b, (server, 67))
+        for i in range(args.repeat):
+            for b in bad:
+                s.sendto(b, (server, 67))
+            if i % 100 == 99:
+                time.sleep(0.01)
         return 0
     print(f"unknown action {args.action}", file=sys.stderr)
     return 2

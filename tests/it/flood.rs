@@ -241,3 +241,87 @@ fn a_flood_of_silent_tftp_requests_does_not_starve_a_real_transfer() {
     );
     assert!(evicted > 0, "the flood filled no worker: {text}");
 }
+
+#[test]
+fn a_flood_of_malformed_dhcp_is_counted_and_dropped_while_clients_are_served() {
+    let mut net = Net::new("fm");
+    let (s, d, c) = shared_segment(&mut net, 207);
+    let f = Fixture::new();
+    let server = Server::start_in(
+        Some(&s),
+        "10.207.0.1",
+        &f.root(),
+        &[
+            "--interface",
+            "eth0",
+            "--dhcp-range",
+            "10.207.0.100,10.207.0.199",
+            "--no-access-log",
+        ],
+    );
+    // 6 kinds of unusable datagram, 5,000 times each, from d.
+    let mut flood = Kill(spawn_in(
+        &d,
+        &format!(
+            "python3 {} eth0 52:54:00:fe:00:01 garbage 10.207.0.1 --repeat 5000",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/dhcp_client.py")
+        ),
+    ));
+    let ip = dora_ip(&c, "52:54:00:fe:00:02");
+    assert!(ip.starts_with("10.207.0."), "{ip}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while flood.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        flood.0.try_wait().unwrap().is_some(),
+        "the flood did not end in 60 s"
+    );
+    // Every malformed one is counted (none crashed the worker), and the log
+    // sums them instead of a line each. The two answerable kinds in the mix
+    // (a REQUEST to NAK, a DISCOVER) come from one MAC, 10,000 times: past
+    // dhcp.answers_per_mac a second they are dropped as rate_limited.
+    let by_reason = |text: &str, limited: bool| -> u64 {
+        text.lines()
+            .filter(|l| l.starts_with("rackboot_dhcp_dropped_total{"))
+            .filter(|l| l.contains("rate_limited") == limited)
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let mut text = String::new();
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(200));
+        text = server.api("GET", "/metrics").1;
+        if by_reason(&text, false) >= 30_000 {
+            break;
+        }
+    }
+    assert_eq!(
+        by_reason(&text, false),
+        30_000,
+        "every malformed datagram is counted once"
+    );
+    let limited = by_reason(&text, true);
+    assert!(
+        (9_000..10_000).contains(&limited),
+        "one MAC's 10,000 answerable messages, all but ~20 a second dropped: {limited}"
+    );
+    // The summary comes 5 s after the first drop.
+    let summaries = || {
+        server
+            .log()
+            .iter()
+            .filter(|l| l.contains("datagrams dropped"))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while summaries() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let lines = summaries();
+    assert!(
+        (1..=4).contains(&lines),
+        "one summary line per 5 s, not one per datagram: {lines}"
+    );
+    assert_eq!(dora_ip(&c, "52:54:00:fe:00:02"), ip, "the worker serves on");
+}
