@@ -4,7 +4,7 @@
 //! client (dhcp_client.py) in the others. Needs root.
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::ns::{in_ns, sh, spawn_in, Kill, Net};
 use crate::support::{run, Fixture, Server, TempDir};
@@ -543,6 +543,14 @@ impl Capture {
         }
     }
 
+    /// Stops the capture; every DHCPACK in it as (address, MAC).
+    pub(crate) fn acked(self) -> Vec<(String, String)> {
+        self.acks(&["dhcp.hw.mac_addr", "dhcp.ip.your"])
+            .into_iter()
+            .filter_map(|a| Some((a.get(1)?.clone(), a.first()?.clone())))
+            .collect()
+    }
+
     /// Stops the capture; `fields` of every DHCPACK in it, one row per ACK.
     pub(crate) fn acks(self, fields: &[&str]) -> Vec<Vec<String>> {
         self.rows("dhcp.option.dhcp == 5", fields)
@@ -665,16 +673,9 @@ fn kill_9_in_the_middle_of_a_storm_loses_no_acked_lease() {
     drop(server); // SIGKILL
                   // The same config file, journal and all.
     let _server = start_with_config(&s, "10.205.0.1", &f, &dir, PERF_POOL);
-    let deadline = Instant::now() + Duration::from_secs(40);
     let mut storm = storm;
-    while storm.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let acks: Vec<(String, String)> = capture
-        .acks(&["dhcp.hw.mac_addr", "dhcp.ip.your"])
-        .into_iter()
-        .filter_map(|a| Some((a.get(1)?.clone(), a.first()?.clone())))
-        .collect();
+    storm.wait_at_most(Duration::from_secs(40));
+    let acks = capture.acked();
     assert!(
         acks.len() > 500,
         "the storm ran on both sides of the kill: {} ACKs",

@@ -103,10 +103,7 @@ fn a_full_disk_mid_storm_holds_acks_back_and_every_ack_sent_is_on_disk() {
     let failing = server.metric("rackboot_dhcp_journal_failing");
     let held = server.metric("rackboot_dhcp_acks_held_back_total");
     std::fs::remove_file(disk.join("fill")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while storm.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    storm.wait_at_most(Duration::from_secs(60));
     // After the disk has room again, a new client gets its lease.
     let (ok, out) = client(&c, "eth0 52:54:00:fd:00:01 dora --wait 2");
     assert!(ok, "no lease after the disk recovered: {out}");
@@ -124,11 +121,7 @@ fn a_full_disk_mid_storm_holds_acks_back_and_every_ack_sent_is_on_disk() {
         log.join("\n")
     );
     assert_eq!(count(&log, "writable again"), 1, "{}", log.join("\n"));
-    let acks: Vec<(String, String)> = capture
-        .acks(&["dhcp.hw.mac_addr", "dhcp.ip.your"])
-        .into_iter()
-        .filter_map(|a| Some((a.get(1)?.clone(), a.first()?.clone())))
-        .collect();
+    let acks = capture.acked();
     assert!(
         acks.len() > 300,
         "the storm ran on both sides of the fill: {}",

@@ -91,6 +91,23 @@ pub(crate) fn spawn_in(ns: &str, cmd: &str) -> Child {
 /// A process stopped on drop: SIGTERM first (nginx's master then stops its
 /// workers; SIGKILL would orphan them), SIGKILL after 2 s.
 pub(crate) struct Kill(pub(crate) Child);
+
+impl Kill {
+    /// Waits for the process to exit by itself, at most `limit`; whether it did.
+    pub(crate) fn wait_at_most(&mut self, limit: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+}
+
 impl Drop for Kill {
     fn drop(&mut self) {
         let _ = Command::new("kill")

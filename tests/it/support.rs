@@ -208,6 +208,17 @@ impl Server {
             .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
     }
 
+    /// The sum of the metric `name` over its labelled lines (workers,
+    /// reasons) whose labels pass `keep`.
+    pub(crate) fn metric_sum(&self, name: &str, keep: impl Fn(&str) -> bool) -> u64 {
+        let (_, text) = self.api("GET", "/metrics");
+        text.lines()
+            .filter_map(|l| l.strip_prefix(name)?.strip_prefix('{'))
+            .filter(|l| keep(l))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
     /// Its process id (for signals).
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
