@@ -31,7 +31,7 @@ pub fn serve(
     let want = config.workers * config.http.max_connections
         + config.tftp.as_ref().map_or(0, |t| t.max_transfers)
         + 1024;
-    let (limit, short) = crate::io::storm::raise_fd_limit(want);
+    let (limit, short) = crate::io::fd_limit::raise(want);
     if let Some(why) = short {
         tracing::info!(
             limit,

@@ -15,6 +15,7 @@ pub mod caps;
 pub mod clock;
 pub mod dhcp;
 mod error;
+pub mod fd_limit;
 pub mod http;
 pub mod link;
 mod probe;

@@ -31,6 +31,15 @@ const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// While the disk fails, one log line per this.
 pub(crate) const LOG_EVERY: Duration = Duration::from_secs(60);
 
+/// A journal operation that can fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// Appending records (ENOSPC on a full disk).
+    Write,
+    /// fdatasync, or the rewrite of the whole file after a failed one.
+    Sync,
+}
+
 /// What the journal's disk has been doing, for logs and metrics.
 #[derive(Debug, Default)]
 pub(crate) struct Health {
@@ -55,10 +64,10 @@ impl Health {
     }
 
     /// `op` failed with `e`, holding back `held` ACKs.
-    pub(crate) fn failed(&mut self, now: Instant, op: &'static str, e: &io::Error, held: usize) {
+    pub(crate) fn failed(&mut self, now: Instant, op: Op, e: &io::Error, held: usize) {
         match op {
-            "write" => self.write_errors += 1,
-            _ => self.sync_errors += 1,
+            Op::Write => self.write_errors += 1,
+            Op::Sync => self.sync_errors += 1,
         }
         self.acks_held_back += held as u64;
         self.run += 1;
@@ -79,12 +88,12 @@ impl Health {
             _ => "",
         };
         tracing::error!(
-            op,
+            ?op,
             error = %e,
             failures = self.unlogged,
             failing_secs = now.duration_since(since).as_secs(),
             "dhcp: the lease journal cannot be {}; ACKs are held back (clients retry) until it can{hint}",
-            if op == "write" { "written" } else { "synced" },
+            if op == Op::Write { "written" } else { "synced" },
         );
         self.unlogged = 0;
     }
@@ -197,7 +206,7 @@ impl Commit {
                 }
                 Err(e) if self.rewrite => {
                     let held = std::mem::take(&mut self.next);
-                    self.health.failed(now, "sync", &e, held.len());
+                    self.health.failed(now, Op::Sync, &e, held.len());
                     self.retry_at = Some(now + RETRY_EVERY);
                     return Start::Idle;
                 }
@@ -214,7 +223,7 @@ impl Commit {
             }
             Err(e) => {
                 let held = std::mem::take(&mut self.next);
-                self.health.failed(now, "sync", &e, held.len());
+                self.health.failed(now, Op::Sync, &e, held.len());
                 Start::Idle
             }
         }
@@ -232,7 +241,7 @@ impl Commit {
                 acks
             }
             Err(e) => {
-                self.health.failed(clock::now(), "sync", &e, acks.len());
+                self.health.failed(clock::now(), Op::Sync, &e, acks.len());
                 self.rewrite = true;
                 Vec::new()
             }

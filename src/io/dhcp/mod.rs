@@ -672,7 +672,9 @@ impl Server {
                 let before = pending.len();
                 pending.retain(|p| p.reply.kind != MessageType::Ack || p.reply.ip.is_unspecified());
                 let held = before - pending.len();
-                self.commit.health.failed(clock::now(), "write", &e, held);
+                self.commit
+                    .health
+                    .failed(clock::now(), commit::Op::Write, &e, held);
             }
         }
     }

@@ -32,7 +32,6 @@ use crate::sim::report::{Outcome, PHASES};
 use crate::sim::tftp::To;
 use hold::{dhcp_out, Held, Hold};
 use net::{connect, discard, flush, retry_from_host, source_of, udp_socket};
-pub use sys::raise_fd_limit;
 pub use sys::{process_cpu, thread_cpu};
 
 /// Where the machines' DHCP goes.
@@ -144,7 +143,7 @@ pub fn run(settings: Settings, dhcp: Dhcp) -> Result<Done, String> {
     /// listeners, the in-process server's own).
     const SPARE: usize = 256;
     let per = settings.files_per_machine.max(1);
-    let (limit, bound) = raise_fd_limit(settings.fleet.len() * per + SPARE);
+    let (limit, bound) = crate::io::fd_limit::raise(settings.fleet.len() * per + SPARE);
     if let Some(why) = bound {
         let at_once = limit.saturating_sub(SPARE) / per;
         let together = settings.fleet.iter().filter(|s| s.start.is_zero()).count();

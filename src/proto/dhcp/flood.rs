@@ -34,6 +34,16 @@ pub(super) struct Guard {
     per_mac: HashMap<[u8; 6], u32>,
 }
 
+impl Guard {
+    /// A guard for `subnets` subnets, none of their addresses held.
+    pub(super) fn new(subnets: usize) -> Self {
+        Self {
+            held: vec![0; subnets],
+            ..Self::default()
+        }
+    }
+}
+
 impl Engine {
     /// Holds `ip` for the offer keyed `key` (the one map of held addresses
     /// goes through here and [`Self::unhold_ip`], so the counts stay true).
@@ -64,8 +74,7 @@ impl Engine {
         self.settings.subnets.iter().position(|s| s.contains(ip))
     }
 
-    /// Counts the held addresses afresh (at start and after a reload moved
-    /// the subnets).
+    /// Counts the held addresses afresh (after a reload moved the subnets).
     pub(super) fn recount_held(&mut self) {
         let mut held = vec![0; self.settings.subnets.len()];
         for ip in self.offered.keys() {

@@ -256,6 +256,7 @@ impl Engine {
     pub fn new(settings: Settings, table: Table, now: Instant, unix: u64) -> Self {
         let reserved = reservations(&settings);
         let cursors = vec![0; settings.subnets.len()];
+        let guard = flood::Guard::new(settings.subnets.len());
         Self {
             settings,
             table,
@@ -267,16 +268,10 @@ impl Engine {
             probing: HashMap::new(),
             counters: Counters::default(),
             offer_to_ack: crate::metrics::micros_histogram(),
-            guard: flood::Guard::default(),
+            guard,
             epoch: now,
             epoch_unix: unix,
         }
-        .counted()
-    }
-
-    fn counted(mut self) -> Self {
-        self.recount_held();
-        self
     }
 
     /// The settings in use.
