@@ -144,6 +144,10 @@ struct Common {
     /// (netboot `local`) once its installer fetched its done URL.
     #[arg(long)]
     once: bool,
+    /// With --kernel: the loader its machines run, ipxe or grub (shim and
+    /// grub, signed, for Secure Boot) [default: ipxe].
+    #[arg(long, value_name = "LOADER")]
+    loader: Option<String>,
     /// The machines state file: the admin API's machine changes and
     /// install-once state [default: /var/lib/rackboot/machines.state].
     #[arg(long, value_name = "FILE")]
@@ -470,6 +474,7 @@ fn overrides(c: &Common) -> Overrides {
         tftp_send: c.tftp_send,
         admin_socket: c.admin_socket.clone(),
         once: c.once,
+        loader: c.loader.clone(),
         boot_state_file: c.boot_state_file.clone(),
     }
 }
@@ -540,6 +545,22 @@ fn plan(config: &Config) -> Result<Option<store::Plan>, Box<dyn std::error::Erro
                     }
                     Err(e) => tracing::warn!("{e}; PXE firmware will not find its iPXE binary"),
                 }
+            }
+        }
+    }
+    let grub = config.boot.as_ref().is_some_and(|b| b.profiles.any_grub());
+    let missing = |plan: &store::Plan, url: &str| !plan.files.iter().any(|f| f.url == url);
+    if grub && store::signed::NAMES.iter().any(|n| missing(&plan, n)) {
+        match store::signed::find() {
+            Ok(found) => {
+                for (url, file) in found {
+                    if missing(&plan, &url) {
+                        plan.add(&url, &file, cap)?;
+                    }
+                }
+            }
+            Err(e) => {
+                return Err(format!("a [[profile]] has loader = \"grub\", but {e}").into());
             }
         }
     }
@@ -752,18 +773,20 @@ fn boot_summary(config: &Config, out: &mut String) {
     let p = &b.profiles;
     let _ = writeln!(
         out,
-        "boot profiles: {} (default: {}), {} machines in the inventory; scripts at {}, answers at {}; every template rendered",
+        "boot profiles: {} (default: {}), {} machines in the inventory; scripts at {}, grub at {}, answers at {}; every template rendered",
         p.profiles().len(),
         p.default_name().unwrap_or("none: unknown machines are told so and exit"),
         p.machines(),
         p.paths().script,
+        p.paths().grub,
         p.paths().config
     );
     for q in p.profiles() {
         let _ = writeln!(
             out,
-            "  profile {}: kernel {}, {} initrd(s), {}{}",
+            "  profile {}: loader {}, kernel {}, {} initrd(s), {}{}",
             q.name,
+            q.loader.name(),
             q.kernel,
             q.initrds.len(),
             if q.config.is_some() {
@@ -893,11 +916,24 @@ fn check_into(
     profile_files(config, |p| plan.files.iter().any(|f| f.url == p))?;
     if let Some(b) = &config.boot {
         let paths = b.profiles.paths();
-        for page in [&paths.script, &paths.config] {
+        if b.profiles.any_grub() {
+            for f in plan
+                .files
+                .iter()
+                .filter(|f| rackboot::proto::boot::grub::is_config(&f.url))
+            {
+                let _ = writeln!(
+                    out,
+                    "warning: the root's {} is served as it is: grub reading it does not get the stub that loads its machine's profile (remove it, or make it `configfile` {}?mac=${{net_default_mac}})",
+                    f.url, paths.grub
+                );
+            }
+        }
+        for page in [&paths.script, &paths.grub, &paths.config] {
             if plan.files.iter().any(|f| &f.url == page) {
                 let _ = writeln!(
                     out,
-                    "warning: the root's {page} is not served: the boot profiles render that path per machine (remove the file, or move [boot] script_path/config_path)"
+                    "warning: the root's {page} is not served: the boot profiles render that path per machine (remove the file, or move [boot] script_path/grub_path/config_path)"
                 );
             }
         }
@@ -908,12 +944,36 @@ fn check_into(
                 || config.boot.as_ref().is_some_and(|b| b.profiles.renders(p))
         };
         let mut d = d.clone();
+        if !config.boot.as_ref().is_some_and(|b| b.profiles.any_grub()) {
+            rackboot::proto::dhcp::policy::drop_grub_rules(&mut d.settings.rules);
+        }
         if d.uefi_snponly
             && rackboot::proto::dhcp::policy::prefer_snponly(&mut d.settings.rules, have)
         {
             let _ = writeln!(
                 out,
                 "dhcp: UEFI PXE firmware gets snponly.efi (dhcp.uefi_snponly)"
+            );
+        }
+        let unserved =
+            rackboot::proto::dhcp::policy::unserved_architectures(&mut d.settings.rules, have);
+        if !unserved.is_empty() {
+            let _ = writeln!(
+                out,
+                "dhcp: no boot binary for {}: their firmware gets a plain lease (put the file in the root to boot them)",
+                rackboot::io::dhcp::describe_unserved(&unserved)
+            );
+        }
+        if let Some(rule) = rackboot::proto::dhcp::policy::unsigned_to_uefi(&d.settings.rules) {
+            let grub = config.boot.as_ref().is_some_and(|b| b.profiles.any_grub());
+            let _ = writeln!(
+                out,
+                "note: boot rule {rule} hands iPXE (unsigned) to UEFI machines: those enforcing Secure Boot refuse it; {}",
+                if grub {
+                    "machines of a profile with loader = \"grub\" get the signed shim instead"
+                } else {
+                    "a [[profile]] with loader = \"grub\" boots them through the signed shim and grub"
+                }
             );
         }
         for (rule, path) in rackboot::proto::dhcp::policy::missing_files(&d.settings.rules, have) {

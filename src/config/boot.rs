@@ -12,7 +12,7 @@ use toml::Spanned;
 
 use super::{file, Error, Overrides, Validator};
 use crate::machines::Netboot;
-use crate::proto::boot::{Mac, Machine, Match, Paths, Profile, Profiles};
+use crate::proto::boot::{Loader, Mac, Machine, Match, Paths, Profile, Profiles};
 
 /// The profile `--kernel` makes.
 pub const CLI_PROFILE: &str = "default";
@@ -49,6 +49,14 @@ impl Validator<'_> {
         listen: SocketAddr,
     ) -> Result<Option<Boot>, Error> {
         if raw.profile.is_empty() && raw.machine.is_empty() && cli.kernel.is_none() {
+            if cli.loader.is_some() {
+                return Err(self.invalid(
+                    None,
+                    "--loader",
+                    "is given without --kernel".into(),
+                    "add --kernel PATH, which makes the default profile it belongs to",
+                ));
+            }
             if let Some(p) = cli.initrd.first().or(cli.preseed.as_ref()) {
                 return Err(self.invalid(
                     None,
@@ -62,10 +70,19 @@ impl Validator<'_> {
         let b = &raw.boot;
         let paths = Paths {
             script: self.url_path(b.script_path.as_ref(), "boot.script_path", "/boot.ipxe")?,
+            grub: self.url_path(b.grub_path.as_ref(), "boot.grub_path", "/boot.grub")?,
             config: self.url_path(b.config_path.as_ref(), "boot.config_path", "/config")?,
             done: self.url_path(b.done_path.as_ref(), "boot.done_path", "/done")?,
         };
-        if paths.done == paths.script || paths.done == paths.config {
+        if paths.grub == paths.script || paths.grub == paths.config {
+            return Err(self.invalid(
+                b.grub_path.as_ref().map(|s| s.span().start),
+                "boot.grub_path",
+                format!("is {:?}, another page's path", paths.grub),
+                "give grub's page its own path, e.g. \"/boot.grub\"",
+            ));
+        }
+        if paths.done == paths.script || paths.done == paths.config || paths.done == paths.grub {
             return Err(self.invalid(
                 b.done_path.as_ref().map(|s| s.span().start),
                 "boot.done_path",
@@ -203,7 +220,12 @@ impl Validator<'_> {
             mac.push(v);
         }
         let lower = |v: &[String]| v.iter().map(|s| s.to_ascii_lowercase()).collect();
+        let loader = match &p.loader {
+            None => Loader::Ipxe,
+            Some(l) => self.loader(l.get_ref(), Some(l.span().start), "profile.loader")?,
+        };
         Ok(Profile {
+            loader,
             kernel,
             initrds,
             cmdline: p.cmdline.clone(),
@@ -289,7 +311,12 @@ impl Validator<'_> {
             Some(extra) => format!("{CLI_CMDLINE} {extra}"),
             None => CLI_CMDLINE.to_owned(),
         };
+        let loader = match cli.loader.as_deref() {
+            None => Loader::Ipxe,
+            Some(l) => self.loader(l, None, "--loader")?,
+        };
         let profile = Profile {
+            loader,
             name: CLI_PROFILE.into(),
             kernel,
             initrds,
@@ -302,6 +329,23 @@ impl Validator<'_> {
             local: None,
         };
         Ok((profile, files))
+    }
+
+    /// The loader named `value` at `at` (`key` names it in the message).
+    pub(super) fn loader(
+        &self,
+        value: &str,
+        at: Option<usize>,
+        key: &'static str,
+    ) -> Result<Loader, Error> {
+        Loader::parse(value).ok_or_else(|| {
+            self.invalid(
+                at,
+                key,
+                format!("is {value:?}"),
+                "write \"ipxe\" (the default) or \"grub\" (shim and grub, signed, for Secure Boot)",
+            )
+        })
     }
 
     fn machines(&self, raw: &[file::Machine], profiles: &[Profile]) -> Result<Vec<Machine>, Error> {

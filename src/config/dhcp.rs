@@ -265,6 +265,7 @@ impl Validator<'_> {
                 hosts,
                 rules,
                 http_port,
+                profiles: None,
                 probe: probe_ms > 0,
                 held_offers_percent: self.opt_int(
                     &d.held_offers_percent,
@@ -628,6 +629,11 @@ impl Validator<'_> {
                     .map(|n| self.network(n, "dhcp.boot.subnet"))
                     .transpose()?,
                 known: b.known,
+                loader: b
+                    .loader
+                    .as_ref()
+                    .map(|l| self.loader(l.get_ref(), Some(l.span().start), "dhcp.boot.loader"))
+                    .transpose()?,
                 uuid,
                 relay: b
                     .relay

@@ -97,6 +97,8 @@ pub struct Admin {
 pub struct BootPages {
     /// URL path of the per-machine iPXE script.
     pub script_path: Option<Spanned<String>>,
+    /// URL path (and TFTP name) of the per-machine grub configuration.
+    pub grub_path: Option<Spanned<String>>,
     /// URL path of the per-machine installer answers.
     pub config_path: Option<Spanned<String>>,
     /// Profile for machines no profile matches.
@@ -123,7 +125,9 @@ pub struct Profile {
     /// Kernel command line template.
     #[serde(default)]
     pub cmdline: String,
-    /// iPXE script template file.
+    /// The loader its machines run: `ipxe` (default) or `grub`.
+    pub loader: Option<Spanned<String>>,
+    /// Its loader's page template file (an iPXE script or a grub configuration).
     pub script: Option<Spanned<String>>,
     /// Installer answers (preseed, kickstart, cloud-init) template file.
     pub config: Option<Spanned<String>>,
@@ -492,6 +496,8 @@ pub struct Boot {
     pub subnet: Option<Spanned<String>>,
     /// Whether the client has a `[[dhcp.host]]` reservation.
     pub known: Option<bool>,
+    /// The loader of the client's profile: `ipxe` or `grub`.
+    pub loader: Option<Spanned<String>>,
     /// Tags required.
     #[serde(default)]
     pub tag: Vec<String>,

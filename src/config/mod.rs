@@ -107,6 +107,8 @@ pub struct Overrides {
     pub admin_socket: Option<PathBuf>,
     /// `--once`: the `--kernel` profile installs each machine once.
     pub once: bool,
+    /// `--loader`: what the `--kernel` profile's machines run.
+    pub loader: Option<String>,
     /// `--boot-state-file`: the machines state file.
     pub boot_state_file: Option<PathBuf>,
 }

@@ -269,3 +269,30 @@ fn the_fleet_view_is_on_by_default_and_its_sizes_are_checked() {
     let msg = parse("[fleet]\nmachine = 5\n").unwrap_err().to_string();
     assert!(msg.contains("machine"), "{msg}");
 }
+
+#[test]
+fn a_profiles_loader_and_the_grub_path_are_checked() {
+    let profile = |loader: &str| {
+        format!("[[profile]]\nname = \"sb\"\nkernel = \"/linux\"\nloader = \"{loader}\"\n")
+    };
+    let c = parse(&profile("grub")).unwrap();
+    let b = c.boot.unwrap();
+    assert!(b.profiles.any_grub());
+    assert_eq!(b.profiles.paths().grub, "/boot.grub");
+    let msg = parse(&profile("grub2")).unwrap_err().to_string();
+    assert!(
+        msg.contains(":4: `profile.loader` is \"grub2\"") && msg.contains("\"grub\""),
+        "{msg}"
+    );
+    let msg = parse(&format!(
+        "[boot]\ngrub_path = \"/boot.ipxe\"\n{}",
+        profile("grub")
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(msg.contains("`boot.grub_path`"), "{msg}");
+    let msg = parse("[dhcp]\ninterface = \"lo\"\nmode = \"proxy\"\n[[dhcp.boot]]\nloader = \"shim\"\nfile = \"x.efi\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("`dhcp.boot.loader` is \"shim\""), "{msg}");
+}

@@ -131,6 +131,7 @@ impl Worker {
             peer: r.peer,
             bytes: &self.rx[..r.len],
             truncated: r.truncated,
+            unix_secs: crate::io::clock::unix_now(),
         };
         let metrics = self.metrics.tftp(self.id);
         let sink = self.metrics.fleet();

@@ -19,6 +19,7 @@ pub mod ipxe;
 mod load;
 mod memfd;
 pub mod mime;
+pub mod signed;
 
 use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
@@ -151,6 +152,11 @@ impl Snapshot {
     pub fn with_profiles(mut self, profiles: Option<Arc<Profiles>>) -> Self {
         self.profiles = profiles;
         self
+    }
+
+    /// The boot profiles served with these files, shared, if any.
+    pub fn profiles_arc(&self) -> Option<Arc<Profiles>> {
+        self.profiles.clone()
     }
 
     /// The boot profiles served with these files, if any.

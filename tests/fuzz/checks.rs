@@ -60,6 +60,7 @@ fn profiles() -> &'static Profiles {
     static P: OnceLock<Profiles> = OnceLock::new();
     P.get_or_init(|| {
         let profile = Profile {
+            loader: rackboot::proto::boot::Loader::Grub,
             name: "any".into(),
             kernel: "/big".into(),
             initrds: vec!["/empty".into()],
@@ -198,6 +199,8 @@ pub fn tftp_request(data: &[u8]) {
                 root: Some("/srv/tftp"),
                 path_mtu,
                 prefix: None,
+                peer: None,
+                unix_secs: 0,
             },
         ) {
             assert!(

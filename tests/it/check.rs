@@ -149,7 +149,7 @@ fn the_shipped_profiles_example_is_valid() {
     let (code, out, err) = check(&["--config", example, "--root", root.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("boot profiles: 3 (default: debian), 2 machines in the inventory"),
+        out.contains("boot profiles: 4 (default: debian), 2 machines in the inventory"),
         "{out}"
     );
 }

@@ -907,3 +907,141 @@ pub(crate) fn dora_ip(ns: &str, mac: &str) -> String {
     assert!(ok, "{out}");
     ack_field(&out, "yiaddr").unwrap_or_else(|| panic!("no ACK: {out}"))
 }
+
+#[test]
+fn each_architecture_and_loader_gets_its_own_boot_file_and_grub_its_page_over_tftp() {
+    let mut net = Net::new("g");
+    let (s, c) = pair(&mut net);
+    let f = Fixture::new();
+    for (name, seed) in [("ipxe-arm64.efi", 1), ("ipxe-riscv64.efi", 2), ("linux", 3)] {
+        std::fs::write(
+            f.root().join(name),
+            rackboot::store::builtin::filler(4096, seed),
+        )
+        .unwrap();
+    }
+    let dir = TempDir::new("dhcp-arch");
+    let server = start_with_config(
+        &s,
+        "10.201.0.1",
+        &f,
+        &dir,
+        "[[dhcp.subnet]]\nranges = [\"10.201.0.100-10.201.0.199\"]\n\
+         [[profile]]\nname = \"secure\"\nloader = \"grub\"\nkernel = \"/linux\"\n\
+         cmdline = \"console=ttyS0 url={{ config_url }}\"\n\
+         [profile.match]\nmac = [\"52:54:00:dd:00:0*\"]\n",
+    );
+    let url = |file: &str| format!("http://10.201.0.1:{}/{file}", server.addr.port());
+    // (MAC, option 93, vendor class, boot file). The root holds iPXE for
+    // ARM64 and RISC-V 64, not for 32-bit ARM: that firmware gets a plain
+    // lease, never another architecture's binary.
+    let cases = [
+        (
+            "52:54:00:dd:01:01",
+            11,
+            "PXEClient",
+            "ipxe-arm64.efi".to_owned(),
+        ),
+        ("52:54:00:dd:01:02", 19, "HTTPClient", url("ipxe-arm64.efi")),
+        (
+            "52:54:00:dd:01:03",
+            27,
+            "PXEClient",
+            "ipxe-riscv64.efi".to_owned(),
+        ),
+        (
+            "52:54:00:dd:01:04",
+            28,
+            "HTTPClient",
+            url("ipxe-riscv64.efi"),
+        ),
+        ("52:54:00:dd:01:05", 10, "PXEClient", String::new()),
+        ("52:54:00:dd:01:06", 18, "HTTPClient", String::new()),
+        // The grub profile's machine gets the signed shim; another UEFI PXE
+        // machine gets iPXE.
+        (
+            "52:54:00:dd:00:01",
+            7,
+            "PXEClient",
+            "shimx64.efi".to_owned(),
+        ),
+        ("52:54:00:dd:01:07", 7, "PXEClient", "ipxe.efi".to_owned()),
+    ];
+    for (mac, arch, kind, want) in &cases {
+        let vendor = format!("{kind}:Arch:{arch:05}:UNDI:003001");
+        let (ok, out) = client(
+            &c,
+            &format!("eth0 {mac} dora --arch {arch} --vendor {vendor}"),
+        );
+        assert!(ok, "{out}");
+        assert_eq!(
+            ack_field(&out, "file").as_deref(),
+            Some(want.as_str()),
+            "arch {arch}: {out}"
+        );
+    }
+    // The signed chain over TFTP, as shim and grub ask for it (tftp-hpa).
+    sh(&format!("ip -n {c} addr add 10.201.0.50/24 dev eth0"));
+    let get = |name: &str| {
+        let out = dir.0.join("got");
+        let _ = std::fs::remove_file(&out);
+        let o = in_ns(
+            &c,
+            &format!(
+                "tftp 10.201.0.1 -m binary -c get '{name}' {}",
+                out.display()
+            ),
+        );
+        assert!(
+            o.status.success(),
+            "tftp (apt-get install tftp-hpa): {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        std::fs::read(&out).unwrap_or_default()
+    };
+    let package = |name: &str, suffix: &str| {
+        let o = run("dpkg", &["-L", name]);
+        let listing = String::from_utf8_lossy(&o.stdout).into_owned();
+        let path = listing
+            .lines()
+            .find(|l| l.ends_with(suffix))
+            .unwrap_or_else(|| panic!("{name} is not installed: apt-get install {name}"))
+            .to_owned();
+        std::fs::read(path).unwrap()
+    };
+    assert_eq!(
+        get("shimx64.efi"),
+        package("shim-signed", "/shimx64.efi.signed")
+    );
+    assert_eq!(
+        get("debian-installer/amd64/grubx64.efi"),
+        package("grub-efi-amd64-signed", "/grubnetx64.efi.signed"),
+        "shim's second stage is served wherever shim asks"
+    );
+    let stub = String::from_utf8(get("grub/grub.cfg")).unwrap();
+    assert!(
+        stub.contains("configfile \"($root)/boot.grub?mac=${net_default_mac}"),
+        "{stub}"
+    );
+    // (grub writes the MAC with colons; tftp-hpa's `get` would read those as
+    // host:file, so hyphens here, which name the same machine.)
+    let page = String::from_utf8(get(
+        "/boot.grub?mac=52-54-00-dd-00-01&arch=x86_64&platform=efi",
+    ))
+    .unwrap();
+    // Over TFTP there is no Host header: URLs name the HTTP listener as
+    // configured (here an ephemeral port).
+    assert!(
+        page.contains("    linux /linux console=ttyS0 'url=http://10.201.0.1:")
+            && page.contains("/config?mac=52-54-00-dd-00-01&arch=x86_64&platform=efi'\n"),
+        "{page}"
+    );
+    assert!(
+        server
+            .log()
+            .iter()
+            .any(|l| l.contains("boot: rendered") && l.contains("page=\"grub\"")),
+        "{:?}",
+        server.log()
+    );
+}

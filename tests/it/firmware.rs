@@ -811,3 +811,169 @@ fn ovmf_edk2_pxe_boots_from_a_proxy_pxe_menu_beside_another_dhcp_server() {
         "{log}"
     );
 }
+
+/// QEMU arguments for OVMF with Secure Boot enforced: the SMM build
+/// (`OVMF_CODE_4M.secboot.fd`) and a copy of the variable store with
+/// Microsoft's keys enrolled (`OVMF_VARS_4M.ms.fd`), on q35 with SMM.
+fn secure_boot(dir: &Path) -> Vec<String> {
+    let vars = dir.join("vars.fd");
+    std::fs::copy(package_file("ovmf", "/OVMF_VARS_4M.ms.fd"), &vars).unwrap();
+    let code = package_file("ovmf", "/OVMF_CODE_4M.secboot.fd");
+    let mut args: Vec<String> = [
+        "-machine",
+        "q35,smm=on",
+        "-global",
+        "driver=cfi.pflash01,property=secure,value=on",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(pflash(&code, &vars));
+    args
+}
+
+#[test]
+fn secure_boot_machines_boot_shim_grub_and_the_signed_installer_of_their_own_grub_profiles() {
+    // Two machines with Secure Boot enforced, a grub profile each by MAC.
+    // EDK2 PXE gets the Microsoft-signed shim over TFTP; shim verifies and
+    // starts Debian's signed grub; grub reads the stub grub.cfg, then its own
+    // page by MAC, and boots the installer's signed kernel. Each kernel says
+    // Secure Boot is on and carries its own profile's command line; each
+    // installer fetches its own preseed.
+    let _turn = crate::support::heavy();
+    let mut net = Net::new("qs");
+    let server = "10.81.0.1";
+    let ns = boot_network(&mut net, server, 2);
+    let dir = TempDir::new("qs");
+    let log = dir.0.join("rackboot.log");
+    let (kernel, initrd) = installer();
+    let (kernel, initrd) = (kernel.to_str().unwrap(), initrd.to_str().unwrap());
+    std::fs::write(
+        dir.0.join("preseed.cfg"),
+        "d-i debian-installer/locale string en_US.UTF-8\n# {{ profile }} {{ mac }}\n",
+    )
+    .unwrap();
+    let profile = |name: &str, mac: &str| {
+        format!(
+            "[[profile]]\nname = \"{name}\"\nloader = \"grub\"\nkernel = \"/boot/linux\"\n\
+             initrd = [\"/boot/initrd.gz\"]\nconfig = \"preseed.cfg\"\n\
+             cmdline = \"auto=true priority=critical url={{{{ config_url }}}} \
+             console=ttyS0,115200 rackboot.profile={name}\"\n\
+             [profile.match]\nmac = [\"{mac}\"]\n"
+        )
+    };
+    let boot = format!(
+        "{}{}",
+        profile("alpha", "52:54:00:81:00:21"),
+        profile("beta", "52:54:00:81:00:22")
+    );
+    let args = ["--kernel", kernel, "--initrd", initrd];
+    let _rackboot = serve(&ns, server, &dir.0, &boot, &args, &log);
+    let machines = [
+        ("tap0", "52:54:00:81:00:21", "alpha"),
+        ("tap1", "52:54:00:81:00:22", "beta"),
+    ];
+    let started = Instant::now();
+    let vms: Vec<(Kill, PathBuf, &str, &str)> = machines
+        .iter()
+        .map(|&(tap, mac, profile)| {
+            let serial = dir.0.join(format!("{profile}.serial"));
+            let nic = format!("virtio-net-pci,netdev=n0,mac={mac},romfile=");
+            let vm_dir = dir.0.join(profile);
+            std::fs::create_dir_all(&vm_dir).unwrap();
+            let vm = qemu(&ns, tap, &serial, &secure_boot(&vm_dir), &nic);
+            (vm, serial, mac, profile)
+        })
+        .collect();
+    for (_, serial, mac, profile) in &vms {
+        let answers = format!("/config?mac={}", mac.replace(':', "-"));
+        let (text, console) = wait_for_preseed(&log, serial, &answers, started);
+        assert!(
+            console.contains("secureboot: Secure boot enabled"),
+            "{profile}: the kernel does not say Secure Boot is on:\n{console}"
+        );
+        let line = console
+            .lines()
+            .find(|l| l.contains("Command line:"))
+            .unwrap_or_else(|| panic!("{profile}: no command line:\n{console}"));
+        assert!(
+            line.contains(&format!("rackboot.profile={profile}"))
+                && line.contains(&format!("url=http://{server}{answers}")),
+            "{profile}: {line}"
+        );
+        let other = if *profile == "alpha" { "beta" } else { "alpha" };
+        assert!(!line.contains(other), "{profile}: {line}");
+        // The chain as the server saw it: shim, its second stage, the stub,
+        // this machine's page, the kernel and initrd, all over TFTP.
+        let served = |file: &str| {
+            text.lines().any(|l| {
+                l.contains("proto=tftp")
+                    && l.contains(&format!("file={file}"))
+                    && l.contains("result=done")
+            })
+        };
+        for file in [
+            "/shimx64.efi",
+            "/grubx64.efi",
+            "/grub/grub.cfg",
+            &format!("/boot.grub?mac={mac}&arch=x86_64&platform=efi"),
+            "/boot/linux",
+            "/boot/initrd.gz",
+        ] {
+            assert!(
+                served(file),
+                "{profile}: {file} was not served over TFTP:\n{text}"
+            );
+        }
+        assert!(
+            !text.contains("target=/boot.ipxe"),
+            "a grub machine asked for iPXE's script:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn secure_boot_firmware_refuses_unsigned_ipxe() {
+    // The control: the same firmware, handed iPXE (unsigned) by the default
+    // profile, downloads it and refuses to start it. This proves Secure Boot
+    // is enforced in the test above.
+    let _turn = crate::support::heavy();
+    let mut net = Net::new("qr");
+    let server = "10.81.0.1";
+    let ns = boot_network(&mut net, server, 1);
+    let dir = TempDir::new("qr");
+    let log = dir.0.join("rackboot.log");
+    let (kernel, initrd) = installer();
+    let args = [
+        "--kernel",
+        kernel.to_str().unwrap(),
+        "--initrd",
+        initrd.to_str().unwrap(),
+    ];
+    let _rackboot = serve(&ns, server, &dir.0, "", &args, &log);
+    let serial = dir.0.join("serial.log");
+    let nic = "virtio-net-pci,netdev=n0,mac=52:54:00:81:00:23,romfile=";
+    let _vm = qemu(&ns, "tap0", &serial, &secure_boot(&dir.0), nic);
+    let started = Instant::now();
+    loop {
+        let console =
+            String::from_utf8_lossy(&std::fs::read(&serial).unwrap_or_default()).into_owned();
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let refused = console.lines().any(|l| {
+            l.contains("failed to load") && l.contains("PXEv4") && l.contains("Access Denied")
+        });
+        if refused {
+            assert!(
+                text.lines()
+                    .any(|l| l.contains("file=/snponly.efi result=done")),
+                "the firmware refused something other than iPXE:\n{text}"
+            );
+            assert!(!text.contains("target=/boot.ipxe"), "iPXE ran:\n{text}");
+            break;
+        }
+        assert!(
+            started.elapsed() < BOOT_LIMIT,
+            "the firmware did not refuse iPXE in {BOOT_LIMIT:?}.\nrackboot log:\n{text}\nserial console:\n{console}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}

@@ -190,7 +190,7 @@ fn check_lists_the_profiles_and_catches_template_and_name_mistakes() {
         "{out}"
     );
     assert!(
-        out.contains("profile debian: kernel /big.bin, 1 initrd(s), answers template"),
+        out.contains("profile debian: loader ipxe, kernel /big.bin, 1 initrd(s), answers template"),
         "{out}"
     );
     assert!(

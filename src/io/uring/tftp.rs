@@ -333,6 +333,7 @@ impl Worker {
             peer: r.peer,
             bytes: datagram,
             truncated: r.truncated,
+            unix_secs: crate::io::clock::unix_now(),
         };
         let metrics = self.metrics.tftp(self.id);
         let sink = self.metrics.fleet();

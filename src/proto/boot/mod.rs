@@ -17,6 +17,7 @@
 //! template mistakes stop `rackboot check` and the start, not a boot.
 
 pub(crate) mod facts;
+pub mod grub;
 #[cfg(test)]
 mod tests;
 
@@ -83,18 +84,51 @@ impl Match {
     }
 }
 
+/// The boot loader a profile's machines run after the firmware.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Loader {
+    /// iPXE: the boot script over HTTP.
+    #[default]
+    Ipxe,
+    /// shim and grub, signed (Secure Boot): a grub configuration over TFTP.
+    Grub,
+}
+
+impl Loader {
+    /// Its name in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            Loader::Ipxe => "ipxe",
+            Loader::Grub => "grub",
+        }
+    }
+
+    /// The loader named `s`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ipxe" => Some(Loader::Ipxe),
+            "grub" => Some(Loader::Grub),
+            _ => None,
+        }
+    }
+}
+
 /// One profile, its templates as source text.
 #[derive(Debug, Clone, Default)]
 pub struct Profile {
     /// Name, unique.
     pub name: String,
+    /// The loader its machines run: which of its pages `script` and `local`
+    /// replace, and what DHCP hands its UEFI PXE machines.
+    pub loader: Loader,
     /// Kernel: a path served here (`/d-i/linux`) or an absolute URL.
     pub kernel: String,
     /// Initrds, same forms.
     pub initrds: Vec<String>,
     /// Kernel command line template.
     pub cmdline: String,
-    /// iPXE script template; `None` for [`DEFAULT_SCRIPT`].
+    /// Its loader's page template (an iPXE script, or a grub configuration);
+    /// `None` for [`DEFAULT_SCRIPT`] or [`grub::DEFAULT`].
     pub script: Option<String>,
     /// Installer answers template (preseed, kickstart, cloud-init), served at the
     /// config path; `None` serves nothing there for this profile.
@@ -106,7 +140,8 @@ pub struct Profile {
     /// Install once: its machines boot `local` once the installer reported
     /// done (their `netboot` starts as `install`, else `always`).
     pub once: bool,
-    /// Local-boot script template; `None` for [`DEFAULT_LOCAL`].
+    /// Its loader's local-boot page template; `None` for [`DEFAULT_LOCAL`]
+    /// or [`grub::DEFAULT_LOCAL`].
     pub local: Option<String>,
 }
 
@@ -151,6 +186,8 @@ impl Machine {
 pub struct Paths {
     /// The boot script (`/boot.ipxe`).
     pub script: String,
+    /// The grub page (`/boot.grub`), over TFTP and HTTP.
+    pub grub: String,
     /// The installer's answers (`/config`).
     pub config: String,
     /// Where installers report done (`/done`, then `/MAC/ROUND/TAG`).
@@ -161,6 +198,7 @@ impl Default for Paths {
     fn default() -> Self {
         Self {
             script: "/boot.ipxe".into(),
+            grub: "/boot.grub".into(),
             config: "/config".into(),
             done: "/done".into(),
         }
@@ -234,6 +272,9 @@ struct Context<'a> {
     kernel_url: String,
     initrd_urls: Vec<String>,
     initrd_names: Vec<&'a str>,
+    grub_kernel: String,
+    grub_initrds: Vec<String>,
+    grub_cmdline: String,
     config_url: String,
     done_url: String,
     netboot: &'static str,
@@ -266,18 +307,29 @@ impl Profiles {
                 what: what.into(),
                 message: describe(&e),
             };
-            let script = p.script.clone().unwrap_or_else(|| DEFAULT_SCRIPT.into());
-            env.add_template_owned(key(&p.name, "script"), script)
-                .map_err(|e| fail("script", e))?;
+            let own = |t: &Option<String>, loader: Loader, builtin: &str| match t {
+                Some(t) if p.loader == loader => t.clone(),
+                _ => builtin.to_owned(),
+            };
+            let pages = [
+                ("script", own(&p.script, Loader::Ipxe, DEFAULT_SCRIPT)),
+                ("local", own(&p.local, Loader::Ipxe, DEFAULT_LOCAL)),
+                ("grub", own(&p.script, Loader::Grub, grub::DEFAULT)),
+                (
+                    "grub-local",
+                    own(&p.local, Loader::Grub, grub::DEFAULT_LOCAL),
+                ),
+            ];
+            for (what, text) in pages {
+                env.add_template_owned(key(&p.name, what), text)
+                    .map_err(|e| fail(what, e))?;
+            }
             env.add_template_owned(key(&p.name, "cmdline"), p.cmdline.clone())
                 .map_err(|e| fail("cmdline", e))?;
             if let Some(config) = &p.config {
                 env.add_template_owned(key(&p.name, "config"), config.clone())
                     .map_err(|e| fail("config", e))?;
             }
-            let local = p.local.clone().unwrap_or_else(|| DEFAULT_LOCAL.into());
-            env.add_template_owned(key(&p.name, "local"), local)
-                .map_err(|e| fail("local", e))?;
         }
         let machines = machines.into_iter().map(|m| (m.mac, m)).collect();
         let this = Self {
@@ -423,7 +475,22 @@ impl Profiles {
 
     /// Whether `path` is one of the pages rendered per machine.
     pub fn renders(&self, path: &str) -> bool {
-        path == self.paths.script || path == self.paths.config || self.done_path(path).is_some()
+        path == self.paths.script
+            || path == self.paths.grub
+            || path == self.paths.config
+            || self.done_path(path).is_some()
+    }
+
+    /// Whether any profile's machines run grub.
+    pub fn any_grub(&self) -> bool {
+        self.profiles.iter().any(|p| p.loader == Loader::Grub)
+    }
+
+    /// The loader of the profile `facts` (a DHCP request's) would get.
+    pub fn loader_for(&self, facts: &Facts) -> Loader {
+        let machine = facts.mac.and_then(|m| self.machine(&m));
+        self.choose(facts, machine.as_ref())
+            .map_or(Loader::Ipxe, |p| p.loader)
     }
 
     /// What follows the done prefix in `path`, if it is a done URL.
@@ -525,10 +592,17 @@ impl Profiles {
         if let Some(rest) = self.done_path(path) {
             return Some(self.done(rest, origin.unix_secs));
         }
-        let script = path == self.paths.script;
+        let grub = path == self.paths.grub;
+        let script = grub || path == self.paths.script;
         let facts = Facts::from_query(query);
         let Some(mac) = facts.mac else {
-            return Some(if script {
+            return Some(if grub {
+                text(
+                    400,
+                    "a grub request names its machine: ?mac=52:54:00:12:34:56 (the grub.cfg \
+                     this server gives grub asks so)",
+                )
+            } else if script {
                 self.chain()
             } else {
                 text(
@@ -542,7 +616,7 @@ impl Profiles {
         let Some(profile) = self.choose(&facts, machine) else {
             tracing::info!(%mac, arch = %facts.arch, platform = %facts.platform, "boot: no profile takes this machine");
             return Some(if script {
-                let page = nothing_to_boot(&facts);
+                let page = nothing_to_boot(&facts, grub);
                 let kind = crate::fleet::PageKind::Script;
                 self.book
                     .rendered(mac, origin.peer, kind, Some(&page.body), None);
@@ -560,10 +634,12 @@ impl Profiles {
             })
             .unwrap_or(&self.fallback_host);
         let netboot = Self::netboot(machine, Some(profile));
-        let (what, phase) = match (script, netboot) {
-            (true, Netboot::Local) => ("local", Phase::Local),
-            (true, _) => ("script", Phase::Script),
-            (false, _) => ("config", Phase::Config),
+        let (what, phase) = match (script, grub, netboot) {
+            (true, false, Netboot::Local) => ("local", Phase::Local),
+            (true, true, Netboot::Local) => ("grub-local", Phase::Local),
+            (true, false, _) => ("script", Phase::Script),
+            (true, true, _) => ("grub", Phase::Script),
+            (false, _, _) => ("config", Phase::Config),
         };
         if script {
             self.book.saw(
@@ -613,10 +689,13 @@ impl Profiles {
             Err(e) => {
                 tracing::warn!(%mac, profile = %profile.name, page = what, error = %e, "boot: template failed");
                 Some(if script {
-                    echo_exit(&format!(
-                        "rackboot: profile {} failed for this machine: see the server log",
-                        profile.name
-                    ))
+                    echo_exit(
+                        &format!(
+                            "rackboot: profile {} failed for this machine: see the server log",
+                            profile.name
+                        ),
+                        grub,
+                    )
                 } else {
                     text(
                         500,
@@ -670,6 +749,7 @@ impl Profiles {
             vars.extend(m.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         }
         let mac = facts.mac.unwrap_or_default();
+        let grub_target = |s: &String| grub::device_path(s);
         let mut ctx = Context {
             mac: mac.to_string(),
             mac_hyphens: mac.hyphens(),
@@ -695,6 +775,9 @@ impl Profiles {
                 .iter()
                 .map(|s| s.rsplit('/').next().unwrap_or(s))
                 .collect(),
+            grub_kernel: grub_target(&profile.kernel),
+            grub_initrds: profile.initrds.iter().map(grub_target).collect(),
+            grub_cmdline: String::new(),
             cmdline: String::new(),
         };
         let cmdline = self
@@ -702,6 +785,7 @@ impl Profiles {
             .get_template(&key(&profile.name, "cmdline"))?
             .render(&ctx)?;
         ctx.cmdline = cmdline.split_whitespace().collect::<Vec<_>>().join(" ");
+        ctx.grub_cmdline = grub::quote_cmdline(&ctx.cmdline);
         self.env
             .get_template(&key(&profile.name, what))?
             .render(&ctx)
@@ -739,9 +823,9 @@ impl Profiles {
         let machine = machine.into();
         let peer = Some(IpAddr::from([192, 0, 2, 10]));
         let pages: &[&str] = if profile.config.is_some() {
-            &["script", "local", "config"]
+            &["script", "local", "grub", "grub-local", "config"]
         } else {
-            &["script", "local"]
+            &["script", "local", "grub", "grub-local"]
         };
         for what in pages {
             self.render(profile, what, facts, machine, "192.0.2.1", peer)
@@ -810,23 +894,33 @@ fn text(status: u16, message: &str) -> Page {
     }
 }
 
-fn echo_exit(message: &str) -> Page {
+/// A page that says `message` and returns to the firmware: an iPXE script,
+/// or a grub configuration.
+fn echo_exit(message: &str, grub: bool) -> Page {
+    let body = if grub {
+        format!("echo '{}'\nsleep 5\nexit\n", message.replace('\'', ""))
+    } else {
+        format!("#!ipxe\necho {message}\nsleep 5\nexit 1\n")
+    };
     Page {
         status: 200,
         content_type: TEXT,
-        body: format!("#!ipxe\necho {message}\nsleep 5\nexit 1\n"),
+        body,
     }
 }
 
-fn nothing_to_boot(f: &Facts) -> Page {
+fn nothing_to_boot(f: &Facts, grub: bool) -> Page {
     let mac = f.mac.unwrap_or_default();
-    echo_exit(&format!(
+    echo_exit(
+        &format!(
         "rackboot: no profile takes machine {mac} (arch {}, platform {}, uuid {}): add it to a \
          profile's match or to [[machine]], or set [boot] default",
         or_dash(&f.arch),
         or_dash(&f.platform),
         or_dash(&f.uuid)
-    ))
+    ),
+        grub,
+    )
 }
 
 fn or_dash(s: &str) -> &str {

@@ -7,6 +7,7 @@ const MAC1: &str = "mac=52-54-00-81-00-01";
 
 fn debian() -> Profile {
     Profile {
+        loader: Loader::Ipxe,
         name: "debian".into(),
         kernel: "/d-i/linux".into(),
         initrds: vec!["/d-i/initrd.gz".into()],
@@ -31,6 +32,7 @@ fn debian() -> Profile {
 
 fn rescue() -> Profile {
     Profile {
+        loader: Loader::Ipxe,
         name: "rescue".into(),
         kernel: "http://mirror.example/rescue/vmlinuz".into(),
         initrds: vec![],
@@ -278,4 +280,115 @@ fn a_once_machine_boots_local_after_its_done_url_and_a_stale_one_is_gone() {
     let wrong = format!("/done/52-54-00-81-00-02/0/{tag}");
     assert_eq!(p.answer(&wrong, "", origin()).unwrap().status, 404);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_grub_request_gets_the_profile_as_a_grub_configuration() {
+    let mut grub = debian();
+    grub.loader = Loader::Grub;
+    let p = Profiles::new(
+        Paths::default(),
+        vec![grub, rescue()],
+        None,
+        vec![],
+        "10.0.0.1".into(),
+    )
+    .unwrap();
+    // Over TFTP there is no Host: URLs name the configured server.
+    let tftp = Origin {
+        host: None,
+        ..origin()
+    };
+    let page = p
+        .answer(
+            "/boot.grub",
+            "mac=52:54:00:81:00:01&arch=x86_64&platform=efi",
+            tftp,
+        )
+        .unwrap();
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.body,
+        "set timeout=0\n\
+         menuentry 'rackboot: 52:54:00:81:00:01 boots profile debian' {\n\
+         \x20   echo 'rackboot: 52:54:00:81:00:01 boots profile debian'\n\
+         \x20   linux /d-i/linux auto=true \
+         'url=http://10.0.0.1/config?mac=52-54-00-81-00-01&arch=x86_64&platform=efi' \
+         hostname= console=ttyS0\n\
+         \x20   initrd /d-i/initrd.gz\n\
+         }\n"
+    );
+    assert!(p.any_grub());
+    let facts = Facts::from_query(MAC1);
+    assert_eq!(p.loader_for(&facts), Loader::Grub);
+    // The same machine asking iPXE's path gets the built-in iPXE script: a
+    // profile boots under either loader.
+    let script = p.answer("/boot.ipxe", MAC1, origin()).unwrap();
+    assert!(script.body.starts_with("#!ipxe\n"), "{}", script.body);
+    // An iPXE profile's machine, asked by grub, gets grub's syntax; a URL
+    // kernel becomes a grub HTTP device.
+    let m = Machine {
+        labels: BTreeMap::from([("role".into(), "rescue".into())]),
+        ..machine("52:54:00:99:00:01")
+    };
+    let p = profiles(None, vec![m]);
+    let page = p
+        .answer("/boot.grub", "mac=52:54:00:99:00:01", origin())
+        .unwrap();
+    assert!(
+        page.body
+            .contains("    linux (http,mirror.example)/rescue/vmlinuz rescue\n"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("initrd"), "{}", page.body);
+    assert_eq!(
+        p.loader_for(&Facts::from_query("mac=52:54:00:99:00:01")),
+        Loader::Ipxe
+    );
+    // Without a MAC grub is told what to ask.
+    assert_eq!(p.answer("/boot.grub", "", origin()).unwrap().status, 400);
+}
+
+#[test]
+fn a_grub_profiles_own_templates_replace_the_grub_pages_only() {
+    let mut grub = debian();
+    grub.loader = Loader::Grub;
+    grub.script = Some("linux {{ grub_kernel }} {{ grub_cmdline }}\nboot\n".into());
+    grub.local = Some("echo local {{ mac }}\nexit\n".into());
+    let installed = Machine {
+        netboot: Some(Netboot::Local),
+        ..machine("52:54:00:81:00:01")
+    };
+    let p = Profiles::new(
+        Paths::default(),
+        vec![grub],
+        None,
+        vec![installed],
+        "10.0.0.1".into(),
+    )
+    .unwrap();
+    let local = p.answer("/boot.grub", MAC1, origin()).unwrap();
+    assert_eq!(local.body, "echo local 52:54:00:81:00:01\nexit\n");
+    let ipxe = p.answer("/boot.ipxe", MAC1, origin()).unwrap();
+    assert!(ipxe.body.contains("\nexit\n") && ipxe.body.starts_with("#!ipxe"));
+    let other = p
+        .answer("/boot.grub", "mac=52:54:00:81:00:02", origin())
+        .unwrap();
+    assert!(
+        other.body.starts_with("linux /d-i/linux auto=true"),
+        "{}",
+        other.body
+    );
+    // An unknown machine under grub gets grub's echo and exit.
+    let none = p
+        .answer("/boot.grub", "mac=02:00:00:00:00:09", origin())
+        .unwrap();
+    assert!(
+        none.body
+            .starts_with("echo 'rackboot: no profile takes machine 02:00:00:00:00:09"),
+        "{}",
+        none.body
+    );
+    assert!(none.body.ends_with("\nexit\n"));
 }

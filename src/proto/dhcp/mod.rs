@@ -86,6 +86,27 @@ pub struct Settings {
     pub held_offers_percent: u8,
     /// Messages answered per MAC per second (0: no limit).
     pub answers_per_mac: u32,
+    /// The boot profiles, for rules that ask for a client's loader.
+    pub profiles: Option<SharedProfiles>,
+}
+
+/// The boot profiles as the DHCP engine holds them: settings are equal when
+/// they hold the same compiled profiles.
+#[derive(Clone)]
+pub struct SharedProfiles(pub std::sync::Arc<crate::proto::boot::Profiles>);
+
+impl PartialEq for SharedProfiles {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SharedProfiles {}
+
+impl std::fmt::Debug for SharedProfiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedProfiles")
+    }
 }
 
 impl Default for Settings {
@@ -105,6 +126,7 @@ impl Default for Settings {
             pxe_menu: None,
             held_offers_percent: 50,
             answers_per_mac: 20,
+            profiles: None,
         }
     }
 }

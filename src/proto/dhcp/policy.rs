@@ -4,7 +4,24 @@
 
 use std::net::Ipv4Addr;
 
+use crate::proto::boot::{Facts, Loader, Mac, Profiles};
 use crate::wire::dhcp::{code, relay, Options};
+
+/// iPXE's `${buildarch}` and `${platform}` for a client architecture (option
+/// 93, RFC 4578 and IANA's registry), so that a profile's `match` reads a
+/// DHCP request as it reads an iPXE script request.
+pub fn arch_names(arch: u16) -> (&'static str, &'static str) {
+    match arch {
+        0 => ("i386", "pcbios"),
+        6 => ("i386", "efi"),
+        7 | 9 | 16 => ("x86_64", "efi"),
+        10 | 18 => ("arm32", "efi"),
+        11 | 19 => ("arm64", "efi"),
+        25 | 26 => ("riscv32", "efi"),
+        27 | 28 => ("riscv64", "efi"),
+        _ => ("", ""),
+    }
+}
 
 /// What a rule looks at. Every field given must match; an empty `Match` matches
 /// every client.
@@ -41,6 +58,9 @@ pub struct Match {
     pub network: Option<(Ipv4Addr, u8)>,
     /// Whether the client has a reservation (`[[dhcp.host]]`).
     pub known: Option<bool>,
+    /// The loader of the profile the client would get (`[[profile]]`
+    /// `loader`), chosen from what its request says.
+    pub loader: Option<Loader>,
     /// Tags set by earlier rules, all of.
     pub tags: Vec<String>,
     /// Tags that must not be set.
@@ -145,6 +165,8 @@ pub struct Firmware<'a> {
     pub network: Option<(Ipv4Addr, u8)>,
     /// Whether it has a reservation.
     pub known: bool,
+    /// The boot profiles, when rules ask for a client's loader.
+    pub profiles: Option<&'a Profiles>,
     options: &'a Options<'a>,
 }
 
@@ -159,8 +181,28 @@ impl<'a> Firmware<'a> {
             relay: (!giaddr.is_unspecified()).then_some(giaddr),
             network: None,
             known: false,
+            profiles: None,
             options,
         }
+    }
+
+    /// The loader of the profile this client would get: its MAC, its
+    /// architecture (option 93) and platform as a profile's `match` reads
+    /// them, its inventory entry and labels. A UUID or hostname is not known
+    /// at DHCP time, so a profile that matches only on those is not chosen
+    /// here (pin such machines to it in `[[machine]]`).
+    pub fn loader(&self) -> Loader {
+        let (Some(profiles), Ok(mac)) = (self.profiles, <[u8; 6]>::try_from(self.mac)) else {
+            return Loader::Ipxe;
+        };
+        let (arch, platform) = self.arch.map_or(("", ""), arch_names);
+        let facts = Facts {
+            mac: Some(Mac(mac)),
+            arch: arch.into(),
+            platform: platform.into(),
+            ..Facts::default()
+        };
+        profiles.loader_for(&facts)
     }
 
     /// Whether the vendor class starts with `prefix`.
@@ -224,6 +266,9 @@ impl Match {
             return false;
         }
         if self.known.is_some_and(|k| k != f.known) {
+            return false;
+        }
+        if self.loader.is_some_and(|l| l != f.loader()) {
             return false;
         }
         for t in &self.option {
@@ -352,71 +397,139 @@ fn contains(got: &[u8], want: &[u8]) -> bool {
     want.is_empty() || got.windows(want.len()).any(|w| w == want)
 }
 
+/// The iPXE binary each architecture's firmware is given by the built-in
+/// rules: (name for logs, PXE types, HTTP boot types, file). x86-64 is
+/// first; the others are given only where the served set holds their file.
+pub const ARCHITECTURES: [(&str, &[u16], &[u16], &str); 6] = [
+    ("x86-64", &[7, 9], &[16], "ipxe.efi"),
+    ("bios", &[0], &[], "undionly.kpxe"),
+    ("ia32", &[6], &[15], "ipxe-i386.efi"),
+    ("arm64", &[11], &[19], "ipxe-arm64.efi"),
+    ("arm32", &[10], &[18], "ipxe-arm32.efi"),
+    ("riscv64", &[27], &[28], "ipxe-riscv64.efi"),
+];
+
 /// The rules used when the configuration gives none: iPXE gets the boot script
-/// over HTTP (and no ProxyDHCP wait), UEFI HTTP boot gets ipxe.efi by URL, PXE
-/// firmware gets the iPXE binary for its architecture over TFTP; anything else
-/// (an installer, an OS) gets a plain lease.
+/// over HTTP (and no ProxyDHCP wait); UEFI HTTP boot and PXE firmware get the
+/// iPXE binary for their architecture (option 93), by URL or over TFTP; a
+/// UEFI PXE machine whose profile runs grub gets the signed shim; anything
+/// else (an installer, an OS, an architecture with no binary) gets a plain
+/// lease.
 pub fn defaults() -> Vec<Rule> {
-    let rule = |name: &str, when: Match, file: &str, no_pxedhcp: bool| Rule {
-        name: name.into(),
+    let rule = |name: String, when: Match, file: String, no_pxedhcp: bool| Rule {
+        name,
         when,
         set_tags: Vec::new(),
         action: Some(Action {
-            file: Some(file.into()),
+            file: Some(file),
             no_pxedhcp,
             ..Action::default()
         }),
     };
-    vec![
+    let mut rules = vec![
         rule(
-            "ipxe",
+            "ipxe".into(),
             Match {
                 ipxe: Some(true),
                 ..Match::default()
             },
-            "http://{http}/boot.ipxe",
+            "http://{http}/boot.ipxe".into(),
             true,
         ),
         rule(
-            "uefi-http",
+            "uefi-pxe-grub".into(),
             Match {
+                vendor: Some(b"PXEClient".to_vec()),
+                arch: vec![7, 9],
+                loader: Some(Loader::Grub),
+                ..Match::default()
+            },
+            "shimx64.efi".into(),
+            false,
+        ),
+    ];
+    for (arch, pxe, http, file) in ARCHITECTURES {
+        let name = |kind: &str| match arch {
+            "x86-64" => format!("uefi-{kind}"),
+            "bios" => format!("bios-{kind}"),
+            other => format!("{other}-{kind}"),
+        };
+        if !http.is_empty() {
+            let when = Match {
                 vendor: Some(b"HTTPClient".to_vec()),
+                arch: http.to_vec(),
                 ..Match::default()
-            },
-            "http://{http}/ipxe.efi",
-            false,
-        ),
-        rule(
-            "bios-pxe",
-            Match {
-                vendor: Some(b"PXEClient".to_vec()),
-                arch: vec![0],
-                ..Match::default()
-            },
-            "undionly.kpxe",
-            false,
-        ),
-        rule(
-            "uefi-pxe",
-            Match {
-                vendor: Some(b"PXEClient".to_vec()),
-                arch: vec![6, 7, 9],
-                ..Match::default()
-            },
-            "ipxe.efi",
-            false,
-        ),
-        rule(
-            "arm64-pxe",
-            Match {
-                vendor: Some(b"PXEClient".to_vec()),
-                arch: vec![11],
-                ..Match::default()
-            },
-            "ipxe-arm64.efi",
-            false,
-        ),
-    ]
+            };
+            rules.push(rule(
+                name("http"),
+                when,
+                format!("http://{{http}}/{file}"),
+                false,
+            ));
+        }
+        let when = Match {
+            vendor: Some(b"PXEClient".to_vec()),
+            arch: pxe.to_vec(),
+            ..Match::default()
+        };
+        rules.push(rule(name("pxe"), when, file.into(), false));
+    }
+    rules
+}
+
+/// Drops the built-in rules of architectures other than x86 whose iPXE
+/// binary `have` (a lookup of served URL paths) does not hold, so that such
+/// a machine gets a plain lease rather than a file nobody serves. Returns
+/// each architecture with no binary and the file it would need, for
+/// `rackboot check` and the start-up log.
+pub fn unserved_architectures(
+    rules: &mut Vec<Rule>,
+    have: impl Fn(&str) -> bool,
+) -> Vec<(&'static str, &'static str)> {
+    let builtin = defaults();
+    let mut out = Vec::new();
+    for (arch, _, _, file) in ARCHITECTURES {
+        // x86's rules stay: a missing file there is a mistake to report.
+        if have(&format!("/{file}")) || matches!(arch, "x86-64" | "bios") {
+            continue;
+        }
+        out.push((arch, file));
+        rules.retain(|r| {
+            !(builtin.contains(r)
+                && r.action
+                    .as_ref()
+                    .and_then(|a| a.file.as_deref())
+                    .is_some_and(|f| f == file || f.strip_prefix("http://{http}/") == Some(file)))
+        });
+    }
+    out
+}
+
+/// The first rule that hands an iPXE binary to UEFI firmware (PXE or HTTP
+/// boot): such a machine enforcing Secure Boot refuses it, since Debian's
+/// iPXE is not signed.
+pub fn unsigned_to_uefi(rules: &[Rule]) -> Option<&str> {
+    rules
+        .iter()
+        .filter(|r| r.when.loader != Some(Loader::Grub) && r.when.ipxe != Some(true))
+        .filter(|r| r.when.arch.iter().any(|&a| a != 0))
+        .find(|r| {
+            r.action
+                .as_ref()
+                .and_then(|a| a.file.as_deref())
+                .is_some_and(|f| {
+                    let name = f.rsplit('/').next().unwrap_or(f);
+                    name.starts_with("ipxe") || name == "snponly.efi"
+                })
+        })
+        .map(|r| r.name.as_str())
+}
+
+/// Drops the rules that match only grub machines, for a configuration where
+/// no profile runs grub (they could never match, and their files are not
+/// served).
+pub fn drop_grub_rules(rules: &mut Vec<Rule>) {
+    rules.retain(|r| r.when.loader != Some(Loader::Grub));
 }
 
 /// Points the built-in UEFI PXE rule at snponly.efi (iPXE driving the NIC

@@ -221,7 +221,9 @@ impl Engine {
         subnet: Option<usize>,
     ) -> (Option<Boot<'_>>, Vec<&str>) {
         let initial = subnet.map_or(&[][..], |s| &self.settings.subnets[s].set_tags);
-        let (decided, tags) = policy::decide_tagged(&self.settings.rules, facts, initial);
+        let mut facts = facts.clone();
+        facts.profiles = self.settings.profiles.as_ref().map(|p| &*p.0);
+        let (decided, tags) = policy::decide_tagged(&self.settings.rules, &facts, initial);
         (decided.map(|(rule, action)| Boot { rule, action }), tags)
     }
 

@@ -589,15 +589,76 @@ fn check_names_boot_files_the_root_lacks_and_skips_what_others_serve() {
             ..Action::default()
         }),
     });
-    let have = |p: &str| ["/boot.ipxe", "/ipxe.efi"].contains(&p);
+    let have = |p: &str| ["/boot.ipxe", "/ipxe.efi", "/ipxe-arm64.efi"].contains(&p);
+    policy::drop_grub_rules(&mut rules);
+    let unserved = policy::unserved_architectures(&mut rules, have);
+    assert_eq!(
+        unserved,
+        [
+            ("ia32", "ipxe-i386.efi"),
+            ("arm32", "ipxe-arm32.efi"),
+            ("riscv64", "ipxe-riscv64.efi")
+        ]
+    );
+    // Architectures other than x86 with no binary lose their rules (a plain
+    // lease); BIOS keeps its rule, so the missing file is reported.
     let missing = policy::missing_files(&rules, have);
     assert_eq!(
         missing,
-        vec![
-            ("bios-pxe".to_owned(), "/undionly.kpxe".to_owned()),
-            ("arm64-pxe".to_owned(), "/ipxe-arm64.efi".to_owned()),
+        vec![("bios-pxe".to_owned(), "/undionly.kpxe".to_owned())]
+    );
+    let names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "ipxe",
+            "uefi-http",
+            "uefi-pxe",
+            "bios-pxe",
+            "arm64-http",
+            "arm64-pxe",
+            "elsewhere",
+            "per-mac"
         ]
     );
+}
+
+#[test]
+fn each_architecture_gets_its_own_binary_by_pxe_and_http_boot() {
+    let mut e = engine();
+    let cases: [(u16, &[u8]); 11] = [
+        (0, b"undionly.kpxe"),
+        (7, b"ipxe.efi"),
+        (9, b"ipxe.efi"),
+        (16, b"http://10.77.0.1/ipxe.efi"),
+        (11, b"ipxe-arm64.efi"),
+        (19, b"http://10.77.0.1/ipxe-arm64.efi"),
+        (10, b"ipxe-arm32.efi"),
+        (18, b"http://10.77.0.1/ipxe-arm32.efi"),
+        (27, b"ipxe-riscv64.efi"),
+        (28, b"http://10.77.0.1/ipxe-riscv64.efi"),
+        // An architecture no rule knows gets a plain lease, never x86's file.
+        (20, b""),
+    ];
+    for (i, (arch, want)) in cases.into_iter().enumerate() {
+        let kind = if want.starts_with(b"http") || arch == 20 {
+            "HTTPClient"
+        } else {
+            "PXEClient"
+        };
+        let m = Msg::new(T::Discover, i as u8 + 1)
+            .opt(code::CLIENT_ARCH, &arch.to_be_bytes())
+            .opt(
+                code::VENDOR_CLASS,
+                format!("{kind}:Arch:{arch:05}:UNDI:003001").as_bytes(),
+            );
+        let got = send(&mut e, &m);
+        assert_eq!(
+            String::from_utf8_lossy(got.packet().file()),
+            String::from_utf8_lossy(want),
+            "arch {arch}"
+        );
+    }
 }
 
 #[test]
@@ -1150,4 +1211,46 @@ fn one_mac_is_answered_at_most_answers_per_mac_times_a_second() {
     // Another MAC is not held back, and the next second starts afresh.
     assert!(send(&mut e, &Msg::new(T::Discover, 10)).outcome.is_ok());
     assert!(send_at(&mut e, &d, 67, NOW + 1).outcome.is_ok());
+}
+
+#[test]
+fn a_uefi_pxe_machine_of_a_grub_profile_gets_the_signed_shim() {
+    use crate::proto::boot::{Loader, Match as Takes, Paths, Profile, Profiles};
+    let grub = Profile {
+        name: "secure".into(),
+        loader: Loader::Grub,
+        kernel: "/linux".into(),
+        matches: Takes {
+            mac: vec!["52:54:00:00:00:0?".into()],
+            arch: vec!["x86_64".into()],
+            ..Takes::default()
+        },
+        ..Profile::default()
+    };
+    let plain = Profile {
+        name: "plain".into(),
+        kernel: "/linux".into(),
+        ..Profile::default()
+    };
+    let profiles = Profiles::new(
+        Paths::default(),
+        vec![grub, plain],
+        Some(1),
+        vec![],
+        "h".into(),
+    )
+    .unwrap();
+    let s = Settings {
+        profiles: Some(SharedProfiles(std::sync::Arc::new(profiles))),
+        ..settings()
+    };
+    let mut e = Engine::new(s, Table::default(), base(), NOW);
+    // MAC ...:01 fits the grub profile; ...:21 gets the default (iPXE).
+    let shim = send(&mut e, &pxe_client(T::Discover, 1, 7));
+    assert_eq!(shim.packet().file(), b"shimx64.efi");
+    let ipxe = send(&mut e, &pxe_client(T::Discover, 0x21, 7));
+    assert_eq!(ipxe.packet().file(), b"ipxe.efi");
+    // The profile matches x86_64 only: the same MAC as BIOS gets undionly.
+    let bios = send(&mut e, &pxe_client(T::Discover, 2, 0));
+    assert_eq!(bios.packet().file(), b"undionly.kpxe");
 }

@@ -20,7 +20,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Error, Event, Failure, Request, Settings, Transfer, Transmit};
+use super::{Error, Event, Failure, Request, Settings, Transfer, Transmit, Where};
 use crate::proto::timers::{Armed, Timers};
 use crate::store::{Published, Snapshot};
 use crate::wire::{self, tftp};
@@ -64,6 +64,8 @@ pub struct Datagram<'a> {
     pub bytes: &'a [u8],
     /// It was longer than the receive buffer.
     pub truncated: bool,
+    /// The wall time (unix seconds), for pages rendered per machine.
+    pub unix_secs: u64,
 }
 
 /// What became of a datagram on the request port.
@@ -299,13 +301,14 @@ impl Endpoint {
             .iter()
             .find(|(a, _)| *a == d.local)
             .map(|(_, p)| &**p);
-        let request = Request::parse(
-            d.bytes,
-            &self.snapshot,
-            self.root.as_deref(),
+        let at = Where {
+            root: self.root.as_deref(),
+            path_mtu: None,
             prefix,
-            &self.settings,
-        )?;
+            peer: Some(d.peer.ip()),
+            unix_secs: d.unix_secs,
+        };
+        let request = Request::parse(d.bytes, &self.snapshot, &at, &self.settings)?;
         Ok(Handled::Admit(Admit {
             request,
             local: d.local,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Error, Settings, GSO_MAX_BYTES, GSO_MAX_SEGMENTS, HEADERS};
+use crate::proto::boot::grub;
 use crate::store::{BootFile, Snapshot};
 use crate::wire::tftp::{Opcode, Packet, DATA_HEADER, MAX_BLKSIZE};
 use crate::wire::{self, http::digits};
@@ -14,8 +15,10 @@ use crate::wire::{self, http::digits};
 pub enum Payload {
     /// The file's own mapping (octet mode): nothing is copied.
     File(Arc<BootFile>),
-    /// The file converted to netascii (CR LF line ends, CR NUL for a bare CR).
-    Converted(Arc<[u8]>),
+    /// Bytes made for this request: a page rendered for the machine (grub's
+    /// configuration), or a file converted to netascii (CR LF line ends, CR
+    /// NUL for a bare CR).
+    Owned(Arc<[u8]>),
 }
 
 impl Payload {
@@ -23,7 +26,7 @@ impl Payload {
     pub fn bytes(&self) -> &[u8] {
         match self {
             Payload::File(f) => f.bytes(),
-            Payload::Converted(b) => b,
+            Payload::Owned(b) => b,
         }
     }
 }
@@ -64,6 +67,10 @@ pub struct Where<'a> {
     pub path_mtu: Option<u32>,
     /// The URL prefix of the arrival interface's own root, when it has one.
     pub prefix: Option<&'a str>,
+    /// The client's address, a fact for pages rendered per machine.
+    pub peer: Option<std::net::IpAddr>,
+    /// The wall time (unix seconds), for what machines were last seen doing.
+    pub unix_secs: u64,
 }
 
 /// A read request, parsed once: the file it names (looked up in the snapshot
@@ -86,8 +93,7 @@ impl Request {
     pub fn parse(
         datagram: &[u8],
         snapshot: &Snapshot,
-        root: Option<&str>,
-        prefix: Option<&str>,
+        at: &Where<'_>,
         settings: &Settings,
     ) -> Result<Self, Error> {
         let packet = Packet::new_checked(datagram)?;
@@ -104,28 +110,31 @@ impl Request {
         } else {
             return Err(Error::Mode);
         };
-        let mut path = resolve(request.filename, root)?;
+        let mut path = resolve(request.filename, at.root)?;
         if settings.lowercase {
             path.name.make_ascii_lowercase();
         }
         // A request to an interface with a root of its own is served from it.
-        if let Some(p) = prefix {
+        if let Some(p) = at.prefix {
             path.name.insert_str(0, p);
         }
-        let file = match snapshot.get(&path.name) {
-            Some(f) => f,
-            None if path.absolute => {
-                return Err(Error::AccessViolation(
-                    "absolute path outside the served root",
-                ))
-            }
-            None => return Err(Error::NotFound(path.name.into())),
+        let payload = match snapshot.get(&path.name) {
+            Some(f) => Payload::File(Arc::clone(f)),
+            None => match generated(snapshot, &path.name, at) {
+                Some(made) => made?,
+                None if path.absolute => {
+                    return Err(Error::AccessViolation(
+                        "absolute path outside the served root",
+                    ))
+                }
+                None => return Err(Error::NotFound(path.name.into())),
+            },
         };
         let asked = Asked::parse(request.options())?;
         let payload = if netascii {
-            Payload::Converted(to_netascii(file.bytes()).into())
+            Payload::Owned(to_netascii(payload.bytes()).into())
         } else {
-            Payload::File(Arc::clone(file))
+            payload
         };
         Ok(Self {
             path: path.name.into(),
@@ -162,10 +171,40 @@ pub fn accept(
     settings: &Settings,
     at: Where<'_>,
 ) -> Result<Accepted, Error> {
-    Ok(
-        Request::parse(datagram, snapshot, at.root, at.prefix, settings)?
-            .grant(settings, at.path_mtu),
-    )
+    Ok(Request::parse(datagram, snapshot, &at, settings)?.grant(settings, at.path_mtu))
+}
+
+/// What a name the snapshot does not hold may still be, when the snapshot
+/// has boot profiles: grub's configuration (the stub for any `grub.cfg`, and
+/// the page rendered per machine at the grub path, its facts in the query),
+/// or shim's second stage asked for beside shim instead of at the root.
+fn generated(snapshot: &Snapshot, name: &str, at: &Where<'_>) -> Option<Result<Payload, Error>> {
+    let profiles = snapshot.profiles()?;
+    let grub_path = &profiles.paths().grub;
+    if let Some(query) = name
+        .strip_prefix(grub_path.as_str())
+        .and_then(|q| q.strip_prefix('?'))
+    {
+        let origin = crate::proto::boot::Origin {
+            host: None,
+            peer: at.peer,
+            unix_secs: at.unix_secs,
+        };
+        let page = profiles.answer(grub_path, query, origin)?;
+        return Some(if page.status == 200 {
+            Ok(Payload::Owned(page.body.into_bytes().into()))
+        } else {
+            Err(Error::NotFound(name.into()))
+        });
+    }
+    if grub::is_config(name) {
+        return Some(Ok(Payload::Owned(
+            grub::stub(grub_path).into_bytes().into(),
+        )));
+    }
+    let stage = grub::second_stage(name)?;
+    let file = snapshot.get(&format!("/{stage}"))?;
+    Some(Ok(Payload::File(Arc::clone(file))))
 }
 
 struct Resolved {

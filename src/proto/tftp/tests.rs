@@ -16,7 +16,7 @@ fn ack(block: u16) -> [u8; 4] {
 }
 
 fn transfer(len: usize, negotiated: Negotiated) -> Transfer {
-    let payload = Payload::Converted(Arc::from(vec![0x5au8; len]));
+    let payload = Payload::Owned(Arc::from(vec![0x5au8; len]));
     Transfer::new(
         testutil::t0(),
         Accepted {
@@ -262,13 +262,70 @@ fn lowercase_looks_names_up_in_lower_case() {
     let rrq = b"\x00\x01PXELinux.0\x00octet\x00";
     let plain = Settings::default();
     assert!(matches!(
-        Request::parse(rrq, &snapshot, None, None, &plain),
+        Request::parse(rrq, &snapshot, &Where::default(), &plain),
         Err(Error::NotFound(_))
     ));
     let lower = Settings {
         lowercase: true,
         ..Settings::default()
     };
-    let r = Request::parse(rrq, &snapshot, None, None, &lower).unwrap();
+    let r = Request::parse(rrq, &snapshot, &Where::default(), &lower).unwrap();
     assert_eq!(r.path(), "/pxelinux.0");
+}
+
+#[test]
+fn grub_gets_the_stub_its_own_page_and_shims_second_stage_wherever_asked() {
+    use crate::proto::boot::{Loader, Paths, Profile, Profiles};
+    let profile = Profile {
+        name: "sb".into(),
+        loader: Loader::Grub,
+        kernel: "/linux".into(),
+        cmdline: "console=ttyS0".into(),
+        matches: crate::proto::boot::Match {
+            mac: vec!["52:54:00:*".into()],
+            ..Default::default()
+        },
+        ..Profile::default()
+    };
+    let profiles =
+        Profiles::new(Paths::default(), vec![profile], None, vec![], "h".into()).unwrap();
+    let files = [
+        ("/linux", &b"kernel"[..], std::time::UNIX_EPOCH),
+        ("/grubx64.efi", &b"grub"[..], std::time::UNIX_EPOCH),
+    ];
+    let options = crate::store::Options {
+        max_bytes: u64::MAX,
+        mlock: false,
+    };
+    let snapshot = crate::store::Snapshot::from_memory(files, &options)
+        .unwrap()
+        .with_profiles(Some(Arc::new(profiles)));
+    let get = |name: &str| {
+        let rrq = [&b"\x00\x01"[..], name.as_bytes(), b"\x00octet\x00"].concat();
+        Request::parse(&rrq, &snapshot, &Where::default(), &Settings::default()).map(|r| {
+            String::from_utf8_lossy(r.grant(&Settings::default(), None).payload.bytes())
+                .into_owned()
+        })
+    };
+    let stub = get("/grub/x86_64-efi/grub.cfg").unwrap();
+    assert!(
+        stub.contains("configfile \"($root)/boot.grub?mac=${net_default_mac}"),
+        "{stub}"
+    );
+    let page = get("/boot.grub?mac=52:54:00:12:34:56&arch=x86_64&platform=efi").unwrap();
+    assert!(page.contains("    linux /linux console=ttyS0\n"), "{page}");
+    assert_eq!(get("debian-installer/amd64/grubx64.efi").unwrap(), "grub");
+    // A machine no profile takes still gets a page that says so; a grub
+    // request without a MAC, and names that are none of these, are not found.
+    let stranger = get("/boot.grub?mac=02:00:00:00:00:01").unwrap();
+    assert!(
+        stranger.starts_with("echo 'rackboot: no profile takes machine"),
+        "{stranger}"
+    );
+    assert!(matches!(
+        get("/boot.grub?arch=x86_64"),
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(get("grub/grub.cfg.bak"), Err(Error::NotFound(_))));
+    assert!(matches!(get("mmx64.efi"), Err(Error::NotFound(_))));
 }

@@ -41,6 +41,7 @@ fn datagram(bytes: &[u8], from: SocketAddr) -> Datagram<'_> {
         peer: from,
         bytes,
         truncated: false,
+        unix_secs: 0,
     }
 }
 
