@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod admin;
+mod ca;
 mod package;
 mod status;
 mod storm;
@@ -48,6 +49,10 @@ enum Command {
     /// The fleet's boots as the running server sees them: machines by phase, the
     /// stuck first with their diagnosis; with a MAC, that machine's timeline.
     Status(status::Args),
+    /// Make a local certificate authority (kept) and a server certificate
+    /// for the names given, for `[http] tls_cert`/`tls_key`; prints the CA's
+    /// fingerprint for iPXE's `trust`.
+    Ca(ca::Args),
     /// Write the man pages and shell completions into DIR (for packaging).
     #[command(hide = true)]
     PackageFiles {
@@ -82,6 +87,17 @@ struct Common {
     /// HTTP listen address [default: 0.0.0.0:80].
     #[arg(long, value_name = "ADDR:PORT")]
     http: Option<std::net::SocketAddr>,
+    /// HTTPS listen address, with --tls-cert and --tls-key [default: the
+    /// HTTP address, port 443].
+    #[arg(long, value_name = "ADDR:PORT")]
+    https: Option<std::net::SocketAddr>,
+    /// Serve HTTPS beside HTTP with this certificate chain (PEM; `rackboot ca`
+    /// makes one).
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
     /// Answer TFTP on ADDR[:PORT] (port 69 when left out) [default: off].
     #[arg(long, value_name = "ADDR[:PORT]")]
     tftp: Option<String>,
@@ -230,6 +246,7 @@ impl Args {
             | Command::Machines(_)
             | Command::Import(_)
             | Command::Status(_)
+            | Command::Ca(_)
             | Command::PackageFiles { .. } => None,
         }
     }
@@ -242,6 +259,7 @@ impl Args {
             Command::Machines(m) => Some(admin::machines(m)),
             Command::Status(s) => Some(status::run(s)),
             Command::PackageFiles { dir } => Some(package::run(dir)),
+            Command::Ca(a) => Some(ca::run(a)),
             Command::Import(c) => Some(import(c)),
             Command::Leases(l) => {
                 let from_file = l.common.dhcp_lease_file.is_some() || l.common.config.is_some();
@@ -455,6 +473,9 @@ fn overrides(c: &Common) -> Overrides {
     Overrides {
         root: c.root.clone(),
         http: c.http,
+        https: c.https,
+        tls_cert: c.tls_cert.clone(),
+        tls_key: c.tls_key.clone(),
         workers: c.workers,
         log_format: c.log_format,
         log_level: c.log_level,
@@ -490,6 +511,7 @@ pub(crate) fn run(args: Args, config: Config) -> ExitCode {
         Command::Storm(ref s) => return storm::run(s),
         Command::Reload(ref r) => return reload(r),
         Command::Status(ref s) => return status::run(s),
+        Command::Ca(ref a) => return ca::run(a),
         Command::PackageFiles { ref dir } => return package::run(dir),
     };
     match result {
@@ -822,6 +844,15 @@ fn check_into(
         "http: {} with {} workers, {} connections per worker",
         config.http.listen, config.workers, config.http.max_connections
     );
+    if let Some(h) = &config.https {
+        let _ = writeln!(
+            out,
+            "https: {} (certificate {}, key {}; the chain and key fit)",
+            h.listen,
+            h.cert.display(),
+            h.key.display()
+        );
+    }
     let _ = writeln!(
         out,
         "admin API: {}{}",

@@ -190,6 +190,8 @@ pub fn publish(
 pub struct Bound {
     listeners: Vec<std::net::TcpListener>,
     tftp: Vec<std::net::UdpSocket>,
+    /// The HTTPS listener, when `[http] tls_cert` is set.
+    https: Option<std::net::TcpListener>,
 }
 
 /// Binds the HTTP listeners and, when configured, the TFTP sockets.
@@ -202,7 +204,15 @@ pub fn bind(config: &Config) -> Result<Bound, io::Error> {
         Some(t) => io::tftp::reuseport_sockets(t.listen, config.workers)?,
         None => Vec::new(),
     };
-    Ok(Bound { listeners, tftp })
+    let https = match &config.https {
+        Some(h) => socket::reuseport_listeners(h.listen, 1)?.pop(),
+        None => None,
+    };
+    Ok(Bound {
+        listeners,
+        tftp,
+        https,
+    })
 }
 
 impl Bound {
@@ -249,7 +259,11 @@ impl Bound {
 
     /// Counters for the workers these sockets get.
     fn metrics(&self) -> Metrics {
-        Metrics::new(self.listeners.len(), self.tftp.len())
+        // The HTTPS worker's block follows the HTTP workers'.
+        Metrics::new(
+            self.listeners.len() + usize::from(self.https.is_some()),
+            self.tftp.len(),
+        )
     }
 
     /// As [`Self::run`], with the DHCP worker's server already open.
@@ -261,8 +275,17 @@ impl Bound {
         dhcp: Option<io::dhcp::Server>,
     ) -> Result<(), io::Error> {
         let addr = self.http_addr().unwrap_or(config.http.listen);
-        let Bound { listeners, tftp } = self;
-        run(config, published, metrics, dhcp, addr, listeners, tftp)
+        let Bound {
+            listeners,
+            tftp,
+            https,
+        } = self;
+        let sockets = Sockets {
+            listeners,
+            tftp,
+            https,
+        };
+        run(config, published, metrics, dhcp, addr, sockets)
     }
 }
 
@@ -347,15 +370,26 @@ fn ring<S: Send + 'static>(
     })
 }
 
+/// The bound sockets, as the workers take them.
+struct Sockets {
+    listeners: Vec<std::net::TcpListener>,
+    tftp: Vec<std::net::UdpSocket>,
+    https: Option<std::net::TcpListener>,
+}
+
 fn run(
     config: &Config,
     published: Arc<Published>,
     metrics: Arc<Metrics>,
     dhcp: Option<io::dhcp::Server>,
     addr: std::net::SocketAddr,
-    listeners: Vec<std::net::TcpListener>,
-    tftp_sockets: Vec<std::net::UdpSocket>,
+    sockets: Sockets,
 ) -> Result<(), io::Error> {
+    let Sockets {
+        listeners,
+        tftp: tftp_sockets,
+        https,
+    } = sockets;
     // Held only while starting: this function lives as long as the server,
     // and an Arc kept here would keep the first generation in memory.
     let snapshot = published.current();
@@ -365,6 +399,7 @@ fn run(
     let cores = socket::allowed_cores();
     let core = |id: usize| (!cores.is_empty()).then(|| cores[id % cores.len()]);
     let (done, failed) = mpsc::channel();
+    let workers = listeners.len();
     for (id, listener) in listeners.into_iter().enumerate() {
         let http = config.http;
         let (p, m) = (Arc::clone(&published), Arc::clone(&metrics));
@@ -377,6 +412,21 @@ fn run(
             Worker::new(id, listener, published, http, metrics).and_then(Worker::run)
         });
         spawn(format!("rackboot-w{id}"), id, core(id), &done, ring, epoll)?;
+    }
+    if let (Some(listener), Some(h)) = (https, &config.https) {
+        // One epoll worker: TLS costs a copy and the cipher per byte, and is
+        // for the clients that ask for it; plain HTTP keeps its paths.
+        let id = workers;
+        let https_addr = listener.local_addr().unwrap_or(h.listen);
+        tracing::info!(addr = %https_addr, cert = %h.cert.display(), "https listening");
+        let (http, server) = (config.http, Arc::clone(&h.server));
+        let (published, metrics) = (Arc::clone(&published), Arc::clone(&metrics));
+        let epoll: Run = Box::new(move || {
+            Worker::new(id, listener, published, http, metrics)
+                .map(|w| w.with_tls(server))
+                .and_then(Worker::run)
+        });
+        spawn("rackboot-tls".into(), id, core(id), &done, None, epoll)?;
     }
     if let Some(tftp) = &config.tftp {
         let tftp_addr = tftp_sockets

@@ -212,6 +212,12 @@ pub struct Http {
     pub busy_poll_us: Option<Spanned<i64>>,
     /// How the io_uring backend sends large bodies.
     pub body: Option<Body>,
+    /// HTTPS: the certificate chain (PEM).
+    pub tls_cert: Option<Spanned<String>>,
+    /// HTTPS: the certificate's private key (PEM).
+    pub tls_key: Option<Spanned<String>>,
+    /// HTTPS listen address (default: the HTTP address, port 443).
+    pub tls_listen: Option<Spanned<String>>,
 }
 
 /// `[tftp]`

@@ -5,6 +5,7 @@
 pub mod boot;
 pub mod dhcp;
 pub mod file;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
@@ -69,6 +70,12 @@ pub struct Overrides {
     pub root: Option<PathBuf>,
     /// `--http`
     pub http: Option<SocketAddr>,
+    /// `--https`
+    pub https: Option<SocketAddr>,
+    /// `--tls-cert`
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`
+    pub tls_key: Option<PathBuf>,
     /// `--workers`
     pub workers: Option<usize>,
     /// `--log-format`
@@ -125,6 +132,8 @@ pub struct Config {
     pub workers: usize,
     /// HTTP listener.
     pub http: Http,
+    /// HTTPS, beside it, when configured.
+    pub https: Option<tls::Https>,
     /// TFTP, when enabled.
     pub tftp: Option<Tftp>,
     /// DHCP, when enabled.
@@ -419,6 +428,7 @@ impl Config {
                 busy_poll,
                 body: cli.http_body.or(h.body).unwrap_or_default(),
             },
+            https: v.https(h, cli, listen)?,
             tftp,
             dhcp,
             store: store::Options {

@@ -8,6 +8,8 @@
 //! then parked on a ready list for the next turn, so that one fast reader on
 //! loopback cannot hold the worker while slower connections wait.
 
+mod tls;
+
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsFd;
@@ -45,6 +47,34 @@ struct Slot {
     /// writable edge must not cost a read that can only say EAGAIN, and back.
     readable: bool,
     writable: bool,
+    /// The TLS session, on the HTTPS worker.
+    tls: Option<Box<tls::Session>>,
+}
+
+/// What an engine event leaves for the socket to do.
+enum Then {
+    Nothing,
+    HalfClose,
+    Close,
+}
+
+/// Gives worker `id`'s engine event to the metrics and the logs; what is
+/// left is for the socket.
+fn record(
+    metrics: &crate::metrics::Metrics,
+    id: usize,
+    log_access: bool,
+    peer: SocketAddr,
+    ev: Event,
+) -> Then {
+    match ev {
+        Event::Served(s) => metrics.http(id).served(&s),
+        Event::Access(a) => access::http_done(id, peer, &a, log_access, metrics.fleet()),
+        Event::Begun(target) => access::http_begun(peer, &target, metrics.fleet()),
+        Event::HalfClose => return Then::HalfClose,
+        Event::Close => return Then::Close,
+    }
+    Then::Nothing
 }
 
 /// One HTTP worker.
@@ -72,6 +102,8 @@ pub struct Worker {
     accept_retry_at: Option<Instant>,
     /// Every worker's counters (this one writes only its own).
     metrics: Arc<crate::metrics::Metrics>,
+    /// On the HTTPS worker: what each connection's TLS session starts from.
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -127,7 +159,16 @@ impl Worker {
             accept_warned_at: None,
             accept_retry_at: None,
             metrics,
+            tls: None,
         })
+    }
+
+    /// This worker serving HTTPS: each connection a TLS session of `server`
+    /// in front of the same HTTP engine.
+    #[must_use]
+    pub fn with_tls(mut self, server: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(server);
+        self
     }
 
     /// Serves until the poller fails.
@@ -212,8 +253,21 @@ impl Worker {
                 self.free.push(token);
                 continue;
             }
+            let tls = match &self.tls {
+                Some(server) => match rustls::ServerConnection::new(Arc::clone(server)) {
+                    Ok(c) => Some(Box::new(tls::Session::new(c))),
+                    Err(e) => {
+                        tracing::debug!(worker = self.id, %peer, error = %e, "tls session failed; connection dropped");
+                        let _ = self.poll.registry().deregister(&mut stream);
+                        self.free.push(token);
+                        continue;
+                    }
+                },
+                None => None,
+            };
             self.published.refresh(&mut self.snapshot);
             self.slots[token] = Some(Slot {
+                tls,
                 stream,
                 peer,
                 snapshot: Arc::clone(&self.snapshot),
@@ -254,6 +308,9 @@ impl Worker {
         let Some(Some(slot)) = self.slots.get_mut(token) else {
             return;
         };
+        if slot.tls.is_some() {
+            return self.drive_tls(token, now);
+        }
         self.published
             .follow(&mut self.snapshot, &mut slot.snapshot);
         let ctx = Context {
@@ -262,6 +319,7 @@ impl Worker {
             boot: slot.snapshot.profiles(),
             peer: Some(slot.peer.ip()),
             unix_secs: self.date.secs(),
+            tls: false,
         };
         let mut budget = TURN_BUDGET;
         let mut closed = false;
@@ -316,22 +374,12 @@ impl Worker {
                 }
             }
             while let Some(ev) = slot.conn.poll_event() {
-                match ev {
-                    Event::Served(s) => self.metrics.http(self.id).served(&s),
-                    Event::Access(a) => access::http_done(
-                        self.id,
-                        slot.peer,
-                        &a,
-                        self.log_access,
-                        self.metrics.fleet(),
-                    ),
-                    Event::Begun(target) => {
-                        access::http_begun(slot.peer, &target, self.metrics.fleet())
-                    }
-                    Event::HalfClose => {
+                match record(&self.metrics, self.id, self.log_access, slot.peer, ev) {
+                    Then::Nothing => {}
+                    Then::HalfClose => {
                         let _ = slot.stream.shutdown(Shutdown::Write);
                     }
-                    Event::Close => closed = true,
+                    Then::Close => closed = true,
                 }
             }
             if closed || !progress {

@@ -95,6 +95,7 @@ pub fn boot_query(data: &[u8]) {
         host: Some(host),
         peer: None,
         unix_secs: 0,
+        tls: data.first().is_some_and(|b| b & 1 == 1),
     };
     let p = profiles();
     if let Some(page) = p.answer("/boot.ipxe", query, origin) {
@@ -102,6 +103,10 @@ pub fn boot_query(data: &[u8]) {
         assert!(page.body.starts_with("#!ipxe\n"), "{:?}", page.body);
         // chain (2 lines), echo + exit (4), or the profile's script (5).
         assert!(page.body.lines().count() <= 5, "{:?}", page.body);
+    }
+    if let Some(page) = p.answer("/boot.grub", query, origin) {
+        // The grub page (6 lines), echo + sleep + exit (3), or a 400.
+        assert!(page.body.lines().count() <= 6, "{:?}", page.body);
     }
     if let Some(page) = p.answer("/config", query, origin) {
         assert!(page.body.lines().count() == 1, "{:?}", page.body);
@@ -137,6 +142,7 @@ pub fn engine(data: &[u8]) {
         boot: Some(profiles()),
         peer: Some(std::net::IpAddr::from([192, 0, 2, 77])),
         unix_secs: 0,
+        tls: false,
     };
     let mut rest = data;
     while let Some((&ctl, tail)) = rest.split_first() {

@@ -16,6 +16,7 @@ mod firmware;
 mod fleet;
 mod flood;
 mod fuzz_replay;
+mod https;
 mod import;
 mod journal;
 mod loopback;

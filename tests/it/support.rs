@@ -71,6 +71,8 @@ pub(crate) struct Server {
     pub(crate) addr: SocketAddr,
     /// The TFTP address, when started with `--tftp`.
     pub(crate) tftp: Option<SocketAddr>,
+    /// The HTTPS address, when started with `--tls-cert`.
+    pub(crate) https: Option<SocketAddr>,
     /// Its admin API socket (each server its own).
     pub(crate) admin: PathBuf,
     log: Arc<Mutex<Vec<String>>>,
@@ -137,7 +139,7 @@ impl Server {
                 if line.contains("dhcp listening") {
                     let _ = tx.send(("dhcp", SocketAddr::from(([0, 0, 0, 0], 67))));
                 }
-                for kind in ["http", "tftp"] {
+                for kind in ["http", "tftp", "https"] {
                     if let Some(addr) = listening_addr(&line, kind) {
                         let _ = tx.send((kind, addr));
                     }
@@ -147,11 +149,17 @@ impl Server {
         });
         let wants_tftp = extra.contains(&"--tftp");
         let wants_dhcp = extra.contains(&"--interface");
-        let (mut addr, mut tftp, mut dhcp) = (None, None, false);
-        while addr.is_none() || (wants_tftp && tftp.is_none()) || (wants_dhcp && !dhcp) {
+        let wants_https = extra.contains(&"--tls-cert");
+        let (mut addr, mut tftp, mut dhcp, mut https) = (None, None, false, None);
+        while addr.is_none()
+            || (wants_tftp && tftp.is_none())
+            || (wants_dhcp && !dhcp)
+            || (wants_https && https.is_none())
+        {
             match rx.recv_timeout(Duration::from_secs(60)) {
                 Ok(("http", a)) => addr = Some(a),
                 Ok(("dhcp", _)) => dhcp = true,
+                Ok(("https", a)) => https = Some(a),
                 Ok((_, a)) => tftp = Some(a),
                 Err(_) => {
                     let _ = child.kill();
@@ -166,6 +174,7 @@ impl Server {
             child,
             addr: addr.unwrap(),
             tftp,
+            https,
             admin,
             log,
         }

@@ -399,6 +399,7 @@ impl Worker {
             boot: slot.snapshot.profiles(),
             peer: Some(slot.peer.ip()),
             unix_secs: self.date.secs(),
+            tls: false,
         };
         let mut closing = false;
         if !slot.out.send_inflight && !slot.out.splice_inflight {

@@ -238,6 +238,8 @@ pub struct Origin<'a> {
     pub peer: Option<IpAddr>,
     /// The wall time (unix seconds), for what machines were last seen doing.
     pub unix_secs: u64,
+    /// The request came over HTTPS: the page's URLs are `https://` too.
+    pub tls: bool,
 }
 
 /// The profiles, the inventory and the compiled templates: shared read-only by
@@ -458,10 +460,10 @@ impl Profiles {
     }
 
     /// The done URL of `mac` for the book's current round, on `server`.
-    fn done_url(&self, server: &str, mac: &Mac) -> String {
+    fn done_url(&self, base_url: &str, mac: &Mac) -> String {
         let round = self.book.record(mac).map_or(0, |r| r.round);
         format!(
-            "http://{server}{}/{}/{round}/{}",
+            "{base_url}{}/{}/{round}/{}",
             self.paths.done,
             mac.hyphens(),
             self.book.done_tag(mac, round)
@@ -666,7 +668,15 @@ impl Profiles {
             Phase::Config => crate::fleet::PageKind::Config,
             _ => crate::fleet::PageKind::Script,
         };
-        let rendered = self.render(profile, what, &facts, machine, server, origin.peer);
+        let scheme = if origin.tls { "https" } else { "http" };
+        let rendered = self.render(
+            profile,
+            what,
+            &facts,
+            machine,
+            (scheme, server),
+            origin.peer,
+        );
         match &rendered {
             Ok(body) => {
                 let body = script.then_some(body.as_str());
@@ -729,10 +739,10 @@ impl Profiles {
         what: &str,
         facts: &Facts,
         machine: Option<&Machine>,
-        server: &str,
+        (scheme, server): (&str, &str),
         peer: Option<IpAddr>,
     ) -> Result<String, minijinja::Error> {
-        let base_url = format!("http://{server}");
+        let base_url = format!("{scheme}://{server}");
         let url = |s: &String| {
             if s.starts_with("http://") || s.starts_with("https://") {
                 s.clone()
@@ -764,7 +774,7 @@ impl Profiles {
             vars,
             profile: &profile.name,
             server,
-            done_url: self.done_url(server, &mac),
+            done_url: self.done_url(&base_url, &mac),
             netboot: Self::netboot(machine, Some(profile)).name(),
             config_url: format!("{base_url}{}?{}", self.paths.config, facts.to_query()),
             base_url: base_url.clone(),
@@ -828,7 +838,7 @@ impl Profiles {
             &["script", "local", "grub", "grub-local"]
         };
         for what in pages {
-            self.render(profile, what, facts, machine, "192.0.2.1", peer)
+            self.render(profile, what, facts, machine, ("http", "192.0.2.1"), peer)
                 .map_err(|e| {
                     // The template that failed: the command line is rendered
                     // inside the script.

@@ -72,6 +72,7 @@ fn origin() -> Origin<'static> {
         host: Some("10.81.0.1"),
         peer: Some(IpAddr::from([10, 81, 0, 101])),
         unix_secs: 1_000,
+        tls: false,
     }
 }
 
@@ -235,6 +236,7 @@ fn a_host_header_that_could_break_a_url_is_not_used() {
         host: Some("x\nkernel evil"),
         peer: None,
         unix_secs: 0,
+        tls: false,
     };
     let page = p.answer("/boot.ipxe", MAC1, evil).unwrap();
     assert!(

@@ -73,6 +73,8 @@ pub struct Context<'a> {
     pub peer: Option<IpAddr>,
     /// The wall time, unix seconds (as `date` says it).
     pub unix_secs: u64,
+    /// The connection is HTTPS (rendered pages name `https://` URLs).
+    pub tls: bool,
 }
 
 /// The answer to a connection past the worker's connection limit: sent

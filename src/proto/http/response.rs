@@ -131,6 +131,7 @@ fn choose(req: &Request<'_>, ctx: &Context<'_>, path: &mut String) -> Result<Cho
             host: req.host.and_then(|h| std::str::from_utf8(h).ok()),
             peer: ctx.peer,
             unix_secs: ctx.unix_secs,
+            tls: ctx.tls,
         };
         if let Some(page) = boot.answer(path, query, origin) {
             return Ok(Choice::Page(page));

@@ -73,6 +73,7 @@ impl Harness {
             boot: None,
             peer: None,
             unix_secs: 0,
+            tls: false,
         }
     }
 

@@ -189,6 +189,7 @@ fn generated(snapshot: &Snapshot, name: &str, at: &Where<'_>) -> Option<Result<P
             host: None,
             peer: at.peer,
             unix_secs: at.unix_secs,
+            tls: false,
         };
         let page = profiles.answer(grub_path, query, origin)?;
         return Some(if page.status == 200 {
