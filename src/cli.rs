@@ -552,41 +552,45 @@ fn plan(config: &Config) -> Result<Option<store::Plan>, Box<dyn std::error::Erro
             plan.add(url, file, cap)?;
         }
         if b.find_ipxe {
-            let missing = |plan: &store::Plan, url: &str| !plan.files.iter().any(|f| f.url == url);
-            if store::ipxe::NAMES
-                .iter()
-                .any(|n| missing(&plan, &format!("/{n}")))
-            {
-                match store::ipxe::find() {
-                    Ok(found) => {
-                        for (url, file) in found {
-                            if missing(&plan, &url) {
-                                plan.add(&url, &file, cap)?;
-                            }
-                        }
-                    }
-                    Err(e) => tracing::warn!("{e}; PXE firmware will not find its iPXE binary"),
-                }
+            let urls = store::ipxe::NAMES.map(|n| format!("/{n}"));
+            if let Some(e) = add_packaged(&mut plan, &urls, store::ipxe::find, cap)? {
+                tracing::warn!("{e}; PXE firmware will not find its iPXE binary");
             }
         }
     }
-    let grub = config.boot.as_ref().is_some_and(|b| b.profiles.any_grub());
-    let missing = |plan: &store::Plan, url: &str| !plan.files.iter().any(|f| f.url == url);
-    if grub && store::signed::NAMES.iter().any(|n| missing(&plan, n)) {
-        match store::signed::find() {
-            Ok(found) => {
-                for (url, file) in found {
-                    if missing(&plan, &url) {
-                        plan.add(&url, &file, cap)?;
-                    }
-                }
-            }
-            Err(e) => {
-                return Err(format!("a [[profile]] has loader = \"grub\", but {e}").into());
-            }
+    if config.boot.as_ref().is_some_and(|b| b.profiles.any_grub()) {
+        let urls = store::signed::NAMES.map(String::from);
+        if let Some(e) = add_packaged(&mut plan, &urls, store::signed::find, cap)? {
+            return Err(format!("a [[profile]] has loader = \"grub\", but {e}").into());
         }
     }
     Ok(Some(plan))
+}
+
+/// Adds the files `find` locates in the machine's packages under those of
+/// `urls` the plan does not serve yet (a root's own copies win); `find` is
+/// asked only when one is missing. `Some(sentence)` when it cannot locate them.
+fn add_packaged(
+    plan: &mut store::Plan,
+    urls: &[String],
+    find: impl FnOnce() -> Result<Vec<(String, PathBuf)>, String>,
+    cap: u64,
+) -> Result<Option<String>, Box<dyn std::error::Error>> {
+    let missing = |plan: &store::Plan, url: &str| !plan.files.iter().any(|f| f.url == url);
+    if !urls.iter().any(|u| missing(plan, u)) {
+        return Ok(None);
+    }
+    match find() {
+        Ok(found) => {
+            for (url, file) in found {
+                if missing(plan, &url) {
+                    plan.add(&url, &file, cap)?;
+                }
+            }
+            Ok(None)
+        }
+        Err(e) => Ok(Some(e)),
+    }
 }
 
 /// The snapshot `config` serves; files unchanged since `previous` are shared.
@@ -975,28 +979,23 @@ fn check_into(
                 || config.boot.as_ref().is_some_and(|b| b.profiles.renders(p))
         };
         let mut d = d.clone();
-        if !config.boot.as_ref().is_some_and(|b| b.profiles.any_grub()) {
-            rackboot::proto::dhcp::policy::drop_grub_rules(&mut d.settings.rules);
-        }
-        if d.uefi_snponly
-            && rackboot::proto::dhcp::policy::prefer_snponly(&mut d.settings.rules, have)
-        {
+        let grub = config.boot.as_ref().is_some_and(|b| b.profiles.any_grub());
+        let fitted =
+            rackboot::proto::dhcp::policy::fit(&mut d.settings.rules, have, grub, d.uefi_snponly);
+        if fitted.snponly {
             let _ = writeln!(
                 out,
                 "dhcp: UEFI PXE firmware gets snponly.efi (dhcp.uefi_snponly)"
             );
         }
-        let unserved =
-            rackboot::proto::dhcp::policy::unserved_architectures(&mut d.settings.rules, have);
-        if !unserved.is_empty() {
+        if !fitted.unserved.is_empty() {
             let _ = writeln!(
                 out,
                 "dhcp: no boot binary for {}: their firmware gets a plain lease (put the file in the root to boot them)",
-                rackboot::io::dhcp::describe_unserved(&unserved)
+                fitted.describe_unserved()
             );
         }
-        if let Some(rule) = rackboot::proto::dhcp::policy::unsigned_to_uefi(&d.settings.rules) {
-            let grub = config.boot.as_ref().is_some_and(|b| b.profiles.any_grub());
+        if let Some(rule) = &fitted.unsigned_to_uefi {
             let _ = writeln!(
                 out,
                 "note: boot rule {rule} hands iPXE (unsigned) to UEFI machines: those enforcing Secure Boot refuse it; {}",
@@ -1007,7 +1006,7 @@ fn check_into(
                 }
             );
         }
-        for (rule, path) in rackboot::proto::dhcp::policy::missing_files(&d.settings.rules, have) {
+        for (rule, path) in &fitted.missing {
             let _ = writeln!(
                 out,
                 "warning: boot rule {rule} names {path}, which the root does not hold: clients it matches will not boot (add the file, or change the rule's `file`)"

@@ -437,9 +437,8 @@ fn send(stream: &TcpStream, t: &Transmit<'_>) -> io::Result<(usize, usize)> {
         return Ok(((&*stream).write(t.bytes)?, t.bytes.len()));
     };
     if f.len <= INLINE_BODY {
-        let body = usize::try_from(f.offset)
-            .ok()
-            .and_then(|start| f.file.bytes().get(start..start + f.len as usize))
+        let body = f
+            .bytes(usize::MAX)
             .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
         let n = (&*stream).write_vectored(&[IoSlice::new(t.bytes), IoSlice::new(body)])?;
         return Ok((n, t.bytes.len() + body.len()));

@@ -96,49 +96,22 @@ pub fn prepare(dhcp: &Dhcp, snapshot: &crate::store::Snapshot) -> Dhcp {
         |p: &str| snapshot.get(p).is_some() || snapshot.profiles().is_some_and(|b| b.renders(p));
     let mut dhcp = dhcp.clone();
     let profiles = snapshot.profiles_arc();
-    if !profiles.as_ref().is_some_and(|p| p.any_grub()) {
-        crate::proto::dhcp::policy::drop_grub_rules(&mut dhcp.settings.rules);
-    }
+    let grub = profiles.as_ref().is_some_and(|p| p.any_grub());
+    let fitted =
+        crate::proto::dhcp::policy::fit(&mut dhcp.settings.rules, have, grub, dhcp.uefi_snponly);
     dhcp.settings.profiles = profiles.map(crate::proto::dhcp::SharedProfiles);
-    if dhcp.uefi_snponly
-        && crate::proto::dhcp::policy::prefer_snponly(&mut dhcp.settings.rules, have)
-    {
+    if fitted.snponly {
         tracing::info!("UEFI PXE firmware gets snponly.efi (dhcp.uefi_snponly)");
     }
-    let unserved =
-        crate::proto::dhcp::policy::unserved_architectures(&mut dhcp.settings.rules, have);
-    if !unserved.is_empty() {
+    if !fitted.unserved.is_empty() {
         tracing::info!(
-            architectures = %describe_unserved(&unserved),
+            architectures = %fitted.describe_unserved(),
             "firmware of these architectures gets a plain lease: no boot binary is served for it"
         );
     }
-    secure_boot_note(&dhcp.settings.rules, snapshot);
-    for (rule, path) in crate::proto::dhcp::policy::missing_files(&dhcp.settings.rules, have) {
-        tracing::warn!(
-            rule,
-            path,
-            "boot rule names a file the root does not hold: clients it matches will not boot"
-        );
-    }
-    dhcp
-}
-
-/// `arm64 (ipxe-arm64.efi), ...`: the architectures with no boot binary and
-/// the file that would give them one.
-pub fn describe_unserved(unserved: &[(&str, &str)]) -> String {
-    unserved
-        .iter()
-        .map(|(arch, file)| format!("{arch} ({file})"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Says, once per start or reload, when UEFI machines are handed iPXE,
-/// which is unsigned: a machine that enforces Secure Boot refuses it.
-fn secure_boot_note(rules: &[crate::proto::dhcp::policy::Rule], snapshot: &crate::store::Snapshot) {
-    if let Some(rule) = crate::proto::dhcp::policy::unsigned_to_uefi(rules) {
-        let grub = snapshot.profiles().is_some_and(|p| p.any_grub());
+    // Once per start or reload: a UEFI machine enforcing Secure Boot refuses
+    // iPXE, which is unsigned.
+    if let Some(rule) = &fitted.unsigned_to_uefi {
         tracing::info!(
             rule,
             "UEFI machines this rule matches get iPXE, which is unsigned: those enforcing Secure \
@@ -150,6 +123,14 @@ fn secure_boot_note(rules: &[crate::proto::dhcp::policy::Rule], snapshot: &crate
             }
         );
     }
+    for (rule, path) in &fitted.missing {
+        tracing::warn!(
+            rule,
+            path,
+            "boot rule names a file the root does not hold: clients it matches will not boot"
+        );
+    }
+    dhcp
 }
 
 /// What both DHCP backends start from: the sockets, bound; the engine with

@@ -10,7 +10,7 @@ use std::io::{self, Read, Write};
 use std::time::Instant;
 
 use super::{record, Then, Worker, TURN_BUDGET};
-use crate::proto::http::{Context, Transmit};
+use crate::proto::http::{Context, FileRange, Transmit};
 
 /// Plaintext sealed per step: at most this much waits in the session's
 /// buffer, so a large body streams as the socket drains.
@@ -189,25 +189,18 @@ fn seal(
     t: &Transmit<'_>,
 ) -> io::Result<usize> {
     let mut w = conn.writer();
-    let mut n = 0;
     // A head and a small body go out as one record, not two: each write is
     // sealed as a record of its own.
     if let Some(f) = t
         .file
         .filter(|f| f.len > 0 && t.bytes.len() as u64 + f.len <= RECORD)
     {
-        let start =
-            usize::try_from(f.offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let body = f
-            .file
-            .bytes()
-            .get(start..start + f.len as usize)
-            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
         scratch.clear();
         scratch.extend_from_slice(t.bytes);
-        scratch.extend_from_slice(body);
+        scratch.extend_from_slice(body(f, usize::MAX)?);
         return w.write(scratch);
     }
+    let mut n = 0;
     if !t.bytes.is_empty() {
         n = w.write(t.bytes)?;
         if n < t.bytes.len() {
@@ -215,15 +208,13 @@ fn seal(
         }
     }
     if let Some(f) = t.file.filter(|f| f.len > 0) {
-        let start =
-            usize::try_from(f.offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let len = usize::try_from(f.len).unwrap_or(usize::MAX).min(SEAL_LIMIT);
-        let body = f
-            .file
-            .bytes()
-            .get(start..start + len)
-            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-        n += w.write(body)?;
+        n += w.write(body(f, SEAL_LIMIT)?)?;
     }
     Ok(n)
+}
+
+/// The first `max` bytes of `f`, or an error when the range is not in its file.
+fn body(f: FileRange<'_>, max: usize) -> io::Result<&[u8]> {
+    f.bytes(max)
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))
 }

@@ -759,7 +759,6 @@ impl Profiles {
             vars.extend(m.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         }
         let mac = facts.mac.unwrap_or_default();
-        let grub_target = |s: &String| grub::device_path(s);
         let mut ctx = Context {
             mac: mac.to_string(),
             mac_hyphens: mac.hyphens(),
@@ -785,8 +784,12 @@ impl Profiles {
                 .iter()
                 .map(|s| s.rsplit('/').next().unwrap_or(s))
                 .collect(),
-            grub_kernel: grub_target(&profile.kernel),
-            grub_initrds: profile.initrds.iter().map(grub_target).collect(),
+            grub_kernel: grub::device_path(&profile.kernel),
+            grub_initrds: profile
+                .initrds
+                .iter()
+                .map(|s| grub::device_path(s))
+                .collect(),
             grub_cmdline: String::new(),
             cmdline: String::new(),
         };

@@ -505,6 +505,55 @@ pub fn unserved_architectures(
     out
 }
 
+/// What fitting the rules to the served set did and found, for the
+/// start-up log and `rackboot check` alike.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fitted {
+    /// The UEFI PXE rule now names snponly.efi.
+    pub snponly: bool,
+    /// Architectures left with a plain lease, and the file each lacks.
+    pub unserved: Vec<(&'static str, &'static str)>,
+    /// The first rule that hands unsigned iPXE to UEFI machines.
+    pub unsigned_to_uefi: Option<String>,
+    /// `(rule, path)` of files rules name that nobody serves.
+    pub missing: Vec<(String, String)>,
+}
+
+impl Fitted {
+    /// `arm64 (ipxe-arm64.efi), ...`: the architectures with no boot binary
+    /// and the file that would give them one.
+    pub fn describe_unserved(&self) -> String {
+        self.unserved
+            .iter()
+            .map(|(arch, file)| format!("{arch} ({file})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Fits `rules` to what `have` (a lookup of served URL paths) holds: grub's
+/// rules go when no profile runs grub (`any_grub`), UEFI PXE gets
+/// snponly.efi when asked (`snponly`) and served, architectures with no
+/// binary get a plain lease; says what it did and what is still missing.
+pub fn fit(
+    rules: &mut Vec<Rule>,
+    have: impl Fn(&str) -> bool,
+    any_grub: bool,
+    snponly: bool,
+) -> Fitted {
+    if !any_grub {
+        drop_grub_rules(rules);
+    }
+    let snponly = snponly && prefer_snponly(rules, &have);
+    let unserved = unserved_architectures(rules, &have);
+    Fitted {
+        snponly,
+        unserved,
+        unsigned_to_uefi: unsigned_to_uefi(rules).map(str::to_owned),
+        missing: missing_files(rules, &have),
+    }
+}
+
 /// The first rule that hands an iPXE binary to UEFI firmware (PXE or HTTP
 /// boot): such a machine enforcing Secure Boot refuses it, since Debian's
 /// iPXE is not signed.

@@ -32,6 +32,16 @@ pub struct FileRange<'a> {
     pub len: u64,
 }
 
+impl<'a> FileRange<'a> {
+    /// The range's first `max` bytes or fewer, from the file's mapping;
+    /// `None` when the range is not inside the file.
+    pub fn bytes(&self, max: usize) -> Option<&'a [u8]> {
+        let start = usize::try_from(self.offset).ok()?;
+        let len = usize::try_from(self.len).unwrap_or(usize::MAX).min(max);
+        self.file.bytes().get(start..start.checked_add(len)?)
+    }
+}
+
 /// Something the backend must act on or record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {

@@ -163,8 +163,7 @@ impl Out {
             let mut flags = libc::MSG_NOSIGNAL;
             match file {
                 Some(f) if f.len <= INLINE_BODY => {
-                    let start = usize::try_from(f.offset).ok()?;
-                    tx.extend_from_slice(f.file.bytes().get(start..start + f.len as usize)?);
+                    tx.extend_from_slice(f.bytes(usize::MAX)?);
                 }
                 Some(_) => flags |= libc::MSG_MORE,
                 None => {}
