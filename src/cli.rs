@@ -7,11 +7,13 @@ use std::process::ExitCode;
 
 mod admin;
 mod ca;
+mod media;
 mod package;
 mod status;
 mod storm;
 
 use clap::{Parser, Subcommand};
+use rackboot::config::boot::MEDIA_PATH;
 use rackboot::config::{self, Config, Level, LogFormat, Overrides};
 use rackboot::store::{self, Snapshot};
 
@@ -53,6 +55,10 @@ enum Command {
     /// for the names given, for `[http] tls_cert`/`tls_key`; prints the CA's
     /// fingerprint for iPXE's `trust`.
     Ca(ca::Args),
+    /// Write boot media (a hybrid ISO that is also a USB image) that boots
+    /// BIOS and UEFI machines into this server's boot flow with any DHCP
+    /// server: no PXE needed.
+    Media(media::Args),
     /// Write the man pages and shell completions into DIR (for packaging).
     #[command(hide = true)]
     PackageFiles {
@@ -168,6 +174,10 @@ struct Common {
     /// install-once state [default: /var/lib/rackboot/machines.state].
     #[arg(long, value_name = "FILE")]
     boot_state_file: Option<PathBuf>,
+    /// Serve boot media at /boot.iso: the image `rackboot media` makes, for
+    /// this server's own address (BMC virtual media, machines without PXE).
+    #[arg(long)]
+    media: bool,
     /// Serve from a dnsmasq configuration (dnsmasq.conf and what it
     /// includes), translated as `rackboot import` prints it.
     #[arg(long, value_name = "FILE")]
@@ -247,6 +257,7 @@ impl Args {
             | Command::Import(_)
             | Command::Status(_)
             | Command::Ca(_)
+            | Command::Media(_)
             | Command::PackageFiles { .. } => None,
         }
     }
@@ -260,6 +271,7 @@ impl Args {
             Command::Status(s) => Some(status::run(s)),
             Command::PackageFiles { dir } => Some(package::run(dir)),
             Command::Ca(a) => Some(ca::run(a)),
+            Command::Media(a) => Some(media::run(a)),
             Command::Import(c) => Some(import(c)),
             Command::Leases(l) => {
                 let from_file = l.common.dhcp_lease_file.is_some() || l.common.config.is_some();
@@ -497,6 +509,7 @@ fn overrides(c: &Common) -> Overrides {
         once: c.once,
         loader: c.loader.clone(),
         boot_state_file: c.boot_state_file.clone(),
+        media: c.media,
     }
 }
 
@@ -512,6 +525,7 @@ pub(crate) fn run(args: Args, config: Config) -> ExitCode {
         Command::Reload(ref r) => return reload(r),
         Command::Status(ref s) => return status::run(s),
         Command::Ca(ref a) => return ca::run(a),
+        Command::Media(ref a) => return media::run(a),
         Command::PackageFiles { ref dir } => return package::run(dir),
     };
     match result {
@@ -609,7 +623,46 @@ fn load_snapshot(
         }
     };
     profile_files(config, |p| snapshot.get(p).is_some())?;
+    let mut snapshot = snapshot;
+    if let Some(b) = config.boot.as_ref() {
+        add_media(&mut snapshot, b, &config.store)?;
+    }
     Ok(snapshot)
+}
+
+/// The boot media image for `authority`, from the profiles' page paths.
+fn make_media(boot: &config::boot::Boot, authority: &str) -> Result<Vec<u8>, String> {
+    let paths = boot.profiles.paths();
+    store::media::Server::parse(&format!("http://{authority}"))
+        .and_then(|server| store::media::build(&server, &paths.script, &paths.grub))
+        .map_err(|e| format!("[boot] media: {e}"))
+}
+
+/// With `[boot] media`: the image for this server at `/boot.iso`, unless the
+/// root serves its own there.
+fn add_media(
+    snapshot: &mut Snapshot,
+    boot: &config::boot::Boot,
+    options: &store::Options,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let Some(authority) = &boot.media else {
+        return Ok(());
+    };
+    if snapshot.get(MEDIA_PATH).is_some() {
+        tracing::warn!("the root's {MEDIA_PATH} is served as it is, not the boot media [boot] media would make");
+        return Ok(());
+    }
+    let bytes = make_media(boot, authority)?;
+    let mtime =
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(rackboot::io::clock::unix_now());
+    snapshot.insert_memory(MEDIA_PATH, &bytes, mtime, options)?;
+    tracing::info!(
+        path = MEDIA_PATH,
+        bytes = bytes.len(),
+        server = %authority,
+        "boot media served: BIOS and UEFI machines booting it run DHCP, then this server's boot pages"
+    );
+    Ok(())
 }
 
 /// Every kernel and initrd a profile names by path must be served here.
@@ -949,6 +1002,27 @@ fn check_into(
         );
     }
     profile_files(config, |p| plan.files.iter().any(|f| f.url == p))?;
+    let media = config
+        .boot
+        .as_ref()
+        .and_then(|b| Some((b, b.media.as_ref()?)));
+    if let Some((b, authority)) = media {
+        if plan.files.iter().any(|f| f.url == MEDIA_PATH) {
+            let _ = writeln!(
+                out,
+                "warning: the root's {MEDIA_PATH} is served as it is, not the boot media [boot] media would make"
+            );
+        } else {
+            // Made here as at start, so a missing tool is found now.
+            let bytes = make_media(b, authority)?;
+            let _ = writeln!(
+                out,
+                "{:>12}  {:<32}  {MEDIA_PATH} (boot media: DHCP, then http://{authority})",
+                bytes.len(),
+                store::mime::for_path(MEDIA_PATH),
+            );
+        }
+    }
     if let Some(b) = &config.boot {
         let paths = b.profiles.paths();
         if b.profiles.any_grub() {

@@ -36,7 +36,13 @@ pub struct Boot {
     pub find_ipxe: bool,
     /// The machines state file, and whether it is the default one.
     pub state_file: (PathBuf, bool),
+    /// When `/boot.iso` is served: the server (`HOST[:PORT]`) its image
+    /// boots from.
+    pub media: Option<String>,
 }
+
+/// Where boot media is served.
+pub const MEDIA_PATH: &str = "/boot.iso";
 
 /// Where the machines state file is unless configured.
 pub const DEFAULT_STATE_FILE: &str = "/var/lib/rackboot/machines.state";
@@ -63,6 +69,15 @@ impl Validator<'_> {
                     "--initrd/--preseed",
                     format!("is {} without --kernel", p.display()),
                     "add --kernel PATH, which makes the default profile they belong to",
+                ));
+            }
+            let media = raw.boot.media.as_ref().filter(|m| *m.get_ref());
+            if cli.media || media.is_some() {
+                return Err(self.invalid(
+                    media.map(|m| m.span().start),
+                    if cli.media { "--media" } else { "boot.media" },
+                    "is on, but no [[profile]] renders the pages the image chains to (the boot script and grub's page)".into(),
+                    "add a [[profile]] (or --kernel PATH)",
                 ));
             }
             return Ok(None);
@@ -147,6 +162,22 @@ impl Validator<'_> {
             None if listen.port() == 80 => listen.ip().to_string(),
             None => listen.to_string(),
         };
+        let media_on = b.media.as_ref().filter(|m| *m.get_ref());
+        let media = if cli.media || media_on.is_some() {
+            if b.server.is_none() && (listen.ip().is_unspecified() || listen.port() == 0) {
+                return Err(self.invalid(
+                    media_on.map(|m| m.span().start),
+                    if cli.media { "--media" } else { "boot.media" },
+                    format!(
+                        "needs the address machines reach this server at, and HTTP listens on {listen}"
+                    ),
+                    "set [boot] server = \"10.0.0.1\" (with :PORT unless 80), or --http ADDR:PORT on that address",
+                ));
+            }
+            Some(server.clone())
+        } else {
+            None
+        };
         let compiled = Profiles::new(paths, profiles, default, machines, server).map_err(|e| {
             let at = raw
                 .profile
@@ -166,6 +197,7 @@ impl Validator<'_> {
             files,
             find_ipxe: cli.kernel.is_some(),
             state_file,
+            media,
         }))
     }
 

@@ -109,6 +109,8 @@ pub struct BootPages {
     pub done_path: Option<Spanned<String>>,
     /// The machines state file (the admin API's changes, install-once state).
     pub state_file: Option<Spanned<String>>,
+    /// Serve boot media for this server at `/boot.iso`.
+    pub media: Option<Spanned<bool>>,
 }
 
 /// `[[profile]]`

@@ -118,6 +118,8 @@ pub struct Overrides {
     pub loader: Option<String>,
     /// `--boot-state-file`: the machines state file.
     pub boot_state_file: Option<PathBuf>,
+    /// `--media`: serve boot media at `/boot.iso`.
+    pub media: bool,
 }
 
 /// Validated configuration.

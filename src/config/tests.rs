@@ -296,3 +296,28 @@ fn a_profiles_loader_and_the_grub_path_are_checked() {
         .to_string();
     assert!(msg.contains("`dhcp.boot.loader` is \"shim\""), "{msg}");
 }
+
+#[test]
+fn boot_media_needs_profiles_and_an_address_machines_reach() {
+    let profile = "[[profile]]\nname = \"d\"\nkernel = \"/linux\"\n";
+    let msg = parse(&format!("[boot]\nmedia = true\n{profile}"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains(":2: `boot.media` needs the address machines reach this server at")
+            && msg.contains("[boot] server"),
+        "{msg}"
+    );
+    let c = parse(&format!(
+        "[boot]\nmedia = true\nserver = \"10.0.0.1:8080\"\n{profile}"
+    ))
+    .unwrap();
+    assert_eq!(c.boot.unwrap().media.as_deref(), Some("10.0.0.1:8080"));
+    let c = parse(&format!("[boot]\nmedia = false\n{profile}")).unwrap();
+    assert_eq!(c.boot.unwrap().media, None);
+    let msg = parse("[boot]\nmedia = true\n").unwrap_err().to_string();
+    assert!(
+        msg.contains("`boot.media` is on, but no [[profile]]"),
+        "{msg}"
+    );
+}

@@ -82,6 +82,8 @@ pub struct Worker {
     id: usize,
     poll: Poll,
     listener: TcpListener,
+    /// The listener's port, for pages whose client's `Host` leaves it out.
+    port: u16,
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
     live: usize,
@@ -135,6 +137,7 @@ impl Worker {
             }
         };
         let poll = Poll::new().map_err(err("epoll_create"))?;
+        let port = listener.local_addr().map_or(0, |a| a.port());
         let mut listener = TcpListener::from_std(listener);
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
@@ -146,6 +149,7 @@ impl Worker {
             id,
             poll,
             listener,
+            port,
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
@@ -320,6 +324,7 @@ impl Worker {
             peer: Some(slot.peer.ip()),
             unix_secs: self.date.secs(),
             tls: false,
+            port: self.port,
         };
         let mut budget = TURN_BUDGET;
         let mut closed = false;

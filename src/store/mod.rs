@@ -17,6 +17,7 @@ pub mod builtin;
 mod error;
 pub mod ipxe;
 mod load;
+pub mod media;
 mod memfd;
 pub mod mime;
 pub mod signed;
@@ -233,6 +234,32 @@ impl Snapshot {
         }
         locker.finish();
         Ok(snapshot)
+    }
+
+    /// Adds `bytes` at `url` (a file made at start, such as boot media),
+    /// replacing any file there.
+    ///
+    /// # Errors
+    /// Only a failure to create the memory file.
+    pub fn insert_memory(
+        &mut self,
+        url: &str,
+        bytes: &[u8],
+        mtime: SystemTime,
+        options: &Options,
+    ) -> Result<(), Error> {
+        let mut memory = memfd::Sealed::from_bytes(url, bytes).map_err(|source| Error::Memory {
+            path: url.into(),
+            source,
+        })?;
+        let mut locker = Locker::new(options.mlock);
+        locker.lock(&mut memory);
+        locker.finish();
+        if let Some(old) = self.files.remove(url) {
+            self.total_bytes -= old.len();
+        }
+        self.insert(BootFile::new(url.into(), mtime, memory));
+        Ok(())
     }
 
     fn insert(&mut self, file: BootFile) {

@@ -96,6 +96,7 @@ pub fn boot_query(data: &[u8]) {
         peer: None,
         unix_secs: 0,
         tls: data.first().is_some_and(|b| b & 1 == 1),
+        port: data.get(1).map_or(80, |&b| u16::from(b) * 100),
     };
     let p = profiles();
     if let Some(page) = p.answer("/boot.ipxe", query, origin) {
@@ -143,6 +144,7 @@ pub fn engine(data: &[u8]) {
         peer: Some(std::net::IpAddr::from([192, 0, 2, 77])),
         unix_secs: 0,
         tls: false,
+        port: 80,
     };
     let mut rest = data;
     while let Some((&ctl, tail)) = rest.split_first() {

@@ -977,3 +977,161 @@ fn secure_boot_firmware_refuses_unsigned_ipxe() {
         std::thread::sleep(Duration::from_secs(1));
     }
 }
+
+#[test]
+fn boot_media_boots_bios_and_uefi_from_cd_and_disk_with_plain_dhcp_from_dnsmasq() {
+    // No PXE at all: dnsmasq (in another namespace) gives addresses with no
+    // boot options, rackboot serves HTTP only. The image boots as a CD-ROM
+    // under SeaBIOS (iPXE with the media's script) and under OVMF (grub's own
+    // DHCP and HTTP), and as a disk under OVMF. Each machine's installer
+    // fetches its own preseed from rackboot. Two rounds of at most two
+    // machines: TCG runs one core per machine. The second round's CD is the
+    // image `serve --media` serves at /boot.iso.
+    let _turn = crate::support::heavy();
+    let mut net = Net::new("qm");
+    let server = "10.81.0.1";
+    let ns = boot_network(&mut net, server, 3);
+    let dir = TempDir::new("qm");
+    let d = &dir.0;
+    let other = net.ns("o");
+    sh(&format!(
+        "ip -n {ns} link add vo0 type veth peer name vo1 netns {other} && \
+         ip -n {ns} link set vo0 master br0 && ip -n {ns} link set vo0 up && \
+         ip -n {other} addr add 10.81.0.2/24 dev vo1 && ip -n {other} link set vo1 up"
+    ));
+    let _dhcp = Kill(crate::ns::spawn_in(
+        &other,
+        &format!(
+            "exec dnsmasq --keep-in-foreground --port=0 --interface=vo1 --bind-interfaces \
+             --dhcp-range=10.81.0.100,10.81.0.150,12h --dhcp-option=3,10.81.0.1 \
+             --dhcp-option=6,10.81.0.1 --dhcp-leasefile={} --no-ping --user=root \
+             --pid-file={}",
+            d.join("other.leases").display(),
+            d.join("other.pid").display()
+        ),
+    ));
+    let (kernel, initrd) = installer();
+    let log = d.join("rackboot.log");
+    let _rackboot = Kill(
+        rackboot_in(Some(&ns))
+            .arg("serve")
+            .arg("--kernel")
+            .arg(&kernel)
+            .arg("--initrd")
+            .arg(&initrd)
+            .args(["--cmdline", "console=ttyS0,115200", "--media"])
+            .args(["--http", &format!("{server}:80"), "--admin-socket", ""])
+            .arg("--boot-state-file")
+            .arg(d.join("machines.state"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let (iso, img, served) = (d.join("boot.iso"), d.join("boot.img"), d.join("served.iso"));
+    for (format, out) in [("iso", &iso), ("img", &img)] {
+        let o = run(
+            env!("CARGO_BIN_EXE_rackboot"),
+            &[
+                "media",
+                "--server",
+                &format!("http://{server}"),
+                "--out",
+                out.to_str().unwrap(),
+                "--format",
+                format,
+            ],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let fetched = Instant::now();
+    loop {
+        let o = run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &ns,
+                "curl",
+                "-sf",
+                "-o",
+                served.to_str().unwrap(),
+                &format!("http://{server}/boot.iso"),
+            ],
+        );
+        if o.status.success() {
+            break;
+        }
+        assert!(
+            fetched.elapsed() < Duration::from_secs(30),
+            "serve --media did not serve /boot.iso"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let uefi = |name: &str| {
+        let vm = d.join(name);
+        std::fs::create_dir_all(&vm).unwrap();
+        let (code, vars) = ovmf(&vm);
+        pflash(&code, &vars)
+    };
+    let cd = |path: &Path| {
+        vec![
+            "-drive".to_owned(),
+            format!("file={},media=cdrom,readonly=on,if=ide", path.display()),
+        ]
+    };
+    let disk = |path: &Path| {
+        vec![
+            "-drive".to_owned(),
+            format!("file={},format=raw,if=virtio,snapshot=on", path.display()),
+        ]
+    };
+    let bios_cd = [cd(&iso), vec!["-boot".into(), "d".into()]].concat();
+    let uefi_disk = [uefi("uefi-disk"), disk(&img)].concat();
+    let uefi_cd = [uefi("uefi-cd"), cd(&served)].concat();
+    let rounds = [
+        vec![
+            ("tap0", "52:54:00:81:00:31", "bios-cd", bios_cd),
+            ("tap1", "52:54:00:81:00:32", "uefi-disk", uefi_disk),
+        ],
+        vec![("tap2", "52:54:00:81:00:33", "uefi-cd", uefi_cd)],
+    ];
+    for machines in rounds {
+        let started = Instant::now();
+        let vms: Vec<(Kill, PathBuf, &str, &str)> = machines
+            .iter()
+            .map(|(tap, mac, name, firmware)| {
+                let serial = d.join(format!("{name}.serial"));
+                // No NIC option ROM: the media, not PXE, starts the network boot.
+                let nic = format!("virtio-net-pci,netdev=n0,mac={mac},romfile=");
+                (qemu(&ns, tap, &serial, firmware, &nic), serial, *mac, *name)
+            })
+            .collect();
+        for (_, serial, mac, name) in &vms {
+            let answers = format!("/config?mac={}", mac.replace(':', "-"));
+            let (text, console) = wait_for_preseed(&log, serial, &answers, started);
+            assert!(
+                console.contains("Linux version")
+                    && console.contains(&format!("url=http://{server}{answers}")),
+                "{name}: the installer's kernel did not boot with its profile's command line:\n{console}"
+            );
+            let page = if name.starts_with("bios") {
+                "/boot.ipxe"
+            } else {
+                "/boot.grub"
+            };
+            assert!(
+                text.lines().any(|l| l.contains(&format!(
+                    "target={page}?mac={}",
+                    if page == "/boot.ipxe" {
+                        mac.replace(':', "-")
+                    } else {
+                        (*mac).to_owned()
+                    }
+                )) && l.contains("status=200")),
+                "{name}: its page {page} was not fetched for its MAC:\n{text}"
+            );
+        }
+    }
+}

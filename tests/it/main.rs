@@ -21,6 +21,7 @@ mod import;
 mod journal;
 mod loopback;
 mod machines;
+mod media;
 mod metrics;
 mod netns;
 mod ns;

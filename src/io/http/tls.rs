@@ -54,6 +54,7 @@ impl Worker {
             peer: Some(slot.peer.ip()),
             unix_secs: self.date.secs(),
             tls: true,
+            port: self.port,
         };
         let Some(tls) = slot.tls.as_deref_mut() else {
             return;

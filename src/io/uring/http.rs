@@ -88,6 +88,8 @@ pub struct Worker {
     id: usize,
     driver: Driver<Tag>,
     listener: Shared,
+    /// The listener's port, for pages whose client's `Host` leaves it out.
+    port: u16,
     accept_armed: bool,
     /// After an accept failure (EMFILE, ENFILE, ENOBUFS): no new accept before
     /// this, so that a full descriptor table does not spin the worker; clients
@@ -142,6 +144,7 @@ impl Worker {
         Ok(Self {
             id,
             driver: Driver::new(ring),
+            port: listener.local_addr().map_or(0, |a| a.port()),
             listener: Rc::new(listener),
             accept_armed: false,
             accept_after: None,
@@ -400,6 +403,7 @@ impl Worker {
             peer: Some(slot.peer.ip()),
             unix_secs: self.date.secs(),
             tls: false,
+            port: self.port,
         };
         let mut closing = false;
         if !slot.out.send_inflight && !slot.out.splice_inflight {

@@ -240,6 +240,24 @@ pub struct Origin<'a> {
     pub unix_secs: u64,
     /// The request came over HTTPS: the page's URLs are `https://` too.
     pub tls: bool,
+    /// The port the request came in on (0: unknown).
+    pub port: u16,
+}
+
+/// `host` as the page names the server: with the port the request came in
+/// on when `Host` leaves it out and it is not the scheme's own (grub sends
+/// `Host: 10.0.0.1` to port 8080).
+fn with_port(host: &str, port: u16, tls: bool) -> String {
+    let has_port = host
+        .rsplit_once(']')
+        .map_or(host, |(_, rest)| rest)
+        .contains(':');
+    let default = if tls { 443 } else { 80 };
+    if has_port || port == 0 || port == default {
+        host.to_owned()
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 /// The profiles, the inventory and the compiled templates: shared read-only by
@@ -634,7 +652,11 @@ impl Profiles {
                     && h.bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
             })
-            .unwrap_or(&self.fallback_host);
+            .map_or_else(
+                || self.fallback_host.clone(),
+                |h| with_port(h, origin.port, origin.tls),
+            );
+        let server = server.as_str();
         let netboot = Self::netboot(machine, Some(profile));
         let (what, phase) = match (script, grub, netboot) {
             (true, false, Netboot::Local) => ("local", Phase::Local),

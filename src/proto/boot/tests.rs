@@ -73,6 +73,7 @@ fn origin() -> Origin<'static> {
         peer: Some(IpAddr::from([10, 81, 0, 101])),
         unix_secs: 1_000,
         tls: false,
+        port: 80,
     }
 }
 
@@ -237,6 +238,7 @@ fn a_host_header_that_could_break_a_url_is_not_used() {
         peer: None,
         unix_secs: 0,
         tls: false,
+        port: 8080,
     };
     let page = p.answer("/boot.ipxe", MAC1, evil).unwrap();
     assert!(
@@ -244,6 +246,33 @@ fn a_host_header_that_could_break_a_url_is_not_used() {
         "{}",
         page.body
     );
+}
+
+#[test]
+fn a_host_header_without_the_port_gets_the_port_the_request_came_in_on() {
+    let p = profiles(None, vec![]);
+    for (host, port, tls, named) in [
+        ("10.81.0.1", 8080, false, "http://10.81.0.1:8080/d-i/linux"),
+        (
+            "10.81.0.1:8080",
+            8080,
+            false,
+            "http://10.81.0.1:8080/d-i/linux",
+        ),
+        ("10.81.0.1", 80, false, "http://10.81.0.1/d-i/linux"),
+        ("10.81.0.1", 443, true, "https://10.81.0.1/d-i/linux"),
+        ("[fd00::1]", 8080, false, "http://[fd00::1]:8080/d-i/linux"),
+        ("[fd00::1]:81", 8080, false, "http://[fd00::1]:81/d-i/linux"),
+    ] {
+        let at = Origin {
+            host: Some(host),
+            port,
+            tls,
+            ..origin()
+        };
+        let page = p.answer("/boot.ipxe", MAC1, at).unwrap();
+        assert!(page.body.contains(named), "{host} on {port}: {}", page.body);
+    }
 }
 
 #[test]

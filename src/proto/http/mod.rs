@@ -75,6 +75,9 @@ pub struct Context<'a> {
     pub unix_secs: u64,
     /// The connection is HTTPS (rendered pages name `https://` URLs).
     pub tls: bool,
+    /// The port the connection came in on: rendered pages name it when the
+    /// client's `Host` leaves it out (grub's does).
+    pub port: u16,
 }
 
 /// The answer to a connection past the worker's connection limit: sent

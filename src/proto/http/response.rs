@@ -132,6 +132,7 @@ fn choose(req: &Request<'_>, ctx: &Context<'_>, path: &mut String) -> Result<Cho
             peer: ctx.peer,
             unix_secs: ctx.unix_secs,
             tls: ctx.tls,
+            port: ctx.port,
         };
         if let Some(page) = boot.answer(path, query, origin) {
             return Ok(Choice::Page(page));

@@ -74,6 +74,7 @@ impl Harness {
             peer: None,
             unix_secs: 0,
             tls: false,
+            port: 80,
         }
     }
 

@@ -190,6 +190,7 @@ fn generated(snapshot: &Snapshot, name: &str, at: &Where<'_>) -> Option<Result<P
             peer: at.peer,
             unix_secs: at.unix_secs,
             tls: false,
+            port: 0,
         };
         let page = profiles.answer(grub_path, query, origin)?;
         return Some(if page.status == 200 {
