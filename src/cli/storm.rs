@@ -6,12 +6,14 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rackboot::config::{Config, Level, Overrides};
 use rackboot::io::link;
 use rackboot::io::storm::{self, Dhcp};
 use rackboot::proto::dhcp::{policy, Engine, Settings as DhcpSettings, Subnet};
+use rackboot::sim::dhcp::Identity;
 use rackboot::sim::fleet::{fleet, Mix, DEFAULT_MIX};
 use rackboot::sim::machine::Phase;
 use rackboot::sim::report::{Report, Run};
@@ -23,7 +25,8 @@ pub(crate) struct Args {
     /// Machines to boot.
     #[arg(long, value_name = "N", default_value_t = 200)]
     machines: usize,
-    /// Firmware kinds and weights (edk2, ipxe-bios, ipxe-efi, uefi-http).
+    /// Firmware kinds and weights (edk2, ipxe-bios, ipxe-efi, uefi-http, grub:
+    /// Secure Boot through shim and grub).
     #[arg(long, value_name = "KIND=W,...", default_value = DEFAULT_MIX)]
     mix: String,
     /// Seed of the fleet (MACs, UUIDs, power-on times) [default: from the clock, printed].
@@ -135,7 +138,14 @@ fn play(args: &Args) -> Result<bool, String> {
             format!("the servers on {name}"),
             args.tftp_port,
         ),
-        None => self_mode(args.server_workers, args.server_backend)?,
+        None => {
+            let grub: Vec<[u8; 6]> = specs
+                .iter()
+                .filter(|s| s.identity == Identity::Grub)
+                .map(|s| s.mac)
+                .collect();
+            self_mode(args.server_workers, args.server_backend, &grub)?
+        }
     };
     if !args.quiet {
         eprintln!(
@@ -205,9 +215,13 @@ fn play(args: &Args) -> Result<bool, String> {
 
 /// Starts rackboot in this process on loopback with the built-in demo set and
 /// a boot script naming its own port; DHCP is an engine the driver calls.
+/// Machines of `grub` (their MACs) are pinned to a grub profile of the demo
+/// kernel and initrd, as a Secure Boot fleet's inventory pins them: DHCP
+/// hands them shim, which with grub is served as the demo's binaries are.
 fn self_mode(
     workers: Option<usize>,
     backend: Option<rackboot::config::Backend>,
+    grub: &[[u8; 6]],
 ) -> Result<(Dhcp, String, u16), String> {
     let overrides = Overrides {
         backend,
@@ -218,7 +232,7 @@ fn self_mode(
         log_level: Some(Level::Warn),
         ..Overrides::default()
     };
-    let config = Config::load(None, &overrides).map_err(|e| e.to_string())?;
+    let mut config = Config::load(None, &overrides).map_err(|e| e.to_string())?;
     let bound = rackboot::runtime::bind(&config).map_err(|e| e.to_string())?;
     let (Some(http), Some(tftp)) = (bound.http_addr(), bound.tftp_addr()) else {
         return Err("the in-process server bound no address".into());
@@ -228,7 +242,33 @@ fn self_mode(
         ..config.store
     };
     let script = builtin::storm_script(&format!("http://{http}"));
-    let snapshot = Snapshot::builtin_with_script(&options, &script).map_err(|e| e.to_string())?;
+    let mut snapshot =
+        Snapshot::builtin_with_script(&options, &script).map_err(|e| e.to_string())?;
+    let profiles = if grub.is_empty() {
+        None
+    } else {
+        let profiles = Arc::new(builtin::grub_profiles(grub, &http.to_string())?);
+        for (url, bytes, mtime) in builtin::grub_binaries() {
+            snapshot
+                .insert_memory(url, &bytes, mtime, &options)
+                .map_err(|e| e.to_string())?;
+        }
+        config.boot = Some(rackboot::config::boot::Boot {
+            profiles: Arc::clone(&profiles),
+            files: Vec::new(),
+            find_ipxe: false,
+            state_file: (PathBuf::new(), false),
+            media: None,
+        });
+        Some(profiles)
+    };
+    let mut rules = policy::defaults();
+    policy::fit(
+        &mut rules,
+        |p| snapshot.get(p).is_some(),
+        profiles.is_some(),
+        false,
+    );
     std::thread::Builder::new()
         .name("rackboot-server".into())
         .spawn(move || {
@@ -255,7 +295,8 @@ fn self_mode(
     );
     let settings = DhcpSettings {
         subnets: vec![subnet],
-        rules: policy::defaults(),
+        rules,
+        profiles: profiles.map(rackboot::proto::dhcp::SharedProfiles),
         http_port: http.port(),
         ..DhcpSettings::default()
     };

@@ -20,6 +20,9 @@ pub enum Identity {
     IpxeEfi,
     /// EDK2's HTTP boot: arch 16, `HTTPClient:Arch:00016:UNDI:003001`.
     UefiHttp,
+    /// EDK2's PXE under Secure Boot, booting the signed shim and grub: its
+    /// DHCP is EDK2's; shim, then grub, fetch the rest over TFTP.
+    Grub,
     /// The Debian installer: vendor class `d-i`, no PXE options.
     Installer,
 }
@@ -42,7 +45,7 @@ impl Identity {
         ];
         const DI: [Duration; 4] = [Duration::from_secs(3); 4];
         match self {
-            Identity::Edk2Pxe | Identity::UefiHttp => &EDK2,
+            Identity::Edk2Pxe | Identity::UefiHttp | Identity::Grub => &EDK2,
             Identity::IpxeBios | Identity::IpxeEfi => &IPXE,
             Identity::Installer => &DI,
         }
@@ -55,7 +58,7 @@ impl Identity {
     /// unless told no-pxedhcp (175.176); the installer takes the first.
     fn decide_at(self, first: &Offer, now: Instant, retry_at: Instant) -> Instant {
         match self {
-            Identity::Edk2Pxe | Identity::UefiHttp => retry_at,
+            Identity::Edk2Pxe | Identity::UefiHttp | Identity::Grub => retry_at,
             Identity::IpxeBios | Identity::IpxeEfi if !first.no_pxedhcp => {
                 now + Duration::from_secs(3)
             }
@@ -65,7 +68,7 @@ impl Identity {
 
     fn options(self, w: &mut Writer<'_>, uuid: &[u8; 16]) -> Result<(), crate::wire::Error> {
         let (arch, vendor): (Option<u16>, &[u8]) = match self {
-            Identity::Edk2Pxe => (Some(7), b"PXEClient:Arch:00007:UNDI:003000"),
+            Identity::Edk2Pxe | Identity::Grub => (Some(7), b"PXEClient:Arch:00007:UNDI:003000"),
             Identity::IpxeBios => (Some(0), b"PXEClient:Arch:00000:UNDI:002001"),
             Identity::IpxeEfi => (Some(7), b"PXEClient:Arch:00007:UNDI:003010"),
             Identity::UefiHttp => (Some(16), b"HTTPClient:Arch:00016:UNDI:003001"),

@@ -14,11 +14,12 @@ pub struct Mix(pub Vec<(Identity, u32)>);
 pub const DEFAULT_MIX: &str = "edk2=40,ipxe-bios=40,uefi-http=20";
 
 /// The mix names, in the order reports list them.
-pub const KINDS: [(&str, Identity); 4] = [
+pub const KINDS: [(&str, Identity); 5] = [
     ("edk2", Identity::Edk2Pxe),
     ("ipxe-bios", Identity::IpxeBios),
     ("ipxe-efi", Identity::IpxeEfi),
     ("uefi-http", Identity::UefiHttp),
+    ("grub", Identity::Grub),
 ];
 
 /// The mix name of `identity`.

@@ -2,13 +2,18 @@
 //! real firmware chains them (firmware DHCP, the NBP over TFTP or HTTP, iPXE's
 //! DHCP, the boot script, kernel, initrds, the installer's DHCP, its answer
 //! file), each phase's end time recorded, and the first failure named with its
-//! phase. The driver moves the bytes: DHCP broadcasts, TFTP datagrams to the
+//! phase. A Secure Boot machine (`Identity::Grub`) chains shim's and grub's
+//! TFTP pattern instead: shim, its probes and grub (the NBP phase), grub's
+//! probes, `grub.cfg` and the page it loads (the script phase), then kernel
+//! and initrds from where the page names them. The driver moves the bytes: DHCP broadcasts, TFTP datagrams to the
 //! server, HTTP on one keep-alive connection per host.
 
+use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use super::dhcp::{self, Client, Identity};
+use super::grub;
 use super::http::{self, Get, Target};
 use super::script;
 use super::tftp::{self, Download, To};
@@ -107,7 +112,7 @@ pub enum Event {
 #[derive(Debug)]
 enum Step {
     Dhcp(Client),
-    Tftp(Download, Ipv4Addr),
+    Tftp(Download, Ipv4Addr, Need),
     Http(Get, Target),
     Done,
 }
@@ -141,11 +146,50 @@ pub struct Machine {
     answers: Option<String>,
     script_url: String,
     event: Option<Event>,
+    /// A grub machine's TFTP files still to fetch, in order, and its TFTP
+    /// server.
+    fetches: VecDeque<Fetch>,
+    tftp_server: Ipv4Addr,
 }
+
+/// What a TFTP download is to its machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Need {
+    /// A missing file fails the boot (else it is a probe, and the next
+    /// fetch follows).
+    must: bool,
+    /// The body is a grub configuration to follow.
+    read: bool,
+}
+
+/// One TFTP file of the grub path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fetch {
+    phase: Phase,
+    name: String,
+    need: Need,
+}
+
+/// What shim asks for after itself (CLIENTS.md: Debian's signed shim, by
+/// the firmware's TFTP): its revocation and certificate probes, which may
+/// be missing, then its second stage, which must not.
+const SHIM_PROBES: [&str; 3] = [
+    "revocations_sku.efi",
+    "revocations_sbat.efi",
+    "shim_certificate_0.efi",
+];
+
+/// The lists grub's normal mode reads under `$prefix/x86_64-efi`, which may
+/// be missing.
+const GRUB_LISTS: [&str; 4] = ["command.lst", "fs.lst", "crypto.lst", "terminal.lst"];
+
+/// Configuration bytes a virtual grub keeps.
+const GRUB_KEEP: usize = 64 * 1024;
 
 const KEEP: usize = 64 * 1024;
 const USER_AGENT_IPXE: &str = "iPXE/1.0.0+git-20190125.36a4c85-5.1";
 const USER_AGENT_DI: &str = "debian-installer";
+const USER_AGENT_GRUB: &str = "GRUB 2.06-13+deb12u2";
 
 impl Machine {
     /// A machine of `identity` powering on at `now`, stopping after `until`.
@@ -177,6 +221,8 @@ impl Machine {
             answers: None,
             script_url: String::new(),
             event: None,
+            fetches: VecDeque::new(),
+            tftp_server: Ipv4Addr::UNSPECIFIED,
         }
     }
 
@@ -195,7 +241,7 @@ impl Machine {
 
     /// A TFTP datagram from the server's port `from`.
     pub fn handle_tftp(&mut self, now: Instant, from: u16, bytes: &[u8]) {
-        if let Step::Tftp(d, _) = &mut self.step {
+        if let Step::Tftp(d, ..) = &mut self.step {
             let _ = d.handle(now, from, bytes);
             self.advance(now);
         }
@@ -239,7 +285,7 @@ impl Machine {
     pub fn handle_timeout(&mut self, now: Instant) {
         match &mut self.step {
             Step::Dhcp(c) => c.handle_timeout(now),
-            Step::Tftp(d, _) => d.handle_timeout(now),
+            Step::Tftp(d, ..) => d.handle_timeout(now),
             Step::Http(..) | Step::Done => {}
         }
         self.advance(now);
@@ -251,7 +297,7 @@ impl Machine {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.step {
             Step::Dhcp(c) => c.poll_timeout(),
-            Step::Tftp(d, _) => d.poll_timeout(),
+            Step::Tftp(d, ..) => d.poll_timeout(),
             Step::Http(..) | Step::Done => None,
         }
     }
@@ -271,7 +317,7 @@ impl Machine {
     fn transmit_step(&mut self, now: Instant, out: &mut [u8]) -> Option<Send> {
         match &mut self.step {
             Step::Dhcp(c) => c.poll_transmit(now, out).map(|len| Send::Dhcp { len }),
-            Step::Tftp(d, server) => d.poll_transmit(now, out).map(|(len, to)| Send::Tftp {
+            Step::Tftp(d, server, _) => d.poll_transmit(now, out).map(|(len, to)| Send::Tftp {
                 server: *server,
                 to,
                 len,
@@ -306,13 +352,15 @@ impl Machine {
                     self.after_dhcp(lease)
                 }
             },
-            Step::Tftp(d, _) => match d.poll_event() {
+            Step::Tftp(d, _, need) => match d.poll_event() {
                 None => return,
+                Some(tftp::Event::Failed(_)) if !need.must => self.after_tftp(None),
                 Some(tftp::Event::Failed(why)) => Err(why),
                 Some(tftp::Event::Done { bytes, resends, .. }) => {
                     self.phase_bytes += bytes;
                     self.phase_retries += resends;
-                    Ok(Some(Next::IpxeDhcp))
+                    let body = need.read.then(|| d.take_body());
+                    self.after_tftp(body)
                 }
             },
             Step::Http(g, _) => match g.poll_event() {
@@ -329,6 +377,10 @@ impl Machine {
         };
         match outcome {
             Err(reason) => self.fail(now, self.phase, reason),
+            // Another file of the same phase (grub's path): the phase goes on.
+            Ok(Some(Next::Fetch(f))) if f.phase == self.phase => {
+                self.step = self.fetch(now, &f);
+            }
             Ok(next) => {
                 self.bytes += self.phase_bytes;
                 self.ended.push(Ended {
@@ -402,6 +454,9 @@ impl Machine {
 
     fn after_dhcp(&mut self, lease: dhcp::Offer) -> Result<Option<Next>, String> {
         self.address = Some(lease.ip);
+        if self.phase == Phase::Dhcp {
+            self.tftp_server = lease.next_server;
+        }
         match self.phase {
             Phase::InstallerDhcp => Ok(self.answers.clone().map(Next::Answers)),
             // An iPXE ROM's DHCP, or iPXE's after the NBP: the script URL.
@@ -430,11 +485,127 @@ impl Machine {
                 // `plan` guarantees a kernel when there is no chain.
                 Ok(plan.kernel.map(Next::Kernel))
             }
-            Phase::Kernel | Phase::Initrd => Ok(Some(match self.initrds.pop() {
-                Some(url) => Next::Initrd(url),
-                None => Next::InstallerDhcp,
-            })),
+            Phase::Kernel | Phase::Initrd => Ok(Some(self.after_load())),
             _ => Ok(None),
+        }
+    }
+
+    /// After the kernel or an initrd: the next initrd, else the installer.
+    fn after_load(&mut self) -> Next {
+        match self.initrds.pop() {
+            Some(url) => Next::Initrd(url),
+            None => Next::InstallerDhcp,
+        }
+    }
+
+    /// After a TFTP download (`body` when it was a configuration to read,
+    /// `None` when a probe found nothing): what comes next.
+    fn after_tftp(&mut self, body: Option<Vec<u8>>) -> Result<Option<Next>, String> {
+        match self.phase {
+            Phase::Kernel | Phase::Initrd => return Ok(Some(self.after_load())),
+            Phase::Nbp if self.identity != Identity::Grub => return Ok(Some(Next::IpxeDhcp)),
+            _ => {}
+        }
+        if let Some(body) = body {
+            let machine = grub::Machine {
+                mac: self.mac,
+                server: self.tftp_server,
+            };
+            let plan =
+                grub::plan(&String::from_utf8_lossy(&body), &machine).map_err(|e| e.to_string())?;
+            if let Some(name) = plan.configfile {
+                let need = Need {
+                    must: true,
+                    read: true,
+                };
+                return Ok(Some(Next::Fetch(Fetch {
+                    phase: Phase::Script,
+                    name,
+                    need,
+                })));
+            }
+            self.initrds = plan.initrds;
+            self.initrds.reverse();
+            self.answers = plan.answers;
+            // `plan` guarantees a kernel when there is no configfile.
+            return Ok(plan.kernel.map(Next::Kernel));
+        }
+        self.fetches
+            .pop_front()
+            .map(|f| Some(Next::Fetch(f)))
+            .ok_or_else(|| "grub read no configuration".to_owned())
+    }
+
+    /// The files shim and grub fetch after the NBP `file` (shim), in order:
+    /// shim's probes and grub at the root, then grub's lists and
+    /// `grub.cfg` under its prefix, the `grub` directory beside shim.
+    fn grub_path(file: &str) -> VecDeque<Fetch> {
+        let probe = Need {
+            must: false,
+            read: false,
+        };
+        let dir = file.rsplit_once('/').map_or("", |(d, _)| d);
+        let prefix = format!("{}/grub", dir.trim_start_matches('/'));
+        let mut out: VecDeque<Fetch> = SHIM_PROBES
+            .iter()
+            .map(|n| Fetch {
+                phase: Phase::Nbp,
+                name: (*n).to_owned(),
+                need: probe,
+            })
+            .collect();
+        out.push_back(Fetch {
+            phase: Phase::Nbp,
+            name: "grubx64.efi".into(),
+            need: Need {
+                must: true,
+                read: false,
+            },
+        });
+        out.extend(GRUB_LISTS.iter().map(|n| Fetch {
+            phase: Phase::Script,
+            name: format!("/{prefix}/x86_64-efi/{n}"),
+            need: probe,
+        }));
+        out.push_back(Fetch {
+            phase: Phase::Script,
+            name: format!("/{prefix}/grub.cfg"),
+            need: Need {
+                must: true,
+                read: true,
+            },
+        });
+        out
+    }
+
+    /// The TFTP step of `f`: shim's files by the firmware's TFTP, grub's
+    /// by grub's own.
+    fn fetch(&self, now: Instant, f: &Fetch) -> Step {
+        let request = if f.phase == Phase::Nbp {
+            tftp::Request::edk2(&f.name)
+        } else {
+            tftp::Request::grub(&f.name, if f.need.read { GRUB_KEEP } else { 0 })
+        };
+        Step::Tftp(Download::new(now, request), self.tftp_server, f.need)
+    }
+
+    /// The step loading a kernel or initrd from `url`: TFTP for `tftp://`
+    /// (grub's `$root`), else HTTP.
+    fn load(&self, now: Instant, url: &str, agent: &str) -> Result<Step, http::Error> {
+        match url.strip_prefix("tftp://") {
+            Some(rest) => {
+                let name = rest.find('/').map_or("/", |at| &rest[at..]);
+                let need = Need {
+                    must: true,
+                    read: false,
+                };
+                Ok(Step::Tftp(
+                    Download::new(now, tftp::Request::grub(name, 0)),
+                    self.tftp_server,
+                    need,
+                ))
+            }
+            None => get(url, agent, 0),
         }
     }
 
@@ -445,21 +616,32 @@ impl Machine {
     fn start(&mut self, now: Instant, next: Next) -> Result<(), (Phase, String)> {
         self.xid = self.xid.wrapping_add(0x0100_0000);
         let (phase, step) = match next {
-            Next::NbpTftp(file, server) => (
-                Phase::Nbp,
-                Ok(Step::Tftp(
-                    Download::new(now, tftp::Request::edk2(&file)),
-                    server,
-                )),
-            ),
+            Next::NbpTftp(file, server) => {
+                if self.identity == Identity::Grub {
+                    self.fetches = Self::grub_path(&file);
+                }
+                let need = Need {
+                    must: true,
+                    read: false,
+                };
+                (
+                    Phase::Nbp,
+                    Ok(Step::Tftp(
+                        Download::new(now, tftp::Request::edk2(&file)),
+                        server,
+                        need,
+                    )),
+                )
+            }
+            Next::Fetch(f) => (f.phase, Ok(self.fetch(now, &f))),
             Next::NbpHttp(url) => (Phase::Nbp, get(&url, USER_AGENT_IPXE, 0)),
             Next::IpxeDhcp => (Phase::IpxeDhcp, Ok(self.dhcp(now, Identity::IpxeEfi))),
             Next::Script(url) => {
                 self.script_url = url.clone();
                 (Phase::Script, get(&url, USER_AGENT_IPXE, KEEP))
             }
-            Next::Kernel(url) => (Phase::Kernel, get(&url, USER_AGENT_IPXE, 0)),
-            Next::Initrd(url) => (Phase::Initrd, get(&url, USER_AGENT_IPXE, 0)),
+            Next::Kernel(url) => (Phase::Kernel, self.load(now, &url, self.loader_agent())),
+            Next::Initrd(url) => (Phase::Initrd, self.load(now, &url, self.loader_agent())),
             Next::InstallerDhcp => (
                 Phase::InstallerDhcp,
                 Ok(self.dhcp(now, Identity::Installer)),
@@ -469,6 +651,15 @@ impl Machine {
         self.phase = phase;
         self.step = step.map_err(|e| (phase, e.to_string()))?;
         Ok(())
+    }
+
+    /// The `User-Agent` of the loader that fetches the kernel and initrds.
+    fn loader_agent(&self) -> &'static str {
+        if self.identity == Identity::Grub {
+            USER_AGENT_GRUB
+        } else {
+            USER_AGENT_IPXE
+        }
     }
 
     /// The iPXE setting `name` of this machine, as its iPXE would give it.
@@ -510,6 +701,7 @@ fn get(url: &str, agent: &str, keep: usize) -> Result<Step, http::Error> {
 #[derive(Debug)]
 enum Next {
     NbpTftp(String, Ipv4Addr),
+    Fetch(Fetch),
     NbpHttp(String),
     IpxeDhcp,
     Script(String),

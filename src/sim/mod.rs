@@ -12,6 +12,7 @@
 pub mod dhcp;
 pub mod faults;
 pub mod fleet;
+pub mod grub;
 pub mod http;
 pub mod machine;
 pub mod report;

@@ -75,7 +75,8 @@ pub fn plan(text: &str, base: &str) -> Result<Plan, Error> {
     Ok(plan)
 }
 
-fn answers_url(arg: &str) -> Option<&str> {
+/// The installer's answer-file URL, if `arg` is a kernel argument naming one.
+pub(crate) fn answers_url(arg: &str) -> Option<&str> {
     let (key, value) = arg.split_once('=')?;
     matches!(
         key,

@@ -22,6 +22,9 @@ pub struct Request {
     pub timeout: Duration,
     /// Resends before giving up.
     pub retries: u32,
+    /// Body bytes kept for the caller to read (a configuration file); 0
+    /// keeps none.
+    pub keep: usize,
 }
 
 impl Request {
@@ -34,6 +37,21 @@ impl Request {
             windowsize: 4,
             timeout: Duration::from_secs(4),
             retries: 5,
+            keep: 0,
+        }
+    }
+
+    /// grub's request for `file` (its tftp module): no size probe, blksize
+    /// 1024, no window; `keep` body bytes kept for a configuration file.
+    pub fn grub(file: &str, keep: usize) -> Self {
+        Self {
+            file: file.to_owned(),
+            size_probe: false,
+            blksize: 1024,
+            windowsize: 1,
+            timeout: Duration::from_secs(4),
+            retries: 5,
+            keep,
         }
     }
 }
@@ -93,6 +111,8 @@ pub struct Download {
     retry_at: Instant,
     attempts: u32,
     bytes: u64,
+    /// The first `request.keep` body bytes.
+    body: Vec<u8>,
     tsize: Option<u64>,
     resends: u32,
     event: Option<Event>,
@@ -114,6 +134,7 @@ impl Download {
             retry_at: now + request.timeout,
             attempts: 0,
             bytes: 0,
+            body: Vec::new(),
             tsize: None,
             resends: 0,
             event: None,
@@ -201,9 +222,9 @@ impl Download {
             (State::Asking { probing: false }, Opcode::Data) => {
                 // The server ignored every option: lock-step, 512-byte blocks.
                 self.state = State::Receiving { tid: from, next: 1 };
-                self.data(now, from, &p, datagram.len())?;
+                self.data(now, from, &p, datagram)?;
             }
-            (State::Receiving { .. }, Opcode::Data) => self.data(now, from, &p, datagram.len())?,
+            (State::Receiving { .. }, Opcode::Data) => self.data(now, from, &p, datagram)?,
             _ => {}
         }
         Ok(())
@@ -214,8 +235,9 @@ impl Download {
         now: Instant,
         from: u16,
         p: &Packet<&[u8]>,
-        len: usize,
+        datagram: &[u8],
     ) -> Result<(), crate::wire::Error> {
+        let len = datagram.len();
         let State::Receiving { tid, next } = self.state else {
             return Ok(());
         };
@@ -231,6 +253,10 @@ impl Download {
             return Ok(());
         }
         self.bytes += payload as u64;
+        let room = self.request.keep.saturating_sub(self.body.len());
+        if let Some(data) = datagram.get(tftp::DATA_HEADER..) {
+            self.body.extend_from_slice(&data[..data.len().min(room)]);
+        }
         self.progress(now);
         if payload < usize::from(self.blksize) {
             self.ack(tid, next);
@@ -251,6 +277,11 @@ impl Download {
             self.ack(tid, next);
         }
         Ok(())
+    }
+
+    /// The body bytes kept (see [`Request::keep`]), taken.
+    pub fn take_body(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.body)
     }
 
     fn progress(&mut self, now: Instant) {

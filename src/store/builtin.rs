@@ -41,6 +41,62 @@ pub fn storm_script(base: &str) -> String {
     )
 }
 
+/// (URL path, length) of the demo's shim and grub, sized as Debian's signed
+/// builds (shim-signed, grub-efi-amd64-signed).
+pub const GRUB_BINARIES: [(&str, usize); 2] =
+    [("/shimx64.efi", 1_048_504), ("/grubx64.efi", 3_843_520)];
+
+/// The demo's shim and grub: (URL path, bytes, modification time).
+pub fn grub_binaries() -> Vec<(&'static str, Vec<u8>, std::time::SystemTime)> {
+    let mtime = UNIX_EPOCH + Duration::from_secs(MTIME_SECS);
+    GRUB_BINARIES
+        .iter()
+        .zip(11..)
+        .map(|(&(url, len), seed)| (url, filler(len, seed), mtime))
+        .collect()
+}
+
+/// The storm's Secure Boot profile: the demo kernel and initrd through grub,
+/// the preseed as its answers, taking the machines of `macs` (pinned, as an
+/// inventory pins them); `server` (`host:port`) is named in pages grub reads
+/// over TFTP. Its iPXE script path is out of the way, so the demo's own
+/// `/boot.ipxe` still serves every other machine.
+///
+/// # Errors
+/// Only if the built-in templates did not compile.
+pub fn grub_profiles(
+    macs: &[[u8; 6]],
+    server: &str,
+) -> Result<crate::proto::boot::Profiles, String> {
+    use crate::proto::boot::{Loader, Mac, Machine, Paths, Profile, Profiles};
+    let profile = Profile {
+        name: "secure-boot".into(),
+        loader: Loader::Grub,
+        kernel: "/demo/vmlinuz".into(),
+        initrds: vec!["/demo/initrd.gz".into()],
+        cmdline: "auto=true priority=critical url={{ config_url }}".into(),
+        script: None,
+        config: Some(PRESEED.into()),
+        matches: crate::proto::boot::Match::default(),
+        vars: std::collections::BTreeMap::new(),
+        once: false,
+        local: None,
+    };
+    let machines = macs
+        .iter()
+        .map(|&m| Machine {
+            mac: Mac(m),
+            profile: Some("secure-boot".into()),
+            ..Machine::default()
+        })
+        .collect();
+    let paths = Paths {
+        script: "/secure-boot.ipxe".into(),
+        ..Paths::default()
+    };
+    Profiles::new(paths, vec![profile], None, machines, server.into()).map_err(|e| e.to_string())
+}
+
 pub(super) fn snapshot(options: &Options) -> Result<Snapshot, Error> {
     with_script(options, SCRIPT)
 }

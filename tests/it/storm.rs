@@ -143,6 +143,47 @@ fn two_hundred_machines_boot_against_the_in_process_rackboot() {
 }
 
 #[test]
+fn a_secure_boot_fleet_boots_through_shim_and_grub_against_the_in_process_rackboot() {
+    // grub machines are pinned to the in-process server's grub profile: DHCP
+    // hands them shim, shim fetches grub, grub reads the stub grub.cfg and
+    // its own page by MAC, then the kernel and initrd over TFTP.
+    let (out, r) = storm(
+        None,
+        &[
+            "--machines",
+            "8",
+            "--mix",
+            "grub=1,edk2=1",
+            "--seed",
+            "3",
+            "--quiet",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!((n(&r["booted"]), n(&r["failed"])), (8, 0), "{r:#}");
+    assert_eq!((n(&r["mix"]["grub"]), n(&r["mix"]["edk2"])), (4, 4));
+    let signed: u64 = rackboot::store::builtin::GRUB_BINARIES
+        .iter()
+        .map(|(_, len)| *len as u64)
+        .sum();
+    assert_eq!(
+        n(&phase(&r, "nbp")["bytes"]),
+        4 * NBP + 4 * signed,
+        "edk2 machines fetch iPXE; grub machines shim and grub"
+    );
+    // Only the iPXE machines run iPXE's DHCP; every machine loads the kernel.
+    assert_eq!(n(&phase(&r, "ipxe-dhcp")["count"]), 4);
+    assert_eq!(n(&phase(&r, "kernel")["bytes"]), 8 * KERNEL);
+    assert_eq!(n(&phase(&r, "initrd")["bytes"]), 8 * INITRD);
+    let preseed = rackboot::store::builtin::PRESEED.len() as u64;
+    assert_eq!(n(&phase(&r, "answers")["bytes"]), 8 * preseed);
+}
+
+#[test]
 fn a_bad_option_is_named_and_exits_2() {
     let bin = env!("CARGO_BIN_EXE_rackboot");
     let out = run(bin, &["storm", "--mix", "edk2=1,bios=1"]);

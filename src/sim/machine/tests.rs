@@ -15,19 +15,25 @@ const KERNEL: usize = 300_000;
 const INITRD: usize = 700_000;
 
 fn files(script: &str) -> Snapshot {
+    files_with(script, &[])
+}
+
+/// The iPXE set (`script` as `/boot.ipxe`) and `more` files.
+fn files_with(script: &str, more: &[(&str, &[u8])]) -> Snapshot {
     let nbp = vec![0x11u8; 850_528];
     let kernel = vec![0x22u8; KERNEL];
     let initrd = vec![0x33u8; INITRD];
-    let preseed = b"d-i debian-installer/locale string en_US.UTF-8\n".to_vec();
+    let set = [
+        ("/ipxe.efi", &nbp[..]),
+        ("/boot.ipxe", script.as_bytes()),
+        ("/linux", &kernel[..]),
+        ("/initrd.gz", &initrd[..]),
+        ("/preseed.cfg", PRESEED),
+    ];
     Snapshot::from_memory(
-        [
-            ("/ipxe.efi", &nbp[..]),
-            ("/boot.ipxe", script.as_bytes()),
-            ("/linux", &kernel[..]),
-            ("/initrd.gz", &initrd[..]),
-            ("/preseed.cfg", &preseed[..]),
-        ]
-        .map(|(u, b)| (u, b, std::time::UNIX_EPOCH)),
+        set.iter()
+            .chain(more)
+            .map(|&(u, b)| (u, b, std::time::UNIX_EPOCH)),
         &Options {
             max_bytes: u64::MAX,
             mlock: false,
@@ -35,6 +41,8 @@ fn files(script: &str) -> Snapshot {
     )
     .unwrap()
 }
+
+const PRESEED: &[u8] = b"d-i debian-installer/locale string en_US.UTF-8\n";
 
 /// A minimal HTTP responder over `files`: the whole file or 404.
 fn respond(files: &Snapshot, request: &[u8]) -> Vec<u8> {
@@ -80,10 +88,23 @@ fn boot(t0: Instant, m: &mut Machine, files: &Snapshot) -> Event {
                         assert_eq!(server, SERVER);
                         match to {
                             To::Server => {
-                                let a = accept(&out[..len], files, &settings, Where::default())
-                                    .unwrap();
                                 let tid = 2000 + transfers.len() as u16;
-                                transfers.push((tid, Transfer::new(now, a, &settings)));
+                                match accept(&out[..len], files, &settings, Where::default()) {
+                                    Ok(a) => {
+                                        transfers.push((tid, Transfer::new(now, a, &settings)));
+                                    }
+                                    // A missing file: the server's ERROR.
+                                    Err(e) => {
+                                        let (code, text) = e.reply().unwrap();
+                                        let n = crate::wire::tftp::write_error(
+                                            &mut scratch,
+                                            code,
+                                            text,
+                                        )
+                                        .unwrap();
+                                        m.handle_tftp(now, tid, &scratch[..n]);
+                                    }
+                                }
                             }
                             To::Tid(tid) => {
                                 if let Some((_, t)) =
@@ -209,4 +230,57 @@ fn a_missing_kernel_fails_in_its_phase_with_the_status() {
         }
     );
     assert_eq!(m.ended.len(), 4, "dhcp, nbp over HTTP, ipxe-dhcp, script");
+}
+
+#[test]
+fn a_grub_machine_follows_shim_and_grub_over_tftp_to_its_answer_file() {
+    // shim (the DHCP answer's file) asks for its probes, missing here, then
+    // grub at the root; grub reads its lists (missing) and grub.cfg under
+    // the prefix beside shim, follows `configfile`, and loads the kernel and
+    // initrd from its $root over TFTP.
+    let grubx64 = vec![0x44u8; 90_000];
+    let stub = "configfile \"($root)/grub/machine-${net_default_mac}.cfg\"\n";
+    let page = "menuentry 'x' {\n  linux ($root)/linux auto=true 'url=http://10.77.0.1/preseed.cfg'\n  initrd /initrd.gz\n}\n";
+    let files = files_with(
+        SCRIPT,
+        &[
+            ("/grubx64.efi", &grubx64[..]),
+            ("/grub/grub.cfg", stub.as_bytes()),
+            ("/grub/machine-52:54:00:77:00:04.cfg", page.as_bytes()),
+        ],
+    );
+    let t0 = testutil::t0();
+    let mut m = Machine::new(t0, Identity::Grub, mac(4), [9; 16], 0x400, Phase::Answers);
+    assert_eq!(boot(t0, &mut m, &files), Event::Booted);
+    let phases: Vec<Phase> = m.ended.iter().map(|e| e.phase).collect();
+    assert_eq!(
+        phases,
+        [
+            Phase::Dhcp,
+            Phase::Nbp,
+            Phase::Script,
+            Phase::Kernel,
+            Phase::Initrd,
+            Phase::InstallerDhcp,
+            Phase::Answers
+        ]
+    );
+    assert_eq!(m.ended[1].bytes, (850_528 + 90_000) as u64, "shim and grub");
+    assert_eq!(m.ended[2].bytes, (stub.len() + page.len()) as u64);
+    assert_eq!(m.ended[3].bytes, KERNEL as u64);
+    assert_eq!(m.ended[6].bytes, PRESEED.len() as u64);
+}
+
+#[test]
+fn a_grub_machine_without_grub_at_the_root_fails_in_nbp() {
+    let files = files(SCRIPT);
+    let t0 = testutil::t0();
+    let mut m = Machine::new(t0, Identity::Grub, mac(5), [9; 16], 0x500, Phase::Answers);
+    match boot(t0, &mut m, &files) {
+        Event::Failed { phase, reason } => {
+            assert_eq!(phase, Phase::Nbp);
+            assert!(reason.contains("ERROR"), "{reason}");
+        }
+        e => panic!("{e:?}"),
+    }
 }
