@@ -577,6 +577,10 @@ fn plan(config: &Config) -> Result<Option<store::Plan>, Box<dyn std::error::Erro
         if let Some(e) = add_packaged(&mut plan, &urls, store::signed::find, cap)? {
             return Err(format!("a [[profile]] has loader = \"grub\", but {e}").into());
         }
+        let urls = store::signed::NAMES_ARM64.map(String::from);
+        if let Some(e) = add_packaged(&mut plan, &urls, store::signed::find_arm64, cap)? {
+            tracing::info!("{e}: arm64 machines of a grub profile get a plain lease");
+        }
     }
     Ok(Some(plan))
 }

@@ -13,6 +13,28 @@ use std::process::Command;
 /// and its second stage.
 pub const NAMES: [&str; 2] = ["/shimx64.efi", "/grubx64.efi"];
 
+/// The URL paths of the arm64 pair.
+pub const NAMES_ARM64: [&str; 2] = ["/shimaa64.efi", "/grubaa64.efi"];
+
+/// (URL path, file) for arm64's shim and grub: the pair the Debian
+/// installer's arm64 netboot tree carries (`bootnetaa64.efi`,
+/// `grubaa64.efi`; debian-installer-12-netboot-arm64 installs on any
+/// architecture), for arm64 machines of a grub profile.
+///
+/// # Errors
+/// A sentence for the operator: the pair is not installed.
+pub fn find_arm64() -> Result<Vec<(String, PathBuf)>, String> {
+    match ["/arm64/bootnetaa64.efi", "/arm64/grubaa64.efi"].map(installer_file) {
+        [Some(shim), Some(grub)] => Ok(vec![
+            (NAMES_ARM64[0].into(), shim),
+            (NAMES_ARM64[1].into(), grub),
+        ]),
+        _ => Err("arm64's shim and grub are not installed (apt-get install \
+             debian-installer-12-netboot-arm64, or put shimaa64.efi and grubaa64.efi in the root)"
+            .into()),
+    }
+}
+
 /// (URL path, file) for shim and grub.
 ///
 /// # Errors
@@ -64,7 +86,11 @@ fn package_file(package: &str, suffix: &str) -> Result<Option<PathBuf>, std::io:
 /// A file of an installed Debian installer netboot package ending with
 /// `suffix` (its text-mode tree first).
 fn installer_file(suffix: &str) -> Option<PathBuf> {
-    let out = Command::new("dpkg").args(["-S", suffix]).output().ok()?;
+    // A pattern starting with `/` would match only that whole path.
+    let out = Command::new("dpkg")
+        .args(["-S", &format!("*{suffix}")])
+        .output()
+        .ok()?;
     let listing = String::from_utf8_lossy(&out.stdout);
     let mut found: Vec<&str> = listing
         .lines()

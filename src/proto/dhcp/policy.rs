@@ -409,6 +409,14 @@ pub const ARCHITECTURES: [(&str, &[u16], &[u16], &str); 6] = [
     ("riscv64", &[27], &[28], "ipxe-riscv64.efi"),
 ];
 
+/// The signed shim each architecture's UEFI PXE firmware is given when its
+/// machine's profile runs grub: (name for logs, PXE types, rule name, file).
+/// x86-64 is first; arm64 is given only where the served set holds its shim.
+pub const GRUB_ARCHITECTURES: [(&str, &[u16], &str, &str); 2] = [
+    ("x86-64", &[7, 9], "uefi-pxe-grub", "shimx64.efi"),
+    ("arm64", &[11], "arm64-pxe-grub", "shimaa64.efi"),
+];
+
 /// The rules used when the configuration gives none: iPXE gets the boot script
 /// over HTTP (and no ProxyDHCP wait); UEFI HTTP boot and PXE firmware get the
 /// iPXE binary for their architecture (option 93), by URL or over TFTP; a
@@ -426,28 +434,24 @@ pub fn defaults() -> Vec<Rule> {
             ..Action::default()
         }),
     };
-    let mut rules = vec![
-        rule(
-            "ipxe".into(),
-            Match {
-                ipxe: Some(true),
-                ..Match::default()
-            },
-            "http://{http}/boot.ipxe".into(),
-            true,
-        ),
-        rule(
-            "uefi-pxe-grub".into(),
-            Match {
-                vendor: Some(b"PXEClient".to_vec()),
-                arch: vec![7, 9],
-                loader: Some(Loader::Grub),
-                ..Match::default()
-            },
-            "shimx64.efi".into(),
-            false,
-        ),
-    ];
+    let mut rules = vec![rule(
+        "ipxe".into(),
+        Match {
+            ipxe: Some(true),
+            ..Match::default()
+        },
+        "http://{http}/boot.ipxe".into(),
+        true,
+    )];
+    for (_, pxe, name, file) in GRUB_ARCHITECTURES {
+        let when = Match {
+            vendor: Some(b"PXEClient".to_vec()),
+            arch: pxe.to_vec(),
+            loader: Some(Loader::Grub),
+            ..Match::default()
+        };
+        rules.push(rule(name.into(), when, file.into(), false));
+    }
     for (arch, pxe, http, file) in ARCHITECTURES {
         let name = |kind: &str| match arch {
             "x86-64" => format!("uefi-{kind}"),
@@ -541,11 +545,22 @@ pub fn fit(
     any_grub: bool,
     snponly: bool,
 ) -> Fitted {
-    if !any_grub {
+    let mut unserved = Vec::new();
+    if any_grub {
+        // Architectures other than x86 whose shim is not served: a plain
+        // lease, as for iPXE.
+        let builtin = defaults();
+        for (arch, _, name, file) in GRUB_ARCHITECTURES.iter().skip(1) {
+            if !have(&format!("/{file}")) {
+                rules.retain(|r| !(r.name == *name && builtin.contains(r)));
+                unserved.push((*arch, *file));
+            }
+        }
+    } else {
         drop_grub_rules(rules);
     }
     let snponly = snponly && prefer_snponly(rules, &have);
-    let unserved = unserved_architectures(rules, &have);
+    unserved.splice(0..0, unserved_architectures(rules, &have));
     Fitted {
         snponly,
         unserved,

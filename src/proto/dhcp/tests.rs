@@ -1254,3 +1254,43 @@ fn a_uefi_pxe_machine_of_a_grub_profile_gets_the_signed_shim() {
     let bios = send(&mut e, &pxe_client(T::Discover, 2, 0));
     assert_eq!(bios.packet().file(), b"undionly.kpxe");
 }
+
+#[test]
+fn an_arm64_machine_of_a_grub_profile_gets_arm64s_shim_only_where_it_is_served() {
+    use crate::proto::boot::{Loader, Match as Takes, Paths, Profile, Profiles};
+    let arm = Profile {
+        name: "arm".into(),
+        loader: Loader::Grub,
+        kernel: "/arm64/linux".into(),
+        matches: Takes {
+            arch: vec!["arm64".into()],
+            ..Takes::default()
+        },
+        ..Profile::default()
+    };
+    let profiles = Profiles::new(Paths::default(), vec![arm], None, vec![], "h".into()).unwrap();
+    let profiles = Some(SharedProfiles(std::sync::Arc::new(profiles)));
+    for (served, want) in [(true, &b"shimaa64.efi"[..]), (false, b"")] {
+        let mut rules = policy::defaults();
+        let have = |p: &str| p == "/shimx64.efi" || (served && p == "/shimaa64.efi");
+        let fitted = policy::fit(&mut rules, have, true, false);
+        assert_eq!(
+            fitted.unserved.contains(&("arm64", "shimaa64.efi")),
+            !served,
+            "{:?}",
+            fitted.unserved
+        );
+        let s = Settings {
+            rules,
+            profiles: profiles.clone(),
+            ..settings()
+        };
+        let mut e = Engine::new(s, Table::default(), base(), NOW);
+        let got = send(&mut e, &pxe_client(T::Discover, 1, 11));
+        assert_eq!(
+            String::from_utf8_lossy(got.packet().file()),
+            String::from_utf8_lossy(want),
+            "shimaa64.efi served: {served}"
+        );
+    }
+}
