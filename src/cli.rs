@@ -629,7 +629,7 @@ fn load_snapshot(
     profile_files(config, |p| snapshot.get(p).is_some())?;
     let mut snapshot = snapshot;
     if let Some(b) = config.boot.as_ref() {
-        add_media(&mut snapshot, b, &config.store)?;
+        add_media(&mut snapshot, b, &config.store, previous)?;
     }
     Ok(snapshot)
 }
@@ -644,22 +644,49 @@ fn make_media(boot: &config::boot::Boot, authority: &str) -> Result<Vec<u8>, Str
 
 /// With `[boot] media`: the image for this server at `/boot.iso`, unless the
 /// root serves its own there.
+/// A reload that changes neither the address nor the page paths keeps the
+/// same image, and so its validators (a BMC reading it in ranges goes on).
 fn add_media(
     snapshot: &mut Snapshot,
     boot: &config::boot::Boot,
     options: &store::Options,
+    previous: Option<&Snapshot>,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    /// What the image served now was made for: address and page paths.
+    static MADE_FOR: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
     let Some(authority) = &boot.media else {
         return Ok(());
     };
+    let mut made_for = MADE_FOR
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if snapshot.get(MEDIA_PATH).is_some() {
         tracing::warn!("the root's {MEDIA_PATH} is served as it is, not the boot media [boot] media would make");
+        *made_for = None;
+        return Ok(());
+    }
+    let paths = boot.profiles.paths();
+    let key = format!("{authority} {} {}", paths.script, paths.grub);
+    if made_for.as_deref() == Some(key.as_str())
+        && previous.is_some_and(|p| snapshot.share(p, MEDIA_PATH))
+    {
         return Ok(());
     }
     let bytes = make_media(boot, authority)?;
+    let total = snapshot.total_bytes() + bytes.len() as u64;
+    if total > options.max_bytes {
+        return Err(format!(
+            "[boot] media: the image ({} bytes) takes the served set to {total} bytes, past \
+             store.max_mib ({} MiB): raise store.max_mib",
+            bytes.len(),
+            options.max_bytes >> 20
+        )
+        .into());
+    }
     let mtime =
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(rackboot::io::clock::unix_now());
     snapshot.insert_memory(MEDIA_PATH, &bytes, mtime, options)?;
+    *made_for = Some(key);
     tracing::info!(
         path = MEDIA_PATH,
         bytes = bytes.len(),

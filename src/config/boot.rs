@@ -174,6 +174,18 @@ impl Validator<'_> {
                     "set [boot] server = \"10.0.0.1\" (with :PORT unless 80), or --http ADDR:PORT on that address",
                 ));
             }
+            if let Some(s) = b
+                .server
+                .as_ref()
+                .filter(|s| !crate::store::media::is_authority(s.get_ref()))
+            {
+                return Err(self.invalid(
+                    Some(s.span().start),
+                    "boot.server",
+                    format!("is {:?}, which boot media cannot name", s.get_ref()),
+                    "write HOST[:PORT] with no scheme or path, e.g. \"10.0.0.1\" or \"[fd00::1]:8080\"",
+                ));
+            }
             Some(server.clone())
         } else {
             None

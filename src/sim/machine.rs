@@ -150,6 +150,8 @@ pub struct Machine {
     /// server.
     fetches: VecDeque<Fetch>,
     tftp_server: Ipv4Addr,
+    /// grub configurations followed by `configfile`.
+    configs: u32,
 }
 
 /// What a TFTP download is to its machine.
@@ -170,7 +172,7 @@ struct Fetch {
     need: Need,
 }
 
-/// What shim asks for after itself (CLIENTS.md: Debian's signed shim, by
+/// What shim asks for after itself (Debian's signed shim under OVMF, by
 /// the firmware's TFTP): its revocation and certificate probes, which may
 /// be missing, then its second stage, which must not.
 const SHIM_PROBES: [&str; 3] = [
@@ -183,8 +185,24 @@ const SHIM_PROBES: [&str; 3] = [
 /// be missing.
 const GRUB_LISTS: [&str; 4] = ["command.lst", "fs.lst", "crypto.lst", "terminal.lst"];
 
-/// Configuration bytes a virtual grub keeps.
-const GRUB_KEEP: usize = 64 * 1024;
+/// A probe: missing is fine.
+const PROBE: Need = Need {
+    must: false,
+    read: false,
+};
+/// A file the boot needs.
+const MUST: Need = Need {
+    must: true,
+    read: false,
+};
+/// A grub configuration the boot needs, to follow.
+const READ: Need = Need {
+    must: true,
+    read: true,
+};
+
+/// `configfile` hops a virtual grub follows before it gives up.
+const MAX_CONFIGS: u32 = 8;
 
 const KEEP: usize = 64 * 1024;
 const USER_AGENT_IPXE: &str = "iPXE/1.0.0+git-20190125.36a4c85-5.1";
@@ -223,6 +241,7 @@ impl Machine {
             event: None,
             fetches: VecDeque::new(),
             tftp_server: Ipv4Addr::UNSPECIFIED,
+            configs: 0,
         }
     }
 
@@ -514,14 +533,16 @@ impl Machine {
             let plan =
                 grub::plan(&String::from_utf8_lossy(&body), &machine).map_err(|e| e.to_string())?;
             if let Some(name) = plan.configfile {
-                let need = Need {
-                    must: true,
-                    read: true,
-                };
+                self.configs += 1;
+                if self.configs > MAX_CONFIGS {
+                    return Err(format!(
+                        "grub's configfile chain goes past {MAX_CONFIGS} files"
+                    ));
+                }
                 return Ok(Some(Next::Fetch(Fetch {
                     phase: Phase::Script,
                     name,
-                    need,
+                    need: READ,
                 })));
             }
             self.initrds = plan.initrds;
@@ -540,10 +561,6 @@ impl Machine {
     /// shim's probes and grub at the root, then grub's lists and
     /// `grub.cfg` under its prefix, the `grub` directory beside shim.
     fn grub_path(file: &str) -> VecDeque<Fetch> {
-        let probe = Need {
-            must: false,
-            read: false,
-        };
         let dir = file.rsplit_once('/').map_or("", |(d, _)| d);
         let prefix = format!("{}/grub", dir.trim_start_matches('/'));
         let mut out: VecDeque<Fetch> = SHIM_PROBES
@@ -551,29 +568,23 @@ impl Machine {
             .map(|n| Fetch {
                 phase: Phase::Nbp,
                 name: (*n).to_owned(),
-                need: probe,
+                need: PROBE,
             })
             .collect();
         out.push_back(Fetch {
             phase: Phase::Nbp,
             name: "grubx64.efi".into(),
-            need: Need {
-                must: true,
-                read: false,
-            },
+            need: MUST,
         });
         out.extend(GRUB_LISTS.iter().map(|n| Fetch {
             phase: Phase::Script,
             name: format!("/{prefix}/x86_64-efi/{n}"),
-            need: probe,
+            need: PROBE,
         }));
         out.push_back(Fetch {
             phase: Phase::Script,
             name: format!("/{prefix}/grub.cfg"),
-            need: Need {
-                must: true,
-                read: true,
-            },
+            need: READ,
         });
         out
     }
@@ -584,7 +595,7 @@ impl Machine {
         let request = if f.phase == Phase::Nbp {
             tftp::Request::edk2(&f.name)
         } else {
-            tftp::Request::grub(&f.name, if f.need.read { GRUB_KEEP } else { 0 })
+            tftp::Request::grub(&f.name, if f.need.read { KEEP } else { 0 })
         };
         Step::Tftp(Download::new(now, request), self.tftp_server, f.need)
     }
@@ -595,14 +606,10 @@ impl Machine {
         match url.strip_prefix("tftp://") {
             Some(rest) => {
                 let name = rest.find('/').map_or("/", |at| &rest[at..]);
-                let need = Need {
-                    must: true,
-                    read: false,
-                };
                 Ok(Step::Tftp(
                     Download::new(now, tftp::Request::grub(name, 0)),
                     self.tftp_server,
-                    need,
+                    MUST,
                 ))
             }
             None => get(url, agent, 0),
@@ -620,16 +627,12 @@ impl Machine {
                 if self.identity == Identity::Grub {
                     self.fetches = Self::grub_path(&file);
                 }
-                let need = Need {
-                    must: true,
-                    read: false,
-                };
                 (
                     Phase::Nbp,
                     Ok(Step::Tftp(
                         Download::new(now, tftp::Request::edk2(&file)),
                         server,
-                        need,
+                        MUST,
                     )),
                 )
             }

@@ -39,11 +39,7 @@ impl Server {
             format!("{url:?} is not an http:// URL: write http://HOST[:PORT], e.g. http://10.0.0.1")
         })?;
         let authority = rest.trim_end_matches('/');
-        if authority.is_empty()
-            || !authority
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        {
+        if !is_authority(authority) {
             return Err(format!(
                 "{url:?}: write http://HOST[:PORT] with no path, e.g. http://10.0.0.1:8080"
             ));
@@ -52,6 +48,23 @@ impl Server {
             authority: authority.to_owned(),
         })
     }
+}
+
+/// Whether `text` is a `HOST[:PORT]` a URL can carry as it is (an IPv6
+/// address in brackets).
+pub fn is_authority(text: &str) -> bool {
+    let bracketed = text.starts_with('[') == text.contains(']');
+    let colons = text
+        .rsplit_once(']')
+        .map_or(text, |(_, p)| p)
+        .matches(':')
+        .count();
+    !text.is_empty()
+        && bracketed
+        && colons <= 1
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
 }
 
 /// The iPXE script the BIOS path runs: DHCP, then the server's boot script
@@ -111,7 +124,7 @@ pub fn grub_config(server: &Server, grub_path: &str) -> String {
 }
 
 /// The network cards the UEFI path looks at for a lease, in order.
-const CARDS: usize = 4;
+const CARDS: usize = 16;
 
 /// Makes the image for `server` and returns its bytes.
 ///
@@ -119,6 +132,17 @@ const CARDS: usize = 4;
 /// A tool or file is missing (the sentence says what to install), or
 /// grub-mkrescue failed (its own words).
 pub fn build(server: &Server, script_path: &str, grub_path: &str) -> Result<Vec<u8>, String> {
+    for (path, option) in [(script_path, "--script-path"), (grub_path, "--grub-path")] {
+        if !path.starts_with('/')
+            || !path
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/._-~".contains(&b))
+        {
+            return Err(format!(
+                "{option} {path:?}: write a URL path such as /boot.ipxe (letters, digits, /._-~)"
+            ));
+        }
+    }
     for (dir, package) in [
         ("/usr/lib/grub/i386-pc", "grub-pc-bin"),
         ("/usr/lib/grub/x86_64-efi", "grub-efi-amd64-bin"),
@@ -190,13 +214,27 @@ fn ipxe_lkrn() -> Result<PathBuf, String> {
 struct Work(PathBuf);
 
 impl Work {
+    /// A new directory only this process made (mode 0700): a name that
+    /// exists, as a directory or a link another user planted, is skipped,
+    /// never reused.
     fn new() -> Result<Self, String> {
+        use std::os::unix::fs::DirBuilderExt;
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("rackboot-media-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        Ok(Self(dir))
+        let salt = crate::io::clock::unix_ms();
+        for _ in 0..100 {
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let dir = std::env::temp_dir()
+                .join(format!("rackboot-media-{}-{salt}-{n}", std::process::id()));
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => return Ok(Self(dir)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(format!("{}: {e}", dir.display())),
+            }
+        }
+        Err(format!(
+            "cannot make a private working directory in {}",
+            std::env::temp_dir().display()
+        ))
     }
 }
 
@@ -216,7 +254,14 @@ mod tests {
             Server::parse("http://10.0.0.1:8080/").unwrap().authority,
             "10.0.0.1:8080"
         );
-        for bad in ["10.0.0.1", "https://h", "http://h/boot.ipxe", "http://"] {
+        for bad in [
+            "10.0.0.1",
+            "https://h",
+            "http://h/boot.ipxe",
+            "http://",
+            "http://fd00::1",
+            "http://h\"x",
+        ] {
             assert!(Server::parse(bad).is_err(), "{bad}");
         }
     }
@@ -234,5 +279,7 @@ mod tests {
         assert!(
             cfg.contains("configfile \"/boot.grub?mac=${net_efinet1_dhcp_mac}&arch=${grub_cpu}")
         );
+        assert!(cfg.contains("$net_efinet15_dhcp_mac"));
+        assert!(Server::parse("http://[fd00::1]:8080").is_ok());
     }
 }

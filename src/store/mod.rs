@@ -262,6 +262,18 @@ impl Snapshot {
         Ok(())
     }
 
+    /// Serves `other`'s file at `url` here too, the same bytes and
+    /// validators; whether it had one.
+    pub fn share(&mut self, other: &Snapshot, url: &str) -> bool {
+        match other.get(url) {
+            Some(f) => {
+                self.insert_shared(Arc::clone(f));
+                true
+            }
+            None => false,
+        }
+    }
+
     fn insert(&mut self, file: BootFile) {
         self.insert_shared(Arc::new(file));
     }

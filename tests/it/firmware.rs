@@ -1065,6 +1065,8 @@ fn boot_media_boots_bios_and_uefi_from_cd_and_disk_with_plain_dhcp_from_dnsmasq(
                 &ns,
                 "curl",
                 "-sf",
+                "-m",
+                "10",
                 "-o",
                 served.to_str().unwrap(),
                 &format!("http://{server}/boot.iso"),

@@ -240,13 +240,14 @@ pub struct Origin<'a> {
     pub unix_secs: u64,
     /// The request came over HTTPS: the page's URLs are `https://` too.
     pub tls: bool,
-    /// The port the request came in on (0: unknown).
+    /// The port the request came in on, for a client known to leave it out
+    /// of `Host` (grub); 0 otherwise.
     pub port: u16,
 }
 
-/// `host` as the page names the server: with the port the request came in
-/// on when `Host` leaves it out and it is not the scheme's own (grub sends
-/// `Host: 10.0.0.1` to port 8080).
+/// `host` as the page names the server: with `port` (the one a grub request
+/// came in on) when `Host` leaves it out and it is not the scheme's own
+/// (grub sends `Host: 10.0.0.1` to port 8080).
 fn with_port(host: &str, port: u16, tls: bool) -> String {
     let has_port = host
         .rsplit_once(']')

@@ -547,12 +547,18 @@ pub fn fit(
 ) -> Fitted {
     let mut unserved = Vec::new();
     if any_grub {
-        // Architectures other than x86 whose shim is not served: a plain
-        // lease, as for iPXE.
+        // Architectures other than x86 whose shim is not served: their
+        // grub machines get a plain lease, never the unsigned iPXE a later
+        // rule would give.
         let builtin = defaults();
-        for (arch, _, name, file) in GRUB_ARCHITECTURES.iter().skip(1) {
+        for (arch, _, name, file) in GRUB_ARCHITECTURES.iter().filter(|g| g.0 != "x86-64") {
             if !have(&format!("/{file}")) {
-                rules.retain(|r| !(r.name == *name && builtin.contains(r)));
+                for r in rules
+                    .iter_mut()
+                    .filter(|r| r.name == *name && builtin.contains(r))
+                {
+                    r.action = Some(Action::default());
+                }
                 unserved.push((*arch, *file));
             }
         }
@@ -560,7 +566,9 @@ pub fn fit(
         drop_grub_rules(rules);
     }
     let snponly = snponly && prefer_snponly(rules, &have);
-    unserved.splice(0..0, unserved_architectures(rules, &have));
+    let mut unserved_ipxe = unserved_architectures(rules, &have);
+    unserved_ipxe.extend(unserved);
+    let unserved = unserved_ipxe;
     Fitted {
         snponly,
         unserved,

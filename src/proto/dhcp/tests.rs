@@ -1272,7 +1272,10 @@ fn an_arm64_machine_of_a_grub_profile_gets_arm64s_shim_only_where_it_is_served()
     let profiles = Some(SharedProfiles(std::sync::Arc::new(profiles)));
     for (served, want) in [(true, &b"shimaa64.efi"[..]), (false, b"")] {
         let mut rules = policy::defaults();
-        let have = |p: &str| p == "/shimx64.efi" || (served && p == "/shimaa64.efi");
+        // arm64's iPXE is served: a grub machine must still not get it.
+        let have = |p: &str| {
+            ["/shimx64.efi", "/ipxe-arm64.efi"].contains(&p) || (served && p == "/shimaa64.efi")
+        };
         let fitted = policy::fit(&mut rules, have, true, false);
         assert_eq!(
             fitted.unserved.contains(&("arm64", "shimaa64.efi")),

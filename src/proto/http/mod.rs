@@ -75,8 +75,8 @@ pub struct Context<'a> {
     pub unix_secs: u64,
     /// The connection is HTTPS (rendered pages name `https://` URLs).
     pub tls: bool,
-    /// The port the connection came in on: rendered pages name it when the
-    /// client's `Host` leaves it out (grub's does).
+    /// The port the connection came in on: rendered pages name it when
+    /// grub's `Host` leaves it out.
     pub port: u16,
 }
 

@@ -132,7 +132,14 @@ fn choose(req: &Request<'_>, ctx: &Context<'_>, path: &mut String) -> Result<Cho
             peer: ctx.peer,
             unix_secs: ctx.unix_secs,
             tls: ctx.tls,
-            port: ctx.port,
+            // grub sends `Host` without the port it connected to; for any
+            // other client a `Host` without one means the scheme's own
+            // (and may be a proxy's or NAT's address).
+            port: if req.user_agent.is_some_and(|a| a.starts_with(b"GRUB")) {
+                ctx.port
+            } else {
+                0
+            },
         };
         if let Some(page) = boot.answer(path, query, origin) {
             return Ok(Choice::Page(page));
