@@ -8,6 +8,7 @@
 )]
 
 pub mod dhcp;
+pub mod dhcp6;
 pub mod error;
 pub mod http;
 pub mod icmpv6;
