@@ -12,22 +12,25 @@
 //! the file is cut there.
 //!
 //! File: `RKBLEAS1` then records `len: u16 LE, crc32: u32 LE, payload[len]`;
-//! payload: `kind: u8, ip: [u8; 4], time: u64 LE` then, for a binding,
-//! `client`, `hw` and `hostname`, each as `len: u16 LE, bytes`.
+//! payload: `kind: u8, ip, time: u64 LE` then, for a binding, `client`, `hw`
+//! and `hostname`, each as `len: u16 LE, bytes`. Kinds 1-3 (bound, freed,
+//! declined) carry a 4-byte IPv4 address, kinds 4-6 the same for a 16-byte
+//! IPv6 address (DHCPv6).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
-use super::Lease;
+use super::{Lease, Lease6};
 
 const MAGIC: &[u8; 8] = b"RKBLEAS1";
 const HEADER: usize = 6;
-/// The longest payload a record can have: 13 fixed bytes and three fields of
-/// at most 255 bytes (DHCP option lengths), each with its length. A scan past
-/// a bad stretch considers no longer candidate.
-const MAX_PAYLOAD: usize = 13 + 3 * (2 + 255);
+/// The longest payload a record can have: 25 fixed bytes (an IPv6 record's)
+/// and three fields of at most 255 bytes (DHCP option lengths; a DHCPv6
+/// client key is a DUID of at most 130 and an IAID), each with its length. A
+/// scan past a bad stretch considers no longer candidate.
+const MAX_PAYLOAD: usize = 25 + 3 * (2 + 255);
 
 /// One change to the lease table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,32 +41,54 @@ pub enum Record {
     Freed(Ipv4Addr),
     /// An address a client declined: unusable until `until` (unix seconds).
     Declined(Ipv4Addr, u64),
+    /// A DHCPv6 address bound to a client (DUID and IAID) until `expires`.
+    Bound6(Lease6),
+    /// A DHCPv6 address given back or taken away.
+    Freed6(Ipv6Addr),
+    /// A DHCPv6 address a client declined, until `until`.
+    Declined6(Ipv6Addr, u64),
 }
 
 /// Appends `r`, framed, to `out`.
 pub fn encode(r: &Record, out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER]);
-    match r {
+    let mut fixed = |kind: u8, ip: &[u8], time: u64| {
+        out.push(kind);
+        out.extend_from_slice(ip);
+        out.extend_from_slice(&time.to_le_bytes());
+    };
+    let binding = match r {
         Record::Bound(l) => {
-            out.push(1);
-            out.extend_from_slice(&l.ip.octets());
-            out.extend_from_slice(&l.expires.to_le_bytes());
-            for field in [&l.client[..], &l.hw[..], l.hostname.as_bytes()] {
-                let n = field.len().min(usize::from(u16::MAX));
-                out.extend_from_slice(&(n as u16).to_le_bytes());
-                out.extend_from_slice(&field[..n]);
-            }
+            fixed(1, &l.ip.octets(), l.expires);
+            Some((&l.client, &l.hw, &l.hostname))
         }
         Record::Freed(ip) => {
-            out.push(2);
-            out.extend_from_slice(&ip.octets());
-            out.extend_from_slice(&0u64.to_le_bytes());
+            fixed(2, &ip.octets(), 0);
+            None
         }
         Record::Declined(ip, until) => {
-            out.push(3);
-            out.extend_from_slice(&ip.octets());
-            out.extend_from_slice(&until.to_le_bytes());
+            fixed(3, &ip.octets(), *until);
+            None
+        }
+        Record::Bound6(l) => {
+            fixed(4, &l.ip.octets(), l.expires);
+            Some((&l.client, &l.hw, &l.hostname))
+        }
+        Record::Freed6(ip) => {
+            fixed(5, &ip.octets(), 0);
+            None
+        }
+        Record::Declined6(ip, until) => {
+            fixed(6, &ip.octets(), *until);
+            None
+        }
+    };
+    if let Some((client, hw, hostname)) = binding {
+        for field in [&client[..], &hw[..], hostname.as_bytes()] {
+            let n = field.len().min(usize::from(u16::MAX));
+            out.extend_from_slice(&(n as u16).to_le_bytes());
+            out.extend_from_slice(&field[..n]);
         }
     }
     let payload = &out[start + HEADER..];
@@ -103,7 +128,7 @@ fn plausible(bytes: &[u8]) -> bool {
     match bytes.get(..HEADER + 1) {
         Some(h) => {
             let len = usize::from(u16::from_le_bytes([h[0], h[1]]));
-            (13..=MAX_PAYLOAD).contains(&len) && (1..=3).contains(&h[HEADER])
+            (13..=MAX_PAYLOAD).contains(&len) && (1..=6).contains(&h[HEADER])
         }
         None => false,
     }
@@ -134,32 +159,54 @@ pub fn decode(bytes: &[u8]) -> Replay {
     out
 }
 
+/// A binding's client, hardware address and host name.
+type Binding = (Box<[u8]>, Box<[u8]>, Box<str>);
+
 fn parse(p: &[u8]) -> Option<Record> {
     let kind = *p.first()?;
-    let ip = Ipv4Addr::from(<[u8; 4]>::try_from(p.get(1..5)?).ok()?);
-    let time = u64::from_le_bytes(p.get(5..13)?.try_into().ok()?);
+    let width = if kind >= 4 { 16 } else { 4 };
+    let ip = p.get(1..1 + width)?;
+    let time = u64::from_le_bytes(p.get(1 + width..9 + width)?.try_into().ok()?);
+    let binding = || -> Option<Binding> {
+        let mut rest = p.get(9 + width..)?;
+        let mut field = || -> Option<&[u8]> {
+            let n = usize::from(u16::from_le_bytes([*rest.first()?, *rest.get(1)?]));
+            let v = rest.get(2..2 + n)?;
+            rest = &rest[2 + n..];
+            Some(v)
+        };
+        let client = field()?.into();
+        let hw = field()?.into();
+        let hostname = std::str::from_utf8(field()?).ok()?.into();
+        Some((client, hw, hostname))
+    };
+    let v4 = || Some(Ipv4Addr::from(<[u8; 4]>::try_from(ip).ok()?));
+    let v6 = || Some(Ipv6Addr::from(<[u8; 16]>::try_from(ip).ok()?));
     match kind {
         1 => {
-            let mut rest = p.get(13..)?;
-            let mut field = || -> Option<&[u8]> {
-                let n = usize::from(u16::from_le_bytes([*rest.first()?, *rest.get(1)?]));
-                let v = rest.get(2..2 + n)?;
-                rest = &rest[2 + n..];
-                Some(v)
-            };
-            let client = field()?.into();
-            let hw = field()?.into();
-            let hostname = std::str::from_utf8(field()?).ok()?.into();
+            let (client, hw, hostname) = binding()?;
             Some(Record::Bound(Lease {
-                ip,
+                ip: v4()?,
                 client,
                 hw,
                 hostname,
                 expires: time,
             }))
         }
-        2 => Some(Record::Freed(ip)),
-        3 => Some(Record::Declined(ip, time)),
+        2 => Some(Record::Freed(v4()?)),
+        3 => Some(Record::Declined(v4()?, time)),
+        4 => {
+            let (client, hw, hostname) = binding()?;
+            Some(Record::Bound6(Lease6 {
+                ip: v6()?,
+                client,
+                hw,
+                hostname,
+                expires: time,
+            }))
+        }
+        5 => Some(Record::Freed6(v6()?)),
+        6 => Some(Record::Declined6(v6()?, time)),
         _ => None,
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod boot;
 pub mod dhcp;
+pub mod dhcp6;
 pub mod http;
 pub mod tftp;
 pub(crate) mod timers;
