@@ -116,6 +116,10 @@ struct Common {
     /// Give addresses FIRST to LAST on the interface's network (repeatable).
     #[arg(long, value_name = "FIRST,LAST[,LEASE_SECS]")]
     dhcp_range: Vec<String>,
+    /// Also serve DHCPv6: give addresses FIRST to LAST on the interface's
+    /// IPv6 prefix (repeatable).
+    #[arg(long, value_name = "FIRST,LAST[,VALID_SECS]")]
+    dhcp6_range: Vec<String>,
     /// ProxyDHCP: another server gives addresses; answer PXE clients with what to boot.
     #[arg(long)]
     dhcp_proxy: bool,
@@ -498,6 +502,7 @@ fn overrides(c: &Common) -> Overrides {
         dhcp_ranges: c.dhcp_range.clone(),
         dhcp_proxy: c.dhcp_proxy,
         dhcp_lease_file: c.dhcp_lease_file.clone(),
+        dhcp6_ranges: c.dhcp6_range.clone(),
         kernel: c.kernel.clone(),
         initrd: c.initrd.clone(),
         cmdline: c.cmdline.clone(),
@@ -814,7 +819,6 @@ fn leases(
     config: &Config,
     flag: Option<&std::path::Path>,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    use std::fmt::Write as _;
     let path = match (&config.dhcp, flag) {
         (Some(d), _) => d.lease_file.clone(),
         (None, Some(p)) => p.to_path_buf(),
@@ -828,31 +832,50 @@ fn leases(
             path.display()
         );
     }
-    let table = rackboot::lease::Table::from_records(replay.records);
     let now = rackboot::io::clock::unix_now();
+    let mut out = String::new();
+    // DHCPv4 leases, then DHCPv6's (the same journal holds both).
+    lease_rows(
+        &rackboot::lease::Table::from_records(replay.records.iter().cloned()),
+        now,
+        &mut out,
+    );
+    lease_rows(
+        &rackboot::lease::Table6::from_records(replay.records),
+        now,
+        &mut out,
+    );
+    let mut stdout = std::io::stdout().lock();
+    match std::io::Write::write_all(&mut stdout, out.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// One line per binding of `table`, by address: address, MAC (`-` when a
+/// DHCPv6 client's is not known), expiry, state, host name.
+fn lease_rows<A: rackboot::lease::Family + Ord + std::fmt::Display>(
+    table: &rackboot::lease::Leases<A>,
+    now: u64,
+    out: &mut String,
+) {
+    use std::fmt::Write as _;
     let mut rows: Vec<_> = table.bound().collect();
     rows.sort_by_key(|l| l.ip);
-    let mut out = String::new();
     for l in rows {
         let mac: Vec<String> = l.hw.iter().map(|b| format!("{b:02x}")).collect();
+        let mac = if mac.is_empty() {
+            "-".to_owned()
+        } else {
+            mac.join(":")
+        };
         let state = if l.expires > now { "active" } else { "expired" };
         let name = if l.hostname.is_empty() {
             "*"
         } else {
             &l.hostname
         };
-        let _ = writeln!(
-            out,
-            "{} {} {} {state} {name}",
-            l.ip,
-            mac.join(":"),
-            l.expires
-        );
-    }
-    let mut stdout = std::io::stdout().lock();
-    match std::io::Write::write_all(&mut stdout, out.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(()),
+        let _ = writeln!(out, "{} {mac} {} {state} {name}", l.ip, l.expires);
     }
 }
 
@@ -984,6 +1007,42 @@ fn check_into(
             )
         }
         None => writeln!(out, "dhcp: off"),
+    };
+    let _ = match config.dhcp.as_ref().and_then(|d| d.v6.as_ref()) {
+        Some(v6) => {
+            let s = &v6.settings;
+            let subnets: Vec<String> = s
+                .subnets
+                .iter()
+                .zip(&v6.on_interface)
+                .map(|(n, on_if)| {
+                    let at = if *on_if {
+                        "the interface's prefix".to_owned()
+                    } else {
+                        format!("{}/{}", n.prefix, n.len)
+                    };
+                    if n.ranges.is_empty() {
+                        format!("{at} stateless")
+                    } else {
+                        format!("{at} {} addresses", n.size())
+                    }
+                })
+                .collect();
+            writeln!(
+                out,
+                "dhcp6: server on the dhcp interfaces, {} ({}), {} reservations, rapid commit {}, \
+                 the same boot rules, leases in the same journal",
+                if subnets.len() == 1 {
+                    "1 subnet".to_owned()
+                } else {
+                    format!("{} subnets", subnets.len())
+                },
+                subnets.join("; "),
+                s.hosts.len(),
+                if s.rapid_commit { "on" } else { "off" }
+            )
+        }
+        None => writeln!(out, "dhcp6: off"),
     };
     let cap = config.store.max_bytes;
     boot_summary(config, out);

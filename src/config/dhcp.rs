@@ -48,6 +48,8 @@ pub struct Dhcp {
     pub router_advertisement: bool,
     /// UEFI PXE firmware gets snponly.efi instead of ipxe.efi when it is served.
     pub uefi_snponly: bool,
+    /// DHCPv6 on the same interfaces, with the same journal and boot rules.
+    pub v6: Option<super::dhcp6::Dhcp6>,
 }
 
 impl Dhcp {
@@ -112,6 +114,7 @@ impl Validator<'_> {
         raw: Option<&file::Dhcp>,
         cli: &Overrides,
         http_port: u16,
+        v6_asked: bool,
     ) -> Result<Option<Dhcp>, Error> {
         let asked = raw.is_some()
             || cli.interface.is_some()
@@ -212,7 +215,7 @@ impl Validator<'_> {
                 default_dns.push(true);
             }
         }
-        if mode == Mode::Server && subnets.is_empty() {
+        if mode == Mode::Server && subnets.is_empty() && !v6_asked {
             return Err(self.invalid(
                 None,
                 "dhcp.subnet",
@@ -301,6 +304,7 @@ impl Validator<'_> {
             probe: std::time::Duration::from_millis(probe_ms as u64),
             router_advertisement: d.router_advertisement.unwrap_or(true),
             uefi_snponly: d.uefi_snponly.unwrap_or(true),
+            v6: None,
         }))
     }
 
@@ -452,7 +456,12 @@ impl Validator<'_> {
         Ok(Subnet::pool(Ipv4Addr::UNSPECIFIED, 0, (a, b), lease))
     }
 
-    fn mac(&self, s: &Spanned<String>, key: &'static str, whole: bool) -> Result<Vec<u8>, Error> {
+    pub(super) fn mac(
+        &self,
+        s: &Spanned<String>,
+        key: &'static str,
+        whole: bool,
+    ) -> Result<Vec<u8>, Error> {
         let bytes: Option<Vec<u8>> = s
             .get_ref()
             .split([':', '-'])
@@ -902,7 +911,7 @@ impl Validator<'_> {
     }
 }
 
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
+pub(super) fn decode_hex(s: &str) -> Option<Vec<u8>> {
     let s: String = s.chars().filter(|c| *c != ':' && *c != ' ').collect();
     if s.len() % 2 != 0 {
         return None;

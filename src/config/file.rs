@@ -25,6 +25,8 @@ pub struct File {
     pub tftp: Option<Tftp>,
     /// `[dhcp]`; DHCP is off unless this table (or `--interface`) says where.
     pub dhcp: Option<Dhcp>,
+    /// `[dhcp6]`; DHCPv6 is off unless this table (or `--dhcp6-range`) asks.
+    pub dhcp6: Option<Dhcp6>,
     /// `[store]`
     #[serde(default)]
     pub store: Store,
@@ -315,6 +317,63 @@ pub struct Dhcp {
     pub pxe_service: Vec<PxeService>,
     /// `[dhcp.pxe_prompt]`: the PXE menu's prompt.
     pub pxe_prompt: Option<PxePrompt>,
+}
+
+/// `[dhcp6]`: DHCPv6 on the `[dhcp]` interfaces, leases in its journal.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dhcp6 {
+    /// Answer a SOLICIT that asks for Rapid Commit with a binding at once.
+    pub rapid_commit: Option<bool>,
+    /// Option 7 in ADVERTISE (255: clients take this server at once).
+    pub preference: Option<Spanned<i64>>,
+    /// Seconds an advertised address is held for its client.
+    pub offer_secs: Option<Spanned<i64>>,
+    /// Seconds a declined address stays out of use.
+    pub decline_secs: Option<Spanned<i64>>,
+    /// At most this share (percent) of a pool is held by advertisements.
+    pub held_offers_percent: Option<Spanned<i64>>,
+    /// `[[dhcp6.subnet]]`
+    #[serde(default)]
+    pub subnet: Vec<Subnet6>,
+    /// `[[dhcp6.host]]`
+    #[serde(default)]
+    pub host: Vec<Host6>,
+}
+
+/// `[[dhcp6.subnet]]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subnet6 {
+    /// `PREFIX/LEN`; the interface's own prefix when left out.
+    pub prefix: Option<Spanned<String>>,
+    /// `FIRST-LAST` address ranges; none: stateless (no addresses given).
+    #[serde(default)]
+    pub ranges: Vec<Spanned<String>>,
+    /// Preferred lifetime, seconds.
+    pub preferred_secs: Option<Spanned<i64>>,
+    /// Valid lifetime, seconds.
+    pub valid_secs: Option<Spanned<i64>>,
+    /// Name servers (option 23).
+    #[serde(default)]
+    pub dns: Vec<Spanned<String>>,
+    /// Search domains (option 24).
+    #[serde(default)]
+    pub domains: Vec<String>,
+}
+
+/// `[[dhcp6.host]]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Host6 {
+    /// MAC address (from the relay's option 79 or the client's DUID).
+    pub mac: Option<Spanned<String>>,
+    /// The client's DUID in hex.
+    pub duid: Option<Spanned<String>>,
+    /// Fixed address.
+    pub ip: Option<Spanned<String>>,
+    /// Host name, kept with the lease.
+    pub hostname: Option<String>,
 }
 
 /// `[[dhcp.pxe_service]]`: one PXE menu item (dnsmasq's `pxe-service`).

@@ -4,6 +4,7 @@
 
 pub mod boot;
 pub mod dhcp;
+pub mod dhcp6;
 pub mod file;
 pub mod tls;
 
@@ -96,6 +97,8 @@ pub struct Overrides {
     pub dhcp_proxy: bool,
     /// `--dhcp-lease-file`
     pub dhcp_lease_file: Option<PathBuf>,
+    /// `--dhcp6-range`, each `FIRST,LAST[,VALID_SECS]`
+    pub dhcp6_ranges: Vec<String>,
     /// `--kernel`: serve this kernel to every machine (the default profile).
     pub kernel: Option<PathBuf>,
     /// `--initrd` (repeatable)
@@ -369,7 +372,9 @@ impl Config {
             DEFAULT_BUSY_POLL_US,
         )?;
         let busy_poll = Duration::from_micros(busy_poll_us as u64);
-        let dhcp = v.dhcp(raw.dhcp.as_ref(), cli, listen.port())?;
+        let v6_asked = raw.dhcp6.is_some() || !cli.dhcp6_ranges.is_empty();
+        let mut dhcp = v.dhcp(raw.dhcp.as_ref(), cli, listen.port(), v6_asked)?;
+        v.dhcp6(raw.dhcp6.as_ref(), cli, dhcp.as_mut())?;
         // PXE firmware fetches its first file over TFTP: a boot server that
         // answers DHCP turns TFTP on unless told where.
         let wants_tftp = dhcp.is_some() && raw.tftp.is_none();

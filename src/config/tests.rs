@@ -321,3 +321,124 @@ fn boot_media_needs_profiles_and_an_address_machines_reach() {
         "{msg}"
     );
 }
+
+#[test]
+fn dhcp6_is_read_and_its_mistakes_are_named() {
+    let v4 = "[dhcp]\ninterface = \"eth9\"\n[[dhcp.subnet]]\nnetwork = \"10.0.0.0/24\"\n\
+              ranges = [\"10.0.0.10-10.0.0.20\"]\n";
+    let c = parse(&format!(
+        "{v4}[dhcp6]\nrapid_commit = false\npreference = 10\n\
+         [[dhcp6.subnet]]\nprefix = \"fd00:1::/64\"\nranges = [\"fd00:1::100-fd00:1::1ff\"]\n\
+         valid_secs = 600\ndns = [\"fd00:1::1\"]\n\
+         [[dhcp6.subnet]]\n\
+         [[dhcp6.host]]\nmac = \"52:54:00:00:00:01\"\nip = \"fd00:1::5\"\n\
+         [[dhcp6.host]]\nduid = \"00:02:00:00:00:09:01\"\n"
+    ))
+    .unwrap();
+    let v6 = c.dhcp.unwrap().v6.unwrap();
+    let s = &v6.settings;
+    assert!(!s.rapid_commit);
+    assert_eq!(s.preference, 10);
+    assert_eq!(s.subnets[0].size(), 256);
+    assert_eq!((s.subnets[0].valid, s.subnets[0].preferred), (600, 450));
+    // The second subnet has no prefix (the interface's) and no ranges
+    // (stateless).
+    assert_eq!(v6.on_interface, [false, true]);
+    assert!(s.subnets[1].ranges.is_empty());
+    assert_eq!(s.hosts[0].mac, Some([0x52, 0x54, 0, 0, 0, 1]));
+    assert_eq!(s.hosts[1].duid.as_deref(), Some(&[0, 2, 0, 0, 0, 9, 1][..]));
+    // The interface's prefix filled in at start; none there is an error.
+    let resolved = v6
+        .resolve(Some(("fd00:2::1".parse().unwrap(), 64)))
+        .unwrap();
+    assert_eq!(
+        resolved.subnets[1].prefix,
+        "fd00:2::1".parse::<std::net::Ipv6Addr>().unwrap()
+    );
+    assert!(v6
+        .resolve(None)
+        .unwrap_err()
+        .contains("no global or unique-local"));
+
+    for (text, key, fix) in [
+        ("[dhcp6]\n", "dhcp6", "--interface"),
+        (
+            &format!("{v4}[dhcp6]\n") as &str,
+            "dhcp6.subnet",
+            "--dhcp6-range",
+        ),
+        (
+            &format!("{v4}[[dhcp6.subnet]]\nprefix = \"fd00::/64\"\nranges = [\"fd00::9-fd00::1\"]\n"),
+            "dhcp6.subnet.ranges",
+            "FIRST not above LAST",
+        ),
+        (
+            &format!("{v4}[[dhcp6.subnet]]\nprefix = \"fd00::/64\"\nranges = [\"fd01::1-fd01::9\"]\n"),
+            "dhcp6.subnet.ranges",
+            "inside the subnet's prefix",
+        ),
+        (
+            &format!("{v4}[[dhcp6.subnet]]\nprefix = \"fd00::/200\"\n"),
+            "dhcp6.subnet.prefix",
+            "PREFIX/LEN",
+        ),
+        (
+            &format!("{v4}[[dhcp6.subnet]]\n[[dhcp6.host]]\nip = \"fd00::1\"\n"),
+            "dhcp6.host",
+            "mac",
+        ),
+        (
+            &format!("{v4}[[dhcp6.subnet]]\n[[dhcp6.host]]\nduid = \"zz\"\n"),
+            "dhcp6.host.duid",
+            "hex",
+        ),
+        (
+            &format!("{v4}[[dhcp6.subnet]]\n[[dhcp6.host]]\nmac = \"52:54:00:00:00:01\"\nip = \"10.0.0.1\"\n"),
+            "dhcp6.host.ip",
+            "IPv6 address",
+        ),
+        (
+            "[dhcp]\ninterface = \"eth9\"\nmode = \"proxy\"\n[[dhcp6.subnet]]\n",
+            "dhcp6",
+            "server mode",
+        ),
+    ] {
+        let msg = parse(text).unwrap_err().to_string();
+        assert!(msg.contains(key) && msg.contains(fix), "{text}\n=> {msg}");
+    }
+    // DHCPv6 alone needs no IPv4 pool.
+    let only6 = parse("[dhcp]\ninterface = \"eth9\"\n[[dhcp6.subnet]]\n").unwrap();
+    assert!(only6.dhcp.unwrap().settings.subnets.is_empty());
+}
+
+#[test]
+fn dhcp6_range_on_the_command_line_is_checked() {
+    let cli = |r: &str| {
+        Config::parse(
+            "",
+            Path::new("rackboot.toml"),
+            &Overrides {
+                interface: Some("eth9".into()),
+                dhcp_ranges: vec!["10.0.0.10,10.0.0.20".into()],
+                dhcp6_ranges: vec![r.into()],
+                ..Overrides::default()
+            },
+        )
+    };
+    let c = cli("fd00::10,fd00::20,600").unwrap();
+    let v6 = c.dhcp.unwrap().v6.unwrap();
+    assert_eq!(v6.settings.subnets[0].size(), 17);
+    assert_eq!(v6.settings.subnets[0].valid, 600);
+    for bad in [
+        "fd00::20,fd00::10",
+        "fd00::10",
+        "10.0.0.1,10.0.0.2",
+        "fd00::1,fd00::2,5",
+    ] {
+        let msg = cli(bad).unwrap_err().to_string();
+        assert!(
+            msg.contains("--dhcp6-range") && msg.contains("FIRST,LAST"),
+            "{msg}"
+        );
+    }
+}

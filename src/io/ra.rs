@@ -2,7 +2,9 @@
 //! iPXE configures IPv6 alongside DHCP and waits for a router advertisement
 //! before it fetches anything; on a network with no IPv6 router that wait is
 //! ~15 s per iPXE start (measured: tests/it/firmware.rs, bench/RESULTS.md). An
-//! advertisement that says "no router, no prefix, no DHCPv6" ends it at once.
+//! advertisement that says "no router, no prefix, no DHCPv6" ends it at once;
+//! where DHCPv6 serves the link it says "addresses from DHCPv6" (M and O) and
+//! names the prefix on-link instead.
 //! One is sent at start and one in answer to each solicitation (at most one per
 //! 50 ms); if another router advertises on the link, rackboot stops and says so.
 
@@ -23,14 +25,15 @@ pub(crate) struct Advertiser {
     socket: Socket,
     ifindex: u32,
     interface: String,
-    ra: [u8; icmpv6::RA_LEN],
+    ra: Vec<u8>,
     last: Option<Instant>,
     stopped: bool,
 }
 
 impl Advertiser {
     /// A raw ICMPv6 socket on `interface` (index `ifindex`, hardware address
-    /// `mac`) that hears solicitations, and the first advertisement sent.
+    /// `mac`) that hears solicitations, and the first advertisement sent;
+    /// `managed` when DHCPv6 serves the link (see wire/icmpv6.rs).
     ///
     /// # Errors
     /// The socket cannot be made (no CAP_NET_RAW, IPv6 off on the interface).
@@ -38,6 +41,7 @@ impl Advertiser {
         interface: &str,
         ifindex: u32,
         mac: [u8; 6],
+        managed: Option<icmpv6::Managed>,
         now: Instant,
     ) -> std::io::Result<Self> {
         let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))?;
@@ -53,7 +57,7 @@ impl Advertiser {
             socket,
             ifindex,
             interface: interface.to_owned(),
-            ra: icmpv6::no_router_advertisement(mac),
+            ra: icmpv6::router_advertisement(mac, managed),
             last: None,
             stopped: false,
         };

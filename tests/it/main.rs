@@ -11,6 +11,7 @@ mod bad_input;
 mod check;
 mod concurrency;
 mod dhcp;
+mod dhcp6;
 mod dnsmasq;
 mod firmware;
 mod fleet;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use crate::io::clock;
 
 use super::Pending;
-use crate::lease::{Journal, Table};
+use crate::lease::Journal;
 
 /// Compact the journal when it is this many times the live table, and large.
 const COMPACT_RATIO: u64 = 4;
@@ -177,7 +177,12 @@ impl Commit {
     /// Starts the next sync, unless one runs or nothing is written. Compacts
     /// the journal first when it has grown large against the live `table`, or
     /// when the last sync failed.
-    pub(super) fn start(&mut self, journal: &mut Journal, table: &Table, unix: u64) -> Start {
+    pub(super) fn start(
+        &mut self,
+        journal: &mut Journal,
+        live: usize,
+        snapshot: impl FnOnce() -> Vec<u8>,
+    ) -> Start {
         if self.busy || !(self.unsynced || self.rewrite) {
             return Start::Idle;
         }
@@ -187,12 +192,12 @@ impl Commit {
             self.health.acks_held_back += std::mem::take(&mut self.next).len() as u64;
             return Start::Idle;
         }
-        let live = table.len() as u64 * 64;
+        let live = live as u64 * 64;
         let large = journal.len() > COMPACT_MIN && journal.len() > COMPACT_RATIO * live;
         if self.rewrite || large {
             // No sync is running, so the file may be replaced; the new file is
             // synced whole, records of the waiting ACKs included.
-            match journal.compact(&table.snapshot(unix)) {
+            match journal.compact(&snapshot()) {
                 Ok(()) => {
                     tracing::info!(
                         bytes = journal.len(),

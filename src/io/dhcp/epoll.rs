@@ -15,9 +15,21 @@ use crate::io::{clock, turn::Turn, udp, Error};
 const SYNCED: Token = Token(0);
 const PROBE: Token = Token(1);
 const MAILBOX: Token = Token(2);
-/// Port `i`'s :67, :4011 and advertisement sockets are tokens
-/// `PORTS + 3i`, `+ 1` and `+ 2` (the loop reads every socket on a wake).
+/// Port `i`'s :67, :4011, advertisement and :547 sockets are tokens
+/// `PORTS + 4i`, `+ 1`, `+ 2` and `+ 3` (the loop reads every socket on a
+/// wake).
 const PORTS: usize = 16;
+
+/// A port's receiving sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Socket {
+    /// :67.
+    Main,
+    /// :4011.
+    Pxe,
+    /// :547.
+    V6,
+}
 
 /// The DHCP worker on epoll.
 #[derive(Debug)]
@@ -47,12 +59,15 @@ impl Worker {
                 .register(&mut SourceFd(&fd), token, Interest::READABLE)
         };
         for (i, port) in server.ports.iter().enumerate() {
-            register(port.main.as_raw_fd(), Token(PORTS + 3 * i)).map_err(epoll)?;
+            register(port.main.as_raw_fd(), Token(PORTS + 4 * i)).map_err(epoll)?;
             if let Some(s) = &port.pxe {
-                register(s.as_raw_fd(), Token(PORTS + 3 * i + 1)).map_err(epoll)?;
+                register(s.as_raw_fd(), Token(PORTS + 4 * i + 1)).map_err(epoll)?;
+            }
+            if let Some(s) = &port.v6 {
+                register(s.as_raw_fd(), Token(PORTS + 4 * i + 3)).map_err(epoll)?;
             }
             if let Some(a) = &port.ra {
-                if let Err(e) = register(a.raw_fd(), Token(PORTS + 3 * i + 2)) {
+                if let Err(e) = register(a.raw_fd(), Token(PORTS + 4 * i + 2)) {
                     tracing::warn!(error = %e, "dhcp: cannot poll the router advertisement socket");
                 }
             }
@@ -114,9 +129,9 @@ impl Worker {
                 self.server.write_journal(&mut pending);
                 for (p, buf) in pending.iter().zip(&bufs) {
                     if self.server.needs_sync(p) {
-                        self.server.hold(*p, &buf[..p.reply.len]);
+                        self.server.hold(*p, &buf[..p.reply.len()]);
                     } else {
-                        self.send(p, &buf[..p.reply.len]);
+                        self.send(p, &buf[..p.reply.len()]);
                     }
                 }
                 if pending.len() < BATCH {
@@ -156,24 +171,27 @@ impl Worker {
     /// answer.
     fn drain(&mut self, rx: &mut [u8], bufs: &mut [[u8; 1500]], pending: &mut Vec<Pending>) {
         let now = clock::now();
-        // (port, from :4011, done)
-        let mut sockets: Vec<(usize, bool, bool)> = Vec::new();
+        // (port, which socket, done)
+        let mut sockets: Vec<(usize, Socket, bool)> = Vec::new();
         for (i, p) in self.server.ports.iter().enumerate() {
-            sockets.push((i, false, false));
+            sockets.push((i, Socket::Main, false));
             if p.pxe.is_some() {
-                sockets.push((i, true, false));
+                sockets.push((i, Socket::Pxe, false));
+            }
+            if p.v6.is_some() {
+                sockets.push((i, Socket::V6, false));
             }
         }
         while pending.len() < BATCH && sockets.iter().any(|s| !s.2) {
-            for (port, from_pxe, done) in &mut sockets {
+            for (port, which, done) in &mut sockets {
                 if *done || pending.len() >= BATCH {
                     continue;
                 }
                 let p = &self.server.ports[*port];
-                let sock = match (*from_pxe, &p.pxe) {
-                    (false, _) => &p.main,
-                    (true, Some(x)) => x,
-                    (true, None) => continue,
+                let sock = match (*which, &p.pxe, &p.v6) {
+                    (Socket::Main, _, _) => &p.main,
+                    (Socket::Pxe, Some(x), _) | (Socket::V6, _, Some(x)) => x,
+                    _ => continue,
                 };
                 let got = match udp::recv(sock, rx) {
                     Ok(r) => r,
@@ -187,7 +205,14 @@ impl Worker {
                 };
                 let out = &mut bufs[pending.len()];
                 let bytes = &rx[..got.len.min(rx.len())];
-                if let Some(p) = self.server.answer(now, *port, &got, bytes, *from_pxe, out) {
+                let answered = match which {
+                    Socket::V6 => self.server.answer6(now, *port, &got, bytes, out),
+                    _ => {
+                        let from_pxe = *which == Socket::Pxe;
+                        self.server.answer(now, *port, &got, bytes, from_pxe, out)
+                    }
+                };
+                if let Some(p) = answered {
                     pending.push(p);
                 }
             }
@@ -212,6 +237,10 @@ impl Worker {
             Route::Link { mac, headers } => {
                 port.link.send_to(port.iface.index, mac, &[&headers, bytes])
             }
+            Route::V6(a) => match &port.v6 {
+                Some(v6) => v6.send_to(bytes, a).map(drop),
+                None => Ok(()),
+            },
             Route::Nowhere => Ok(()),
         };
         s.log_sent(p, result.as_ref().map(|_| ()));

@@ -3,7 +3,7 @@
 //! table can hold the pools on its link.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -22,6 +22,8 @@ pub struct Iface {
     pub prefix: u8,
     /// Hardware address.
     pub mac: [u8; 6],
+    /// First global or unique-local IPv6 address, with its prefix length.
+    pub v6: Option<(Ipv6Addr, u8)>,
 }
 
 /// Looks `name` up: index, first IPv4 address with prefix, MAC.
@@ -34,7 +36,7 @@ pub fn interface(name: &str) -> io::Result<Iface> {
     if unsafe { libc::getifaddrs(&mut addrs) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    let (mut v4, mut mac, mut index) = (None, None, None);
+    let (mut v4, mut v6, mut mac, mut index) = (None, None, None, None);
     let mut at = addrs;
     while !at.is_null() {
         // SAFETY: `at` is a node of the list getifaddrs returned, alive until freeifaddrs.
@@ -58,6 +60,18 @@ pub fn interface(name: &str) -> io::Result<Iface> {
                 )
             };
             v4 = Some((Ipv4Addr::from(a), m.count_ones() as u8));
+        } else if family == libc::AF_INET6 && v6.is_none() && !ifa.ifa_netmask.is_null() {
+            // SAFETY: an AF_INET6 address is a sockaddr_in6; the netmask is too.
+            let (a, m) = unsafe {
+                let a = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
+                let m = &*(ifa.ifa_netmask as *const libc::sockaddr_in6);
+                (a.sin6_addr.s6_addr, m.sin6_addr.s6_addr)
+            };
+            let a = Ipv6Addr::from(a);
+            // Link-local addresses name no prefix to give addresses from.
+            if !a.is_unicast_link_local() && !a.is_loopback() {
+                v6 = Some((a, u128::from_be_bytes(m).count_ones() as u8));
+            }
         } else if family == libc::AF_PACKET {
             // SAFETY: an AF_PACKET address is a sockaddr_ll.
             let ll = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_ll) };
@@ -89,7 +103,24 @@ pub fn interface(name: &str) -> io::Result<Iface> {
         addr,
         prefix,
         mac: mac.unwrap_or_default(),
+        v6,
     })
+}
+
+/// The DHCPv6 socket on `iface`: `[::]:547`, bound to the interface, joined
+/// to All_DHCP_Relay_Agents_and_Servers there (clients send to it; relays
+/// send to the server's address).
+pub(super) fn udp6_socket(iface: &Iface) -> io::Result<UdpSocket> {
+    use crate::wire::dhcp6::{ALL_SERVERS, SERVER_PORT};
+    let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_only_v6(true)?;
+    s.set_reuse_address(true)?;
+    s.bind_device(Some(iface.name.as_bytes()))?;
+    let _ = s.set_recv_buffer_size(4 << 20);
+    s.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, SERVER_PORT)).into())?;
+    s.join_multicast_v6(&ALL_SERVERS, iface.index as u32)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
 }
 
 pub(super) fn udp_socket(iface: &Iface, port: u16) -> io::Result<UdpSocket> {

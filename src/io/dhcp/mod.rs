@@ -20,7 +20,7 @@
 //! holds ACKs for the sync.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,8 +30,9 @@ use super::ra::Advertiser;
 use super::{clock, udp};
 use crate::config::dhcp::Dhcp;
 use crate::lease::journal::Record;
-use crate::lease::{Journal, Table};
+use crate::lease::{Journal, Table, Table6};
 use crate::proto::dhcp::{Dest, Engine, Input, Mode, Outcome, Reply};
+use crate::proto::dhcp6;
 use crate::wire::dhcp::{MessageType, CLIENT_PORT, PXE_PORT, SERVER_PORT};
 use crate::wire::ipv4;
 
@@ -56,10 +57,38 @@ const REPORT_EVERY: Duration = Duration::from_secs(5);
 /// A reply written, and the socket whose request it answers.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Pending {
-    pub(crate) reply: Reply,
+    pub(crate) reply: Answer,
     pub(crate) from_pxe_port: bool,
     /// The interface it leaves on (an index into [`Server::ports`]).
     pub(crate) port: usize,
+}
+
+/// A reply of either family.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Answer {
+    /// DHCPv4.
+    V4(Reply),
+    /// DHCPv6.
+    V6(dhcp6::Reply),
+}
+
+impl Answer {
+    /// Its length in the output buffer.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Answer::V4(r) => r.len,
+            Answer::V6(r) => r.len,
+        }
+    }
+
+    /// Whether it promises a binding, so may leave only once its record is
+    /// on disk: an ACK with an address; a DHCPv6 REPLY giving addresses.
+    fn promises_lease(&self) -> bool {
+        match self {
+            Answer::V4(r) => r.kind == MessageType::Ack && !r.ip.is_unspecified(),
+            Answer::V6(r) => r.kind == crate::wire::dhcp6::MessageType::Reply && r.ip.is_some(),
+        }
+    }
 }
 
 /// One interface DHCP answers on: its sockets and its advertiser.
@@ -71,6 +100,9 @@ pub struct Port {
     pub(crate) link: Link,
     /// Router advertisements on it (dhcp.router_advertisement).
     pub(crate) ra: Option<Advertiser>,
+    /// DHCPv6 on :547, when `[dhcp6]` is on and the interface has an IPv6
+    /// address to name in boot URLs.
+    pub(crate) v6: Option<UdpSocket>,
 }
 
 /// Where a reply leaves.
@@ -80,6 +112,8 @@ pub(crate) enum Route {
     Main(SocketAddrV4),
     /// As a datagram from the :4011 socket.
     Pxe(SocketAddrV4),
+    /// As a datagram from the :547 socket.
+    V6(SocketAddrV6),
     /// As a frame to `mac`, behind these IPv4 and UDP headers.
     Link {
         mac: [u8; 6],
@@ -140,6 +174,8 @@ pub struct Server {
     /// The interfaces answered on, the first first.
     pub(crate) ports: Vec<Port>,
     engine: Engine,
+    /// DHCPv6, when `[dhcp6]` is on.
+    engine6: Option<dhcp6::Engine>,
     pub(crate) journal: Option<Journal>,
     access_log: bool,
     /// Conflict probes, when `dhcp.probe_ms` asks for them.
@@ -202,7 +238,7 @@ fn report_replay(file: &std::path::Path, o: &crate::lease::journal::Opened) {
 impl Port {
     /// The sockets on `iface`: :67, :4011 when `pxe`, the link sender, and
     /// router advertisements when `ra`.
-    fn open(iface: Iface, pxe: bool, ra: bool) -> Result<Self, String> {
+    fn open(iface: Iface, pxe: bool, ra: bool, v6: bool) -> Result<Self, String> {
         let listen = |port| {
             iface::udp_socket(&iface, port).map_err(|e| {
                 let hint = match e.kind() {
@@ -221,7 +257,17 @@ impl Port {
         // A kernel without IPv6, or without CAP_NET_RAW, serves on without
         // advertisements: iPXE then waits out its IPv6 autoconfiguration.
         let ra = if ra {
-            match Advertiser::start(&iface.name, iface.index as u32, iface.mac, clock::now()) {
+            let managed = v6.then_some(crate::wire::icmpv6::Managed {
+                prefix: iface.v6,
+                router_lifetime: 0,
+            });
+            match Advertiser::start(
+                &iface.name,
+                iface.index as u32,
+                iface.mac,
+                managed,
+                clock::now(),
+            ) {
                 Ok(a) => Some(a),
                 Err(e) => {
                     tracing::warn!(
@@ -236,12 +282,34 @@ impl Port {
         } else {
             None
         };
+        let v6 = match (v6, iface.v6) {
+            (true, Some(_)) => Some(iface::udp6_socket(&iface).map_err(|e| {
+                format!(
+                    "dhcp6: cannot listen on {}:547: {e}{}",
+                    iface.name,
+                    if e.kind() == io::ErrorKind::AddrInUse {
+                        " (another DHCPv6 server holds it: stop it)"
+                    } else {
+                        ""
+                    }
+                )
+            })?),
+            (true, None) => {
+                tracing::warn!(
+                    interface = %iface.name,
+                    "dhcp6: the interface has no global or unique-local IPv6 address: no DHCPv6 on it"
+                );
+                None
+            }
+            (false, _) => None,
+        };
         Ok(Self {
             iface,
             main,
             pxe,
             link,
             ra,
+            v6,
         })
     }
 }
@@ -274,7 +342,8 @@ impl Server {
         let pxe = settings.mode == Mode::Proxy || settings.pxe_menu.is_some();
         let mut ports = Vec::new();
         for iface in ifaces {
-            ports.push(Port::open(iface, pxe, config.router_advertisement)?);
+            let v6 = config.v6.is_some();
+            ports.push(Port::open(iface, pxe, config.router_advertisement, v6)?);
         }
         let iface = &ports[0].iface;
         // A proxy gives no addresses, so it keeps no journal.
@@ -290,8 +359,39 @@ impl Server {
         } else {
             (None, Vec::new())
         };
-        let table = Table::from_records(records);
         let now = clock::unix_now();
+        let engine6 = match &config.v6 {
+            Some(v6) => {
+                let first = &ports[0].iface;
+                if first.v6.is_none() {
+                    return Err(format!(
+                        "dhcp6: {} has no global or unique-local IPv6 address for boot URLs and its prefix:                          add one (ip -6 addr add fd00:1::1/64 dev {}) or leave [dhcp6] out",
+                        first.name, first.name
+                    ));
+                }
+                let mut s6 = v6.resolve(first.v6)?;
+                s6.duid = dhcp6::duid_ll(first.mac);
+                s6.rules = settings.rules.clone();
+                s6.profiles = settings.profiles.clone();
+                s6.http_port = http_port;
+                let table6 = Table6::from_records(records.iter().cloned());
+                for p in ports.iter().filter(|p| p.v6.is_some()) {
+                    if let Some((addr, len)) = p.iface.v6 {
+                        tracing::info!(
+                            interface = %p.iface.name,
+                            addr = %addr,
+                            prefix = len,
+                            leases = table6.active(now).count(),
+                            subnets = s6.subnets.len(),
+                            "dhcp6 listening"
+                        );
+                    }
+                }
+                Some(dhcp6::Engine::new(s6, table6, clock::now(), now))
+            }
+            None => None,
+        };
+        let table = Table::from_records(records);
         for p in &ports {
             tracing::info!(
                 interface = %p.iface.name,
@@ -315,6 +415,7 @@ impl Server {
         Ok(Self {
             ports,
             engine: Engine::new(settings, table, clock::now(), now),
+            engine6,
             journal,
             access_log,
             prober,
@@ -364,6 +465,16 @@ impl Server {
                             "dhcp: a PXE menu was added in server mode: its boot server listens on :4011 from the next restart".into(),
                         ));
                         continue;
+                    }
+                    if let Some(e6) = self.engine6.as_mut() {
+                        // Boot rules and profiles serve both families; the
+                        // DHCPv6 pools and hosts are read at start.
+                        let s6 = dhcp6::Settings {
+                            rules: settings.rules.clone(),
+                            profiles: settings.profiles.clone(),
+                            ..e6.settings().clone()
+                        };
+                        e6.reconfigure(s6);
                     }
                     let outside = self.engine.reconfigure(*settings, now);
                     if outside > 0 {
@@ -506,6 +617,63 @@ impl Server {
             "Addresses a probe found in use.",
             c.conflicts,
         );
+        if let Some(e6) = &self.engine6 {
+            let c6 = e6.counters();
+            sample(
+                &mut out,
+                "rackboot_dhcp6_received_total",
+                "counter",
+                "DHCPv6 datagrams handled.",
+                c6.received,
+            );
+            family(
+                &mut out,
+                "rackboot_dhcp6_messages_total",
+                "counter",
+                "DHCPv6 messages received and understood, by type.",
+            );
+            let mut kinds: Vec<_> = c6.received_by_type.iter().collect();
+            kinds.sort();
+            for (kind, n) in kinds {
+                let _ = writeln!(out, "rackboot_dhcp6_messages_total{{type=\"{kind}\"}} {n}");
+            }
+            family(
+                &mut out,
+                "rackboot_dhcp6_replies_total",
+                "counter",
+                "DHCPv6 replies written, by type.",
+            );
+            for (kind, n) in [("advertise", c6.advertises), ("reply", c6.replies)] {
+                let _ = writeln!(out, "rackboot_dhcp6_replies_total{{type=\"{kind}\"}} {n}");
+            }
+            for (name, help, by) in [
+                (
+                    "rackboot_dhcp6_dropped_total",
+                    "DHCPv6 datagrams dropped as unusable, by reason.",
+                    &c6.dropped,
+                ),
+                (
+                    "rackboot_dhcp6_unanswered_total",
+                    "DHCPv6 messages understood and left unanswered, by reason.",
+                    &c6.quiet,
+                ),
+            ] {
+                family(&mut out, name, "counter", help);
+                let mut reasons: Vec<_> = by.iter().collect();
+                reasons.sort();
+                for (why, n) in reasons {
+                    let _ = writeln!(out, "{name}{{reason=\"{why}\"}} {n}");
+                }
+            }
+            let unix = e6.unix(now);
+            sample(
+                &mut out,
+                "rackboot_dhcp6_leases",
+                "gauge",
+                "DHCPv6 bindings in force.",
+                e6.table().active(unix).count() as u64,
+            );
+        }
         family(
             &mut out,
             "rackboot_dhcp_pool_addresses",
@@ -554,6 +722,7 @@ impl Server {
             self.report_at,
             self.prober.as_ref().and_then(Prober::next_due),
             self.engine.poll_timeout(),
+            self.engine6.as_ref().and_then(dhcp6::Engine::poll_timeout),
         ]
         .into_iter()
         .flatten()
@@ -563,6 +732,9 @@ impl Server {
     /// What is due at `now`: expired offers let go.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.engine.handle_timeout(now);
+        if let Some(e6) = self.engine6.as_mut() {
+            e6.handle_timeout(now);
+        }
     }
 
     /// Lets the engine answer `bytes` from `peer` (on :4011 when `from_pxe`),
@@ -606,7 +778,7 @@ impl Server {
         match outcome {
             Ok(Outcome::Reply(r)) => {
                 return Some(Pending {
-                    reply: r,
+                    reply: Answer::V4(r),
                     from_pxe_port: from_pxe,
                     port,
                 })
@@ -619,6 +791,43 @@ impl Server {
             Err(e) => tracing::debug!(%peer, reason = e.kind(), error = %e, "dhcp: no reply"),
         }
         None
+    }
+
+    /// Lets the DHCPv6 engine answer `bytes` that came in on `port`'s :547,
+    /// writing the reply into `out`.
+    pub(crate) fn answer6(
+        &mut self,
+        now: Instant,
+        port: usize,
+        received: &udp::Received,
+        bytes: &[u8],
+        out: &mut [u8],
+    ) -> Option<Pending> {
+        let std::net::SocketAddr::V6(peer) = received.peer else {
+            return None;
+        };
+        let (Some(engine), Some((local, _))) = (self.engine6.as_mut(), self.ports[port].iface.v6)
+        else {
+            return None;
+        };
+        if received.truncated {
+            engine.drop_oversize();
+            tracing::debug!(%peer, "dhcp6 datagram over {RX} bytes dropped");
+            return None;
+        }
+        let input = dhcp6::Input { bytes, peer, local };
+        match engine.handle(now, input, out) {
+            Ok(r) => Some(Pending {
+                reply: Answer::V6(r),
+                from_pxe_port: false,
+                port,
+            }),
+            Err(e) => {
+                let what = if e.is_drop() { "dropped" } else { "no reply" };
+                tracing::debug!(%peer, reason = e.kind(), error = %e, "dhcp6: {what}");
+                None
+            }
+        }
     }
 
     /// The replies to DISCOVERs whose probes were answered or timed out (an
@@ -648,7 +857,7 @@ impl Server {
             match self.engine.probe_result(now, ip, in_use, &mut out) {
                 Ok(Outcome::Reply(r)) => replies.push((
                     Pending {
-                        reply: r,
+                        reply: Answer::V4(r),
                         from_pxe_port: false,
                         port,
                     },
@@ -674,14 +883,17 @@ impl Server {
 
     /// Whether `p` promises a lease, so must wait until its record is on disk.
     pub(crate) fn needs_sync(&self, p: &Pending) -> bool {
-        self.journal.is_some() && p.reply.kind == MessageType::Ack && !p.reply.ip.is_unspecified()
+        self.journal.is_some() && p.reply.promises_lease()
     }
 
     /// Writes the batch's lease changes to the journal (the sync comes later);
     /// if the write fails, the batch's ACKs are held back (the clients retry)
     /// and the records are kept for the next batch.
     pub(crate) fn write_journal(&mut self, pending: &mut Vec<Pending>) {
-        let bytes = self.engine.take_journal();
+        let mut bytes = self.engine.take_journal();
+        if let Some(e6) = self.engine6.as_mut() {
+            bytes.extend(e6.take_journal());
+        }
         if bytes.is_empty() {
             return;
         }
@@ -691,9 +903,11 @@ impl Server {
         match journal.write(&bytes) {
             Ok(()) => self.commit.written(),
             Err(e) => {
+                // Records are records: the DHCPv4 side keeps both families'
+                // for the next batch's write.
                 self.engine.restore_journal(bytes);
                 let before = pending.len();
-                pending.retain(|p| p.reply.kind != MessageType::Ack || p.reply.ip.is_unspecified());
+                pending.retain(|p| !p.reply.promises_lease());
                 let held = before - pending.len();
                 self.commit
                     .health
@@ -705,9 +919,21 @@ impl Server {
     /// Starts the next journal sync, if one is due.
     pub(crate) fn start_sync(&mut self) -> Start {
         match self.journal.as_mut() {
-            Some(j) => self
-                .commit
-                .start(j, self.engine.table(), self.engine.unix(clock::now())),
+            Some(j) => {
+                let unix = self.engine.unix(clock::now());
+                let (t4, t6) = (
+                    self.engine.table(),
+                    self.engine6.as_ref().map(|e| e.table()),
+                );
+                let live = t4.len() + t6.map_or(0, Table6::len);
+                self.commit.start(j, live, || {
+                    let mut all = t4.snapshot(unix);
+                    if let Some(t6) = t6 {
+                        all.extend(t6.snapshot(unix));
+                    }
+                    all
+                })
+            }
             None => Start::Idle,
         }
     }
@@ -731,7 +957,11 @@ impl Server {
     pub(crate) fn route(&self, p: &Pending, bytes: &[u8]) -> Route {
         let port = &self.ports[p.port];
         let frame = |ip| ipv4::udp_headers(port.iface.addr, SERVER_PORT, ip, CLIENT_PORT, bytes);
-        match p.reply.to {
+        let r = match p.reply {
+            Answer::V4(r) => r,
+            Answer::V6(r) => return Route::V6(r.to),
+        };
+        match r.to {
             Dest::Relay(a) => Route::Main(a),
             Dest::Unicast(a) if p.from_pxe_port => match &port.pxe {
                 Some(_) => Route::Pxe(a),
@@ -754,16 +984,39 @@ impl Server {
     /// Logs a reply handed to the kernel (ACKs and NAKs are the DHCP access
     /// log), or its failure.
     pub(crate) fn log_sent(&self, p: &Pending, result: Result<(), &io::Error>) {
-        match (result, p.reply.kind) {
-            (Err(e), _) => tracing::warn!(error = %e, to = ?p.reply.to, "dhcp: send failed"),
-            (Ok(()), MessageType::Ack) if self.access_log && !p.reply.ip.is_unspecified() => {
-                tracing::info!(mac = %p.reply.chaddr, ip = %p.reply.ip, "dhcp ACK")
+        let r = match (p.reply, result) {
+            (Answer::V6(r), Err(e)) => {
+                return tracing::warn!(error = %e, to = %r.to, "dhcp6: send failed");
+            }
+            (Answer::V6(r), Ok(())) => {
+                let mac = r
+                    .mac
+                    .map(|m| crate::wire::dhcp::Chaddr::new(&m).to_string());
+                let mac = mac.as_deref().unwrap_or("-");
+                match r.ip {
+                    Some(ip)
+                        if self.access_log && r.kind == crate::wire::dhcp6::MessageType::Reply =>
+                    {
+                        tracing::info!(mac, %ip, answered = r.answered.name(), "dhcp6 REPLY")
+                    }
+                    ip => {
+                        tracing::debug!(mac, ip = ?ip, kind = r.kind.name(), answered = r.answered.name(), to = %r.to, "dhcp6 reply")
+                    }
+                }
+                return;
+            }
+            (Answer::V4(r), _) => r,
+        };
+        match (result, r.kind) {
+            (Err(e), _) => tracing::warn!(error = %e, to = ?r.to, "dhcp: send failed"),
+            (Ok(()), MessageType::Ack) if self.access_log && !r.ip.is_unspecified() => {
+                tracing::info!(mac = %r.chaddr, ip = %r.ip, "dhcp ACK")
             }
             (Ok(()), MessageType::Nak) if self.access_log => {
-                tracing::info!(mac = %p.reply.chaddr, "dhcp NAK")
+                tracing::info!(mac = %r.chaddr, "dhcp NAK")
             }
             (Ok(()), kind) => {
-                tracing::debug!(mac = %p.reply.chaddr, ip = %p.reply.ip, kind = kind.name(), to = ?p.reply.to, "dhcp reply")
+                tracing::debug!(mac = %r.chaddr, ip = %r.ip, kind = kind.name(), to = ?r.to, "dhcp reply")
             }
         }
     }

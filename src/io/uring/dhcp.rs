@@ -31,8 +31,8 @@ const SPARE: usize = 256;
 /// What an operation is for.
 #[derive(Debug, Clone, Copy)]
 enum Tag {
-    /// A receive on a port's :67, or on its :4011.
-    Recv { port: usize, pxe: bool },
+    /// A receive on a port's :67, :4011 or :547 (`sock` 0, 1, 2).
+    Recv { port: usize, sock: usize },
     /// A reply on its way.
     Send(Pending),
     /// The journal's sync.
@@ -82,10 +82,11 @@ impl std::fmt::Debug for Worker {
 struct PortFds {
     main: Shared,
     pxe: Option<Shared>,
+    v6: Option<Shared>,
     link: Shared,
     ra: Option<Shared>,
-    /// Receives in flight on :67 and :4011.
-    receiving: [usize; 2],
+    /// Receives in flight on :67, :4011 and :547.
+    receiving: [usize; 3],
     ra_armed: bool,
 }
 
@@ -117,9 +118,13 @@ impl Worker {
                         Some(s) => Some(Rc::new(s.try_clone()?) as Shared),
                         None => None,
                     },
+                    v6: match &p.v6 {
+                        Some(s) => Some(Rc::new(s.try_clone()?) as Shared),
+                        None => None,
+                    },
                     link: Rc::new(p.link.try_clone_fd()?) as Rc<OwnedFd>,
                     ra: p.ra.as_ref().map(|a| dup(&a.raw_fd())).transpose()?,
-                    receiving: [0; 2],
+                    receiving: [0; 3],
                     ra_armed: false,
                 });
             }
@@ -203,15 +208,20 @@ impl Worker {
     /// Keeps the receives and the readiness polls in flight.
     fn arm(&mut self) -> Result<(), Error> {
         for (port, p) in self.ports.iter_mut().enumerate() {
-            for pxe in [false, true] {
-                let Some(socket) = (if pxe { p.pxe.as_ref() } else { Some(&p.main) }) else {
+            for sock in 0..3 {
+                let socket = match sock {
+                    0 => Some(&p.main),
+                    1 => p.pxe.as_ref(),
+                    _ => p.v6.as_ref(),
+                };
+                let Some(socket) = socket else {
                     continue;
                 };
-                while p.receiving[usize::from(pxe)] < DEPTH {
+                while p.receiving[sock] < DEPTH {
                     let msg = self.rx_spare.pop().unwrap_or_else(|| MsgIn::new(RX));
                     let op = Op::RecvMsg(RecvMsg::new(socket.clone(), msg));
-                    self.driver.submit(Tag::Recv { port, pxe }, op)?;
-                    p.receiving[usize::from(pxe)] += 1;
+                    self.driver.submit(Tag::Recv { port, sock }, op)?;
+                    p.receiving[sock] += 1;
                 }
             }
             if let (false, Some(fd)) = (p.ra_armed, &p.ra) {
@@ -235,8 +245,8 @@ impl Worker {
 
     fn complete(&mut self, c: Completion<Tag>, now: Instant) -> Result<(), Error> {
         match c.tag {
-            Tag::Recv { port, pxe } => {
-                self.ports[port].receiving[usize::from(pxe)] -= 1;
+            Tag::Recv { port, sock } => {
+                self.ports[port].receiving[sock] -= 1;
                 let Some(Op::RecvMsg(r)) = c.op else {
                     return Ok(());
                 };
@@ -249,7 +259,11 @@ impl Worker {
                         self.answer_batch()?;
                     }
                     let out = &mut self.bufs[self.pending.len()];
-                    if let Some(p) = self.server.answer(now, port, &got, bytes, pxe, out) {
+                    let answered = match sock {
+                        2 => self.server.answer6(now, port, &got, bytes, out),
+                        _ => self.server.answer(now, port, &got, bytes, sock == 1, out),
+                    };
+                    if let Some(p) = answered {
                         self.pending.push(p);
                     }
                 }
@@ -300,7 +314,7 @@ impl Worker {
         self.server.write_journal(&mut pending);
         let bufs = std::mem::take(&mut self.bufs);
         for (p, buf) in pending.iter().zip(&bufs) {
-            let bytes = &buf[..p.reply.len];
+            let bytes = &buf[..p.reply.len()];
             if self.server.needs_sync(p) {
                 self.server.hold(*p, bytes);
             } else {
@@ -328,6 +342,13 @@ impl Worker {
             Route::Pxe(a) => match &fds.pxe {
                 Some(s) => {
                     msg.set_bytes(SocketAddr::V4(a), bytes);
+                    s.clone()
+                }
+                None => return Ok(()),
+            },
+            Route::V6(a) => match &fds.v6 {
+                Some(s) => {
+                    msg.set_bytes(SocketAddr::V6(a), bytes);
                     s.clone()
                 }
                 None => return Ok(()),

@@ -321,6 +321,13 @@ impl Engine {
         self.expiry.peek().map(|Reverse((at, _))| *at)
     }
 
+    /// Counts a datagram too large to have been read whole (the backend
+    /// reads at most its buffer): dropped, never parsed.
+    pub fn drop_oversize(&mut self) {
+        self.counters.received += 1;
+        *self.counters.dropped.entry("too_large").or_default() += 1;
+    }
+
     /// Handles one datagram at `now`, writing any reply into `out`.
     ///
     /// # Errors

@@ -520,13 +520,14 @@ impl<'a> Received<'a> {
     }
 
     /// The link the client is on, as the relay nearest it says (None when
-    /// not relayed, or when no relay gave a link address).
+    /// not relayed, or when no relay gave a link address that names a
+    /// prefix: unspecified and link-local ones do not).
     pub fn link(&self) -> Option<Ipv6Addr> {
         self.relays
             .iter()
             .rev()
             .map(|r| r.link)
-            .find(|l| !l.is_unspecified())
+            .find(|l| !l.is_unspecified() && !l.is_unicast_link_local())
     }
 }
 

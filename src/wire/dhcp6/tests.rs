@@ -123,6 +123,9 @@ fn relayed_messages_unwrap_to_the_client_and_its_link() {
     assert_eq!(r.link(), Some(link));
     assert_eq!(r.mac(), Some(mac));
     assert_eq!(r.message.kind, MessageType::Solicit);
+    // A relay that names its link by a link-local address names no prefix.
+    let local = relayed(&inner, 0, "fe80::1".parse().unwrap(), &[]);
+    assert_eq!(Received::parse(&local).unwrap().link(), None);
     // Not relayed: no link, the DUID-UUID has no MAC.
     let direct = Received::parse(&inner).unwrap();
     assert!(direct.relays.is_empty());

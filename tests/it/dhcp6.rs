@@ -1,0 +1,220 @@
+//! DHCPv6 across a real link: rackboot in one namespace with an IPv4 and an
+//! IPv6 address on its boot interface, real DHCPv6 clients (dhclient -6 from
+//! isc-dhcp-client, dhcpcd from dhcpcd-base, perfdhcp -6 from kea-admin) in
+//! another. Needs root.
+
+use std::time::Duration;
+
+use crate::dhcp::leases;
+use crate::ns::{in_ns, sh, Net};
+use crate::support::{Fixture, Server, TempDir};
+
+const SERVER6: &str = "fd00:201::1";
+
+/// Server 10.201.0.1 and fd00:201::1 on `eth0` of one namespace, clients on
+/// `eth0` of another; returns once the client's link-local address may send
+/// (DAD done).
+fn pair6(net: &mut Net) -> (String, String) {
+    let (s, c) = (net.ns("s"), net.ns("c"));
+    Net::veth(&s, "eth0", Some("10.201.0.1/24"), &c, "eth0", None);
+    sh(&format!("ip -n {s} addr add {SERVER6}/64 dev eth0 nodad"));
+    let settled = (0..100).any(|_| {
+        let o = in_ns(&c, "ip -6 addr show dev eth0");
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        if text.contains("fe80::") && !text.contains("tentative") {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        false
+    });
+    assert!(settled, "the client's link-local address never settled");
+    (s, c)
+}
+
+fn start6(s: &str, f: &Fixture, file: &std::path::Path, range6: &str) -> Server {
+    let args = [
+        "--interface",
+        "eth0",
+        "--dhcp-range",
+        "10.201.0.100,10.201.0.199",
+        "--dhcp6-range",
+        range6,
+        "--dhcp-lease-file",
+        file.to_str().unwrap(),
+    ];
+    Server::start_in(Some(s), "10.201.0.1", &f.root(), &args)
+}
+
+/// dhclient -6 once (`-1`), or releasing (`-r`), with its own lease file;
+/// returns the address its lease file holds last.
+fn dhclient6(ns: &str, dir: &TempDir, release: bool) -> String {
+    let lf = dir.0.join("dhclient6.leases");
+    let o = in_ns(
+        ns,
+        // Bound, dhclient goes on in the background to renew: stop it (-x,
+        // no RELEASE), as the DHCPv4 helper does.
+        &format!(
+            "timeout 60 dhclient -6 {} -v -sf /bin/true -lf {} -pf {pid} eth0; r=$?; \
+             dhclient -6 -x -pf {pid} -sf /bin/true eth0 2>/dev/null; exit $r",
+            if release { "-r" } else { "-1" },
+            lf.display(),
+            pid = dir.0.join("dhclient6.pid").display(),
+        ),
+    );
+    let text = std::fs::read_to_string(&lf).unwrap_or_default();
+    assert!(
+        o.status.success() && text.contains("iaaddr"),
+        "dhclient -6 got no lease (apt-get install isc-dhcp-client): {}{text}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    text.rsplit("iaaddr ")
+        .next()
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_owned()
+}
+
+/// The client's MAC on `eth0`.
+fn mac(ns: &str) -> String {
+    let o = in_ns(ns, "cat /sys/class/net/eth0/address");
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+#[test]
+fn dhclient_and_dhcpcd_get_ipv6_leases_that_survive_a_kill_and_are_released() {
+    let mut net = Net::new("v6");
+    let (s, c) = pair6(&mut net);
+    let f = Fixture::new();
+    let dir = TempDir::new("dhcp6-clients");
+    let file = dir.0.join("leases");
+    let range = "fd00:201::100,fd00:201::1ff,600";
+    let server = start6(&s, &f, &file, range);
+
+    let held = dhclient6(&c, &dir, false);
+    assert_eq!(held, "fd00:201::100");
+    // The journal holds it, with the MAC from dhclient's DUID-LLT.
+    let mine = mac(&c);
+    let listed = leases(&file);
+    assert!(
+        listed.contains(&(held.clone(), mine.clone())),
+        "{listed:?} lacks {held} {mine}"
+    );
+
+    // dhcpcd listens for the router advertisement first: DHCPv6 starts only
+    // on its M flag, and the prefix it carries becomes an on-link route.
+    let conf = dir.0.join("dhcpcd.conf");
+    std::fs::write(&conf, "ipv6only\nia_na 7\nnohook resolv.conf\n").unwrap();
+    let o = in_ns(
+        &c,
+        &format!(
+            // Its state (DUID, leases) on a tmpfs of this namespace's own
+            // mounts: no lease of an earlier run is confirmed instead.
+            "mkdir -p /var/lib/dhcpcd /run/dhcpcd && mount -t tmpfs none /var/lib/dhcpcd && \
+             mount -t tmpfs none /run/dhcpcd && timeout 60 dhcpcd -f {} -1 -B -t 30 -d eth0 2>&1",
+            conf.display()
+        ),
+    );
+    let said = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "dhcpcd got no lease (apt-get install dhcpcd-base): {said}"
+    );
+    assert!(said.contains("Router Advertisement from"), "{said}");
+    assert!(said.contains("adding route to fd00:201::/64"), "{said}");
+    let added = said
+        .lines()
+        .find_map(|l| l.split("adding address ").nth(1))
+        .unwrap_or_else(|| panic!("dhcpcd added no address: {said}"))
+        .trim()
+        .trim_end_matches("/128")
+        .to_owned();
+    assert!(added.starts_with("fd00:201::1"), "{added}");
+    assert_ne!(added, held, "two IAs, two addresses");
+    let before = leases(&file);
+    assert_eq!(before.len(), 2, "{before:?}");
+    assert_eq!(
+        server.metric_sum("rackboot_dhcp6_replies_total", |l| l.contains("reply")),
+        2,
+        "dhclient's REQUEST and dhcpcd's Rapid Commit SOLICIT"
+    );
+
+    // kill -9 and start again: the leases are still there and honoured.
+    drop(server);
+    let server = start6(&s, &f, &file, range);
+    assert_eq!(leases(&file), before);
+    assert_eq!(dhclient6(&c, &dir, false), held, "the same address again");
+    // A released address leaves the journal.
+    dhclient6(&c, &dir, true);
+    let freed = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        !leases(&file).iter().any(|(ip, _)| *ip == held)
+    });
+    assert!(freed, "RELEASE freed the lease: {:?}", leases(&file));
+    assert!(server.metric("rackboot_dhcp6_leases") >= 1);
+}
+
+#[test]
+fn relayed_perfdhcp6_gets_every_exchange_answered_and_malformed_datagrams_are_dropped() {
+    let mut net = Net::new("p6");
+    let (s, c) = pair6(&mut net);
+    let f = Fixture::new();
+    let dir = TempDir::new("dhcp6-perf");
+    let file = dir.0.join("leases");
+    let server = start6(&s, &f, &file, "fd00:201::1:0,fd00:201::1:ffff");
+
+    // Malformed datagrams to the servers' multicast address: a cut header, an
+    // option running past the end, relays nested 33 deep, 5,000 bytes.
+    let script = r#"
+import socket, struct, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex("eth0"))
+to = ("ff02::1:2", 547, 0, socket.if_nametoindex("eth0"))
+msg = bytes([1, 1, 2, 3]) + struct.pack("!HH", 1, 10) + bytes(4)
+for i in range(33):
+    msg = bytes([12, i]) + bytes(32) + struct.pack("!HH", 9, len(msg)) + msg
+for bad in [b"\x01\x02", bytes([1, 1, 2, 3]) + struct.pack("!HH", 1, 40) + bytes(8), msg, bytes([1]) * 5000]:
+    s.sendto(bad, to)
+"#;
+    let py = dir.0.join("bad6.py");
+    std::fs::write(&py, script).unwrap();
+    let o = in_ns(&c, &format!("python3 {}", py.display()));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dropped = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        server.metric_sum("rackboot_dhcp6_dropped_total", |_| true) >= 4
+    });
+    assert!(
+        dropped,
+        "{} dropped",
+        server.metric_sum("rackboot_dhcp6_dropped_total", |_| true)
+    );
+
+    // perfdhcp as a relay (-A1): 500 exchanges/s from 2,000 clients for 4 s.
+    let o = in_ns(
+        &c,
+        "timeout 60 perfdhcp -6 -l eth0 -A1 -r 500 -R 2000 -p 4 2>&1",
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        out.contains("SOLICIT-ADVERTISE"),
+        "perfdhcp did not run (apt-get install kea-admin): {out}"
+    );
+    let stat = |section: &str, key: &str| -> u64 {
+        out.split(section)
+            .nth(1)
+            .and_then(|t| t.lines().find_map(|l| l.strip_prefix(key)))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} under {section}: {out}"))
+    };
+    for section in ["SOLICIT-ADVERTISE", "REQUEST-REPLY"] {
+        let sent = stat(section, "sent packets:");
+        assert!(sent > 1000, "{section}: {out}");
+        assert_eq!(stat(section, "received packets:"), sent, "{section}: {out}");
+        assert_eq!(stat(section, "rejected leases:"), 0, "{section}: {out}");
+    }
+    assert!(out.contains("non unique addresses: 0"), "{out}");
+    // The bindings are on disk: perfdhcp draws its clients at random from
+    // 2,000, so each is bound once however often it was drawn.
+    let bound = leases(&file).len();
+    assert!((500..=2000).contains(&bound), "{bound} leases: {out}");
+}
