@@ -319,7 +319,6 @@ pub fn dhcp_packet(data: &[u8]) {
 /// buffer and parse, and the table's two indexes agree (each active lease is
 /// its client's one lease), so no address is held for two clients.
 pub fn dhcp_engine(data: &[u8]) {
-    use std::collections::HashMap;
     use std::net::{Ipv4Addr, SocketAddrV4};
 
     use rackboot::lease::Table;
@@ -367,19 +366,21 @@ pub fn dhcp_engine(data: &[u8]) {
             assert!(Packet::new_checked(&out[..r.len]).is_ok(), "reply parses");
         }
         let _ = engine.take_journal();
-        let mut clients: HashMap<&[u8], Ipv4Addr> = HashMap::new();
-        for l in engine.table().active(engine.unix(now)) {
-            let mine = engine.table().of_client(&l.client).map(|x| x.ip);
-            assert_eq!(
-                mine,
-                Some(l.ip),
-                "the client's lease is the address's lease"
-            );
-            assert!(
-                clients.insert(&l.client, l.ip).is_none(),
-                "one lease per client"
-            );
-        }
+        one_lease_per_client(engine.table(), engine.unix(now));
+    }
+}
+
+/// Each active lease is its client's, and no client holds two.
+fn one_lease_per_client<A: rackboot::lease::Family>(table: &rackboot::lease::Leases<A>, unix: u64) {
+    let mut clients = std::collections::HashSet::new();
+    for l in table.active(unix) {
+        let mine = table.of_client(&l.client).map(|x| x.ip);
+        assert_eq!(
+            mine,
+            Some(l.ip),
+            "the client's lease is the address's lease"
+        );
+        assert!(clients.insert(&l.client), "one lease per client");
     }
 }
 
@@ -441,4 +442,97 @@ pub fn lease_journal(data: &[u8]) {
     let second = journal::decode(&again);
     assert_eq!(second.records, replay.records);
     assert!(second.damaged.is_empty() && second.end == again.len());
+}
+
+/// A DHCPv6 datagram made of anything: unwrapped (relays at most 32 deep)
+/// and read without a panic; every option view stays inside the message, and
+/// a relayed reply written for it reads back as RELAY-REPL layers around the
+/// message.
+pub fn dhcp6_packet(data: &[u8]) {
+    use rackboot::wire::dhcp6::{code, Options, Received, Writer, HOP_LIMIT};
+    let Ok(r) = Received::parse(data) else {
+        return;
+    };
+    assert!(r.relays.len() <= usize::from(HOP_LIMIT));
+    let m = r.message;
+    let _ = (r.mac(), r.link(), m.client_id(), m.server_id(), m.elapsed());
+    let _ = (m.options.client_arch(), m.options.vendor_class());
+    assert!(m.options.user_classes().all(|c| c.len() <= data.len()));
+    assert!(m.options.requested().count() <= data.len() / 2);
+    if let Ok(ias) = m.options.ia_nas() {
+        for ia in &ias {
+            assert!(ia.addresses().count() <= data.len() / 24);
+        }
+    }
+    let mut out = vec![0u8; 8192];
+    let mut w = Writer::new(&mut out);
+    let mut opened = Vec::new();
+    for relay in &r.relays {
+        opened.push(w.relay_reply(relay).expect("room for the relay layers"));
+    }
+    w.message(m.kind, m.xid).expect("room");
+    for open in opened.into_iter().rev() {
+        w.end(open).expect("lengths fit");
+    }
+    let n = w.len();
+    let mut at = &out[..n];
+    for _ in &r.relays {
+        let opts = Options::parse(&at[34..]).expect("a relay layer reads back");
+        at = opts.get(code::RELAY_MSG).expect("with its message");
+    }
+    assert_eq!(&at[..4], &[m.kind.to_u8(), m.xid[0], m.xid[1], m.xid[2]]);
+}
+
+/// DHCPv6: the sans-IO engine on runs of datagrams at advancing times, on a
+/// four-address pool; every reply parses, and each binding is its client's.
+pub fn dhcp6_engine(data: &[u8]) {
+    use std::net::{Ipv6Addr, SocketAddrV6};
+
+    use rackboot::lease::Table6;
+    use rackboot::proto::dhcp6::{duid_ll, Engine, Input, Settings, Subnet};
+    use rackboot::wire::dhcp6::{Message, MessageType, Options};
+
+    let ip = |s: &str| s.parse::<Ipv6Addr>().expect("an address");
+    let settings = Settings {
+        duid: duid_ll([2, 0, 0, 0, 0, 1]),
+        subnets: vec![Subnet {
+            prefix: ip("fd00:77::"),
+            len: 64,
+            ranges: vec![(ip("fd00:77::100"), ip("fd00:77::103"))],
+            preferred: 45,
+            valid: 60,
+            dns: vec![ip("fd00:77::1")],
+            domains: vec!["fuzz.example".into()],
+        }],
+        ..Settings::default()
+    };
+    let t0 = rackboot::io::clock::now();
+    let mut engine = Engine::new(settings, Table6::default(), t0, 1_800_000_000);
+    let mut out = [0u8; 1500];
+    let mut now = t0;
+    for chunk in data.split(|b| *b == 0xfd) {
+        now +=
+            std::time::Duration::from_secs(u64::from(chunk.first().copied().unwrap_or(0) % 8) * 10);
+        engine.handle_timeout(now);
+        let input = Input {
+            bytes: chunk,
+            peer: SocketAddrV6::new(ip("fe80::9"), 546, 0, 2),
+            local: ip("fd00:77::1"),
+        };
+        if let Ok(r) = engine.handle(now, input, &mut out) {
+            assert!(r.len <= out.len());
+            let reply = &out[..r.len];
+            if reply[0] == MessageType::RelayRepl.to_u8() {
+                assert!(Options::parse(&reply[34..]).is_ok(), "relay reply parses");
+            } else {
+                let m = Message::parse(reply).expect("reply parses");
+                assert!(matches!(
+                    m.kind,
+                    MessageType::Advertise | MessageType::Reply
+                ));
+            }
+        }
+        let _ = engine.take_journal();
+        one_lease_per_client(engine.table(), engine.unix(now));
+    }
 }

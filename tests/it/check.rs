@@ -136,6 +136,10 @@ fn the_shipped_dhcp_example_config_is_valid() {
         out.contains("tftp: 0.0.0.0:69"),
         "DHCP turns TFTP on: {out}"
     );
+    assert!(
+        out.contains("dhcp6: server on the dhcp interfaces, 2 subnets (the interface's prefix 256 addresses; fd00:20::/64 4096 addresses), 1 reservations"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -17,6 +17,8 @@ fn the_fuzz_corpus_replays_through_parsers_and_engines() {
         "dhcp_engine",
         "dnsmasq_conf",
         "lease_journal",
+        "dhcp6_packet",
+        "dhcp6_engine",
     ] {
         let dir = std::path::Path::new(corpus).join(target);
         for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
@@ -31,6 +33,8 @@ fn the_fuzz_corpus_replays_through_parsers_and_engines() {
             checks::dhcp_engine(&data);
             checks::dnsmasq_conf(&data);
             checks::lease_journal(&data);
+            checks::dhcp6_packet(&data);
+            checks::dhcp6_engine(&data);
             replayed += 1;
         }
     }

@@ -551,11 +551,16 @@ impl Engine {
         if subnet.ranges.is_empty() {
             return None;
         }
-        let limit = subnet.size() * u128::from(self.settings.held_offers_percent) / 100;
+        // size x percent / 100 without overflow, for a pool as large as the
+        // address space.
+        let pct = u128::from(self.settings.held_offers_percent);
+        let size = subnet.size();
+        let limit = (size / 100)
+            .saturating_mul(pct)
+            .saturating_add(size % 100 * pct / 100);
         if self.held[s] >= limit.max(1) {
             return None;
         }
-        let size = subnet.size();
         for _ in 0..MAX_PROBES.min(u32::try_from(size).unwrap_or(u32::MAX)) {
             let at = self.cursors[s] % size;
             self.cursors[s] = (at + 1) % size;
@@ -839,7 +844,9 @@ impl Engine {
 /// The `at`-th address of `ranges`.
 fn nth(ranges: &[(Ipv6Addr, Ipv6Addr)], mut at: u128) -> Option<Ipv6Addr> {
     for (a, b) in ranges {
-        let n = u128::from(*b).saturating_sub(u128::from(*a)) + 1;
+        let n = u128::from(*b)
+            .saturating_sub(u128::from(*a))
+            .saturating_add(1);
         if at < n {
             return Some(Ipv6Addr::from(u128::from(*a) + at));
         }

@@ -635,3 +635,17 @@ fn a_stateless_link_answers_without_addresses() {
     assert_eq!(ia_status(&m), Some(status::NO_ADDRS_AVAIL));
     assert!(m.options.has(code::BOOTFILE_URL));
 }
+
+#[test]
+fn a_pool_as_large_as_the_address_space_neither_overflows_nor_stalls() {
+    let mut s = settings();
+    s.subnets[0] = Subnet {
+        prefix: ip("::"),
+        len: 0,
+        ranges: vec![(ip("::"), ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"))],
+        ..s.subnets[0].clone()
+    };
+    let (mut e, now) = engine(s);
+    assert_eq!(bind(&mut e, now, MAC1, 1), ip("::"));
+    assert_eq!(bind(&mut e, now, MAC2, 1), ip("::1"));
+}
