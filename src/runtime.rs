@@ -251,6 +251,23 @@ impl Bound {
             return Ok(None);
         };
         let d = io::dhcp::prepare(d, &published.current());
+        if d.v6.is_some() {
+            // DHCPv6 names [server6] in boot URLs: a listener on one IPv4
+            // address cannot answer them.
+            let v4_only = |a: std::net::SocketAddr| a.is_ipv4();
+            let http = self.http_addr().unwrap_or(config.http.listen);
+            let tftp = self.tftp_addr().or(config.tftp.as_ref().map(|t| t.listen));
+            for (key, addr) in [("http.listen", Some(http)), ("tftp.listen", tftp)] {
+                if let Some(a) = addr.filter(|a| v4_only(*a)) {
+                    tracing::warn!(
+                        key,
+                        addr = %a,
+                        "dhcp6: this listener is IPv4 only, but IPv6 machines are given boot URLs on the \
+                         interface's IPv6 address: listen on [::] (both families), or leave the key out"
+                    );
+                }
+            }
+        }
         let port = self.http_addr().unwrap_or(config.http.listen).port();
         io::dhcp::Server::open(&d, port, config.http.settings.access_log)
             .map(Some)

@@ -310,6 +310,9 @@ impl Config {
             workers
         };
         let h = &raw.http;
+        // With DHCPv6 on, machines are told [server6] URLs: HTTP and TFTP
+        // listen on both families unless told where (one dual-stack socket).
+        let v6_asked = raw.dhcp6.is_some() || !cli.dhcp6_ranges.is_empty();
         let listen = match (cli.http, &h.listen) {
             (Some(a), _) => a,
             (None, Some(s)) => s.get_ref().parse().map_err(|_| {
@@ -320,6 +323,7 @@ impl Config {
                     "write ADDR:PORT, e.g. \"0.0.0.0:80\"",
                 )
             })?,
+            (None, None) if v6_asked => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 80)),
             (None, None) => DEFAULT_HTTP
                 .parse()
                 .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 80))),
@@ -372,7 +376,6 @@ impl Config {
             DEFAULT_BUSY_POLL_US,
         )?;
         let busy_poll = Duration::from_micros(busy_poll_us as u64);
-        let v6_asked = raw.dhcp6.is_some() || !cli.dhcp6_ranges.is_empty();
         let mut dhcp = v.dhcp(raw.dhcp.as_ref(), cli, listen.port(), v6_asked)?;
         v.dhcp6(raw.dhcp6.as_ref(), cli, dhcp.as_mut())?;
         // PXE firmware fetches its first file over TFTP: a boot server that
@@ -380,7 +383,7 @@ impl Config {
         let wants_tftp = dhcp.is_some() && raw.tftp.is_none();
         let empty = file::Tftp::default();
         let tftp_raw = raw.tftp.as_ref().or(wants_tftp.then_some(&empty));
-        let tftp = v.tftp(tftp_raw, cli, busy_poll)?;
+        let tftp = v.tftp(tftp_raw, cli, busy_poll, v6_asked)?;
         let boot = v.boot(&raw, cli, listen)?;
         let admin = v.admin(&raw.admin, cli)?;
         let fleet = v.fleet(&raw.fleet)?;
@@ -642,6 +645,7 @@ impl Validator<'_> {
         raw: Option<&file::Tftp>,
         cli: &Overrides,
         busy_poll: Duration,
+        dual_stack: bool,
     ) -> Result<Option<Tftp>, Error> {
         let empty = file::Tftp::default();
         let t = raw.unwrap_or(&empty);
@@ -662,6 +666,9 @@ impl Validator<'_> {
                     "write \"ADDR\" or \"ADDR:PORT\", e.g. \"0.0.0.0:69\"",
                 )
             })?,
+            (None, None) if raw.is_some() && dual_stack => {
+                SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 69))
+            }
             (None, None) if raw.is_some() => SocketAddr::from(([0, 0, 0, 0], 69)),
             (None, None) => return Ok(None),
         };

@@ -30,6 +30,7 @@ pub fn reuseport_listeners(addr: SocketAddr, count: usize) -> Result<Vec<TcpList
 
 fn listener(addr: SocketAddr) -> io::Result<TcpListener> {
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    dual_stack(&s, addr)?;
     s.set_reuse_address(true)?;
     s.set_reuse_port(true)?;
     s.set_nonblocking(true)?;
@@ -37,6 +38,15 @@ fn listener(addr: SocketAddr) -> io::Result<TcpListener> {
     s.bind(&addr.into())?;
     s.listen(BACKLOG)?;
     Ok(s.into())
+}
+
+/// `[::]` takes IPv4 too (as ::ffff:a.b.c.d), whatever
+/// net.ipv6.bindv6only says: one socket serves both families.
+pub(crate) fn dual_stack(s: &Socket, addr: SocketAddr) -> io::Result<()> {
+    match addr {
+        SocketAddr::V6(a) if a.ip().is_unspecified() => s.set_only_v6(false),
+        _ => Ok(()),
+    }
 }
 
 /// The cores this process may run on (as `taskset` or a cgroup left them).

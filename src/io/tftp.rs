@@ -263,6 +263,7 @@ pub fn reuseport_sockets(addr: SocketAddr, count: usize) -> Result<Vec<UdpSocket
     for _ in 0..count.max(1) {
         let make = || -> io::Result<UdpSocket> {
             let s = Socket::new(Domain::for_address(bound), Type::DGRAM, Some(Protocol::UDP))?;
+            crate::io::socket::dual_stack(&s, bound)?;
             s.set_reuse_address(true)?;
             s.set_reuse_port(true)?;
             s.set_nonblocking(true)?;

@@ -31,8 +31,17 @@ fn pair6(net: &mut Net) -> (String, String) {
     (s, c)
 }
 
-fn start6(s: &str, f: &Fixture, file: &std::path::Path, range6: &str) -> Server {
-    let args = [
+/// rackboot in `s` serving `root`, HTTP on `http` (an address, port picked),
+/// DHCPv4 and DHCPv6 (`range6`) with the journal `file`, and `extra`.
+fn start6(
+    s: &str,
+    root: &std::path::Path,
+    http: &str,
+    file: &std::path::Path,
+    range6: &str,
+    extra: &[&str],
+) -> Server {
+    let mut args = vec![
         "--interface",
         "eth0",
         "--dhcp-range",
@@ -42,7 +51,8 @@ fn start6(s: &str, f: &Fixture, file: &std::path::Path, range6: &str) -> Server 
         "--dhcp-lease-file",
         file.to_str().unwrap(),
     ];
-    Server::start_in(Some(s), "10.201.0.1", &f.root(), &args)
+    args.extend_from_slice(extra);
+    Server::start_in(Some(s), http, root, &args)
 }
 
 /// dhclient -6 once (`-1`), or releasing (`-r`), with its own lease file;
@@ -88,7 +98,7 @@ fn dhclient_and_dhcpcd_get_ipv6_leases_that_survive_a_kill_and_are_released() {
     let dir = TempDir::new("dhcp6-clients");
     let file = dir.0.join("leases");
     let range = "fd00:201::100,fd00:201::1ff,600";
-    let server = start6(&s, &f, &file, range);
+    let server = start6(&s, &f.root(), "10.201.0.1", &file, range, &[]);
 
     let held = dhclient6(&c, &dir, false);
     assert_eq!(held, "fd00:201::100");
@@ -140,7 +150,7 @@ fn dhclient_and_dhcpcd_get_ipv6_leases_that_survive_a_kill_and_are_released() {
 
     // kill -9 and start again: the leases are still there and honoured.
     drop(server);
-    let server = start6(&s, &f, &file, range);
+    let server = start6(&s, &f.root(), "10.201.0.1", &file, range, &[]);
     assert_eq!(leases(&file), before);
     assert_eq!(dhclient6(&c, &dir, false), held, "the same address again");
     // A released address leaves the journal.
@@ -160,7 +170,14 @@ fn relayed_perfdhcp6_gets_every_exchange_answered_and_malformed_datagrams_are_dr
     let f = Fixture::new();
     let dir = TempDir::new("dhcp6-perf");
     let file = dir.0.join("leases");
-    let server = start6(&s, &f, &file, "fd00:201::1:0,fd00:201::1:ffff");
+    let server = start6(
+        &s,
+        &f.root(),
+        "10.201.0.1",
+        &file,
+        "fd00:201::1:0,fd00:201::1:ffff",
+        &[],
+    );
 
     // Malformed datagrams to the servers' multicast address: a cut header, an
     // option running past the end, relays nested 33 deep, 5,000 bytes.
@@ -217,4 +234,121 @@ for bad in [b"\x01\x02", bytes([1, 1, 2, 3]) + struct.pack("!HH", 1, 40) + bytes
     // 2,000, so each is bound once however often it was drawn.
     let bound = leases(&file).len();
     assert!((500..=2000).contains(&bound), "{bound} leases: {out}");
+}
+
+/// An EDK2-shaped DHCPv6 PXE client: a SOLICIT with Rapid Commit, arch
+/// `arch` and vendor class `class`, from port 546 of the link-local address;
+/// prints the REPLY's address (IAADDR) and boot file URL (option 59).
+const PXE6_CLIENT: &str = r#"
+import socket, struct, sys
+arch, klass = int(sys.argv[1]), sys.argv[2].encode()
+def opt(c, d): return struct.pack("!HH", c, len(d)) + d
+ifx = socket.if_nametoindex("eth0")
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifx)
+s.bind(("::", 546, 0, ifx))
+s.settimeout(2)
+duid = bytes([0, 4]) + bytes(range(16))
+msg = (bytes([1, 0x12, 0x34, 0x56]) + opt(1, duid) + opt(14, b"") + opt(6, bytes([0, 59, 0, 23]))
+       + opt(3, struct.pack("!III", 1, 0, 0)) + opt(8, b"\0\0")
+       + opt(16, struct.pack("!IH", 343, len(klass)) + klass) + opt(61, struct.pack("!H", arch)))
+for _ in range(5):
+    s.sendto(msg, ("ff02::1:2", 547, 0, ifx))
+    try:
+        data = s.recv(2048)
+        break
+    except socket.timeout:
+        continue
+else:
+    sys.exit("no reply")
+def opts(b):
+    while len(b) >= 4:
+        c, n = struct.unpack("!HH", b[:4])
+        yield c, b[4:4 + n]
+        b = b[4 + n:]
+o = dict(opts(data[4:]))
+ia = o[3]
+addr = dict(opts(ia[12:]))[5][:16]
+print(socket.inet_ntop(socket.AF_INET6, addr), o[59].decode())
+"#;
+
+#[test]
+fn an_ipv6_pxe_client_fetches_its_boot_file_over_tftp_and_http_on_ipv6() {
+    let mut net = Net::new("b6");
+    let (s, c) = pair6(&mut net);
+    let dir = TempDir::new("dhcp6-boot");
+    // A root with the x86-64 iPXE binary the built-in rules name (200 KB of
+    // pseudo-random bytes: a multi-block TFTP transfer).
+    let root = dir.0.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let efi: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(root.join("ipxe.efi"), &efi).unwrap();
+    let file = dir.0.join("leases");
+    // Both listeners on [::]: one dual-stack socket each, as the defaults
+    // with [dhcp6] are.
+    let range = "fd00:201::100,fd00:201::1ff";
+    let server = start6(&s, &root, "[::]", &file, range, &["--tftp", "[::]:69"]);
+    let port = server.addr.port();
+    let py = dir.0.join("pxe6.py");
+    std::fs::write(&py, PXE6_CLIENT).unwrap();
+    let ask = |arch: u16, class: &str| -> (String, String) {
+        let o = in_ns(&c, &format!("python3 {} {arch} {class}", py.display()));
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(
+            o.status.success(),
+            "{out}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let mut w = out.split_whitespace();
+        (w.next().unwrap().to_owned(), w.next().unwrap().to_owned())
+    };
+    // UEFI PXE: a TFTP URL on the server's IPv6 address.
+    let (addr, url) = ask(7, "PXEClient:Arch:00007:UNDI:003000");
+    assert!(addr.starts_with("fd00:201::1"), "{addr}");
+    let name = url
+        .strip_prefix(&format!("tftp://[{SERVER6}]/"))
+        .unwrap_or_else(|| panic!("{url}"))
+        .to_owned();
+    // The client takes its address (and the prefix's route), as firmware does.
+    sh(&format!("ip -n {c} addr add {addr}/64 dev eth0 nodad"));
+    let got = dir.0.join("nbp");
+    let o = in_ns(
+        &c,
+        &format!(
+            "cd {} && timeout 20 tftp -6 {SERVER6} -c get {name} nbp",
+            dir.0.display()
+        ),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let want = std::fs::read(root.join(&name)).unwrap();
+    assert_eq!(
+        std::fs::read(&got).unwrap(),
+        want,
+        "{name} over TFTP on IPv6"
+    );
+
+    // UEFI HTTP boot: an HTTP URL on [server]:port, fetched over IPv6.
+    let (_, url) = ask(16, "HTTPClient:Arch:00016:UNDI:003001");
+    assert_eq!(url, format!("http://[{SERVER6}]:{port}/ipxe.efi"));
+    let o = in_ns(
+        &c,
+        &format!("curl -sf -o {} {url}", dir.0.join("efi").display()),
+    );
+    assert!(o.status.success(), "{url}");
+    assert_eq!(std::fs::read(dir.0.join("efi")).unwrap(), efi);
+    // The same sockets still serve IPv4.
+    let o = in_ns(
+        &c,
+        &format!(
+            "ip addr add 10.201.0.50/24 dev eth0 && curl -sf -o /dev/null http://10.201.0.1:{port}/ipxe.efi"
+        ),
+    );
+    assert!(o.status.success(), "HTTP on IPv4 beside IPv6");
+    let log = server.log().join("\n");
+    assert!(
+        log.contains(&format!("file=/{name}")) && log.contains("result=done"),
+        "{log}"
+    );
 }
