@@ -344,7 +344,8 @@ impl Control {
         let prepared = crate::io::dhcp::prepare(next, snapshot);
         let mut ifaces = Vec::new();
         for name in prepared.interfaces() {
-            let i = crate::io::dhcp::interface(name).map_err(|e| format!("dhcp: {e}"))?;
+            let i = crate::io::dhcp::interface_for(&prepared, name)
+                .map_err(|e| format!("dhcp: {e}"))?;
             ifaces.push((i.addr, i.prefix));
         }
         let settings = prepared

@@ -18,17 +18,22 @@ fn pair6(net: &mut Net) -> (String, String) {
     let (s, c) = (net.ns("s"), net.ns("c"));
     Net::veth(&s, "eth0", Some("10.201.0.1/24"), &c, "eth0", None);
     sh(&format!("ip -n {s} addr add {SERVER6}/64 dev eth0 nodad"));
+    settle(&c);
+    (s, c)
+}
+
+/// Waits until `ns`'s link-local address on eth0 may send (DAD done).
+fn settle(ns: &str) {
     let settled = (0..100).any(|_| {
-        let o = in_ns(&c, "ip -6 addr show dev eth0");
+        let o = in_ns(ns, "ip -6 addr show dev eth0");
         let text = String::from_utf8_lossy(&o.stdout).into_owned();
-        if text.contains("fe80::") && !text.contains("tentative") {
-            return true;
+        let ok = text.contains("fe80::") && !text.contains("tentative");
+        if !ok {
+            std::thread::sleep(Duration::from_millis(100));
         }
-        std::thread::sleep(Duration::from_millis(100));
-        false
+        ok
     });
     assert!(settled, "the client's link-local address never settled");
-    (s, c)
 }
 
 /// rackboot in `s` serving `root`, HTTP on `http` (an address, port picked),
@@ -350,5 +355,47 @@ fn an_ipv6_pxe_client_fetches_its_boot_file_over_tftp_and_http_on_ipv6() {
     assert!(
         log.contains(&format!("file=/{name}")) && log.contains("result=done"),
         "{log}"
+    );
+}
+
+#[test]
+fn an_ipv6_only_link_is_served_without_an_ipv4_address_anywhere() {
+    let mut net = Net::new("o6");
+    let (s, c) = (net.ns("s"), net.ns("c"));
+    Net::veth(&s, "eth0", None, &c, "eth0", None);
+    sh(&format!("ip -n {s} addr add {SERVER6}/64 dev eth0 nodad"));
+    settle(&c);
+    let f = Fixture::new();
+    let dir = TempDir::new("dhcp6-only");
+    let config = dir.0.join("rackboot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[dhcp]\ninterface = \"eth0\"\nlease_file = \"{}/leases\"\n\
+             [[dhcp6.subnet]]\nranges = [\"fd00:201::100-fd00:201::1ff\"]\n",
+            dir.0.display()
+        ),
+    )
+    .unwrap();
+    let server = Server::start_in(
+        Some(&s),
+        "[::]",
+        &f.root(),
+        &["--config", config.to_str().unwrap(), "--interface", "eth0"],
+    );
+    let held = dhclient6(&c, &dir, false);
+    assert_eq!(held, "fd00:201::100");
+    sh(&format!("ip -n {c} addr add {held}/64 dev eth0 nodad"));
+    let url = format!("http://[{SERVER6}]:{}/boot.ipxe", server.addr.port());
+    let o = in_ns(&c, &format!("curl -sf {url}"));
+    assert!(o.status.success(), "{url}");
+    assert_eq!(
+        o.stdout,
+        std::fs::read(f.root().join("boot.ipxe")).unwrap(),
+        "{url}"
+    );
+    assert!(
+        in_ns(&c, "ip -4 addr show dev eth0").stdout.is_empty(),
+        "no IPv4 on the link"
     );
 }

@@ -31,6 +31,30 @@ pub struct Iface {
 /// # Errors
 /// No such interface, or it has no IPv4 address.
 pub fn interface(name: &str) -> io::Result<Iface> {
+    lookup(name, true)
+}
+
+/// Looks `name` up for the DHCP worker of `config`: an IPv4 address is
+/// needed unless DHCPv6 serves and no IPv4 pool is configured (an IPv6-only
+/// link), where it is then unspecified.
+///
+/// # Errors
+/// No such interface, or it lacks the address its service needs.
+pub fn interface_for(config: &crate::config::dhcp::Dhcp, name: &str) -> io::Result<Iface> {
+    let v6_only = config.v6.is_some()
+        && config.settings.subnets.is_empty()
+        && config.settings.mode == crate::proto::dhcp::Mode::Server;
+    let i = lookup(name, !v6_only)?;
+    if v6_only && i.v6.is_none() && i.addr.is_unspecified() {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            format!("{name} has neither an IPv4 address nor a global or unique-local IPv6 address: give it the boot network's server address (ip -6 addr add fd00:1::1/64 dev {name})"),
+        ));
+    }
+    Ok(i)
+}
+
+fn lookup(name: &str, need_v4: bool) -> io::Result<Iface> {
     let mut addrs: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs writes a list head into `addrs`, freed below.
     if unsafe { libc::getifaddrs(&mut addrs) } != 0 {
@@ -91,12 +115,16 @@ pub fn interface(name: &str) -> io::Result<Iface> {
             format!("no interface named {name} (see `ip link`)"),
         )
     })?;
-    let (addr, prefix) = v4.ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::AddrNotAvailable,
-            format!("{name} has no IPv4 address: give it the boot network's server address (ip addr add ... dev {name})"),
-        )
-    })?;
+    let (addr, prefix) = match v4 {
+        Some(v4) => v4,
+        None if !need_v4 => (Ipv4Addr::UNSPECIFIED, 0),
+        None => {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                format!("{name} has no IPv4 address: give it the boot network's server address (ip addr add ... dev {name})"),
+            ))
+        }
+    };
     Ok(Iface {
         name: name.to_owned(),
         index,

@@ -43,7 +43,7 @@ mod mailbox;
 mod sync_thread;
 
 pub(crate) use commit::{Acks, Start};
-pub use iface::{interface, Iface};
+pub use iface::{interface, interface_for, Iface};
 pub use mailbox::{Command, LeaseView, Mailbox, Unanswered};
 
 /// Most datagrams handled per turn (and per journal sync).
@@ -323,8 +323,9 @@ impl Server {
     pub fn open(config: &Dhcp, http_port: u16, access_log: bool) -> Result<Self, String> {
         let mut ifaces: Vec<Iface> = Vec::new();
         for name in config.interfaces() {
-            let iface = interface(name).map_err(|e| format!("dhcp: {e}"))?;
-            if let Some(other) = ifaces.iter().find(|i| i.addr == iface.addr) {
+            let iface = interface_for(config, name).map_err(|e| format!("dhcp: {e}"))?;
+            let same = |i: &&Iface| !i.addr.is_unspecified() && i.addr == iface.addr;
+            if let Some(other) = ifaces.iter().find(same) {
                 return Err(format!(
                     "dhcp: {} and {} have the same address {}: a reply could not tell them apart",
                     other.name, iface.name, iface.addr
