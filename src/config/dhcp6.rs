@@ -25,6 +25,9 @@ pub struct Dhcp6 {
     pub settings: Settings,
     /// One flag per subnet: its prefix is the interface's.
     pub on_interface: Vec<bool>,
+    /// Router lifetime the router advertisements give (0: rackboot is not a
+    /// default router, the default).
+    pub router_lifetime: u16,
 }
 
 impl Dhcp6 {
@@ -146,6 +149,12 @@ impl Validator<'_> {
                 ..defaults
             },
             on_interface,
+            router_lifetime: self.opt_int(
+                &d.router_lifetime_secs,
+                "dhcp6.router_lifetime_secs",
+                0..=9000,
+                0,
+            )? as u16,
         });
         Ok(())
     }

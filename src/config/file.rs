@@ -333,6 +333,9 @@ pub struct Dhcp6 {
     pub decline_secs: Option<Spanned<i64>>,
     /// At most this share (percent) of a pool is held by advertisements.
     pub held_offers_percent: Option<Spanned<i64>>,
+    /// Router lifetime in the router advertisements, seconds (0: not a
+    /// default router).
+    pub router_lifetime_secs: Option<Spanned<i64>>,
     /// `[[dhcp6.subnet]]`
     #[serde(default)]
     pub subnet: Vec<Subnet6>,

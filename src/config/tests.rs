@@ -327,7 +327,7 @@ fn dhcp6_is_read_and_its_mistakes_are_named() {
     let v4 = "[dhcp]\ninterface = \"eth9\"\n[[dhcp.subnet]]\nnetwork = \"10.0.0.0/24\"\n\
               ranges = [\"10.0.0.10-10.0.0.20\"]\n";
     let c = parse(&format!(
-        "{v4}[dhcp6]\nrapid_commit = false\npreference = 10\n\
+        "{v4}[dhcp6]\nrapid_commit = false\npreference = 10\nrouter_lifetime_secs = 1800\n\
          [[dhcp6.subnet]]\nprefix = \"fd00:1::/64\"\nranges = [\"fd00:1::100-fd00:1::1ff\"]\n\
          valid_secs = 600\ndns = [\"fd00:1::1\"]\n\
          [[dhcp6.subnet]]\n\
@@ -339,6 +339,7 @@ fn dhcp6_is_read_and_its_mistakes_are_named() {
     let s = &v6.settings;
     assert!(!s.rapid_commit);
     assert_eq!(s.preference, 10);
+    assert_eq!(v6.router_lifetime, 1800);
     assert_eq!(s.subnets[0].size(), 256);
     assert_eq!((s.subnets[0].valid, s.subnets[0].preferred), (600, 450));
     // The second subnet has no prefix (the interface's) and no ranges

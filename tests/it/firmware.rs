@@ -463,6 +463,26 @@ fn ovmf(dir: &Path) -> (PathBuf, PathBuf) {
     (package_file("ovmf", "/OVMF_CODE_4M.fd"), vars)
 }
 
+/// Gives the variable store `vars` a one-time boot entry for `uri` (EDK2's
+/// HTTP boot), with virt-fw-vars.
+fn set_boot_uri(vars: &Path, uri: &str) {
+    let next = vars.with_extension("http.fd");
+    let out = Command::new("virt-fw-vars")
+        .arg("--input")
+        .arg(vars)
+        .arg("--output")
+        .arg(&next)
+        .args(["--set-boot-uri", uri])
+        .output()
+        .expect("virt-fw-vars is missing: pip install virt-firmware");
+    assert!(
+        out.status.success(),
+        "virt-fw-vars: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::rename(&next, vars).unwrap();
+}
+
 fn pflash(code: &Path, vars: &Path) -> Vec<String> {
     vec![
         "-drive".into(),
@@ -482,20 +502,7 @@ fn ovmf_uefi_http_boot_fetches_ipxe_efi_over_http_and_boots_the_installer() {
         "qh",
         |dir| {
             let (code, vars) = ovmf(dir);
-            let out = Command::new("virt-fw-vars")
-                .arg("--input")
-                .arg(&vars)
-                .arg("--output")
-                .arg(dir.join("vars-http.fd"))
-                .args(["--set-boot-uri", "http://10.81.0.1/ipxe.efi"])
-                .output()
-                .expect("virt-fw-vars is missing: pip install virt-firmware");
-            assert!(
-                out.status.success(),
-                "virt-fw-vars: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            std::fs::rename(dir.join("vars-http.fd"), &vars).unwrap();
+            set_boot_uri(&vars, "http://10.81.0.1/ipxe.efi");
             pflash(&code, &vars)
         },
         "52:54:00:81:00:03",
@@ -1244,3 +1251,103 @@ fn an_arm64_uefi_machine_of_a_grub_profile_boots_shim_grub_and_the_arm64_install
 
 /// arm64 under TCG is slower than x86 on x86.
 const ARM64_LIMIT: Duration = Duration::from_secs(600);
+
+#[test]
+fn ovmf_http_boot_on_an_ipv6_only_link_boots_the_installer_to_its_preseed_over_ipv6() {
+    // No IPv4 anywhere: the bridge has only fd00:81::1/64. EDK2's HTTP boot
+    // (a URI boot entry) tries IPv4 first and times out, then takes an
+    // address by DHCPv6 and GETs ipxe.efi over IPv6; iPXE configures IPv6
+    // from the router advertisement's M flag and DHCPv6 (option 59: its boot
+    // script), and fetches the script, kernel and initrd over IPv6; the
+    // installer configures its network with DHCPv6 and fetches its preseed.
+    let _turn = crate::support::heavy();
+    let mut net = Net::new("q6");
+    let ns = net.ns("q");
+    sh(&format!(
+        "ip -n {ns} link add br0 type bridge && ip -n {ns} addr add fd00:81::1/64 dev br0 nodad && \
+         ip -n {ns} link set br0 up && ip -n {ns} tuntap add dev tap0 mode tap && \
+         ip -n {ns} link set tap0 master br0 && ip -n {ns} link set tap0 up"
+    ));
+    let dir = TempDir::new("q6");
+    let log = dir.0.join("rackboot.log");
+    let config = dir.0.join("rackboot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[dhcp]\ninterface = \"br0\"\nlease_file = \"{}/leases\"\n\
+             [[dhcp6.subnet]]\nranges = [\"fd00:81::100-fd00:81::1ff\"]\ndns = [\"fd00:81::1\"]\n",
+            dir.0.display()
+        ),
+    )
+    .unwrap();
+    let (kernel, initrd) = installer();
+    // The installer stops at "no default route" on a link with no router
+    // unless told that is fine.
+    let cmdline = "console=ttyS0,115200 netcfg/no_default_route=true";
+    let child = rackboot_in(Some(&ns))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .arg("--kernel")
+        .arg(&kernel)
+        .arg("--initrd")
+        .arg(&initrd)
+        .args(["--cmdline", cmdline])
+        .arg("--boot-state-file")
+        .arg(dir.0.join("machines.state"))
+        .arg("--admin-socket")
+        .arg(dir.0.join("admin.sock"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let _rackboot = Kill(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("dhcp6 listening")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "rackboot did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, vars) = ovmf(&dir.0);
+    set_boot_uri(&vars, "http://[fd00:81::1]/ipxe.efi");
+    let serial = dir.0.join("serial.log");
+    let started = Instant::now();
+    let mac = "52:54:00:81:00:66";
+    let nic = format!("virtio-net-pci,netdev=n0,mac={mac},romfile=");
+    let _vm = qemu(&ns, "tap0", &serial, &pflash(&code, &vars), &nic);
+    let answers = format!("/config?mac={}", mac.replace(':', "-"));
+    let (text, console) = wait_for_preseed(&log, &serial, &answers, started);
+    let served = |target: &str, agent: &str| {
+        text.lines().any(|l| {
+            l.contains(&format!("target={target}"))
+                && l.contains("status=200")
+                && l.contains(agent)
+                && l.contains("peer=[f")
+        })
+    };
+    assert!(
+        served("/ipxe.efi", "UefiHttpBoot"),
+        "EDK2 did not fetch ipxe.efi over IPv6:\n{text}"
+    );
+    for target in ["/boot.ipxe", "/boot/linux", "/boot/initrd.gz"] {
+        assert!(
+            served(target, "iPXE"),
+            "iPXE did not fetch {target} over IPv6:\n{text}"
+        );
+    }
+    // Firmware, iPXE and the installer each took a DHCPv6 binding; nothing
+    // spoke DHCPv4.
+    let bound = text.lines().filter(|l| l.contains("dhcp6 REPLY")).count();
+    assert!(bound >= 3, "{bound} DHCPv6 bindings:\n{text}");
+    assert!(!text.contains("dhcp ACK"), "{text}");
+    assert!(
+        console.contains("Start HTTP Boot over IPv6")
+            && console.contains("Configuring the network with DHCPv6"),
+        "the console does not show IPv6 boot and the installer's DHCPv6:\n{console}"
+    );
+}

@@ -238,7 +238,8 @@ fn report_replay(file: &std::path::Path, o: &crate::lease::journal::Opened) {
 impl Port {
     /// The sockets on `iface`: :67, :4011 when `pxe`, the link sender, and
     /// router advertisements when `ra`.
-    fn open(iface: Iface, pxe: bool, ra: bool, v6: bool) -> Result<Self, String> {
+    /// `v6`: DHCPv6 on, with this router lifetime in the advertisements.
+    fn open(iface: Iface, pxe: bool, ra: bool, v6: Option<u16>) -> Result<Self, String> {
         let listen = |port| {
             iface::udp_socket(&iface, port).map_err(|e| {
                 let hint = match e.kind() {
@@ -257,9 +258,9 @@ impl Port {
         // A kernel without IPv6, or without CAP_NET_RAW, serves on without
         // advertisements: iPXE then waits out its IPv6 autoconfiguration.
         let ra = if ra {
-            let managed = v6.then_some(crate::wire::icmpv6::Managed {
+            let managed = v6.map(|router_lifetime| crate::wire::icmpv6::Managed {
                 prefix: iface.v6,
-                router_lifetime: 0,
+                router_lifetime,
             });
             match Advertiser::start(
                 &iface.name,
@@ -282,7 +283,7 @@ impl Port {
         } else {
             None
         };
-        let v6 = match (v6, iface.v6) {
+        let v6 = match (v6.is_some(), iface.v6) {
             (true, Some(_)) => Some(iface::udp6_socket(&iface).map_err(|e| {
                 format!(
                     "dhcp6: cannot listen on {}:547: {e}{}",
@@ -343,7 +344,7 @@ impl Server {
         let pxe = settings.mode == Mode::Proxy || settings.pxe_menu.is_some();
         let mut ports = Vec::new();
         for iface in ifaces {
-            let v6 = config.v6.is_some();
+            let v6 = config.v6.as_ref().map(|v| v.router_lifetime);
             ports.push(Port::open(iface, pxe, config.router_advertisement, v6)?);
         }
         let iface = &ports[0].iface;
