@@ -214,6 +214,9 @@ pub struct Engine {
     expiry: BinaryHeap<Reverse<(Instant, Box<[u8]>)>>,
     held: Vec<u128>,
     cursors: Vec<u128>,
+    /// Reserved addresses, each with its host (an index into the hosts):
+    /// looked up per address a pool walk considers.
+    reserved: HashMap<Ipv6Addr, usize>,
     counters: Counters,
     epoch: Instant,
     epoch_unix: u64,
@@ -237,6 +240,7 @@ impl Engine {
     /// when the wall clock read `unix` seconds.
     pub fn new(settings: Settings, table: Table6, now: Instant, unix: u64) -> Self {
         let n = settings.subnets.len();
+        let reserved = reservations(&settings);
         Self {
             settings,
             table,
@@ -245,6 +249,7 @@ impl Engine {
             expiry: BinaryHeap::new(),
             held: vec![0; n],
             cursors: vec![0; n],
+            reserved,
             counters: Counters::default(),
             epoch: now,
             epoch_unix: unix,
@@ -259,6 +264,7 @@ impl Engine {
     /// Serves `settings` from now on (a reload), keeping leases and offers.
     pub fn reconfigure(&mut self, settings: Settings) {
         let n = settings.subnets.len();
+        self.reserved = reservations(&settings);
         self.settings = settings;
         self.cursors = vec![0; n];
         self.held = vec![0; n];
@@ -575,12 +581,7 @@ impl Engine {
     /// Whether `ip` may go to `key` (of reservation `host`): not reserved
     /// for another host, not held for another client, free in the table.
     fn usable(&self, ip: Ipv6Addr, key: &[u8], host: Option<usize>, unix: u64) -> bool {
-        let reserved_elsewhere = self
-            .settings
-            .hosts
-            .iter()
-            .enumerate()
-            .any(|(i, h)| h.ip == Some(ip) && Some(i) != host);
+        let reserved_elsewhere = self.reserved.get(&ip).is_some_and(|h| Some(*h) != host);
         !reserved_elsewhere
             && self.offered.get(&ip).is_none_or(|k| **k == *key)
             && self.table.is_free_for(ip, key, unix)
@@ -839,6 +840,16 @@ impl Engine {
         };
         Some((url, f.is_http_client()))
     }
+}
+
+/// The reserved addresses of `settings`, each with the host it is kept for.
+fn reservations(settings: &Settings) -> HashMap<Ipv6Addr, usize> {
+    settings
+        .hosts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| Some((h.ip?, i)))
+        .collect()
 }
 
 /// The `at`-th address of `ranges`.
