@@ -19,8 +19,13 @@
 //! 60 and 77, and the file a rule names becomes option 59's URL
 //! (`tftp://[server]/file`, or the rule's own `http://` URL with `{http}`
 //! filled in with the server's bracketed address).
+//!
+//! This file answers each message and decides its addresses; subnet.rs holds
+//! the links, reservations and pool arithmetic, boot.rs the boot answer.
 
+mod boot;
 mod error;
+mod subnet;
 #[cfg(test)]
 mod tests;
 
@@ -30,73 +35,14 @@ use std::net::{Ipv6Addr, SocketAddrV6};
 use std::time::{Duration, Instant};
 
 use crate::lease::{Lease6, Table6};
-use crate::proto::dhcp::policy::{self, Firmware, Rule};
+use crate::proto::dhcp::policy::{self, Rule};
 use crate::proto::dhcp::SharedProfiles;
 use crate::wire::dhcp6::{
     code, status, IaNa, Message, MessageType, Received, Writer, CLIENT_PORT, SERVER_PORT,
 };
 pub use error::Error;
-
-/// One link's addresses: its prefix and its pool (none: stateless).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subnet {
-    /// The link's prefix.
-    pub prefix: Ipv6Addr,
-    /// Its length.
-    pub len: u8,
-    /// Pool ranges, inclusive (empty: this link is served stateless).
-    pub ranges: Vec<(Ipv6Addr, Ipv6Addr)>,
-    /// Preferred lifetime of its addresses, seconds.
-    pub preferred: u32,
-    /// Valid lifetime, seconds.
-    pub valid: u32,
-    /// DNS servers (option 23).
-    pub dns: Vec<Ipv6Addr>,
-    /// Search domains (option 24).
-    pub domains: Vec<String>,
-}
-
-impl Subnet {
-    /// Whether `ip` lies in the link's prefix.
-    pub fn contains(&self, ip: Ipv6Addr) -> bool {
-        let mask = u128::MAX
-            .checked_shl(128 - u32::from(self.len.min(128)))
-            .unwrap_or(0);
-        u128::from(ip) & mask == u128::from(self.prefix) & mask
-    }
-
-    /// Whether `ip` lies in a pool range.
-    pub fn in_ranges(&self, ip: Ipv6Addr) -> bool {
-        let v = u128::from(ip);
-        self.ranges
-            .iter()
-            .any(|(a, b)| (u128::from(*a)..=u128::from(*b)).contains(&v))
-    }
-
-    /// Addresses in the pool (saturating).
-    pub fn size(&self) -> u128 {
-        self.ranges.iter().fold(0u128, |n, (a, b)| {
-            n.saturating_add(
-                u128::from(*b)
-                    .saturating_sub(u128::from(*a))
-                    .saturating_add(1),
-            )
-        })
-    }
-}
-
-/// A reservation: by MAC or by DUID, a fixed address and/or a name.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Host {
-    /// The client's MAC.
-    pub mac: Option<[u8; 6]>,
-    /// The client's DUID.
-    pub duid: Option<Vec<u8>>,
-    /// Its address.
-    pub ip: Option<Ipv6Addr>,
-    /// Its host name, for the lease.
-    pub hostname: Option<String>,
-}
+pub use subnet::{duid_ll, Host, Subnet};
+use subnet::{nth, reservations};
 
 /// Everything the engine is told at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,14 +87,6 @@ impl Default for Settings {
             profiles: None,
         }
     }
-}
-
-/// The server's DUID-LL for an interface's MAC (RFC 8415 §11.4): stable as
-/// long as the card is, and no state to keep.
-pub fn duid_ll(mac: [u8; 6]) -> Vec<u8> {
-    let mut d = vec![0, 3, 0, 1];
-    d.extend_from_slice(&mac);
-    d
 }
 
 /// Where a datagram came in.
@@ -808,97 +746,4 @@ impl Engine {
         }
         Ok(())
     }
-
-    /// Option 59 for this client, and whether it is a UEFI HTTP boot client.
-    fn boot_url(&self, c: &Client<'_>, server: Ipv6Addr) -> Option<(String, bool)> {
-        let mut packet = [0u8; 240 + 3 * 258 + 1];
-        let len = firmware_options(&c.msg, &mut packet);
-        let options = crate::wire::dhcp::Options::parse(&packet[..len]).ok()?;
-        let mac = c.mac.unwrap_or_default();
-        let mut f = Firmware::of(&options, &mac, std::net::Ipv4Addr::UNSPECIFIED);
-        f.known = c.host.is_some();
-        f.profiles = self.settings.profiles.as_ref().map(|p| &*p.0);
-        if c.mac.is_none() {
-            // Profiles and MAC rules cannot tell this client apart.
-            f.profiles = None;
-        }
-        let (_, action) = policy::decide(&self.settings.rules, &f)?;
-        if action.ignore {
-            return None;
-        }
-        let file = action.file.as_deref()?;
-        let host = format!("[{server}]");
-        let url = if file.contains("://") {
-            let http = if self.settings.http_port == 80 {
-                host.clone()
-            } else {
-                format!("{host}:{}", self.settings.http_port)
-            };
-            file.replace("{http}", &http)
-        } else {
-            format!("tftp://{host}/{}", file.trim_start_matches('/'))
-        };
-        Some((url, f.is_http_client()))
-    }
-}
-
-/// The reserved addresses of `settings`, each with the host it is kept for.
-fn reservations(settings: &Settings) -> HashMap<Ipv6Addr, usize> {
-    settings
-        .hosts
-        .iter()
-        .enumerate()
-        .filter_map(|(i, h)| Some((h.ip?, i)))
-        .collect()
-}
-
-/// The `at`-th address of `ranges`.
-fn nth(ranges: &[(Ipv6Addr, Ipv6Addr)], mut at: u128) -> Option<Ipv6Addr> {
-    for (a, b) in ranges {
-        let n = u128::from(*b)
-            .saturating_sub(u128::from(*a))
-            .saturating_add(1);
-        if at < n {
-            return Some(Ipv6Addr::from(u128::from(*a) + at));
-        }
-        at -= n;
-    }
-    None
-}
-
-/// Writes a DHCPv4-shaped packet into `buf` whose options say what `msg`
-/// says of its firmware (61 as 93, 16's first item as 60, 15's items as 77),
-/// so that the DHCPv4 boot rules read it; returns its length.
-fn firmware_options(msg: &Message<'_>, buf: &mut [u8; 240 + 3 * 258 + 1]) -> usize {
-    use crate::wire::dhcp::{code as v4, MAGIC};
-    buf[236..240].copy_from_slice(&MAGIC);
-    let mut at = 240;
-    let mut put = |c: u8, data: &[u8]| {
-        let n = data.len().min(255);
-        buf[at] = c;
-        buf[at + 1] = n as u8;
-        buf[at + 2..at + 2 + n].copy_from_slice(&data[..n]);
-        at += 2 + n;
-    };
-    if let Some(arch) = msg.options.client_arch() {
-        put(v4::CLIENT_ARCH, &arch.to_be_bytes());
-    }
-    if let Some((_, class)) = msg.options.vendor_class() {
-        put(v4::VENDOR_CLASS, class);
-    }
-    let mut classes = [0u8; 255];
-    let mut n = 0;
-    for item in msg.options.user_classes() {
-        if n + 1 + item.len() > classes.len() || item.len() > 255 {
-            break;
-        }
-        classes[n] = item.len() as u8;
-        classes[n + 1..n + 1 + item.len()].copy_from_slice(item);
-        n += 1 + item.len();
-    }
-    if n > 0 {
-        put(v4::USER_CLASS, &classes[..n]);
-    }
-    buf[at] = v4::END;
-    at + 1
 }
