@@ -167,6 +167,24 @@ pub fn prepare(dhcp: &Dhcp, snapshot: &crate::store::Snapshot) -> Dhcp {
     dhcp
 }
 
+/// A counter family with one line per `label` value (lower case), in the
+/// order given.
+fn labelled(out: &mut String, name: &str, help: &str, label: &str, counts: &[(&str, u64)]) {
+    use std::fmt::Write as _;
+    crate::metrics::family(out, name, "counter", help);
+    for (value, n) in counts {
+        let value = value.to_ascii_lowercase();
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
+    }
+}
+
+/// A map of counts by name, sorted by name.
+fn sorted<'a>(counts: &std::collections::HashMap<&'a str, u64>) -> Vec<(&'a str, u64)> {
+    let mut v: Vec<(&str, u64)> = counts.iter().map(|(k, n)| (*k, *n)).collect();
+    v.sort();
+    v
+}
+
 /// What both DHCP backends start from: the sockets, bound; the engine with
 /// its journal replayed; probes and advertisements.
 #[derive(Debug)]
@@ -534,45 +552,34 @@ impl Server {
             "DHCP datagrams handled.",
             c.received,
         );
-        family(
-            &mut out,
-            "rackboot_dhcp_messages_total",
-            "counter",
-            "DHCP messages received and understood, by type.",
-        );
-        let mut kinds: Vec<_> = c.received_by_type.iter().collect();
-        kinds.sort();
-        for (kind, n) in kinds {
-            let kind = kind.to_ascii_lowercase();
-            let _ = writeln!(out, "rackboot_dhcp_messages_total{{type=\"{kind}\"}} {n}");
-        }
-        family(
-            &mut out,
-            "rackboot_dhcp_replies_total",
-            "counter",
-            "DHCP replies written, by type.",
-        );
-        for (kind, n) in [("offer", c.offers), ("ack", c.acks), ("nak", c.naks)] {
-            let _ = writeln!(out, "rackboot_dhcp_replies_total{{type=\"{kind}\"}} {n}");
-        }
-        for (name, help, by) in [
+        let counters = [
+            (
+                "rackboot_dhcp_messages_total",
+                "DHCP messages received and understood, by type.",
+                "type",
+                sorted(&c.received_by_type),
+            ),
+            (
+                "rackboot_dhcp_replies_total",
+                "DHCP replies written, by type.",
+                "type",
+                vec![("offer", c.offers), ("ack", c.acks), ("nak", c.naks)],
+            ),
             (
                 "rackboot_dhcp_dropped_total",
                 "DHCP datagrams dropped as unusable, by reason.",
-                &c.dropped,
+                "reason",
+                sorted(&c.dropped),
             ),
             (
                 "rackboot_dhcp_unanswered_total",
                 "DHCP messages understood and left unanswered, by reason.",
-                &c.quiet,
+                "reason",
+                sorted(&c.quiet),
             ),
-        ] {
-            family(&mut out, name, "counter", help);
-            let mut reasons: Vec<_> = by.iter().collect();
-            reasons.sort();
-            for (why, n) in reasons {
-                let _ = writeln!(out, "{name}{{reason=\"{why}\"}} {n}");
-            }
+        ];
+        for (name, help, label, counts) in counters {
+            labelled(&mut out, name, help, label, &counts);
         }
         crate::metrics::histogram(
             &mut out,
@@ -628,44 +635,34 @@ impl Server {
                 "DHCPv6 datagrams handled.",
                 c6.received,
             );
-            family(
-                &mut out,
-                "rackboot_dhcp6_messages_total",
-                "counter",
-                "DHCPv6 messages received and understood, by type.",
-            );
-            let mut kinds: Vec<_> = c6.received_by_type.iter().collect();
-            kinds.sort();
-            for (kind, n) in kinds {
-                let _ = writeln!(out, "rackboot_dhcp6_messages_total{{type=\"{kind}\"}} {n}");
-            }
-            family(
-                &mut out,
-                "rackboot_dhcp6_replies_total",
-                "counter",
-                "DHCPv6 replies written, by type.",
-            );
-            for (kind, n) in [("advertise", c6.advertises), ("reply", c6.replies)] {
-                let _ = writeln!(out, "rackboot_dhcp6_replies_total{{type=\"{kind}\"}} {n}");
-            }
-            for (name, help, by) in [
+            let counters = [
+                (
+                    "rackboot_dhcp6_messages_total",
+                    "DHCPv6 messages received and understood, by type.",
+                    "type",
+                    sorted(&c6.received_by_type),
+                ),
+                (
+                    "rackboot_dhcp6_replies_total",
+                    "DHCPv6 replies written, by type.",
+                    "type",
+                    vec![("advertise", c6.advertises), ("reply", c6.replies)],
+                ),
                 (
                     "rackboot_dhcp6_dropped_total",
                     "DHCPv6 datagrams dropped as unusable, by reason.",
-                    &c6.dropped,
+                    "reason",
+                    sorted(&c6.dropped),
                 ),
                 (
                     "rackboot_dhcp6_unanswered_total",
                     "DHCPv6 messages understood and left unanswered, by reason.",
-                    &c6.quiet,
+                    "reason",
+                    sorted(&c6.quiet),
                 ),
-            ] {
-                family(&mut out, name, "counter", help);
-                let mut reasons: Vec<_> = by.iter().collect();
-                reasons.sort();
-                for (why, n) in reasons {
-                    let _ = writeln!(out, "{name}{{reason=\"{why}\"}} {n}");
-                }
+            ];
+            for (name, help, label, counts) in counters {
+                labelled(&mut out, name, help, label, &counts);
             }
             let unix = e6.unix(now);
             sample(
