@@ -835,16 +835,9 @@ fn leases(
     let now = rackboot::io::clock::unix_now();
     let mut out = String::new();
     // DHCPv4 leases, then DHCPv6's (the same journal holds both).
-    lease_rows(
-        &rackboot::lease::Table::from_records(replay.records.iter().cloned()),
-        now,
-        &mut out,
-    );
-    lease_rows(
-        &rackboot::lease::Table6::from_records(replay.records),
-        now,
-        &mut out,
-    );
+    let (v6, v4): (Vec<_>, Vec<_>) = replay.records.into_iter().partition(|r| r.is_v6());
+    lease_rows(&rackboot::lease::Table::from_records(v4), now, &mut out);
+    lease_rows(&rackboot::lease::Table6::from_records(v6), now, &mut out);
     let mut stdout = std::io::stdout().lock();
     match std::io::Write::write_all(&mut stdout, out.as_bytes()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),

@@ -49,6 +49,16 @@ pub enum Record {
     Declined6(Ipv6Addr, u64),
 }
 
+impl Record {
+    /// Whether it is a DHCPv6 record.
+    pub fn is_v6(&self) -> bool {
+        matches!(
+            self,
+            Record::Bound6(_) | Record::Freed6(_) | Record::Declined6(..)
+        )
+    }
+}
+
 /// Appends `r`, framed, to `out`.
 pub fn encode(r: &Record, out: &mut Vec<u8>) {
     let start = out.len();

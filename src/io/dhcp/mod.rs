@@ -194,6 +194,9 @@ pub struct Server {
     engine: Engine,
     /// DHCPv6, when `[dhcp6]` is on.
     engine6: Option<dhcp6::Engine>,
+    /// The journal's DHCPv6 bindings while `[dhcp6]` is off: kept through
+    /// compactions, so turning it off and on again loses none.
+    kept6: Table6,
     pub(crate) journal: Option<Journal>,
     access_log: bool,
     /// Conflict probes, when `dhcp.probe_ms` asks for them.
@@ -380,6 +383,8 @@ impl Server {
             (None, Vec::new())
         };
         let now = clock::unix_now();
+        let (mut records6, records): (Vec<Record>, Vec<Record>) =
+            records.into_iter().partition(Record::is_v6);
         let engine6 = match &config.v6 {
             Some(v6) => {
                 let first = &ports[0].iface;
@@ -394,7 +399,7 @@ impl Server {
                 s6.rules = settings.rules.clone();
                 s6.profiles = settings.profiles.clone();
                 s6.http_port = http_port;
-                let table6 = Table6::from_records(records.iter().cloned());
+                let table6 = Table6::from_records(std::mem::take(&mut records6));
                 for p in ports.iter().filter(|p| p.v6.is_some()) {
                     if let Some((addr, len)) = p.iface.v6 {
                         tracing::info!(
@@ -436,6 +441,7 @@ impl Server {
             ports,
             engine: Engine::new(settings, table, clock::now(), now),
             engine6,
+            kept6: Table6::from_records(records6),
             journal,
             access_log,
             prober,
@@ -920,16 +926,12 @@ impl Server {
         match self.journal.as_mut() {
             Some(j) => {
                 let unix = self.engine.unix(clock::now());
-                let (t4, t6) = (
-                    self.engine.table(),
-                    self.engine6.as_ref().map(|e| e.table()),
-                );
-                let live = t4.len() + t6.map_or(0, Table6::len);
+                let t4 = self.engine.table();
+                let t6 = self.engine6.as_ref().map_or(&self.kept6, |e| e.table());
+                let live = t4.len() + t6.len();
                 self.commit.start(j, live, || {
                     let mut all = t4.snapshot(unix);
-                    if let Some(t6) = t6 {
-                        all.extend(t6.snapshot(unix));
-                    }
+                    all.extend(t6.snapshot(unix));
                     all
                 })
             }
