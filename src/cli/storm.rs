@@ -78,6 +78,11 @@ pub(crate) struct Args {
     /// Hold P % of the DHCP and TFTP datagrams and frames back past later ones.
     #[arg(long, value_name = "P")]
     reorder: Option<String>,
+    /// A machine whose firmware DHCP fails (no OFFER, no ACK, a NAK) starts
+    /// its network boot again, up to N times, as firmware retrying its boot
+    /// options does [default: 0, one attempt].
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    boot_retries: u32,
 }
 
 fn parse_phase(s: &str) -> Result<Phase, String> {
@@ -172,6 +177,7 @@ fn play(args: &Args) -> Result<bool, String> {
             (_, Some(_)) => 1,
         },
         faults: rackboot::sim::faults::Faults::new(model, seed),
+        boot_retries: args.boot_retries,
     };
     let self_mode = args.interface.is_none();
     let cpu_before = storm::process_cpu();

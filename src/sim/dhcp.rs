@@ -149,6 +149,9 @@ pub struct Client {
     mac: [u8; 6],
     uuid: [u8; 16],
     xid: u32,
+    /// When the first DISCOVER left: `secs` counts from it, as EDK2 and
+    /// iPXE fill it (servers sharing clients by RFC 3074 read it).
+    started: Instant,
     state: State,
     /// A message is due: DISCOVER in Selecting, REQUEST in Requesting.
     send_due: bool,
@@ -164,6 +167,7 @@ impl Client {
             mac,
             uuid,
             xid,
+            started: now,
             state: State::Selecting {
                 attempt: 0,
                 retry_at: now + identity.retransmit()[0],
@@ -296,12 +300,14 @@ impl Client {
 
     /// The next message to broadcast to port 67, written into `out`; its length.
     #[must_use]
-    pub fn poll_transmit(&mut self, _now: Instant, out: &mut [u8]) -> Option<usize> {
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<usize> {
         if !std::mem::take(&mut self.send_due) {
             return None;
         }
+        let secs = now.saturating_duration_since(self.started).as_secs();
         let written = (|| {
             let mut w = Writer::request(out, self.xid, self.mac, true)?;
+            w.secs(u16::try_from(secs).unwrap_or(u16::MAX));
             match &self.state {
                 State::Selecting { .. } => w.message_type(MessageType::Discover)?,
                 State::Requesting { offer, .. } => {

@@ -152,6 +152,8 @@ pub struct Machine {
     tftp_server: Ipv4Addr,
     /// grub configurations followed by `configfile`.
     configs: u32,
+    /// Network boots left to start again when the firmware's DHCP fails.
+    boot_retries: u32,
 }
 
 /// What a TFTP download is to its machine.
@@ -242,6 +244,7 @@ impl Machine {
             fetches: VecDeque::new(),
             tftp_server: Ipv4Addr::UNSPECIFIED,
             configs: 0,
+            boot_retries: 0,
         }
     }
 
@@ -360,11 +363,36 @@ impl Machine {
         self.event.take()
     }
 
+    /// Starts the network boot again up to `n` times when the firmware's
+    /// DHCP fails (no OFFER, no ACK, a NAK), as firmware retrying its boot
+    /// options does (OVMF; server BIOSes' PXE retry): a new exchange, its
+    /// `secs` from 0.
+    #[must_use]
+    pub fn with_boot_retries(mut self, n: u32) -> Self {
+        self.boot_retries = n;
+        self
+    }
+
     /// Moves to the next phase when the current one has ended.
     fn advance(&mut self, now: Instant) {
         let outcome: Result<Option<Next>, String> = match &mut self.step {
             Step::Dhcp(c) => match c.poll_event() {
                 None => return,
+                Some(dhcp::Event::Failed(_))
+                    if self.phase == Phase::Dhcp && self.boot_retries > 0 =>
+                {
+                    self.boot_retries -= 1;
+                    self.phase_retries += 1;
+                    self.xid = self.xid.wrapping_add(0x0100_0000);
+                    self.step = Step::Dhcp(Client::new(
+                        now,
+                        self.identity,
+                        self.mac,
+                        self.uuid,
+                        self.xid,
+                    ));
+                    return;
+                }
                 Some(dhcp::Event::Failed(why)) => Err(why.to_owned()),
                 Some(dhcp::Event::Bound { lease, retries }) => {
                     self.phase_retries += retries;

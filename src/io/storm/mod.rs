@@ -69,6 +69,9 @@ pub struct Settings {
     pub files_per_machine: usize,
     /// What happens to the machines' datagrams and frames on the way.
     pub faults: Faults,
+    /// Times a machine whose firmware DHCP failed starts its network boot
+    /// again (the firmware's boot-option retry).
+    pub boot_retries: u32,
 }
 
 /// What the storm saw.
@@ -311,7 +314,8 @@ impl Driver {
 
     fn power_on(&mut self, now: Instant, k: usize) {
         let s = &self.settings.fleet[k];
-        let m = Machine::new(now, s.identity, s.mac, s.uuid, s.xid, self.settings.until);
+        let m = Machine::new(now, s.identity, s.mac, s.uuid, s.xid, self.settings.until)
+            .with_boot_retries(self.settings.boot_retries);
         self.slots[k] = Some(Slot {
             m,
             tftp: None,

@@ -204,3 +204,26 @@ fn edk2_chooses_when_its_retransmission_timer_runs_out_not_before() {
         Some(MessageType::Request)
     );
 }
+
+#[test]
+fn secs_counts_from_the_first_discover_as_firmware_fills_it() {
+    let t0 = testutil::t0();
+    let mut client = Client::new(t0, Identity::Edk2Pxe, mac(9), [7; 16], 0x19);
+    let mut tx = [0u8; 1500];
+    let secs = |tx: &[u8], len| {
+        crate::wire::dhcp::Packet::new_checked(&tx[..len])
+            .unwrap()
+            .secs()
+    };
+    let len = client.poll_transmit(t0, &mut tx).unwrap();
+    assert_eq!(secs(&tx, len), 0);
+    // Nobody answers: EDK2 retransmits at 4 s, then 12 s.
+    let at = client.poll_timeout().unwrap();
+    client.handle_timeout(at);
+    let len = client.poll_transmit(at, &mut tx).unwrap();
+    assert_eq!(secs(&tx, len), 4);
+    let at = client.poll_timeout().unwrap();
+    client.handle_timeout(at);
+    let len = client.poll_transmit(at, &mut tx).unwrap();
+    assert_eq!(secs(&tx, len), 12);
+}

@@ -284,3 +284,56 @@ fn a_grub_machine_without_grub_at_the_root_fails_in_nbp() {
         e => panic!("{e:?}"),
     }
 }
+
+#[test]
+fn a_failed_firmware_dhcp_starts_the_network_boot_again_when_the_firmware_retries() {
+    let t0 = testutil::t0();
+    let silent = |retries| {
+        let mut m = Machine::new(t0, Identity::IpxeBios, mac(7), [9; 16], 0x700, Phase::Dhcp)
+            .with_boot_retries(retries);
+        let mut out = [0u8; 1500];
+        let (mut now, mut xids) = (t0, Vec::new());
+        loop {
+            while let Some(Send::Dhcp { len }) = m.poll_transmit(now, &mut out) {
+                let p = crate::wire::dhcp::Packet::new_checked(&out[..len]).unwrap();
+                xids.push((p.xid(), p.secs()));
+            }
+            if let Some(e) = m.poll_event() {
+                return (e, now - t0, xids);
+            }
+            now = m.poll_timeout().unwrap();
+            m.handle_timeout(now);
+        }
+    };
+    let (once, took_once, sent_once) = silent(0);
+    assert!(
+        matches!(
+            once,
+            Event::Failed {
+                phase: Phase::Dhcp,
+                ..
+            }
+        ),
+        "{once:?}"
+    );
+    let (twice, took_twice, sent_twice) = silent(1);
+    assert!(matches!(
+        twice,
+        Event::Failed {
+            phase: Phase::Dhcp,
+            ..
+        }
+    ));
+    // iPXE's 1+2+4+8 s schedule, then again from the start: a new exchange
+    // (a new xid) whose secs counts from 0 again.
+    assert_eq!(
+        (took_once, took_twice),
+        (Duration::from_secs(15), Duration::from_secs(30))
+    );
+    assert_eq!(sent_twice.len(), 2 * sent_once.len());
+    let second = &sent_twice[sent_once.len()];
+    assert!(
+        second.0 != sent_twice[0].0 && second.1 == 0,
+        "{sent_twice:?}"
+    );
+}

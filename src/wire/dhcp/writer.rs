@@ -81,6 +81,11 @@ impl<'b> Writer<'b> {
         self.buf[field::CIADDR].copy_from_slice(&ip.octets());
     }
 
+    /// Sets `secs`: how long the client has been trying.
+    pub fn secs(&mut self, secs: u16) {
+        self.buf[field::SECS].copy_from_slice(&secs.to_be_bytes());
+    }
+
     /// Sets `siaddr` (the next server).
     pub fn siaddr(&mut self, ip: Ipv4Addr) {
         self.buf[field::SIADDR].copy_from_slice(&ip.octets());
