@@ -62,7 +62,9 @@ pub fn serve(
     // the main thread, before any thread starts.
     let dhcp = bound
         .open_dhcp(config, &published)?
-        .map(|server| server.with_mailbox(mailbox.clone()));
+        .map(|server| server.with_mailbox(mailbox.clone()))
+        .transpose()
+        .map_err(io::Error::Dhcp)?;
     // Every socket a capability opens is open: from here the main thread, and
     // every thread it starts (ours and the libraries'), keeps only what a
     // reload needs. (The admin API listens on a Unix socket, or TCP ports
@@ -233,7 +235,18 @@ impl Bound {
     /// A worker's poller failed, or the DHCP worker could not start.
     pub fn run(self, config: &Config, published: Arc<Published>) -> Result<(), io::Error> {
         let metrics = Arc::new(self.metrics());
-        let dhcp = self.open_dhcp(config, &published)?;
+        let dhcp = match self.open_dhcp(config, &published)? {
+            // The lease store's thread posts to a mailbox.
+            Some(s) if s.needs_mailbox() => {
+                let m = io::dhcp::Mailbox::new().map_err(|source| io::Error::Poll {
+                    worker: 0,
+                    op: "dhcp mailbox (eventfd)",
+                    source,
+                })?;
+                Some(s.with_mailbox(Some(m)).map_err(io::Error::Dhcp)?)
+            }
+            other => other,
+        };
         self.run_with(config, published, metrics, dhcp)
     }
 

@@ -50,6 +50,19 @@ pub struct Dhcp {
     pub uefi_snponly: bool,
     /// DHCPv6 on the same interfaces, with the same journal and boot rules.
     pub v6: Option<super::dhcp6::Dhcp6>,
+    /// The shared PostgreSQL lease store, instead of the journal.
+    pub store: Option<LeaseStore>,
+}
+
+/// `[store] backend = "postgres"`: where the leases live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseStore {
+    /// The connection URL.
+    pub url: String,
+    /// A file whose first line is the password.
+    pub password_file: Option<PathBuf>,
+    /// This server's name in the store (its rows, its announcements).
+    pub name: String,
 }
 
 impl Dhcp {
@@ -283,6 +296,7 @@ impl Validator<'_> {
                     20,
                 )? as u32,
                 options: self.tagged_options(&d.option)?,
+                balance: self.balance(d.balance.as_ref())?,
                 pxe_menu: self.pxe_menu(&d.pxe_service, d.pxe_prompt.as_ref())?,
                 options_when_asked: match &d.send_options {
                     None => false,
@@ -305,6 +319,44 @@ impl Validator<'_> {
             router_advertisement: d.router_advertisement.unwrap_or(true),
             uefi_snponly: d.uefi_snponly.unwrap_or(true),
             v6: None,
+            store: None,
+        }))
+    }
+
+    /// `[dhcp.balance]`: this server's share of the clients.
+    fn balance(
+        &self,
+        b: Option<&file::Balance>,
+    ) -> Result<Option<crate::proto::dhcp::balance::Balance>, Error> {
+        let Some(b) = b else {
+            return Ok(None);
+        };
+        let servers = *b.servers.get_ref();
+        if !(2..=16).contains(&servers) {
+            return Err(self.invalid(
+                Some(b.servers.span().start),
+                "dhcp.balance.servers",
+                format!("is {servers}"),
+                "give how many servers share the clients, from 2 to 16 (leave [dhcp.balance] out for one server)",
+            ));
+        }
+        let index = *b.index.get_ref();
+        if !(0..servers).contains(&index) {
+            return Err(self.invalid(
+                Some(b.index.span().start),
+                "dhcp.balance.index",
+                format!("is {index}, with {servers} servers"),
+                format!(
+                    "give this server's place from 0 to {}, a different one on each server",
+                    servers - 1
+                ),
+            ));
+        }
+        let wait = self.opt_int(&b.wait_secs, "dhcp.balance.wait_secs", 1..=60, 3)?;
+        Ok(Some(crate::proto::dhcp::balance::Balance {
+            servers: servers as u8,
+            index: index as u8,
+            wait_secs: wait as u16,
         }))
     }
 

@@ -297,6 +297,8 @@ pub struct Dhcp {
     pub no_pxedhcp: Option<bool>,
     /// The built-in UEFI PXE rule names snponly.efi when it is served.
     pub uefi_snponly: Option<bool>,
+    /// `[dhcp.balance]`: several servers share the clients (RFC 3074).
+    pub balance: Option<Balance>,
     /// `[[dhcp.subnet]]`
     #[serde(default)]
     pub subnet: Vec<Subnet>,
@@ -614,6 +616,26 @@ pub struct Store {
     pub max_mib: Option<Spanned<i64>>,
     /// Lock boot files in memory.
     pub mlock: Option<bool>,
+    /// Where DHCP leases live: `journal` (the default) or `postgres`.
+    pub backend: Option<Spanned<String>>,
+    /// The PostgreSQL connection URL (`backend = "postgres"`).
+    pub url: Option<Spanned<String>>,
+    /// A file whose first line is the database password.
+    pub password_file: Option<Spanned<String>>,
+    /// This server's name in the shared store (default: the host name).
+    pub server_name: Option<Spanned<String>>,
+}
+
+/// `[dhcp.balance]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Balance {
+    /// How many servers share the clients.
+    pub servers: Spanned<i64>,
+    /// This server's place among them, from 0.
+    pub index: Spanned<i64>,
+    /// A client whose `secs` reaches this is answered by every server.
+    pub wait_secs: Option<Spanned<i64>>,
 }
 
 /// `[log]`

@@ -378,6 +378,7 @@ impl Config {
         let busy_poll = Duration::from_micros(busy_poll_us as u64);
         let mut dhcp = v.dhcp(raw.dhcp.as_ref(), cli, listen.port(), v6_asked)?;
         v.dhcp6(raw.dhcp6.as_ref(), cli, dhcp.as_mut())?;
+        v.lease_store(&raw.store, dhcp.as_mut())?;
         // PXE firmware fetches its first file over TFTP: a boot server that
         // answers DHCP turns TFTP on unless told where.
         let wants_tftp = dhcp.is_some() && raw.tftp.is_none();
@@ -580,6 +581,108 @@ impl Validator<'_> {
         })
     }
 
+    /// `[store] backend`, `url`, `password_file`, `server_name`: the
+    /// shared PostgreSQL lease store, given to `dhcp`.
+    fn lease_store(&self, st: &file::Store, dhcp: Option<&mut dhcp::Dhcp>) -> Result<(), Error> {
+        let key_at = |k: &Option<Spanned<String>>| k.as_ref().map(|s| s.span().start);
+        let postgres = match &st.backend {
+            None => false,
+            Some(b) if b.get_ref() == "journal" => false,
+            Some(b) if b.get_ref() == "postgres" => true,
+            Some(b) => {
+                return Err(self.invalid(
+                    Some(b.span().start),
+                    "store.backend",
+                    format!("is {:?}", b.get_ref()),
+                    "write \"journal\" (leases in dhcp.lease_file, the default) or \"postgres\" (shared by several servers; set store.url)",
+                ))
+            }
+        };
+        if !postgres {
+            for (k, name) in [
+                (&st.url, "store.url"),
+                (&st.password_file, "store.password_file"),
+                (&st.server_name, "store.server_name"),
+            ] {
+                if k.is_some() {
+                    return Err(self.invalid(
+                        key_at(k),
+                        name,
+                        "is set but the leases are kept in the journal".into(),
+                        "add store.backend = \"postgres\", or remove the key",
+                    ));
+                }
+            }
+            return Ok(());
+        }
+        let Some(url) = &st.url else {
+            return Err(self.invalid(
+                key_at(&st.backend),
+                "store.url",
+                "is missing with store.backend = \"postgres\"".into(),
+                "add store.url = \"postgresql://rackboot@db.example:5432/rackboot\"",
+            ));
+        };
+        if let Err(e) = url.get_ref().parse::<postgres::Config>() {
+            return Err(self.invalid(
+                Some(url.span().start),
+                "store.url",
+                format!("does not parse: {e}"),
+                "write postgresql://user@host:port/dbname (a password goes in store.password_file)",
+            ));
+        }
+        let password_file = match &st.password_file {
+            Some(p) if !Path::new(p.get_ref()).is_file() => {
+                return Err(self.invalid(
+                    Some(p.span().start),
+                    "store.password_file",
+                    format!("{} is not a readable file", p.get_ref()),
+                    "give a file whose first line is the database password",
+                ))
+            }
+            Some(p) => Some(PathBuf::from(p.get_ref())),
+            None => None,
+        };
+        let name = match &st.server_name {
+            Some(n)
+                if n.get_ref().is_empty()
+                    || n.get_ref().contains(char::is_whitespace)
+                    || n.get_ref().len() > 63 =>
+            {
+                return Err(self.invalid(
+                    Some(n.span().start),
+                    "store.server_name",
+                    format!("is {:?}", n.get_ref()),
+                    "give a name of 1 to 63 characters without spaces, different on each server",
+                ))
+            }
+            Some(n) => n.get_ref().clone(),
+            None => host_name(),
+        };
+        let Some(d) = dhcp else {
+            return Err(self.invalid(
+                key_at(&st.backend),
+                "store.backend",
+                "is \"postgres\" but DHCP is off: the store holds DHCP leases".into(),
+                "add a [dhcp] table (or --interface), or remove store.backend",
+            ));
+        };
+        if d.v6.is_some() {
+            return Err(self.invalid(
+                key_at(&st.backend),
+                "store.backend",
+                "is \"postgres\" with [dhcp6] on: DHCPv6 leases are kept in the journal only so far".into(),
+                "serve DHCPv6 from a server with the journal (remove store.backend there), or leave [dhcp6] out",
+            ));
+        }
+        d.store = Some(dhcp::LeaseStore {
+            url: url.get_ref().clone(),
+            password_file,
+            name,
+        });
+        Ok(())
+    }
+
     fn invalid(
         &self,
         at: Option<usize>,
@@ -738,3 +841,12 @@ impl Validator<'_> {
 
 #[cfg(test)]
 mod tests;
+
+/// This host's name (the default `store.server_name`).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "rackboot".into())
+}

@@ -108,6 +108,13 @@ pub fn encode(r: &Record, out: &mut Vec<u8>) {
     out[start + 2..start + HEADER].copy_from_slice(&crc.to_le_bytes());
 }
 
+/// The length of the framed record `bytes` begins with, if its header is
+/// whole.
+pub fn record_len(bytes: &[u8]) -> Option<usize> {
+    let len = u16::from_le_bytes([*bytes.first()?, *bytes.get(1)?]);
+    Some(HEADER + usize::from(len))
+}
+
 /// What a replay of the journal's bytes found.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Replay {

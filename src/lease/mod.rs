@@ -12,6 +12,7 @@
 )]
 
 pub mod journal;
+pub mod pg;
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -174,6 +175,14 @@ impl<A: Family> Leases<A> {
     fn record(&mut self, c: Change<A>) {
         journal::encode(&A::record(c.clone()), &mut self.pending);
         self.apply(c);
+    }
+
+    /// Applies a change another server made (or the store's own view of an
+    /// address): the table follows it, and nothing is queued to write.
+    pub fn learn(&mut self, r: Record) {
+        if let Some(c) = A::change(r) {
+            self.apply(c);
+        }
     }
 
     /// Binds `lease.ip` to `lease.client` (a new lease or a renewal).

@@ -27,6 +27,7 @@ mod metrics;
 mod netns;
 mod ns;
 mod package;
+mod postgres;
 mod profiles;
 mod reload;
 mod storm;

@@ -165,6 +165,28 @@ impl Commit {
         self.next.push((p, buf));
     }
 
+    /// ACKs waiting for the next commit.
+    pub(super) fn waiting(&self) -> usize {
+        self.next.len()
+    }
+
+    /// The waiting ACKs, taken (to send, or to drop).
+    pub(super) fn take_waiting(&mut self) -> Acks {
+        std::mem::take(&mut self.next)
+    }
+
+    /// A commit to a remote store began: it covers the ACKs waiting now.
+    pub(super) fn begin_remote(&mut self) {
+        self.in_sync = std::mem::take(&mut self.next);
+        self.busy = true;
+    }
+
+    /// The remote commit ended: the ACKs it covered.
+    pub(super) fn end_remote(&mut self) -> Acks {
+        self.busy = false;
+        std::mem::take(&mut self.in_sync)
+    }
+
     /// Takes back the buffers of ACKs that were sent.
     pub(super) fn recycle(&mut self, acks: Acks) {
         self.spare.extend(

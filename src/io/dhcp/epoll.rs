@@ -112,7 +112,9 @@ impl Worker {
             let deadline = self.server.deadline();
             let now = self.turn.wait(&mut self.poll, deadline, false)?;
             self.server.handle_timeout(now);
-            self.server.handle_commands(now);
+            let acks = self.server.handle_commands(now);
+            self.send_all(&acks);
+            self.server.recycle(acks);
             if let Some(result) = self.syncer.as_mut().and_then(Syncer::poll) {
                 let acks = self.server.synced(result);
                 self.send_all(&acks);

@@ -32,6 +32,8 @@ pub enum Command {
         /// Where the answer goes.
         reply: Sender<Vec<LeaseView>>,
     },
+    /// The PostgreSQL lease store's thread reports (remote.rs).
+    Store(super::remote::Event),
     /// Free the lease on this address, durably, before the answer.
     Free {
         /// The address.

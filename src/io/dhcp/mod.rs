@@ -40,6 +40,7 @@ mod commit;
 pub mod epoll;
 mod iface;
 mod mailbox;
+pub mod remote;
 mod sync_thread;
 
 pub(crate) use commit::{Acks, Start};
@@ -198,6 +199,10 @@ pub struct Server {
     /// compactions, so turning it off and on again loses none.
     kept6: Table6,
     pub(crate) journal: Option<Journal>,
+    /// The PostgreSQL lease store, instead of the journal (remote.rs).
+    remote: Option<remote::Remote>,
+    /// Its connection and name until the mailbox lets its thread start.
+    remote_start: Option<(remote::Target, remote::Connected)>,
     access_log: bool,
     /// Conflict probes, when `dhcp.probe_ms` asks for them.
     pub(crate) prober: Option<Prober>,
@@ -370,7 +375,14 @@ impl Server {
         }
         let iface = &ports[0].iface;
         // A proxy gives no addresses, so it keeps no journal.
-        let (journal, records) = if settings.mode == Mode::Server {
+        let mut remote_start = None;
+        let (journal, records) = if let (Mode::Server, Some(target)) =
+            (settings.mode, &config.store)
+        {
+            let (client, records) = remote::open(target).map_err(|e| format!("dhcp: {e}"))?;
+            remote_start = Some((target.clone(), client));
+            (None, records)
+        } else if settings.mode == Mode::Server {
             let o = Journal::open(&config.lease_file)
                 .map_err(|e| format!("dhcp: lease file {}: {e}", config.lease_file.display()))?;
             report_replay(&config.lease_file, &o);
@@ -443,6 +455,8 @@ impl Server {
             engine6,
             kept6: Table6::from_records(records6),
             journal,
+            remote: None,
+            remote_start,
             access_log,
             prober,
             commit: commit::Commit::default(),
@@ -453,6 +467,11 @@ impl Server {
         })
     }
 
+    /// Whether it waits for a mailbox to start its lease store's thread.
+    pub fn needs_mailbox(&self) -> bool {
+        self.remote_start.is_some()
+    }
+
     /// Sends what it answers to the fleet view through `sink`.
     #[must_use]
     pub fn with_fleet(mut self, sink: crate::fleet::Sink) -> Self {
@@ -460,18 +479,32 @@ impl Server {
         self
     }
 
-    /// Takes commands from `mailbox` (a reload's settings).
-    #[must_use]
-    pub fn with_mailbox(mut self, mailbox: Option<Arc<Mailbox>>) -> Self {
+    /// Takes commands from `mailbox` (a reload's settings), and starts the
+    /// lease store's thread, which posts to it.
+    ///
+    /// # Errors
+    /// The lease store's thread cannot start (it posts to the mailbox).
+    pub fn with_mailbox(mut self, mailbox: Option<Arc<Mailbox>>) -> Result<Self, String> {
         self.mailbox = mailbox;
-        self
+        if let Some((target, client)) = self.remote_start.take() {
+            let Some(m) = self.mailbox.clone() else {
+                return Err("dhcp: the PostgreSQL lease store needs the worker's mailbox".into());
+            };
+            self.remote = Some(
+                remote::Remote::spawn(target, client, m)
+                    .map_err(|e| format!("dhcp: cannot start the lease store's thread: {e}"))?,
+            );
+        }
+        Ok(self)
     }
 
-    /// Carries out what the mailbox holds.
-    pub(crate) fn handle_commands(&mut self, now: Instant) {
+    /// Carries out what the mailbox holds; returns the ACKs a commit to the
+    /// lease store released, to send.
+    pub(crate) fn handle_commands(&mut self, now: Instant) -> Acks {
         let Some(mailbox) = &self.mailbox else {
-            return;
+            return Vec::new();
         };
+        let mut acks = Vec::new();
         for command in mailbox.take() {
             match command {
                 Command::Reconfigure {
@@ -541,6 +574,54 @@ impl Server {
                 Command::Metrics { reply } => {
                     let _ = reply.send(self.metrics(now));
                 }
+                Command::Store(event) => acks.extend(self.stored(event)),
+            }
+        }
+        acks
+    }
+
+    /// What the lease store's thread reported: the ACKs a commit released.
+    fn stored(&mut self, event: remote::Event) -> Acks {
+        let Some(r) = self.remote.as_mut() else {
+            return Vec::new();
+        };
+        match event {
+            remote::Event::Committed { result, took } => {
+                let covered = self.commit.end_remote();
+                match result {
+                    Ok(done) => {
+                        r.ended(true, took, done.refused.len());
+                        for t in done.truth {
+                            self.engine.learn(t);
+                        }
+                        if done.refused.is_empty() {
+                            return covered;
+                        }
+                        tracing::info!(
+                            addresses = ?done.refused,
+                            "dhcp: the lease store gave these addresses to another server's clients; their ACKs are not sent (the clients are NAKed on their retry)"
+                        );
+                        covered
+                            .into_iter()
+                            .filter(|(p, _)| match p.reply {
+                                Answer::V4(a) => !done.refused.contains(&a.ip),
+                                Answer::V6(_) => true,
+                            })
+                            .collect()
+                    }
+                    Err(_) => {
+                        r.ended(false, took, 0);
+                        self.commit.health.acks_held_back += covered.len() as u64;
+                        Vec::new()
+                    }
+                }
+            }
+            remote::Event::Learned(records) | remote::Event::Reloaded(records) => {
+                r.learned += records.len() as u64;
+                for rec in records {
+                    self.engine.learn(rec);
+                }
+                Vec::new()
             }
         }
     }
@@ -601,6 +682,22 @@ impl Server {
             "OFFERs made without holding their address: the subnet's held offers were at dhcp.held_offers_percent (a DISCOVER flood).",
             c.offers_unheld,
         );
+        if let Some(r) = &self.remote {
+            let store: [(&str, &str, &str, String); 9] = [
+                ("rackboot_dhcp_store_commits_total", "counter", "Commits to the PostgreSQL lease store that ended (each covers every change of its group).", r.commits.to_string()),
+                ("rackboot_dhcp_store_commit_seconds_total", "counter", "Time those commits took, summed (divide by the commits for the mean).", format!("{:.6}", r.commit_secs)),
+                ("rackboot_dhcp_store_commit_last_seconds", "gauge", "The last commit's time.", format!("{:.6}", r.last_commit.as_secs_f64())),
+                ("rackboot_dhcp_store_queue", "gauge", "ACKs waiting for the next commit (they leave once it ends).", self.commit.waiting().to_string()),
+                ("rackboot_dhcp_store_refused_total", "counter", "Bindings the store refused: another server's client held the address (their ACKs were not sent).", r.refused.to_string()),
+                ("rackboot_dhcp_store_failures_total", "counter", "Commits that failed (the database slow, down or unreachable): their ACKs were not sent.", r.failures.to_string()),
+                ("rackboot_dhcp_store_failing", "gauge", "1 while the last commit failed, else 0.", u64::from(r.failing).to_string()),
+                ("rackboot_dhcp_store_learned_total", "counter", "Lease changes learned from the other servers sharing the store.", r.learned.to_string()),
+                ("rackboot_dhcp_store_queue_overflow_total", "counter", "ACKs not sent because too many waited for the store (the clients retry).", r.overflow.to_string()),
+            ];
+            for (name, kind, help, value) in store {
+                sample(&mut out, name, kind, help, value);
+            }
+        }
         let h = &self.commit.health;
         family(
             &mut out,
@@ -704,6 +801,13 @@ impl Server {
             return Err(format!("no lease holds {ip}"));
         }
         let bytes = self.engine.take_journal();
+        if let Some(r) = self.remote.as_mut() {
+            // Committed with the turn's group, which starts before the
+            // worker waits again.
+            r.pending.extend_from_slice(&bytes);
+            tracing::info!(%ip, "dhcp: lease freed by the admin API");
+            return Ok(());
+        }
         let Some(journal) = self.journal.as_mut() else {
             return Ok(());
         };
@@ -888,7 +992,7 @@ impl Server {
 
     /// Whether `p` promises a lease, so must wait until its record is on disk.
     pub(crate) fn needs_sync(&self, p: &Pending) -> bool {
-        self.journal.is_some() && p.reply.promises_lease()
+        (self.journal.is_some() || self.remote.is_some()) && p.reply.promises_lease()
     }
 
     /// Writes the batch's lease changes to the journal (the sync comes later);
@@ -900,6 +1004,10 @@ impl Server {
             bytes.extend(e6.take_journal());
         }
         if bytes.is_empty() {
+            return;
+        }
+        if let Some(r) = self.remote.as_mut() {
+            r.pending.extend_from_slice(&bytes);
             return;
         }
         let Some(journal) = self.journal.as_mut() else {
@@ -921,8 +1029,21 @@ impl Server {
         }
     }
 
-    /// Starts the next journal sync, if one is due.
+    /// Starts the next journal sync (or lease store commit), if one is due.
     pub(crate) fn start_sync(&mut self) -> Start {
+        if let Some(r) = self.remote.as_mut() {
+            if r.busy {
+                return Start::Idle;
+            }
+            if r.start(self.engine.unix(clock::now())) {
+                self.commit.begin_remote();
+            } else if r.pending.is_empty() && self.commit.waiting() > 0 {
+                // ACKs whose records were committed already (a renewal
+                // repeated within one batch).
+                return Start::Ready(self.commit.take_waiting());
+            }
+            return Start::Idle;
+        }
         match self.journal.as_mut() {
             Some(j) => {
                 let unix = self.engine.unix(clock::now());
@@ -941,6 +1062,13 @@ impl Server {
 
     /// Holds an ACK until the sync that covers its record.
     pub(crate) fn hold(&mut self, p: Pending, bytes: &[u8]) {
+        if let Some(r) = self.remote.as_mut() {
+            if self.commit.waiting() >= remote::MAX_WAITING {
+                // The store is slow: past the bound, the client retries.
+                r.overflow += 1;
+                return;
+            }
+        }
         self.commit.hold(p, bytes);
     }
 

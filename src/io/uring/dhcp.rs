@@ -295,7 +295,11 @@ impl Worker {
             Tag::Probe => self.probe_armed = false,
             Tag::Mailbox => {
                 self.mailbox_armed = false;
-                self.server.handle_commands(now);
+                let acks = self.server.handle_commands(now);
+                for (p, bytes) in &acks {
+                    self.send(p, bytes)?;
+                }
+                self.server.recycle(acks);
             }
             Tag::Ra(port) => {
                 self.ports[port].ra_armed = false;

@@ -44,6 +44,10 @@ pub enum Error {
     /// The client chose another server's offer.
     #[error("client chose another server")]
     OtherServer,
+    /// The client is another server's to answer first ([dhcp.balance]), and
+    /// has not waited long enough for this one to step in.
+    #[error("another server's share (load balancing), not waited long enough")]
+    OtherServersShare,
     /// SELECTING for an address this server did not offer.
     #[error("requested address was not offered")]
     NotOffered,
@@ -142,6 +146,7 @@ impl Error {
             Error::PoolExhausted => "pool_exhausted",
             Error::ProbeInProgress => "probe_in_progress",
             Error::OtherServer => "other_server",
+            Error::OtherServersShare => "other_servers_share",
             Error::NotOffered => "not_offered",
             Error::NotOnNetwork => "not_on_network",
             Error::Unavailable => "unavailable",

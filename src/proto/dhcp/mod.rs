@@ -15,6 +15,7 @@
 //! Lease changes are queued as journal records in the table; the backend makes
 //! them durable ([`Engine::take_journal`]) before it sends the replies.
 
+pub mod balance;
 mod error;
 mod flood;
 pub mod policy;
@@ -88,6 +89,8 @@ pub struct Settings {
     pub answers_per_mac: u32,
     /// The boot profiles, for rules that ask for a client's loader.
     pub profiles: Option<SharedProfiles>,
+    /// This server's share of the clients when several serve one pool.
+    pub balance: Option<balance::Balance>,
 }
 
 /// The boot profiles as the DHCP engine holds them: settings are equal when
@@ -127,6 +130,7 @@ impl Default for Settings {
             held_offers_percent: 50,
             answers_per_mac: 20,
             profiles: None,
+            balance: None,
         }
     }
 }
@@ -277,7 +281,7 @@ impl Engine {
     /// when the wall clock read `unix` seconds.
     pub fn new(settings: Settings, table: Table, now: Instant, unix: u64) -> Self {
         let reserved = reservations(&settings);
-        let cursors = vec![0; settings.subnets.len()];
+        let cursors = first_cursors(&settings);
         let guard = flood::Guard::new(settings.subnets.len());
         Self {
             settings,
@@ -318,7 +322,7 @@ impl Engine {
     /// and not renewed ([`Error::PoolGone`]).
     pub fn reconfigure(&mut self, settings: Settings, now: Instant) -> usize {
         self.reserved = reservations(&settings);
-        self.cursors = vec![0; settings.subnets.len()];
+        self.cursors = first_cursors(&settings);
         self.settings = settings;
         self.recount_held();
         let unix = self.unix(now);
@@ -329,6 +333,20 @@ impl Engine {
                     && !self.reserved.contains_key(&l.ip)
             })
             .count()
+    }
+
+    /// Follows a change another server made to the shared lease store (or
+    /// the store's answer about an address): the table takes it, nothing is
+    /// queued to write.
+    pub fn learn(&mut self, r: crate::lease::Record) {
+        let freed = match r {
+            crate::lease::Record::Freed(ip) => Some(ip),
+            _ => None,
+        };
+        self.table.learn(r);
+        if let Some(ip) = freed {
+            self.rewind(ip);
+        }
     }
 
     /// The lease table.
@@ -572,6 +590,16 @@ impl Engine {
         }
         let client = r.client.as_bytes();
         let requested = r.options.ip(code::REQUESTED_IP);
+        if let Some(b) = self.settings.balance {
+            // Clients not yet bound to a server: DISCOVER, and INIT-REBOOT.
+            let unbound = r.kind == MessageType::Discover
+                || (r.kind == MessageType::Request
+                    && r.options.ip(code::SERVER_ID).is_none()
+                    && r.packet.ciaddr().is_unspecified());
+            if unbound && !b.answers(r.packet.chaddr(), r.packet.secs()) {
+                return Err(Error::OtherServersShare);
+            }
+        }
         match r.kind {
             MessageType::Discover => {
                 let held = self
@@ -811,4 +839,15 @@ impl Engine {
     pub fn offers(&self, now: Instant) -> usize {
         self.offers.values().filter(|o| o.expires_at > now).count()
     }
+}
+
+/// Where each subnet's allocation walk begins: at the start, or, when
+/// servers share the pool, at this server's part of it, so that two servers
+/// allocating at once seldom reach for the same address.
+fn first_cursors(settings: &Settings) -> Vec<u64> {
+    settings
+        .subnets
+        .iter()
+        .map(|s| pool::share(settings.balance, s.size()).0)
+        .collect()
 }

@@ -122,16 +122,23 @@ impl Engine {
             }
         }
         let size = self.settings.subnets[subnet].size();
-        let start = self.cursors[subnet];
-        // First pass, in order from the cursor: addresses no other client ever
-        // held. Second pass: expired leases of other clients.
+        let (lo, hi) = self.share(size);
+        let start = self.cursors[subnet].clamp(lo, hi.saturating_sub(1).max(lo));
+        // First pass: addresses no other client ever held, this server's
+        // share from the cursor (the whole pool when it serves alone), then
+        // the other servers' shares from the pool's top down, so that a
+        // server past its share meets its peers' allocations last. Second
+        // pass: expired leases of other clients.
         let fresh =
             |ip| !matches!(self.table.get(ip), Some(Entry::Bound(l)) if *l.client != *client);
-        for step in 0..size {
-            let i = (start + step) % size;
+        let own = (start..hi).chain(lo..start);
+        let others = (0..size).rev().filter(|i| !(lo..hi).contains(i));
+        for i in own.chain(others) {
             let ip = self.settings.subnets[subnet].nth(i)?;
             if fresh(ip) && self.usable(now, subnet, ip, client, mac) {
-                self.cursors[subnet] = (i + 1) % size;
+                if (lo..hi).contains(&i) {
+                    self.cursors[subnet] = if i + 1 >= hi { lo } else { i + 1 };
+                }
                 return Some(ip);
             }
         }
@@ -152,10 +159,33 @@ impl Engine {
     /// Moves the allocation cursor back to `ip` when it became free below it,
     /// so that the pool stays packed from its start.
     pub(super) fn rewind(&mut self, ip: Ipv4Addr) {
+        let balance = self.settings.balance;
         for (s, cursor) in self.settings.subnets.iter().zip(&mut self.cursors) {
             if let Some(i) = s.index(ip) {
-                *cursor = (*cursor).min(i);
+                let (lo, hi) = share(balance, s.size());
+                if (lo..hi).contains(&i) {
+                    *cursor = (*cursor).min(i);
+                }
             }
         }
+    }
+
+    /// This server's share of a pool of `size` addresses, as index bounds:
+    /// all of it, or its part when servers share the pool.
+    fn share(&self, size: u64) -> (u64, u64) {
+        share(self.settings.balance, size)
+    }
+}
+
+/// The share of a pool of `size` addresses of the server `balance` names:
+/// the N servers split it into N consecutive parts.
+pub(super) fn share(balance: Option<super::balance::Balance>, size: u64) -> (u64, u64) {
+    match balance {
+        Some(b) => {
+            let n = u64::from(b.servers.max(1));
+            let k = u64::from(b.index);
+            (size * k / n, size * (k + 1) / n)
+        }
+        None => (0, size),
     }
 }

@@ -1297,3 +1297,77 @@ fn an_arm64_machine_of_a_grub_profile_gets_arm64s_shim_only_where_it_is_served()
         );
     }
 }
+
+/// Two engines sharing the 10.77.0.100-199 pool (RFC 3074 style).
+fn pair_member(index: u8) -> Engine {
+    let s = Settings {
+        balance: Some(balance::Balance {
+            servers: 2,
+            index,
+            wait_secs: 3,
+        }),
+        ..settings()
+    };
+    Engine::new(s, Table::default(), base(), NOW)
+}
+
+#[test]
+fn servers_sharing_a_pool_answer_their_own_share_and_a_waiting_client_of_the_other() {
+    let (mut a, mut b) = (pair_member(0), pair_member(1));
+    let mut from = [Vec::new(), Vec::new()];
+    for mac in 0..40u8 {
+        let m = Msg::new(T::Discover, mac);
+        let (ga, gb) = (send(&mut a, &m), send(&mut b, &m));
+        // Exactly one server answers a client that has not waited.
+        match (&ga.outcome, &gb.outcome) {
+            (Ok(Outcome::Reply(r)), Err(Error::OtherServersShare)) => from[0].push(r.ip),
+            (Err(Error::OtherServersShare), Ok(Outcome::Reply(r))) => from[1].push(r.ip),
+            other => panic!("{mac}: {other:?}"),
+        }
+    }
+    assert!(from.iter().all(|f| f.len() >= 10), "{from:?}");
+    // Each allocates from its own half: .100-.149 and .150-.199.
+    assert!(from[0].iter().all(|ip| ip.octets()[3] < 150), "{from:?}");
+    assert!(from[1].iter().all(|ip| ip.octets()[3] >= 150), "{from:?}");
+    // A client of server 1's share whose DISCOVER says it waited 3 s (server
+    // 1 is down) gets server 0's OFFER.
+    let mac = (100..=255u8)
+        .find(|&m| {
+            b.settings()
+                .balance
+                .unwrap()
+                .owner(&[0x52, 0x54, 0, 0, 0, m])
+                == 1
+        })
+        .unwrap();
+    let mut bytes = Msg::new(T::Discover, mac).bytes();
+    assert!(matches!(
+        send_at(&mut a, &bytes, 67, NOW).outcome,
+        Err(Error::OtherServersShare)
+    ));
+    bytes[8..10].copy_from_slice(&3u16.to_be_bytes());
+    let offer = send_at(&mut a, &bytes, 67, NOW).reply();
+    assert_eq!(offer.kind, T::Offer);
+    assert_eq!(a.counters().dropped.get("other_servers_share"), None);
+}
+
+#[test]
+fn a_lease_learned_from_another_server_is_never_offered() {
+    let mut e = engine();
+    // Another server bound .100 (the first address this one would offer).
+    e.learn(journal::Record::Bound(crate::lease::Lease {
+        ip: Ipv4Addr::new(10, 77, 0, 100),
+        client: vec![1, 0x52, 0x54, 0, 0, 9, 9].into(),
+        hw: vec![0x52, 0x54, 0, 0, 9, 9].into(),
+        hostname: "".into(),
+        expires: NOW + 600,
+    }));
+    assert!(
+        e.take_journal().is_empty(),
+        "a learned change is not written again"
+    );
+    assert_eq!(dora(&mut e, 1), Ipv4Addr::new(10, 77, 0, 101));
+    // Freed there: free here too.
+    e.learn(journal::Record::Freed(Ipv4Addr::new(10, 77, 0, 100)));
+    assert_eq!(dora(&mut e, 2), Ipv4Addr::new(10, 77, 0, 100));
+}

@@ -1,0 +1,659 @@
+//! Several rackboot servers over one PostgreSQL lease store: PostgreSQL from
+//! Debian's package, initialised and started here in a temporary directory
+//! (its socket there, TCP on a private loopback port), torn down after.
+//! Servers run in network namespaces on one bridged segment and reach the
+//! database through its Unix socket (a path, so namespaces share it);
+//! `rackboot storm` plays the machines as raw frames. Needs root.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::Duration;
+
+use crate::dhcp::Capture;
+use crate::ns::{sh, spawn_in, Kill, Net};
+use crate::storm::{n, storm};
+use crate::support::{run, Fixture, Server, TempDir};
+
+/// A PostgreSQL server of its own.
+pub(crate) struct Postgres {
+    dir: TempDir,
+    bin: PathBuf,
+    pub(crate) port: u16,
+}
+
+fn as_postgres(tool: &std::path::Path, args: &[&str]) -> Output {
+    let mut all = vec!["-u", "postgres", "--", tool.to_str().unwrap()];
+    all.extend_from_slice(args);
+    run("runuser", &all)
+}
+
+impl Postgres {
+    pub(crate) fn start() -> Self {
+        let pkgs = run(
+            "sh",
+            &[
+                "-c",
+                "dpkg-query -W -f='${Package}\\n' 'postgresql-[0-9]*' 2>/dev/null",
+            ],
+        );
+        let pkg = String::from_utf8_lossy(&pkgs.stdout)
+            .lines()
+            .find(|p| p["postgresql-".len()..].chars().all(|c| c.is_ascii_digit()))
+            .map(str::to_owned);
+        let initdb = pkg.and_then(|p| {
+            let files = run("dpkg", &["-L", &p]);
+            String::from_utf8_lossy(&files.stdout)
+                .lines()
+                .find(|l| l.ends_with("/bin/initdb"))
+                .map(PathBuf::from)
+        });
+        let Some(initdb) = initdb else {
+            panic!("PostgreSQL is not installed: apt-get install postgresql");
+        };
+        let bin = initdb.parent().unwrap().to_path_buf();
+        let dir = TempDir::new("pg");
+        sh(&format!("chown postgres {}", dir.0.display()));
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let data = dir.0.join("data");
+        let o = as_postgres(
+            &initdb,
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-A",
+                "trust",
+                "-U",
+                "rackboot",
+                "--no-sync",
+            ],
+        );
+        assert!(
+            o.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let pg = Self { dir, bin, port };
+        pg.up();
+        let o = as_postgres(
+            &pg.bin.join("createdb"),
+            &[
+                "-h",
+                pg.socket(),
+                "-p",
+                &port.to_string(),
+                "-U",
+                "rackboot",
+                "rackboot",
+            ],
+        );
+        assert!(
+            o.status.success(),
+            "createdb: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        pg
+    }
+
+    fn socket(&self) -> &str {
+        self.dir.0.to_str().unwrap()
+    }
+
+    /// Starts (or restarts) the server and waits until it accepts.
+    pub(crate) fn up(&self) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=50",
+            self.port,
+            self.socket()
+        );
+        let log = self.dir.0.join("log");
+        let o = as_postgres(
+            &self.bin.join("pg_ctl"),
+            &[
+                "-D",
+                self.dir.0.join("data").to_str().unwrap(),
+                "-o",
+                &opts,
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "start",
+            ],
+        );
+        assert!(
+            o.status.success(),
+            "pg_ctl start: {}{}",
+            String::from_utf8_lossy(&o.stderr),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    /// Stops the server at once (as a crash would: no checkpoint).
+    pub(crate) fn down(&self) {
+        let o = as_postgres(
+            &self.bin.join("pg_ctl"),
+            &[
+                "-D",
+                self.dir.0.join("data").to_str().unwrap(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        );
+        assert!(
+            o.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    /// The connection string rackboot is given: the Unix socket.
+    pub(crate) fn url(&self) -> String {
+        format!(
+            "host={} port={} user=rackboot dbname=rackboot",
+            self.socket(),
+            self.port
+        )
+    }
+
+    /// One query's rows, `|`-separated.
+    pub(crate) fn query(&self, sql: &str) -> Vec<String> {
+        let psql = self.bin.join("psql");
+        let o = as_postgres(
+            &psql,
+            &[
+                "-At",
+                "-h",
+                self.socket(),
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "rackboot",
+                "rackboot",
+                "-c",
+                sql,
+            ],
+        );
+        assert!(
+            o.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = as_postgres(
+            &self.bin.join("pg_ctl"),
+            &[
+                "-D",
+                self.dir.0.join("data").to_str().unwrap(),
+                "-m",
+                "immediate",
+                "stop",
+            ],
+        );
+    }
+}
+
+/// A bridged segment of /20 (2,000 machines' worth): servers on `.0.1`,
+/// `.0.2`, ... and one namespace for the storm, without an address.
+fn segment(net: &mut Net, servers: usize) -> (Vec<String>, String) {
+    let sw = net.ns("w");
+    sh(&format!(
+        "ip -n {sw} link add br0 type bridge && ip -n {sw} link set br0 up"
+    ));
+    let mut out = Vec::new();
+    for i in 0..servers {
+        let ns = net.ns(&format!("s{i}"));
+        let ip = format!("10.210.0.{}/20", i + 1);
+        crate::ns::Net::veth(&sw, &format!("p{i}"), None, &ns, "eth0", Some(&ip));
+        sh(&format!("ip -n {sw} link set p{i} master br0"));
+        out.push(ns);
+    }
+    let c = net.ns("c");
+    crate::ns::Net::veth(&sw, "pc", None, &c, "eth0", None);
+    sh(&format!("ip -n {sw} link set pc master br0"));
+    (out, c)
+}
+
+/// Server `index` of `servers` on its namespace, leases in `pg`.
+fn start(
+    ns: &str,
+    index: usize,
+    servers: usize,
+    pg: &Postgres,
+    f: &Fixture,
+    dir: &TempDir,
+    subnets: &str,
+) -> Server {
+    let config = dir.0.join(format!("rackboot-{index}.toml"));
+    let balance = if servers > 1 {
+        format!("[dhcp.balance]\nservers = {servers}\nindex = {index}\nwait_secs = 3\n")
+    } else {
+        String::new()
+    };
+    std::fs::write(
+        &config,
+        format!(
+            "[dhcp]\ninterface = \"eth0\"\nprobe_ms = 0\nanswers_per_mac = 0\n\
+             [[dhcp.subnet]]\nranges = [\"10.210.1.0-10.210.12.255\"]\n{subnets}{balance}\
+             [store]\nbackend = \"postgres\"\nurl = \"{}\"\nserver_name = \"server-{index}\"\n",
+            pg.url()
+        ),
+    )
+    .unwrap();
+    Server::start_in(
+        Some(ns),
+        &format!("10.210.0.{}", index + 1),
+        &f.root(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--no-access-log",
+            "--interface",
+            "eth0",
+        ],
+    )
+}
+
+/// The storm's DHCP alone: `machines` from `c`, each its own MAC (`seed`).
+fn dhcp_storm(c: &str, machines: usize, seed: u64, ramp: &str) -> (Output, serde_json::Value) {
+    storm(
+        Some(c),
+        &[
+            "--interface",
+            "eth0",
+            "--until",
+            "dhcp",
+            "--machines",
+            &machines.to_string(),
+            "--ramp",
+            ramp,
+            "--seed",
+            &seed.to_string(),
+            "--deadline",
+            "120",
+            "--quiet",
+        ],
+    )
+}
+
+/// A storm in the background (`args` after `storm --interface eth0 --until
+/// dhcp`), its JSON report read by [`Background::report`].
+struct Background {
+    running: Kill,
+    _dir: TempDir,
+    json: PathBuf,
+}
+
+impl Background {
+    fn start(c: &str, args: &str) -> Self {
+        let dir = TempDir::new("pg-storm");
+        let json = dir.0.join("r.json");
+        let running = Kill(spawn_in(
+            c,
+            &format!(
+                "{} storm --interface eth0 --until dhcp --quiet --json {} {args}",
+                env!("CARGO_BIN_EXE_rackboot"),
+                json.display()
+            ),
+        ));
+        Self {
+            running,
+            _dir: dir,
+            json,
+        }
+    }
+
+    /// Waits for the storm's end (at most `secs`): its report.
+    fn report(mut self, secs: u64) -> serde_json::Value {
+        assert!(
+            self.running.wait_at_most(Duration::from_secs(secs)),
+            "the storm did not end"
+        );
+        serde_json::from_str(&std::fs::read_to_string(&self.json).unwrap()).unwrap()
+    }
+}
+
+/// No address ACKed to two MACs on the wire, and every ACK in the store.
+fn one_owner_each(acks: &[(String, String)], pg: &Postgres) -> HashMap<String, String> {
+    let mut owner: HashMap<String, String> = HashMap::new();
+    for (ip, mac) in acks {
+        let prev = owner.insert(ip.clone(), mac.clone());
+        assert!(
+            prev.as_ref().is_none_or(|p| p == mac),
+            "{ip} ACKed to {} and {mac}",
+            prev.unwrap()
+        );
+    }
+    let rows =
+        pg.query("SELECT host(ip), encode(hw, 'hex') FROM rackboot_lease4 WHERE state = 'bound'");
+    let held: HashMap<String, String> = rows
+        .iter()
+        .map(|r| {
+            let (ip, hw) = r.split_once('|').unwrap();
+            let mac: Vec<String> = (0..hw.len())
+                .step_by(2)
+                .map(|i| hw[i..i + 2].to_owned())
+                .collect();
+            (ip.to_owned(), mac.join(":"))
+        })
+        .collect();
+    for (ip, mac) in &owner {
+        assert_eq!(
+            held.get(ip),
+            Some(mac),
+            "ACKed lease {ip} -> {mac} is not in the store"
+        );
+    }
+    held
+}
+
+/// PostgreSQL, a segment with `servers` namespaces and the storm's, the
+/// served files, and a capture of every server's reply on the storm's side.
+struct Rig {
+    pg: Postgres,
+    net: Net,
+    servers: Vec<String>,
+    c: String,
+    dir: TempDir,
+    f: Fixture,
+    capture: Option<Capture>,
+}
+
+impl Rig {
+    fn new(tag: &str, servers: usize) -> Self {
+        let pg = Postgres::start();
+        let mut net = Net::new(tag);
+        let (names, c) = segment(&mut net, servers);
+        let dir = TempDir::new(tag);
+        let capture = Some(Capture::start(
+            &c,
+            "eth0",
+            "udp src port 67",
+            &dir.0.join("acks.pcap"),
+        ));
+        Self {
+            pg,
+            net,
+            servers: names,
+            c,
+            dir,
+            f: Fixture::new(),
+            capture,
+        }
+    }
+
+    /// Server `index` of all the rig's.
+    fn server(&self, index: usize) -> Server {
+        self.server_with(index, "")
+    }
+
+    /// Server `index`, serving `subnets` (TOML) beside its segment's.
+    fn server_with(&self, index: usize, subnets: &str) -> Server {
+        let n = self.servers.len();
+        start(
+            &self.servers[index],
+            index,
+            n,
+            &self.pg,
+            &self.f,
+            &self.dir,
+            subnets,
+        )
+    }
+
+    /// The capture's ACKs, checked against the store: its bound leases.
+    fn checked(&mut self) -> HashMap<String, String> {
+        let acks = self.capture.take().unwrap().acked();
+        one_owner_each(&acks, &self.pg)
+    }
+}
+
+fn acks_of(s: &Server) -> u64 {
+    s.metric("rackboot_dhcp_replies_total{type=\"ack\"}")
+}
+
+#[test]
+fn two_servers_share_a_storm_through_one_store_with_no_address_twice() {
+    let _turn = crate::support::heavy();
+    let mut rig = Rig::new("pg", 2);
+    let (a, b) = (rig.server(0), rig.server(1));
+    let (out, r) = dhcp_storm(&rig.c, 2000, 11, "4");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!((n(&r["booted"]), n(&r["failed"])), (2000, 0), "{stdout}");
+    let held = rig.checked();
+    assert_eq!(held.len(), 2000, "every machine's lease is in the store");
+    let distinct: std::collections::HashSet<_> = held.values().collect();
+    assert_eq!(distinct.len(), 2000, "one address per machine");
+    // The load is split: each server ACKed a fair share.
+    let (na, nb) = (acks_of(&a), acks_of(&b));
+    assert!(na >= 600 && nb >= 600, "ACKs: server 0 {na}, server 1 {nb}");
+    // Each learned the other's leases from the store's announcements.
+    for s in [&a, &b] {
+        assert!(s.metric("rackboot_dhcp_store_learned_total") >= 600);
+        assert_eq!(s.metric("rackboot_dhcp_store_failures_total"), 0);
+    }
+    // `rackboot leases` and `db check` read the store.
+    let config = rig.dir.0.join("rackboot-0.toml");
+    let o = run(
+        env!("CARGO_BIN_EXE_rackboot"),
+        &["leases", "--config", config.to_str().unwrap()],
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        text.lines().filter(|l| l.contains(" active ")).count(),
+        2000,
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = run(
+        env!("CARGO_BIN_EXE_rackboot"),
+        &["db", "check", "--config", config.to_str().unwrap()],
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success()
+            && text.contains("2000 active leases")
+            && text.contains("written by 2 servers"),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn a_server_killed_mid_storm_is_covered_by_the_other_and_rejoins_without_a_duplicate() {
+    let _turn = crate::support::heavy();
+    let mut rig = Rig::new("pk", 2);
+    let (a, b) = (rig.server(0), rig.server(1));
+    // 2,000 machines over 10 s; server 1 dies 3 s in. A machine that took
+    // server 1's OFFER just before cannot have it ACKed: its firmware fails
+    // this network boot and starts it again (--boot-retries 1), and then
+    // server 0 answers once its DISCOVERs' `secs` reach wait_secs.
+    let storm = Background::start(
+        &rig.c,
+        "--machines 2000 --ramp 10 --seed 21 --boot-retries 1 --deadline 150",
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let before = acks_of(&b);
+    drop(b); // SIGKILL
+    let r = storm.report(150);
+    assert_eq!((n(&r["booted"]), n(&r["failed"])), (2000, 0), "{r:#}");
+    assert!(before > 0, "server 1 answered before it died");
+    // Server 0 answered server 1's share once those clients had waited.
+    let stepped_in = a.metric_sum("rackboot_dhcp_unanswered_total", |l| {
+        l.contains("other_servers_share")
+    });
+    assert!(stepped_in > 0, "server 0 never left a client to server 1");
+    // Server 1 back: it reads the store again and serves new machines
+    // without handing out an address already held.
+    let b = rig.server(1);
+    let (out, r) = dhcp_storm(&rig.c, 300, 22, "2");
+    assert_eq!(
+        (n(&r["booted"]), n(&r["failed"])),
+        (300, 0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(acks_of(&b) > 50, "the restarted server took its share");
+    assert_eq!(rig.checked().len(), 2300);
+}
+
+#[test]
+fn the_database_stopped_for_ten_seconds_holds_acks_back_and_loses_none() {
+    let _turn = crate::support::heavy();
+    let mut rig = Rig::new("pd", 1);
+    let a = rig.server(0);
+    // EDK2 and UEFI HTTP boot: their retries (60 s) outlast the outage.
+    let storm = Background::start(
+        &rig.c,
+        "--machines 600 --ramp 20 --seed 31 --mix edk2=1,uefi-http=1 --deadline 150",
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    rig.pg.down();
+    std::thread::sleep(Duration::from_secs(10));
+    let failing = a.metric("rackboot_dhcp_store_failing");
+    rig.pg.up();
+    let r = storm.report(200);
+    assert_eq!(failing, 1, "the outage showed in the metrics");
+    assert!(a.metric("rackboot_dhcp_store_failures_total") > 0);
+    // EDK2 retries for 60 s: every machine booted once the store was back.
+    assert_eq!((n(&r["booted"]), n(&r["failed"])), (600, 0), "{r:#}");
+    assert_eq!(a.metric("rackboot_dhcp_store_failing"), 0);
+    // No ACK left without its lease in the store, before or after the stop.
+    assert_eq!(rig.checked().len(), 600);
+    let log = a.log().join("\n");
+    assert!(
+        log.contains("PostgreSQL lease store is unreachable")
+            || log.contains("commit to PostgreSQL failed"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_store_config_mistake_names_the_key() {
+    let dir = TempDir::new("pg-config");
+    let config = dir.0.join("rackboot.toml");
+    let bin = env!("CARGO_BIN_EXE_rackboot");
+    const SUBNET: &str = "[dhcp]\ninterface = \"lo\"\n[[dhcp.subnet]]\nnetwork = \"127.0.0.0/8\"\nranges = [\"127.0.0.100-127.0.0.199\"]\n";
+    for (text, key) in [
+        (
+            SUBNET.to_owned() + "[store]\nbackend = \"mysql\"\n",
+            "store.backend",
+        ),
+        (
+            SUBNET.to_owned() + "[store]\nbackend = \"postgres\"\n",
+            "store.url",
+        ),
+        (
+            SUBNET.to_owned() + "[store]\nurl = \"host=/tmp\"\n",
+            "store.url",
+        ),
+        (
+            "[store]\nbackend = \"postgres\"\nurl = \"host=/tmp\"\n".to_owned(),
+            "store.backend",
+        ),
+        (
+            SUBNET.to_owned() + "[dhcp.balance]\nservers = 2\nindex = 2\n",
+            "dhcp.balance.index",
+        ),
+        (
+            SUBNET.to_owned() + "[dhcp.balance]\nservers = 1\nindex = 0\n",
+            "dhcp.balance.servers",
+        ),
+    ] {
+        std::fs::write(&config, &text).unwrap();
+        let o = run(bin, &["check", "--config", config.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(key), "{text}: {err}");
+    }
+    // A URL nothing answers: `check` reaches for the database and says so.
+    std::fs::write(
+        &config,
+        SUBNET.to_owned() + "[store]\nbackend = \"postgres\"\nurl = \"postgresql://rackboot@127.0.0.1:1/rackboot\"\n",
+    )
+    .unwrap();
+    let o = run(bin, &["check", "--config", config.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("store.url: cannot reach PostgreSQL"),
+        "{err}"
+    );
+}
+
+#[test]
+fn two_servers_behind_one_relay_serve_its_two_subnets() {
+    let _turn = crate::support::heavy();
+    assert!(
+        run("sh", &["-c", "command -v dhcrelay"]).status.success(),
+        "dhcrelay is missing: apt-get install isc-dhcp-relay"
+    );
+    // The storm's namespace is the relay here: on the segment as 10.210.0.3,
+    // with a link to each relayed subnet's machines.
+    let mut rig = Rig::new("pr", 2);
+    let relay = rig.c.clone();
+    sh(&format!("ip -n {relay} addr add 10.210.0.3/20 dev eth0"));
+    let mut racks = Vec::new();
+    for (i, net) in [(1, 211), (2, 212)] {
+        let ns = rig.net.ns(&format!("r{i}"));
+        let gw = format!("10.{net}.0.1/24");
+        crate::ns::Net::veth(&relay, &format!("down{i}"), Some(&gw), &ns, "eth0", None);
+        for s in &rig.servers {
+            sh(&format!(
+                "ip -n {s} route add 10.{net}.0.0/24 via 10.210.0.3"
+            ));
+        }
+        racks.push(ns);
+    }
+    let subnets = "[[dhcp.subnet]]\nnetwork = \"10.211.0.0/24\"\nranges = [\"10.211.0.100-10.211.0.250\"]\n\
+                   [[dhcp.subnet]]\nnetwork = \"10.212.0.0/24\"\nranges = [\"10.212.0.100-10.212.0.250\"]\n";
+    let (a, b) = (rig.server_with(0, subnets), rig.server_with(1, subnets));
+    let _relay = Kill(spawn_in(
+        &relay,
+        "exec dhcrelay -4 -d -a -iu eth0 -id down1 -id down2 10.210.0.1 10.210.0.2",
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+    // 100 machines in each relayed subnet at once.
+    let storms: Vec<Background> = racks
+        .iter()
+        .zip([41, 42])
+        .map(|(ns, seed)| {
+            Background::start(
+                ns,
+                &format!("--machines 100 --ramp 2 --seed {seed} --deadline 90"),
+            )
+        })
+        .collect();
+    for s in storms {
+        let r = s.report(120);
+        assert_eq!((n(&r["booted"]), n(&r["failed"])), (100, 0), "{r:#}");
+    }
+    let held = rig.checked();
+    for net in ["10.211.", "10.212."] {
+        assert_eq!(
+            held.keys().filter(|ip| ip.starts_with(net)).count(),
+            100,
+            "each relayed subnet's machines got its addresses: {held:?}"
+        );
+    }
+    let (na, nb) = (acks_of(&a), acks_of(&b));
+    assert!(
+        na >= 40 && nb >= 40,
+        "ACKs through the relay: server 0 {na}, server 1 {nb}"
+    );
+}
