@@ -83,6 +83,25 @@ pub(crate) struct Args {
     /// options does [default: 0, one attempt].
     #[arg(long, value_name = "N", default_value_t = 0)]
     boot_retries: u32,
+    /// DHCP load: new machines a second, in an open-loop stream (with --until
+    /// dhcp, and --interface or --relay); each does DISCOVER, REQUEST and ends
+    /// at its ACK.
+    #[arg(long, value_name = "N")]
+    rate: Option<u32>,
+    /// DHCP load: seconds the stream lasts.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    duration: f64,
+    /// DHCP load: send as a relay from this address of the host (giaddr,
+    /// port 67) to --server, instead of raw frames on --interface.
+    #[arg(long, value_name = "ADDR")]
+    relay: Option<std::net::Ipv4Addr>,
+    /// DHCP load with --relay: the servers each message goes to.
+    #[arg(long, value_name = "ADDR,...", value_delimiter = ',')]
+    server: Vec<std::net::Ipv4Addr>,
+    /// DHCP load: an ACK later than this many milliseconds after its
+    /// DISCOVER counts as late.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    late_ms: u64,
 }
 
 fn parse_phase(s: &str) -> Result<Phase, String> {
@@ -117,7 +136,53 @@ pub(crate) fn run(args: &Args) -> ExitCode {
     }
 }
 
+/// The open-loop DHCP stream (`--rate`): true when every machine was ACKed
+/// and no address went to two.
+fn load(args: &Args, rate: u32) -> Result<bool, String> {
+    use rackboot::io::storm::load;
+    if args.until != Phase::Dhcp {
+        return Err("--rate plays DHCP only: add --until dhcp".into());
+    }
+    if rate == 0 || !(args.duration.is_finite() && args.duration > 0.0 && args.duration <= 3600.0) {
+        return Err("--rate must be at least 1 and --duration from 0 to 3600 seconds".into());
+    }
+    let path =
+        match (&args.interface, args.relay) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    "give --interface (raw frames) or --relay (UDP as a relay), not both".into(),
+                )
+            }
+            (Some(name), None) => load::Path::Raw(rackboot::io::link::Link::open(name)?),
+            (None, Some(relay)) if !args.server.is_empty() => load::relay(relay, &args.server)?,
+            (None, Some(_)) => {
+                return Err("--relay needs --server ADDR[,ADDR]: where the relay sends".into())
+            }
+            (None, None) => return Err(
+                "--rate needs a target: --interface IF (raw frames) or --relay ADDR --server ADDR"
+                    .into(),
+            ),
+        };
+    let settings = load::Load {
+        rate,
+        duration: Duration::from_secs_f64(args.duration),
+        late: Duration::from_millis(args.late_ms),
+        grace: Duration::from_secs(3),
+        seed: args.seed.unwrap_or_else(clock_seed),
+    };
+    let report = load::run(&path, settings);
+    print!("{}", report.text(&settings));
+    if let Some(path) = &args.json {
+        std::fs::write(path, report.json(&settings).to_string())
+            .map_err(|e| format!("cannot write --json {}: {e}", path.display()))?;
+    }
+    Ok(report.unanswered() == 0 && report.naked == 0 && report.duplicates == 0)
+}
+
 fn play(args: &Args) -> Result<bool, String> {
+    if let Some(rate) = args.rate {
+        return load(args, rate);
+    }
     let mix = Mix::parse(&args.mix)?;
     if args.machines == 0 {
         return Err("--machines must be at least 1".into());

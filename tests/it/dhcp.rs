@@ -1045,3 +1045,63 @@ fn each_architecture_and_loader_gets_its_own_boot_file_and_grub_its_page_over_tf
         server.log()
     );
 }
+
+/// `rackboot storm --until dhcp --rate`: its report as JSON.
+fn dhcp_load(ns: &str, args: &str) -> serde_json::Value {
+    let dir = TempDir::new("dhcp-load");
+    let json = dir.0.join("load.json");
+    let o = in_ns(
+        ns,
+        &format!(
+            "{} storm --until dhcp {args} --json {}",
+            env!("CARGO_BIN_EXE_rackboot"),
+            json.display()
+        ),
+    );
+    let text = std::fs::read_to_string(&json).unwrap_or_else(|e| {
+        panic!(
+            "no report ({e}): {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    assert!(o.status.success(), "{text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn the_storms_dhcp_stream_is_answered_in_full_as_a_relay_and_as_raw_frames() {
+    let _turn = crate::support::heavy();
+    let mut net = Net::new("l");
+    let (s, c) = perf_pair(&mut net);
+    let dir = TempDir::new("dhcp-load");
+    let f = Fixture::new();
+    let server = start_with_config(&s, "10.205.0.1", &f, &dir, PERF_POOL);
+    // 3,000 machines as a relay at 10.205.0.2, then 1,000 as raw frames.
+    let r = dhcp_load(
+        &c,
+        "--rate 1000 --duration 3 --relay 10.205.0.2 --server 10.205.0.1 --seed 5",
+    );
+    let raw = dhcp_load(&c, "--rate 500 --duration 2 --interface eth0 --seed 6");
+    for (report, machines) in [(&r, 3000), (&raw, 1000)] {
+        assert_eq!(report["machines"], machines, "{report}");
+        assert_eq!(report["answered"], machines, "{report}");
+        assert_eq!(
+            (
+                &report["unanswered"],
+                &report["naked"],
+                &report["duplicates"]
+            ),
+            (&0.into(), &0.into(), &0.into()),
+            "{report}"
+        );
+    }
+    // The server agrees: 4,000 leases, each address once.
+    assert_eq!(
+        server.metric("rackboot_dhcp_replies_total{type=\"ack\"}"),
+        4000
+    );
+    let held = leases(&dir.0.join("leases"));
+    let ips: HashSet<_> = held.iter().map(|(ip, _)| ip).collect();
+    assert_eq!((held.len(), ips.len()), (4000, 4000));
+}

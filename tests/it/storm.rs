@@ -195,6 +195,27 @@ fn a_bad_option_is_named_and_exits_2() {
     );
     let out = run(bin, &["storm", "--until", "desktop"]);
     assert_eq!(out.status.code(), Some(2));
+    // The DHCP load stream: DHCP only, and somewhere to send.
+    for (args, says) in [
+        (&["storm", "--rate", "100"][..], "--until dhcp"),
+        (
+            &["storm", "--rate", "100", "--until", "dhcp"][..],
+            "--relay ADDR --server ADDR",
+        ),
+        (
+            &[
+                "storm", "--rate", "100", "--until", "dhcp", "--relay", "10.9.9.9",
+            ][..],
+            "--relay needs --server",
+        ),
+    ] {
+        let out = run(bin, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.code() == Some(2) && err.contains(says),
+            "{args:?}: {err}"
+        );
+    }
 }
 
 #[test]

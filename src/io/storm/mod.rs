@@ -21,6 +21,7 @@ use mio::{Events, Interest, Poll, Token};
 use crate::io::clock;
 
 mod hold;
+pub mod load;
 mod net;
 mod sys;
 

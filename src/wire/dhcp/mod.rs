@@ -34,6 +34,7 @@ mod field {
     pub(super) const OP: usize = 0;
     pub(super) const HTYPE: usize = 1;
     pub(super) const HLEN: usize = 2;
+    pub(super) const HOPS: usize = 3;
     pub(super) const XID: Range<usize> = 4..8;
     pub(super) const SECS: Range<usize> = 8..10;
     pub(super) const FLAGS: Range<usize> = 10..12;

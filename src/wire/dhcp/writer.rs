@@ -81,6 +81,16 @@ impl<'b> Writer<'b> {
         self.buf[field::CIADDR].copy_from_slice(&ip.octets());
     }
 
+    /// Sets `giaddr` (a relay's address).
+    pub fn giaddr(&mut self, ip: Ipv4Addr) {
+        self.buf[field::GIADDR].copy_from_slice(&ip.octets());
+    }
+
+    /// Sets `hops` (relays passed).
+    pub fn hops(&mut self, hops: u8) {
+        self.buf[field::HOPS] = hops;
+    }
+
     /// Sets `secs`: how long the client has been trying.
     pub fn secs(&mut self, secs: u16) {
         self.buf[field::SECS].copy_from_slice(&secs.to_be_bytes());
