@@ -74,6 +74,15 @@ pub fn connect(url: &str, password_file: Option<&std::path::Path>) -> Result<Cli
         .map_err(|e| format!("store.url: cannot reach PostgreSQL: {e}{}", source_of(&e)))
 }
 
+/// What the database said, in full (`postgres::Error` alone prints "db
+/// error").
+pub fn said(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => format!("{}: {}", d.severity(), d.message()),
+        None => e.to_string(),
+    }
+}
+
 fn source_of(e: &postgres::Error) -> String {
     match std::error::Error::source(e) {
         Some(s) => format!(" ({s})"),
@@ -88,14 +97,14 @@ fn source_of(e: &postgres::Error) -> String {
 pub fn version(c: &mut impl GenericClient) -> Result<i32, String> {
     let exists: bool = c
         .query_one("SELECT to_regclass('rackboot_schema') IS NOT NULL", &[])
-        .map_err(|e| format!("store: {e}"))?
+        .map_err(|e| format!("store: {}", said(&e)))?
         .get(0);
     if !exists {
         return Ok(0);
     }
     c.query_one("SELECT version FROM rackboot_schema", &[])
         .map(|r| r.get(0))
-        .map_err(|e| format!("store: reading the schema version: {e}"))
+        .map_err(|e| format!("store: reading the schema version: {}", said(&e)))
 }
 
 /// Brings the schema to [`SCHEMA_VERSION`] in one transaction; returns the
@@ -105,10 +114,20 @@ pub fn version(c: &mut impl GenericClient) -> Result<i32, String> {
 /// The database is newer than this build, or a statement fails (nothing is
 /// changed then).
 pub fn migrate(c: &mut Client) -> Result<i32, String> {
-    let mut tx = c.transaction().map_err(|e| format!("store: {e}"))?;
-    // One migrating server at a time.
-    tx.execute("SELECT pg_advisory_xact_lock(7461)", &[])
-        .map_err(|e| format!("store: {e}"))?;
+    // One migrating server at a time: the lock is taken before the
+    // transaction begins, so that the transaction sees what the one before
+    // it committed.
+    c.execute("SELECT pg_advisory_lock(7461)", &[])
+        .map_err(|e| format!("store: {}", said(&e)))?;
+    let result = migrate_locked(c);
+    let _ = c.execute("SELECT pg_advisory_unlock(7461)", &[]);
+    result
+}
+
+fn migrate_locked(c: &mut Client) -> Result<i32, String> {
+    let mut tx = c
+        .transaction()
+        .map_err(|e| format!("store: {}", said(&e)))?;
     let found = version(&mut tx)?;
     if found > SCHEMA_VERSION {
         return Err(format!(
@@ -117,14 +136,14 @@ pub fn migrate(c: &mut Client) -> Result<i32, String> {
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         tx.batch_execute(sql)
-            .map_err(|e| format!("store: migrating to schema version {}: {e}", i + 1))?;
+            .map_err(|e| format!("store: migrating to schema version {}: {}", i + 1, said(&e)))?;
         tx.execute(
             "UPDATE rackboot_schema SET version = $1",
             &[&(i as i32 + 1)],
         )
-        .map_err(|e| format!("store: {e}"))?;
+        .map_err(|e| format!("store: {}", said(&e)))?;
     }
-    tx.commit().map_err(|e| format!("store: {e}"))?;
+    tx.commit().map_err(|e| format!("store: {}", said(&e)))?;
     Ok(found)
 }
 
@@ -179,7 +198,7 @@ pub fn load(c: &mut Client) -> Result<Vec<Record>, String> {
             "SELECT ip, state, coalesce(client, ''::bytea), hw, hostname, expires FROM rackboot_lease4",
             &[],
         )
-        .map_err(|e| format!("store: reading the leases: {e}"))?;
+        .map_err(|e| format!("store: reading the leases: {}", said(&e)))?;
     Ok(rows.iter().filter_map(row_record).collect())
 }
 
@@ -196,6 +215,48 @@ pub struct Committed {
     pub applied: usize,
 }
 
+/// The statements a commit runs, prepared once per connection.
+#[derive(Debug)]
+pub struct Statements {
+    free_other: postgres::Statement,
+    bind: postgres::Statement,
+    decline: postgres::Statement,
+    free: postgres::Statement,
+}
+
+/// Prepares the commit's statements on `c`.
+///
+/// # Errors
+/// The database refused them (a schema not this build's).
+pub fn prepare(c: &mut Client) -> Result<Statements, postgres::Error> {
+    let free_other = c.prepare(
+        "UPDATE rackboot_lease4 SET state = 'free', client = NULL, server = $3, seq = nextval('rackboot_lease_seq'), updated = now() \
+         WHERE client = $1 AND ip <> $2",
+    )?;
+    let bind = c.prepare(
+        "INSERT INTO rackboot_lease4 (ip, state, client, hw, hostname, expires, server) VALUES ($1, 'bound', $2, $3, $4, $5, $6) \
+         ON CONFLICT (ip) DO UPDATE SET state = 'bound', client = excluded.client, hw = excluded.hw, hostname = excluded.hostname, \
+         expires = excluded.expires, server = excluded.server, seq = nextval('rackboot_lease_seq'), updated = now() \
+         WHERE rackboot_lease4.state = 'free' OR rackboot_lease4.client = excluded.client OR rackboot_lease4.expires <= $7 \
+         RETURNING ip",
+    )?;
+    let decline = c.prepare(
+        "INSERT INTO rackboot_lease4 (ip, state, client, expires, server) VALUES ($1, 'declined', NULL, $2, $3) \
+         ON CONFLICT (ip) DO UPDATE SET state = 'declined', client = NULL, expires = excluded.expires, \
+         server = excluded.server, seq = nextval('rackboot_lease_seq'), updated = now()",
+    )?;
+    let free = c.prepare(
+        "UPDATE rackboot_lease4 SET state = 'free', client = NULL, server = $2, seq = nextval('rackboot_lease_seq'), updated = now() \
+         WHERE ip = $1 AND state <> 'free'",
+    )?;
+    Ok(Statements {
+        free_other,
+        bind,
+        decline,
+        free,
+    })
+}
+
 /// Commits the journal-encoded records in `bytes` in one transaction, as
 /// `server`, at unix second `now`, and announces what it applied.
 ///
@@ -203,6 +264,7 @@ pub struct Committed {
 /// The database failed; nothing of the batch is committed.
 pub fn commit(
     c: &mut Client,
+    st: &Statements,
     server: &str,
     bytes: &[u8],
     now: u64,
@@ -210,36 +272,22 @@ pub fn commit(
     let records = journal::decode(bytes).records;
     let now = now as i64;
     let mut tx = c.transaction()?;
-    let free_other = tx.prepare(
-        "UPDATE rackboot_lease4 SET state = 'free', client = NULL, server = $3, seq = nextval('rackboot_lease_seq'), updated = now() \
-         WHERE client = $1 AND ip <> $2",
-    )?;
-    let bind = tx.prepare(
-        "INSERT INTO rackboot_lease4 (ip, state, client, hw, hostname, expires, server) VALUES ($1, 'bound', $2, $3, $4, $5, $6) \
-         ON CONFLICT (ip) DO UPDATE SET state = 'bound', client = excluded.client, hw = excluded.hw, hostname = excluded.hostname, \
-         expires = excluded.expires, server = excluded.server, seq = nextval('rackboot_lease_seq'), updated = now() \
-         WHERE rackboot_lease4.state = 'free' OR rackboot_lease4.client = excluded.client OR rackboot_lease4.expires <= $7 \
-         RETURNING ip",
-    )?;
-    let decline = tx.prepare(
-        "INSERT INTO rackboot_lease4 (ip, state, client, expires, server) VALUES ($1, 'declined', NULL, $2, $3) \
-         ON CONFLICT (ip) DO UPDATE SET state = 'declined', client = NULL, expires = excluded.expires, \
-         server = excluded.server, seq = nextval('rackboot_lease_seq'), updated = now()",
-    )?;
-    let free = tx.prepare(
-        "UPDATE rackboot_lease4 SET state = 'free', client = NULL, server = $2, seq = nextval('rackboot_lease_seq'), updated = now() \
-         WHERE ip = $1 AND state <> 'free'",
-    )?;
+    let Statements {
+        free_other,
+        bind,
+        decline,
+        free,
+    } = st;
     let mut out = Committed::default();
     let mut applied = Vec::new();
     for r in records {
         match &r {
             Record::Bound(l) => {
                 let ip = IpAddr::V4(l.ip);
-                tx.execute(&free_other, &[&&*l.client, &ip, &server])?;
+                tx.execute(free_other, &[&&*l.client, &ip, &server])?;
                 let expires = l.expires as i64;
                 let got = tx.query_opt(
-                    &bind,
+                    bind,
                     &[
                         &ip,
                         &&*l.client,
@@ -257,10 +305,10 @@ pub fn commit(
             }
             Record::Declined(ip, until) => {
                 let until = *until as i64;
-                tx.execute(&decline, &[&IpAddr::V4(*ip), &until, &server])?;
+                tx.execute(decline, &[&IpAddr::V4(*ip), &until, &server])?;
             }
             Record::Freed(ip) => {
-                tx.execute(&free, &[&IpAddr::V4(*ip), &server])?;
+                tx.execute(free, &[&IpAddr::V4(*ip), &server])?;
             }
             // DHCPv6 records stay in the journal (see config: [dhcp6] with
             // a PostgreSQL store is refused at start).

@@ -540,7 +540,7 @@ fn the_database_stopped_for_ten_seconds_holds_acks_back_and_loses_none() {
     let log = a.log().join("\n");
     assert!(
         log.contains("PostgreSQL lease store is unreachable")
-            || log.contains("commit to PostgreSQL failed"),
+            || log.contains("lease commits to PostgreSQL fail"),
         "{log}"
     );
 }

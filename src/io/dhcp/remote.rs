@@ -193,27 +193,47 @@ fn post(mailbox: &Mailbox, e: Event) {
     let _ = mailbox.send(Command::Store(e));
 }
 
-fn run(target: &Target, mut client: Option<Client>, mailbox: &Mailbox, todo: &Receiver<Batch>) {
+/// A connection and its prepared statements.
+struct Link {
+    client: Client,
+    st: pg::Statements,
+}
+
+impl Link {
+    fn new(mut client: Client) -> Result<Self, String> {
+        let st = pg::prepare(&mut client).map_err(|e| format!("store: {}", pg::said(&e)))?;
+        Ok(Self { client, st })
+    }
+}
+
+/// One log line at the start of a run of failures, then one a minute.
+fn due(logged_at: &mut Option<Instant>) -> bool {
+    let now = clock::now();
+    if logged_at.is_some_and(|t| now.duration_since(t) < Duration::from_secs(60)) {
+        return false;
+    }
+    *logged_at = Some(now);
+    true
+}
+
+fn run(target: &Target, first: Option<Client>, mailbox: &Mailbox, todo: &Receiver<Batch>) {
     let mut retry_at = clock::now();
     let mut logged_at: Option<Instant> = None;
+    let mut link = first.and_then(|c| Link::new(c).ok());
     loop {
-        if client.is_none() && clock::now() >= retry_at {
-            match open(target) {
-                Ok((Connected(c), records)) => {
+        if link.is_none() && clock::now() >= retry_at {
+            match open(target).and_then(|(Connected(c), records)| Ok((Link::new(c)?, records))) {
+                Ok((l, records)) => {
                     tracing::warn!(
                         leases = records.len(),
                         "dhcp: reconnected to the PostgreSQL lease store; table read again"
                     );
-                    client = Some(c);
-                    logged_at = None;
+                    link = Some(l);
                     post(mailbox, Event::Reloaded(records));
                 }
                 Err(e) => {
-                    if logged_at
-                        .is_none_or(|t| clock::now().duration_since(t) >= Duration::from_secs(60))
-                    {
+                    if due(&mut logged_at) {
                         tracing::error!(error = %e, "dhcp: the PostgreSQL lease store is unreachable; ACKs are held back (clients retry) until it returns");
-                        logged_at = Some(clock::now());
                     }
                     retry_at = clock::now() + Duration::from_secs(1);
                 }
@@ -222,14 +242,19 @@ fn run(target: &Target, mut client: Option<Client>, mailbox: &Mailbox, todo: &Re
         match todo.recv_timeout(LISTEN_EVERY) {
             Ok(batch) => {
                 let started = clock::now();
-                let result = match client.as_mut() {
-                    Some(c) => commit(c, &target.name, &batch),
+                let result = match link.as_mut() {
+                    Some(l) => commit(l, &target.name, &batch),
                     None => Err("not connected".to_string()),
                 };
-                if let Err(e) = &result {
-                    tracing::error!(error = %e, "dhcp: a lease commit to PostgreSQL failed; its ACKs are not sent (clients retry)");
-                    if client.as_ref().is_some_and(Client::is_closed) {
-                        client = None;
+                match &result {
+                    Ok(_) => logged_at = None,
+                    Err(e) => {
+                        if due(&mut logged_at) {
+                            tracing::error!(error = %e, "dhcp: lease commits to PostgreSQL fail; their ACKs are not sent (clients retry)");
+                        }
+                        if link.as_ref().is_some_and(|l| l.client.is_closed()) {
+                            link = None;
+                        }
                     }
                 }
                 post(
@@ -243,32 +268,29 @@ fn run(target: &Target, mut client: Option<Client>, mailbox: &Mailbox, todo: &Re
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        if let Some(c) = client.as_mut() {
-            let learned = listen(c, &target.name);
-            match learned {
+        if let Some(l) = link.as_mut() {
+            match listen(&mut l.client, &target.name) {
                 Ok(records) if records.is_empty() => {}
-                Ok(records) => {
-                    post(mailbox, Event::Learned(records));
-                }
+                Ok(records) => post(mailbox, Event::Learned(records)),
                 Err(e) => {
                     tracing::warn!(error = %e, "dhcp: lost the PostgreSQL lease store's announcements; reconnecting");
-                    client = None;
+                    link = None;
                 }
             }
         }
     }
 }
 
-fn commit(c: &mut Client, name: &str, batch: &Batch) -> Result<pg::Committed, String> {
+fn commit(l: &mut Link, name: &str, batch: &Batch) -> Result<pg::Committed, String> {
     let mut tries = 0;
     loop {
         tries += 1;
-        match pg::commit(c, name, &batch.bytes, batch.now) {
+        match pg::commit(&mut l.client, &l.st, name, &batch.bytes, batch.now) {
             Ok(done) => return Ok(done),
             Err(e) if tries < TRIES && pg::retryable(&e) => {
                 tracing::debug!(error = %e, tries, "dhcp: lease commit retried");
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(pg::said(&e)),
         }
     }
 }
