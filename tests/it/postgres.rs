@@ -657,3 +657,49 @@ fn two_servers_behind_one_relay_serve_its_two_subnets() {
         "ACKs through the relay: server 0 {na}, server 1 {nb}"
     );
 }
+
+#[test]
+fn servers_migrating_an_empty_database_at_once_both_succeed() {
+    let pg = Postgres::start();
+    let dir = TempDir::new("pg-migrate");
+    let config = dir.0.join("rackboot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[dhcp]\ninterface = \"lo\"\n[[dhcp.subnet]]\nnetwork = \"127.0.0.0/8\"\n\
+             ranges = [\"127.0.0.100-127.0.0.199\"]\n[store]\nbackend = \"postgres\"\nurl = \"{}\"\n",
+            pg.url()
+        ),
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_rackboot");
+    let o = run(bin, &["db", "check", "--config", config.to_str().unwrap()]);
+    assert!(
+        !o.status.success()
+            && String::from_utf8_lossy(&o.stderr).contains("run `rackboot db migrate`"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Four at once, as servers of one fleet starting together would.
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            std::process::Command::new(bin)
+                .args(["db", "migrate", "--config", config.to_str().unwrap()])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let o = run(bin, &["db", "check", "--config", config.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && text.contains("schema version 1, 0 active leases"),
+        "{text}"
+    );
+    assert_eq!(pg.query("SELECT count(*) FROM rackboot_schema"), ["1"]);
+}
