@@ -660,6 +660,8 @@ fn two_servers_behind_one_relay_serve_its_two_subnets() {
 
 #[test]
 fn servers_migrating_an_empty_database_at_once_both_succeed() {
+    // PostgreSQL's start is a burst of CPU and disk: not beside a timed test.
+    let _turn = crate::support::heavy();
     let pg = Postgres::start();
     let dir = TempDir::new("pg-migrate");
     let config = dir.0.join("rackboot.toml");
