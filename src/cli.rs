@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 mod admin;
 mod ca;
+mod db;
 mod media;
 mod package;
 mod status;
@@ -38,7 +39,7 @@ enum Command {
     /// The shared PostgreSQL lease store (`[store] backend = "postgres"`):
     /// `migrate` creates or upgrades its schema, `check` reaches it and says
     /// what it holds.
-    Db(DbArgs),
+    Db(db::Args),
     /// Print the rackboot.toml equivalent to a dnsmasq configuration
     /// (--dnsmasq-conf), each item under the line it came from; lines not
     /// carried over are listed on stderr.
@@ -76,21 +77,6 @@ pub(crate) struct ReloadArgs {
     /// The server's admin socket [default: /run/rackboot/admin.sock].
     #[arg(long, value_name = "PATH")]
     admin_socket: Option<PathBuf>,
-}
-
-#[derive(Debug, clap::Args)]
-pub(crate) struct DbArgs {
-    #[command(subcommand)]
-    action: DbAction,
-}
-
-#[derive(Debug, Subcommand)]
-enum DbAction {
-    /// Create the schema, or bring it to this rackboot's version (one
-    /// transaction; safe to run on every server).
-    Migrate(Common),
-    /// Reach the database and check its schema version.
-    Check(Common),
 }
 
 #[derive(Debug, clap::Args)]
@@ -274,9 +260,7 @@ impl Args {
         match &self.command {
             Command::Serve(c) | Command::Check(c) => Some(c),
             Command::Leases(l) => Some(&l.common),
-            Command::Db(DbArgs {
-                action: DbAction::Migrate(c) | DbAction::Check(c),
-            }) => Some(c),
+            Command::Db(d) => Some(d.common()),
             Command::Storm(_)
             | Command::Reload(_)
             | Command::Machines(_)
@@ -546,7 +530,7 @@ pub(crate) fn run(args: Args, config: Config) -> ExitCode {
         Command::Serve(ref c) => serve(&config, c),
         Command::Check(ref c) => check(&config, c.config.as_deref()),
         Command::Leases(ref l) => leases(&config, l.common.dhcp_lease_file.as_deref()),
-        Command::Db(ref d) => db(&config, &d.action),
+        Command::Db(ref d) => db::run(&config, &d.action),
         Command::Machines(ref m) => return admin::machines(m),
         Command::Import(ref c) => return import(c),
         Command::Storm(ref s) => return storm::run(s),
@@ -838,70 +822,12 @@ pub(crate) fn reload(args: &ReloadArgs) -> ExitCode {
     }
 }
 
-/// The configured PostgreSQL lease store, connected; where it is, for
-/// messages (no password).
-fn lease_store(
-    config: &Config,
-) -> Result<(postgres::Client, String, String), Box<dyn std::error::Error>> {
-    let Some(st) = config.dhcp.as_ref().and_then(|d| d.store.as_ref()) else {
-        return Err("no PostgreSQL lease store is configured: set [store] backend = \"postgres\" and store.url (and pass --config)".into());
-    };
-    let c = rackboot::lease::pg::connect(&st.url, st.password_file.as_deref())?;
-    Ok((c, store_place(&st.url), st.name.clone()))
-}
-
-/// `host:port/dbname` of a connection URL, without its password.
-fn store_place(url: &str) -> String {
-    let Ok(c) = url.parse::<postgres::Config>() else {
-        return "?".into();
-    };
-    let host = match c.get_hosts().first() {
-        Some(postgres::config::Host::Tcp(h)) => h.clone(),
-        Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
-        None => "localhost".into(),
-    };
-    let port = c.get_ports().first().copied().unwrap_or(5432);
-    format!("{host}:{port}/{}", c.get_dbname().unwrap_or("-"))
-}
-
-fn db(config: &Config, action: &DbAction) -> Result<(), Box<dyn std::error::Error>> {
-    use rackboot::lease::pg;
-    let (mut c, place, name) = lease_store(config)?;
-    match action {
-        DbAction::Migrate(_) => {
-            let from = pg::migrate(&mut c)?;
-            if from == pg::SCHEMA_VERSION {
-                println!("store {place}: schema version {from}, current; nothing to do");
-            } else {
-                println!(
-                    "store {place}: schema version {from} -> {}",
-                    pg::SCHEMA_VERSION
-                );
-            }
-        }
-        DbAction::Check(_) => {
-            pg::check_version(&mut c)?;
-            let row = c.query_one(
-                "SELECT count(*) FILTER (WHERE state = 'bound' AND expires > extract(epoch FROM now())), \
-                 count(*) FILTER (WHERE state = 'declined'), count(DISTINCT server) FROM rackboot_lease4",
-                &[],
-            )?;
-            let (active, declined, servers): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-            println!(
-                "store {place}: schema version {}, {active} active leases, {declined} declined addresses, written by {servers} servers; this one is {name:?}",
-                pg::SCHEMA_VERSION
-            );
-        }
-    }
-    Ok(())
-}
-
 fn leases(
     config: &Config,
     flag: Option<&std::path::Path>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     if config.dhcp.as_ref().is_some_and(|d| d.store.is_some()) {
-        let (mut c, _, _) = lease_store(config)?;
+        let (mut c, _, _) = db::lease_store(config)?;
         rackboot::lease::pg::check_version(&mut c)?;
         let records = rackboot::lease::pg::load(&mut c)?;
         let mut out = String::new();
@@ -1092,7 +1018,7 @@ fn check_into(
                 s.hosts.len(),
                 s.rules.len(),
                 match &d.store {
-                    Some(st) => format!("PostgreSQL at {} as {:?}", store_place(&st.url), st.name),
+                    Some(st) => format!("PostgreSQL at {} as {:?}", db::store_place(&st.url), st.name),
                     None => d.lease_file.display().to_string(),
                 }
             )
@@ -1108,7 +1034,7 @@ fn check_into(
     }
     if config.dhcp.as_ref().is_some_and(|d| d.store.is_some()) {
         // `check` reaches the database: a wrong URL or password shows here.
-        let (mut c, place, _) = lease_store(config)?;
+        let (mut c, place, _) = db::lease_store(config)?;
         match rackboot::lease::pg::check_version(&mut c) {
             Ok(()) => {
                 let _ = writeln!(

@@ -98,6 +98,14 @@ impl Postgres {
         pg
     }
 
+    /// pg_ctl on this server's data directory, as the postgres user.
+    fn ctl(&self, args: &[&str]) -> Output {
+        let data = self.dir.0.join("data");
+        let mut all = vec!["-D", data.to_str().unwrap()];
+        all.extend_from_slice(args);
+        as_postgres(&self.bin.join("pg_ctl"), &all)
+    }
+
     fn socket(&self) -> &str {
         self.dir.0.to_str().unwrap()
     }
@@ -110,19 +118,7 @@ impl Postgres {
             self.socket()
         );
         let log = self.dir.0.join("log");
-        let o = as_postgres(
-            &self.bin.join("pg_ctl"),
-            &[
-                "-D",
-                self.dir.0.join("data").to_str().unwrap(),
-                "-o",
-                &opts,
-                "-l",
-                log.to_str().unwrap(),
-                "-w",
-                "start",
-            ],
-        );
+        let o = self.ctl(&["-o", &opts, "-l", log.to_str().unwrap(), "-w", "start"]);
         assert!(
             o.status.success(),
             "pg_ctl start: {}{}",
@@ -133,17 +129,7 @@ impl Postgres {
 
     /// Stops the server at once (as a crash would: no checkpoint).
     pub(crate) fn down(&self) {
-        let o = as_postgres(
-            &self.bin.join("pg_ctl"),
-            &[
-                "-D",
-                self.dir.0.join("data").to_str().unwrap(),
-                "-m",
-                "immediate",
-                "-w",
-                "stop",
-            ],
-        );
+        let o = self.ctl(&["-m", "immediate", "-w", "stop"]);
         assert!(
             o.status.success(),
             "pg_ctl stop: {}",
@@ -192,16 +178,7 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        let _ = as_postgres(
-            &self.bin.join("pg_ctl"),
-            &[
-                "-D",
-                self.dir.0.join("data").to_str().unwrap(),
-                "-m",
-                "immediate",
-                "stop",
-            ],
-        );
+        let _ = self.ctl(&["-m", "immediate", "stop"]);
     }
 }
 

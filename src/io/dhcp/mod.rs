@@ -683,20 +683,7 @@ impl Server {
             c.offers_unheld,
         );
         if let Some(r) = &self.remote {
-            let store: [(&str, &str, &str, String); 9] = [
-                ("rackboot_dhcp_store_commits_total", "counter", "Commits to the PostgreSQL lease store that ended (each covers every change of its group).", r.commits.to_string()),
-                ("rackboot_dhcp_store_commit_seconds_total", "counter", "Time those commits took, summed (divide by the commits for the mean).", format!("{:.6}", r.commit_secs)),
-                ("rackboot_dhcp_store_commit_last_seconds", "gauge", "The last commit's time.", format!("{:.6}", r.last_commit.as_secs_f64())),
-                ("rackboot_dhcp_store_queue", "gauge", "ACKs waiting for the next commit (they leave once it ends).", self.commit.waiting().to_string()),
-                ("rackboot_dhcp_store_refused_total", "counter", "Bindings the store refused: another server's client held the address (their ACKs were not sent).", r.refused.to_string()),
-                ("rackboot_dhcp_store_failures_total", "counter", "Commits that failed (the database slow, down or unreachable): their ACKs were not sent.", r.failures.to_string()),
-                ("rackboot_dhcp_store_failing", "gauge", "1 while the last commit failed, else 0.", u64::from(r.failing).to_string()),
-                ("rackboot_dhcp_store_learned_total", "counter", "Lease changes learned from the other servers sharing the store.", r.learned.to_string()),
-                ("rackboot_dhcp_store_queue_overflow_total", "counter", "ACKs not sent because too many waited for the store (the clients retry).", r.overflow.to_string()),
-            ];
-            for (name, kind, help, value) in store {
-                sample(&mut out, name, kind, help, value);
-            }
+            r.metrics(&mut out, self.commit.waiting());
         }
         let h = &self.commit.health;
         family(

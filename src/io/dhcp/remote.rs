@@ -148,6 +148,26 @@ impl Remote {
         }
     }
 
+    /// The store's figures as Prometheus text; `waiting` ACKs wait for the
+    /// next commit.
+    pub(crate) fn metrics(&self, out: &mut String, waiting: usize) {
+        use crate::metrics::sample;
+        let store: [(&str, &str, &str, String); 9] = [
+            ("rackboot_dhcp_store_commits_total", "counter", "Commits to the PostgreSQL lease store that ended (each covers every change of its group).", self.commits.to_string()),
+            ("rackboot_dhcp_store_commit_seconds_total", "counter", "Time those commits took, summed (divide by the commits for the mean).", format!("{:.6}", self.commit_secs)),
+            ("rackboot_dhcp_store_commit_last_seconds", "gauge", "The last commit's time.", format!("{:.6}", self.last_commit.as_secs_f64())),
+            ("rackboot_dhcp_store_queue", "gauge", "ACKs waiting for the next commit (they leave once it ends).", waiting.to_string()),
+            ("rackboot_dhcp_store_refused_total", "counter", "Bindings the store refused: another server's client held the address (their ACKs were not sent).", self.refused.to_string()),
+            ("rackboot_dhcp_store_failures_total", "counter", "Commits that failed (the database slow, down or unreachable): their ACKs were not sent.", self.failures.to_string()),
+            ("rackboot_dhcp_store_failing", "gauge", "1 while the last commit failed, else 0.", u64::from(self.failing).to_string()),
+            ("rackboot_dhcp_store_learned_total", "counter", "Lease changes learned from the other servers sharing the store.", self.learned.to_string()),
+            ("rackboot_dhcp_store_queue_overflow_total", "counter", "ACKs not sent because too many waited for the store (the clients retry).", self.overflow.to_string()),
+        ];
+        for (name, kind, help, value) in store {
+            sample(out, name, kind, help, value);
+        }
+    }
+
     /// Records an ended commit.
     pub(crate) fn ended(&mut self, ok: bool, took: Duration, refused: usize) {
         self.busy = false;

@@ -190,8 +190,6 @@ pub fn run(path: &Path, load: Load) -> Report {
     let total = (u64::from(load.rate) * load.duration.as_millis() as u64 / 1000) as u32;
     let mut ex = vec![Exchange::default(); total as usize];
     let mut owner: HashMap<Ipv4Addr, u32> = HashMap::new();
-    let mut latency =
-        hdrhistogram::Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid bounds");
     let (mut out, mut rx, mut frame) = ([0u8; 600], [0u8; 2048], Vec::with_capacity(700));
     let mut report = Report {
         machines: 0,
@@ -201,7 +199,7 @@ pub fn run(path: &Path, load: Load) -> Report {
         naked: 0,
         duplicates: 0,
         send_errors: 0,
-        latency: latency.clone(),
+        latency: hdrhistogram::Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"),
         sending: Duration::ZERO,
         cpu: Duration::ZERO,
     };
@@ -269,7 +267,7 @@ pub fn run(path: &Path, load: Load) -> Report {
                     if took > late_ns {
                         report.late += 1;
                     }
-                    let _ = latency.record((took / 1000).max(1));
+                    let _ = report.latency.record((took / 1000).max(1));
                     if let Some(prev) = owner.insert(p.yiaddr(), i) {
                         if prev != i {
                             report.duplicates += 1;
@@ -300,7 +298,6 @@ pub fn run(path: &Path, load: Load) -> Report {
         // SAFETY: one valid pollfd for the call.
         unsafe { libc::poll(&raw mut pfd, 1, wait) };
     }
-    report.latency = latency;
     report.cpu = super::sys::process_cpu().saturating_sub(cpu0);
     report
 }

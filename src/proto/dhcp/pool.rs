@@ -122,7 +122,7 @@ impl Engine {
             }
         }
         let size = self.settings.subnets[subnet].size();
-        let (lo, hi) = self.share(size);
+        let (lo, hi) = share(self.settings.balance, size);
         let start = self.cursors[subnet].clamp(lo, hi.saturating_sub(1).max(lo));
         // First pass: addresses no other client ever held, this server's
         // share from the cursor (the whole pool when it serves alone), then
@@ -168,12 +168,6 @@ impl Engine {
                 }
             }
         }
-    }
-
-    /// This server's share of a pool of `size` addresses, as index bounds:
-    /// all of it, or its part when servers share the pool.
-    fn share(&self, size: u64) -> (u64, u64) {
-        share(self.settings.balance, size)
     }
 }
 
