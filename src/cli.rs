@@ -1032,15 +1032,25 @@ fn check_into(
             b.index, b.servers, b.wait_secs
         );
     }
-    if config.dhcp.as_ref().is_some_and(|d| d.store.is_some()) {
+    let shared = config.dhcp.as_ref().is_some_and(|d| d.store.is_some())
+        || config.boot.as_ref().is_some_and(|b| b.shared.is_some());
+    if shared {
         // `check` reaches the database: a wrong URL or password shows here.
         let (mut c, place, _) = db::lease_store(config)?;
         match rackboot::lease::pg::check_version(&mut c) {
             Ok(()) => {
                 let _ = writeln!(
                     out,
-                    "store: PostgreSQL at {place} reached, schema version {}",
-                    rackboot::lease::pg::SCHEMA_VERSION
+                    "store: PostgreSQL at {place} reached, schema version {}; it keeps {}",
+                    rackboot::lease::pg::SCHEMA_VERSION,
+                    match (
+                        config.dhcp.as_ref().is_some_and(|d| d.store.is_some()),
+                        config.boot.as_ref().is_some_and(|b| b.shared.is_some())
+                    ) {
+                        (true, true) => "the DHCP leases and the machines' records",
+                        (true, false) => "the DHCP leases",
+                        _ => "the machines' records",
+                    }
                 );
             }
             Err(e) => {

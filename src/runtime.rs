@@ -143,8 +143,8 @@ fn reload_on_sighup(control: Arc<Control>) -> Result<(), io::Error> {
         .map_err(spawn_failed)
 }
 
-/// The machines' book of a server with `config`: its state file when it
-/// serves profiles. A default file that cannot be opened leaves the admin
+/// The machines' book of a server with `config`: the PostgreSQL store when
+/// one is configured, else its state file when it serves profiles. A default file that cannot be opened leaves the admin
 /// API's machine changes and install-once off, with a warning; a configured
 /// one stops the start.
 ///
@@ -156,6 +156,9 @@ pub fn open_book(config: &Config) -> Result<Arc<Book>, String> {
             "this server started without boot profiles, so it keeps no machines state file",
         )));
     };
+    if let Some(target) = &boot.shared {
+        return Book::open_shared(target);
+    }
     let (path, default) = &boot.state_file;
     match Book::open(path) {
         Ok(b) => Ok(Arc::new(b)),

@@ -34,7 +34,8 @@ impl Args {
 pub(super) fn lease_store(
     config: &Config,
 ) -> Result<(postgres::Client, String, String), Box<dyn std::error::Error>> {
-    let Some(st) = config.dhcp.as_ref().and_then(|d| d.store.as_ref()) else {
+    let st = config.dhcp.as_ref().and_then(|d| d.store.as_ref());
+    let Some(st) = st.or(config.boot.as_ref().and_then(|b| b.shared.as_ref())) else {
         return Err("no PostgreSQL lease store is configured: set [store] backend = \"postgres\" and store.url (and pass --config)".into());
     };
     let c = rackboot::lease::pg::connect(&st.url, st.password_file.as_deref())?;
@@ -78,8 +79,9 @@ pub(super) fn run(config: &Config, action: &Action) -> Result<(), Box<dyn std::e
                 &[],
             )?;
             let (active, declined, servers): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+            let machines = rackboot::machines::shared::count(&mut c)?;
             println!(
-                "store {place}: schema version {}, {active} active leases, {declined} declined addresses, written by {servers} servers; this one is {name:?}",
+                "store {place}: schema version {}, {active} active leases, {declined} declined addresses, written by {servers} servers, {machines} machine records; this one is {name:?}",
                 pg::SCHEMA_VERSION
             );
         }

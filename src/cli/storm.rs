@@ -329,6 +329,7 @@ fn self_mode(
             files: Vec::new(),
             find_ipxe: false,
             state_file: (PathBuf::new(), false),
+            shared: None,
             media: None,
         });
         Some(profiles)

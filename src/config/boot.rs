@@ -36,6 +36,9 @@ pub struct Boot {
     pub find_ipxe: bool,
     /// The machines state file, and whether it is the default one.
     pub state_file: (PathBuf, bool),
+    /// The PostgreSQL store the machines' records are kept in instead, when
+    /// `[store] backend = "postgres"`.
+    pub shared: Option<super::dhcp::LeaseStore>,
     /// When `/boot.iso` is served: the server (`HOST[:PORT]`) its image
     /// boots from.
     pub media: Option<String>,
@@ -209,6 +212,7 @@ impl Validator<'_> {
             files,
             find_ipxe: cli.kernel.is_some(),
             state_file,
+            shared: None,
             media,
         }))
     }

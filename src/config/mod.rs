@@ -378,14 +378,15 @@ impl Config {
         let busy_poll = Duration::from_micros(busy_poll_us as u64);
         let mut dhcp = v.dhcp(raw.dhcp.as_ref(), cli, listen.port(), v6_asked)?;
         v.dhcp6(raw.dhcp6.as_ref(), cli, dhcp.as_mut())?;
-        v.lease_store(&raw.store, dhcp.as_mut())?;
+        let shared = v.lease_store(&raw.store, dhcp.as_mut())?;
         // PXE firmware fetches its first file over TFTP: a boot server that
         // answers DHCP turns TFTP on unless told where.
         let wants_tftp = dhcp.is_some() && raw.tftp.is_none();
         let empty = file::Tftp::default();
         let tftp_raw = raw.tftp.as_ref().or(wants_tftp.then_some(&empty));
         let tftp = v.tftp(tftp_raw, cli, busy_poll, v6_asked)?;
-        let boot = v.boot(&raw, cli, listen)?;
+        let mut boot = v.boot(&raw, cli, listen)?;
+        v.shared_machines(&raw, shared, dhcp.is_some(), boot.as_mut())?;
         let admin = v.admin(&raw.admin, cli)?;
         let fleet = v.fleet(&raw.fleet)?;
         let max_mib = v.opt_int(&raw.store.max_mib, "store.max_mib", 1..=1 << 20, 8192)? as u64;
@@ -581,9 +582,51 @@ impl Validator<'_> {
         })
     }
 
+    /// `[store]` with PostgreSQL and boot profiles: the machines' records
+    /// go to the store too (and `boot.state_file` has no use).
+    fn shared_machines(
+        &self,
+        raw: &file::File,
+        shared: Option<dhcp::LeaseStore>,
+        has_dhcp: bool,
+        boot: Option<&mut boot::Boot>,
+    ) -> Result<(), Error> {
+        let Some(shared) = shared else {
+            return Ok(());
+        };
+        let backend_at = raw.store.backend.as_ref().map(|b| b.span().start);
+        let Some(boot) = boot else {
+            if has_dhcp {
+                return Ok(());
+            }
+            return Err(self.invalid(
+                backend_at,
+                "store.backend",
+                "is \"postgres\" but this server neither answers DHCP nor serves boot profiles: the store holds leases and machines".into(),
+                "add a [dhcp] table or [[profile]]s, or remove store.backend",
+            ));
+        };
+        if !boot.state_file.1 {
+            let at = raw.boot.state_file.as_ref().map(|s| s.span().start);
+            return Err(self.invalid(
+                at,
+                "boot.state_file",
+                "is set, but with store.backend = \"postgres\" the machines' records are kept in the store".into(),
+                "remove boot.state_file (or --boot-state-file)",
+            ));
+        }
+        boot.shared = Some(shared);
+        Ok(())
+    }
+
     /// `[store] backend`, `url`, `password_file`, `server_name`: the
-    /// shared PostgreSQL lease store, given to `dhcp`.
-    fn lease_store(&self, st: &file::Store, dhcp: Option<&mut dhcp::Dhcp>) -> Result<(), Error> {
+    /// shared PostgreSQL store, given to `dhcp` (and returned for the
+    /// machines' records).
+    fn lease_store(
+        &self,
+        st: &file::Store,
+        dhcp: Option<&mut dhcp::Dhcp>,
+    ) -> Result<Option<dhcp::LeaseStore>, Error> {
         let key_at = |k: &Option<Spanned<String>>| k.as_ref().map(|s| s.span().start);
         let postgres = match &st.backend {
             None => false,
@@ -613,7 +656,7 @@ impl Validator<'_> {
                     ));
                 }
             }
-            return Ok(());
+            return Ok(None);
         }
         let Some(url) = &st.url else {
             return Err(self.invalid(
@@ -659,13 +702,13 @@ impl Validator<'_> {
             Some(n) => n.get_ref().clone(),
             None => host_name(),
         };
+        let target = dhcp::LeaseStore {
+            url: url.get_ref().clone(),
+            password_file,
+            name,
+        };
         let Some(d) = dhcp else {
-            return Err(self.invalid(
-                key_at(&st.backend),
-                "store.backend",
-                "is \"postgres\" but DHCP is off: the store holds DHCP leases".into(),
-                "add a [dhcp] table (or --interface), or remove store.backend",
-            ));
+            return Ok(Some(target));
         };
         if d.v6.is_some() {
             return Err(self.invalid(
@@ -675,12 +718,8 @@ impl Validator<'_> {
                 "serve DHCPv6 from a server with the journal (remove store.backend there), or leave [dhcp6] out",
             ));
         }
-        d.store = Some(dhcp::LeaseStore {
-            url: url.get_ref().clone(),
-            password_file,
-            name,
-        });
-        Ok(())
+        d.store = Some(target.clone());
+        Ok(Some(target))
     }
 
     fn invalid(

@@ -479,12 +479,25 @@ impl Control {
         out
     }
 
-    /// Every lease the DHCP worker holds.
+    /// Every lease: the shared store's when there is one (every server's
+    /// leases, as the database holds them), else the DHCP worker's table.
     ///
     /// # Errors
-    /// DHCP is off, or its worker does not answer.
+    /// DHCP is off, its worker does not answer, or the store cannot be read.
     pub fn leases(&self) -> Result<Vec<LeaseView>, String> {
         let mailbox = self.dhcp.as_ref().ok_or("DHCP is off on this server")?;
+        let store = self
+            .dhcp_config
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .and_then(|d| d.store.clone());
+        if let Some(st) = store {
+            use crate::lease::pg;
+            let mut c = pg::connect(&st.url, st.password_file.as_deref())?;
+            let table = crate::lease::Table::from_records(pg::load(&mut c)?);
+            return Ok(LeaseView::all(&table, crate::io::clock::unix_now()));
+        }
         mailbox
             .ask(|reply| Command::Leases { reply }, DHCP_WAIT)
             .map_err(unanswered)

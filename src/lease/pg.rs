@@ -1,4 +1,6 @@
-//! The DHCPv4 lease table in PostgreSQL, shared by several rackboot servers.
+//! The DHCPv4 lease table in PostgreSQL, shared by several rackboot servers,
+//! and the schema it shares with the machines' records
+//! ([`crate::machines::shared`]).
 //!
 //! Each server keeps its table in memory, as with the journal, and commits
 //! its changes here in groups; the database decides, row by row, whether a
@@ -21,7 +23,7 @@ use super::journal::{self, Record};
 use super::Lease;
 
 /// The schema this build reads and writes.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// The channel commits are announced on.
 pub const CHANNEL: &str = "rackboot_lease4";
@@ -50,8 +52,24 @@ CREATE TABLE rackboot_lease4 (
 CREATE UNIQUE INDEX rackboot_lease4_client ON rackboot_lease4 (client);
 ";
 
+/// Version 2: the machines' records (what the admin API set, the install
+/// round, when the installer reported done) and the key done URLs are signed
+/// with, shared by every server.
+const V2: &str = "
+CREATE TABLE rackboot_machine (
+    mac bytea PRIMARY KEY CHECK (length(mac) = 6),
+    record jsonb NOT NULL,
+    server text NOT NULL,
+    updated timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE rackboot_machine_key (
+    id integer PRIMARY KEY CHECK (id = 1),
+    key bytea NOT NULL CHECK (length(key) = 32)
+);
+";
+
 /// Each migration, from version `i` to `i + 1`.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [V1];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [V1, V2];
 
 /// Connects to `url`; a password read from `password_file` (its first line)
 /// replaces any in the URL.
@@ -145,6 +163,22 @@ fn migrate_locked(c: &mut Client) -> Result<i32, String> {
     }
     tx.commit().map_err(|e| format!("store: {}", said(&e)))?;
     Ok(found)
+}
+
+/// Makes a new database ready (as `rackboot db migrate` would), then checks
+/// that the schema is this build's.
+///
+/// # Errors
+/// A query fails, or the schema is older or newer than this build's.
+pub fn ready(c: &mut Client, what: &str) -> Result<(), String> {
+    if version(c)? == 0 {
+        migrate(c)?;
+        tracing::info!(
+            version = SCHEMA_VERSION,
+            "{what}: the PostgreSQL store had no schema; created"
+        );
+    }
+    check_version(c)
 }
 
 /// Checks that the schema is this build's.

@@ -198,7 +198,7 @@ fn parse(text: &[u8], path: &Path) -> Result<Parsed, String> {
     Ok((key, records))
 }
 
-fn fresh_key() -> io::Result<[u8; 32]> {
+pub(super) fn fresh_key() -> io::Result<[u8; 32]> {
     use std::io::Read;
     let mut key = [0; 32];
     File::open("/dev/urandom")?.read_exact(&mut key)?;

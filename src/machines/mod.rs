@@ -8,15 +8,17 @@
 //! labels and vars merge key by key, the API's value winning). Deleting a
 //! machine through the API removes its record: the file's entry, if any,
 //! shows again. Records are durable before a change is answered (see
-//! [`journal`]); what machines were seen doing is kept in memory only, for at
+//! [`journal`], or [`shared`] when several servers share a PostgreSQL
+//! store); what machines were seen doing is kept in memory only, for at
 //! most [`SEEN_MAX`] machines (the longest unseen is forgotten first).
 
 pub mod journal;
+pub mod shared;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use hmac::{Hmac, Mac as _};
 use serde::{Deserialize, Serialize};
@@ -184,12 +186,22 @@ pub struct Seen {
     pub at: u64,
 }
 
-/// The machines' records, durable when opened on a file.
+/// Where changes are made durable.
+#[derive(Debug)]
+enum Keeper {
+    /// This server's state file.
+    File(Journal),
+    /// The PostgreSQL store several servers share.
+    Shared(Box<shared::Writer>),
+}
+
+/// The machines' records, durable when opened on a file or a store.
 pub struct Book {
     key: [u8; 32],
     records: RwLock<HashMap<Mac, Record>>,
-    /// Held while a change is written, so changes apply in journal order.
-    journal: Mutex<Result<Journal, String>>,
+    /// Held while a change is written, so changes apply in the order they
+    /// are kept.
+    keeper: Mutex<Result<Keeper, String>>,
     seen: Mutex<HashMap<Mac, Seen>>,
     /// Where pages rendered for machines are told to the fleet view.
     fleet: std::sync::OnceLock<crate::fleet::Sink>,
@@ -214,7 +226,7 @@ impl Book {
         Self {
             key,
             records: RwLock::default(),
-            journal: Mutex::new(Err(why.to_owned())),
+            keeper: Mutex::new(Err(why.to_owned())),
             seen: Mutex::default(),
             fleet: std::sync::OnceLock::new(),
         }
@@ -230,10 +242,46 @@ impl Book {
         Ok(Self {
             key,
             records: RwLock::new(records),
-            journal: Mutex::new(Ok(journal)),
+            keeper: Mutex::new(Ok(Keeper::File(journal))),
             seen: Mutex::default(),
             fleet: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The book kept in the PostgreSQL store `target`, followed for the
+    /// other servers' changes by a thread of its own.
+    ///
+    /// # Errors
+    /// The store cannot be reached or read, or the thread cannot start.
+    pub fn open_shared(target: &shared::Target) -> Result<Arc<Self>, String> {
+        let (writer, key, records) = shared::open(target)?;
+        tracing::info!(
+            machines = records.len(),
+            "machines: records kept in the PostgreSQL store"
+        );
+        let book = Arc::new(Self {
+            key,
+            records: RwLock::new(records),
+            keeper: Mutex::new(Ok(Keeper::Shared(Box::new(writer)))),
+            seen: Mutex::default(),
+            fleet: std::sync::OnceLock::new(),
+        });
+        shared::follow(target.clone(), Arc::downgrade(&book))
+            .map_err(|e| format!("machines: cannot start the store's thread: {e}"))?;
+        Ok(book)
+    }
+
+    /// Takes `record` for `mac` from another server.
+    fn learn(&self, mac: Mac, record: Record) {
+        self.records
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(mac, record);
+    }
+
+    /// Takes every record from the store, read again.
+    fn replace(&self, records: HashMap<Mac, Record>) {
+        *self.records.write().unwrap_or_else(PoisonError::into_inner) = records;
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Mac, Record>> {
@@ -257,7 +305,7 @@ impl Book {
 
     /// Whether changes are kept; if not, why.
     pub fn durable(&self) -> Result<(), String> {
-        match &*self.journal.lock().unwrap_or_else(PoisonError::into_inner) {
+        match &*self.keeper.lock().unwrap_or_else(PoisonError::into_inner) {
             Ok(_) => Ok(()),
             Err(why) => Err(why.clone()),
         }
@@ -274,20 +322,25 @@ impl Book {
         mac: Mac,
         edit: impl FnOnce(&mut Record) -> Result<(), String>,
     ) -> Result<Record, String> {
-        let mut journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
-        let journal = match &mut *journal {
-            Ok(j) => j,
+        let mut keeper = self.keeper.lock().unwrap_or_else(PoisonError::into_inner);
+        let record = match &mut *keeper {
             Err(why) => return Err(why.clone()),
+            // The store applies the edit to what it holds, which another
+            // server may have changed.
+            Ok(Keeper::Shared(w)) => w.change(mac, edit)?,
+            Ok(Keeper::File(journal)) => {
+                let mut record = self.record(&mac).unwrap_or_default();
+                edit(&mut record)?;
+                journal.append(&mac, &record).map_err(|e| {
+                    tracing::error!(file = %journal.path().display(), error = %e, %mac, "machines state file: a change could not be made durable; it is refused");
+                    format!(
+                        "the change could not be made durable in {}: {e}; nothing changed",
+                        journal.path().display()
+                    )
+                })?;
+                record
+            }
         };
-        let mut record = self.record(&mac).unwrap_or_default();
-        edit(&mut record)?;
-        journal.append(&mac, &record).map_err(|e| {
-            tracing::error!(file = %journal.path().display(), error = %e, %mac, "machines state file: a change could not be made durable; it is refused");
-            format!(
-                "the change could not be made durable in {}: {e}; nothing changed",
-                journal.path().display()
-            )
-        })?;
         self.records
             .write()
             .unwrap_or_else(PoisonError::into_inner)

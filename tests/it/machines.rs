@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::support::{ask as cli, curl, Fixture, Server, TempDir};
 
-const CONFIG: &str = r#"
+pub(crate) const CONFIG: &str = r#"
 [boot]
 default = "rescue"
 
@@ -42,19 +42,19 @@ labels = { rack = "r1" }
 const PRESEED: &str =
     "d-i netcfg/get_hostname string {{ hostname }}\nd-i preseed/late_command string wget -q -O /dev/null {{ done_url }}\n";
 
-fn setup(dir: &Path, config: &str) -> String {
+pub(crate) fn setup(dir: &Path, config: &str) -> String {
     std::fs::write(dir.join("preseed.j2"), PRESEED).unwrap();
     let path = dir.join("rackboot.toml");
     std::fs::write(&path, config).unwrap();
     path.to_str().unwrap().to_owned()
 }
 
-fn get(s: &Server, target: &str) -> (u16, String) {
+pub(crate) fn get(s: &Server, target: &str) -> (u16, String) {
     let (code, _, body) = curl(&[&s.url(target)]);
     (code, String::from_utf8_lossy(&body).into_owned())
 }
 
-fn script(s: &Server, mac: &str) -> String {
+pub(crate) fn script(s: &Server, mac: &str) -> String {
     let (code, body) = get(
         s,
         &format!("/boot.ipxe?mac={mac}&arch=x86_64&platform=pcbios"),
@@ -63,11 +63,11 @@ fn script(s: &Server, mac: &str) -> String {
     body
 }
 
-fn json(body: &str) -> Value {
+pub(crate) fn json(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
-fn kill_9(s: &Server) {
+pub(crate) fn kill_9(s: &Server) {
     assert!(Command::new("kill")
         .args(["-9", &s.pid().to_string()])
         .status()

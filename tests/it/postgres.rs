@@ -203,13 +203,29 @@ fn segment(net: &mut Net, servers: usize) -> (Vec<String>, String) {
     (out, c)
 }
 
+/// What server `index` serves: a boot script, and a small kernel and
+/// initrd (the storm's machines fetch them from the server that answered
+/// their DHCP).
+fn tree(dir: &TempDir, index: usize) -> PathBuf {
+    let www = dir.0.join(format!("www-{index}"));
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(
+        www.join("boot.ipxe"),
+        "#!ipxe\nkernel vmlinuz initrd=initrd.gz auto=true\ninitrd initrd.gz\nboot\n",
+    )
+    .unwrap();
+    for (name, len, seed) in [("vmlinuz", 64 << 10, 2), ("initrd.gz", 256 << 10, 3)] {
+        std::fs::write(www.join(name), rackboot::store::builtin::filler(len, seed)).unwrap();
+    }
+    www
+}
+
 /// Server `index` of `servers` on its namespace, leases in `pg`.
 fn start(
     ns: &str,
     index: usize,
     servers: usize,
     pg: &Postgres,
-    f: &Fixture,
     dir: &TempDir,
     subnets: &str,
 ) -> Server {
@@ -232,7 +248,7 @@ fn start(
     Server::start_in(
         Some(ns),
         &format!("10.210.0.{}", index + 1),
-        &f.root(),
+        &tree(dir, index),
         &[
             "--config",
             config.to_str().unwrap(),
@@ -344,7 +360,6 @@ struct Rig {
     servers: Vec<String>,
     c: String,
     dir: TempDir,
-    f: Fixture,
     capture: Option<Capture>,
 }
 
@@ -366,7 +381,6 @@ impl Rig {
             servers: names,
             c,
             dir,
-            f: Fixture::new(),
             capture,
         }
     }
@@ -379,15 +393,7 @@ impl Rig {
     /// Server `index`, serving `subnets` (TOML) beside its segment's.
     fn server_with(&self, index: usize, subnets: &str) -> Server {
         let n = self.servers.len();
-        start(
-            &self.servers[index],
-            index,
-            n,
-            &self.pg,
-            &self.f,
-            &self.dir,
-            subnets,
-        )
+        start(&self.servers[index], index, n, &self.pg, &self.dir, subnets)
     }
 
     /// The capture's ACKs, checked against the store: its bound leases.
@@ -406,7 +412,43 @@ fn two_servers_share_a_storm_through_one_store_with_no_address_twice() {
     let _turn = crate::support::heavy();
     let mut rig = Rig::new("pg", 2);
     let (a, b) = (rig.server(0), rig.server(1));
-    let (out, r) = dhcp_storm(&rig.c, 2000, 11, "4");
+    // The machines fetch over TCP from their leased addresses.
+    sh(&format!(
+        "ip -n {} addr add 10.210.0.100/20 dev eth0",
+        rig.c
+    ));
+    for pool in [
+        "10.210.1.0/24",
+        "10.210.2.0/23",
+        "10.210.4.0/22",
+        "10.210.8.0/22",
+        "10.210.12.0/24",
+    ] {
+        sh(&format!("ip -n {} route add local {pool} dev eth0", rig.c));
+    }
+    // Each machine boots to its installer's DHCP: firmware DHCP, iPXE's
+    // script, kernel and initrd from the server that answered, then the
+    // installer's own DHCP (the same lease, renewed).
+    let (out, r) = storm(
+        Some(&rig.c),
+        &[
+            "--interface",
+            "eth0",
+            "--until",
+            "installer-dhcp",
+            "--mix",
+            "ipxe-bios=1",
+            "--machines",
+            "2000",
+            "--ramp",
+            "4",
+            "--seed",
+            "11",
+            "--deadline",
+            "150",
+            "--quiet",
+        ],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -414,6 +456,13 @@ fn two_servers_share_a_storm_through_one_store_with_no_address_twice() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!((n(&r["booted"]), n(&r["failed"])), (2000, 0), "{stdout}");
+    for p in ["dhcp", "script", "kernel", "initrd", "installer-dhcp"] {
+        assert_eq!(
+            n(&crate::storm::phase(&r, p)["count"]),
+            2000,
+            "{p}: {stdout}"
+        );
+    }
     let held = rig.checked();
     assert_eq!(held.len(), 2000, "every machine's lease is in the store");
     let distinct: std::collections::HashSet<_> = held.values().collect();
@@ -426,6 +475,14 @@ fn two_servers_share_a_storm_through_one_store_with_no_address_twice() {
         assert!(s.metric("rackboot_dhcp_store_learned_total") >= 600);
         assert_eq!(s.metric("rackboot_dhcp_store_failures_total"), 0);
     }
+    // The admin API's lease list is the store's: both servers' leases.
+    let (code, body) = a.api("GET", "/api/v1/leases");
+    assert_eq!(code, 200, "{body}");
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        listed.iter().filter(|l| l["state"] == "active").count(),
+        2000
+    );
     // `rackboot leases` and `db check` read the store.
     let config = rig.dir.0.join("rackboot-0.toml");
     let o = run(
@@ -677,8 +734,160 @@ fn servers_migrating_an_empty_database_at_once_both_succeed() {
     let o = run(bin, &["db", "check", "--config", config.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(
-        o.status.success() && text.contains("schema version 1, 0 active leases"),
+        o.status.success() && text.contains("schema version 2, 0 active leases"),
         "{text}"
     );
     assert_eq!(pg.query("SELECT count(*) FROM rackboot_schema"), ["1"]);
+}
+
+/// Waits (at most 10 s) until `s`'s script for `mac` contains `want`; how
+/// long it took.
+fn until_script(s: &Server, mac: &str, want: &str) -> Duration {
+    let t0 = std::time::Instant::now();
+    loop {
+        let body = crate::machines::script(s, mac);
+        if body.contains(want) {
+            return t0.elapsed();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{want:?} never reached this server's script:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_machine_changed_through_one_servers_api_boots_the_same_from_the_other() {
+    use crate::machines::{get, json, kill_9, script, setup, CONFIG};
+    let pg = Postgres::start();
+    let f = Fixture::new();
+    let dir = TempDir::new("pg-machines");
+    let config_of = |name: &str| {
+        let text = format!(
+            "{CONFIG}\n[store]\nbackend = \"postgres\"\nurl = \"{}\"\nserver_name = \"{name}\"\n",
+            pg.url()
+        );
+        let path = setup(&dir.0, &text);
+        let own = dir.0.join(format!("{name}.toml"));
+        std::fs::rename(path, &own).unwrap();
+        own.to_str().unwrap().to_owned()
+    };
+    let (ca, cb) = (config_of("a"), config_of("b"));
+    let a = Server::start(&f.root(), &["--config", &ca]);
+    let b = Server::start(&f.root(), &["--config", &cb]);
+    let mac = "52:54:00:aa:00:02";
+    assert!(script(&b, "52-54-00-aa-00-02").contains("boots profile debian"));
+
+    // A pins a profile and a name: B's next scripts boot it.
+    let (code, body) = a.api_json(
+        "PUT",
+        &format!("/api/v1/machines/{mac}"),
+        r#"{"profile":"db","hostname":"db-7"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    let took = until_script(&b, "52-54-00-aa-00-02", "db=db-7");
+    eprintln!("a change on A reached B's scripts in {took:?}");
+    let (code, body) = b.api("GET", &format!("/api/v1/machines/{mac}"));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json(&body)["profile"], "db", "{body}");
+    assert_eq!(json(&body)["hostname"], "db-7", "{body}");
+    // The row is in the database, written by A.
+    assert_eq!(
+        pg.query("SELECT server || ' ' || (record->'machine'->>'profile') FROM rackboot_machine"),
+        ["a db"]
+    );
+
+    // B labels a machine the file does not know; A boots it with the label.
+    let other = "02:00:00:00:00:07";
+    let (code, body) = b.api_json(
+        "PATCH",
+        &format!("/api/v1/machines/{other}"),
+        r#"{"labels":{"rack":"r9"},"vars":{"disk":"/dev/nvme0n1"}}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    until_script(&a, "02-00-00-00-00-07", "rescue r9 /dev/nvme0n1");
+
+    // Install-once: the installer's done URL, signed by A, is honoured by B
+    // (one key for the fleet), and then both boot the machine from disk.
+    let once = "52-54-00-aa-00-05";
+    assert!(script(&a, once).contains("netboot=install"));
+    let (code, answers) = get(&a, &format!("/config?mac={once}"));
+    assert_eq!(code, 200, "{answers}");
+    let done = answers
+        .split_whitespace()
+        .find(|w| w.contains("/done/"))
+        .unwrap_or_else(|| panic!("no done URL in {answers}"))
+        .replace(&a.addr.to_string(), &b.addr.to_string());
+    let (code, _, body) = crate::support::curl(&[&done]);
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    for s in [&a, &b] {
+        until_script(s, once, "\nexit\n");
+    }
+    // Put back to installing through A: a new round; B boots the installer
+    // again and the old done URL no longer works on either.
+    let (code, body) = a.api_json(
+        "PATCH",
+        "/api/v1/machines/52:54:00:aa:00:05",
+        r#"{"netboot":"install"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    until_script(&b, once, "netboot=install");
+    assert_eq!(crate::support::curl(&[&done]).0, 410);
+
+    // B restarted after kill -9 reads every record from the store.
+    kill_9(&b);
+    drop(b);
+    let b = Server::start(&f.root(), &["--config", &cb]);
+    assert!(script(&b, "52-54-00-aa-00-02").contains("db=db-7"));
+    assert!(script(&b, "02-00-00-00-00-07").contains("rescue r9 /dev/nvme0n1"));
+    assert!(script(&b, once).contains("netboot=install"));
+
+    // The database stopped: scripts go on from what each server holds, a
+    // change is refused and says why, and nothing is lost when it returns.
+    pg.down();
+    assert!(script(&a, "52-54-00-aa-00-02").contains("db=db-7"));
+    let (code, body) = a.api_json(
+        "PATCH",
+        &format!("/api/v1/machines/{mac}"),
+        r#"{"hostname":"db-8"}"#,
+    );
+    assert_ne!(code, 200, "{body}");
+    assert!(body.contains("PostgreSQL store"), "{body}");
+    assert!(script(&b, "52-54-00-aa-00-02").contains("db=db-7"));
+    pg.up();
+    let (code, body) = a.api_json(
+        "PATCH",
+        &format!("/api/v1/machines/{mac}"),
+        r#"{"hostname":"db-8"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    // B's listener reconnects (each second) and reads everything again.
+    until_script(&b, "52-54-00-aa-00-02", "db=db-8");
+    let o = run(
+        env!("CARGO_BIN_EXE_rackboot"),
+        &["db", "check", "--config", &ca],
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && text.contains("3 machine records"),
+        "{text}"
+    );
+
+    // A state file beside the store is a mistake, named.
+    let o = run(
+        env!("CARGO_BIN_EXE_rackboot"),
+        &[
+            "check",
+            "--config",
+            &ca,
+            "--boot-state-file",
+            "/tmp/x.state",
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("boot.state_file"),
+        "{err}"
+    );
 }

@@ -90,9 +90,17 @@ impl Server {
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let admin =
             std::env::temp_dir().join(format!("rackboot-it-admin-{}-{n}.sock", std::process::id()));
-        // Each server its own machines state file, never the system's.
+        // Each server its own machines state file, never the system's
+        // (unless its configuration keeps machines in a PostgreSQL store).
         let state = admin.with_extension("machines");
-        if !extra.contains(&"--boot-state-file") {
+        let shared = extra
+            .iter()
+            .position(|a| *a == "--config")
+            .and_then(|i| extra.get(i + 1))
+            .and_then(|c| std::fs::read_to_string(c).ok())
+            .is_some_and(|t| t.contains("backend = \"postgres\""));
+        let own_state = !shared && !extra.contains(&"--boot-state-file");
+        if own_state {
             let _ = std::fs::remove_file(&state);
         }
         let mut child = rackboot_in(netns)
@@ -109,16 +117,12 @@ impl Server {
             } else {
                 Some(&admin)
             })
-            .args(if extra.contains(&"--boot-state-file") {
-                &[][..]
-            } else {
+            .args(if own_state {
                 &["--boot-state-file"][..]
-            })
-            .args(if extra.contains(&"--boot-state-file") {
-                None
             } else {
-                Some(&state)
+                &[][..]
             })
+            .args(if own_state { Some(&state) } else { None })
             .args(if extra.contains(&"--workers") {
                 &[][..]
             } else {

@@ -67,6 +67,28 @@ pub struct LeaseView {
     pub state: &'static str,
 }
 
+impl LeaseView {
+    /// Every bound lease of `table` at unix second `unix`, by address.
+    pub fn all(table: &crate::lease::Table, unix: u64) -> Vec<Self> {
+        let mut all: Vec<Self> = table
+            .bound()
+            .map(|l| Self {
+                ip: l.ip,
+                mac: crate::wire::dhcp::Chaddr::new(&l.hw).to_string(),
+                hostname: l.hostname.to_string(),
+                expires: l.expires,
+                state: if l.expires > unix {
+                    "active"
+                } else {
+                    "expired"
+                },
+            })
+            .collect();
+        all.sort_by_key(|l| l.ip);
+        all
+    }
+}
+
 /// The DHCP worker's mailbox.
 #[derive(Debug)]
 pub struct Mailbox {

@@ -549,23 +549,7 @@ impl Server {
                 }
                 Command::Leases { reply } => {
                     let unix = self.engine.unix(now);
-                    let mut all: Vec<LeaseView> = self
-                        .engine
-                        .table()
-                        .bound()
-                        .map(|l| LeaseView {
-                            ip: l.ip,
-                            mac: crate::wire::dhcp::Chaddr::new(&l.hw).to_string(),
-                            hostname: l.hostname.to_string(),
-                            expires: l.expires,
-                            state: if l.expires > unix {
-                                "active"
-                            } else {
-                                "expired"
-                            },
-                        })
-                        .collect();
-                    all.sort_by_key(|l| l.ip);
+                    let all = LeaseView::all(self.engine.table(), unix);
                     let _ = reply.send(all);
                 }
                 Command::Free { ip, reply } => {

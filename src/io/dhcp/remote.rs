@@ -193,15 +193,7 @@ impl Remote {
 /// The database cannot be reached, or its schema is not this build's.
 pub fn open(target: &Target) -> Result<(Connected, Vec<Record>), String> {
     let mut c = pg::connect(&target.url, target.password_file.as_deref())?;
-    if pg::version(&mut c)? == 0 {
-        // A new database: made ready here, as `rackboot db migrate` would.
-        pg::migrate(&mut c)?;
-        tracing::info!(
-            version = pg::SCHEMA_VERSION,
-            "dhcp: the PostgreSQL lease store had no schema; created"
-        );
-    }
-    pg::check_version(&mut c)?;
+    pg::ready(&mut c, "dhcp")?;
     c.batch_execute(&format!("LISTEN {}", pg::CHANNEL))
         .map_err(|e| format!("store: LISTEN: {e}"))?;
     let records = pg::load(&mut c)?;
