@@ -78,9 +78,10 @@ pub(crate) struct Args {
     /// Hold P % of the DHCP and TFTP datagrams and frames back past later ones.
     #[arg(long, value_name = "P")]
     reorder: Option<String>,
-    /// A machine whose firmware DHCP fails (no OFFER, no ACK, a NAK) starts
-    /// its network boot again, up to N times, as firmware retrying its boot
-    /// options does [default: 0, one attempt].
+    /// A machine whose boot fails before its installer runs (its firmware's
+    /// DHCP, the NBP, iPXE's DHCP, script, kernel or initrd) starts its
+    /// network boot again from DHCP, up to N times, as firmware retrying its
+    /// boot options does [default: 0, one attempt].
     #[arg(long, value_name = "N", default_value_t = 0)]
     boot_retries: u32,
     /// DHCP load: new machines a second, in an open-loop stream (with --until

@@ -152,8 +152,11 @@ pub struct Machine {
     tftp_server: Ipv4Addr,
     /// grub configurations followed by `configfile`.
     configs: u32,
-    /// Network boots left to start again when the firmware's DHCP fails.
+    /// Network boots left to start again when a step before the installer
+    /// fails.
     boot_retries: u32,
+    /// Network boots started again so far.
+    restarts: u32,
 }
 
 /// What a TFTP download is to its machine.
@@ -245,6 +248,7 @@ impl Machine {
             tftp_server: Ipv4Addr::UNSPECIFIED,
             configs: 0,
             boot_retries: 0,
+            restarts: 0,
         }
     }
 
@@ -363,10 +367,13 @@ impl Machine {
         self.event.take()
     }
 
-    /// Starts the network boot again up to `n` times when the firmware's
-    /// DHCP fails (no OFFER, no ACK, a NAK), as firmware retrying its boot
-    /// options does (OVMF; server BIOSes' PXE retry): a new exchange, its
-    /// `secs` from 0.
+    /// Starts the network boot again up to `n` times when a step before the
+    /// installer fails: the firmware's DHCP (no OFFER, no ACK, a NAK), the
+    /// NBP, iPXE's DHCP, script, kernel or initrd (a server gone, a transfer
+    /// cut), as firmware retrying its boot options does (OVMF; server BIOSes'
+    /// PXE retry; iPXE returning its error to the firmware): from power-on
+    /// again, a new DHCP exchange with `secs` from 0. The phases of the failed
+    /// attempt are not reported; the first phase's time counts from power-on.
     #[must_use]
     pub fn with_boot_retries(mut self, n: u32) -> Self {
         self.boot_retries = n;
@@ -378,21 +385,6 @@ impl Machine {
         let outcome: Result<Option<Next>, String> = match &mut self.step {
             Step::Dhcp(c) => match c.poll_event() {
                 None => return,
-                Some(dhcp::Event::Failed(_))
-                    if self.phase == Phase::Dhcp && self.boot_retries > 0 =>
-                {
-                    self.boot_retries -= 1;
-                    self.phase_retries += 1;
-                    self.xid = self.xid.wrapping_add(0x0100_0000);
-                    self.step = Step::Dhcp(Client::new(
-                        now,
-                        self.identity,
-                        self.mac,
-                        self.uuid,
-                        self.xid,
-                    ));
-                    return;
-                }
                 Some(dhcp::Event::Failed(why)) => Err(why.to_owned()),
                 Some(dhcp::Event::Bound { lease, retries }) => {
                     self.phase_retries += retries;
@@ -450,8 +442,47 @@ impl Machine {
         }
     }
 
-    /// Ends the boot in `phase`, failed for `reason`.
+    /// Ends the boot in `phase`, failed for `reason`, unless it may start
+    /// again (see [`Self::with_boot_retries`]).
     fn fail(&mut self, now: Instant, phase: Phase, reason: String) {
+        if self.boot_retries > 0 && phase < Phase::InstallerDhcp {
+            self.restart(now);
+            return;
+        }
+        self.give_up(now, phase, reason);
+    }
+
+    /// Starts the network boot again, from power-on's DHCP.
+    fn restart(&mut self, now: Instant) {
+        self.boot_retries -= 1;
+        self.phase = Phase::Dhcp;
+        self.ended.clear();
+        self.bytes = 0;
+        self.phase_bytes = 0;
+        // The new DHCP phase counts every boot started again as a retry.
+        self.restarts += 1;
+        self.phase_retries = self.restarts;
+        self.address = None;
+        // The driver drops any connection to the old server.
+        self.close_http = true;
+        self.initrds.clear();
+        self.answers = None;
+        self.script_url.clear();
+        self.fetches.clear();
+        self.tftp_server = Ipv4Addr::UNSPECIFIED;
+        self.configs = 0;
+        self.xid = self.xid.wrapping_add(0x0100_0000);
+        self.step = Step::Dhcp(Client::new(
+            now,
+            self.identity,
+            self.mac,
+            self.uuid,
+            self.xid,
+        ));
+    }
+
+    /// Ends the boot in `phase`, failed for `reason`, for good.
+    fn give_up(&mut self, now: Instant, phase: Phase, reason: String) {
         self.step = Step::Done;
         self.finished = Some(now - self.started);
         self.event = Some(Event::Failed { phase, reason });
@@ -463,6 +494,13 @@ impl Machine {
     pub fn abort(&mut self, now: Instant, reason: String) {
         if !matches!(self.step, Step::Done) {
             self.fail(now, self.phase, reason);
+        }
+    }
+
+    /// [`Self::abort`], with no boot started again (the storm's deadline).
+    pub fn abort_for_good(&mut self, now: Instant, reason: String) {
+        if !matches!(self.step, Step::Done) {
+            self.give_up(now, self.phase, reason);
         }
     }
 

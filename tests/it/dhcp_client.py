@@ -6,6 +6,7 @@ Debian installer) by the options it sends, and prints what it got as JSON lines.
 
   dhcp_client.py IFACE MAC dora     [identity options]   DISCOVER, offers, REQUEST, ACK
   dhcp_client.py IFACE MAC decline  IP SERVER            DECLINE of IP
+  dhcp_client.py IFACE MAC release  IP SERVER            RELEASE of IP, unicast to SERVER
   dhcp_client.py IFACE MAC pxe4011  SERVER               proxyDHCP REQUEST to SERVER:4011
   dhcp_client.py IFACE MAC garbage  SERVER [--repeat N]  bad datagrams to SERVER:67
 
@@ -232,6 +233,12 @@ def main():
         s = open_socket(args.iface)
         opts = [(50, socket.inet_aton(ip)), (54, socket.inet_aton(server))]
         s.sendto(packet(mac, random.getrandbits(32), 4, opts), ("255.255.255.255", 67))
+        return 0
+    if args.action == "release":
+        ip, server = args.rest
+        s = open_socket(args.iface)
+        opts = [(54, socket.inet_aton(server))]
+        s.sendto(packet(mac, random.getrandbits(32), 7, opts, ciaddr=ip, broadcast=False), (server, 67))
         return 0
     if args.action == "pxe4011":
         (server,) = args.rest

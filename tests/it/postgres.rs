@@ -281,8 +281,8 @@ fn dhcp_storm(c: &str, machines: usize, seed: u64, ramp: &str) -> (Output, serde
     )
 }
 
-/// A storm in the background (`args` after `storm --interface eth0 --until
-/// dhcp`), its JSON report read by [`Background::report`].
+/// A storm in the background (`args` after `storm --interface eth0`), its
+/// JSON report read by [`Background::report`].
 struct Background {
     running: Kill,
     _dir: TempDir,
@@ -296,7 +296,7 @@ impl Background {
         let running = Kill(spawn_in(
             c,
             &format!(
-                "{} storm --interface eth0 --until dhcp --quiet --json {} {args}",
+                "{} storm --interface eth0 --quiet --json {} {args}",
                 env!("CARGO_BIN_EXE_rackboot"),
                 json.display()
             ),
@@ -396,6 +396,24 @@ impl Rig {
         start(&self.servers[index], index, n, &self.pg, &self.dir, subnets)
     }
 
+    /// Gives the storm's side an address and takes the pool's addresses as
+    /// local, so that machines fetch over TCP from their leased addresses.
+    fn fetch_from_leases(&self) {
+        sh(&format!(
+            "ip -n {} addr add 10.210.0.100/20 dev eth0",
+            self.c
+        ));
+        for pool in [
+            "10.210.1.0/24",
+            "10.210.2.0/23",
+            "10.210.4.0/22",
+            "10.210.8.0/22",
+            "10.210.12.0/24",
+        ] {
+            sh(&format!("ip -n {} route add local {pool} dev eth0", self.c));
+        }
+    }
+
     /// The capture's ACKs, checked against the store: its bound leases.
     fn checked(&mut self) -> HashMap<String, String> {
         let acks = self.capture.take().unwrap().acked();
@@ -412,20 +430,7 @@ fn two_servers_share_a_storm_through_one_store_with_no_address_twice() {
     let _turn = crate::support::heavy();
     let mut rig = Rig::new("pg", 2);
     let (a, b) = (rig.server(0), rig.server(1));
-    // The machines fetch over TCP from their leased addresses.
-    sh(&format!(
-        "ip -n {} addr add 10.210.0.100/20 dev eth0",
-        rig.c
-    ));
-    for pool in [
-        "10.210.1.0/24",
-        "10.210.2.0/23",
-        "10.210.4.0/22",
-        "10.210.8.0/22",
-        "10.210.12.0/24",
-    ] {
-        sh(&format!("ip -n {} route add local {pool} dev eth0", rig.c));
-    }
+    rig.fetch_from_leases();
     // Each machine boots to its installer's DHCP: firmware DHCP, iPXE's
     // script, kernel and initrd from the server that answered, then the
     // installer's own DHCP (the same lease, renewed).
@@ -515,13 +520,17 @@ fn a_server_killed_mid_storm_is_covered_by_the_other_and_rejoins_without_a_dupli
     let _turn = crate::support::heavy();
     let mut rig = Rig::new("pk", 2);
     let (a, b) = (rig.server(0), rig.server(1));
-    // 2,000 machines over 10 s; server 1 dies 3 s in. A machine that took
-    // server 1's OFFER just before cannot have it ACKed: its firmware fails
-    // this network boot and starts it again (--boot-retries 1), and then
-    // server 0 answers once its DISCOVERs' `secs` reach wait_secs.
+    // 2,000 machines over 10 s, each to its installer's DHCP; server 1
+    // dies 3 s in. A machine that took server 1's OFFER just before cannot
+    // have it ACKed, and one fetching its script, kernel or initrd from
+    // server 1 loses the transfer: its firmware fails this network boot and
+    // starts it again (--boot-retries), and then server 0 answers once its
+    // DISCOVERs' `secs` reach wait_secs, and serves the files.
+    rig.fetch_from_leases();
     let storm = Background::start(
         &rig.c,
-        "--machines 2000 --ramp 10 --seed 21 --boot-retries 1 --deadline 150",
+        "--until installer-dhcp --mix ipxe-bios=1 --machines 2000 --ramp 10 --seed 21 \
+         --boot-retries 2 --http-timeout 5 --deadline 150",
     );
     std::thread::sleep(Duration::from_secs(3));
     let before = acks_of(&b);
@@ -556,7 +565,7 @@ fn the_database_stopped_for_ten_seconds_holds_acks_back_and_loses_none() {
     // EDK2 and UEFI HTTP boot: their retries (60 s) outlast the outage.
     let storm = Background::start(
         &rig.c,
-        "--machines 600 --ramp 20 --seed 31 --mix edk2=1,uefi-http=1 --deadline 150",
+        "--until dhcp --machines 600 --ramp 20 --seed 31 --mix edk2=1,uefi-http=1 --deadline 150",
     );
     std::thread::sleep(Duration::from_secs(4));
     rig.pg.down();
@@ -669,7 +678,7 @@ fn two_servers_behind_one_relay_serve_its_two_subnets() {
         .map(|(ns, seed)| {
             Background::start(
                 ns,
-                &format!("--machines 100 --ramp 2 --seed {seed} --deadline 90"),
+                &format!("--until dhcp --machines 100 --ramp 2 --seed {seed} --deadline 90"),
             )
         })
         .collect();
@@ -890,4 +899,98 @@ fn a_machine_changed_through_one_servers_api_boots_the_same_from_the_other() {
         !o.status.success() && err.contains("boot.state_file"),
         "{err}"
     );
+}
+
+/// Polls `sql` (at most 5 s) until it returns `want`.
+fn until_rows(pg: &Postgres, sql: &str, want: &[&str]) {
+    let t0 = std::time::Instant::now();
+    loop {
+        let got = pg.query(sql);
+        if got == want {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "{sql}: {got:?}, not {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn reservations_declines_and_releases_hold_across_the_pair() {
+    use crate::dhcp::{ack_field, client};
+    let rig = Rig::new("pv", 2);
+    let host = "[[dhcp.host]]\nmac = \"52:54:00:cc:00:01\"\nip = \"10.210.5.5\"\n";
+    let servers = [rig.server_with(0, host), rig.server_with(1, host)];
+    rig.fetch_from_leases();
+    let dora = |mac: &str| {
+        let (ok, out) = client(&rig.c, &format!("eth0 {mac} dora --wait 2 --first"));
+        assert!(ok, "{out}");
+        (
+            ack_field(&out, "yiaddr").unwrap(),
+            ack_field(&out, "server").unwrap(),
+        )
+    };
+    let state = |ip: &str| format!("SELECT state FROM rackboot_lease4 WHERE ip = '{ip}'");
+
+    // The reserved machine gets its address from whichever server answers,
+    // and the store holds it as that machine's.
+    let (ip, _) = dora("52:54:00:cc:00:01");
+    assert_eq!(ip, "10.210.5.5");
+    until_rows(
+        &rig.pg,
+        "SELECT encode(hw, 'hex') FROM rackboot_lease4 WHERE ip = '10.210.5.5' AND state = 'bound'",
+        &["525400cc0001"],
+    );
+
+    // A machine declines its address: the store quarantines it, the other
+    // server learns it, and no machine gets it again.
+    let learned = |i: usize| servers[i].metric("rackboot_dhcp_store_learned_total");
+    // (The reserved lease's announcement is in by now.)
+    std::thread::sleep(Duration::from_millis(500));
+    let before = [learned(0), learned(1)];
+    let (bad, by) = dora("52:54:00:cc:00:02");
+    let other = usize::from(by == "10.210.0.1");
+    let (ok, out) = client(
+        &rig.c,
+        &format!("eth0 52:54:00:cc:00:02 decline {bad} {by}"),
+    );
+    assert!(ok, "{out}");
+    until_rows(&rig.pg, &state(&bad), &["declined"]);
+    let t0 = std::time::Instant::now();
+    while learned(other) < before[other] + 2 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the other server learned nothing: {before:?} -> {}, {}; {:?}\n{}\n{}",
+            learned(0),
+            learned(1),
+            rig.pg.query(&format!(
+                "SELECT server FROM rackboot_lease4 WHERE ip = '{bad}'"
+            )),
+            servers[0]
+                .api("GET", "/metrics")
+                .1
+                .lines()
+                .filter(|l| l.contains("store"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            servers[1].log().join("\n"),
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut answered = HashMap::new();
+    for i in 3..23 {
+        let (ip, by) = dora(&format!("52:54:00:cc:00:{i:02x}"));
+        assert_ne!(ip, bad, "a declined address was handed out again");
+        *answered.entry(by).or_insert(0) += 1;
+    }
+    assert_eq!(answered.len(), 2, "both servers answer: {answered:?}");
+
+    // A RELEASE to the server that gave the lease frees it in the store.
+    let (ip, by) = dora("52:54:00:cc:00:30");
+    until_rows(&rig.pg, &state(&ip), &["bound"]);
+    let (ok, out) = client(&rig.c, &format!("eth0 52:54:00:cc:00:30 release {ip} {by}"));
+    assert!(ok, "{out}");
+    until_rows(&rig.pg, &state(&ip), &["free"]);
 }

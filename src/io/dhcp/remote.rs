@@ -251,8 +251,11 @@ fn run(target: &Target, first: Option<Client>, mailbox: &Mailbox, todo: &Receive
                 }
             }
         }
+        // Whether the connection was just used: it read what the server sent.
+        let mut used = false;
         match todo.recv_timeout(LISTEN_EVERY) {
             Ok(batch) => {
+                used = true;
                 let started = clock::now();
                 let result = match link.as_mut() {
                     Some(l) => commit(l, &target.name, &batch),
@@ -281,7 +284,7 @@ fn run(target: &Target, first: Option<Client>, mailbox: &Mailbox, todo: &Receive
             Err(RecvTimeoutError::Disconnected) => return,
         }
         if let Some(l) = link.as_mut() {
-            match listen(&mut l.client, &target.name) {
+            match listen(&mut l.client, &target.name, used) {
                 Ok(records) if records.is_empty() => {}
                 Ok(records) => post(mailbox, Event::Learned(records)),
                 Err(e) => {
@@ -307,19 +310,28 @@ fn commit(l: &mut Link, name: &str, batch: &Batch) -> Result<pg::Committed, Stri
     }
 }
 
-/// Other servers' announcements received so far (without waiting).
-fn listen(c: &mut Client, me: &str) -> Result<Vec<Record>, postgres::Error> {
+/// Other servers' announcements received so far. An idle connection has
+/// read nothing from its socket since its last statement: it is given a
+/// millisecond to (the client's reactor only reads while it waits), so that
+/// an idle server still learns the others' leases within `LISTEN_EVERY`.
+fn listen(c: &mut Client, me: &str, used: bool) -> Result<Vec<Record>, postgres::Error> {
     let mut out = Vec::new();
     let mut n = c.notifications();
-    let mut it = n.iter();
-    while let Some(note) = it.next()? {
-        match pg::announced(note.payload()) {
+    let mut note = if used {
+        n.iter().next()?
+    } else {
+        n.timeout_iter(Duration::from_millis(1)).next()?
+    };
+    let mut rest = n.iter();
+    while let Some(got) = note {
+        match pg::announced(got.payload()) {
             Some((who, records)) if who != me => out.extend(records),
             Some(_) => {}
             None => {
                 tracing::debug!("dhcp: an announcement on the lease channel that is not rackboot's")
             }
         }
+        note = rest.next()?;
     }
     Ok(out)
 }

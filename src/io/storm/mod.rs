@@ -641,12 +641,14 @@ impl Driver {
             let Some(slot) = self.slots[k].as_mut() else {
                 continue;
             };
+            let mut aborted = false;
             if past_deadline {
                 let why = format!(
                     "still booting at the storm's deadline ({} s)",
                     self.settings.deadline.as_secs()
                 );
-                slot.m.abort(now, why);
+                slot.m.abort_for_good(now, why);
+                aborted = true;
             } else if slot.m.is_on_http() {
                 let silent = slot.http.as_ref().map_or(Duration::ZERO, |c| now - c.last);
                 if silent >= self.settings.http_timeout {
@@ -655,9 +657,11 @@ impl Driver {
                         self.settings.http_timeout.as_secs()
                     );
                     slot.m.abort(now, why);
+                    aborted = true;
                 }
             }
-            if slot.m.is_done() {
+            // Ended, or started again (its new DHCP to send).
+            if aborted || slot.m.is_done() {
                 self.pump(now, k);
             }
         }

@@ -337,3 +337,24 @@ fn a_failed_firmware_dhcp_starts_the_network_boot_again_when_the_firmware_retrie
         "{sent_twice:?}"
     );
 }
+
+#[test]
+fn a_boot_failing_past_dhcp_starts_again_from_dhcp_when_the_firmware_retries() {
+    let files = files(SCRIPT);
+    let t0 = testutil::t0();
+    for retries in [0, 1, 2] {
+        let mut m = Machine::new(t0, Identity::Grub, mac(6), [9; 16], 0x600, Phase::Answers)
+            .with_boot_retries(retries);
+        // No grub at the root: every attempt fails in the NBP phase.
+        match boot(t0, &mut m, &files) {
+            Event::Failed { phase, .. } => assert_eq!(phase, Phase::Nbp),
+            e => panic!("{e:?}"),
+        }
+        // Only the last attempt's phases are kept; its DHCP counts the
+        // boots started again.
+        assert_eq!(m.ended.len(), 1, "{:?}", m.ended);
+        assert_eq!(m.ended[0].phase, Phase::Dhcp);
+        assert_eq!(m.ended[0].retries, retries);
+        assert_eq!(m.bytes, 0);
+    }
+}
