@@ -749,21 +749,31 @@ fn servers_migrating_an_empty_database_at_once_both_succeed() {
     assert_eq!(pg.query("SELECT count(*) FROM rackboot_schema"), ["1"]);
 }
 
-/// Waits (at most 10 s) until `s`'s script for `mac` contains `want`; how
-/// long it took.
-fn until_script(s: &Server, mac: &str, want: &str) -> Duration {
+/// Polls `check` every 10 ms until it returns Ok, at most 10 s (else
+/// panics with its last Err); how long it took.
+fn eventually(mut check: impl FnMut() -> Result<(), String>) -> Duration {
     let t0 = std::time::Instant::now();
     loop {
-        let body = crate::machines::script(s, mac);
-        if body.contains(want) {
-            return t0.elapsed();
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "{want:?} never reached this server's script:\n{body}"
-        );
+        let why = match check() {
+            Ok(()) => return t0.elapsed(),
+            Err(why) => why,
+        };
+        assert!(t0.elapsed() < Duration::from_secs(10), "{why}");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Waits until `s`'s script for `mac` contains `want`; how long it took.
+fn until_script(s: &Server, mac: &str, want: &str) -> Duration {
+    eventually(|| {
+        let body = crate::machines::script(s, mac);
+        match body.contains(want) {
+            true => Ok(()),
+            false => Err(format!(
+                "{want:?} never reached this server's script:\n{body}"
+            )),
+        }
+    })
 }
 
 #[test]
@@ -901,20 +911,15 @@ fn a_machine_changed_through_one_servers_api_boots_the_same_from_the_other() {
     );
 }
 
-/// Polls `sql` (at most 5 s) until it returns `want`.
+/// Waits until `sql` returns `want`.
 fn until_rows(pg: &Postgres, sql: &str, want: &[&str]) {
-    let t0 = std::time::Instant::now();
-    loop {
+    eventually(|| {
         let got = pg.query(sql);
-        if got == want {
-            return;
+        match got == want {
+            true => Ok(()),
+            false => Err(format!("{sql}: {got:?}, not {want:?}")),
         }
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "{sql}: {got:?}, not {want:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    });
 }
 
 #[test]
@@ -958,27 +963,16 @@ fn reservations_declines_and_releases_hold_across_the_pair() {
     );
     assert!(ok, "{out}");
     until_rows(&rig.pg, &state(&bad), &["declined"]);
-    let t0 = std::time::Instant::now();
-    while learned(other) < before[other] + 2 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "the other server learned nothing: {before:?} -> {}, {}; {:?}\n{}\n{}",
-            learned(0),
-            learned(1),
-            rig.pg.query(&format!(
-                "SELECT server FROM rackboot_lease4 WHERE ip = '{bad}'"
-            )),
-            servers[0]
-                .api("GET", "/metrics")
-                .1
-                .lines()
-                .filter(|l| l.contains("store"))
-                .collect::<Vec<_>>()
-                .join("\n"),
-            servers[1].log().join("\n"),
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // The binding and the decline, both announced by the server that made
+    // them.
+    eventually(|| match learned(other) >= before[other] + 2 {
+        true => Ok(()),
+        false => Err(format!(
+            "server {other} did not learn the binding and the decline: {before:?} -> {}\n{}",
+            learned(other),
+            servers[other].log().join("\n")
+        )),
+    });
     let mut answered = HashMap::new();
     for i in 3..23 {
         let (ip, by) = dora(&format!("52:54:00:cc:00:{i:02x}"));
