@@ -6,7 +6,8 @@
 //! - `GET /api/v1/files`: the files new requests get;
 //! - `POST /api/v1/reload`: re-read the configuration and files, publish them
 //!   (200 with what was loaded; 422 with the reason when refused, nothing changed);
-//! - `GET /api/v1/leases`: every lease of the DHCP worker's table;
+//! - `GET /api/v1/leases`: every lease of the DHCP worker's tables (IPv4 and
+//!   IPv6), or of the shared PostgreSQL store;
 //! - `DELETE /api/v1/leases/{ip}`: free one, durably before the answer;
 //! - `GET /api/v1/machines`, `GET /api/v1/machines/{mac}`: every machine the
 //!   server knows (inventory, API changes, seen, leased) and what it boots;

@@ -25,8 +25,13 @@ pub use machines::{MachineView, Refused};
 const DHCP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Hands `settings` to the DHCP worker and waits for its answer.
-fn ask_dhcp(mailbox: &Mailbox, settings: Box<Settings>) -> Result<String, String> {
-    match mailbox.ask(|reply| Command::Reconfigure { settings, reply }, DHCP_WAIT) {
+fn ask_dhcp(mailbox: &Mailbox, (settings, settings6): Prepared) -> Result<String, String> {
+    let ask = |reply| Command::Reconfigure {
+        settings,
+        settings6,
+        reply,
+    };
+    match mailbox.ask(ask, DHCP_WAIT) {
         Ok(said) => said,
         Err(Unanswered::Unreachable(e)) => Err(format!("dhcp: cannot reach the DHCP worker: {e}")),
         Err(Unanswered::Late) => Err(
@@ -35,6 +40,9 @@ fn ask_dhcp(mailbox: &Mailbox, settings: Box<Settings>) -> Result<String, String
         ),
     }
 }
+
+/// New DHCP settings for the worker: DHCPv4's, and DHCPv6's when it is on.
+type Prepared = (Box<Settings>, Option<Box<crate::proto::dhcp6::Settings>>);
 
 /// What an admin request tells its caller when the DHCP worker gave no answer.
 fn unanswered(e: Unanswered) -> String {
@@ -60,7 +68,9 @@ struct Fixed {
     backend: Backend,
     /// The DHCP worker's sockets and journal: interfaces, lease file, probes
     /// on or off, router advertisements (the rest of `[dhcp]` reloads).
-    dhcp: Option<(Vec<String>, std::path::PathBuf, bool, bool)>,
+    dhcp: Option<(Vec<String>, std::path::PathBuf, bool, bool, bool)>,
+    /// The PostgreSQL store, when leases or machines are kept there.
+    store: Option<crate::config::dhcp::LeaseStore>,
     admin: Admin,
     /// The machines state file, when profiles are served.
     state_file: Option<std::path::PathBuf>,
@@ -81,8 +91,14 @@ impl Fixed {
                     d.lease_file.clone(),
                     d.probe.is_zero(),
                     d.router_advertisement,
+                    d.v6.is_some(),
                 )
             }),
+            store: c
+                .dhcp
+                .as_ref()
+                .and_then(|d| d.store.clone())
+                .or_else(|| c.boot.as_ref().and_then(|b| b.shared.clone())),
             admin: c.admin.clone(),
             state_file: c.boot.as_ref().map(|b| b.state_file.0.clone()),
             fleet: c.fleet,
@@ -97,9 +113,10 @@ impl Fixed {
             ("workers", self.workers != next.workers),
             ("backend", self.backend != next.backend),
             (
-                "[dhcp] on or off, interface, lease_file, probe_ms on or off, router_advertisement",
+                "[dhcp] on or off, interface, lease_file, probe_ms on or off, router_advertisement, [dhcp6] on or off",
                 self.dhcp != next.dhcp,
             ),
+            ("[store]", self.store != next.store),
             ("[admin]", self.admin != next.admin),
             (
                 "boot.state_file (or [[profile]] added to a server that started without)",
@@ -330,7 +347,7 @@ impl Control {
         &self,
         config: &Config,
         snapshot: &Snapshot,
-    ) -> Result<Option<(Box<Settings>, Dhcp)>, String> {
+    ) -> Result<Option<(Prepared, Dhcp)>, String> {
         let (Some(next), Some(_)) = (&config.dhcp, &self.dhcp) else {
             return Ok(None);
         };
@@ -343,15 +360,24 @@ impl Control {
         }
         let prepared = crate::io::dhcp::prepare(next, snapshot);
         let mut ifaces = Vec::new();
+        let mut first_v6 = None;
         for name in prepared.interfaces() {
             let i = crate::io::dhcp::interface_for(&prepared, name)
                 .map_err(|e| format!("dhcp: {e}"))?;
+            if ifaces.is_empty() {
+                first_v6 = i.v6;
+            }
             ifaces.push((i.addr, i.prefix));
         }
         let settings = prepared
             .resolve(&ifaces)
             .map_err(|e| format!("dhcp: {e}"))?;
-        Ok(Some((Box::new(settings), next.clone())))
+        // DHCPv6's subnets lie on the first interface's prefix, as at start.
+        let settings6 = match &prepared.v6 {
+            Some(v6) => Some(Box::new(v6.resolve(first_v6)?)),
+            None => None,
+        };
+        Ok(Some(((Box::new(settings), settings6), next.clone())))
     }
 
     /// The status now.

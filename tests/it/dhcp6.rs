@@ -399,3 +399,78 @@ fn an_ipv6_only_link_is_served_without_an_ipv4_address_anywhere() {
         "no IPv4 on the link"
     );
 }
+
+#[test]
+fn a_reload_changes_the_dhcpv6_pools_and_keeps_the_leases() {
+    let mut net = Net::new("v6r");
+    let (s, c) = pair6(&mut net);
+    let f = Fixture::new();
+    let dir = TempDir::new("dhcp6-reload");
+    let file = dir.0.join("leases");
+    let config = dir.0.join("rackboot.toml");
+    let write = |range6: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[dhcp]\ninterface = \"eth0\"\nlease_file = {:?}\n\
+                 [[dhcp.subnet]]\nranges = [\"10.201.0.100-10.201.0.199\"]\n\
+                 [dhcp6]\n[[dhcp6.subnet]]\nranges = [\"{range6}\"]\nvalid_secs = 600\n",
+                file.to_str().unwrap()
+            ),
+        )
+        .unwrap();
+    };
+    write("fd00:201::100-fd00:201::1ff");
+    let server = Server::start_in(
+        Some(&s),
+        "10.201.0.1",
+        &f.root(),
+        &["--config", config.to_str().unwrap()],
+    );
+    let first = dhclient6(&c, &dir, false);
+    assert_eq!(first, "fd00:201::100");
+
+    // The pool moves: a reload takes it without a restart, and says what
+    // became of the lease in the old one (kept, not renewed).
+    write("fd00:201::200-fd00:201::2ff");
+    let (code, body) = server.api("POST", "/api/v1/reload");
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("dhcp6: 1 subnets, 1 active leases in no pool now"),
+        "{body}"
+    );
+    let other = TempDir::new("dhcp6-reload-2");
+    let second = dhclient6(&c, &other, false);
+    assert!(second.starts_with("fd00:201::2"), "{second}");
+    // The first lease is still in the journal.
+    assert!(
+        leases(&file).iter().any(|(ip, _)| *ip == first),
+        "{:?}",
+        leases(&file)
+    );
+    // The admin API lists both families' leases, with the client's MAC.
+    let (code, body) = server.api("GET", "/api/v1/leases");
+    assert_eq!(code, 200, "{body}");
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    for ip in [&first, &second] {
+        let l = listed
+            .iter()
+            .find(|l| l["ip"] == ip.as_str())
+            .unwrap_or_else(|| panic!("{ip} not in {body}"));
+        assert_eq!(l["mac"], mac(&c).as_str(), "{body}");
+        assert_eq!(l["state"], "active", "{body}");
+    }
+
+    // Turning DHCPv6 off needs a restart, and the reload says so.
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .split("[dhcp6]")
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let (_, body) = server.api("POST", "/api/v1/reload");
+    assert!(body.contains("[dhcp6] on or off"), "{body}");
+}

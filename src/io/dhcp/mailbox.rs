@@ -19,6 +19,9 @@ pub enum Command {
     Reconfigure {
         /// The new settings.
         settings: Box<Settings>,
+        /// The new DHCPv6 subnets, hosts and options, when `[dhcp6]` is on
+        /// (its server DUID and the HTTP port stay).
+        settings6: Option<Box<crate::proto::dhcp6::Settings>>,
         /// Where the answer goes.
         reply: Sender<Result<String, String>>,
     },
@@ -55,8 +58,8 @@ pub enum Unanswered {
 /// A lease as the admin API shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LeaseView {
-    /// The address.
-    pub ip: std::net::Ipv4Addr,
+    /// The address (IPv4 or IPv6).
+    pub ip: std::net::IpAddr,
     /// The client's hardware address, `aa:bb:...`.
     pub mac: String,
     /// The host name it sent or was given.
@@ -68,12 +71,16 @@ pub struct LeaseView {
 }
 
 impl LeaseView {
-    /// Every bound lease of `table` at unix second `unix`, by address.
-    pub fn all(table: &crate::lease::Table, unix: u64) -> Vec<Self> {
+    /// Every bound lease of `table` (DHCPv4's or DHCPv6's) at unix second
+    /// `unix`, by address.
+    pub fn all<A: crate::lease::Family + Copy + Into<std::net::IpAddr>>(
+        table: &crate::lease::Leases<A>,
+        unix: u64,
+    ) -> Vec<Self> {
         let mut all: Vec<Self> = table
             .bound()
             .map(|l| Self {
-                ip: l.ip,
+                ip: l.ip.into(),
                 mac: crate::wire::dhcp::Chaddr::new(&l.hw).to_string(),
                 hostname: l.hostname.to_string(),
                 expires: l.expires,

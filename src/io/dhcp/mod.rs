@@ -509,6 +509,7 @@ impl Server {
             match command {
                 Command::Reconfigure {
                     mut settings,
+                    settings6,
                     reply,
                 } => {
                     // Boot URLs keep naming the port HTTP really listens on.
@@ -525,14 +526,29 @@ impl Server {
                         ));
                         continue;
                     }
+                    let mut said6 = String::new();
                     if let Some(e6) = self.engine6.as_mut() {
                         // Boot rules and profiles serve both families; the
-                        // DHCPv6 pools and hosts are read at start.
+                        // server's DUID and the HTTP port stay.
+                        let old = e6.settings();
+                        let next = settings6.map_or_else(|| old.clone(), |s| *s);
                         let s6 = dhcp6::Settings {
                             rules: settings.rules.clone(),
                             profiles: settings.profiles.clone(),
-                            ..e6.settings().clone()
+                            duid: old.duid.clone(),
+                            http_port: old.http_port,
+                            ..next
                         };
+                        let unix = e6.unix(now);
+                        let outside = e6
+                            .table()
+                            .active(unix)
+                            .filter(|l| !s6.subnets.iter().any(|s| s.in_ranges(l.ip)))
+                            .count();
+                        said6 = format!(
+                            "; dhcp6: {} subnets, {outside} active leases in no pool now",
+                            s6.subnets.len()
+                        );
                         e6.reconfigure(s6);
                     }
                     let outside = self.engine.reconfigure(*settings, now);
@@ -544,12 +560,15 @@ impl Server {
                     }
                     tracing::info!("dhcp: new settings in use; the lease table is kept");
                     let _ = reply.send(Ok(format!(
-                        "dhcp: reconfigured, lease table kept; {outside} active leases in no pool now (kept until they expire, not renewed)"
+                        "dhcp: reconfigured, lease table kept; {outside} active leases in no pool now (kept until they expire, not renewed){said6}"
                     )));
                 }
                 Command::Leases { reply } => {
                     let unix = self.engine.unix(now);
-                    let all = LeaseView::all(self.engine.table(), unix);
+                    let mut all = LeaseView::all(self.engine.table(), unix);
+                    if let Some(e6) = &self.engine6 {
+                        all.extend(LeaseView::all(e6.table(), e6.unix(now)));
+                    }
                     let _ = reply.send(all);
                 }
                 Command::Free { ip, reply } => {
