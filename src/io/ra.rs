@@ -28,6 +28,8 @@ pub(crate) struct Advertiser {
     ra: Vec<u8>,
     last: Option<Instant>,
     stopped: bool,
+    /// DHCPv6 serves the link (this server's advertisements set M).
+    dhcp6: bool,
 }
 
 impl Advertiser {
@@ -60,6 +62,7 @@ impl Advertiser {
             ra: icmpv6::router_advertisement(mac, managed),
             last: None,
             stopped: false,
+            dhcp6: managed.is_some(),
         };
         a.advertise(now);
         Ok(a)
@@ -74,24 +77,54 @@ impl Advertiser {
     /// Reads what arrived: answers solicitations, and stops for good when
     /// another router advertises.
     pub(crate) fn handle_readable(&mut self, now: Instant) {
-        use std::io::Read;
-        let mut buf = [0u8; 1500];
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1500];
         loop {
-            let n = match (&self.socket).read(&mut buf) {
-                Ok(n) => n,
+            let (n, from) = match self.socket.recv_from(&mut buf) {
+                Ok(got) => got,
                 Err(_) => return,
             };
-            match icmpv6::kind(&buf[..n]) {
+            // SAFETY: recv_from initialised the first `n` bytes.
+            let msg = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n) };
+            match icmpv6::kind(msg) {
                 Some(icmpv6::ROUTER_SOLICITATION) => self.advertise(now),
                 Some(icmpv6::ROUTER_ADVERTISEMENT) if !self.stopped => {
                     self.stopped = true;
-                    tracing::warn!(
-                        interface = %self.interface,
-                        "another IPv6 router advertises on this link: rackboot stops its own router advertisements"
-                    );
+                    let router = from
+                        .as_socket_ipv6()
+                        .map_or_else(|| "?".to_owned(), |a| a.ip().to_string());
+                    self.other_router(&router, icmpv6::parse_advertisement(msg));
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// Says what another router on the link advertises, and what that
+    /// means for the machines booting here.
+    fn other_router(&self, router: &str, said: Option<icmpv6::Advert>) {
+        let Some(a) = said else {
+            tracing::warn!(
+                interface = %self.interface,
+                router,
+                "another IPv6 router advertises on this link (its advertisement is malformed): rackboot stops its own router advertisements"
+            );
+            return;
+        };
+        let advertises = a.to_string();
+        if self.dhcp6 && !a.managed {
+            tracing::warn!(
+                interface = %self.interface,
+                router,
+                %advertises,
+                "another IPv6 router advertises on this link, without the M flag: rackboot stops its own router advertisements, and machines that follow that router's will not ask DHCPv6 for an address (iPXE, EDK2 and the installer take SLAAC then): set AdvManagedFlag (M) on that router for this link, or stop its advertisements here"
+            );
+        } else {
+            tracing::warn!(
+                interface = %self.interface,
+                router,
+                %advertises,
+                "another IPv6 router advertises on this link: rackboot stops its own router advertisements"
+            );
         }
     }
 

@@ -474,3 +474,63 @@ fn a_reload_changes_the_dhcpv6_pools_and_keeps_the_leases() {
     let (_, body) = server.api("POST", "/api/v1/reload");
     assert!(body.contains("[dhcp6] on or off"), "{body}");
 }
+
+#[test]
+fn another_router_is_named_with_what_it_advertises_and_what_that_means() {
+    let mut net = Net::new("v6o");
+    let (s, c) = pair6(&mut net);
+    let f = Fixture::new();
+    let dir = TempDir::new("dhcp6-other-router");
+    let file = dir.0.join("leases");
+    let server = start6(
+        &s,
+        &f.root(),
+        "10.201.0.1",
+        &file,
+        "fd00:201::100,fd00:201::1ff",
+        &[],
+    );
+    // A SLAAC router on the link: no M flag, a default route, an autonomous
+    // prefix (raw ICMPv6; the kernel fills in the checksum).
+    let send = r#"
+import socket, struct
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
+ra = bytes([134, 0, 0, 0, 64, 0]) + struct.pack("!HII", 1800, 0, 0)
+ra += bytes([3, 4, 64, 0xc0]) + struct.pack("!III", 86400, 14400, 0)
+ra += socket.inet_pton(socket.AF_INET6, "2001:db8:7::")
+s.sendto(ra, ("ff02::1", 0, 0, socket.if_nametoindex("eth0")))
+"#;
+    let script = dir.0.join("ra.py");
+    std::fs::write(&script, send).unwrap();
+    let o = in_ns(&c, &format!("python3 {}", script.display()));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let router = {
+        let o = in_ns(&c, "ip -6 -o addr show dev eth0 scope link");
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        text.split_whitespace()
+            .skip_while(|w| *w != "inet6")
+            .nth(1)
+            .and_then(|a| a.split('/').next())
+            .unwrap()
+            .to_owned()
+    };
+    let t0 = std::time::Instant::now();
+    let line = loop {
+        let log = server.log();
+        if let Some(l) = log.iter().find(|l| l.contains("another IPv6 router")) {
+            break l.clone();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{}", log.join("\n"));
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for want in [
+        router.as_str(),
+        "M 0, O 0, router lifetime 1800 s, prefixes [2001:db8:7::/64 LA]",
+        "without the M flag",
+        "AdvManagedFlag",
+    ] {
+        assert!(line.contains(want), "{want:?} not in {line}");
+    }
+}
