@@ -190,7 +190,7 @@ struct ErrorBody<'a> {
 
 #[derive(Serialize)]
 struct Freed {
-    freed: std::net::Ipv4Addr,
+    freed: std::net::IpAddr,
 }
 
 fn json<T: Serialize>(status: u16, body: &T) -> Response<io::Cursor<Vec<u8>>> {
@@ -377,7 +377,10 @@ fn route(
                     Err(e) if e.starts_with("no lease") => error(404, &e),
                     Err(e) => error(409, &e),
                 },
-                Err(_) => error(400, "the path names no IPv4 address: DELETE /api/v1/leases/10.0.0.5"),
+                Err(_) => error(
+                    400,
+                    "the path names no address: DELETE /api/v1/leases/10.0.0.5 (or an IPv6 address)",
+                ),
             }
         }
         (_, "/api/v1/status" | "/api/v1/files" | "/api/v1/leases" | "/api/v1/boots") => {

@@ -4,7 +4,6 @@
 //! non-zero, with the server's reason, when it refuses.
 
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -105,8 +104,8 @@ pub(crate) enum LeaseAction {
     },
     /// Free the lease on an address, durably.
     Free {
-        /// The address.
-        ip: Ipv4Addr,
+        /// The address (IPv4 or IPv6).
+        ip: std::net::IpAddr,
         #[command(flatten)]
         socket: Socket,
     },

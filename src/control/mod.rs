@@ -533,7 +533,7 @@ impl Control {
     ///
     /// # Errors
     /// DHCP is off, no lease holds `ip`, or the journal cannot be written.
-    pub fn free_lease(&self, ip: std::net::Ipv4Addr) -> Result<(), String> {
+    pub fn free_lease(&self, ip: std::net::IpAddr) -> Result<(), String> {
         let mailbox = self.dhcp.as_ref().ok_or("DHCP is off on this server")?;
         mailbox
             .ask(|reply| Command::Free { ip, reply }, DHCP_WAIT)

@@ -460,6 +460,16 @@ fn a_reload_changes_the_dhcpv6_pools_and_keeps_the_leases() {
         assert_eq!(l["mac"], mac(&c).as_str(), "{body}");
         assert_eq!(l["state"], "active", "{body}");
     }
+    // The API frees a DHCPv6 lease, durably: the journal drops it.
+    let (code, body) = server.api("DELETE", &format!("/api/v1/leases/{first}"));
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        !leases(&file).iter().any(|(ip, _)| *ip == first),
+        "{:?}",
+        leases(&file)
+    );
+    let (code, body) = server.api("DELETE", &format!("/api/v1/leases/{first}"));
+    assert_eq!(code, 404, "{body}");
 
     // Turning DHCPv6 off needs a restart, and the reload says so.
     std::fs::write(

@@ -39,8 +39,8 @@ pub enum Command {
     Store(super::remote::Event),
     /// Free the lease on this address, durably, before the answer.
     Free {
-        /// The address.
-        ip: std::net::Ipv4Addr,
+        /// The address (IPv4 or IPv6).
+        ip: std::net::IpAddr,
         /// Where the answer goes.
         reply: Sender<Result<(), String>>,
     },

@@ -786,11 +786,19 @@ impl Server {
     }
 
     /// Frees the lease on `ip` and syncs its record before returning.
-    fn free_now(&mut self, ip: Ipv4Addr) -> Result<(), String> {
-        if !self.engine.free_lease(ip) {
+    fn free_now(&mut self, ip: std::net::IpAddr) -> Result<(), String> {
+        let freed = match (ip, self.engine6.as_mut()) {
+            (std::net::IpAddr::V4(a), _) => self.engine.free_lease(a),
+            (std::net::IpAddr::V6(a), Some(e6)) => e6.free_lease(a),
+            (std::net::IpAddr::V6(_), None) => false,
+        };
+        if !freed {
             return Err(format!("no lease holds {ip}"));
         }
-        let bytes = self.engine.take_journal();
+        let bytes = match (ip, self.engine6.as_mut()) {
+            (std::net::IpAddr::V6(_), Some(e6)) => e6.take_journal(),
+            _ => self.engine.take_journal(),
+        };
         if let Some(r) = self.remote.as_mut() {
             // Committed with the turn's group, which starts before the
             // worker waits again.
@@ -808,7 +816,10 @@ impl Server {
             }
             Err(e) => {
                 // Kept for the next batch's write, as a client's record would be.
-                self.engine.restore_journal(bytes);
+                match (ip, self.engine6.as_mut()) {
+                    (std::net::IpAddr::V6(_), Some(e6)) => e6.restore_journal(bytes),
+                    _ => self.engine.restore_journal(bytes),
+                }
                 Err(format!("the lease journal cannot be written: {e}; the lease is freed in memory and its record waits"))
             }
         }

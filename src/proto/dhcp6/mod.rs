@@ -232,6 +232,16 @@ impl Engine {
         self.epoch_unix + now.saturating_duration_since(self.epoch).as_secs()
     }
 
+    /// Frees the bound lease on `ip` (the admin API's request); false when
+    /// none holds it.
+    pub fn free_lease(&mut self, ip: Ipv6Addr) -> bool {
+        if !matches!(self.table.get(ip), Some(crate::lease::Entry::Bound(_))) {
+            return false;
+        }
+        self.table.free(ip);
+        true
+    }
+
     /// Journal records queued since the last call; write and sync them before
     /// sending the replies of the batch.
     pub fn take_journal(&mut self) -> Vec<u8> {
