@@ -8,7 +8,7 @@
 //! answered from the listening socket.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -127,7 +127,7 @@ impl Worker {
 
     fn on_request(&mut self, now: Instant, r: Received) {
         let d = Datagram {
-            local: r.local.map(IpAddr::V4).unwrap_or(self.config.listen.ip()),
+            local: r.reply_from(self.config.listen.ip()),
             peer: r.peer,
             bytes: &self.rx[..r.len],
             truncated: r.truncated,
@@ -271,6 +271,8 @@ pub fn reuseport_sockets(addr: SocketAddr, count: usize) -> Result<Vec<UdpSocket
             s.bind(&bound.into())?;
             if bound.is_ipv4() {
                 udp::enable_pktinfo(&s)?;
+            } else {
+                udp::enable_pktinfo6(&s)?;
             }
             Ok(s.into())
         };

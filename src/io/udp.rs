@@ -1,12 +1,12 @@
 //! UDP syscalls the socket crates do not offer: receiving with the local
-//! destination address (IP_PKTINFO), sending a window of TFTP blocks as one GSO
+//! destination address (IP_PKTINFO, IPV6_PKTINFO), sending a window of TFTP blocks as one GSO
 //! datagram train (UDP_SEGMENT) or, where GSO is unavailable, as one sendmmsg,
 //! and reading a path's MTU. Each unsafe block builds a msghdr over buffers that
 //! outlive the call.
 
 use std::io;
 use std::mem::{size_of, zeroed};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
 
 /// Most iovecs one send uses: a header and a slice per block.
@@ -14,6 +14,13 @@ pub(crate) const MAX_BLOCKS: usize = 128;
 
 /// Asks the kernel to report each datagram's destination address.
 pub(crate) fn enable_pktinfo(sock: &impl AsRawFd) -> io::Result<()> {
+    setsockopt_int(sock, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)
+}
+
+/// The same for an IPv6 socket: IPv6 destinations, and (on a dual-stack
+/// socket) the IPv4 ones of mapped datagrams.
+pub(crate) fn enable_pktinfo6(sock: &impl AsRawFd) -> io::Result<()> {
+    setsockopt_int(sock, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)?;
     setsockopt_int(sock, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)
 }
 
@@ -41,15 +48,32 @@ fn setsockopt_int(sock: &impl AsRawFd, level: i32, name: i32, value: i32) -> io:
 pub(crate) struct Received {
     pub(crate) len: usize,
     pub(crate) peer: SocketAddr,
-    pub(crate) local: Option<Ipv4Addr>,
+    pub(crate) local: Option<IpAddr>,
     pub(crate) truncated: bool,
+}
+
+impl Received {
+    /// The address a reply to it should leave from, for a socket bound to
+    /// `bound`: the local destination when it is one a socket can bind to
+    /// without more (an IPv4 one on an IPv6 socket in its mapped form; a
+    /// link-local IPv6 one would need its interface, so the bound address
+    /// is kept and the kernel picks), else `bound`.
+    pub(crate) fn reply_from(&self, bound: IpAddr) -> IpAddr {
+        match (self.local, bound) {
+            (Some(IpAddr::V4(a)), IpAddr::V6(_)) => IpAddr::V6(a.to_ipv6_mapped()),
+            (Some(IpAddr::V6(a)), IpAddr::V6(_)) if a.is_unicast_link_local() => bound,
+            (Some(IpAddr::V6(a)), IpAddr::V4(_)) if a.to_ipv4_mapped().is_none() => bound,
+            (Some(local), _) => local,
+            (None, _) => bound,
+        }
+    }
 }
 
 /// recvmsg with IP_PKTINFO.
 pub(crate) fn recv(sock: &impl AsRawFd, buf: &mut [u8]) -> io::Result<Received> {
     // SAFETY: sockaddr_storage and the cmsg buffer are plain data; zeroed is valid.
     let mut name: libc::sockaddr_storage = unsafe { zeroed() };
-    let mut control = [0u64; 16]; // 128 bytes, 8-aligned: room for in_pktinfo
+    let mut control = [0u64; 16]; // 128 bytes, 8-aligned: room for either pktinfo
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -86,7 +110,13 @@ pub(crate) fn received(
         while !c.is_null() {
             if (*c).cmsg_level == libc::IPPROTO_IP && (*c).cmsg_type == libc::IP_PKTINFO {
                 let info: libc::in_pktinfo = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
-                local = Some(Ipv4Addr::from(u32::from_be(info.ipi_spec_dst.s_addr)));
+                local = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                    info.ipi_spec_dst.s_addr,
+                ))));
+            } else if (*c).cmsg_level == libc::IPPROTO_IPV6 && (*c).cmsg_type == libc::IPV6_PKTINFO
+            {
+                let info: libc::in6_pktinfo = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                local = Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
             }
             c = libc::CMSG_NXTHDR(msg, c);
         }
@@ -520,6 +550,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_ipv6_socket_reports_ipv6_and_mapped_ipv4_destinations() {
+        let rx = socket2::Socket::new(
+            socket2::Domain::IPV6,
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )
+        .unwrap();
+        rx.set_only_v6(false).unwrap();
+        rx.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)).into())
+            .unwrap();
+        let rx: UdpSocket = rx.into();
+        enable_pktinfo6(&rx).unwrap();
+        let port = rx.local_addr().unwrap().port();
+        let mut buf = [0u8; 64];
+        let any6 = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+
+        let tx6 = UdpSocket::bind("[::1]:0").unwrap();
+        tx6.send_to(b"six", ("::1", port)).unwrap();
+        let r = recv(&rx, &mut buf).unwrap();
+        assert_eq!(r.local, Some(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+        assert_eq!(r.reply_from(any6), IpAddr::V6(Ipv6Addr::LOCALHOST));
+
+        let tx4 = UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx4.send_to(b"four", ("127.0.0.1", port)).unwrap();
+        let r = recv(&rx, &mut buf).unwrap();
+        assert_eq!(r.local, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        // Mapped, so that the transfer's socket is IPv6 like the peer's address.
+        let from = r.reply_from(any6);
+        assert_eq!(from, IpAddr::V6(Ipv4Addr::LOCALHOST.to_ipv6_mapped()));
+        assert!(UdpSocket::bind(SocketAddr::new(from, 0)).is_ok());
+
+        // A link-local destination would need its interface to bind to.
+        let ll = Received {
+            len: 1,
+            peer: SocketAddr::from((Ipv6Addr::LOCALHOST, 1)),
+            local: Some(IpAddr::V6("fe80::1".parse().unwrap())),
+            truncated: false,
+        };
+        assert_eq!(ll.reply_from(any6), any6);
+    }
+
+    #[test]
     fn a_gso_window_arrives_as_separate_datagrams_with_the_local_address() {
         let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
         enable_pktinfo(&rx).unwrap();
@@ -538,7 +610,7 @@ mod tests {
             let r = recv(&rx, &mut buf).unwrap();
             assert_eq!(r.len, want);
             assert_eq!(buf[3], i as u8 + 1);
-            assert_eq!(r.local, Some(Ipv4Addr::LOCALHOST));
+            assert_eq!(r.local, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
             assert_eq!(r.peer, tx.local_addr().unwrap());
         }
         assert_eq!(send_each(&tx, rx.local_addr().unwrap(), &parts).unwrap(), 3);

@@ -210,6 +210,20 @@ for bad in [b"\x01\x02", bytes([1, 1, 2, 3]) + struct.pack("!HH", 1, 40) + bytes
         "{} dropped",
         server.metric_sum("rackboot_dhcp6_dropped_total", |_| true)
     );
+    // ...and said in the log's drop summary, by reason.
+    let summary = (0..100).find_map(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        server
+            .log()
+            .into_iter()
+            .find(|l| l.contains("datagrams dropped"))
+    });
+    let summary =
+        summary.unwrap_or_else(|| panic!("no drop summary:\n{}", server.log().join("\n")));
+    assert!(
+        summary.contains("total=4") && summary.contains("dhcp6:"),
+        "{summary}"
+    );
 
     // perfdhcp as a relay (-A1): 500 exchanges/s from 2,000 clients for 4 s.
     let o = in_ns(
@@ -542,5 +556,63 @@ s.sendto(ra, ("ff02::1", 0, 0, socket.if_nametoindex("eth0")))
         "AdvManagedFlag",
     ] {
         assert!(line.contains(want), "{want:?} not in {line}");
+    }
+}
+
+#[test]
+fn tftp_answers_from_the_address_each_request_was_sent_to() {
+    let mut net = Net::new("v6t");
+    let (s, c) = pair6(&mut net);
+    // A second address of each family on the server's interface: replies
+    // must leave from the one the client asked, or its TFTP drops them.
+    sh(&format!(
+        "ip -n {s} addr add fd00:201::2/64 dev eth0 nodad && ip -n {s} addr add 10.201.0.2/24 dev eth0 && \
+         ip -n {c} addr add fd00:201::50/64 dev eth0 nodad && ip -n {c} addr add 10.201.0.50/24 dev eth0"
+    ));
+    let f = Fixture::new();
+    let dir = TempDir::new("dhcp6-tftp-source");
+    let file = dir.0.join("leases");
+    let _server = start6(
+        &s,
+        &f.root(),
+        "10.201.0.1",
+        &file,
+        "fd00:201::100,fd00:201::1ff",
+        &[],
+    );
+    let script = dir.0.join("rrq.py");
+    std::fs::write(
+        &script,
+        r#"
+import socket, sys
+family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+s = socket.socket(family, socket.SOCK_DGRAM)
+s.settimeout(3)
+for _ in range(3):
+    s.sendto(b"\x00\x01big.bin\x00octet\x00", (sys.argv[1], 69))
+    try:
+        data, src = s.recvfrom(2048)
+        break
+    except socket.timeout:
+        continue
+else:
+    sys.exit("no answer")
+print(src[0], data[:2].hex())
+"#,
+    )
+    .unwrap();
+    for (asked, other) in [
+        ("fd00:201::2", "fd00:201::1"),
+        ("fd00:201::1", "fd00:201::2"),
+        ("10.201.0.2", "10.201.0.1"),
+    ] {
+        let o = in_ns(&c, &format!("python3 {} {asked}", script.display()));
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(
+            o.status.success(),
+            "{asked}: {out}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(out.trim(), format!("{asked} 0003"), "not from {other}");
     }
 }

@@ -1154,12 +1154,24 @@ impl Server {
     /// Logs one summary of the datagrams dropped since the last one, at most
     /// once per [`REPORT_EVERY`].
     pub(crate) fn report(&mut self, now: Instant) {
-        let dropped = &self.engine.counters().dropped;
-        let total: u64 = dropped.values().sum();
+        // DHCPv4's reasons as they are, DHCPv6's after `dhcp6:`.
+        let v6 = self.engine6.as_ref().map(|e| &e.counters().dropped);
+        let dropped = self
+            .engine
+            .counters()
+            .dropped
+            .iter()
+            .map(|(why, n)| (String::from(*why), *n))
+            .chain(
+                v6.into_iter()
+                    .flatten()
+                    .map(|(why, n)| (format!("dhcp6:{why}"), *n)),
+            );
+        let mut reasons: Vec<(String, u64)> = dropped.collect();
+        let total: u64 = reasons.iter().map(|(_, n)| n).sum();
         match self.report_at {
             None if total > self.reported => self.report_at = Some(now + REPORT_EVERY),
             Some(at) if at <= now => {
-                let mut reasons: Vec<_> = dropped.iter().collect();
                 reasons.sort();
                 let reasons = reasons
                     .iter()

@@ -18,7 +18,7 @@
 //! with the last op that holds it.
 
 use std::io;
-use std::net::{IpAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -329,7 +329,7 @@ impl Worker {
             return Ok(());
         };
         let d = Datagram {
-            local: r.local.map(IpAddr::V4).unwrap_or(self.config.listen.ip()),
+            local: r.reply_from(self.config.listen.ip()),
             peer: r.peer,
             bytes: datagram,
             truncated: r.truncated,
