@@ -22,6 +22,19 @@ pub(crate) fn client(ns: &str, args: &str) -> (bool, String) {
     )
 }
 
+/// The server's "datagrams dropped" log line (it comes at most 5 s after
+/// the first drop; waits up to 10 s).
+pub(crate) fn drop_summary(server: &Server) -> String {
+    let summary = (0..100).find_map(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        server
+            .log()
+            .into_iter()
+            .find(|l| l.contains("datagrams dropped"))
+    });
+    summary.unwrap_or_else(|| panic!("no drop summary:\n{}", server.log().join("\n")))
+}
+
 /// A field of the ACK line, e.g. `"yiaddr"`, as the text after it.
 pub(crate) fn ack_field(out: &str, key: &str) -> Option<String> {
     let line = out.lines().find(|l| l.starts_with("{\"ack\": {"))?;
@@ -320,15 +333,7 @@ fn firmware_identities_get_what_the_boot_policy_says() {
     // option past the end, 300 options) are counted in one summary line; the
     // REQUEST for an address on no network was NAKed and the 255-byte client id
     // was offered an address.
-    let summary = (0..100).find_map(|_| {
-        std::thread::sleep(Duration::from_millis(100));
-        server
-            .log()
-            .into_iter()
-            .find(|l| l.contains("datagrams dropped"))
-    });
-    let summary =
-        summary.unwrap_or_else(|| panic!("no drop summary:\n{}", server.log().join("\n")));
+    let summary = drop_summary(&server);
     assert!(summary.contains("total=6"), "{summary}");
 }
 

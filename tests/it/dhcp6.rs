@@ -60,6 +60,20 @@ fn start6(
     Server::start_in(Some(s), http, root, &args)
 }
 
+/// rackboot on `s` with the default DHCPv4 range and fd00:201::100-1ff, its
+/// journal in `dir`.
+fn serve6(s: &str, f: &Fixture, dir: &TempDir) -> Server {
+    let file = dir.0.join("leases");
+    start6(
+        s,
+        &f.root(),
+        "10.201.0.1",
+        &file,
+        "fd00:201::100,fd00:201::1ff",
+        &[],
+    )
+}
+
 /// dhclient -6 once (`-1`), or releasing (`-r`), with its own lease file;
 /// returns the address its lease file holds last.
 fn dhclient6(ns: &str, dir: &TempDir, release: bool) -> String {
@@ -211,15 +225,7 @@ for bad in [b"\x01\x02", bytes([1, 1, 2, 3]) + struct.pack("!HH", 1, 40) + bytes
         server.metric_sum("rackboot_dhcp6_dropped_total", |_| true)
     );
     // ...and said in the log's drop summary, by reason.
-    let summary = (0..100).find_map(|_| {
-        std::thread::sleep(Duration::from_millis(100));
-        server
-            .log()
-            .into_iter()
-            .find(|l| l.contains("datagrams dropped"))
-    });
-    let summary =
-        summary.unwrap_or_else(|| panic!("no drop summary:\n{}", server.log().join("\n")));
+    let summary = crate::dhcp::drop_summary(&server);
     assert!(
         summary.contains("total=4") && summary.contains("dhcp6:"),
         "{summary}"
@@ -505,15 +511,7 @@ fn another_router_is_named_with_what_it_advertises_and_what_that_means() {
     let (s, c) = pair6(&mut net);
     let f = Fixture::new();
     let dir = TempDir::new("dhcp6-other-router");
-    let file = dir.0.join("leases");
-    let server = start6(
-        &s,
-        &f.root(),
-        "10.201.0.1",
-        &file,
-        "fd00:201::100,fd00:201::1ff",
-        &[],
-    );
+    let server = serve6(&s, &f, &dir);
     // A SLAAC router on the link: no M flag, a default route, an autonomous
     // prefix (raw ICMPv6; the kernel fills in the checksum).
     let send = r#"
@@ -571,15 +569,7 @@ fn tftp_answers_from_the_address_each_request_was_sent_to() {
     ));
     let f = Fixture::new();
     let dir = TempDir::new("dhcp6-tftp-source");
-    let file = dir.0.join("leases");
-    let _server = start6(
-        &s,
-        &f.root(),
-        "10.201.0.1",
-        &file,
-        "fd00:201::100,fd00:201::1ff",
-        &[],
-    );
+    let _server = serve6(&s, &f, &dir);
     let script = dir.0.join("rrq.py");
     std::fs::write(
         &script,
