@@ -1252,23 +1252,19 @@ fn an_arm64_uefi_machine_of_a_grub_profile_boots_shim_grub_and_the_arm64_install
 /// arm64 under TCG is slower than x86 on x86.
 const ARM64_LIMIT: Duration = Duration::from_secs(600);
 
-#[test]
-fn ovmf_http_boot_on_an_ipv6_only_link_boots_the_installer_to_its_preseed_over_ipv6() {
-    // No IPv4 anywhere: the bridge has only fd00:81::1/64. EDK2's HTTP boot
-    // (a URI boot entry) tries IPv4 first and times out, then takes an
-    // address by DHCPv6 and GETs ipxe.efi over IPv6; iPXE configures IPv6
-    // from the router advertisement's M flag and DHCPv6 (option 59: its boot
-    // script), and fetches the script, kernel and initrd over IPv6; the
-    // installer configures its network with DHCPv6 and fetches its preseed.
-    let _turn = crate::support::heavy();
-    let mut net = Net::new("q6");
+/// One OVMF machine (`mac`; `rom` after the NIC's options) on an
+/// IPv6-only link served by rackboot, booted to its preseed: its boot entry
+/// `uri` when given (HTTP boot), else the firmware's own network entries.
+/// rackboot's log and the serial console.
+fn boot_ipv6_only(tag: &str, mac: &str, rom: &str, uri: Option<&str>) -> (String, String) {
+    let mut net = Net::new(tag);
     let ns = net.ns("q");
     sh(&format!(
         "ip -n {ns} link add br0 type bridge && ip -n {ns} addr add fd00:81::1/64 dev br0 nodad && \
          ip -n {ns} link set br0 up && ip -n {ns} tuntap add dev tap0 mode tap && \
          ip -n {ns} link set tap0 master br0 && ip -n {ns} link set tap0 up"
     ));
-    let dir = TempDir::new("q6");
+    let dir = TempDir::new(tag);
     let log = dir.0.join("rackboot.log");
     let config = dir.0.join("rackboot.toml");
     std::fs::write(
@@ -1314,14 +1310,64 @@ fn ovmf_http_boot_on_an_ipv6_only_link_boots_the_installer_to_its_preseed_over_i
         std::thread::sleep(Duration::from_millis(100));
     }
     let (code, vars) = ovmf(&dir.0);
-    set_boot_uri(&vars, "http://[fd00:81::1]/ipxe.efi");
+    if let Some(uri) = uri {
+        set_boot_uri(&vars, uri);
+    }
     let serial = dir.0.join("serial.log");
     let started = Instant::now();
-    let mac = "52:54:00:81:00:66";
-    let nic = format!("virtio-net-pci,netdev=n0,mac={mac},romfile=");
+    let nic = format!("virtio-net-pci,netdev=n0,mac={mac}{rom}");
     let _vm = qemu(&ns, "tap0", &serial, &pflash(&code, &vars), &nic);
     let answers = format!("/config?mac={}", mac.replace(':', "-"));
-    let (text, console) = wait_for_preseed(&log, &serial, &answers, started);
+    wait_for_preseed(&log, &serial, &answers, started)
+}
+
+#[test]
+fn ovmf_edk2_pxe_on_an_ipv6_only_link_tftps_snponly_efi_and_boots_the_installer() {
+    // No IPv4 anywhere, and no iPXE ROM on the NIC: EDK2's own network boot
+    // entries run in order. PXE over IPv4 finds no DHCP and gives up; PXE
+    // over IPv6 takes its address by DHCPv6 and gets option 59, a TFTP URL
+    // (tftp://[fd00:81::1]/snponly.efi), and fetches it over TFTP on IPv6;
+    // iPXE then goes on over IPv6 as in the HTTP boot test.
+    let _turn = crate::support::heavy();
+    let (text, console) = boot_ipv6_only("q7", "52:54:00:81:00:67", ",romfile=", None);
+    assert!(
+        text.lines().any(|l| l.contains("proto=tftp")
+            && l.contains("file=/snponly.efi result=done")
+            && l.contains("peer=[f")),
+        "EDK2 did not fetch snponly.efi over TFTP on IPv6:\n{text}"
+    );
+    for target in ["/boot.ipxe", "/boot/linux", "/boot/initrd.gz"] {
+        assert!(
+            text.lines().any(|l| l.contains(&format!("target={target}"))
+                && l.contains("status=200")
+                && l.contains("iPXE")
+                && l.contains("peer=[f")),
+            "iPXE did not fetch {target} over IPv6:\n{text}"
+        );
+    }
+    assert!(!text.contains("dhcp ACK"), "{text}");
+    assert!(
+        console.contains("Start PXE over IPv6")
+            && console.contains("Configuring the network with DHCPv6"),
+        "the console does not show PXE over IPv6 and the installer's DHCPv6:\n{console}"
+    );
+}
+
+#[test]
+fn ovmf_http_boot_on_an_ipv6_only_link_boots_the_installer_to_its_preseed_over_ipv6() {
+    // No IPv4 anywhere: the bridge has only fd00:81::1/64. EDK2's HTTP boot
+    // (a URI boot entry) tries IPv4 first and times out, then takes an
+    // address by DHCPv6 and GETs ipxe.efi over IPv6; iPXE configures IPv6
+    // from the router advertisement's M flag and DHCPv6 (option 59: its boot
+    // script), and fetches the script, kernel and initrd over IPv6; the
+    // installer configures its network with DHCPv6 and fetches its preseed.
+    let _turn = crate::support::heavy();
+    let (text, console) = boot_ipv6_only(
+        "q6",
+        "52:54:00:81:00:66",
+        ",romfile=",
+        Some("http://[fd00:81::1]/ipxe.efi"),
+    );
     let served = |target: &str, agent: &str| {
         text.lines().any(|l| {
             l.contains(&format!("target={target}"))
