@@ -1032,9 +1032,7 @@ fn check_into(
             b.index, b.servers, b.wait_secs
         );
     }
-    let shared = config.dhcp.as_ref().is_some_and(|d| d.store.is_some())
-        || config.boot.as_ref().is_some_and(|b| b.shared.is_some());
-    if shared {
+    if config.shared_store().is_some() {
         // `check` reaches the database: a wrong URL or password shows here.
         let (mut c, place, _) = db::lease_store(config)?;
         match rackboot::lease::pg::check_version(&mut c) {

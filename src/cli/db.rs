@@ -34,8 +34,7 @@ impl Args {
 pub(super) fn lease_store(
     config: &Config,
 ) -> Result<(postgres::Client, String, String), Box<dyn std::error::Error>> {
-    let st = config.dhcp.as_ref().and_then(|d| d.store.as_ref());
-    let Some(st) = st.or(config.boot.as_ref().and_then(|b| b.shared.as_ref())) else {
+    let Some(st) = config.shared_store() else {
         return Err("no PostgreSQL lease store is configured: set [store] backend = \"postgres\" and store.url (and pass --config)".into());
     };
     let c = rackboot::lease::pg::connect(&st.url, st.password_file.as_deref())?;

@@ -252,6 +252,13 @@ pub struct Log {
 }
 
 impl Config {
+    /// The PostgreSQL store `[store]` names, if any: it holds the DHCP
+    /// leases, the machines' records, or both (the same target either way).
+    pub fn shared_store(&self) -> Option<&dhcp::LeaseStore> {
+        let leases = self.dhcp.as_ref().and_then(|d| d.store.as_ref());
+        leases.or_else(|| self.boot.as_ref().and_then(|b| b.shared.as_ref()))
+    }
+
     /// Reads and validates `path` (or only defaults when `None`), then applies `cli`.
     ///
     /// # Errors

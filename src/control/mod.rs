@@ -94,11 +94,7 @@ impl Fixed {
                     d.v6.is_some(),
                 )
             }),
-            store: c
-                .dhcp
-                .as_ref()
-                .and_then(|d| d.store.clone())
-                .or_else(|| c.boot.as_ref().and_then(|b| b.shared.clone())),
+            store: c.shared_store().cloned(),
             admin: c.admin.clone(),
             state_file: c.boot.as_ref().map(|b| b.state_file.0.clone()),
             fleet: c.fleet,

@@ -787,18 +787,18 @@ impl Server {
 
     /// Frees the lease on `ip` and syncs its record before returning.
     fn free_now(&mut self, ip: std::net::IpAddr) -> Result<(), String> {
-        let freed = match (ip, self.engine6.as_mut()) {
-            (std::net::IpAddr::V4(a), _) => self.engine.free_lease(a),
-            (std::net::IpAddr::V6(a), Some(e6)) => e6.free_lease(a),
-            (std::net::IpAddr::V6(_), None) => false,
+        // The freed lease's record, from the engine of its family.
+        let bytes = match (ip, self.engine6.as_mut()) {
+            (std::net::IpAddr::V4(a), _) if self.engine.free_lease(a) => self.engine.take_journal(),
+            (std::net::IpAddr::V6(a), Some(e6)) => match e6.free_lease(a) {
+                true => e6.take_journal(),
+                false => Vec::new(),
+            },
+            _ => Vec::new(),
         };
-        if !freed {
+        if bytes.is_empty() {
             return Err(format!("no lease holds {ip}"));
         }
-        let bytes = match (ip, self.engine6.as_mut()) {
-            (std::net::IpAddr::V6(_), Some(e6)) => e6.take_journal(),
-            _ => self.engine.take_journal(),
-        };
         if let Some(r) = self.remote.as_mut() {
             // Committed with the turn's group, which starts before the
             // worker waits again.
@@ -815,11 +815,9 @@ impl Server {
                 Ok(())
             }
             Err(e) => {
-                // Kept for the next batch's write, as a client's record would be.
-                match (ip, self.engine6.as_mut()) {
-                    (std::net::IpAddr::V6(_), Some(e6)) => e6.restore_journal(bytes),
-                    _ => self.engine.restore_journal(bytes),
-                }
+                // Kept for the next batch's write, as a client's record would
+                // be (the batch writes both engines' records as one journal).
+                self.engine.restore_journal(bytes);
                 Err(format!("the lease journal cannot be written: {e}; the lease is freed in memory and its record waits"))
             }
         }
