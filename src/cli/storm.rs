@@ -3,7 +3,7 @@
 //! in an in-process rackboot on loopback (no root, no config); with one, it
 //! plays raw DHCP on that link and follows whatever the servers there answer.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use rackboot::io::link;
 use rackboot::io::storm::{self, Dhcp};
 use rackboot::proto::dhcp::{policy, Engine, Settings as DhcpSettings, Subnet};
 use rackboot::sim::dhcp::Identity;
-use rackboot::sim::fleet::{fleet, Mix, DEFAULT_MIX};
+use rackboot::sim::fleet::{fleet, Families, Family, Mix, DEFAULT_MIX};
 use rackboot::sim::machine::Phase;
 use rackboot::sim::report::{Report, Run};
 use rackboot::store::{builtin, Snapshot};
@@ -29,6 +29,11 @@ pub(crate) struct Args {
     /// Secure Boot through shim and grub).
     #[arg(long, value_name = "KIND=W,...", default_value = DEFAULT_MIX)]
     mix: String,
+    /// Address family the machines boot over: 4, 6 (DHCPv6 and option 59's
+    /// URLs, TFTP and HTTP over IPv6), or dual (every other machine of each
+    /// kind on IPv6; grub machines stay on IPv4).
+    #[arg(long, value_name = "4|6|dual", default_value = "4", value_parser = Families::parse)]
+    family: Families,
     /// Seed of the fleet (MACs, UUIDs, power-on times) [default: from the clock, printed].
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
@@ -124,6 +129,9 @@ fn parse_phase(s: &str) -> Result<Phase, String> {
     })
 }
 
+/// Where the in-process server keeps the IPv6 machines' iPXE script.
+const SCRIPT6: &str = "/boot6.ipxe";
+
 /// Runs the storm; exit status 0 when every machine booted, 1 when any failed,
 /// 2 when the storm could not be set up.
 pub(crate) fn run(args: &Args) -> ExitCode {
@@ -143,6 +151,12 @@ fn load(args: &Args, rate: u32) -> Result<bool, String> {
     use rackboot::io::storm::load;
     if args.until != Phase::Dhcp {
         return Err("--rate plays DHCP only: add --until dhcp".into());
+    }
+    if args.family != Families::V4 {
+        return Err(
+            "--rate plays DHCPv4 only: drop --family (DHCPv6 load: perfdhcp -6, as bench/dhcp --family 6 runs it)"
+                .into(),
+        );
     }
     if rate == 0 || !(args.duration.is_finite() && args.duration > 0.0 && args.duration <= 3600.0) {
         return Err("--rate must be at least 1 and --duration from 0 to 3600 seconds".into());
@@ -197,15 +211,20 @@ fn play(args: &Args) -> Result<bool, String> {
         args.reorder.as_deref(),
     )?;
     let seed = args.seed.unwrap_or_else(clock_seed);
-    let specs = fleet(
+    let mut specs = fleet(
         args.machines,
         &mix,
         Duration::from_secs_f64(args.ramp),
         seed,
     );
+    args.family.assign(&mut specs)?;
+    let v6 = specs.iter().any(|s| s.family == Family::V6);
     let (dhcp, target, tftp_port) = match &args.interface {
         Some(name) => (
-            Dhcp::Raw(link::Link::open(name)?),
+            Dhcp::Raw {
+                link: link::Link::open(name)?,
+                v6: v6.then(|| link::Link::open6(name)).transpose()?,
+            },
             format!("the servers on {name}"),
             args.tftp_port,
         ),
@@ -215,7 +234,7 @@ fn play(args: &Args) -> Result<bool, String> {
                 .filter(|s| s.identity == Identity::Grub)
                 .map(|s| s.mac)
                 .collect();
-            self_mode(args.server_workers, args.server_backend, &grub)?
+            self_mode(args.server_workers, args.server_backend, &grub, v6)?
         }
     };
     if !args.quiet {
@@ -253,10 +272,13 @@ fn play(args: &Args) -> Result<bool, String> {
             .saturating_sub(cpu_before)
             .saturating_sub(done.cpu)
     });
-    let target = if done.from_leases {
-        format!("{target}, each machine from its leased address")
-    } else {
-        format!("{target}, every machine from this host's address")
+    let target = match (done.from_leases, args.family) {
+        (_, Families::V6) => format!("{target}, every machine from this host's address"),
+        (true, Families::V4) => format!("{target}, each machine from its leased address"),
+        (true, Families::Dual) => format!(
+            "{target}, each IPv4 machine from its leased address, IPv6 ones from this host's"
+        ),
+        (false, _) => format!("{target}, every machine from this host's address"),
     };
     let run = Run {
         seed,
@@ -290,15 +312,25 @@ fn play(args: &Args) -> Result<bool, String> {
 /// Machines of `grub` (their MACs) are pinned to a grub profile of the demo
 /// kernel and initrd, as a Secure Boot fleet's inventory pins them: DHCP
 /// hands them shim, which with grub is served as the demo's binaries are.
+/// With `v6` (IPv6 machines play), the server listens on `[::]` (both
+/// families) and a DHCPv6 engine answers as the server `::1`: its iPXE
+/// script (`/boot6.ipxe`) names `[::1]`, so IPv6 machines load everything
+/// over IPv6.
 fn self_mode(
     workers: Option<usize>,
     backend: Option<rackboot::config::Backend>,
     grub: &[[u8; 6]],
+    v6: bool,
 ) -> Result<(Dhcp, String, u16), String> {
+    let any: std::net::IpAddr = if v6 {
+        Ipv6Addr::UNSPECIFIED.into()
+    } else {
+        Ipv4Addr::LOCALHOST.into()
+    };
     let overrides = Overrides {
         backend,
-        http: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
-        tftp: Some("127.0.0.1:0".into()),
+        http: Some(SocketAddr::from((any, 0))),
+        tftp: Some(SocketAddr::from((any, 0)).to_string()),
         workers,
         no_access_log: true,
         log_level: Some(Level::Warn),
@@ -313,13 +345,22 @@ fn self_mode(
         mlock: false,
         ..config.store
     };
-    let script = builtin::storm_script(&format!("http://{http}"));
+    let http4 = SocketAddr::from((Ipv4Addr::LOCALHOST, http.port()));
+    let script = builtin::storm_script(&format!("http://{http4}"));
     let mut snapshot =
         Snapshot::builtin_with_script(&options, &script).map_err(|e| e.to_string())?;
+    if v6 {
+        let http6 = SocketAddr::from((Ipv6Addr::LOCALHOST, http.port()));
+        let script6 = builtin::storm_script(&format!("http://{http6}"));
+        let mtime = std::time::UNIX_EPOCH + Duration::from_secs(rackboot::io::clock::unix_now());
+        snapshot
+            .insert_memory(SCRIPT6, script6.as_bytes(), mtime, &options)
+            .map_err(|e| e.to_string())?;
+    }
     let profiles = if grub.is_empty() {
         None
     } else {
-        let profiles = Arc::new(builtin::grub_profiles(grub, &http.to_string())?);
+        let profiles = Arc::new(builtin::grub_profiles(grub, &http4.to_string())?);
         for (url, bytes, mtime) in builtin::grub_binaries() {
             snapshot
                 .insert_memory(url, &bytes, mtime, &options)
@@ -366,10 +407,46 @@ fn self_mode(
         ),
         3600,
     );
+    let profiles = profiles.map(rackboot::proto::dhcp::SharedProfiles);
+    let engine6 = v6.then(|| {
+        let mut rules = rules.clone();
+        for r in rules.iter_mut().filter(|r| r.name == "ipxe") {
+            if let Some(a) = r.action.as_mut() {
+                a.file = Some(format!("http://{{http}}{SCRIPT6}"));
+            }
+        }
+        let settings = rackboot::proto::dhcp6::Settings {
+            duid: rackboot::proto::dhcp6::duid_ll([0x02, 0, 0, 0x5e, 0, 1]),
+            // Loopback's prefix: `::1`, the server, picks it.
+            subnets: vec![rackboot::proto::dhcp6::Subnet {
+                prefix: Ipv6Addr::UNSPECIFIED,
+                len: 64,
+                ranges: vec![(
+                    Ipv6Addr::new(0, 0, 0, 0, 0x77, 0, 0, 1),
+                    Ipv6Addr::new(0, 0, 0, 0, 0x77, 0, 0xffff, 0xfffe),
+                )],
+                preferred: 3000,
+                valid: 3600,
+                dns: Vec::new(),
+                domains: Vec::new(),
+            }],
+            rules,
+            http_port: http.port(),
+            profiles: profiles.clone(),
+            ..rackboot::proto::dhcp6::Settings::default()
+        };
+        let engine = rackboot::proto::dhcp6::Engine::new(
+            settings,
+            rackboot::lease::Table6::default(),
+            rackboot::io::clock::now(),
+            rackboot::io::clock::unix_now(),
+        );
+        (Box::new(engine), Ipv6Addr::LOCALHOST)
+    });
     let settings = DhcpSettings {
         subnets: vec![subnet],
         rules,
-        profiles: profiles.map(rackboot::proto::dhcp::SharedProfiles),
+        profiles,
         http_port: http.port(),
         ..DhcpSettings::default()
     };
@@ -384,6 +461,7 @@ fn self_mode(
         Dhcp::Engine {
             engine: Box::new(engine),
             server,
+            v6: engine6,
         },
         target,
         tftp.port(),

@@ -12,7 +12,10 @@
 //!   whole frames written from that MAC, and replies (broadcast, or unicast to
 //!   a MAC the host does not own) are read off the link before the IP stack
 //!   would drop them. A socket filter passes only IPv4 UDP to port 68, so a
-//!   storm's TFTP and HTTP bytes never cross into this socket.
+//!   storm's TFTP and HTTP bytes never cross into this socket. Its IPv6
+//!   machines have a second one ([`Link::open6`]): DHCPv6 to port 546 and the
+//!   neighbor solicitations for their link-local addresses, which they
+//!   answer, else no server's kernel could send them a reply.
 
 use std::io;
 use std::mem::size_of;
@@ -23,6 +26,7 @@ use crate::wire::ipv4;
 
 const ETH_HEADER: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
 
 /// A packet socket on one interface.
 #[derive(Debug)]
@@ -42,6 +46,22 @@ const FILTER: [libc::sock_filter; 11] = [
     op(0xb1, 0, 0, 14),     // ldxb 4*([14]&0xf)
     op(0x48, 0, 0, 16),     // ldh [x+16]: UDP destination port
     op(0x15, 0, 1, 68),     // jeq 68, else drop
+    op(0x06, 0, 0, 0xffff), // accept
+    op(0x06, 0, 0, 0),      // drop
+];
+
+/// "IPv6, and UDP to port 546 or an ICMPv6 neighbor solicitation" (no
+/// extension headers: neither DHCPv6 replies nor solicitations carry them).
+const FILTER6: [libc::sock_filter; 11] = [
+    op(0x28, 0, 0, 12),     // ldh [12]
+    op(0x15, 0, 8, 0x86dd), // jeq IPv6, else drop
+    op(0x30, 0, 0, 20),     // ldb [20]: next header
+    op(0x15, 0, 2, 17),     // jeq UDP, else try ICMPv6
+    op(0x28, 0, 0, 56),     // ldh [56]: UDP destination port
+    op(0x15, 3, 4, 546),    // jeq 546: accept, else drop
+    op(0x15, 0, 3, 58),     // jeq ICMPv6, else drop
+    op(0x30, 0, 0, 54),     // ldb [54]: ICMPv6 type
+    op(0x15, 0, 1, 135),    // jeq neighbor solicitation, else drop
     op(0x06, 0, 0, 0xffff), // accept
     op(0x06, 0, 0, 0),      // drop
 ];
@@ -148,6 +168,25 @@ impl Link {
     /// The interface does not exist, or the process may not open raw sockets;
     /// the message says which and what to do.
     pub fn open(interface: &str) -> Result<Self, String> {
+        Self::open_filtered(interface, ETH_P_IP, &FILTER, "the DHCP filter")
+    }
+
+    /// [`Self::open`] for the storm's IPv6 machines: frames for DHCPv6
+    /// clients (UDP to port 546) and neighbor solicitations, read whole
+    /// ([`Self::recv_frame`]); frames are sent whole ([`Self::send_frame`]).
+    ///
+    /// # Errors
+    /// As [`Self::open`].
+    pub fn open6(interface: &str) -> Result<Self, String> {
+        Self::open_filtered(interface, ETH_P_IPV6, &FILTER6, "the DHCPv6 filter")
+    }
+
+    fn open_filtered(
+        interface: &str,
+        protocol: u16,
+        filter: &'static [libc::sock_filter],
+        what: &str,
+    ) -> Result<Self, String> {
         let name = std::ffi::CString::new(interface)
             .map_err(|_| format!("interface name {interface:?} holds a NUL byte"))?;
         // SAFETY: `name` is a valid NUL-terminated string for the call.
@@ -160,7 +199,7 @@ impl Link {
             libc::socket(
                 libc::AF_PACKET,
                 libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                i32::from(ETH_P_IP.to_be()),
+                i32::from(protocol.to_be()),
             )
         };
         if raw < 0 {
@@ -169,18 +208,18 @@ impl Link {
         // SAFETY: `raw` is a fresh descriptor this function owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let program = libc::sock_fprog {
-            len: FILTER.len() as u16,
-            filter: FILTER.as_ptr().cast_mut(),
+            len: filter.len() as u16,
+            filter: filter.as_ptr().cast_mut(),
         };
-        // The kernel copies the program (which points at FILTER) during the call.
+        // The kernel copies the program (which points at `filter`) during the call.
         let rc = set_option(&fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &program);
         if rc.is_err() {
-            return Err(last_error("attach the DHCP filter", interface));
+            return Err(last_error(&format!("attach {what}"), interface));
         }
         // SAFETY: sockaddr_ll is plain data; zeroed is a valid start.
         let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_protocol = ETH_P_IP.to_be();
+        addr.sll_protocol = protocol.to_be();
         addr.sll_ifindex = index as i32;
         // SAFETY: `addr` is a valid sockaddr_ll of the given size.
         let rc = unsafe {
@@ -262,13 +301,25 @@ impl Link {
         Ok(())
     }
 
-    /// The next frame's DHCP payload, written into `buf`: its range there, or
-    /// `None` when no frame waits. Frames the filter let through that are not
-    /// well-formed IPv4/UDP are skipped.
+    /// Sends `frame`, a whole Ethernet frame.
+    ///
+    /// # Errors
+    /// The kernel refused the frame (a full queue shows as `WouldBlock`).
+    pub fn send_frame(&self, frame: &[u8]) -> std::io::Result<()> {
+        // SAFETY: `frame` is valid for reads of its length during the call.
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// The next whole frame the filter passed, written into `buf`: its
+    /// length, or `None` when no frame waits.
     ///
     /// # Errors
     /// The socket failed.
-    pub fn recv_dhcp(&self, buf: &mut [u8]) -> std::io::Result<Option<std::ops::Range<usize>>> {
+    pub fn recv_frame(&self, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
         loop {
             // SAFETY: `buf` is valid for writes of its length during the call.
             let n = unsafe {
@@ -279,18 +330,31 @@ impl Link {
                     libc::MSG_DONTWAIT,
                 )
             };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                return match e.kind() {
-                    std::io::ErrorKind::WouldBlock => Ok(None),
-                    std::io::ErrorKind::Interrupted => continue,
-                    _ => Err(e),
-                };
+            if n >= 0 {
+                return Ok(Some(n as usize));
             }
-            if let Some(range) = udp_payload(&buf[..n as usize]) {
+            let e = std::io::Error::last_os_error();
+            match e.kind() {
+                std::io::ErrorKind::WouldBlock => return Ok(None),
+                std::io::ErrorKind::Interrupted => {}
+                _ => return Err(e),
+            }
+        }
+    }
+
+    /// The next frame's DHCP payload, written into `buf`: its range there, or
+    /// `None` when no frame waits. Frames the filter let through that are not
+    /// well-formed IPv4/UDP are skipped.
+    ///
+    /// # Errors
+    /// The socket failed.
+    pub fn recv_dhcp(&self, buf: &mut [u8]) -> std::io::Result<Option<std::ops::Range<usize>>> {
+        while let Some(n) = self.recv_frame(buf)? {
+            if let Some(range) = udp_payload(&buf[..n]) {
                 return Ok(Some(range));
             }
         }
+        Ok(None)
     }
 }
 

@@ -404,21 +404,32 @@ pub(crate) fn send_each(
 }
 
 /// The MTU of the route to `peer`, learnt by connecting `sock` briefly (IP_MTU
-/// needs a connected socket); the socket is left unconnected.
+/// needs a connected socket); the socket is left unconnected. For an IPv6
+/// peer it is IPV6_MTU less the 20 bytes by which IPv6's header is longer
+/// than IPv4's: the IPv4 MTU with the same room for UDP, which is what the
+/// TFTP grant (`proto::tftp::HEADERS`) takes. Without it a 1,468-byte block
+/// asked for on a 1,500-byte IPv6 link was granted and never fitted a frame.
 pub(crate) fn path_mtu(sock: &UdpSocket, peer: SocketAddr) -> Option<u32> {
     sock.connect(peer).ok()?;
+    let v6 = matches!(peer, SocketAddr::V6(a) if a.ip().to_ipv4_mapped().is_none());
+    let (level, option, longer) = if v6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_MTU, IPV6_HEADER_EXTRA)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_MTU, 0)
+    };
     let mut mtu: i32 = 0;
     let mut len = size_of::<i32>() as libc::socklen_t;
     // SAFETY: `mtu` and `len` are live locals of the sizes passed.
     let rc = unsafe {
         libc::getsockopt(
             sock.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_MTU,
+            level,
+            option,
             (&mut mtu as *mut i32).cast(),
             &mut len,
         )
     };
+    let mtu = mtu.saturating_sub(longer);
     // Dissolve the association (connect to AF_UNSPEC), so any source can reach us.
     // SAFETY: a zeroed sockaddr with family AF_UNSPEC is the documented way.
     let mut unspec: libc::sockaddr = unsafe { zeroed() };
@@ -433,6 +444,9 @@ pub(crate) fn path_mtu(sock: &UdpSocket, peer: SocketAddr) -> Option<u32> {
     };
     (rc == 0 && mtu > 0).then_some(mtu as u32)
 }
+
+/// IPv6's fixed header (40 bytes) less IPv4's (20).
+const IPV6_HEADER_EXTRA: i32 = 20;
 
 /// One iovec per header and per payload slice, in order. The iovecs point into
 /// `parts`, which must outlive the syscall that reads them.
@@ -624,5 +638,13 @@ mod tests {
         let mtu = path_mtu(&s, other.local_addr().unwrap()).unwrap();
         assert!((65_000..=65_536).contains(&mtu), "loopback MTU {mtu}");
         assert!(s.peer_addr().is_err(), "left unconnected");
+        // IPv6: the same link leaves 20 bytes less for UDP.
+        let s6 = UdpSocket::bind("[::1]:0").unwrap();
+        let other6 = UdpSocket::bind("[::1]:0").unwrap();
+        let mtu6 = path_mtu(&s6, other6.local_addr().unwrap()).unwrap();
+        assert!(
+            (64_980..=65_516).contains(&mtu6),
+            "IPv6 loopback MTU less 20: {mtu6}"
+        );
     }
 }

@@ -95,6 +95,90 @@ pub struct Spec {
     pub xid: u32,
     /// When it powers on, from the storm's start.
     pub start: Duration,
+    /// Whether it boots over IPv4 or IPv6.
+    pub family: Family,
+}
+
+/// A machine's address family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// DHCPv4, TFTP and HTTP over IPv4.
+    V4,
+    /// DHCPv6 (option 59's boot file URLs), TFTP and HTTP over IPv6.
+    V6,
+}
+
+impl Family {
+    /// Its name in reports: `ipv4`, `ipv6`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::V4 => "ipv4",
+            Family::V6 => "ipv6",
+        }
+    }
+}
+
+/// Which families a storm plays (`--family 4|6|dual`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Families {
+    /// Every machine on IPv4.
+    V4,
+    /// Every machine on IPv6.
+    V6,
+    /// Every other machine of each kind on IPv6, the rest on IPv4.
+    Dual,
+}
+
+impl Families {
+    /// `4`, `6` or `dual`.
+    ///
+    /// # Errors
+    /// Anything else, with what is expected.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "4" | "ipv4" => Ok(Self::V4),
+            "6" | "ipv6" => Ok(Self::V6),
+            "dual" | "46" => Ok(Self::Dual),
+            _ => Err(format!("--family must be 4, 6 or dual, got {text:?}")),
+        }
+    }
+
+    /// Gives each machine of `specs` its family: under `Dual`, alternate
+    /// machines of each firmware kind, so that both families have the mix.
+    ///
+    /// # Errors
+    /// A Secure Boot (grub) machine asked to play IPv6: shim and grub's
+    /// path is played over IPv4 only.
+    pub fn assign(self, specs: &mut [Spec]) -> Result<(), String> {
+        let mut seen: Vec<(Identity, usize)> = Vec::new();
+        for s in specs.iter_mut() {
+            let n = match seen.iter_mut().find(|(i, _)| *i == s.identity) {
+                Some((_, n)) => {
+                    *n += 1;
+                    *n
+                }
+                None => {
+                    seen.push((s.identity, 0));
+                    0
+                }
+            };
+            s.family = match self {
+                Self::V4 => Family::V4,
+                Self::V6 => Family::V6,
+                Self::Dual if s.identity == Identity::Grub => Family::V4,
+                Self::Dual if n % 2 == 1 => Family::V6,
+                Self::Dual => Family::V4,
+            };
+            if s.family == Family::V6 && s.identity == Identity::Grub {
+                return Err(
+                    "grub (Secure Boot through shim) plays IPv4 only: drop it from --mix with \
+                     --family 6, or use --family dual, where grub machines stay on IPv4"
+                        .into(),
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `n` machines of `mix`, powering on at random times within `ramp` (all at
@@ -136,6 +220,7 @@ pub fn fleet(n: usize, mix: &Mix, ramp: Duration, seed: u64) -> Vec<Spec> {
                 uuid,
                 xid: rng.next_u64() as u32,
                 start: Duration::from_micros(start_us),
+                family: Family::V4,
             }
         })
         .collect();
@@ -191,6 +276,7 @@ mod tests {
         let ramp = Duration::from_secs(10);
         let a = fleet(1000, &mix, ramp, 42);
         assert_eq!(a, fleet(1000, &mix, ramp, 42));
+        assert!(a.iter().all(|s| s.family == Family::V4));
         assert_ne!(a, fleet(1000, &mix, ramp, 43));
         let macs: std::collections::HashSet<_> = a.iter().map(|s| s.mac).collect();
         assert_eq!(macs.len(), 1000);
@@ -199,5 +285,30 @@ mod tests {
         assert!(a.iter().all(|s| s.mac[0] & 0x03 == 0x02));
         let at_once = fleet(10, &mix, Duration::ZERO, 1);
         assert!(at_once.iter().all(|s| s.start.is_zero()));
+    }
+
+    #[test]
+    fn dual_puts_half_of_each_kind_on_ipv6_and_grub_stays_on_ipv4() {
+        let mix = Mix::parse("edk2=1,uefi-http=1,grub=1").unwrap();
+        let mut specs = fleet(300, &mix, Duration::ZERO, 7);
+        Families::Dual.assign(&mut specs).unwrap();
+        let count = |i: Identity, f: Family| {
+            specs
+                .iter()
+                .filter(|s| s.identity == i && s.family == f)
+                .count()
+        };
+        assert_eq!(count(Identity::Edk2Pxe, Family::V6), 50);
+        assert_eq!(count(Identity::UefiHttp, Family::V4), 50);
+        assert_eq!(count(Identity::Grub, Family::V6), 0);
+        let err = Families::V6.assign(&mut specs).unwrap_err();
+        assert!(
+            err.contains("grub") && err.contains("--family dual"),
+            "{err}"
+        );
+        assert_eq!(
+            Families::parse("5").unwrap_err(),
+            "--family must be 4, 6 or dual, got \"5\""
+        );
     }
 }

@@ -48,9 +48,22 @@ pub fn target(url: &str) -> Result<Target, Error> {
         Some(i) => rest.split_at(i),
         None => (rest, "/"),
     };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse().map_err(|_| bad())?),
-        None => (authority, 80),
+    // An IPv6 host is bracketed (`[fd00::1]:8080`); the brackets stay in
+    // the host, as the `Host` header writes it.
+    let (host, port) = match authority.rfind(']') {
+        Some(end) if authority.starts_with('[') => match &authority[end + 1..] {
+            "" => (authority, 80),
+            p => (
+                &authority[..=end],
+                p.strip_prefix(':')
+                    .and_then(|p| p.parse().ok())
+                    .ok_or_else(bad)?,
+            ),
+        },
+        _ => match authority.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse().map_err(|_| bad())?),
+            None => (authority, 80),
+        },
     };
     if host.is_empty() {
         return Err(bad());
@@ -287,6 +300,10 @@ mod tests {
         );
         assert_eq!(target("http://boot").unwrap().path, "/");
         assert!(target("https://h/x").is_err() && target("http://:80/").is_err());
+        let v6 = target("http://[fd00:9::1]:8080/boot.ipxe").unwrap();
+        assert_eq!((v6.host.as_str(), v6.port), ("[fd00:9::1]", 8080));
+        assert_eq!(target("http://[::1]/x").unwrap().port, 80);
+        assert!(target("http://[::1]x/").is_err());
     }
 
     #[test]

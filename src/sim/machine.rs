@@ -9,10 +9,12 @@
 //! server, HTTP on one keep-alive connection per host.
 
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use super::dhcp::{self, Client, Identity};
+use super::dhcp6;
+use super::fleet::Family;
 use super::grub;
 use super::http::{self, Get, Target};
 use super::script;
@@ -63,10 +65,16 @@ pub enum Send {
         /// Its length.
         len: usize,
     },
+    /// A DHCPv6 message from the machine's link-local address, port 546, to
+    /// All_DHCP_Relay_Agents_and_Servers, port 547.
+    Dhcp6 {
+        /// Its length.
+        len: usize,
+    },
     /// A TFTP datagram to `server`.
     Tftp {
         /// The server's address.
-        server: Ipv4Addr,
+        server: IpAddr,
         /// Its request port, or the transfer's port.
         to: To,
         /// Its length.
@@ -112,7 +120,8 @@ pub enum Event {
 #[derive(Debug)]
 enum Step {
     Dhcp(Client),
-    Tftp(Download, Ipv4Addr, Need),
+    Dhcp6(dhcp6::Client),
+    Tftp(Download, IpAddr, Need),
     Http(Get, Target),
     Done,
 }
@@ -121,6 +130,7 @@ enum Step {
 #[derive(Debug)]
 pub struct Machine {
     identity: Identity,
+    family: Family,
     mac: [u8; 6],
     uuid: [u8; 16],
     xid: u32,
@@ -135,7 +145,7 @@ pub struct Machine {
     /// When the boot ended (booted or failed), from the machine's start.
     pub finished: Option<Duration>,
     /// The address its last DHCP exchange leased.
-    address: Option<Ipv4Addr>,
+    address: Option<IpAddr>,
     /// The last response said `Connection: close`.
     close_http: bool,
     /// Bytes and retries of the phase in progress.
@@ -149,7 +159,7 @@ pub struct Machine {
     /// A grub machine's TFTP files still to fetch, in order, and its TFTP
     /// server.
     fetches: VecDeque<Fetch>,
-    tftp_server: Ipv4Addr,
+    tftp_server: IpAddr,
     /// grub configurations followed by `configfile`.
     configs: u32,
     /// Network boots left to start again when a step before the installer
@@ -226,6 +236,7 @@ impl Machine {
     ) -> Self {
         Self {
             identity,
+            family: Family::V4,
             mac,
             uuid,
             xid,
@@ -245,11 +256,25 @@ impl Machine {
             script_url: String::new(),
             event: None,
             fetches: VecDeque::new(),
-            tftp_server: Ipv4Addr::UNSPECIFIED,
+            tftp_server: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             configs: 0,
             boot_retries: 0,
             restarts: 0,
         }
+    }
+
+    /// The machine boots over IPv6 (DHCPv6 at each DHCP step, its boot
+    /// files from option 59's URLs) rather than IPv4.
+    #[must_use]
+    pub fn on_ipv6(mut self) -> Self {
+        self.family = Family::V6;
+        self.step = self.dhcp(self.started, self.identity);
+        self
+    }
+
+    /// Its address family.
+    pub fn family(&self) -> Family {
+        self.family
     }
 
     /// The phase in progress (the last one, once ended).
@@ -260,6 +285,14 @@ impl Machine {
     /// A DHCP reply (any broadcast or frame for port 68 the driver saw).
     pub fn handle_dhcp(&mut self, now: Instant, bytes: &[u8]) {
         if let Step::Dhcp(c) = &mut self.step {
+            let _ = c.handle(now, bytes);
+            self.advance(now);
+        }
+    }
+
+    /// A DHCPv6 reply (a datagram for port 546 of its link-local address).
+    pub fn handle_dhcp6(&mut self, now: Instant, bytes: &[u8]) {
+        if let Step::Dhcp6(c) = &mut self.step {
             let _ = c.handle(now, bytes);
             self.advance(now);
         }
@@ -311,6 +344,7 @@ impl Machine {
     pub fn handle_timeout(&mut self, now: Instant) {
         match &mut self.step {
             Step::Dhcp(c) => c.handle_timeout(now),
+            Step::Dhcp6(c) => c.handle_timeout(now),
             Step::Tftp(d, ..) => d.handle_timeout(now),
             Step::Http(..) | Step::Done => {}
         }
@@ -323,6 +357,7 @@ impl Machine {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.step {
             Step::Dhcp(c) => c.poll_timeout(),
+            Step::Dhcp6(c) => c.poll_timeout(),
             Step::Tftp(d, ..) => d.poll_timeout(),
             Step::Http(..) | Step::Done => None,
         }
@@ -343,6 +378,7 @@ impl Machine {
     fn transmit_step(&mut self, now: Instant, out: &mut [u8]) -> Option<Send> {
         match &mut self.step {
             Step::Dhcp(c) => c.poll_transmit(now, out).map(|len| Send::Dhcp { len }),
+            Step::Dhcp6(c) => c.poll_transmit(now, out).map(|len| Send::Dhcp6 { len }),
             Step::Tftp(d, server, _) => d.poll_transmit(now, out).map(|(len, to)| Send::Tftp {
                 server: *server,
                 to,
@@ -388,7 +424,25 @@ impl Machine {
                 Some(dhcp::Event::Failed(why)) => Err(why.to_owned()),
                 Some(dhcp::Event::Bound { lease, retries }) => {
                     self.phase_retries += retries;
-                    self.after_dhcp(lease)
+                    self.after_dhcp(Lease {
+                        ip: lease.ip.into(),
+                        next_server: lease.next_server.into(),
+                        file: lease.file,
+                    })
+                }
+            },
+            Step::Dhcp6(c) => match c.poll_event() {
+                None => return,
+                Some(dhcp6::Event::Failed(why)) => Err(why.to_owned()),
+                Some(dhcp6::Event::Bound { ip, url, retries }) => {
+                    self.phase_retries += retries;
+                    // Option 59 names the server in its URL.
+                    let next_server = url_host(&url).unwrap_or(IpAddr::V6(ip));
+                    self.after_dhcp(Lease {
+                        ip: ip.into(),
+                        next_server,
+                        file: url,
+                    })
                 }
             },
             Step::Tftp(d, _, need) => match d.poll_event() {
@@ -469,16 +523,10 @@ impl Machine {
         self.answers = None;
         self.script_url.clear();
         self.fetches.clear();
-        self.tftp_server = Ipv4Addr::UNSPECIFIED;
+        self.tftp_server = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
         self.configs = 0;
         self.xid = self.xid.wrapping_add(0x0100_0000);
-        self.step = Step::Dhcp(Client::new(
-            now,
-            self.identity,
-            self.mac,
-            self.uuid,
-            self.xid,
-        ));
+        self.step = self.dhcp(now, self.identity);
     }
 
     /// Ends the boot in `phase`, failed for `reason`, for good.
@@ -517,7 +565,7 @@ impl Machine {
 
     /// The address its DHCP leased, once it has one: where its TFTP and HTTP
     /// come from on a real network.
-    pub fn address(&self) -> Option<Ipv4Addr> {
+    pub fn address(&self) -> Option<IpAddr> {
         self.address
     }
 
@@ -537,7 +585,7 @@ impl Machine {
         matches!(self.step, Step::Tftp(..))
     }
 
-    fn after_dhcp(&mut self, lease: dhcp::Offer) -> Result<Option<Next>, String> {
+    fn after_dhcp(&mut self, lease: Lease) -> Result<Option<Next>, String> {
         self.address = Some(lease.ip);
         if self.phase == Phase::Dhcp {
             self.tftp_server = lease.next_server;
@@ -551,7 +599,20 @@ impl Machine {
             }
             _ if lease.file.is_empty() => Err("the DHCP answer names no boot file".into()),
             _ if lease.file.starts_with("http://") => Ok(Some(Next::NbpHttp(lease.file))),
-            _ => Ok(Some(Next::NbpTftp(lease.file, lease.next_server))),
+            _ => match lease.file.strip_prefix("tftp://") {
+                // Option 59's `tftp://[server]/file`: EDK2 asks for the
+                // path after the host.
+                Some(rest) => match (url_host(&lease.file), rest.split_once('/')) {
+                    (Some(server), Some((_, name))) => {
+                        Ok(Some(Next::NbpTftp(name.to_owned(), server)))
+                    }
+                    _ => Err(format!(
+                        "the boot file URL {:?} names no server and file",
+                        lease.file
+                    )),
+                },
+                None => Ok(Some(Next::NbpTftp(lease.file, lease.next_server))),
+            },
         }
     }
 
@@ -592,9 +653,13 @@ impl Machine {
             _ => {}
         }
         if let Some(body) = body {
+            let server = match self.tftp_server {
+                IpAddr::V4(a) => a,
+                IpAddr::V6(_) => return Err("grub plays IPv4 only".into()),
+            };
             let machine = grub::Machine {
                 mac: self.mac,
-                server: self.tftp_server,
+                server,
             };
             let plan =
                 grub::plan(&String::from_utf8_lossy(&body), &machine).map_err(|e| e.to_string())?;
@@ -755,9 +820,15 @@ impl Machine {
         })
     }
 
-    /// A DHCP exchange of `identity` from this machine's MAC and UUID.
+    /// A DHCP exchange of `identity` from this machine's MAC and UUID, in
+    /// its address family.
     fn dhcp(&self, now: Instant, identity: Identity) -> Step {
-        Step::Dhcp(Client::new(now, identity, self.mac, self.uuid, self.xid))
+        match self.family {
+            Family::V4 => Step::Dhcp(Client::new(now, identity, self.mac, self.uuid, self.xid)),
+            Family::V6 => Step::Dhcp6(dhcp6::Client::new(
+                now, identity, self.mac, self.uuid, self.xid,
+            )),
+        }
     }
 }
 
@@ -769,7 +840,7 @@ fn get(url: &str, agent: &str, keep: usize) -> Result<Step, http::Error> {
 /// What comes after a phase.
 #[derive(Debug)]
 enum Next {
-    NbpTftp(String, Ipv4Addr),
+    NbpTftp(String, IpAddr),
     Fetch(Fetch),
     NbpHttp(String),
     IpxeDhcp,
@@ -780,7 +851,27 @@ enum Next {
     Answers(String),
 }
 
-fn script_of(lease: &dhcp::Offer) -> Result<Option<Next>, String> {
+/// What a DHCP exchange of either family ended in.
+#[derive(Debug)]
+struct Lease {
+    ip: IpAddr,
+    /// Where a TFTP boot file is fetched.
+    next_server: IpAddr,
+    /// The boot file or its URL, empty when none.
+    file: String,
+}
+
+/// The address in a URL's host (`tftp://[fd00::1]/f`, `http://10.0.0.1:8080/`).
+fn url_host(url: &str) -> Option<IpAddr> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    match authority.strip_prefix('[') {
+        Some(v6) => v6.split_once(']')?.0.parse().ok(),
+        None => authority.split(':').next()?.parse().ok(),
+    }
+}
+
+fn script_of(lease: &Lease) -> Result<Option<Next>, String> {
     if lease.file.starts_with("http://") {
         Ok(Some(Next::Script(lease.file.clone())))
     } else {

@@ -10,6 +10,7 @@
 )]
 
 pub mod dhcp;
+pub mod dhcp6;
 pub mod faults;
 pub mod fleet;
 pub mod grub;

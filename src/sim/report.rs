@@ -12,7 +12,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::dhcp::Identity;
-use super::fleet::kind_name;
+use super::fleet::{kind_name, Family};
 use super::machine::{Ended, Phase};
 
 /// Every phase, in boot order.
@@ -32,6 +32,8 @@ pub const PHASES: [Phase; 8] = [
 pub struct Outcome {
     /// Its firmware.
     pub identity: Identity,
+    /// The address family it booted over.
+    pub family: Family,
     /// When it powered on, from the storm's start.
     pub start: Duration,
     /// The phases it finished.
@@ -147,6 +149,8 @@ pub struct Report {
     pub failed: u64,
     /// Machines per firmware kind.
     pub mix: BTreeMap<&'static str, u64>,
+    /// Machines and booted ones by address family (`ipv4`, `ipv6`).
+    pub families: BTreeMap<&'static str, FamilyCount>,
     /// Wall time of the storm, seconds.
     pub elapsed_s: f64,
     /// Body bytes received by all machines (the sum of the phases' bytes).
@@ -209,6 +213,15 @@ fn stats(
     }
 }
 
+/// One address family's machines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FamilyCount {
+    /// Machines that played it.
+    pub machines: u64,
+    /// Of them, booted.
+    pub booted: u64,
+}
+
 #[derive(Default)]
 struct Acc {
     machines: u64,
@@ -226,10 +239,14 @@ impl Report {
         let mut acc: Vec<Acc> = PHASES.iter().map(|_| Acc::default()).collect();
         let mut total = histogram();
         let mut mix: BTreeMap<&'static str, u64> = BTreeMap::new();
+        let mut families: BTreeMap<&'static str, FamilyCount> = BTreeMap::new();
         let mut reasons: BTreeMap<(Phase, &str), u64> = BTreeMap::new();
         let (mut booted, mut failed) = (0, 0);
         for o in outcomes {
             *mix.entry(kind_name(o.identity)).or_default() += 1;
+            let family = families.entry(o.family.name()).or_default();
+            family.machines += 1;
+            family.booted += u64::from(o.failure.is_none());
             let mut began = Duration::ZERO;
             let mut ended = [false; PHASES.len()];
             for e in &o.ended {
@@ -300,6 +317,7 @@ impl Report {
             booted,
             failed,
             mix,
+            families,
             elapsed_s: (secs * 1000.0).round() / 1000.0,
             bytes,
             throughput_bps: if secs > 0.0 {
@@ -369,6 +387,14 @@ impl Report {
                 p.bytes as f64 / 1e6,
                 p.throughput_bps / 1e6
             );
+        }
+        if self.families.keys().any(|f| *f != Family::V4.name()) {
+            let line: Vec<String> = self
+                .families
+                .iter()
+                .map(|(f, c)| format!("{f} {}/{} booted", c.booted, c.machines))
+                .collect();
+            let _ = writeln!(out, "families: {}", line.join(", "));
         }
         let server = self
             .cpu
@@ -480,6 +506,7 @@ mod tests {
     fn outcomes() -> Vec<Outcome> {
         let ok = |start_ms: u64, scale: u64| Outcome {
             identity: Identity::IpxeBios,
+            family: Family::V4,
             start: Duration::from_millis(start_ms),
             ended: vec![
                 ended(Phase::Dhcp, 100 * scale, 0),
@@ -492,6 +519,7 @@ mod tests {
         let mut v: Vec<Outcome> = (1..=9).map(|k| ok(k * 10, k)).collect();
         v.push(Outcome {
             identity: Identity::Edk2Pxe,
+            family: Family::V4,
             start: Duration::ZERO,
             ended: vec![ended(Phase::Dhcp, 4_000, 0)],
             finished: Some(Duration::from_millis(20_000)),

@@ -220,6 +220,7 @@ mod tests {
         let o: Vec<Outcome> = (1..=20u64)
             .map(|k| Outcome {
                 identity: Identity::IpxeBios,
+                family: crate::sim::fleet::Family::V4,
                 start: Duration::from_millis(k * 5),
                 ended: vec![Ended {
                     phase: Phase::Dhcp,

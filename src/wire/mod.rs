@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod icmpv6;
 pub mod ipv4;
+pub mod ipv6;
 pub mod tftp;
 
 pub use error::Error;

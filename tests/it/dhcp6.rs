@@ -606,3 +606,91 @@ print(src[0], data[:2].hex())
         assert_eq!(out.trim(), format!("{asked} 0003"), "not from {other}");
     }
 }
+
+#[test]
+fn a_dual_stack_storm_boots_both_families_from_raw_frames_on_the_link() {
+    // `rackboot storm --interface --family dual` against rackboot serving
+    // DHCPv4 and DHCPv6 on one link: the IPv6 machines' SOLICITs leave as
+    // frames from their MACs and link-local addresses, they answer the
+    // server kernel's neighbor solicitations, and they load the NBP, script,
+    // kernel and initrd over IPv6 from option 59's URLs.
+    let _turn = crate::support::heavy();
+    let mut net = Net::new("sd");
+    let (s, c) = pair6(&mut net);
+    // The storm host's own addresses: TFTP and HTTP leave from them.
+    sh(&format!(
+        "ip -n {c} addr add 10.201.0.2/24 dev eth0 && ip -n {c} addr add fd00:201::2/64 dev eth0 nodad"
+    ));
+    let dir = TempDir::new("storm-dual");
+    let root = dir.0.join("root");
+    crate::storm::netboot_tree(&root, "unused");
+    // Host-absolute paths: iPXE resolves them against the script's URL, so
+    // one script serves both families.
+    std::fs::write(
+        root.join("boot.ipxe"),
+        "#!ipxe\nkernel /vmlinuz initrd=initrd.gz auto=true url=/preseed.cfg\ninitrd /initrd.gz\nboot\n",
+    )
+    .unwrap();
+    let file = dir.0.join("leases");
+    let range = "fd00:201::100,fd00:201::1ff";
+    let server = start6(&s, &root, "[::]", &file, range, &["--tftp", "[::]:69"]);
+    let (out, r) = crate::storm::storm(
+        Some(&c),
+        &[
+            "--interface",
+            "eth0",
+            "--family",
+            "dual",
+            "--machines",
+            "24",
+            "--mix",
+            "edk2=1,ipxe-efi=1,uefi-http=1",
+            "--seed",
+            "11",
+            "--quiet",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("families: ipv4 12/12 booted, ipv6 12/12 booted"),
+        "{stdout}"
+    );
+    use crate::storm::{n, phase};
+    assert_eq!(n(&phase(&r, "answers")["count"]), 24);
+    assert_eq!(n(&phase(&r, "kernel")["bytes"]), 24 * 8_200_000);
+    // The server saw both families: IPv6 peers for TFTP and every HTTP
+    // step, and DHCPv6 leases beside the DHCPv4 ones in its journal.
+    let log = server.log().join("\n");
+    assert!(
+        log.lines().any(|l| l.contains("proto=tftp")
+            && l.contains("file=/ipxe.efi result=done")
+            && l.contains("peer=[fd00:201::2]")),
+        "no TFTP over IPv6:\n{log}"
+    );
+    for target in ["/boot.ipxe", "/vmlinuz", "/initrd.gz", "/preseed.cfg"] {
+        let count = |v6: bool| {
+            log.lines()
+                .filter(|l| {
+                    l.contains(&format!("target={target} "))
+                        && l.contains("status=200")
+                        && l.contains("peer=[fd00:201::2]") == v6
+                })
+                .count()
+        };
+        assert_eq!((count(false), count(true)), (12, 12), "{target}:\n{log}");
+    }
+    let held = leases(&file);
+    let v6 = held.iter().filter(|(ip, _)| ip.contains(':')).count();
+    let v4 = held.len() - v6;
+    // Each machine leases at most twice (firmware or iPXE, then the
+    // installer, whose DUID differs): at least one per machine.
+    assert!(
+        (12..=36).contains(&v6) && (12..=36).contains(&v4),
+        "{held:?}"
+    );
+}

@@ -184,6 +184,51 @@ fn a_secure_boot_fleet_boots_through_shim_and_grub_against_the_in_process_rackbo
 }
 
 #[test]
+fn a_dual_stack_fleet_boots_against_the_in_process_rackboot() {
+    // Half of each kind on IPv6: DHCPv6 into the in-process engine (the
+    // server `::1`), the NBP by option 59's TFTP or HTTP URL, iPXE's
+    // script from `[::1]`; grub machines stay on IPv4.
+    let (out, r) = storm(
+        None,
+        &[
+            "--machines",
+            "24",
+            "--family",
+            "dual",
+            "--mix",
+            "edk2=1,ipxe-bios=1,uefi-http=1,grub=1",
+            "--seed",
+            "5",
+            "--quiet",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!((n(&r["booted"]), n(&r["failed"])), (24, 0), "{r:#}");
+    let fam = &r["families"];
+    assert_eq!(
+        (n(&fam["ipv4"]["booted"]), n(&fam["ipv6"]["booted"])),
+        (15, 9),
+        "grub's 6 stay on IPv4; half of the other 18 go to IPv6: {fam}"
+    );
+    assert!(stdout.contains("families: ipv4 15/15 booted, ipv6 9/9 booted"));
+    assert!(r["target"].as_str().unwrap().contains("HTTP [::]:"));
+    assert_eq!(n(&phase(&r, "kernel")["bytes"]), 24 * KERNEL);
+    // --family 6 with grub in the mix is refused, naming the fix.
+    let o = crate::support::rackboot_in(None)
+        .args(["storm", "--family", "6", "--mix", "grub=1", "--quiet"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--family dual"), "{err}");
+}
+
+#[test]
 fn a_bad_option_is_named_and_exits_2() {
     let bin = env!("CARGO_BIN_EXE_rackboot");
     let out = run(bin, &["storm", "--mix", "edk2=1,bios=1"]);

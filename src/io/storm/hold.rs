@@ -3,13 +3,17 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::time::Instant;
 
 use super::Dhcp;
 use crate::proto::dhcp::{Input, Outcome as DhcpOutcome};
+use crate::proto::dhcp6::Input as Input6;
+use crate::sim::dhcp6::link_local;
 use crate::sim::faults::{Fate, Faults, Way};
 use crate::sim::machine::Machine;
+use crate::wire::dhcp6::CLIENT_PORT;
+use crate::wire::ipv6;
 
 /// A packet the fault model holds back.
 #[derive(Debug)]
@@ -20,6 +24,10 @@ pub(super) enum Held {
     TftpOut(usize, SocketAddr, Vec<u8>),
     /// A DHCP message for machine `k`.
     DhcpIn(usize, Vec<u8>),
+    /// Machine `k`'s DHCPv6 message.
+    Dhcp6Out(usize, Vec<u8>),
+    /// A DHCPv6 message for machine `k`.
+    Dhcp6In(usize, Vec<u8>),
     /// A TFTP datagram for machine `k` from the server's port.
     TftpIn(usize, u16, Vec<u8>),
 }
@@ -70,7 +78,7 @@ pub(super) fn dhcp_out(
     bytes: &[u8],
 ) {
     match dhcp {
-        Dhcp::Engine { engine, server } => {
+        Dhcp::Engine { engine, server, .. } => {
             let input = Input {
                 bytes,
                 server: *server,
@@ -86,10 +94,55 @@ pub(super) fn dhcp_out(
                 }
             }
         }
-        Dhcp::Raw(link) => {
+        Dhcp::Raw { link, .. } => {
             // A frame the queue refused is lost on the wire, as on
             // a busy link; the client's retransmission covers it.
             let _ = link.send_dhcp(mac, bytes, frame);
         }
+    }
+}
+
+/// Machine `m`'s DHCPv6 message `bytes` reaches the server, as
+/// [`dhcp_out`]: from its link-local address, into the in-process DHCPv6
+/// engine or out on the IPv6 link as a frame.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn dhcp6_out(
+    dhcp: &mut Dhcp,
+    faults: &mut Faults,
+    hold: &mut Hold,
+    rx: &mut [u8],
+    frame: &mut Vec<u8>,
+    m: &mut Machine,
+    k: usize,
+    mac: [u8; 6],
+    now: Instant,
+    bytes: &[u8],
+) {
+    let source = link_local(mac);
+    match dhcp {
+        Dhcp::Engine {
+            v6: Some((engine, server)),
+            ..
+        } => {
+            let input = Input6 {
+                bytes,
+                peer: SocketAddrV6::new(source, CLIENT_PORT, 0, 1),
+                local: *server,
+            };
+            engine.handle_timeout(now);
+            if let Ok(r) = engine.handle(now, input, rx) {
+                match faults.fate(Way::In, now) {
+                    Fate::Pass => m.handle_dhcp6(now, &rx[..r.len]),
+                    Fate::Hold(at) => hold.put(at, Held::Dhcp6In(k, rx[..r.len].to_vec())),
+                    Fate::Drop => {}
+                }
+            }
+        }
+        Dhcp::Raw { v6: Some(link), .. } => {
+            ipv6::dhcp6_frame(mac, source, bytes, frame);
+            let _ = link.send_frame(frame);
+        }
+        // No DHCPv6 here: the machine's schedule runs out and names it.
+        Dhcp::Engine { v6: None, .. } | Dhcp::Raw { v6: None, .. } => {}
     }
 }

@@ -11,7 +11,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io::{IsTerminal, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpStream, UdpSocket};
@@ -27,11 +27,13 @@ mod sys;
 
 use crate::proto::dhcp::Engine;
 use crate::sim::faults::{Fate, Faults, Way};
+use crate::sim::fleet::Family;
 use crate::sim::fleet::Spec;
 use crate::sim::machine::{Event, Machine, Phase, Send};
 use crate::sim::report::{Outcome, PHASES};
 use crate::sim::tftp::To;
-use hold::{dhcp_out, Held, Hold};
+use crate::wire::ipv6;
+use hold::{dhcp6_out, dhcp_out, Held, Hold};
 use net::{connect, discard, flush, retry_from_host, source_of, udp_socket};
 pub use sys::{process_cpu, thread_cpu};
 
@@ -45,9 +47,19 @@ pub enum Dhcp {
         engine: Box<Engine>,
         /// The server's address (its identifier and next-server).
         server: Ipv4Addr,
+        /// The DHCPv6 engine and the server's IPv6 address, for IPv6
+        /// machines.
+        v6: Option<(Box<crate::proto::dhcp6::Engine>, Ipv6Addr)>,
     },
     /// Out on a link as raw frames.
-    Raw(crate::io::link::Link),
+    Raw {
+        /// IPv4 machines' DHCP.
+        link: crate::io::link::Link,
+        /// IPv6 machines' DHCPv6 and neighbor discovery ([`Link::open6`]).
+        ///
+        /// [`Link::open6`]: crate::io::link::Link::open6
+        v6: Option<crate::io::link::Link>,
+    },
 }
 
 /// How to play the storm.
@@ -84,14 +96,16 @@ pub struct Done {
     pub elapsed: Duration,
     /// CPU time of the driver's thread.
     pub cpu: Duration,
-    /// Whether TFTP and HTTP left from each machine's leased address (else
-    /// from the host's own).
+    /// Whether the IPv4 machines' TFTP and HTTP left from each one's leased
+    /// address (else from the host's own). IPv6 machines' always leave from
+    /// the host's own: their leases are not this host's addresses.
     pub from_leases: bool,
     /// Datagrams and frames the fault model dropped: the machines', the server's.
     pub dropped: (u64, u64),
 }
 
 const RAW: Token = Token(usize::MAX);
+const RAW6: Token = Token(usize::MAX - 1);
 const SWEEP: Duration = Duration::from_millis(250);
 const READ_BUF: usize = 256 * 1024;
 /// Reads of one connection per loop turn: a fast body must not starve the
@@ -111,7 +125,7 @@ struct Conn {
 #[derive(Debug)]
 struct Slot {
     m: Machine,
-    tftp: Option<(UdpSocket, Ipv4Addr)>,
+    tftp: Option<(UdpSocket, IpAddr)>,
     http: Option<Conn>,
     armed: Option<Instant>,
 }
@@ -162,10 +176,15 @@ pub fn run(settings: Settings, dhcp: Dhcp) -> Result<Done, String> {
         eprintln!("storm: {msg}; machines past it fail with 'Too many open files'");
     }
     let poll = Poll::new().map_err(|e| format!("create the poller: {e}"))?;
-    if let Dhcp::Raw(link) = &dhcp {
+    if let Dhcp::Raw { link, v6 } = &dhcp {
         poll.registry()
             .register(&mut SourceFd(&link.raw_fd()), RAW, Interest::READABLE)
             .map_err(|e| format!("poll the raw link: {e}"))?;
+        if let Some(link6) = v6 {
+            poll.registry()
+                .register(&mut SourceFd(&link6.raw_fd()), RAW6, Interest::READABLE)
+                .map_err(|e| format!("poll the raw IPv6 link: {e}"))?;
+        }
     }
     let n = settings.fleet.len();
     let macs = settings
@@ -201,6 +220,7 @@ pub fn run(settings: Settings, dhcp: Dhcp) -> Result<Done, String> {
         .map(|(o, s)| {
             o.unwrap_or_else(|| Outcome {
                 identity: s.identity,
+                family: s.family,
                 start: s.start,
                 ended: Vec::new(),
                 finished: None,
@@ -292,6 +312,7 @@ impl Driver {
             for event in &events {
                 match event.token() {
                     RAW => self.read_raw(now)?,
+                    RAW6 => self.read_raw6(now)?,
                     Token(t) => {
                         let k = t >> 1;
                         if t & 1 == 0 {
@@ -315,8 +336,11 @@ impl Driver {
 
     fn power_on(&mut self, now: Instant, k: usize) {
         let s = &self.settings.fleet[k];
-        let m = Machine::new(now, s.identity, s.mac, s.uuid, s.xid, self.settings.until)
+        let mut m = Machine::new(now, s.identity, s.mac, s.uuid, s.xid, self.settings.until)
             .with_boot_retries(self.settings.boot_retries);
+        if s.family == Family::V6 {
+            m = m.on_ipv6();
+        }
         self.slots[k] = Some(Slot {
             m,
             tftp: None,
@@ -338,24 +362,29 @@ impl Driver {
         }
         while let Some(send) = slot.m.poll_transmit(now, &mut self.out) {
             match send {
-                Send::Dhcp { len } => match self.settings.faults.fate(Way::Out, now) {
-                    Fate::Drop => {}
-                    Fate::Hold(at) => self
-                        .hold
-                        .put(at, Held::DhcpOut(k, self.out[..len].to_vec())),
-                    Fate::Pass => dhcp_out(
-                        &mut self.dhcp,
-                        &mut self.settings.faults,
-                        &mut self.hold,
-                        &mut self.rx,
-                        &mut self.frame,
-                        &mut slot.m,
-                        k,
-                        self.settings.fleet[k].mac,
-                        now,
-                        &self.out[..len],
-                    ),
-                },
+                Send::Dhcp { len } | Send::Dhcp6 { len } => {
+                    let v6 = matches!(send, Send::Dhcp6 { .. });
+                    let bytes = &self.out[..len];
+                    match self.settings.faults.fate(Way::Out, now) {
+                        Fate::Drop => {}
+                        Fate::Hold(at) if v6 => {
+                            self.hold.put(at, Held::Dhcp6Out(k, bytes.to_vec()))
+                        }
+                        Fate::Hold(at) => self.hold.put(at, Held::DhcpOut(k, bytes.to_vec())),
+                        Fate::Pass => (if v6 { dhcp6_out } else { dhcp_out })(
+                            &mut self.dhcp,
+                            &mut self.settings.faults,
+                            &mut self.hold,
+                            &mut self.rx,
+                            &mut self.frame,
+                            &mut slot.m,
+                            k,
+                            self.settings.fleet[k].mac,
+                            now,
+                            bytes,
+                        ),
+                    }
+                }
                 Send::Tftp { server, to, len } => {
                     let port = match to {
                         To::Server => self.settings.tftp_port,
@@ -472,6 +501,7 @@ impl Driver {
         };
         self.outcomes[k] = Some(Outcome {
             identity: s.identity,
+            family: s.family,
             start: s.start,
             ended: std::mem::take(&mut slot.m.ended),
             finished: slot.m.finished,
@@ -482,7 +512,7 @@ impl Driver {
 
     fn read_raw(&mut self, now: Instant) -> Result<(), String> {
         loop {
-            let Dhcp::Raw(link) = &self.dhcp else {
+            let Dhcp::Raw { link, .. } = &self.dhcp else {
                 return Ok(());
             };
             let range = match link.recv_dhcp(&mut self.rx) {
@@ -512,6 +542,59 @@ impl Driver {
         }
     }
 
+    /// Frames for the IPv6 machines: DHCPv6 replies go to the machine of
+    /// their MAC; a neighbor solicitation for a machine's link-local
+    /// address is answered from its MAC at once (not subject to the fault
+    /// model: it is the link working, not the boot protocol).
+    fn read_raw6(&mut self, now: Instant) -> Result<(), String> {
+        loop {
+            let Dhcp::Raw { v6: Some(link), .. } = &self.dhcp else {
+                return Ok(());
+            };
+            let n = match link.recv_frame(&mut self.rx) {
+                Ok(Some(n)) => n,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(format!("read the raw link {}: {e}", link.interface())),
+            };
+            match ipv6::read_frame6(&self.rx[..n]) {
+                Some(ipv6::Frame6::Dhcp { to, payload }) => {
+                    let Some(&k) = self.macs.get(&to) else {
+                        continue;
+                    };
+                    let Some(slot) = self.slots[k].as_mut() else {
+                        continue;
+                    };
+                    let payload = &self.rx[payload];
+                    match self.settings.faults.fate(Way::In, now) {
+                        Fate::Pass => slot.m.handle_dhcp6(now, payload),
+                        Fate::Hold(at) => self.hold.put(at, Held::Dhcp6In(k, payload.to_vec())),
+                        Fate::Drop => {}
+                    }
+                    self.pump(now, k);
+                }
+                Some(ipv6::Frame6::Solicit {
+                    target,
+                    from_mac,
+                    from,
+                }) => {
+                    let Some(mac) = ipv6::eui64_mac(target) else {
+                        continue;
+                    };
+                    let live = self
+                        .macs
+                        .get(&mac)
+                        .is_some_and(|&k| self.slots[k].is_some());
+                    if live {
+                        ipv6::neighbor_advert_frame(mac, target, from_mac, from, &mut self.frame);
+                        // A refused frame is a lost one: the kernel asks again.
+                        let _ = link.send_frame(&self.frame);
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+
     fn read_tftp(&mut self, now: Instant, k: usize) {
         let Some(slot) = self.slots[k].as_mut() else {
             return;
@@ -521,7 +604,7 @@ impl Driver {
         };
         loop {
             match sock.recv_from(&mut self.rx) {
-                Ok((n, SocketAddr::V4(from))) if from.ip() == server => {
+                Ok((n, from)) if from.ip() == *server => {
                     match self.settings.faults.fate(Way::In, now) {
                         Fate::Pass => slot.m.handle_tftp(now, from.port(), &self.rx[..n]),
                         Fate::Hold(at) => {
@@ -599,6 +682,8 @@ impl Driver {
                 Held::DhcpOut(k, _)
                 | Held::TftpOut(k, ..)
                 | Held::DhcpIn(k, _)
+                | Held::Dhcp6Out(k, _)
+                | Held::Dhcp6In(k, _)
                 | Held::TftpIn(k, ..) => *k,
             };
             // A machine that ended meanwhile gets nothing.
@@ -606,24 +691,32 @@ impl Driver {
                 continue;
             };
             match p {
-                Held::DhcpOut(_, bytes) => dhcp_out(
-                    &mut self.dhcp,
-                    &mut self.settings.faults,
-                    &mut self.hold,
-                    &mut self.rx,
-                    &mut self.frame,
-                    &mut slot.m,
-                    k,
-                    self.settings.fleet[k].mac,
-                    now,
-                    &bytes,
-                ),
+                Held::DhcpOut(_, ref bytes) | Held::Dhcp6Out(_, ref bytes) => {
+                    let out = if matches!(p, Held::Dhcp6Out(..)) {
+                        dhcp6_out
+                    } else {
+                        dhcp_out
+                    };
+                    out(
+                        &mut self.dhcp,
+                        &mut self.settings.faults,
+                        &mut self.hold,
+                        &mut self.rx,
+                        &mut self.frame,
+                        &mut slot.m,
+                        k,
+                        self.settings.fleet[k].mac,
+                        now,
+                        bytes,
+                    );
+                }
                 Held::TftpOut(_, dest, bytes) => {
                     if let Some((sock, _)) = &slot.tftp {
                         let _ = sock.send_to(&bytes, dest);
                     }
                 }
                 Held::DhcpIn(_, bytes) => slot.m.handle_dhcp(now, &bytes),
+                Held::Dhcp6In(_, bytes) => slot.m.handle_dhcp6(now, &bytes),
                 Held::TftpIn(_, port, bytes) => {
                     if slot.m.is_on_tftp() {
                         slot.m.handle_tftp(now, port, &bytes);

@@ -3,18 +3,14 @@
 //! and the reads and writes on them that the driver's loop makes.
 
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 
 use mio::net::{TcpStream, UdpSocket};
 use mio::{Interest, Poll, Token};
 
 use super::Conn;
 
-pub(super) fn udp_socket(
-    poll: &Poll,
-    token: Token,
-    source: Ipv4Addr,
-) -> std::io::Result<UdpSocket> {
+pub(super) fn udp_socket(poll: &Poll, token: Token, source: IpAddr) -> std::io::Result<UdpSocket> {
     let mut sock = UdpSocket::bind(SocketAddr::from((source, 0)))?;
     poll.registry()
         .register(&mut sock, token, Interest::READABLE)?;
@@ -24,18 +20,23 @@ pub(super) fn udp_socket(
 pub(super) fn connect(
     poll: &Poll,
     token: Token,
-    source: Ipv4Addr,
+    source: IpAddr,
     host: &str,
     port: u16,
 ) -> std::io::Result<TcpStream> {
     use socket2::{Domain, Socket, Type};
+    // A URL's IPv6 host is bracketed.
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     let addr = (host, port)
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| std::io::Error::other("the name has no address"))?;
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_nonblocking(true)?;
-    if !source.is_unspecified() {
+    if !source.is_unspecified() && source.is_ipv4() == addr.is_ipv4() {
         socket.bind(&SocketAddr::from((source, 0)).into())?;
     }
     match socket.connect(&addr.into()) {
@@ -50,12 +51,14 @@ pub(super) fn connect(
     Ok(stream)
 }
 
-/// Where a machine's traffic leaves from: its lease, unless leases are not
-/// local to this host.
-pub(super) fn source_of(own_address: bool, lease: Option<Ipv4Addr>) -> Ipv4Addr {
+/// Where a machine's traffic leaves from: its IPv4 lease, unless leases are
+/// not local to this host; an IPv6 machine's from the host's own address
+/// (its lease is an address on the machines' link, not this host's).
+pub(super) fn source_of(own_address: bool, lease: Option<IpAddr>) -> IpAddr {
     match lease {
-        Some(ip) if !own_address => ip,
-        _ => Ipv4Addr::UNSPECIFIED,
+        Some(IpAddr::V4(ip)) if !own_address => IpAddr::V4(ip),
+        Some(IpAddr::V6(_)) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
     }
 }
 
@@ -63,8 +66,8 @@ pub(super) fn source_of(own_address: bool, lease: Option<Ipv4Addr>) -> Ipv4Addr 
 /// so once and opens it (and every later one) from the host's own address.
 pub(super) fn retry_from_host<T>(
     own_address: &mut bool,
-    source: Ipv4Addr,
-    mut open: impl FnMut(Ipv4Addr) -> std::io::Result<T>,
+    source: IpAddr,
+    mut open: impl FnMut(IpAddr) -> std::io::Result<T>,
 ) -> std::io::Result<T> {
     match open(source) {
         Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable && !source.is_unspecified() => {
@@ -75,7 +78,11 @@ pub(super) fn retry_from_host<T>(
                      to play each machine from its lease: ip route add local POOL/PREFIX dev IF"
                 );
             }
-            open(Ipv4Addr::UNSPECIFIED)
+            let host = match source {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            };
+            open(host)
         }
         other => other,
     }

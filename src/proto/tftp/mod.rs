@@ -27,7 +27,8 @@ pub use transfer::{Event, Failure, Stats, Transfer, Transmit};
 pub const GSO_MAX_SEGMENTS: u64 = 128;
 /// Most bytes one UDP send carries, all segments together.
 pub const GSO_MAX_BYTES: u64 = 65_507;
-/// IPv4 + UDP + TFTP DATA headers: a block of `mtu - 32` fills one frame.
+/// IPv4 + UDP + TFTP DATA headers: a block of `mtu - 32` fills one frame
+/// (an IPv6 path's MTU is read 20 bytes smaller, for its longer header).
 pub const HEADERS: u32 = 20 + 8 + 4;
 
 /// Transfer policy shared by a worker's transfers.

@@ -1,7 +1,7 @@
 //! Whole boots on a virtual clock: a machine against the real DHCP and TFTP
 //! engines and an HTTP responder over the same in-memory files.
 
-use std::net::SocketAddrV4;
+use std::net::{Ipv6Addr, SocketAddrV4, SocketAddrV6};
 
 use super::*;
 use crate::proto::dhcp::{policy, Input, Mode, Outcome};
@@ -11,6 +11,35 @@ use crate::testutil;
 use crate::wire::tftp::data_header;
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+const SERVER6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 1);
+
+/// The DHCPv6 engine of the boots: the pool on `fd00:77::/64`, the server
+/// `fd00:77::1`, the default boot rules.
+fn dhcp6_engine() -> crate::proto::dhcp6::Engine {
+    use crate::proto::dhcp6::{duid_ll, Engine, Settings, Subnet};
+    let settings = Settings {
+        duid: duid_ll([0x52, 0x54, 0, 0, 0, 1]),
+        subnets: vec![Subnet {
+            prefix: Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 0),
+            len: 64,
+            ranges: vec![(
+                Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 0x100),
+                Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 0x1ff),
+            )],
+            preferred: 3000,
+            valid: 3600,
+            dns: Vec::new(),
+            domains: Vec::new(),
+        }],
+        ..Settings::default()
+    };
+    Engine::new(
+        settings,
+        crate::lease::Table6::default(),
+        testutil::t0(),
+        1_800_000_000,
+    )
+}
 const KERNEL: usize = 300_000;
 const INITRD: usize = 700_000;
 
@@ -63,6 +92,8 @@ fn respond(files: &Snapshot, request: &[u8]) -> Vec<u8> {
 /// Boots `m` to its end against the servers; its event.
 fn boot(t0: Instant, m: &mut Machine, files: &Snapshot) -> Event {
     let mut dhcp = testutil::dhcp_engine(Mode::Server, policy::defaults());
+    let mut dhcp6 = dhcp6_engine();
+    let v6 = m.family() == Family::V6;
     let settings = ptftp::Settings::default();
     let mut transfers: Vec<(u16, Transfer)> = Vec::new();
     let (mut out, mut rx, mut scratch) = ([0u8; 1500], [0u8; 1500], [0u8; 1500]);
@@ -84,8 +115,24 @@ fn boot(t0: Instant, m: &mut Machine, files: &Snapshot) -> Event {
                             m.handle_dhcp(now, &rx[..r.len]);
                         }
                     }
+                    Send::Dhcp6 { len } => {
+                        let input = crate::proto::dhcp6::Input {
+                            bytes: &out[..len],
+                            peer: SocketAddrV6::new(
+                                crate::sim::dhcp6::link_local(m.mac),
+                                546,
+                                0,
+                                2,
+                            ),
+                            local: SERVER6,
+                        };
+                        if let Ok(r) = dhcp6.handle(now, input, &mut rx) {
+                            m.handle_dhcp6(now, &rx[..r.len]);
+                        }
+                    }
                     Send::Tftp { server, to, len } => {
-                        assert_eq!(server, SERVER);
+                        let want: IpAddr = if v6 { SERVER6.into() } else { SERVER.into() };
+                        assert_eq!(server, want);
                         match to {
                             To::Server => {
                                 let tid = 2000 + transfers.len() as u16;
@@ -116,7 +163,8 @@ fn boot(t0: Instant, m: &mut Machine, files: &Snapshot) -> Event {
                         }
                     }
                     Send::Http { target, len } => {
-                        assert_eq!(target.host, "10.77.0.1");
+                        let want = if v6 { "[fd00:77::1]" } else { "10.77.0.1" };
+                        assert_eq!(target.host, want);
                         let response = respond(files, &out[..len]);
                         let used = m.handle_http(now, &response);
                         assert_eq!(used, response.len());
@@ -191,6 +239,34 @@ fn an_edk2_machine_boots_through_every_phase_to_its_answer_file() {
         m.bytes,
         (850_528 + SCRIPT.len() + KERNEL + INITRD + preseed) as u64
     );
+}
+
+#[test]
+fn ipv6_machines_boot_by_dhcpv6_and_option_59s_urls() {
+    // Host-absolute paths: iPXE resolves them against the script's URL, so
+    // the script serves both families.
+    let script = "#!ipxe\nkernel /linux initrd=initrd.gz auto=true url=/preseed.cfg\n\
+                  initrd /initrd.gz\nboot\n";
+    let files = files(script);
+    let t0 = testutil::t0();
+    for (k, identity) in [Identity::Edk2Pxe, Identity::IpxeBios, Identity::UefiHttp]
+        .into_iter()
+        .enumerate()
+    {
+        let mut m =
+            Machine::new(t0, identity, mac(20 + k as u8), [9; 16], 7, Phase::Answers).on_ipv6();
+        assert_eq!(boot(t0, &mut m, &files), Event::Booted, "{identity:?}");
+        let phases: Vec<Phase> = m.ended.iter().map(|e| e.phase).collect();
+        assert_eq!(phases.first(), Some(&Phase::Dhcp));
+        assert_eq!(phases.last(), Some(&Phase::Answers));
+        let IpAddr::V6(ip) = m.address().unwrap() else {
+            panic!("an IPv4 lease")
+        };
+        assert_eq!(ip.segments()[..2], [0xfd00, 0x77], "{ip}");
+        // EDK2 fetched ipxe.efi by TFTP, the others by HTTP: each phase
+        // counted its bytes.
+        assert!(m.bytes > (KERNEL + INITRD) as u64);
+    }
 }
 
 #[test]
