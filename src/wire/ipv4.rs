@@ -5,11 +5,18 @@
 
 use std::net::Ipv4Addr;
 
+use pnet_packet::ip::IpNextHeaderProtocols;
+use pnet_packet::ipv4::{checksum, Ipv4Flags, MutableIpv4Packet};
+use pnet_packet::udp::MutableUdpPacket;
+
 /// Bytes of an IPv4 header without options plus a UDP header.
 pub const HEADERS: usize = 28;
 
 /// Writes the IPv4 and UDP headers for `payload` from `src:sport` to `dst:dport`,
-/// with both checksums.
+/// with both checksums. The fields are set through `pnet_packet`'s views; the
+/// UDP checksum is summed here, because the payload is not behind the headers
+/// in one buffer (it goes out as its own iovec) and pnet's sum over a separate
+/// payload leaves out the last byte of an odd-length one.
 pub fn udp_headers(
     src: Ipv4Addr,
     sport: u16,
@@ -20,18 +27,24 @@ pub fn udp_headers(
     let mut h = [0u8; HEADERS];
     let total = (HEADERS + payload.len()) as u16;
     let udp_len = (8 + payload.len()) as u16;
-    h[0] = 0x45; // version 4, 5 words
-    h[2..4].copy_from_slice(&total.to_be_bytes());
-    h[6] = 0x40; // don't fragment
-    h[8] = 64; // ttl
-    h[9] = 17; // UDP
-    h[12..16].copy_from_slice(&src.octets());
-    h[16..20].copy_from_slice(&dst.octets());
-    let ip_sum = !fold(sum(&h[..20], 0));
-    h[10..12].copy_from_slice(&ip_sum.to_be_bytes());
-    h[20..22].copy_from_slice(&sport.to_be_bytes());
-    h[22..24].copy_from_slice(&dport.to_be_bytes());
-    h[24..26].copy_from_slice(&udp_len.to_be_bytes());
+    let (ip, udp) = h.split_at_mut(20);
+    if let Some(mut p) = MutableIpv4Packet::new(ip) {
+        p.set_version(4);
+        p.set_header_length(5);
+        p.set_total_length(total);
+        p.set_flags(Ipv4Flags::DontFragment);
+        p.set_ttl(64);
+        p.set_next_level_protocol(IpNextHeaderProtocols::Udp);
+        p.set_source(src);
+        p.set_destination(dst);
+        let sum = checksum(&p.to_immutable());
+        p.set_checksum(sum);
+    }
+    if let Some(mut u) = MutableUdpPacket::new(udp) {
+        u.set_source(sport);
+        u.set_destination(dport);
+        u.set_length(udp_len);
+    }
     // Pseudo-header, UDP header, payload (RFC 768).
     let mut acc = sum(&h[12..20], 0) + 17 + u32::from(udp_len);
     acc = sum(&h[20..26], acc);
@@ -127,6 +140,10 @@ mod tests {
             payload,
         );
         assert_eq!(fold(sum(&h[..20], 0)), 0xffff);
+        // Version 4 and 5 words, don't fragment, TTL 64, UDP, the ports.
+        assert_eq!((h[0], h[6], h[8], h[9]), (0x45, 0x40, 64, 17));
+        assert_eq!(&h[12..20], &[10, 0, 0, 1, 10, 0, 0, 99]);
+        assert_eq!(&h[20..24], &[0, 67, 0, 68]);
         let mut acc = sum(&h[12..20], 0) + 17 + u32::from(u16::from_be_bytes([h[24], h[25]]));
         acc = sum(&h[20..28], acc);
         acc = sum(payload, acc);
