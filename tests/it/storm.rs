@@ -229,6 +229,33 @@ fn a_dual_stack_fleet_boots_against_the_in_process_rackboot() {
 }
 
 #[test]
+fn held_tftp_datagrams_die_with_their_socket() {
+    // Under --delay, EDK2's ERROR ending its size probe is still held when
+    // its download opens a new socket: sent from that socket it reached the
+    // server as a datagram of an unknown transfer, and the server's ERROR 5
+    // failed the machine. A closed port drops it on a real network.
+    let (out, r) = storm(
+        None,
+        &[
+            "--machines",
+            "10",
+            "--mix",
+            "edk2",
+            "--delay",
+            "5",
+            "--until",
+            "nbp",
+            "--seed",
+            "3",
+            "--quiet",
+        ],
+    );
+    assert!(out.status.success(), "{r:#}");
+    assert_eq!((n(&r["booted"]), n(&r["failed"])), (10, 0));
+    assert_eq!(n(&phase(&r, "nbp")["bytes"]), 10 * NBP);
+}
+
+#[test]
 fn a_bad_option_is_named_and_exits_2() {
     let bin = env!("CARGO_BIN_EXE_rackboot");
     let out = run(bin, &["storm", "--mix", "edk2=1,bios=1"]);

@@ -20,16 +20,16 @@ use crate::wire::ipv6;
 pub(super) enum Held {
     /// Machine `k`'s DHCP message.
     DhcpOut(usize, Vec<u8>),
-    /// Machine `k`'s TFTP datagram to an address.
-    TftpOut(usize, SocketAddr, Vec<u8>),
+    /// Machine `k`'s TFTP datagram to an address, from its `n`th socket.
+    TftpOut(usize, u32, SocketAddr, Vec<u8>),
     /// A DHCP message for machine `k`.
     DhcpIn(usize, Vec<u8>),
     /// Machine `k`'s DHCPv6 message.
     Dhcp6Out(usize, Vec<u8>),
     /// A DHCPv6 message for machine `k`.
     Dhcp6In(usize, Vec<u8>),
-    /// A TFTP datagram for machine `k` from the server's port.
-    TftpIn(usize, u16, Vec<u8>),
+    /// A TFTP datagram for machine `k`'s `n`th socket from the server's port.
+    TftpIn(usize, u32, u16, Vec<u8>),
 }
 
 /// Packets held back, due at their instants (a sequence number keeps

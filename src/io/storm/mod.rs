@@ -126,6 +126,11 @@ struct Conn {
 struct Slot {
     m: Machine,
     tftp: Option<(UdpSocket, IpAddr)>,
+    /// TFTP sockets opened so far: a datagram the fault model held for an
+    /// earlier socket is lost with it, as on a network the closed port
+    /// would drop it (sent from the new socket, the server answers "unknown
+    /// transfer ID" and the machine fails).
+    tftp_socket: u32,
     http: Option<Conn>,
     armed: Option<Instant>,
 }
@@ -344,6 +349,7 @@ impl Driver {
         self.slots[k] = Some(Slot {
             m,
             tftp: None,
+            tftp_socket: 0,
             http: None,
             armed: None,
         });
@@ -403,7 +409,10 @@ impl Driver {
                         match retry_from_host(&mut self.own_address, source, |src| {
                             udp_socket(&self.poll, Token(k << 1), src)
                         }) {
-                            Ok(sock) => slot.tftp = Some((sock, server)),
+                            Ok(sock) => {
+                                slot.tftp = Some((sock, server));
+                                slot.tftp_socket += 1;
+                            }
                             Err(e) => {
                                 slot.m.abort(now, format!("open a TFTP socket: {e}"));
                                 break;
@@ -415,8 +424,15 @@ impl Driver {
                             // A datagram the kernel refused is a lost datagram.
                             Fate::Pass => drop(sock.send_to(&self.out[..len], dest)),
                             Fate::Hold(at) => {
-                                self.hold
-                                    .put(at, Held::TftpOut(k, dest, self.out[..len].to_vec()));
+                                self.hold.put(
+                                    at,
+                                    Held::TftpOut(
+                                        k,
+                                        slot.tftp_socket,
+                                        dest,
+                                        self.out[..len].to_vec(),
+                                    ),
+                                );
                             }
                             Fate::Drop => {}
                         }
@@ -608,7 +624,8 @@ impl Driver {
                     match self.settings.faults.fate(Way::In, now) {
                         Fate::Pass => slot.m.handle_tftp(now, from.port(), &self.rx[..n]),
                         Fate::Hold(at) => {
-                            let p = Held::TftpIn(k, from.port(), self.rx[..n].to_vec());
+                            let bytes = self.rx[..n].to_vec();
+                            let p = Held::TftpIn(k, slot.tftp_socket, from.port(), bytes);
                             self.hold.put(at, p);
                         }
                         Fate::Drop => {}
@@ -710,15 +727,17 @@ impl Driver {
                         bytes,
                     );
                 }
-                Held::TftpOut(_, dest, bytes) => {
-                    if let Some((sock, _)) = &slot.tftp {
+                Held::TftpOut(_, socket, dest, bytes) => {
+                    if let Some((sock, _)) =
+                        slot.tftp.as_ref().filter(|_| slot.tftp_socket == socket)
+                    {
                         let _ = sock.send_to(&bytes, dest);
                     }
                 }
                 Held::DhcpIn(_, bytes) => slot.m.handle_dhcp(now, &bytes),
                 Held::Dhcp6In(_, bytes) => slot.m.handle_dhcp6(now, &bytes),
-                Held::TftpIn(_, port, bytes) => {
-                    if slot.m.is_on_tftp() {
+                Held::TftpIn(_, socket, port, bytes) => {
+                    if slot.m.is_on_tftp() && slot.tftp.is_some() && slot.tftp_socket == socket {
                         slot.m.handle_tftp(now, port, &bytes);
                     }
                 }
