@@ -156,6 +156,9 @@ pub struct Client {
     /// A message is due: DISCOVER in Selecting, REQUEST in Requesting.
     send_due: bool,
     retries: u32,
+    /// Times an unanswered REQUEST sends the client back to DISCOVER
+    /// (udhcpc's, the installer's: its chosen server may have died).
+    restarts_left: u8,
     event: Option<Event>,
 }
 
@@ -176,6 +179,11 @@ impl Client {
             },
             send_due: true,
             retries: 0,
+            restarts_left: if identity == Identity::Installer {
+                2
+            } else {
+                0
+            },
             event: None,
         }
     }
@@ -283,6 +291,18 @@ impl Client {
             } if *retry_at <= now => {
                 *attempt += 1;
                 let Some(wait) = schedule.get(*attempt) else {
+                    if matches!(self.state, State::Requesting { .. }) && self.restarts_left > 0 {
+                        self.restarts_left -= 1;
+                        self.retries += 1;
+                        self.state = State::Selecting {
+                            attempt: 0,
+                            retry_at: now + schedule[0],
+                            decide_at: None,
+                            offers: Vec::new(),
+                        };
+                        self.send_due = true;
+                        return;
+                    }
                     let why = match self.state {
                         State::Requesting { .. } => "no ACK to the REQUEST",
                         _ => "no OFFER to the DISCOVER",

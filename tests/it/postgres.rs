@@ -520,15 +520,17 @@ fn a_server_killed_mid_storm_is_covered_by_the_other_and_rejoins_without_a_dupli
     let _turn = crate::support::heavy();
     let mut rig = Rig::new("pk", 2);
     let (a, b) = (rig.server(0), rig.server(1));
+    rig.fetch_from_leases();
     // 2,000 machines over 10 s; server 1 dies 3 s in. A machine that took
     // server 1's OFFER just before cannot have it ACKed: its firmware fails
     // this network boot and starts it again (--boot-retries), and then
-    // server 0 answers once its DISCOVERs' `secs` reach wait_secs. (To the
-    // firmware's DHCP: the storm's installer gives up after a REQUEST to a
-    // dead server, where udhcpc would start over.)
+    // server 0 answers once its DISCOVERs' `secs` reach wait_secs. To the
+    // installer's DHCP: an installer that chose server 1 sends its REQUESTs,
+    // then starts over with DISCOVER, as udhcpc does.
     let storm = Background::start(
         &rig.c,
-        "--until dhcp --machines 2000 --ramp 10 --seed 21 --boot-retries 2 --deadline 150",
+        "--until installer-dhcp --mix ipxe-bios=1 --machines 2000 --ramp 10 --seed 21 \
+         --boot-retries 2 --deadline 150",
     );
     std::thread::sleep(Duration::from_secs(3));
     let before = acks_of(&b);

@@ -100,6 +100,53 @@ fn the_installer_gets_a_plain_lease() {
 }
 
 #[test]
+fn the_installer_whose_server_died_after_its_offer_starts_over_with_discover() {
+    // Server A offers, then dies before the REQUEST: udhcpc (the
+    // installer's client) sends its REQUESTs, then goes back to DISCOVER,
+    // and server B answers that.
+    let t0 = testutil::t0();
+    let mut client = Client::new(t0, Identity::Installer, mac(9), [7; 16], 0x99);
+    let (mut a, _) = server(Mode::Server, policy::defaults(), SERVER);
+    let b_addr = Ipv4Addr::new(10, 77, 0, 2);
+    let (mut b, _) = server(Mode::Server, policy::defaults(), b_addr);
+    let (mut tx, mut rx) = ([0u8; 1500], [0u8; 1500]);
+    let mut now = t0;
+    let mut alive_a = true;
+    for _ in 0..100 {
+        while let Some(len) = client.poll_transmit(now, &mut tx) {
+            let (engine, addr) = if alive_a {
+                (&mut a, SERVER)
+            } else {
+                (&mut b, b_addr)
+            };
+            let input = Input {
+                bytes: &tx[..len],
+                server: addr,
+                port: 67,
+                peer: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+            };
+            if let Ok(Outcome::Reply(r)) = engine.handle(now, input, &mut rx) {
+                client.handle(now, &rx[..r.len]).unwrap();
+                // A's OFFER is out; then it dies.
+                alive_a = false;
+            }
+            client.handle_timeout(now);
+        }
+        if let Some(e) = client.poll_event() {
+            let (lease, retries) = bound(e);
+            assert_eq!(lease.server, b_addr);
+            // Three REQUESTs again, then one DISCOVER.
+            assert_eq!(retries, 4);
+            assert_eq!(now - t0, Duration::from_secs(12));
+            return;
+        }
+        now = client.poll_timeout().expect("a live client has a timer");
+        client.handle_timeout(now);
+    }
+    panic!("the installer never got its lease");
+}
+
+#[test]
 fn a_proxy_offer_supplies_the_boot_file_the_address_offer_lacks() {
     let plain = server(Mode::Server, Vec::new(), Ipv4Addr::new(10, 77, 0, 2));
     let proxy = server(Mode::Proxy, policy::defaults(), SERVER);
