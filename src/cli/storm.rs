@@ -272,13 +272,27 @@ fn play(args: &Args) -> Result<bool, String> {
             .saturating_sub(cpu_before)
             .saturating_sub(done.cpu)
     });
-    let target = match (done.from_leases, args.family) {
-        (_, Families::V6) => format!("{target}, every machine from this host's address"),
-        (true, Families::V4) => format!("{target}, each machine from its leased address"),
-        (true, Families::Dual) => format!(
-            "{target}, each IPv4 machine from its leased address, IPv6 ones from this host's"
+    let from = |leases: bool| {
+        if leases {
+            "its leased address"
+        } else {
+            "this host's address"
+        }
+    };
+    let target = match args.family {
+        Families::V4 if done.from_leases => {
+            format!("{target}, each machine from its leased address")
+        }
+        Families::V4 => format!("{target}, every machine from this host's address"),
+        Families::V6 if done.from_leases6 => {
+            format!("{target}, each machine from its leased address")
+        }
+        Families::V6 => format!("{target}, every machine from this host's address"),
+        Families::Dual => format!(
+            "{target}, each IPv4 machine from {}, each IPv6 one from {}",
+            from(done.from_leases),
+            from(done.from_leases6)
         ),
-        (false, _) => format!("{target}, every machine from this host's address"),
     };
     let run = Run {
         seed,

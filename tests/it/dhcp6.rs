@@ -617,9 +617,12 @@ fn a_dual_stack_storm_boots_both_families_from_raw_frames_on_the_link() {
     let _turn = crate::support::heavy();
     let mut net = Net::new("sd");
     let (s, c) = pair6(&mut net);
-    // The storm host's own addresses: TFTP and HTTP leave from them.
+    // The storm host's own addresses; it takes the DHCPv6 pool as local,
+    // so that IPv6 machines' TFTP and HTTP leave from their leases (the
+    // IPv4 ones leave from 10.201.0.2).
     sh(&format!(
-        "ip -n {c} addr add 10.201.0.2/24 dev eth0 && ip -n {c} addr add fd00:201::2/64 dev eth0 nodad"
+        "ip -n {c} addr add 10.201.0.2/24 dev eth0 && ip -n {c} addr add fd00:201::2/64 dev eth0 nodad && \
+         ip -n {c} -6 route add local fd00:201::100/120 dev eth0"
     ));
     let dir = TempDir::new("storm-dual");
     let root = dir.0.join("root");
@@ -663,13 +666,21 @@ fn a_dual_stack_storm_boots_both_families_from_raw_frames_on_the_link() {
     use crate::storm::{n, phase};
     assert_eq!(n(&phase(&r, "answers")["count"]), 24);
     assert_eq!(n(&phase(&r, "kernel")["bytes"]), 24 * 8_200_000);
-    // The server saw both families: IPv6 peers for TFTP and every HTTP
-    // step, and DHCPv6 leases beside the DHCPv4 ones in its journal.
+    assert!(
+        r["target"]
+            .as_str()
+            .unwrap()
+            .contains("each IPv6 one from its leased address"),
+        "{r:#}"
+    );
+    // The server saw both families: each IPv6 machine's TFTP and HTTP from
+    // its lease (fd00:201::1xx), and DHCPv6 leases beside the DHCPv4 ones in
+    // its journal.
     let log = server.log().join("\n");
     assert!(
         log.lines().any(|l| l.contains("proto=tftp")
             && l.contains("file=/ipxe.efi result=done")
-            && l.contains("peer=[fd00:201::2]")),
+            && l.contains("peer=[fd00:201::1")),
         "no TFTP over IPv6:\n{log}"
     );
     for target in ["/boot.ipxe", "/vmlinuz", "/initrd.gz", "/preseed.cfg"] {
@@ -678,7 +689,7 @@ fn a_dual_stack_storm_boots_both_families_from_raw_frames_on_the_link() {
                 .filter(|l| {
                     l.contains(&format!("target={target} "))
                         && l.contains("status=200")
-                        && l.contains("peer=[fd00:201::2]") == v6
+                        && l.contains("peer=[fd00:201::1") == v6
                 })
                 .count()
         };

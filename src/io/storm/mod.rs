@@ -34,7 +34,10 @@ use crate::sim::report::{Outcome, PHASES};
 use crate::sim::tftp::To;
 use crate::wire::ipv6;
 use hold::{dhcp6_out, dhcp_out, Held, Hold};
-use net::{connect, discard, flush, retry_from_host, source_of, udp_socket};
+use net::{
+    connect, covers, discard, flush, interface_mac, local_prefixes6, retry_from_host, udp_socket,
+    Sources,
+};
 pub use sys::{process_cpu, thread_cpu};
 
 /// Where the machines' DHCP goes.
@@ -100,6 +103,9 @@ pub struct Done {
     /// address (else from the host's own). IPv6 machines' always leave from
     /// the host's own: their leases are not this host's addresses.
     pub from_leases: bool,
+    /// Whether IPv6 machines' TFTP and HTTP left from their leases (the host
+    /// takes them as local: `ip -6 route add local`).
+    pub from_leases6: bool,
     /// Datagrams and frames the fault model dropped: the machines', the server's.
     pub dropped: (u64, u64),
 }
@@ -147,9 +153,11 @@ struct Driver {
     hold: Hold,
     /// Connections left readable after their turn.
     ready: Vec<usize>,
-    /// TFTP and HTTP leave from the host's own address: the leased ones are
-    /// not local here (set at the first bind that fails).
-    own_address: bool,
+    /// Where TFTP and HTTP leave from.
+    sources: Sources,
+    /// The link's own MAC: neighbor advertisements for the IPv6 leases it
+    /// takes as local.
+    host_mac: Option<[u8; 6]>,
     started: Instant,
     ended: usize,
     out: Vec<u8>,
@@ -198,6 +206,11 @@ pub fn run(settings: Settings, dhcp: Dhcp) -> Result<Done, String> {
         .enumerate()
         .map(|(k, s)| (s.mac, k))
         .collect();
+    let raw = matches!(dhcp, Dhcp::Raw { .. });
+    let (local6, host_mac) = match &dhcp {
+        Dhcp::Raw { v6: Some(link), .. } => (local_prefixes6(), interface_mac(link.interface())),
+        _ => (Vec::new(), None),
+    };
     let cpu0 = thread_cpu();
     let mut d = Driver {
         settings,
@@ -209,7 +222,8 @@ pub fn run(settings: Settings, dhcp: Dhcp) -> Result<Done, String> {
         timers: BinaryHeap::new(),
         hold: Hold::default(),
         ready: Vec::new(),
-        own_address: false,
+        sources: Sources::new(raw, local6),
+        host_mac,
         started: clock::now(),
         ended: 0,
         out: vec![0; 2048],
@@ -236,7 +250,8 @@ pub fn run(settings: Settings, dhcp: Dhcp) -> Result<Done, String> {
     Ok(Done {
         outcomes,
         dropped: d.settings.faults.dropped,
-        from_leases: !d.own_address,
+        from_leases: !d.sources.own_address,
+        from_leases6: d.sources.from_leases6,
         elapsed,
         cpu: thread_cpu().saturating_sub(cpu0),
     })
@@ -405,8 +420,8 @@ impl Driver {
                         }
                     }
                     if slot.tftp.is_none() {
-                        let source = source_of(self.own_address, slot.m.address());
-                        match retry_from_host(&mut self.own_address, source, |src| {
+                        let source = self.sources.of(slot.m.address());
+                        match retry_from_host(&mut self.sources.own_address, source, |src| {
                             udp_socket(&self.poll, Token(k << 1), src)
                         }) {
                             Ok(sock) => {
@@ -447,10 +462,10 @@ impl Driver {
                         if let Some(mut c) = slot.http.take() {
                             let _ = self.poll.registry().deregister(&mut c.stream);
                         }
-                        let source = source_of(self.own_address, slot.m.address());
+                        let source = self.sources.of(slot.m.address());
                         let token = Token(k << 1 | 1);
                         let (host, port) = (&target.host, target.port);
-                        match retry_from_host(&mut self.own_address, source, |src| {
+                        match retry_from_host(&mut self.sources.own_address, source, |src| {
                             connect(&self.poll, token, src, host, port)
                         }) {
                             Ok(stream) => {
@@ -593,14 +608,27 @@ impl Driver {
                     from_mac,
                     from,
                 }) => {
-                    let Some(mac) = ipv6::eui64_mac(target) else {
-                        continue;
+                    // A machine's link-local address: the machine answers.
+                    // A lease the host takes as local: the host (its MAC),
+                    // as proxy, since its kernel answers only for the
+                    // addresses of its interfaces.
+                    let owner = match ipv6::eui64_mac(target) {
+                        Some(mac) => self
+                            .macs
+                            .get(&mac)
+                            .is_some_and(|&k| self.slots[k].is_some())
+                            .then_some(mac),
+                        None if covers(&self.sources.local6, target) => {
+                            self.host_mac.filter(|_| {
+                                self.slots
+                                    .iter()
+                                    .flatten()
+                                    .any(|s| s.m.address() == Some(IpAddr::V6(target)))
+                            })
+                        }
+                        None => None,
                     };
-                    let live = self
-                        .macs
-                        .get(&mac)
-                        .is_some_and(|&k| self.slots[k].is_some());
-                    if live {
+                    if let Some(mac) = owner {
                         ipv6::neighbor_advert_frame(mac, target, from_mac, from, &mut self.frame);
                         // A refused frame is a lost one: the kernel asks again.
                         let _ = link.send_frame(&self.frame);
