@@ -43,7 +43,7 @@ fn boot_network(net: &mut Net, server: &str, taps: usize) -> String {
     let ns = net.ns("q");
     sh(&format!(
         "ip -n {ns} link add br0 type bridge && ip -n {ns} addr add {server}/24 dev br0 && \
-         ip -n {ns} link set br0 up"
+         ip -n {ns} addr add fd00:81::1/64 dev br0 nodad && ip -n {ns} link set br0 up"
     ));
     for i in 0..taps {
         sh(&format!(
@@ -425,7 +425,9 @@ fn seabios_installs_once_then_boots_its_disk() {
 #[test]
 fn ovmf_edk2_pxe_tftps_snponly_efi_and_boots_the_installer_to_its_preseed() {
     // romfile= leaves the NIC without iPXE's ROM: EDK2's own PXE client runs,
-    // TFTPs iPXE (snponly.efi), and iPXE takes over from there.
+    // TFTPs iPXE (snponly.efi), and iPXE takes over from there. The link is
+    // dual stack (DHCPv6 on, its advertisement with the M flag): the
+    // machine boots over IPv4 all the same, and configures IPv6 beside it.
     let _turn = crate::support::heavy();
     let log = boot_installer(
         "qu",
@@ -435,7 +437,7 @@ fn ovmf_edk2_pxe_tftps_snponly_efi_and_boots_the_installer_to_its_preseed() {
         },
         "52:54:00:81:00:02",
         ",romfile=",
-        &[],
+        &["--dhcp6-range", "fd00:81::100,fd00:81::1ff"],
         false,
     )
     .log;
@@ -454,6 +456,18 @@ fn ovmf_edk2_pxe_tftps_snponly_efi_and_boots_the_installer_to_its_preseed() {
         .filter_map(|l| l.split("ip=").nth(1))
         .collect();
     assert_eq!(acked.len(), 1, "one address per machine:\n{log}");
+    // IPv6 was there and taken (iPXE's or the installer's DHCPv6), and the
+    // boot went on over IPv4: the script, kernel and initrd from the IPv4
+    // peer.
+    assert!(
+        log.contains("dhcp6 REPLY"),
+        "no DHCPv6 binding beside IPv4:\n{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("target=/boot/linux") && l.contains("peer=10.81.0.")),
+        "the kernel did not come over IPv4:\n{log}"
+    );
 }
 
 /// OVMF's code and a copy of its variable store in `dir`.
