@@ -142,7 +142,10 @@ impl Identity {
 impl Client {
     /// A client that sends its first SOLICIT at `now`.
     pub fn new(now: Instant, identity: Identity, mac: [u8; 6], uuid: [u8; 16], xid: u32) -> Self {
-        let [_, a, b, c] = xid.to_be_bytes();
+        // The machine moves its xid on by the top byte at each step; the
+        // 24-bit DHCPv6 id folds it in, so that a late REPLY of one step
+        // (firmware and iPXE share a DUID) is never taken for the next.
+        let [_, a, b, c] = (xid ^ (xid >> 24)).to_be_bytes();
         Self {
             identity,
             duid: identity.duid6(mac, &uuid),
@@ -198,14 +201,16 @@ impl Client {
                     .unwrap_or_default(),
             });
         match (&mut self.state, m.kind) {
-            (State::Soliciting { best, .. }, MessageType::Advertise) => {
+            (State::Soliciting { best, attempt, .. }, MessageType::Advertise) => {
                 let Some(seen) = seen else { return Ok(()) };
-                let take_now = seen.preference == 255;
+                // RFC 8415 §18.2.1: preference 255 is taken at once, and
+                // so is any ADVERTISE once the first wait has passed (EDK2:
+                // AdPref 0xff after the first RT); before that the client
+                // collects.
+                let take_now = seen.preference == 255 || *attempt > 0;
                 if best.as_ref().is_none_or(|b| seen.preference > b.preference) {
                     *best = Some(seen);
                 }
-                // RFC 8415 §18.2.1: preference 255 is taken at once; else
-                // the client collects until its first wait ends.
                 if take_now {
                     self.request(now);
                 }

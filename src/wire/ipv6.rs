@@ -81,8 +81,10 @@ pub fn dhcp6_frame(mac: [u8; 6], src: Ipv6Addr, payload: &[u8], frame: &mut Vec<
         u.set_destination(SERVER_PORT);
         u.set_length(udp_len as u16);
         u.set_payload(payload);
+        // Over IPv6 a zero checksum means none, which receivers drop
+        // (RFC 8200 §8.1): a sum of zero is sent as its complement.
         let sum = udp::ipv6_checksum(&u.to_immutable(), &src, &ALL_SERVERS);
-        u.set_checksum(sum);
+        u.set_checksum(if sum == 0 { 0xffff } else { sum });
     }
 }
 

@@ -100,8 +100,7 @@ pub struct Done {
     /// CPU time of the driver's thread.
     pub cpu: Duration,
     /// Whether the IPv4 machines' TFTP and HTTP left from each one's leased
-    /// address (else from the host's own). IPv6 machines' always leave from
-    /// the host's own: their leases are not this host's addresses.
+    /// address (else from the host's own).
     pub from_leases: bool,
     /// Whether IPv6 machines' TFTP and HTTP left from their leases (the host
     /// takes them as local: `ip -6 route add local`).

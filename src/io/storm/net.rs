@@ -179,6 +179,12 @@ pub(super) fn retry_from_host<T>(
     mut open: impl FnMut(IpAddr) -> std::io::Result<T>,
 ) -> std::io::Result<T> {
     match open(source) {
+        // An IPv6 lease is tried only under a local route (see
+        // [`Sources::of`]): should it fail all the same, that machine falls
+        // back alone, and the IPv4 machines keep their leases.
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable && source.is_ipv6() => {
+            open(IpAddr::V6(Ipv6Addr::UNSPECIFIED))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable && !source.is_unspecified() => {
             if !std::mem::replace(own_address, true) {
                 eprintln!(
@@ -187,11 +193,7 @@ pub(super) fn retry_from_host<T>(
                      to play each machine from its lease: ip route add local POOL/PREFIX dev IF"
                 );
             }
-            let host = match source {
-                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-            };
-            open(host)
+            open(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
         }
         other => other,
     }

@@ -153,3 +153,55 @@ fn the_link_local_address_is_the_modified_eui64() {
         ip("fe80::5054:ff:fe12:3456")
     );
 }
+
+#[test]
+fn an_advertise_after_the_first_wait_is_taken_at_once() {
+    // The first SOLICIT is lost; the second is answered without a
+    // preference of 255: past the first wait the client requests at once,
+    // not at its next retransmission.
+    let t0 = testutil::t0();
+    let mut c = Client::new(t0, Identity::Edk2Pxe, MAC, UUID, 9);
+    let mut e = engine(10, false, 1);
+    let (mut tx, mut rx) = ([0u8; 1500], [0u8; 1500]);
+    assert!(c.poll_transmit(t0, &mut tx).is_some(), "lost on the way");
+    let now = c.poll_timeout().unwrap();
+    assert_eq!(now - t0, Duration::from_secs(4));
+    c.handle_timeout(now);
+    let mut at = now;
+    for _ in 0..4 {
+        let Some(len) = c.poll_transmit(at, &mut tx) else {
+            break;
+        };
+        let input = Input {
+            bytes: &tx[..len],
+            peer: SocketAddrV6::new(link_local(MAC), CLIENT_PORT, 0, 2),
+            local: ip("fd00:9::1"),
+        };
+        let r = e.handle(at, input, &mut rx).unwrap();
+        c.handle(at, &rx[..r.len]).unwrap();
+        at += Duration::from_millis(1);
+    }
+    assert!(
+        matches!(c.poll_event(), Some(Event::Bound { retries: 1, .. })),
+        "bound 4 s in, by the second SOLICIT's ADVERTISE"
+    );
+}
+
+#[test]
+fn each_step_of_a_machine_has_its_own_transaction_id() {
+    // The machine moves its xid on by 0x0100_0000 per step; the DHCPv6 id
+    // (24 bits) must change with it.
+    let t0 = testutil::t0();
+    let ids: Vec<[u8; 3]> = (0..3u32)
+        .map(|step| {
+            let mut c = Client::new(t0, Identity::IpxeEfi, MAC, UUID, 0x00ab_cdef + (step << 24));
+            let mut tx = [0u8; 1500];
+            c.poll_transmit(t0, &mut tx).unwrap();
+            [tx[1], tx[2], tx[3]]
+        })
+        .collect();
+    assert!(
+        ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2],
+        "{ids:?}"
+    );
+}
