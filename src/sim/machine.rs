@@ -282,20 +282,15 @@ impl Machine {
         self.phase
     }
 
-    /// A DHCP reply (any broadcast or frame for port 68 the driver saw).
+    /// A DHCP reply of its family: a broadcast or frame for port 68, or a
+    /// DHCPv6 datagram for port 546 of its link-local address.
     pub fn handle_dhcp(&mut self, now: Instant, bytes: &[u8]) {
-        if let Step::Dhcp(c) = &mut self.step {
-            let _ = c.handle(now, bytes);
-            self.advance(now);
-        }
-    }
-
-    /// A DHCPv6 reply (a datagram for port 546 of its link-local address).
-    pub fn handle_dhcp6(&mut self, now: Instant, bytes: &[u8]) {
-        if let Step::Dhcp6(c) = &mut self.step {
-            let _ = c.handle(now, bytes);
-            self.advance(now);
-        }
+        let _ = match &mut self.step {
+            Step::Dhcp(c) => c.handle(now, bytes),
+            Step::Dhcp6(c) => c.handle(now, bytes),
+            _ => return,
+        };
+        self.advance(now);
     }
 
     /// A TFTP datagram from the server's port `from`.

@@ -54,28 +54,55 @@ fn multicast_mac(group: Ipv6Addr) -> [u8; 6] {
     [0x33, 0x33, o[12], o[13], o[14], o[15]]
 }
 
+/// The addresses of one frame's Ethernet and IPv6 headers.
+struct Ends {
+    from_mac: [u8; 6],
+    to_mac: [u8; 6],
+    from: Ipv6Addr,
+    to: Ipv6Addr,
+}
+
+/// Sizes `frame` for `body` bytes after the Ethernet and IPv6 headers,
+/// writes those headers, and returns the body to fill.
+fn headers<'f>(
+    frame: &'f mut Vec<u8>,
+    ends: &Ends,
+    next: pnet_packet::ip::IpNextHeaderProtocol,
+    hop_limit: u8,
+    body: usize,
+) -> &'f mut [u8] {
+    frame.clear();
+    frame.resize(ETH + IP6 + body, 0);
+    let (eth, rest) = frame.split_at_mut(ETH);
+    if let Some(mut e) = MutableEthernetPacket::new(eth) {
+        e.set_destination(ends.to_mac.into());
+        e.set_source(ends.from_mac.into());
+        e.set_ethertype(EtherTypes::Ipv6);
+    }
+    let (ip, body) = rest.split_at_mut(IP6);
+    if let Some(mut p) = MutableIpv6Packet::new(ip) {
+        p.set_version(6);
+        p.set_payload_length(body.len() as u16);
+        p.set_next_header(next);
+        p.set_hop_limit(hop_limit);
+        p.set_source(ends.from);
+        p.set_destination(ends.to);
+    }
+    body
+}
+
 /// Writes into `frame` a DHCPv6 message `payload` from `mac` (its
 /// link-local address `src`, port 546) to All_DHCP_Relay_Agents_and_Servers.
 pub fn dhcp6_frame(mac: [u8; 6], src: Ipv6Addr, payload: &[u8], frame: &mut Vec<u8>) {
     let udp_len = UDP + payload.len();
-    frame.clear();
-    frame.resize(ETH + IP6 + udp_len, 0);
-    let (eth, rest) = frame.split_at_mut(ETH);
-    if let Some(mut e) = MutableEthernetPacket::new(eth) {
-        e.set_destination(multicast_mac(ALL_SERVERS).into());
-        e.set_source(mac.into());
-        e.set_ethertype(EtherTypes::Ipv6);
-    }
-    let (ip, datagram) = rest.split_at_mut(IP6);
-    if let Some(mut p) = MutableIpv6Packet::new(ip) {
-        p.set_version(6);
-        p.set_payload_length(udp_len as u16);
-        p.set_next_header(IpNextHeaderProtocols::Udp);
-        // One hop: a client's multicast stays on its link (relays forward it).
-        p.set_hop_limit(1);
-        p.set_source(src);
-        p.set_destination(ALL_SERVERS);
-    }
+    let ends = Ends {
+        from_mac: mac,
+        to_mac: multicast_mac(ALL_SERVERS),
+        from: src,
+        to: ALL_SERVERS,
+    };
+    // One hop: a client's multicast stays on its link (relays forward it).
+    let datagram = headers(frame, &ends, IpNextHeaderProtocols::Udp, 1, udp_len);
     if let Some(mut u) = MutableUdpPacket::new(datagram) {
         u.set_source(CLIENT_PORT);
         u.set_destination(SERVER_PORT);
@@ -109,24 +136,14 @@ pub fn neighbor_advert_frame(
             NeighborAdvertFlags::Solicited | NeighborAdvertFlags::Override,
         )
     };
-    frame.clear();
-    frame.resize(ETH + IP6 + NA, 0);
-    let (eth, rest) = frame.split_at_mut(ETH);
-    if let Some(mut e) = MutableEthernetPacket::new(eth) {
-        e.set_destination(dst_mac.into());
-        e.set_source(mac.into());
-        e.set_ethertype(EtherTypes::Ipv6);
-    }
-    let (ip, message) = rest.split_at_mut(IP6);
-    if let Some(mut p) = MutableIpv6Packet::new(ip) {
-        p.set_version(6);
-        p.set_payload_length(NA as u16);
-        p.set_next_header(IpNextHeaderProtocols::Icmpv6);
-        // Neighbor discovery is only believed at hop limit 255 (§7.1.2).
-        p.set_hop_limit(255);
-        p.set_source(target);
-        p.set_destination(dst);
-    }
+    let ends = Ends {
+        from_mac: mac,
+        to_mac: dst_mac,
+        from: target,
+        to: dst,
+    };
+    // Neighbor discovery is only believed at hop limit 255 (§7.1.2).
+    let message = headers(frame, &ends, IpNextHeaderProtocols::Icmpv6, 255, NA);
     if let Some(mut na) = MutableNeighborAdvertPacket::new(message) {
         na.set_icmpv6_type(Icmpv6Types::NeighborAdvert);
         na.set_flags(flags);

@@ -11,6 +11,7 @@ use crate::proto::dhcp::{Input, Outcome as DhcpOutcome};
 use crate::proto::dhcp6::Input as Input6;
 use crate::sim::dhcp6::link_local;
 use crate::sim::faults::{Fate, Faults, Way};
+use crate::sim::fleet::Family;
 use crate::sim::machine::Machine;
 use crate::wire::dhcp6::CLIENT_PORT;
 use crate::wire::ipv6;
@@ -18,16 +19,12 @@ use crate::wire::ipv6;
 /// A packet the fault model holds back.
 #[derive(Debug)]
 pub(super) enum Held {
-    /// Machine `k`'s DHCP message.
-    DhcpOut(usize, Vec<u8>),
+    /// Machine `k`'s DHCP message, of its family.
+    DhcpOut(usize, Family, Vec<u8>),
     /// Machine `k`'s TFTP datagram to an address, from its `n`th socket.
     TftpOut(usize, u32, SocketAddr, Vec<u8>),
-    /// A DHCP message for machine `k`.
+    /// A DHCP message (either family) for machine `k`.
     DhcpIn(usize, Vec<u8>),
-    /// Machine `k`'s DHCPv6 message.
-    Dhcp6Out(usize, Vec<u8>),
-    /// A DHCPv6 message for machine `k`.
-    Dhcp6In(usize, Vec<u8>),
     /// A TFTP datagram for machine `k`'s `n`th socket from the server's port.
     TftpIn(usize, u32, u16, Vec<u8>),
 }
@@ -62,8 +59,11 @@ impl Hold {
     }
 }
 
-/// Machine `m`'s DHCP message `bytes` reaches the server: an engine's
-/// answer comes back through the fault model; a link's goes out as a frame.
+/// Machine `m`'s DHCP message `bytes` of `family` reaches the server: an
+/// engine's answer comes back through the fault model; a link's goes out
+/// as a frame (DHCPv6 from the machine's link-local address). With no
+/// DHCPv6 here, a DHCPv6 message goes nowhere: the machine's schedule runs
+/// out and names it.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn dhcp_out(
     dhcp: &mut Dhcp,
@@ -74,11 +74,12 @@ pub(super) fn dhcp_out(
     m: &mut Machine,
     k: usize,
     mac: [u8; 6],
+    family: Family,
     now: Instant,
     bytes: &[u8],
 ) {
-    match dhcp {
-        Dhcp::Engine { engine, server, .. } => {
+    let reply = match (family, dhcp) {
+        (Family::V4, Dhcp::Engine { engine, server, .. }) => {
             let input = Input {
                 bytes,
                 server: *server,
@@ -86,63 +87,44 @@ pub(super) fn dhcp_out(
                 peer: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
             };
             engine.handle_timeout(now);
-            if let Ok(DhcpOutcome::Reply(r)) = engine.handle(now, input, rx) {
-                match faults.fate(Way::In, now) {
-                    Fate::Pass => m.handle_dhcp(now, &rx[..r.len]),
-                    Fate::Hold(at) => hold.put(at, Held::DhcpIn(k, rx[..r.len].to_vec())),
-                    Fate::Drop => {}
-                }
+            match engine.handle(now, input, rx) {
+                Ok(DhcpOutcome::Reply(r)) => Some(r.len),
+                _ => None,
             }
         }
-        Dhcp::Raw { link, .. } => {
-            // A frame the queue refused is lost on the wire, as on
-            // a busy link; the client's retransmission covers it.
-            let _ = link.send_dhcp(mac, bytes, frame);
-        }
-    }
-}
-
-/// Machine `m`'s DHCPv6 message `bytes` reaches the server, as
-/// [`dhcp_out`]: from its link-local address, into the in-process DHCPv6
-/// engine or out on the IPv6 link as a frame.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn dhcp6_out(
-    dhcp: &mut Dhcp,
-    faults: &mut Faults,
-    hold: &mut Hold,
-    rx: &mut [u8],
-    frame: &mut Vec<u8>,
-    m: &mut Machine,
-    k: usize,
-    mac: [u8; 6],
-    now: Instant,
-    bytes: &[u8],
-) {
-    let source = link_local(mac);
-    match dhcp {
-        Dhcp::Engine {
-            v6: Some((engine, server)),
-            ..
-        } => {
+        (
+            Family::V6,
+            Dhcp::Engine {
+                v6: Some((engine, server)),
+                ..
+            },
+        ) => {
             let input = Input6 {
                 bytes,
-                peer: SocketAddrV6::new(source, CLIENT_PORT, 0, 1),
+                peer: SocketAddrV6::new(link_local(mac), CLIENT_PORT, 0, 1),
                 local: *server,
             };
             engine.handle_timeout(now);
-            if let Ok(r) = engine.handle(now, input, rx) {
-                match faults.fate(Way::In, now) {
-                    Fate::Pass => m.handle_dhcp6(now, &rx[..r.len]),
-                    Fate::Hold(at) => hold.put(at, Held::Dhcp6In(k, rx[..r.len].to_vec())),
-                    Fate::Drop => {}
-                }
-            }
+            engine.handle(now, input, rx).ok().map(|r| r.len)
         }
-        Dhcp::Raw { v6: Some(link), .. } => {
-            ipv6::dhcp6_frame(mac, source, bytes, frame);
+        // A frame the queue refused is lost on the wire, as on a busy link;
+        // the client's retransmission covers it.
+        (Family::V4, Dhcp::Raw { link, .. }) => {
+            let _ = link.send_dhcp(mac, bytes, frame);
+            None
+        }
+        (Family::V6, Dhcp::Raw { v6: Some(link), .. }) => {
+            ipv6::dhcp6_frame(mac, link_local(mac), bytes, frame);
             let _ = link.send_frame(frame);
+            None
         }
-        // No DHCPv6 here: the machine's schedule runs out and names it.
-        Dhcp::Engine { v6: None, .. } | Dhcp::Raw { v6: None, .. } => {}
+        (Family::V6, _) => None,
+    };
+    if let Some(len) = reply {
+        match faults.fate(Way::In, now) {
+            Fate::Pass => m.handle_dhcp(now, &rx[..len]),
+            Fate::Hold(at) => hold.put(at, Held::DhcpIn(k, rx[..len].to_vec())),
+            Fate::Drop => {}
+        }
     }
 }

@@ -33,7 +33,7 @@ use crate::sim::machine::{Event, Machine, Phase, Send};
 use crate::sim::report::{Outcome, PHASES};
 use crate::sim::tftp::To;
 use crate::wire::ipv6;
-use hold::{dhcp6_out, dhcp_out, Held, Hold};
+use hold::{dhcp_out, Held, Hold};
 use net::{
     connect, covers, discard, flush, interface_mac, local_prefixes6, retry_from_host, udp_socket,
     Sources,
@@ -383,15 +383,14 @@ impl Driver {
         while let Some(send) = slot.m.poll_transmit(now, &mut self.out) {
             match send {
                 Send::Dhcp { len } | Send::Dhcp6 { len } => {
-                    let v6 = matches!(send, Send::Dhcp6 { .. });
+                    let family = slot.m.family();
                     let bytes = &self.out[..len];
                     match self.settings.faults.fate(Way::Out, now) {
                         Fate::Drop => {}
-                        Fate::Hold(at) if v6 => {
-                            self.hold.put(at, Held::Dhcp6Out(k, bytes.to_vec()))
+                        Fate::Hold(at) => {
+                            self.hold.put(at, Held::DhcpOut(k, family, bytes.to_vec()));
                         }
-                        Fate::Hold(at) => self.hold.put(at, Held::DhcpOut(k, bytes.to_vec())),
-                        Fate::Pass => (if v6 { dhcp6_out } else { dhcp_out })(
+                        Fate::Pass => dhcp_out(
                             &mut self.dhcp,
                             &mut self.settings.faults,
                             &mut self.hold,
@@ -400,6 +399,7 @@ impl Driver {
                             &mut slot.m,
                             k,
                             self.settings.fleet[k].mac,
+                            family,
                             now,
                             bytes,
                         ),
@@ -596,8 +596,8 @@ impl Driver {
                     };
                     let payload = &self.rx[payload];
                     match self.settings.faults.fate(Way::In, now) {
-                        Fate::Pass => slot.m.handle_dhcp6(now, payload),
-                        Fate::Hold(at) => self.hold.put(at, Held::Dhcp6In(k, payload.to_vec())),
+                        Fate::Pass => slot.m.handle_dhcp(now, payload),
+                        Fate::Hold(at) => self.hold.put(at, Held::DhcpIn(k, payload.to_vec())),
                         Fate::Drop => {}
                     }
                     self.pump(now, k);
@@ -723,11 +723,9 @@ impl Driver {
     fn release(&mut self, now: Instant) {
         while let Some(p) = self.hold.take_due(now) {
             let k = match &p {
-                Held::DhcpOut(k, _)
+                Held::DhcpOut(k, ..)
                 | Held::TftpOut(k, ..)
                 | Held::DhcpIn(k, _)
-                | Held::Dhcp6Out(k, _)
-                | Held::Dhcp6In(k, _)
                 | Held::TftpIn(k, ..) => *k,
             };
             // A machine that ended meanwhile gets nothing.
@@ -735,25 +733,19 @@ impl Driver {
                 continue;
             };
             match p {
-                Held::DhcpOut(_, ref bytes) | Held::Dhcp6Out(_, ref bytes) => {
-                    let out = if matches!(p, Held::Dhcp6Out(..)) {
-                        dhcp6_out
-                    } else {
-                        dhcp_out
-                    };
-                    out(
-                        &mut self.dhcp,
-                        &mut self.settings.faults,
-                        &mut self.hold,
-                        &mut self.rx,
-                        &mut self.frame,
-                        &mut slot.m,
-                        k,
-                        self.settings.fleet[k].mac,
-                        now,
-                        bytes,
-                    );
-                }
+                Held::DhcpOut(_, family, bytes) => dhcp_out(
+                    &mut self.dhcp,
+                    &mut self.settings.faults,
+                    &mut self.hold,
+                    &mut self.rx,
+                    &mut self.frame,
+                    &mut slot.m,
+                    k,
+                    self.settings.fleet[k].mac,
+                    family,
+                    now,
+                    &bytes,
+                ),
                 Held::TftpOut(_, socket, dest, bytes) => {
                     if let Some((sock, _)) =
                         slot.tftp.as_ref().filter(|_| slot.tftp_socket == socket)
@@ -762,7 +754,6 @@ impl Driver {
                     }
                 }
                 Held::DhcpIn(_, bytes) => slot.m.handle_dhcp(now, &bytes),
-                Held::Dhcp6In(_, bytes) => slot.m.handle_dhcp6(now, &bytes),
                 Held::TftpIn(_, socket, port, bytes) => {
                     if slot.m.is_on_tftp() && slot.tftp.is_some() && slot.tftp_socket == socket {
                         slot.m.handle_tftp(now, port, &bytes);

@@ -127,7 +127,7 @@ fn boot(t0: Instant, m: &mut Machine, files: &Snapshot) -> Event {
                             local: SERVER6,
                         };
                         if let Ok(r) = dhcp6.handle(now, input, &mut rx) {
-                            m.handle_dhcp6(now, &rx[..r.len]);
+                            m.handle_dhcp(now, &rx[..r.len]);
                         }
                     }
                     Send::Tftp { server, to, len } => {
